@@ -1,1 +1,3 @@
+//! devenv: daemonless local development environments for Laravel teams.
 
+pub mod config;

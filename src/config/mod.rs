@@ -1,0 +1,4 @@
+//! Reading `dev.toml`: parse, apply presets and `.env`, interpolate, resolve
+//! profiles and validate, producing one [`model::Stack`].
+
+pub mod model;

@@ -1,0 +1,196 @@
+//! The resolved stack model: what `dev.toml` means once presets, `.env`,
+//! interpolation and profiles have been applied. Every other part (plan,
+//! engine, export) reads only this, never the raw file.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+/// A whole stack, validated: dependencies exist and form no cycle.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stack {
+    /// Project name; prefixes every Docker object name and is their label.
+    pub project: String,
+    /// The stack file this was read from.
+    pub file: PathBuf,
+    /// The folder of the stack file; relative paths are resolved against it.
+    pub root: PathBuf,
+    /// Services enabled by the active profiles, in file order.
+    pub services: IndexMap<String, Service>,
+    /// Named volumes used by the services (declared or implied by a mount).
+    pub volumes: IndexMap<String, Volume>,
+    /// The top-level `[k8s]` table, read only by export.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s: Option<toml::Table>,
+}
+
+/// One service, fully resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub name: String,
+    /// Image to run; for a service with `build` this is the tag devenv gives it.
+    pub image: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+    /// Local build used when `image` cannot be pulled (presets' stand-ins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Build>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Shared env, then `env_file`s, then the service's own `env`; interpolated.
+    pub env: IndexMap<String, EnvValue>,
+    pub ports: Vec<Port>,
+    pub volumes: Vec<Mount>,
+    pub depends_on: IndexMap<String, Condition>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<Probe>,
+    #[serde(with = "duration_secs")]
+    pub ready_timeout: Duration,
+    pub restart: Restart,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    pub profiles: Vec<String>,
+    pub hooks: Hooks,
+    pub watch: Vec<WatchRule>,
+    /// The service's `k8s` table, read only by export.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s: Option<toml::Table>,
+}
+
+/// An environment value and whether it is a secret (never printed, never in a ConfigMap).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvValue {
+    pub value: String,
+    pub secret: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Build {
+    /// Absolute path of the build context.
+    pub context: PathBuf,
+    /// Dockerfile path relative to the context.
+    pub dockerfile: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub args: BTreeMap<String, String>,
+    /// Host script run before building (e.g. to download wheels), absolute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prepare: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+/// One published port: `[ip:]host:container[/proto]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Port {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// `None` when only the container port was given (Docker picks one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<u16>,
+    pub container: u16,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Mount {
+    /// A named volume managed by devenv (`pgdata:/var/lib/postgresql/data`).
+    Volume { name: String, target: String, read_only: bool },
+    /// A host path, absolute after resolution (`./src:/app`).
+    Bind { source: PathBuf, target: String, read_only: bool },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    /// Created outside devenv: never created nor removed by it.
+    pub external: bool,
+}
+
+/// What a dependent waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Condition {
+    /// The container is running.
+    Started,
+    /// Its readiness probe passed (or it is running, when it has none).
+    Ready,
+    /// It ran to completion with exit code 0 (one-off jobs).
+    Completed,
+}
+
+/// A readiness probe, run by devenv itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Probe {
+    /// Connect and `SELECT 1`; credentials default to the `POSTGRES_*` env.
+    Postgres { port: u16, user: String, password: String, database: String },
+    /// `PING`.
+    Redis { port: u16 },
+    /// An HTTP GET answering with a status in `status` (inclusive range).
+    Http { port: u16, path: String, status: (u16, u16) },
+    Tcp { port: u16 },
+    /// A command in the container that exits 0.
+    Exec { command: Vec<String> },
+    /// The image's own HEALTHCHECK reports healthy.
+    Docker,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    #[default]
+    No,
+    Always,
+    OnFailure,
+    UnlessStopped,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Hooks {
+    /// Shell commands run in the container, in order, once it is ready.
+    pub after_up: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WatchRule {
+    /// Absolute host path.
+    pub path: PathBuf,
+    pub action: WatchAction,
+    /// Container path for `sync`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub ignore: Vec<String>,
+    /// Command for `exec`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchAction {
+    Sync,
+    Restart,
+    Rebuild,
+    Exec,
+}
+
+mod duration_secs {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
