@@ -1,3 +1,10 @@
 //! devenv: daemonless local development environments for Laravel teams.
+//!
+//! Data flows one way: `dev.toml` → [`config`] (the resolved model) →
+//! [`plan`] (what to change) → [`engine`] (the Docker Engine API).
 
+pub mod assets;
 pub mod config;
+pub mod plan;
+pub mod engine;
+pub mod report;

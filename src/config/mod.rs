@@ -1,4 +1,298 @@
 //! Reading `dev.toml`: parse, apply presets and `.env`, interpolate, resolve
-//! profiles and validate, producing one [`model::Stack`].
+//! profiles and validate, producing one [`model::Stack`]. Nothing here talks
+//! to Docker; every error points at the line it is about.
 
+pub mod error;
+mod interp;
 pub mod model;
+mod presets;
+mod raw;
+mod resolve;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+pub use error::ConfigError;
+use error::Src;
+use model::{EnvValue, Mount, Stack, Volume};
+use raw::RawFile;
+pub use resolve::looks_secret;
+
+/// The stack file names looked for, in order, from the current folder upwards.
+pub const FILE_NAMES: [&str; 1] = ["dev.toml"];
+
+/// What to load: the settings the CLI turned its flags into.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-f FILE`; otherwise `dev.toml` is searched from `cwd` upwards.
+    pub file: Option<PathBuf>,
+    /// `-p NAME`, overriding `[project].name`.
+    pub project: Option<String>,
+    /// Active profiles (`--profile`).
+    pub profiles: Vec<String>,
+    pub cwd: PathBuf,
+}
+
+/// Finds the stack file without reading it.
+pub fn locate(opts: &LoadOptions) -> Result<PathBuf, ConfigError> {
+    if let Some(file) = &opts.file {
+        return Ok(opts.cwd.join(file));
+    }
+    for dir in opts.cwd.ancestors() {
+        for name in FILE_NAMES {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(ConfigError::NotFound { dir: opts.cwd.clone() })
+}
+
+/// Reads, resolves and validates the stack.
+pub fn load(opts: &LoadOptions) -> Result<Stack, ConfigError> {
+    let file = locate(opts)?;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|source| ConfigError::Read { path: file.clone(), source })?;
+    let root = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let display = file
+        .strip_prefix(&opts.cwd)
+        .unwrap_or(&file)
+        .display()
+        .to_string();
+    parse(&text, &display, &file, &root, opts)
+}
+
+/// Resolves stack text as if read from `file`; `display` names it in errors.
+pub fn parse(
+    text: &str,
+    display: &str,
+    file: &Path,
+    root: &Path,
+    opts: &LoadOptions,
+) -> Result<Stack, ConfigError> {
+    let src = Src { name: display.to_string(), text: Arc::from(text) };
+    let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::from_toml(&src, &e))?;
+    let dotenv = read_dotenv(root)?;
+
+    let project = project_name(&src, &raw, opts, root, &dotenv)?;
+    let ctx = resolve::Ctx { src: &src, root, project: &project, dotenv: &dotenv };
+
+    let mut shared_env = IndexMap::new();
+    for (k, v) in &raw.env {
+        let value = ctx.interp(&src, v.span(), v.get_ref())?;
+        shared_env.insert(k.clone(), EnvValue { value, secret: looks_secret(k) });
+    }
+
+    let mut all = IndexMap::new();
+    for (name, service) in &raw.services {
+        check_service_name(&src, name)?;
+        let preset = match &service.get_ref().preset {
+            Some(p) => Some(presets::find(root, p.get_ref())?.ok_or_else(|| {
+                ConfigError::invalid(
+                    &src,
+                    p.span(),
+                    format!("service `{}` uses unknown preset `{}`", name.get_ref(), p.get_ref()),
+                    "no such preset",
+                    Some(format!(
+                        "presets are files in `stacks/`; devenv carries {}",
+                        presets::embedded_names().join(", ")
+                    )),
+                )
+            })?),
+            None => None,
+        };
+        let mut svc =
+            resolve::resolve_service(&ctx, name.get_ref(), service.get_ref(), &shared_env, preset.as_ref())
+                .map_err(|e| point_at_service(e, &src, name.span()))?;
+        svc.name = name.get_ref().clone();
+        all.insert(name.get_ref().clone(), (svc, name.span(), service.get_ref()));
+    }
+
+    // Profiles: a service with none is always on; otherwise one must be active.
+    let active = |profiles: &[String]| {
+        profiles.is_empty() || profiles.iter().any(|p| opts.profiles.contains(p))
+    };
+    for (name, (svc, _, raw_svc)) in &all {
+        if !active(&svc.profiles) {
+            continue;
+        }
+        for dep in svc.depends_on.keys() {
+            let span = raw_svc.depends_on.as_ref().map_or(0..0, |d| d.span());
+            match all.get(dep) {
+                None => {
+                    let mut help = format!(
+                        "known services: {}",
+                        all.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                    );
+                    if let Some(close) = all.keys().find(|k| similar(k, dep)) {
+                        help = format!("did you mean `{close}`? {help}");
+                    }
+                    return Err(ConfigError::invalid(
+                        &src,
+                        span,
+                        format!("service `{name}` depends on unknown service `{dep}`"),
+                        "unknown service",
+                        Some(help),
+                    ));
+                }
+                Some((d, _, _)) if !active(&d.profiles) => {
+                    return Err(ConfigError::invalid(
+                        &src,
+                        span,
+                        format!("service `{name}` depends on `{dep}`, which is only in profile(s) {}", d.profiles.join(", ")),
+                        "not enabled",
+                        Some(format!("pass `--profile {}`", d.profiles[0])),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    let services: IndexMap<_, _> = all
+        .iter()
+        .filter(|(_, (s, _, _))| active(&s.profiles))
+        .map(|(k, (s, _, _))| (k.clone(), s.clone()))
+        .collect();
+
+    let deps: IndexMap<String, Vec<String>> = services
+        .iter()
+        .map(|(k, s)| (k.clone(), s.depends_on.keys().cloned().collect()))
+        .collect();
+    if let Err(cycle) = crate::plan::levels(&deps) {
+        let span = all[&cycle[0]].1.clone();
+        return Err(ConfigError::Cycle {
+            cycle: cycle.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" → "),
+            src: src.named(),
+            span: span.into(),
+        });
+    }
+
+    let mut volumes: IndexMap<String, Volume> = raw
+        .volumes
+        .iter()
+        .map(|(k, v)| (k.clone(), Volume { external: v.external }))
+        .collect();
+    for svc in services.values() {
+        for m in &svc.volumes {
+            if let Mount::Volume { name, .. } = m {
+                volumes.entry(name.clone()).or_default();
+            }
+        }
+    }
+
+    Ok(Stack {
+        project,
+        file: file.to_path_buf(),
+        root: root.to_path_buf(),
+        services,
+        volumes,
+        k8s: raw.k8s,
+    })
+}
+
+fn read_dotenv(root: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    let path = root.join(".env");
+    if !path.is_file() {
+        return Ok(HashMap::new());
+    }
+    let iter = dotenvy::from_path_iter(&path).map_err(|e| ConfigError::Read {
+        path: path.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    iter.map(|item| {
+        item.map_err(|e| ConfigError::Read {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })
+    .collect()
+}
+
+fn project_name(
+    src: &Src,
+    raw: &RawFile,
+    opts: &LoadOptions,
+    root: &Path,
+    dotenv: &HashMap<String, String>,
+) -> Result<String, ConfigError> {
+    if let Some(p) = &opts.project {
+        return normalize_project(p).ok_or_else(|| ConfigError::Syntax {
+            message: format!("invalid project name `{p}`"),
+            src: src.named(),
+            span: None,
+            help: Some("a project name is lowercase letters, digits, `-` and `_`".into()),
+        });
+    }
+    if let Some(name) = &raw.project.name {
+        let ctx = resolve::Ctx { src, root, project: "", dotenv };
+        let value = ctx.interp(src, name.span(), name.get_ref())?;
+        return normalize_project(&value).ok_or_else(|| {
+            ConfigError::invalid(
+                src,
+                name.span(),
+                format!("invalid project name `{value}`"),
+                "here",
+                Some("a project name is lowercase letters, digits, `-` and `_`, starting with a letter or digit".into()),
+            )
+        });
+    }
+    let folder = root
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let cleaned: String = folder
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    Ok(normalize_project(cleaned.trim_start_matches(['-', '_'])).unwrap_or_else(|| "devenv".into()))
+}
+
+fn normalize_project(name: &str) -> Option<String> {
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    ok.then(|| name.to_string())
+}
+
+fn check_service_name(src: &Src, name: &toml::Spanned<String>) -> Result<(), ConfigError> {
+    let n = name.get_ref();
+    let ok = n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        return Ok(());
+    }
+    Err(ConfigError::invalid(
+        src,
+        name.span(),
+        format!("invalid service name `{n}`"),
+        "here",
+        Some("a service name is letters, digits, `_`, `.` and `-` (it becomes a DNS name)".into()),
+    ))
+}
+
+/// Errors without a better place point at the service's table header.
+fn point_at_service(err: ConfigError, src: &Src, span: std::ops::Range<usize>) -> ConfigError {
+    match err {
+        ConfigError::Invalid { message, span: s, help, .. } if s.len() == 0 && s.offset() == 0 => {
+            ConfigError::invalid(src, span, message, "this service", help)
+        }
+        other => other,
+    }
+}
+
+/// Edit distance of at most one, for "did you mean" hints.
+fn similar(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let suffix = a[prefix..].iter().rev().zip(b[prefix..].iter().rev()).take_while(|(x, y)| x == y).count();
+    a.len().max(b.len()) - prefix - suffix <= 1
+}

@@ -1,0 +1,122 @@
+//! Errors from reading the stack file, as miette diagnostics that point at
+//! the line in `dev.toml` (or the preset) and say what to do.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+
+/// One source text errors can point into: `dev.toml` or a preset file.
+#[derive(Debug, Clone)]
+pub struct Src {
+    pub name: String,
+    pub text: Arc<str>,
+}
+
+impl Src {
+    pub fn named(&self) -> NamedSource<String> {
+        NamedSource::new(&self.name, self.text.to_string()).with_language("toml")
+    }
+}
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum ConfigError {
+    #[error("cannot read `{}`", path.display())]
+    #[diagnostic(code(devenv::config::read))]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("no `dev.toml` in `{}` or any folder above it", dir.display())]
+    #[diagnostic(
+        code(devenv::config::not_found),
+        help("create one (see the README), pass `-f FILE`, or bring a compose file over with `devenv import`")
+    )]
+    NotFound { dir: PathBuf },
+
+    #[error("{message}")]
+    #[diagnostic(code(devenv::config::syntax))]
+    Syntax {
+        message: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("here")]
+        span: Option<SourceSpan>,
+        #[help]
+        help: Option<String>,
+    },
+
+    #[error("{message}")]
+    #[diagnostic(code(devenv::config::invalid))]
+    Invalid {
+        message: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("{label}")]
+        span: SourceSpan,
+        label: String,
+        #[help]
+        help: Option<String>,
+    },
+
+    #[error("dependency cycle: {cycle}")]
+    #[diagnostic(
+        code(devenv::config::cycle),
+        help("remove one of these `depends_on` entries to break the cycle")
+    )]
+    Cycle {
+        cycle: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("this service is part of the cycle")]
+        span: SourceSpan,
+    },
+}
+
+impl ConfigError {
+    /// A problem with a value at `span` in `src`.
+    pub fn invalid(
+        src: &Src,
+        span: Range<usize>,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: Option<String>,
+    ) -> Self {
+        ConfigError::Invalid {
+            message: message.into(),
+            src: src.named(),
+            span: span.into(),
+            label: label.into(),
+            help,
+        }
+    }
+
+    /// A TOML syntax or type error, with the unknown-key case made friendlier.
+    pub fn from_toml(src: &Src, err: &toml::de::Error) -> Self {
+        let message = err.message().trim().to_string();
+        let help = if message.starts_with("unknown field") {
+            Some("check the spelling; the README lists every key a service accepts".to_string())
+        } else if message.contains("did not match any variant") {
+            Some("see the README for the accepted forms of this key".to_string())
+        } else {
+            None
+        };
+        ConfigError::Syntax {
+            message: lowercase_first(&message),
+            src: src.named(),
+            span: err.span().map(Into::into),
+            help,
+        }
+    }
+}
+
+fn lowercase_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

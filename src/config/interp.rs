@@ -1,0 +1,178 @@
+//! `${VAR}` interpolation, as compose does it: `${VAR}`, `$VAR`,
+//! `${VAR:-default}` (unset or empty), `${VAR-default}` (unset),
+//! `${VAR:?message}` (required) and `$$` for a literal dollar.
+
+/// Why a value could not be interpolated; the caller adds where.
+#[derive(Debug, PartialEq, Eq)]
+pub struct InterpError {
+    pub message: String,
+    pub help: String,
+}
+
+/// Replaces every reference in `text` with its value from `lookup`.
+pub fn interpolate(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, InterpError> {
+    if !text.contains('$') {
+        return Ok(text.to_string());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        rest = &rest[pos + 1..];
+        if let Some(after) = rest.strip_prefix('$') {
+            out.push('$');
+            rest = after;
+        } else if let Some(inner) = rest.strip_prefix('{') {
+            let end = closing_brace(inner).ok_or_else(|| InterpError {
+                message: format!("unterminated `${{` in `{text}`"),
+                help: "close the reference with `}`, or write `$$` for a literal dollar".into(),
+            })?;
+            out.push_str(&expand(&inner[..end], lookup)?);
+            rest = &inner[end + 1..];
+        } else {
+            let len = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            if len == 0 {
+                out.push('$');
+            } else {
+                out.push_str(&expand(&rest[..len], lookup)?);
+                rest = &rest[len..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Finds the `}` that closes a reference, allowing nested references in defaults.
+fn closing_brace(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => return Some(i),
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+fn expand(expr: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpError> {
+    let name_len = expr
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(expr.len());
+    let (name, op) = expr.split_at(name_len);
+    if name.is_empty() {
+        return Err(InterpError {
+            message: format!("invalid variable reference `${{{expr}}}`"),
+            help: "a variable name is letters, digits and `_`".into(),
+        });
+    }
+    let value = lookup(name);
+    let (op, arg) = if let Some(arg) = op.strip_prefix(":-") {
+        (":-", arg)
+    } else if let Some(arg) = op.strip_prefix(":?") {
+        (":?", arg)
+    } else if let Some(arg) = op.strip_prefix('-') {
+        ("-", arg)
+    } else if let Some(arg) = op.strip_prefix('?') {
+        ("?", arg)
+    } else if op.is_empty() {
+        ("", "")
+    } else {
+        return Err(InterpError {
+            message: format!("invalid variable reference `${{{expr}}}`"),
+            help: "use `${VAR}`, `${VAR:-default}` or `${VAR:?message}`".into(),
+        });
+    };
+    match (op, value) {
+        (":-", Some(v)) if !v.is_empty() => Ok(v),
+        (":-", _) | ("-", None) => interpolate(arg, lookup),
+        (":?", Some(v)) if !v.is_empty() => Ok(v),
+        ("?", Some(v)) | ("-", Some(v)) | ("", Some(v)) => Ok(v),
+        (":?" | "?", _) => Err(InterpError {
+            message: format!("variable `{name}` is required: {arg}"),
+            help: format!("set `{name}` in the environment or in `.env` beside the stack file"),
+        }),
+        _ => Err(InterpError {
+            message: format!("variable `{name}` is not set and has no default"),
+            help: format!(
+                "set `{name}` in the environment or in `.env`, or give a default: `${{{name}:-value}}`"
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(name: &str) -> Option<String> {
+        match name {
+            "USER" => Some("app".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    fn run(text: &str) -> Result<String, InterpError> {
+        interpolate(text, &vars)
+    }
+
+    #[test]
+    fn plain_text_is_unchanged() {
+        assert_eq!(run("postgres:16").unwrap(), "postgres:16");
+    }
+
+    #[test]
+    fn braces_and_bare_names_expand() {
+        assert_eq!(run("u=${USER} $USER!").unwrap(), "u=app app!");
+    }
+
+    #[test]
+    fn defaults_follow_compose_rules() {
+        assert_eq!(run("${MISSING:-secret}").unwrap(), "secret");
+        assert_eq!(run("${EMPTY:-x}").unwrap(), "x");
+        assert_eq!(run("${EMPTY-x}").unwrap(), "");
+        assert_eq!(run("${MISSING-x}").unwrap(), "x");
+        assert_eq!(run("${USER:-x}").unwrap(), "app");
+    }
+
+    #[test]
+    fn nested_default_expands() {
+        assert_eq!(run("${MISSING:-${USER}-db}").unwrap(), "app-db");
+    }
+
+    #[test]
+    fn double_dollar_is_literal() {
+        assert_eq!(run("cost $$5 and $$USER").unwrap(), "cost $5 and $USER");
+    }
+
+    #[test]
+    fn undefined_without_default_names_the_variable() {
+        let err = run("${DB_PASSWORD}").unwrap_err();
+        assert_eq!(
+            err.message,
+            "variable `DB_PASSWORD` is not set and has no default"
+        );
+    }
+
+    #[test]
+    fn required_variable_carries_its_message() {
+        let err = run("${KEY:?run php artisan key:generate}").unwrap_err();
+        assert_eq!(
+            err.message,
+            "variable `KEY` is required: run php artisan key:generate"
+        );
+    }
+
+    #[test]
+    fn unterminated_reference_is_an_error() {
+        assert!(run("${USER").unwrap_err().message.contains("unterminated"));
+    }
+}

@@ -1,0 +1,174 @@
+//! The stack file as written: serde structs that mirror `dev.toml` key for
+//! key, with spans kept so that later checks can point at the line.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    #[serde(default)]
+    pub project: RawProject,
+    #[serde(default)]
+    pub env: IndexMap<String, S<String>>,
+    #[serde(default)]
+    pub services: IndexMap<S<String>, S<RawService>>,
+    #[serde(default)]
+    pub volumes: IndexMap<String, RawVolume>,
+    pub k8s: Option<toml::Table>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawProject {
+    pub name: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawVolume {
+    #[serde(default)]
+    pub external: bool,
+}
+
+/// A string or a list of strings (`command = "php -v"` or `["php", "-v"]`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum StrOrList {
+    Str(String),
+    List(Vec<String>),
+}
+
+impl StrOrList {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            StrOrList::Str(s) => vec![s],
+            StrOrList::List(v) => v,
+        }
+    }
+}
+
+/// One service table, or a preset file (which has the same keys plus `fallback`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    #[serde(rename = "use")]
+    pub preset: Option<S<String>>,
+    pub image: Option<S<String>>,
+    pub build: Option<S<RawBuildSpec>>,
+    pub fallback: Option<S<RawBuild>>,
+    pub command: Option<S<StrOrList>>,
+    pub entrypoint: Option<S<StrOrList>>,
+    pub env: Option<IndexMap<String, S<String>>>,
+    pub env_file: Option<S<StrOrList>>,
+    pub secrets: Option<Vec<S<String>>>,
+    pub ports: Option<Vec<S<String>>>,
+    pub volumes: Option<Vec<S<String>>>,
+    pub depends_on: Option<S<RawDepends>>,
+    pub ready: Option<S<RawProbe>>,
+    pub ready_timeout: Option<S<RawDuration>>,
+    pub restart: Option<S<String>>,
+    pub user: Option<S<String>>,
+    pub working_dir: Option<S<String>>,
+    pub profiles: Option<Vec<S<String>>>,
+    pub hooks: Option<RawHooks>,
+    pub watch: Option<Vec<S<RawWatch>>>,
+    pub k8s: Option<toml::Table>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawBuildSpec {
+    Context(String),
+    Full(RawBuild),
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawBuild {
+    pub context: Option<String>,
+    pub dockerfile: Option<String>,
+    pub target: Option<String>,
+    #[serde(default)]
+    pub args: IndexMap<String, String>,
+    pub prepare: Option<String>,
+}
+
+/// `depends_on = { db = "ready" }` or the short `depends_on = ["db"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawDepends {
+    Map(IndexMap<String, String>),
+    List(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum RawProbe {
+    Postgres(RawPostgresProbe),
+    Redis(RawPortOnly),
+    Http(RawHttpProbe),
+    Tcp(u16),
+    Exec(StrOrList),
+    Docker(String),
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgresProbe {
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPortOnly {
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpProbe {
+    pub port: u16,
+    pub path: Option<String>,
+    /// One status (`200`) or an inclusive range (`[200, 399]`).
+    pub status: Option<RawStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawStatus {
+    One(u16),
+    Range([u16; 2]),
+}
+
+/// `"90s"`, `"2m"`, `"500ms"` or a number of seconds.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawDuration {
+    Secs(u64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawHooks {
+    #[serde(default)]
+    pub after_up: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWatch {
+    pub path: String,
+    pub action: String,
+    pub target: Option<String>,
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    pub run: Option<String>,
+}
