@@ -1,0 +1,138 @@
+//! The command line: clap structs only. Commands turn these into settings
+//! before any domain code sees them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "devenv", version, about = "Daemonless local development environments for Laravel teams", propagate_version = true)]
+pub struct Cli {
+    /// Stack file (default: `dev.toml` here or in a folder above)
+    #[arg(short = 'f', long = "file", global = true, env = "DEVENV_FILE")]
+    pub file: Option<PathBuf>,
+    /// Project name (default: `[project].name`, else the folder's name)
+    #[arg(short = 'p', long = "project-name", global = true, env = "DEVENV_PROJECT")]
+    pub project: Option<String>,
+    /// Enable services of this profile (repeatable)
+    #[arg(long = "profile", global = true, env = "DEVENV_PROFILES", value_delimiter = ',')]
+    pub profiles: Vec<String>,
+    /// How to show progress
+    #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// Bars on a terminal, plain lines otherwise
+    Auto,
+    /// Plain lines
+    Plain,
+    /// Nothing but errors and results
+    Quiet,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and start the stack, wait until it is ready, then follow its logs
+    Up(UpArgs),
+    /// Stop and remove containers and the network (named volumes stay unless -v)
+    Down(DownArgs),
+    /// List the stack's containers
+    Ps(PsArgs),
+    /// Show service logs
+    Logs(LogsArgs),
+    /// Run a command in a running service container
+    Exec(ExecArgs),
+    /// Run a one-off command in a new container of a service
+    Run(RunArgs),
+    /// Stop services without removing them
+    Stop(ServicesArgs),
+    /// Start stopped services
+    Start(ServicesArgs),
+    /// Restart services
+    Restart(ServicesArgs),
+    /// Print the fully resolved stack (secrets masked)
+    Config(ConfigArgs),
+    /// Print shell completions
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Services to start (with their dependencies); all when none are given
+    pub services: Vec<String>,
+    /// Return once every service is ready instead of following logs
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Rebuild images of services with `build`
+    #[arg(long)]
+    pub build: bool,
+    /// Do not run `after_up` hooks
+    #[arg(long)]
+    pub no_hooks: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Remove named volumes too (their data is lost)
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Print a JSON array
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep following new output
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Lines from the end of each log
+    #[arg(long)]
+    pub tail: Option<usize>,
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    pub service: String,
+    /// The command and its arguments (after `--`)
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Remove the container when the command ends
+    #[arg(long)]
+    pub rm: bool,
+    pub service: String,
+    /// The command and its arguments (after `--`); default: the service's command
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServicesArgs {
+    /// Services; all when none are given
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}

@@ -1,0 +1,13 @@
+//! `devenv down`: remove the stack's containers and network; `-v` also its volumes.
+
+use super::{Context, Outcome};
+use crate::cli::DownArgs;
+use crate::lifecycle;
+
+pub async fn run(ctx: &Context, args: DownArgs) -> Outcome {
+    let stack = ctx.stack()?;
+    let engine = ctx.engine().await?;
+    let reporter = ctx.reporter();
+    lifecycle::down(&engine, &stack.project, args.volumes, reporter.as_ref()).await?;
+    Ok(0)
+}

@@ -1,0 +1,118 @@
+//! One file per command: each wires config, engine, domain code and UI
+//! together and holds no domain logic of its own.
+
+pub mod completions;
+pub mod config;
+pub mod control;
+pub mod down;
+pub mod exec;
+pub mod logs;
+pub mod ps;
+pub mod run;
+pub mod up;
+
+use std::sync::Arc;
+
+use crate::cli::{Cli, Command, Progress};
+use crate::config::model::Stack;
+use crate::config::{ConfigError, LoadOptions};
+use crate::engine::{Engine, EngineError};
+use crate::lifecycle::UpError;
+use crate::report::Reporter;
+use crate::ui::TerminalReporter;
+
+/// A failed command: what to show and the exit code (STYLE.md: 1 the job
+/// failed, 2 bad usage or config).
+pub struct Failure {
+    pub report: miette::Report,
+    pub code: u8,
+}
+
+impl Failure {
+    pub fn new(err: impl miette::Diagnostic + Send + Sync + 'static, code: u8) -> Self {
+        Failure { report: miette::Report::new(err), code }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        let code = if matches!(e, ConfigError::Read { .. }) { 1 } else { 2 };
+        Failure::new(e, code)
+    }
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        Failure::new(e, 1)
+    }
+}
+
+impl From<UpError> for Failure {
+    fn from(e: UpError) -> Self {
+        let code = e.exit_code();
+        Failure::new(e, code)
+    }
+}
+
+pub type Outcome = Result<u8, Failure>;
+
+/// Settings every command shares, from the global flags.
+pub struct Context {
+    pub load: LoadOptions,
+    pub progress: Progress,
+}
+
+impl Context {
+    pub fn stack(&self) -> Result<Stack, Failure> {
+        Ok(crate::config::load(&self.load)?)
+    }
+
+    pub async fn engine(&self) -> Result<Engine, Failure> {
+        Ok(Engine::connect().await?)
+    }
+
+    pub fn reporter(&self) -> Arc<dyn Reporter> {
+        Arc::new(TerminalReporter::new(self.progress))
+    }
+}
+
+pub async fn dispatch(cli: Cli) -> Outcome {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let ctx = Context {
+        load: LoadOptions { file: cli.file, project: cli.project, profiles: cli.profiles, cwd },
+        progress: cli.progress,
+    };
+    match cli.command {
+        Command::Up(a) => up::run(&ctx, a).await,
+        Command::Down(a) => down::run(&ctx, a).await,
+        Command::Ps(a) => ps::run(&ctx, a).await,
+        Command::Logs(a) => logs::run(&ctx, a).await,
+        Command::Exec(a) => exec::run(&ctx, a).await,
+        Command::Run(a) => run::run(&ctx, a).await,
+        Command::Stop(a) => control::run(&ctx, control::Action::Stop, a).await,
+        Command::Start(a) => control::run(&ctx, control::Action::Start, a).await,
+        Command::Restart(a) => control::run(&ctx, control::Action::Restart, a).await,
+        Command::Config(a) => config::run(&ctx, a),
+        Command::Completions(a) => completions::run(a),
+    }
+}
+
+/// The container of `service`, or a usage error naming what exists.
+pub async fn service_container(engine: &Engine, stack: &Stack, service: &str) -> Result<String, Failure> {
+    if !stack.services.contains_key(service) {
+        return Err(UpError::UnknownService(service.to_string()).into());
+    }
+    let containers = engine.list_containers(&stack.project).await?;
+    containers
+        .into_iter()
+        .find(|c| c.service == service && !c.oneoff && c.state == "running")
+        .map(|c| c.id)
+        .ok_or_else(|| Failure::new(NotRunning { service: service.to_string() }, 1))
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("service `{service}` is not running")]
+#[diagnostic(code(devenv::not_running), help("start it with `devenv up -d {service}`"))]
+pub struct NotRunning {
+    pub service: String,
+}

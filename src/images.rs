@@ -1,0 +1,260 @@
+//! Making sure every service has its image: present, pulled, built, or —
+//! when no registry answers — built from a local stand-in, bootstrapping a
+//! Debian base image with debootstrap if even that is missing.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::config::model::{Build, Service};
+use crate::engine::{Engine, EngineError, PullError};
+use crate::report::Reporter;
+
+/// The base image devenv can make itself from the Debian mirror.
+const BOOTSTRAPPABLE: &str = "debian:bookworm-slim";
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ImageError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Engine(#[from] EngineError),
+
+    #[error("running `{script}` failed: {message}")]
+    #[diagnostic(
+        code(devenv::images::script),
+        help("the script's output is above; it needs root for debootstrap and the Debian mirror apt is configured with")
+    )]
+    Script { script: String, message: String },
+}
+
+/// Tracks what one `up` already did, so each image is pulled or built once
+/// and the offline notice is said once.
+#[derive(Default)]
+pub struct Images {
+    said_offline: bool,
+    done: HashSet<String>,
+}
+
+/// The tag a stand-in build gets: `postgres:16-alpine` → `devenv-local/postgres:16-alpine`.
+pub fn standin_tag(image: &str) -> String {
+    let (repo, tag) = match image.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, t),
+        _ => (image, "latest"),
+    };
+    let base = repo.rsplit('/').next().unwrap_or(repo);
+    format!("devenv-local/{base}:{tag}")
+}
+
+impl Images {
+    /// Returns the image the service's container should run, making it exist.
+    pub async fn ensure(
+        &mut self,
+        engine: &Engine,
+        project: &str,
+        svc: &Service,
+        rebuild: bool,
+        reporter: &dyn Reporter,
+    ) -> Result<String, ImageError> {
+        if let Some(build) = &svc.build {
+            if rebuild || engine.image_id(&svc.image).await?.is_none() {
+                self.build(engine, project, &svc.name, build, &svc.image, reporter).await?;
+            }
+            return Ok(svc.image.clone());
+        }
+        if engine.image_id(&svc.image).await?.is_some() {
+            return Ok(svc.image.clone());
+        }
+        let standin = standin_tag(&svc.image);
+        if let Some(fallback) = &svc.fallback {
+            // Built on an earlier offline run: use it rather than retrying the registry.
+            if engine.image_id(&standin).await?.is_some() {
+                return Ok(standin);
+            }
+            match engine.pull_image(&svc.image, reporter).await {
+                Ok(()) => Ok(svc.image.clone()),
+                Err(PullError::Unreachable(reason)) => {
+                    if !self.said_offline {
+                        reporter.notice(&format!(
+                            "no registry reachable ({}); building local stand-ins instead",
+                            first_line(&reason)
+                        ));
+                        self.said_offline = true;
+                    }
+                    self.build(engine, project, &svc.name, fallback, &standin, reporter).await?;
+                    Ok(standin)
+                }
+                Err(e) => Err(unavailable(svc, e).into()),
+            }
+        } else {
+            engine
+                .pull_image(&svc.image, reporter)
+                .await
+                .map_err(|e| unavailable(svc, e))?;
+            Ok(svc.image.clone())
+        }
+    }
+
+    async fn build(
+        &mut self,
+        engine: &Engine,
+        project: &str,
+        service: &str,
+        build: &Build,
+        tag: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(), ImageError> {
+        if !self.done.insert(tag.to_string()) {
+            return Ok(());
+        }
+        if !build.context.exists() && build.context.starts_with(crate::assets::dir()) {
+            crate::assets::ensure().map_err(|e| ImageError::Script {
+                script: "unpacking devenv's stand-in build files".into(),
+                message: e.to_string(),
+            })?;
+        }
+        if let Some(prepare) = &build.prepare {
+            reporter.task(service, &format!("preparing ({})", prepare.display()));
+            run_script(prepare, &[], reporter, service).await?;
+        }
+        for base in base_images(&build.context.join(&build.dockerfile)) {
+            self.ensure_base(engine, &base, reporter).await?;
+        }
+        reporter.task(service, "building");
+        engine.build_image(service, project, build, tag, reporter).await?;
+        reporter.done(service, "built", true);
+        Ok(())
+    }
+
+    /// A `FROM` image that is missing: pull it, or bootstrap Debian offline.
+    async fn ensure_base(&mut self, engine: &Engine, image: &str, reporter: &dyn Reporter) -> Result<(), ImageError> {
+        if !self.done.insert(image.to_string()) || engine.image_id(image).await?.is_some() {
+            return Ok(());
+        }
+        match engine.pull_image(image, reporter).await {
+            Ok(()) => Ok(()),
+            Err(PullError::Unreachable(_)) if image == BOOTSTRAPPABLE => {
+                let assets = crate::assets::ensure().map_err(|e| ImageError::Script {
+                    script: "unpacking devenv's stand-in build files".into(),
+                    message: e.to_string(),
+                })?;
+                let script = assets.join("docker/base/bootstrap.sh");
+                let out = tempfile_path("devenv-rootfs", "tar");
+                reporter.task("base image", &format!("bootstrapping {image} from the Debian mirror"));
+                run_script(&script, &[out.as_os_str()], reporter, "bootstrap").await?;
+                let tar = tokio::fs::read(&out).await.map_err(|e| ImageError::Script {
+                    script: script.display().to_string(),
+                    message: format!("it wrote no `{}`: {e}", out.display()),
+                })?;
+                let _ = tokio::fs::remove_file(&out).await;
+                let (repo, tag) = image.split_once(':').expect("the bootstrappable image has a tag");
+                engine.import_rootfs(tar, repo, tag).await?;
+                reporter.done("base image", &format!("{image} imported"), true);
+                Ok(())
+            }
+            Err(e) => Err(EngineError::ImageUnavailable {
+                service: "base image".into(),
+                image: image.to_string(),
+                reason: e.message().to_string(),
+            }
+            .into()),
+        }
+    }
+}
+
+fn unavailable(svc: &Service, e: PullError) -> EngineError {
+    EngineError::ImageUnavailable {
+        service: svc.name.clone(),
+        image: svc.image.clone(),
+        reason: first_line(e.message()).to_string(),
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s).trim()
+}
+
+fn tempfile_path(prefix: &str, ext: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{prefix}-{}.{ext}", std::process::id()))
+}
+
+/// Runs a host script, streaming its output as the task's output.
+async fn run_script(
+    script: &Path,
+    args: &[&std::ffi::OsStr],
+    reporter: &dyn Reporter,
+    source: &str,
+) -> Result<(), ImageError> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let fail = |message: String| ImageError::Script { script: script.display().to_string(), message };
+    // One stream in the order the script wrote it: stderr joins stdout.
+    let mut child = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg("exec bash \"$0\" \"$@\" 2>&1")
+        .arg(script)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(e.to_string()))?;
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut tail = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        reporter.output(source, &line);
+        tail.push(line);
+        if tail.len() > 5 {
+            tail.remove(0);
+        }
+    }
+    let status = child.wait().await.map_err(|e| fail(e.to_string()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(fail(format!("{status}: {}", tail.join(" | "))))
+    }
+}
+
+/// `FROM` images of a Dockerfile that are not its own earlier stages.
+pub fn base_images(dockerfile: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(dockerfile) else { return Vec::new() };
+    let mut stages = Vec::new();
+    let mut bases = Vec::new();
+    for line in text.lines().map(str::trim) {
+        let mut words = line.split_whitespace();
+        if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
+            continue;
+        }
+        let rest: Vec<&str> = words.filter(|w| !w.starts_with("--")).collect();
+        let Some(image) = rest.first() else { continue };
+        if !stages.iter().any(|s: &String| s.eq_ignore_ascii_case(image)) && !image.contains('$') && *image != "scratch" {
+            bases.push(image.to_string());
+        }
+        if let (Some(kw), Some(alias)) = (rest.get(1), rest.get(2)) {
+            if kw.eq_ignore_ascii_case("AS") {
+                stages.push(alias.to_string());
+            }
+        }
+    }
+    bases.dedup();
+    bases
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standin_tags_keep_name_and_tag() {
+        assert_eq!(standin_tag("postgres:16-alpine"), "devenv-local/postgres:16-alpine");
+        assert_eq!(standin_tag("mailhog/mailhog"), "devenv-local/mailhog:latest");
+    }
+
+    #[test]
+    fn base_images_skip_earlier_stages() {
+        let dir = tempfile::tempdir().unwrap();
+        let df = dir.path().join("Dockerfile");
+        std::fs::write(
+            &df,
+            "FROM debian:bookworm-slim AS deps\nRUN x\nFROM deps AS prod\nFROM --platform=linux/amd64 prod AS dev\nFROM scratch\n",
+        )
+        .unwrap();
+        assert_eq!(base_images(&df), vec!["debian:bookworm-slim"]);
+    }
+}
