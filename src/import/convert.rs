@@ -95,7 +95,8 @@ impl Stack {
             name: file.name,
             services: services
                 .map(|(name, service)| {
-                    let service = Service::from_compose(&name, service.unwrap_or_default(), warnings);
+                    let service =
+                        Service::from_compose(&name, service.unwrap_or_default(), warnings);
                     (name, service)
                 })
                 .collect(),
@@ -158,7 +159,10 @@ impl Service {
                 .into_iter()
                 .filter_map(|volume| mount(volume, &mut warn))
                 .collect(),
-            depends_on: s.depends_on.map(|d| depends_on(d, &mut warn)).unwrap_or_default(),
+            depends_on: s
+                .depends_on
+                .map(|d| depends_on(d, &mut warn))
+                .unwrap_or_default(),
             ready: s.healthcheck.map(ready).unwrap_or_default(),
             restart: s.restart.and_then(|policy| restart(policy, &mut warn)),
             user: s.user,
@@ -207,7 +211,10 @@ impl Service {
 impl Build {
     fn from_compose(build: ShortOr<compose::Build>) -> Build {
         match build {
-            ShortOr::Short(context) => Build { context: Some(context), ..Build::default() },
+            ShortOr::Short(context) => Build {
+                context: Some(context),
+                ..Build::default()
+            },
             ShortOr::Long(b) => Build {
                 context: b.context,
                 dockerfile: b.dockerfile,
@@ -312,7 +319,10 @@ fn mount(volume: ShortOr<compose::Mount>, warn: &mut impl FnMut(&str, String)) -
             if m.read_only == Some(true) {
                 spec.push_str(":ro");
             }
-            Some(Mount { spec, target: m.target })
+            Some(Mount {
+                spec,
+                target: m.target,
+            })
         }
         kind => {
             warn("volumes", format!("{kind} mount at `{}`", m.target));
@@ -346,7 +356,10 @@ fn short_mount(spec: &str, warn: &mut impl FnMut(&str, String)) -> Mount {
     if read_only {
         out.push_str(":ro");
     }
-    Mount { spec: out, target: target.to_owned() }
+    Mount {
+        spec: out,
+        target: target.to_owned(),
+    }
 }
 
 fn depends_on(
@@ -420,11 +433,15 @@ fn ready(check: compose::Healthcheck) -> Ready {
 /// request itself.
 fn http_check(text: &str) -> Option<(u16, String)> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    if !words.iter().any(|w| matches!(*w, "curl" | "wget") || w.ends_with("/curl") || w.ends_with("/wget")) {
+    if !words
+        .iter()
+        .any(|w| matches!(*w, "curl" | "wget") || w.ends_with("/curl") || w.ends_with("/wget"))
+    {
         return None;
     }
     let url = words.iter().find_map(|w| {
-        w.trim_matches(|c| c == '"' || c == '\'').strip_prefix("http://")
+        w.trim_matches(|c| c == '"' || c == '\'')
+            .strip_prefix("http://")
     })?;
     let (authority, path) = match url.find('/') {
         Some(slash) => (&url[..slash], &url[slash..]),
@@ -444,13 +461,20 @@ fn watch(rule: compose::WatchRule, warn: &mut impl FnMut(&str, String)) -> Optio
         "restart" | "sync+restart" => "restart",
         "sync+exec" => "exec",
         other => {
-            warn("develop.watch", format!("action `{other}` for `{}`", rule.path));
+            warn(
+                "develop.watch",
+                format!("action `{other}` for `{}`", rule.path),
+            );
             return None;
         }
     };
     let run = rule.exec.map(|exec| match exec.command {
         Words::Line(line) => line,
-        Words::List(args) => args.iter().map(|arg| shell_quote(arg)).collect::<Vec<_>>().join(" "),
+        Words::List(args) => args
+            .iter()
+            .map(|arg| shell_quote(arg))
+            .collect::<Vec<_>>()
+            .join(" "),
     });
     Some(Watch {
         path: rule.path,
@@ -464,7 +488,9 @@ fn watch(rule: compose::WatchRule, warn: &mut impl FnMut(&str, String)) -> Optio
 /// `run` is one command line, so an exec-form list is joined back into one.
 fn shell_quote(arg: &str) -> String {
     let plain = !arg.is_empty()
-        && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
     if plain {
         arg.to_owned()
     } else {
@@ -482,8 +508,14 @@ mod tests {
             http_check("curl -fsS http://localhost:8080/health || exit 1"),
             Some((8080, "/health".to_owned()))
         );
-        assert_eq!(http_check("wget -qO- http://127.0.0.1/"), Some((80, "/".to_owned())));
-        assert_eq!(http_check("curl -f 'http://localhost:3000'"), Some((3000, "/".to_owned())));
+        assert_eq!(
+            http_check("wget -qO- http://127.0.0.1/"),
+            Some((80, "/".to_owned()))
+        );
+        assert_eq!(
+            http_check("curl -f 'http://localhost:3000'"),
+            Some((3000, "/".to_owned()))
+        );
         assert_eq!(http_check("curl -f http://example.com/health"), None);
         assert_eq!(http_check("curl -f https://localhost/health"), None);
         assert_eq!(http_check("nc -z localhost 80"), None);

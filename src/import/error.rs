@@ -22,7 +22,9 @@ pub enum ImportError {
     #[error("`{}` uses compose file format `{version}`, which devenv cannot import", src.name())]
     #[diagnostic(
         code(devenv::import::version),
-        help("devenv imports the Compose specification: services under a top-level `services:` key")
+        help(
+            "devenv imports the Compose specification: services under a top-level `services:` key"
+        )
     )]
     UnsupportedVersion {
         version: String,
@@ -65,13 +67,20 @@ pub enum ImportError {
         #[source]
         source: io::Error,
     },
+
+    #[error("cannot print the import report")]
+    #[diagnostic(code(devenv::import::report))]
+    Report {
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl ImportError {
     /// 2 for bad input or usage, 1 when writing the result failed.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ImportError::Write { .. } => 1,
+            ImportError::Write { .. } | ImportError::Report { .. } => 1,
             _ => 2,
         }
     }
@@ -115,5 +124,8 @@ fn span(text: &str, location: Option<Location>) -> SourceSpan {
             .map_or(text.len(), |(i, _)| i),
     };
     let len = span.byte_len().unwrap_or(span.len()) as usize;
-    SourceSpan::from((offset.min(text.len()), len.min(text.len() - offset.min(text.len()))))
+    SourceSpan::from((
+        offset.min(text.len()),
+        len.min(text.len() - offset.min(text.len())),
+    ))
 }

@@ -124,7 +124,10 @@ impl Node {
             Node::Map(entries) => Some(entries.iter()),
             _ => None,
         };
-        entries.into_iter().flatten().filter(|(key, _)| !key.starts_with("x-"))
+        entries
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| !key.starts_with("x-"))
     }
 
     fn items(&self) -> &[Node] {
@@ -164,7 +167,15 @@ const NESTED: &[(&str, &[&str])] = &[
     ("env_file", &["path", "required"]),
     (
         "healthcheck",
-        &["test", "disable", "interval", "timeout", "retries", "start_period", "start_interval"],
+        &[
+            "test",
+            "disable",
+            "interval",
+            "timeout",
+            "retries",
+            "start_period",
+            "start_interval",
+        ],
     ),
     ("develop", &["watch"]),
 ];
@@ -222,7 +233,11 @@ pub(crate) fn unsupported(doc: &Node, warnings: &mut Vec<Warning>) {
                 "develop" => watch(value, &mut nested),
                 _ => {}
             }
-            warnings.extend(nested.into_iter().map(|key| Warning::new(Some(name.as_str()), key)));
+            warnings.extend(
+                nested
+                    .into_iter()
+                    .map(|key| Warning::new(Some(name.as_str()), key)),
+            );
         }
     }
     networks(doc, services, warnings);
@@ -270,12 +285,20 @@ fn networks(doc: &Node, services: &Node, warnings: &mut Vec<Warning>) {
             }
             Some(Node::Map(attached)) => {
                 used.extend(attached.keys().cloned());
-                if attached.values().any(|settings| settings.entries().next().is_some()) {
+                if attached
+                    .values()
+                    .any(|settings| settings.entries().next().is_some())
+                {
                     warnings.push(Warning::new(Some(name.as_str()), "networks"));
                 }
             }
             Some(list) => {
-                used.extend(list.items().iter().filter_map(Node::scalar).map(str::to_owned));
+                used.extend(
+                    list.items()
+                        .iter()
+                        .filter_map(Node::scalar)
+                        .map(str::to_owned),
+                );
             }
         }
     }
@@ -290,9 +313,9 @@ fn networks(doc: &Node, services: &Node, warnings: &mut Vec<Warning>) {
         }
     }
     for (name, network) in doc.get("networks").map(Node::entries).into_iter().flatten() {
-        let plain = network.entries().all(|(key, value)| {
-            key == "driver" && value.scalar() == Some("bridge")
-        });
+        let plain = network
+            .entries()
+            .all(|(key, value)| key == "driver" && value.scalar() == Some("bridge"));
         if !plain {
             warnings.push(Warning::new(None, format!("networks.{name}")));
         }

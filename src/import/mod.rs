@@ -41,11 +41,18 @@ pub struct Warning {
 
 impl Warning {
     fn new(service: Option<&str>, key: impl Into<String>) -> Warning {
-        Warning { service: service.map(str::to_owned), key: key.into(), detail: None }
+        Warning {
+            service: service.map(str::to_owned),
+            key: key.into(),
+            detail: None,
+        }
     }
 
     fn with_detail(self, detail: String) -> Warning {
-        Warning { detail: Some(detail), ..self }
+        Warning {
+            detail: Some(detail),
+            ..self
+        }
     }
 }
 
@@ -80,9 +87,13 @@ pub fn import_compose(files: &[(PathBuf, String)]) -> Result<Imported, ImportErr
         }
     }
     if stack.services.is_empty() {
-        let names: Vec<String> =
-            files.iter().map(|(path, _)| format!("`{}`", path.display())).collect();
-        return Err(ImportError::NoServices { files: names.join(", ") });
+        let names: Vec<String> = files
+            .iter()
+            .map(|(path, _)| format!("`{}`", path.display()))
+            .collect();
+        return Err(ImportError::NoServices {
+            files: names.join(", "),
+        });
     }
     if let Some(tree) = &tree {
         keys::unsupported(tree, &mut warnings);
@@ -95,12 +106,23 @@ pub fn import_compose(files: &[(PathBuf, String)]) -> Result<Imported, ImportErr
     });
     // Report in the order of the output: top-level keys, then by service.
     warnings.sort_by_key(|w| {
-        w.service.as_ref().map(|name| stack.services.get_index_of(name).map_or(usize::MAX, |i| i + 1))
+        w.service.as_ref().map(|name| {
+            stack
+                .services
+                .get_index_of(name)
+                .map_or(usize::MAX, |i| i + 1)
+        })
     });
-    Ok(Imported { toml: render::render(&stack, &warnings), warnings })
+    Ok(Imported {
+        toml: render::render(&stack, &warnings),
+        warnings,
+    })
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(path: &std::path::Path, text: &str) -> Result<T, ImportError> {
+fn parse<T: for<'de> Deserialize<'de>>(
+    path: &std::path::Path,
+    text: &str,
+) -> Result<T, ImportError> {
     let options = serde_saphyr::options! { with_snippet: false };
     serde_saphyr::from_str_with_options(text, options)
         .map_err(|err| ImportError::yaml(path, text, &err))
@@ -117,11 +139,20 @@ fn check_version(path: &std::path::Path, text: &str, node: &keys::Node) -> Resul
     let VersionKey { version } = parse(path, text)?;
     match version {
         Some(version) => {
-            let major = version.value.split('.').next().and_then(|m| m.trim().parse::<u32>().ok());
+            let major = version
+                .value
+                .split('.')
+                .next()
+                .and_then(|m| m.trim().parse::<u32>().ok());
             if major.is_some_and(|major| major >= 2) {
                 return Ok(());
             }
-            Err(ImportError::unsupported_version(path, text, &version.value, Some(version.referenced)))
+            Err(ImportError::unsupported_version(
+                path,
+                text,
+                &version.value,
+                Some(version.referenced),
+            ))
         }
         None if node.get("services").is_none() && has_unknown_top_level_keys(node) => {
             Err(ImportError::unsupported_version(path, text, "1", None))
@@ -135,6 +166,7 @@ fn has_unknown_top_level_keys(node: &keys::Node) -> bool {
         return false;
     };
     entries.keys().any(|key| {
-        !key.starts_with("x-") && !["name", "volumes", "networks", "secrets", "configs"].contains(&key.as_str())
+        !key.starts_with("x-")
+            && !["name", "volumes", "networks", "secrets", "configs"].contains(&key.as_str())
     })
 }

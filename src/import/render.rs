@@ -47,8 +47,16 @@ fn strings(items: &[String]) -> Option<Value> {
 }
 
 fn map(pairs: &IndexMap<String, impl AsRef<str>>) -> Option<Value> {
-    let entries = pairs.iter().map(|(k, v)| (k.clone(), string(v.as_ref()))).collect();
-    (!pairs.is_empty()).then(|| Value::Table(Table { comments: Vec::new(), entries }))
+    let entries = pairs
+        .iter()
+        .map(|(k, v)| (k.clone(), string(v.as_ref())))
+        .collect();
+    (!pairs.is_empty()).then(|| {
+        Value::Table(Table {
+            comments: Vec::new(),
+            entries,
+        })
+    })
 }
 
 fn words(words: &Words) -> Value {
@@ -187,7 +195,9 @@ fn volume_table(v: &Volume) -> Table {
 }
 
 fn key(k: &str) -> String {
-    let bare = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let bare = !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if bare {
         k.to_owned()
     } else {
@@ -206,8 +216,11 @@ fn inline(value: &Value) -> String {
         }
         Value::Table(t) if t.entries.is_empty() => "{}".to_owned(),
         Value::Table(t) => {
-            let entries: Vec<String> =
-                t.entries.iter().map(|(k, v)| format!("{} = {}", key(k), inline(v))).collect();
+            let entries: Vec<String> = t
+                .entries
+                .iter()
+                .map(|(k, v)| format!("{} = {}", key(k), inline(v)))
+                .collect();
             format!("{{ {} }}", entries.join(", "))
         }
     }
