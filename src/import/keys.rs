@@ -163,7 +163,11 @@ const SERVICE: &[&str] = &[
 const NESTED: &[(&str, &[&str])] = &[
     ("build", &["context", "dockerfile", "target", "args"]),
     ("ports", &["target", "published", "host_ip", "protocol"]),
-    ("volumes", &["type", "source", "target", "read_only"]),
+    // A tmpfs mount is reported whole, its settings with it.
+    (
+        "volumes",
+        &["type", "source", "target", "read_only", "tmpfs"],
+    ),
     ("env_file", &["path", "required"]),
     (
         "healthcheck",

@@ -89,31 +89,47 @@ pub(crate) fn render(stack: &Stack, warnings: &[Warning]) -> String {
     let mut services = Table::default();
     for (name, service) in &stack.services {
         let mut table = service_table(service);
-        table.comments = comments(warnings, Some(name));
+        table.comments = comments(warnings, Some(name), "");
         services.set(name, Value::Table(table));
     }
     root.set("services", Value::Table(services));
     if !stack.volumes.is_empty() {
         let mut volumes = Table::default();
         for (name, volume) in &stack.volumes {
-            volumes.set(name, Value::Table(volume_table(volume)));
+            let mut table = volume_table(volume);
+            // Said above the volume's own section rather than atop the file.
+            table.comments = comments(warnings, None, &format!("volumes.{name}."));
+            volumes.set(name, Value::Table(table));
         }
         root.set("volumes", Value::Table(volumes));
     }
     let mut out = String::new();
-    for comment in comments(warnings, None) {
-        out.push_str(&comment);
-        out.push('\n');
+    let about_volumes = |line: &String| {
+        stack
+            .volumes
+            .keys()
+            .any(|name| line.starts_with(&format!("# devenv import: volumes.{name}.")))
+    };
+    for comment in comments(warnings, None, "") {
+        if !about_volumes(&comment) {
+            out.push_str(&comment);
+            out.push('\n');
+        }
     }
     write_section(&mut out, &[], &root);
     out
 }
 
-fn comments(warnings: &[Warning], service: Option<&str>) -> Vec<String> {
+/// `# devenv import: …` lines for the warnings about one service (or, with
+/// `None`, the top level) whose key starts with `prefix`.
+fn comments(warnings: &[Warning], service: Option<&str>, prefix: &str) -> Vec<String> {
     let mut lines: Vec<String> = warnings
         .iter()
-        .filter(|w| w.service.as_deref() == service)
-        .map(|w| format!("# devenv import: {} not carried over", w.key))
+        .filter(|w| w.service.as_deref() == service && w.key.starts_with(prefix))
+        .map(|w| match &w.detail {
+            Some(detail) => format!("# devenv import: {} not carried over ({detail})", w.key),
+            None => format!("# devenv import: {} not carried over", w.key),
+        })
         .collect();
     lines.dedup();
     lines
