@@ -3,7 +3,8 @@
 //! How it works: each file is read twice with serde-saphyr — once into the
 //! typed subset of the Compose specification that has a `dev.toml`
 //! equivalent ([`compose`]), once as a plain tree ([`keys`]) so that every
-//! key left behind can be named in a [`Warning`]. The typed files are
+//! key left behind can be named in a [`Warning`] — plus a glance at its
+//! `version`. The typed files are
 //! converted and merged in order ([`convert`]) and laid out as TOML by hand
 //! ([`render`]). Variable references such as `${DB_PASSWORD:-secret}` are
 //! kept as written: `devenv` interpolates them itself, from the same `.env`.
