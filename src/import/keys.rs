@@ -1,0 +1,327 @@
+//! Which keys of the Compose files have no `dev.toml` equivalent.
+//!
+//! The typed reading in [`super::compose`] skips what it does not know, so
+//! this module reads the same files a second time as a plain tree, merges the
+//! trees in file order, and walks the result against the list of keys that
+//! import carries over. Everything else becomes a [`Warning`], so that nothing
+//! is lost without the user hearing of it. `x-` extensions are skipped
+//! quietly, as Compose itself does. Healthcheck timing (`interval`,
+//! `retries`, …) is dropped on purpose: `devenv` probes readiness itself with
+//! its own fast backoff, which is the point of the `ready` key.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use indexmap::IndexMap;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use super::Warning;
+
+/// A YAML document with every scalar kept as text.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Node {
+    Null,
+    Scalar(String),
+    Seq(Vec<Node>),
+    Map(IndexMap<String, Node>),
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Node;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+                Ok(Node::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+                Ok(Node::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+                Node::deserialize(d)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+                Ok(Node::Scalar(v.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+                Ok(Node::Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+                Ok(Node::Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+                Ok(Node::Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+                Ok(Node::Scalar(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Node::Seq(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+                let mut entries = IndexMap::new();
+                while let Some((key, value)) = map.next_entry::<String, Node>()? {
+                    entries.insert(key, value);
+                }
+                Ok(Node::Map(entries))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl Node {
+    /// Merges a later file over this one: mappings by key, sequences appended
+    /// without duplicates, anything else replaced. That is close enough to
+    /// Compose's rules to know which keys end up set.
+    pub(crate) fn merge(&mut self, later: Node) {
+        match (self, later) {
+            (Node::Map(base), Node::Map(over)) => {
+                for (key, value) in over {
+                    match base.get_mut(&key) {
+                        Some(existing) => existing.merge(value),
+                        None => {
+                            base.insert(key, value);
+                        }
+                    }
+                }
+            }
+            (Node::Seq(base), Node::Seq(over)) => {
+                for item in over {
+                    if !base.contains(&item) {
+                        base.push(item);
+                    }
+                }
+            }
+            (this, later) => *this = later,
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
+        match self {
+            Node::Map(entries) => entries.get(key),
+            _ => None,
+        }
+    }
+
+    fn scalar(&self) -> Option<&str> {
+        match self {
+            Node::Scalar(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (&String, &Node)> {
+        let entries = match self {
+            Node::Map(entries) => Some(entries.iter()),
+            _ => None,
+        };
+        entries
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| !key.starts_with("x-"))
+    }
+
+    fn items(&self) -> &[Node] {
+        match self {
+            Node::Seq(items) => items,
+            _ => &[],
+        }
+    }
+}
+
+const TOP_LEVEL: &[&str] = &["version", "name", "services", "volumes", "networks"];
+
+const SERVICE: &[&str] = &[
+    "image",
+    "build",
+    "command",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "ports",
+    "volumes",
+    "depends_on",
+    "healthcheck",
+    "restart",
+    "user",
+    "working_dir",
+    "profiles",
+    "develop",
+    "networks",
+];
+
+/// Sub-keys carried over, for the service keys that hold mappings.
+const NESTED: &[(&str, &[&str])] = &[
+    ("build", &["context", "dockerfile", "target", "args"]),
+    ("ports", &["target", "published", "host_ip", "protocol"]),
+    // A tmpfs mount is reported whole, its settings with it.
+    (
+        "volumes",
+        &["type", "source", "target", "read_only", "tmpfs"],
+    ),
+    ("env_file", &["path", "required"]),
+    (
+        "healthcheck",
+        &[
+            "test",
+            "disable",
+            "interval",
+            "timeout",
+            "retries",
+            "start_period",
+            "start_interval",
+        ],
+    ),
+    ("develop", &["watch"]),
+];
+
+const WATCH: &[&str] = &["path", "action", "target", "ignore", "exec"];
+
+const VOLUME: &[&str] = &["driver", "driver_opts", "external"];
+
+/// Lists what the merged document sets that `dev.toml` cannot express.
+pub(crate) fn unsupported(doc: &Node, warnings: &mut Vec<Warning>) {
+    for (key, _) in doc.entries() {
+        if !TOP_LEVEL.contains(&key.as_str()) {
+            warnings.push(Warning::new(None, key));
+        }
+    }
+    if let Some(volumes) = doc.get("volumes") {
+        for (name, volume) in volumes.entries() {
+            for (key, value) in volume.entries() {
+                if !VOLUME.contains(&key.as_str()) {
+                    warnings.push(Warning::new(None, format!("volumes.{name}.{key}")));
+                } else if key == "external" && value.get("name").is_some() {
+                    warnings.push(Warning::new(None, format!("volumes.{name}.external.name")));
+                }
+            }
+        }
+    }
+    let Some(services) = doc.get("services") else {
+        return;
+    };
+    for (name, service) in services.entries() {
+        for (key, value) in service.entries() {
+            if !SERVICE.contains(&key.as_str()) {
+                warnings.push(Warning::new(Some(name.as_str()), key));
+                continue;
+            }
+            let mut nested = BTreeSet::new();
+            if let Some((_, allowed)) = NESTED.iter().find(|(parent, _)| parent == key) {
+                let maps = match value {
+                    Node::Seq(items) => items.iter().collect(),
+                    map => vec![map],
+                };
+                for map in maps {
+                    for (sub, sub_value) in map.entries() {
+                        let dropped = !allowed.contains(&sub.as_str())
+                            // An optional env file may be missing; devenv's may not.
+                            || (sub == "required" && sub_value.scalar() == Some("false"));
+                        if dropped {
+                            nested.insert(format!("{key}.{sub}"));
+                        }
+                    }
+                }
+            }
+            match key.as_str() {
+                "depends_on" => depends_on(value, &mut nested),
+                "develop" => watch(value, &mut nested),
+                _ => {}
+            }
+            warnings.extend(
+                nested
+                    .into_iter()
+                    .map(|key| Warning::new(Some(name.as_str()), key)),
+            );
+        }
+    }
+    networks(doc, services, warnings);
+}
+
+fn depends_on(value: &Node, nested: &mut BTreeSet<String>) {
+    for (_, condition) in value.entries() {
+        for (key, setting) in condition.entries() {
+            let default = match key.as_str() {
+                "condition" => continue,
+                "restart" => "false",
+                "required" => "true",
+                _ => "",
+            };
+            if setting.scalar() != Some(default) {
+                nested.insert(format!("depends_on.{key}"));
+            }
+        }
+    }
+}
+
+fn watch(develop: &Node, nested: &mut BTreeSet<String>) {
+    for rule in develop.get("watch").map(Node::items).unwrap_or_default() {
+        for (key, value) in rule.entries() {
+            if !WATCH.contains(&key.as_str()) {
+                nested.insert(format!("develop.watch.{key}"));
+            } else if key == "exec" {
+                for (sub, _) in value.entries().filter(|(sub, _)| *sub != "command") {
+                    nested.insert(format!("develop.watch.exec.{sub}"));
+                }
+            }
+        }
+    }
+}
+
+/// `devenv` puts a project on one network. Compose stacks that declare a
+/// single plain network for every service (as Sail does with `sail`) mean
+/// the same and import quietly; anything finer is reported.
+fn networks(doc: &Node, services: &Node, warnings: &mut Vec<Warning>) {
+    let mut used = BTreeSet::new();
+    for (name, service) in services.entries() {
+        match service.get("networks") {
+            None => {
+                used.insert("default".to_owned());
+            }
+            Some(Node::Map(attached)) => {
+                used.extend(attached.keys().cloned());
+                if attached
+                    .values()
+                    .any(|settings| settings.entries().next().is_some())
+                {
+                    warnings.push(Warning::new(Some(name.as_str()), "networks"));
+                }
+            }
+            Some(list) => {
+                used.extend(
+                    list.items()
+                        .iter()
+                        .filter_map(Node::scalar)
+                        .map(str::to_owned),
+                );
+            }
+        }
+    }
+    if used.len() > 1 {
+        for (name, service) in services.entries() {
+            let warned = warnings
+                .iter()
+                .any(|w| w.service.as_deref() == Some(name.as_str()) && w.key == "networks");
+            if service.get("networks").is_some() && !warned {
+                warnings.push(Warning::new(Some(name.as_str()), "networks"));
+            }
+        }
+    }
+    for (name, network) in doc.get("networks").map(Node::entries).into_iter().flatten() {
+        let plain = network
+            .entries()
+            .all(|(key, value)| key == "driver" && value.scalar() == Some("bridge"));
+        if !plain {
+            warnings.push(Warning::new(None, format!("networks.{name}")));
+        }
+    }
+}
