@@ -18,6 +18,12 @@ fi
 if [[ $1 != postgres ]]; then
     exec "$@"
 fi
+# `postgres --version` and friends print and exit: no initdb for them.
+for arg in "$@"; do
+    case $arg in
+        -'?'|--help|--describe-config|-V|--version|-C) exec "$@" ;;
+    esac
+done
 
 : "${PGDATA:=/var/lib/postgresql/data}"
 
@@ -52,6 +58,14 @@ fi
 
 # Already initialised: straight to the server (the fast path).
 if [[ -s $PGDATA/PG_VERSION ]]; then
+    # A volume made by the official postgres:16 image cannot be opened by
+    # this PostgreSQL 15; say so plainly instead of postgres' terse error.
+    data_version=$(<"$PGDATA/PG_VERSION")
+    if [[ $data_version != 15 ]]; then
+        log "error: $PGDATA holds a PostgreSQL $data_version cluster; this image runs PostgreSQL 15."
+        log "  Use a separate volume for the offline stand-in (or dump and restore)."
+        exit 1
+    fi
     exec "$@"
 fi
 
