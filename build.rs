@@ -34,6 +34,8 @@ fn main() {
     let mut hasher = DefaultHasher::new();
     let mut entries = String::new();
     for file in &files {
+        // A folder's own mtime misses edits to files inside it.
+        println!("cargo:rerun-if-changed={}", file.display());
         let rel = file.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
         rel.hash(&mut hasher);
         std::fs::read(file).unwrap().hash(&mut hasher);

@@ -1,4 +1,5 @@
-//! The command line: clap structs only. Commands turn these into settings
+//! The command line: clap structs only. `-f`, `-p` and `--profile` go
+//! before the command, as with compose (`logs -f` means follow). Commands turn these into settings
 //! before any domain code sees them.
 
 use std::path::PathBuf;
@@ -9,13 +10,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "devenv", version, about = "Daemonless local development environments for Laravel teams", propagate_version = true)]
 pub struct Cli {
     /// Stack file (default: `dev.toml` here or in a folder above)
-    #[arg(short = 'f', long = "file", global = true, env = "DEVENV_FILE")]
+    #[arg(short = 'f', long = "file", env = "DEVENV_FILE")]
     pub file: Option<PathBuf>,
     /// Project name (default: `[project].name`, else the folder's name)
-    #[arg(short = 'p', long = "project-name", global = true, env = "DEVENV_PROJECT")]
+    #[arg(short = 'p', long = "project-name", env = "DEVENV_PROJECT")]
     pub project: Option<String>,
     /// Enable services of this profile (repeatable)
-    #[arg(long = "profile", global = true, env = "DEVENV_PROFILES", value_delimiter = ',')]
+    #[arg(long = "profile", env = "DEVENV_PROFILES", value_delimiter = ',')]
     pub profiles: Vec<String>,
     /// How to show progress
     #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]

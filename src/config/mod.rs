@@ -159,6 +159,8 @@ pub fn parse(
         .map(|(k, (s, _, _))| (k.clone(), s.clone()))
         .collect();
 
+    check_host_ports(&src, &all, &services)?;
+
     let deps: IndexMap<String, Vec<String>> = services
         .iter()
         .map(|(k, s)| (k.clone(), s.depends_on.keys().cloned().collect()))
@@ -196,6 +198,32 @@ pub fn parse(
         volumes,
         k8s: raw.k8s,
     })
+}
+
+/// Two services publishing one host port would fail at start; say so now.
+fn check_host_ports(
+    src: &Src,
+    all: &IndexMap<String, (model::Service, std::ops::Range<usize>, &raw::RawService)>,
+    services: &IndexMap<String, model::Service>,
+) -> Result<(), ConfigError> {
+    let mut seen: HashMap<(Option<String>, u16, model::Protocol), &str> = HashMap::new();
+    for (name, svc) in services {
+        for p in &svc.ports {
+            let Some(host) = p.host else { continue };
+            if let Some(other) = seen.insert((p.host_ip.clone(), host, p.protocol), name) {
+                if other != name {
+                    return Err(ConfigError::invalid(
+                        src,
+                        all[name].1.clone(),
+                        format!("services `{other}` and `{name}` both publish host port {host}"),
+                        "this service",
+                        Some("give one of them another host port in `ports` (or `ports = []`)".into()),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_dotenv(root: &Path) -> Result<HashMap<String, String>, ConfigError> {

@@ -204,12 +204,13 @@ impl Engine {
             (LABEL_SERVICE.to_string(), svc.name.clone()),
             (LABEL_HASH.to_string(), hash.to_string()),
         ]);
-        let (name, cmd) = match oneoff {
+        // One-off containers get no DNS alias: `cache` must keep meaning the service.
+        let (name, cmd, aliases) = match oneoff {
             Some((name, cmd)) => {
                 labels.insert(LABEL_ONEOFF.to_string(), "true".into());
-                (name.to_string(), Some(cmd))
+                (name.to_string(), Some(cmd), None)
             }
-            None => (container_name(project, &svc.name), svc.command.clone()),
+            None => (container_name(project, &svc.name), svc.command.clone(), Some(vec![svc.name.clone()])),
         };
 
         let mut exposed = Vec::new();
@@ -249,10 +250,7 @@ impl Engine {
             Restart::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
         };
         let network = network_name(project);
-        let endpoint = EndpointSettings {
-            aliases: Some(vec![svc.name.clone()]),
-            ..Default::default()
-        };
+        let endpoint = EndpointSettings { aliases: aliases.clone(), ..Default::default() };
         let body = ContainerCreateBody {
             image: Some(svc.image.clone()),
             cmd,
@@ -262,7 +260,8 @@ impl Engine {
             working_dir: svc.working_dir.clone(),
             labels: Some(labels),
             exposed_ports: Some(exposed),
-            hostname: Some(svc.name.clone()),
+            // The hostname would shadow the service's DNS name inside a one-off.
+            hostname: aliases.as_ref().map(|_| svc.name.clone()),
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings),
                 binds: Some(binds),

@@ -1,0 +1,140 @@
+//! Shared helpers for the integration tests: a project in a temp folder,
+//! the real `devenv` binary run against it, and cleanup on drop.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+/// A throwaway project folder with a `dev.toml`; its stack is torn down (with volumes) on drop.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+    pub uses_docker: bool,
+}
+
+impl Project {
+    /// `name` must be unique per test: tests run in parallel on one engine.
+    pub fn new(name: &str, toml: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let project = Project { dir, name: name.to_string(), uses_docker: false };
+        project.write("dev.toml", &format!("[project]\nname = \"{name}\"\n\n{toml}"));
+        project
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("devenv").unwrap();
+        c.current_dir(self.dir.path()).env("NO_COLOR", "1").env_remove("DOCKER_HOST");
+        c
+    }
+
+    /// Runs devenv with `args`; returns the output whatever the exit code.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Runs devenv and insists on exit 0, showing its output otherwise.
+    pub fn ok(&mut self, args: &[&str]) -> Output {
+        self.uses_docker = true;
+        let out = self.run(args);
+        assert!(out.status.success(), "devenv {args:?} failed:\n{}", text(&out));
+        out
+    }
+
+    /// `ps --json`, parsed.
+    pub fn ps(&mut self) -> Vec<serde_json::Value> {
+        let out = self.ok(&["ps", "--json"]);
+        serde_json::from_slice(&out.stdout).expect("ps --json prints JSON")
+    }
+
+    /// Container id per service.
+    pub fn ids(&mut self) -> Vec<(String, String)> {
+        self.ps()
+            .iter()
+            .map(|s| (s["service"].as_str().unwrap().to_string(), s["container"].as_str().unwrap().to_string()))
+            .collect()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        if self.uses_docker {
+            let _ = self.run(&["down", "-v"]);
+        }
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails (never skips) when no engine answers: CI must not pass without Docker.
+pub fn require_docker() {
+    let out = Command::cargo_bin("devenv").unwrap().args(["ps"]).current_dir(repo()).output().unwrap();
+    let err = stderr(&out);
+    assert!(
+        !err.contains("cannot reach the Docker engine"),
+        "these tests need a running Docker engine:\n{err}"
+    );
+}
+
+/// The three-service stack of the foundation tests: PostgreSQL and Redis from
+/// presets (official images, or local stand-ins offline) and a small web
+/// service built from a fixture, with a `ready` chain.
+pub fn three_services(pg_port: u16, web_port: u16) -> String {
+    let web = repo().join("tests/fixtures/web");
+    format!(
+        r#"[services.db]
+use = "postgres"
+ports = ["{pg_port}:5432"]
+
+[services.cache]
+use = "redis"
+ports = []
+
+[services.web]
+build = {{ context = "{}" }}
+image = "devenv-e2e-web:latest"
+ports = ["{web_port}:8080"]
+depends_on = {{ db = "ready", cache = "ready" }}
+ready = {{ http = {{ port = 8080, path = "/health" }} }}
+"#,
+        web.display()
+    )
+}
+
+/// Builds the images every end-to-end test needs once, under a file lock, so
+/// parallel tests do not all bootstrap and build the same images at once.
+pub fn warm_images() {
+    static WARM: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    WARM.get_or_init(warm_images_once);
+}
+
+fn warm_images_once() {
+    require_docker();
+    let lock = std::fs::File::create(std::env::temp_dir().join("devenv-e2e-images.lock")).unwrap();
+    lock.lock().unwrap();
+    let mut p = Project::new("e2ewarm", &three_services(0, 0).replace("ports = [\"0:5432\"]\n", "").replace("ports = [\"0:8080\"]\n", ""));
+    p.ok(&["--progress", "plain", "up", "-d"]);
+    p.ok(&["down", "-v"]);
+}
