@@ -7,7 +7,9 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     entries.sort();
     for path in entries {
@@ -36,10 +38,17 @@ fn main() {
     for file in &files {
         // A folder's own mtime misses edits to files inside it.
         println!("cargo:rerun-if-changed={}", file.display());
-        let rel = file.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         rel.hash(&mut hasher);
         std::fs::read(file).unwrap().hash(&mut hasher);
-        entries.push_str(&format!("    ({rel:?}, include_bytes!({:?})),\n", file.display().to_string()));
+        entries.push_str(&format!(
+            "    ({rel:?}, include_bytes!({:?})),\n",
+            file.display().to_string()
+        ));
     }
     let code = format!(
         "/// Files under `stacks/` and `docker/`, by path relative to the repository.\n\

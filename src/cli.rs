@@ -7,7 +7,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "devenv", version, about = "Daemonless local development environments for Laravel teams", propagate_version = true)]
+#[command(
+    name = "devenv",
+    version,
+    about = "Daemonless local development environments for Laravel teams",
+    propagate_version = true
+)]
 pub struct Cli {
     /// Stack file (default: `dev.toml` here or in a folder above)
     #[arg(short = 'f', long = "file", env = "DEVENV_FILE")]

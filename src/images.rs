@@ -56,7 +56,8 @@ impl Images {
     ) -> Result<String, ImageError> {
         if let Some(build) = &svc.build {
             if rebuild || engine.image_id(&svc.image).await?.is_none() {
-                self.build(engine, project, &svc.name, build, &svc.image, reporter).await?;
+                self.build(engine, project, &svc.name, build, &svc.image, reporter)
+                    .await?;
             }
             return Ok(svc.image.clone());
         }
@@ -79,7 +80,8 @@ impl Images {
                         ));
                         self.said_offline = true;
                     }
-                    self.build(engine, project, &svc.name, fallback, &standin, reporter).await?;
+                    self.build(engine, project, &svc.name, fallback, &standin, reporter)
+                        .await?;
                     Ok(standin)
                 }
                 Err(e) => Err(unavailable(svc, e).into()),
@@ -119,13 +121,20 @@ impl Images {
             self.ensure_base(engine, &base, reporter).await?;
         }
         reporter.task(service, "building");
-        engine.build_image(service, project, build, tag, reporter).await?;
+        engine
+            .build_image(service, project, build, tag, reporter)
+            .await?;
         reporter.done(service, "built", true);
         Ok(())
     }
 
     /// A `FROM` image that is missing: pull it, or bootstrap Debian offline.
-    async fn ensure_base(&mut self, engine: &Engine, image: &str, reporter: &dyn Reporter) -> Result<(), ImageError> {
+    async fn ensure_base(
+        &mut self,
+        engine: &Engine,
+        image: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(), ImageError> {
         if !self.done.insert(image.to_string()) || engine.image_id(image).await?.is_some() {
             return Ok(());
         }
@@ -138,14 +147,21 @@ impl Images {
                 })?;
                 let script = assets.join("docker/base/bootstrap.sh");
                 let out = tempfile_path("devenv-rootfs", "tar");
-                reporter.task("base image", &format!("bootstrapping {image} from the Debian mirror"));
+                reporter.task(
+                    "base image",
+                    &format!("bootstrapping {image} from the Debian mirror"),
+                );
                 run_script(&script, &[out.as_os_str()], reporter, "bootstrap").await?;
-                let tar = tokio::fs::read(&out).await.map_err(|e| ImageError::Script {
-                    script: script.display().to_string(),
-                    message: format!("it wrote no `{}`: {e}", out.display()),
-                })?;
+                let tar = tokio::fs::read(&out)
+                    .await
+                    .map_err(|e| ImageError::Script {
+                        script: script.display().to_string(),
+                        message: format!("it wrote no `{}`: {e}", out.display()),
+                    })?;
                 let _ = tokio::fs::remove_file(&out).await;
-                let (repo, tag) = image.split_once(':').expect("the bootstrappable image has a tag");
+                let (repo, tag) = image
+                    .split_once(':')
+                    .expect("the bootstrappable image has a tag");
                 engine.import_rootfs(tar, repo, tag).await?;
                 reporter.done("base image", &format!("{image} imported"), true);
                 Ok(())
@@ -184,7 +200,10 @@ async fn run_script(
     source: &str,
 ) -> Result<(), ImageError> {
     use tokio::io::{AsyncBufReadExt, BufReader};
-    let fail = |message: String| ImageError::Script { script: script.display().to_string(), message };
+    let fail = |message: String| ImageError::Script {
+        script: script.display().to_string(),
+        message,
+    };
     // One stream in the order the script wrote it: stderr joins stdout.
     let mut child = tokio::process::Command::new("bash")
         .arg("-c")
@@ -213,7 +232,9 @@ async fn run_script(
 
 /// `FROM` images of a Dockerfile that are not its own earlier stages.
 pub fn base_images(dockerfile: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(dockerfile) else { return Vec::new() };
+    let Ok(text) = std::fs::read_to_string(dockerfile) else {
+        return Vec::new();
+    };
     let mut stages = Vec::new();
     let mut bases = Vec::new();
     for line in text.lines().map(str::trim) {
@@ -223,7 +244,12 @@ pub fn base_images(dockerfile: &Path) -> Vec<String> {
         }
         let rest: Vec<&str> = words.filter(|w| !w.starts_with("--")).collect();
         let Some(image) = rest.first() else { continue };
-        if !stages.iter().any(|s: &String| s.eq_ignore_ascii_case(image)) && !image.contains('$') && *image != "scratch" {
+        if !stages
+            .iter()
+            .any(|s: &String| s.eq_ignore_ascii_case(image))
+            && !image.contains('$')
+            && *image != "scratch"
+        {
             bases.push(image.to_string());
         }
         if let (Some(kw), Some(alias)) = (rest.get(1), rest.get(2)) {
@@ -242,8 +268,14 @@ mod tests {
 
     #[test]
     fn standin_tags_keep_name_and_tag() {
-        assert_eq!(standin_tag("postgres:16-alpine"), "devenv-local/postgres:16-alpine");
-        assert_eq!(standin_tag("mailhog/mailhog"), "devenv-local/mailhog:latest");
+        assert_eq!(
+            standin_tag("postgres:16-alpine"),
+            "devenv-local/postgres:16-alpine"
+        );
+        assert_eq!(
+            standin_tag("mailhog/mailhog"),
+            "devenv-local/mailhog:latest"
+        );
     }
 
     #[test]

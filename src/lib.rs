@@ -4,14 +4,14 @@
 //! [`plan`] (what to change) → [`engine`] (the Docker Engine API).
 
 pub mod assets;
+pub mod cli;
+pub mod commands;
 pub mod config;
-pub mod plan;
 pub mod engine;
-pub mod report;
-pub mod probe;
 pub mod images;
 pub mod import;
 pub mod lifecycle;
-pub mod cli;
-pub mod commands;
+pub mod plan;
+pub mod probe;
+pub mod report;
 pub mod ui;

@@ -33,18 +33,32 @@ pub enum UpError {
         code(devenv::up::port),
         help("stop whatever holds it{}, or change the host side of the mapping in `ports`", holder.as_ref().map(|h| format!(" (`{h}`)")).unwrap_or_default())
     )]
-    PortTaken { service: String, port: u16, holder: Option<String> },
+    PortTaken {
+        service: String,
+        port: u16,
+        holder: Option<String>,
+    },
 
     #[error("service `{service}` {reason}")]
     #[diagnostic(code(devenv::up::not_ready), help("{hint}"))]
-    NotReady { service: String, reason: String, logs: Vec<String>, hint: String },
+    NotReady {
+        service: String,
+        reason: String,
+        logs: Vec<String>,
+        hint: String,
+    },
 
     #[error("hook `{command}` of service `{service}` failed with exit code {code}")]
     #[diagnostic(
         code(devenv::up::hook),
         help("its output is above; the containers are left running so you can look (`devenv exec {service} -- sh`)")
     )]
-    Hook { service: String, command: String, code: i64, output: Vec<String> },
+    Hook {
+        service: String,
+        command: String,
+        code: i64,
+        output: Vec<String>,
+    },
 
     #[error("unknown service `{0}`")]
     #[diagnostic(code(devenv::up::unknown), help("`devenv config` lists the services"))]
@@ -75,12 +89,24 @@ pub struct ProjectLock(#[allow(dead_code)] File);
 /// Takes the per-project lock so two devenv commands on one project do not
 /// interleave; waits (saying so) when another holds it.
 pub fn lock(project: &str, reporter: &dyn Reporter) -> Result<ProjectLock, UpError> {
-    let dir = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     let path = dir.join(format!("devenv-{project}.lock"));
-    let err = |source| UpError::Lock { path: path.display().to_string(), source };
-    let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(err)?;
+    let err = |source| UpError::Lock {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(err)?;
     if file.try_lock().is_err() {
-        reporter.notice(&format!("waiting for another devenv working on project `{project}`"));
+        reporter.notice(&format!(
+            "waiting for another devenv working on project `{project}`"
+        ));
         file.lock().map_err(err)?;
     }
     Ok(ProjectLock(file))
@@ -115,12 +141,20 @@ pub fn select(stack: &Stack, wanted: &[String]) -> Result<Vec<String>, UpError> 
     let mut keep = HashSet::new();
     let mut todo: Vec<String> = wanted.to_vec();
     while let Some(name) = todo.pop() {
-        let svc = stack.services.get(&name).ok_or_else(|| UpError::UnknownService(name.clone()))?;
+        let svc = stack
+            .services
+            .get(&name)
+            .ok_or_else(|| UpError::UnknownService(name.clone()))?;
         if keep.insert(name.clone()) {
             todo.extend(svc.depends_on.keys().cloned());
         }
     }
-    Ok(stack.services.keys().filter(|k| keep.contains(*k)).cloned().collect())
+    Ok(stack
+        .services
+        .keys()
+        .filter(|k| keep.contains(*k))
+        .cloned()
+        .collect())
 }
 
 /// Brings the selected services up and ready; returns what it did.
@@ -139,18 +173,32 @@ pub async fn up(
     let mut run_stack = stack.clone();
     for name in &selected {
         let svc = &stack.services[name];
-        let image = images.ensure(engine, &stack.project, svc, opts.build, reporter.as_ref()).await?;
+        let image = images
+            .ensure(engine, &stack.project, svc, opts.build, reporter.as_ref())
+            .await?;
         let id = engine.image_id(&image).await?.unwrap_or_default();
-        let run_svc = run_stack.services.get_mut(name).expect("selected services exist");
+        let run_svc = run_stack
+            .services
+            .get_mut(name)
+            .expect("selected services exist");
         run_svc.image = image;
         desired.insert(name.clone(), plan::config_hash(run_svc, &id));
     }
 
-    let containers: Vec<ContainerInfo> =
-        engine.list_containers(&stack.project).await?.into_iter().filter(|c| !c.oneoff).collect();
+    let containers: Vec<ContainerInfo> = engine
+        .list_containers(&stack.project)
+        .await?
+        .into_iter()
+        .filter(|c| !c.oneoff)
+        .collect();
     let actual: Vec<Actual> = containers
         .iter()
-        .map(|c| Actual { service: c.service.clone(), id: c.id.clone(), hash: c.hash.clone(), running: c.state == "running" })
+        .map(|c| Actual {
+            service: c.service.clone(),
+            id: c.id.clone(),
+            hash: c.hash.clone(),
+            running: c.state == "running",
+        })
         .collect();
     let known: Vec<String> = stack.services.keys().cloned().collect();
     let steps = plan::diff(&desired, &known, &actual);
@@ -160,12 +208,16 @@ pub async fn up(
     for step in &steps {
         if let Step::Remove { service, id } = step {
             if !stack.services.contains_key(service) {
-                reporter.notice(&format!("removing `{service}`: it is no longer in the stack file"));
+                reporter.notice(&format!(
+                    "removing `{service}`: it is no longer in the stack file"
+                ));
             }
             engine.remove_container(id).await?;
         }
     }
-    let needs_objects = steps.iter().any(|s| matches!(s, Step::Create { .. } | Step::Recreate { .. }));
+    let needs_objects = steps
+        .iter()
+        .any(|s| matches!(s, Step::Create { .. } | Step::Recreate { .. }));
     if needs_objects {
         engine.ensure_network(&stack.project).await?;
         for (name, vol) in &stack.volumes {
@@ -177,7 +229,12 @@ pub async fn up(
 
     let deps: IndexMap<String, Vec<String>> = selected
         .iter()
-        .map(|n| (n.clone(), stack.services[n].depends_on.keys().cloned().collect()))
+        .map(|n| {
+            (
+                n.clone(),
+                stack.services[n].depends_on.keys().cloned().collect(),
+            )
+        })
         .collect();
     let levels = plan::levels(&deps).expect("config rejected cycles");
     let step_of = |name: &str| steps.iter().find(|s| step_service(s) == name).cloned();
@@ -210,7 +267,12 @@ fn step_service(step: &Step) -> &str {
 }
 
 /// Refuses before creating anything when a host port another process holds is needed.
-async fn check_ports(engine: &Engine, stack: &Stack, steps: &[Step], ours: &[ContainerInfo]) -> Result<(), UpError> {
+async fn check_ports(
+    engine: &Engine,
+    stack: &Stack,
+    steps: &[Step],
+    ours: &[ContainerInfo],
+) -> Result<(), UpError> {
     for step in steps {
         let (service, replacing) = match step {
             Step::Create { service } => (service, None),
@@ -221,19 +283,29 @@ async fn check_ports(engine: &Engine, stack: &Stack, steps: &[Step], ours: &[Con
             let Some(host) = port.host else { continue };
             let ip = port.host_ip.clone().unwrap_or_else(|| "0.0.0.0".into());
             let free = match port.protocol {
-                crate::config::model::Protocol::Tcp => std::net::TcpListener::bind((ip.as_str(), host)).is_ok(),
-                crate::config::model::Protocol::Udp => std::net::UdpSocket::bind((ip.as_str(), host)).is_ok(),
+                crate::config::model::Protocol::Tcp => {
+                    std::net::TcpListener::bind((ip.as_str(), host)).is_ok()
+                }
+                crate::config::model::Protocol::Udp => {
+                    std::net::UdpSocket::bind((ip.as_str(), host)).is_ok()
+                }
             };
             if free {
                 continue;
             }
             let holder = engine.port_holder(host).await;
             // Our own container for this very service holds it: it is about to be replaced.
-            let own = replacing.and_then(|id| ours.iter().find(|c| &c.id == id)).map(|c| c.name.clone());
+            let own = replacing
+                .and_then(|id| ours.iter().find(|c| &c.id == id))
+                .map(|c| c.name.clone());
             if holder.is_some() && holder == own {
                 continue;
             }
-            return Err(UpError::PortTaken { service: service.clone(), port: host, holder });
+            return Err(UpError::PortTaken {
+                service: service.clone(),
+                port: host,
+                holder,
+            });
         }
     }
     Ok(())
@@ -266,7 +338,9 @@ async fn bring_up(
                 reporter.task(name, "creating");
             }
             // A leftover container by the same name (from a killed run) is in the way.
-            engine.remove_container(&container_name(&stack.project, name)).await?;
+            engine
+                .remove_container(&container_name(&stack.project, name))
+                .await?;
             let id = engine.create_container(stack, svc, hash, None).await?;
             engine.start_container(&id).await?;
             (id, if recreate { "recreated" } else { "created" })
@@ -277,8 +351,21 @@ async fn bring_up(
     if action != "running" && !opts.no_hooks {
         run_hooks(engine, svc, &id, reporter).await?;
     }
-    reporter.done(name, if svc.ready.is_some() { "ready" } else { "started" }, true);
-    Ok(ServiceOutcome { service: name.clone(), container: id, action, ready_after })
+    reporter.done(
+        name,
+        if svc.ready.is_some() {
+            "ready"
+        } else {
+            "started"
+        },
+        true,
+    );
+    Ok(ServiceOutcome {
+        service: name.clone(),
+        container: id,
+        action,
+        ready_after,
+    })
 }
 
 /// Waits until the service meets the strongest condition anyone needs of it:
@@ -298,14 +385,29 @@ async fn wait_ready(
         reporter.task(&svc.name, "running to completion");
         let code = engine.wait_container(id).await?;
         if code != 0 {
-            return Err(not_ready(engine, svc, id, format!("exited with code {code}"), "its log is above".into()).await);
+            return Err(not_ready(
+                engine,
+                svc,
+                id,
+                format!("exited with code {code}"),
+                "its log is above".into(),
+            )
+            .await);
         }
         return Ok(None);
     }
     if svc.ready.is_some() {
         reporter.task(&svc.name, "waiting until ready");
     }
-    match probe::await_ready(engine, &stack.project, id, svc.ready.as_ref(), svc.ready_timeout).await {
+    match probe::await_ready(
+        engine,
+        &stack.project,
+        id,
+        svc.ready.as_ref(),
+        svc.ready_timeout,
+    )
+    .await
+    {
         Ok(d) => Ok(svc.ready.as_ref().map(|_| d)),
         Err(NotReady::Exited(code)) => Err(not_ready(
             engine,
@@ -326,13 +428,29 @@ async fn wait_ready(
     }
 }
 
-async fn not_ready(engine: &Engine, svc: &Service, id: &str, reason: String, hint: String) -> UpError {
+async fn not_ready(
+    engine: &Engine,
+    svc: &Service,
+    id: &str,
+    reason: String,
+    hint: String,
+) -> UpError {
     let logs = engine.tail_logs(id, 15).await.unwrap_or_default();
-    UpError::NotReady { service: svc.name.clone(), reason, logs, hint }
+    UpError::NotReady {
+        service: svc.name.clone(),
+        reason,
+        logs,
+        hint,
+    }
 }
 
 /// Runs the service's `after_up` commands in order; the first failure stops `up`.
-pub async fn run_hooks(engine: &Engine, svc: &Service, id: &str, reporter: &dyn Reporter) -> Result<(), UpError> {
+pub async fn run_hooks(
+    engine: &Engine,
+    svc: &Service,
+    id: &str,
+    reporter: &dyn Reporter,
+) -> Result<(), UpError> {
     for command in &svc.hooks.after_up {
         reporter.task(&svc.name, &format!("running `{command}`"));
         let output = exec_shell(engine, svc, id, command, reporter).await?;
@@ -359,15 +477,21 @@ pub async fn exec_shell(
     let mut lines = Vec::new();
     let mut partial = String::new();
     let code = engine
-        .exec(id, vec!["sh".into(), "-c".into(), command.to_string()], Vec::new(), None, |chunk| {
-            partial.push_str(chunk);
-            while let Some(pos) = partial.find('\n') {
-                let line: String = partial.drain(..=pos).collect();
-                let line = line.trim_end().to_string();
-                reporter.output(&svc.name, &line);
-                lines.push(line);
-            }
-        })
+        .exec(
+            id,
+            vec!["sh".into(), "-c".into(), command.to_string()],
+            Vec::new(),
+            None,
+            |chunk| {
+                partial.push_str(chunk);
+                while let Some(pos) = partial.find('\n') {
+                    let line: String = partial.drain(..=pos).collect();
+                    let line = line.trim_end().to_string();
+                    reporter.output(&svc.name, &line);
+                    lines.push(line);
+                }
+            },
+        )
         .await?;
     if !partial.trim().is_empty() {
         reporter.output(&svc.name, partial.trim_end());
@@ -377,12 +501,19 @@ pub async fn exec_shell(
 }
 
 /// Stops and removes the project's containers and network; volumes too with `volumes`.
-pub async fn down(engine: &Engine, project: &str, volumes: bool, reporter: &dyn Reporter) -> Result<(), UpError> {
+pub async fn down(
+    engine: &Engine,
+    project: &str,
+    volumes: bool,
+    reporter: &dyn Reporter,
+) -> Result<(), UpError> {
     let _lock = lock(project, reporter)?;
     let containers = engine.list_containers(project).await?;
     let jobs = containers.iter().map(|c| async move {
         reporter.task(&c.service, "stopping");
-        engine.stop_container(&c.id, Duration::from_secs(10)).await?;
+        engine
+            .stop_container(&c.id, Duration::from_secs(10))
+            .await?;
         engine.remove_container(&c.id).await?;
         reporter.done(&c.service, "removed", true);
         Ok::<_, EngineError>(())
@@ -391,7 +522,10 @@ pub async fn down(engine: &Engine, project: &str, volumes: bool, reporter: &dyn 
         r?;
     }
     if engine.remove_network(project).await? {
-        reporter.notice(&format!("removed network `{}`", crate::engine::network_name(project)));
+        reporter.notice(&format!(
+            "removed network `{}`",
+            crate::engine::network_name(project)
+        ));
     }
     if volumes {
         for v in engine.list_volumes(project).await? {
@@ -416,32 +550,45 @@ pub struct ServiceStatus {
 /// The state of every service container, with readiness probed once, in parallel.
 pub async fn status(engine: &Engine, stack: &Stack) -> Result<Vec<ServiceStatus>, EngineError> {
     let containers = engine.list_containers(&stack.project).await?;
-    let jobs = containers.into_iter().filter(|c| !c.oneoff).map(|c| async move {
-        let svc = stack.services.get(&c.service);
-        let mut ready = false;
-        let mut ports = Vec::new();
-        if c.state == "running" {
-            let st = engine.inspect_container(&c.id, &stack.project).await?;
-            let mut published: Vec<_> = st.published.iter().collect();
-            published.sort();
-            ports = published.iter().map(|(c, h)| format!("{h}->{c}")).collect();
-            ready = match svc.and_then(|s| s.ready.as_ref()) {
-                Some(p) => probe::check(engine, p, &probe::Target::from_status(&c.id, &st)).await.is_ok(),
-                None => true,
-            };
-        }
-        Ok::<_, EngineError>(ServiceStatus {
-            service: c.service,
-            container: c.id,
-            name: c.name,
-            state: c.state,
-            ready,
-            ports,
-        })
-    });
-    let mut out = join_all(jobs).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let jobs = containers
+        .into_iter()
+        .filter(|c| !c.oneoff)
+        .map(|c| async move {
+            let svc = stack.services.get(&c.service);
+            let mut ready = false;
+            let mut ports = Vec::new();
+            if c.state == "running" {
+                let st = engine.inspect_container(&c.id, &stack.project).await?;
+                let mut published: Vec<_> = st.published.iter().collect();
+                published.sort();
+                ports = published.iter().map(|(c, h)| format!("{h}->{c}")).collect();
+                ready = match svc.and_then(|s| s.ready.as_ref()) {
+                    Some(p) => probe::check(engine, p, &probe::Target::from_status(&c.id, &st))
+                        .await
+                        .is_ok(),
+                    None => true,
+                };
+            }
+            Ok::<_, EngineError>(ServiceStatus {
+                service: c.service,
+                container: c.id,
+                name: c.name,
+                state: c.state,
+                ready,
+                ports,
+            })
+        });
+    let mut out = join_all(jobs)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
     // File order, then anything no longer in the file.
-    let order = |s: &ServiceStatus| stack.services.get_index_of(&s.service).unwrap_or(usize::MAX);
+    let order = |s: &ServiceStatus| {
+        stack
+            .services
+            .get_index_of(&s.service)
+            .unwrap_or(usize::MAX)
+    };
     out.sort_by_key(|s| (order(s), s.service.clone()));
     Ok(out)
 }

@@ -33,7 +33,9 @@ pub fn levels(deps: &IndexMap<String, Vec<String>>) -> Result<Vec<Vec<String>>, 
                 .filter_map(|d| level_of.get(d.as_str()).map(|l| l + 1))
                 .max()
                 .unwrap_or(0);
-            let all_known = ds.iter().all(|d| level_of.contains_key(d.as_str()) || !deps.contains_key(d));
+            let all_known = ds
+                .iter()
+                .all(|d| level_of.contains_key(d.as_str()) || !deps.contains_key(d));
             if all_known && level_of.get(name.as_str()) != Some(&lvl) {
                 level_of.insert(name, lvl);
                 changed = true;
@@ -69,8 +71,12 @@ fn find_cycle(deps: &IndexMap<String, Vec<String>>) -> Option<Vec<String>> {
         for d in deps.get(n).into_iter().flatten() {
             match marks.get(d.as_str()).copied().unwrap_or(Mark::New) {
                 Mark::Active => {
-                    let start = stack.iter().position(|s| s == d).expect("active nodes are on the stack");
-                    let mut cycle: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
+                    let start = stack
+                        .iter()
+                        .position(|s| s == d)
+                        .expect("active nodes are on the stack");
+                    let mut cycle: Vec<String> =
+                        stack[start..].iter().map(|s| s.to_string()).collect();
                     cycle.push(d.clone());
                     return Some(cycle);
                 }
@@ -139,21 +145,36 @@ pub fn diff(desired: &IndexMap<String, String>, known: &[String], actual: &[Actu
     for (service, hash) in desired {
         let mut mine = actual.iter().filter(|a| &a.service == service);
         match mine.next() {
-            None => steps.push(Step::Create { service: service.clone() }),
-            Some(a) if &a.hash != hash => {
-                steps.push(Step::Recreate { service: service.clone(), id: a.id.clone() })
-            }
-            Some(a) if a.running => steps.push(Step::Keep { service: service.clone(), id: a.id.clone() }),
-            Some(a) => steps.push(Step::Start { service: service.clone(), id: a.id.clone() }),
+            None => steps.push(Step::Create {
+                service: service.clone(),
+            }),
+            Some(a) if &a.hash != hash => steps.push(Step::Recreate {
+                service: service.clone(),
+                id: a.id.clone(),
+            }),
+            Some(a) if a.running => steps.push(Step::Keep {
+                service: service.clone(),
+                id: a.id.clone(),
+            }),
+            Some(a) => steps.push(Step::Start {
+                service: service.clone(),
+                id: a.id.clone(),
+            }),
         }
         // An interrupted run may have left a second container for the service.
         for extra in mine {
-            steps.push(Step::Remove { service: service.clone(), id: extra.id.clone() });
+            steps.push(Step::Remove {
+                service: service.clone(),
+                id: extra.id.clone(),
+            });
         }
     }
     for a in actual {
         if !known.contains(&a.service) {
-            steps.push(Step::Remove { service: a.service.clone(), id: a.id.clone() });
+            steps.push(Step::Remove {
+                service: a.service.clone(),
+                id: a.id.clone(),
+            });
         }
     }
     steps
@@ -172,7 +193,12 @@ mod tests {
 
     #[test]
     fn levels_start_independent_services_together() {
-        let g = graph(&[("app", &["db", "cache"]), ("db", &[]), ("cache", &[]), ("worker", &["app"])]);
+        let g = graph(&[
+            ("app", &["db", "cache"]),
+            ("db", &[]),
+            ("cache", &[]),
+            ("worker", &["app"]),
+        ]);
         assert_eq!(
             levels(&g).unwrap(),
             vec![vec!["db", "cache"], vec!["app"], vec!["worker"]]
@@ -181,7 +207,12 @@ mod tests {
 
     #[test]
     fn a_cycle_is_reported_whole() {
-        let g = graph(&[("app", &["db"]), ("db", &["migrate"]), ("migrate", &["app"]), ("cache", &[])]);
+        let g = graph(&[
+            ("app", &["db"]),
+            ("db", &["migrate"]),
+            ("migrate", &["app"]),
+            ("cache", &[]),
+        ]);
         assert_eq!(levels(&g).unwrap_err(), vec!["app", "db", "migrate", "app"]);
     }
 
@@ -192,40 +223,76 @@ mod tests {
     }
 
     fn actual(service: &str, id: &str, hash: &str, running: bool) -> Actual {
-        Actual { service: service.into(), id: id.into(), hash: hash.into(), running }
+        Actual {
+            service: service.into(),
+            id: id.into(),
+            hash: hash.into(),
+            running,
+        }
     }
 
     #[test]
     fn diff_keeps_unchanged_and_recreates_changed() {
-        let desired: IndexMap<String, String> =
-            [("db".to_string(), "h1".to_string()), ("app".to_string(), "h2".to_string())].into();
+        let desired: IndexMap<String, String> = [
+            ("db".to_string(), "h1".to_string()),
+            ("app".to_string(), "h2".to_string()),
+        ]
+        .into();
         let known = vec!["db".to_string(), "app".to_string()];
-        let steps = diff(&desired, &known, &[actual("db", "c1", "h1", true), actual("app", "c2", "old", true)]);
+        let steps = diff(
+            &desired,
+            &known,
+            &[
+                actual("db", "c1", "h1", true),
+                actual("app", "c2", "old", true),
+            ],
+        );
         assert_eq!(
             steps,
             vec![
-                Step::Keep { service: "db".into(), id: "c1".into() },
-                Step::Recreate { service: "app".into(), id: "c2".into() },
+                Step::Keep {
+                    service: "db".into(),
+                    id: "c1".into()
+                },
+                Step::Recreate {
+                    service: "app".into(),
+                    id: "c2".into()
+                },
             ]
         );
     }
 
     #[test]
     fn diff_creates_starts_and_removes_orphans() {
-        let desired: IndexMap<String, String> =
-            [("db".to_string(), "h1".to_string()), ("cache".to_string(), "h3".to_string())].into();
+        let desired: IndexMap<String, String> = [
+            ("db".to_string(), "h1".to_string()),
+            ("cache".to_string(), "h3".to_string()),
+        ]
+        .into();
         let known = vec!["db".to_string(), "cache".to_string(), "app".to_string()];
         let steps = diff(
             &desired,
             &known,
-            &[actual("db", "c1", "h1", false), actual("gone", "c9", "x", true), actual("app", "c2", "h", true)],
+            &[
+                actual("db", "c1", "h1", false),
+                actual("gone", "c9", "x", true),
+                actual("app", "c2", "h", true),
+            ],
         );
         assert_eq!(
             steps,
             vec![
-                Step::Start { service: "db".into(), id: "c1".into() },
-                Step::Create { service: "cache".into() },
-                Step::Remove { service: "gone".into(), id: "c9".into() },
+                Step::Start {
+                    service: "db".into(),
+                    id: "c1".into()
+                },
+                Step::Create {
+                    service: "cache".into()
+                },
+                Step::Remove {
+                    service: "gone".into(),
+                    id: "c9".into()
+                },
             ]
         );
     }
@@ -236,8 +303,17 @@ mod tests {
         let steps = diff(
             &desired,
             &["db".to_string()],
-            &[actual("db", "c1", "h1", true), actual("db", "c2", "h1", false)],
+            &[
+                actual("db", "c1", "h1", true),
+                actual("db", "c2", "h1", false),
+            ],
         );
-        assert_eq!(steps[1], Step::Remove { service: "db".into(), id: "c2".into() });
+        assert_eq!(
+            steps[1],
+            Step::Remove {
+                service: "db".into(),
+                id: "c2".into()
+            }
+        );
     }
 }

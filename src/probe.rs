@@ -26,8 +26,16 @@ pub struct Target {
 impl Target {
     pub fn from_status(container: &str, status: &ContainerStatus) -> Target {
         // Only Linux routes the host to container addresses (not Docker Desktop).
-        let ip = if cfg!(target_os = "linux") { status.ip.clone() } else { None };
-        Target { container: container.to_string(), ip, published: status.published.clone() }
+        let ip = if cfg!(target_os = "linux") {
+            status.ip.clone()
+        } else {
+            None
+        };
+        Target {
+            container: container.to_string(),
+            ip,
+            published: status.published.clone(),
+        }
     }
 
     /// `host:port` for a container port, or `None` when only exec can reach it.
@@ -45,14 +53,23 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Checks `probe` once; `Err` says why it is not ready yet.
 pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<(), String> {
     let port = match probe {
-        Probe::Postgres { port, .. } | Probe::Redis { port } | Probe::Http { port, .. } | Probe::Tcp { port } => {
-            Some(*port)
-        }
+        Probe::Postgres { port, .. }
+        | Probe::Redis { port }
+        | Probe::Http { port, .. }
+        | Probe::Tcp { port } => Some(*port),
         Probe::Exec { .. } | Probe::Docker => None,
     };
     let addr = port.and_then(|p| target.addr(p));
     match (probe, addr) {
-        (Probe::Postgres { user, password, database, .. }, Some((host, port))) => {
+        (
+            Probe::Postgres {
+                user,
+                password,
+                database,
+                ..
+            },
+            Some((host, port)),
+        ) => {
             let opts = sqlx::postgres::PgConnectOptions::new()
                 .host(&host)
                 .port(port)
@@ -63,11 +80,15 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
                 .await
                 .map_err(|_| "connecting timed out".to_string())?
                 .map_err(|e| e.to_string())?;
-            sqlx::query("SELECT 1").execute(&mut conn).await.map_err(|e| e.to_string())?;
+            sqlx::query("SELECT 1")
+                .execute(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(())
         }
         (Probe::Redis { .. }, Some((host, port))) => {
-            let client = redis::Client::open(format!("redis://{host}:{port}/")).map_err(|e| e.to_string())?;
+            let client = redis::Client::open(format!("redis://{host}:{port}/"))
+                .map_err(|e| e.to_string())?;
             let ping = async {
                 let mut con = client.get_multiplexed_async_connection().await?;
                 redis::cmd("PING").query_async::<String>(&mut con).await
@@ -92,15 +113,20 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
                 Err(format!("GET {path} answered {code}"))
             }
         }
-        (Probe::Tcp { .. }, Some((host, port))) => tokio::time::timeout(ATTEMPT_TIMEOUT, TcpStream::connect((host.as_str(), port)))
-            .await
-            .map_err(|_| format!("connecting to port {port} timed out"))?
-            .map(drop)
-            .map_err(|e| format!("port {port}: {e}")),
+        (Probe::Tcp { .. }, Some((host, port))) => {
+            tokio::time::timeout(ATTEMPT_TIMEOUT, TcpStream::connect((host.as_str(), port)))
+                .await
+                .map_err(|_| format!("connecting to port {port} timed out"))?
+                .map(drop)
+                .map_err(|e| format!("port {port}: {e}"))
+        }
         (Probe::Exec { command }, _) => exec_ok(engine, target, command.clone()).await,
         (Probe::Docker, _) => {
             // Health is read from the engine each time; the project name is not needed for it.
-            let status = engine.inspect_container(&target.container, "").await.map_err(|e| e.to_string())?;
+            let status = engine
+                .inspect_container(&target.container, "")
+                .await
+                .map_err(|e| e.to_string())?;
             match status.health.as_deref() {
                 Some("healthy") => Ok(()),
                 Some(h) => Err(format!("docker health is `{h}`")),
@@ -109,8 +135,26 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
         }
         // Neither the network address nor a published port reaches it (Docker
         // Desktop without `ports`): ask from inside the container instead.
-        (Probe::Postgres { user, database, port, .. }, None) => {
-            let cmd = ["pg_isready", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", user, "-d", database];
+        (
+            Probe::Postgres {
+                user,
+                database,
+                port,
+                ..
+            },
+            None,
+        ) => {
+            let cmd = [
+                "pg_isready",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                user,
+                "-d",
+                database,
+            ];
             exec_ok(engine, target, cmd.iter().map(|s| s.to_string()).collect()).await
         }
         (Probe::Redis { port }, None) => {
@@ -126,25 +170,41 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
 async fn exec_ok(engine: &Engine, target: &Target, command: Vec<String>) -> Result<(), String> {
     let mut out = String::new();
     let code = engine
-        .exec(&target.container, command.clone(), Vec::new(), None, |s| out.push_str(s))
+        .exec(&target.container, command.clone(), Vec::new(), None, |s| {
+            out.push_str(s)
+        })
         .await
         .map_err(|e| e.to_string())?;
     if code == 0 {
         Ok(())
     } else {
-        Err(format!("`{}` exited with {code}: {}", command.join(" "), out.trim()))
+        Err(format!(
+            "`{}` exited with {code}: {}",
+            command.join(" "),
+            out.trim()
+        ))
     }
 }
 
 /// A minimal HTTP/1.0 GET: devenv only needs the status code.
 async fn http_status(host: &str, port: u16, path: &str) -> Result<u16, String> {
-    let mut stream = TcpStream::connect((host, port)).await.map_err(|e| format!("port {port}: {e}"))?;
-    let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: devenv\r\nConnection: close\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut stream = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("port {port}: {e}"))?;
+    let req = format!(
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: devenv\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 256];
     let mut len = 0;
     while len < 16 {
-        let n = stream.read(&mut buf[len..]).await.map_err(|e| e.to_string())?;
+        let n = stream
+            .read(&mut buf[len..])
+            .await
+            .map_err(|e| e.to_string())?;
         if n == 0 {
             break;
         }
@@ -188,7 +248,9 @@ pub async fn await_ready(
         if !status.running {
             return Err(NotReady::Exited(status.exit_code.unwrap_or(-1)));
         }
-        let Some(probe) = probe else { return Ok(start.elapsed()) };
+        let Some(probe) = probe else {
+            return Ok(start.elapsed());
+        };
         // The address is known once the container runs; it does not change after.
         let t = target.get_or_insert_with(|| Target::from_status(container, &status));
         let last = match check(engine, probe, t).await {
@@ -223,7 +285,10 @@ mod tests {
         };
         assert_eq!(t.addr(5432), Some(("127.0.0.1".into(), 15432)));
         assert_eq!(t.addr(6379), None);
-        let t = Target { ip: Some("172.18.0.2".into()), ..t };
+        let t = Target {
+            ip: Some("172.18.0.2".into()),
+            ..t
+        };
         assert_eq!(t.addr(6379), Some(("172.18.0.2".into(), 6379)));
     }
 
@@ -235,7 +300,9 @@ mod tests {
             let (mut s, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 512];
             let _ = s.read(&mut buf).await;
-            s.write_all(b"HTTP/1.1 418 I'm a teapot\r\n\r\n").await.unwrap();
+            s.write_all(b"HTTP/1.1 418 I'm a teapot\r\n\r\n")
+                .await
+                .unwrap();
         });
         assert_eq!(http_status("127.0.0.1", port, "/health").await, Ok(418));
     }

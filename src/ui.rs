@@ -22,7 +22,9 @@ pub fn service_style(name: &str) -> Style {
         console::Color::Blue,
         console::Color::Red,
     ];
-    let idx = name.bytes().fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
+    let idx = name
+        .bytes()
+        .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
     Style::new().fg(COLOURS[idx % COLOURS.len()])
 }
 
@@ -45,7 +47,10 @@ impl TerminalReporter {
             Progress::Auto if console::Term::stderr().is_term() => Mode::Bars(MultiProgress::new()),
             Progress::Auto => Mode::Plain,
         };
-        TerminalReporter { mode, bars: Mutex::new(HashMap::new()) }
+        TerminalReporter {
+            mode,
+            bars: Mutex::new(HashMap::new()),
+        }
     }
 
     fn bar(&self, mp: &MultiProgress, key: &str) -> ProgressBar {
@@ -54,9 +59,11 @@ impl TerminalReporter {
             .or_insert_with(|| {
                 let bar = mp.add(ProgressBar::new_spinner());
                 bar.set_style(
-                    ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {msg} {bytes:>10}/{total_bytes:10}")
-                        .expect("valid template")
-                        .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
+                    ProgressStyle::with_template(
+                        "{spinner:.cyan} {prefix:.bold} {msg} {bytes:>10}/{total_bytes:10}",
+                    )
+                    .expect("valid template")
+                    .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
                 );
                 bar.set_prefix(key.to_string());
                 bar.enable_steady_tick(Duration::from_millis(100));
@@ -98,8 +105,10 @@ impl Reporter for TerminalReporter {
         if let Mode::Bars(mp) = &self.mode {
             let bar = self.bar(mp, key);
             bar.set_style(
-                ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} [{bar:30}] {bytes}/{total_bytes}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{spinner:.cyan} {prefix:.bold} [{bar:30}] {bytes}/{total_bytes}",
+                )
+                .expect("valid template"),
             );
             bar.set_length(total);
             bar.set_position(current);
@@ -107,13 +116,20 @@ impl Reporter for TerminalReporter {
     }
 
     fn done(&self, key: &str, status: &str, ok: bool) {
-        let mark = if ok { style("✔").green() } else { style("✘").red() };
+        let mark = if ok {
+            style("✔").green()
+        } else {
+            style("✘").red()
+        };
         match &self.mode {
             Mode::Bars(mp) => {
                 let bar = self.bar(mp, key);
                 bar.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
                 bar.finish_with_message(format!("{mark} {} {status}", style(key).bold()));
-                self.bars.lock().expect("no panics while holding the lock").remove(key);
+                self.bars
+                    .lock()
+                    .expect("no panics while holding the lock")
+                    .remove(key);
             }
             Mode::Plain => eprintln!("{mark} {} {status}", style(key).bold()),
             Mode::Quiet => {}
@@ -125,6 +141,9 @@ impl Reporter for TerminalReporter {
     }
 
     fn output(&self, source: &str, line: &str) {
-        self.line(&format!("{} {line}", service_style(source).apply_to(format!("{source} |"))));
+        self.line(&format!(
+            "{} {line}",
+            service_style(source).apply_to(format!("{source} |"))
+        ));
     }
 }

@@ -7,7 +7,10 @@ use support::{stderr, text, Project};
 
 #[test]
 fn unknown_key_is_exit_2_with_file_line_and_column() {
-    let p = Project::new("clibad", "[services.db]\nimage = \"postgres\"\nimagee = \"typo\"\n");
+    let p = Project::new(
+        "clibad",
+        "[services.db]\nimage = \"postgres\"\nimagee = \"typo\"\n",
+    );
     let out = p.run(&["up", "-d"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = stderr(&out);
@@ -24,7 +27,10 @@ fn unknown_dependency_names_both_services_and_suggests() {
     let out = p.run(&["config"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = stderr(&out);
-    assert!(err.contains("service `app` depends on unknown service `dbb`"), "{err}");
+    assert!(
+        err.contains("service `app` depends on unknown service `dbb`"),
+        "{err}"
+    );
     assert!(err.contains("did you mean `db`?"), "{err}");
 }
 
@@ -36,15 +42,26 @@ fn a_dependency_cycle_is_printed_whole() {
     );
     let out = p.run(&["up", "-d"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(stderr(&out).contains("dependency cycle: `a` → `b` → `c` → `a`"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("dependency cycle: `a` → `b` → `c` → `a`"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
 fn an_undefined_variable_without_default_is_exit_2() {
-    let p = Project::new("clivar", "[services.db]\nimage = \"postgres:${PG_TAG_UNSET_FOR_TEST}\"\n");
+    let p = Project::new(
+        "clivar",
+        "[services.db]\nimage = \"postgres:${PG_TAG_UNSET_FOR_TEST}\"\n",
+    );
     let out = p.run(&["config"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(stderr(&out).contains("variable `PG_TAG_UNSET_FOR_TEST` is not set and has no default"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("variable `PG_TAG_UNSET_FOR_TEST` is not set and has no default"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -59,17 +76,30 @@ fn dotenv_and_defaults_are_interpolated_and_secrets_masked() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["services"]["db"]["image"], "postgres:16-alpine");
     assert_eq!(json["services"]["db"]["env"]["PLAIN"]["value"], "visible");
-    assert_eq!(json["services"]["db"]["env"]["DB_PASSWORD"]["value"], "********");
+    assert_eq!(
+        json["services"]["db"]["env"]["DB_PASSWORD"]["value"],
+        "********"
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
 }
 
 #[test]
 fn an_unreachable_engine_is_exit_1_naming_what_was_tried() {
     let p = Project::new("cliengine", "[services.db]\nimage = \"postgres\"\n");
-    let out = p.cmd().env("DOCKER_HOST", "unix:///nonexistent.sock").args(["up", "-d"]).output().unwrap();
+    let out = p
+        .cmd()
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .args(["up", "-d"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = stderr(&out);
-    assert!(err.contains("cannot reach the Docker engine at `unix:///nonexistent.sock` (from DOCKER_HOST)"), "{err}");
+    assert!(
+        err.contains(
+            "cannot reach the Docker engine at `unix:///nonexistent.sock` (from DOCKER_HOST)"
+        ),
+        "{err}"
+    );
     assert!(err.contains("help:"), "{err}");
 }
 

@@ -9,7 +9,11 @@ use std::net::TcpListener;
 use support::{stderr, text, three_services, warm_images, Project};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -28,7 +32,14 @@ fn up_detached_brings_a_ready_chain_up_and_a_second_up_changes_nothing() {
     }
     let before = p.ids();
     let out = p.ok(&["up", "-d"]);
-    assert!(String::from_utf8_lossy(&out.stdout).matches("running").count() == 3, "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("running")
+            .count()
+            == 3,
+        "{}",
+        text(&out)
+    );
     assert_eq!(p.ids(), before, "a no-op up must keep every container");
 }
 
@@ -37,15 +48,52 @@ fn named_volume_data_survives_down_and_goes_with_down_v() {
     warm_images();
     let mut p = Project::new("e2evol", "[services.db]\nuse = \"postgres\"\nports = []\n");
     p.ok(&["up", "-d"]);
-    p.ok(&["exec", "db", "--", "psql", "-U", "app", "-d", "app", "-c", "CREATE TABLE kept (v int); INSERT INTO kept VALUES (42);"]);
+    p.ok(&[
+        "exec",
+        "db",
+        "--",
+        "psql",
+        "-U",
+        "app",
+        "-d",
+        "app",
+        "-c",
+        "CREATE TABLE kept (v int); INSERT INTO kept VALUES (42);",
+    ]);
     p.ok(&["down"]);
     p.ok(&["up", "-d"]);
-    let out = p.ok(&["exec", "db", "--", "psql", "-U", "app", "-d", "app", "-tAc", "SELECT v FROM kept"]);
+    let out = p.ok(&[
+        "exec",
+        "db",
+        "--",
+        "psql",
+        "-U",
+        "app",
+        "-d",
+        "app",
+        "-tAc",
+        "SELECT v FROM kept",
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
     p.ok(&["down", "-v"]);
     p.ok(&["up", "-d"]);
-    let out = p.run(&["exec", "db", "--", "psql", "-U", "app", "-d", "app", "-tAc", "SELECT v FROM kept"]);
-    assert!(!out.status.success(), "the table must be gone with the volume:\n{}", text(&out));
+    let out = p.run(&[
+        "exec",
+        "db",
+        "--",
+        "psql",
+        "-U",
+        "app",
+        "-d",
+        "app",
+        "-tAc",
+        "SELECT v FROM kept",
+    ]);
+    assert!(
+        !out.status.success(),
+        "the table must be gone with the volume:\n{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -61,9 +109,18 @@ fn a_changed_service_is_recreated_alone_and_a_removed_one_goes() {
     );
     p.ok(&["up", "-d"]);
     let after = p.ids();
-    let id = |ids: &[(String, String)], s: &str| ids.iter().find(|(n, _)| n == s).unwrap().1.clone();
-    assert_ne!(id(&before, "cache"), id(&after, "cache"), "changed env must recreate");
-    assert_eq!(id(&before, "other"), id(&after, "other"), "unchanged service must stay");
+    let id =
+        |ids: &[(String, String)], s: &str| ids.iter().find(|(n, _)| n == s).unwrap().1.clone();
+    assert_ne!(
+        id(&before, "cache"),
+        id(&after, "cache"),
+        "changed env must recreate"
+    );
+    assert_eq!(
+        id(&before, "other"),
+        id(&after, "other"),
+        "unchanged service must stay"
+    );
 
     p.write("dev.toml", "[project]\nname = \"e2echange\"\n\n[services.cache]\nuse = \"redis\"\nports = []\nenv = { CHANGED = \"1\" }\n");
     let out = p.ok(&["up", "-d"]);
@@ -83,9 +140,18 @@ fn a_service_that_never_gets_ready_fails_up_with_its_logs_and_the_probe_error() 
     let out = p.run(&["up", "-d"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = stderr(&out);
-    assert!(err.contains("service `cache` was not ready after 3s"), "{err}");
-    assert!(err.contains("port 6390"), "the probe's last error is shown:\n{err}");
-    assert!(err.contains("cache |"), "the service's last log lines are shown:\n{err}");
+    assert!(
+        err.contains("service `cache` was not ready after 3s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("port 6390"),
+        "the probe's last error is shown:\n{err}"
+    );
+    assert!(
+        err.contains("cache |"),
+        "the service's last log lines are shown:\n{err}"
+    );
 }
 
 #[test]
@@ -108,12 +174,18 @@ fn a_taken_port_is_refused_before_anything_is_created() {
     warm_images();
     let holder = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = holder.local_addr().unwrap().port();
-    let mut p = Project::new("e2eport", &format!("[services.cache]\nuse = \"redis\"\nports = [\"{port}:6379\"]\n"));
+    let mut p = Project::new(
+        "e2eport",
+        &format!("[services.cache]\nuse = \"redis\"\nports = [\"{port}:6379\"]\n"),
+    );
     p.uses_docker = true;
     let out = p.run(&["up", "-d"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = stderr(&out);
-    assert!(err.contains(&format!("port {port} for service `cache` is already taken")), "{err}");
+    assert!(
+        err.contains(&format!("port {port} for service `cache` is already taken")),
+        "{err}"
+    );
     assert!(p.ps().is_empty(), "nothing may be created");
 }
 
@@ -144,7 +216,20 @@ fn exec_passes_the_exit_code_through_and_run_makes_a_one_off_container() {
     let out = p.run(&["exec", "cache", "--", "sh", "-c", "echo hi; exit 5"]);
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hi");
-    let out = p.ok(&["run", "--rm", "cache", "--", "redis-cli", "-h", "cache", "ping"]);
+    let out = p.ok(&[
+        "run",
+        "--rm",
+        "cache",
+        "--",
+        "redis-cli",
+        "-h",
+        "cache",
+        "ping",
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "PONG");
-    assert_eq!(p.ps().len(), 1, "the one-off container is gone and not listed");
+    assert_eq!(
+        p.ps().len(),
+        1,
+        "the one-off container is gone and not listed"
+    );
 }

@@ -13,10 +13,16 @@ pub fn run(ctx: &Context, args: ConfigArgs) -> Outcome {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&stack).expect("the model serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&stack).expect("the model serialises")
+        );
     } else {
         let value = serde_json::to_value(&stack).expect("the model serialises");
-        println!("{}", toml::to_string_pretty(&value).unwrap_or_else(|_| value.to_string()));
+        println!(
+            "{}",
+            toml::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
+        );
     }
     Ok(0)
 }

@@ -31,7 +31,10 @@ pub async fn run(ctx: &Context, action: Action, args: ServicesArgs) -> Outcome {
         let (engine, reporter) = (&engine, reporter.clone());
         async move {
             let done = match action {
-                Action::Stop => engine.stop_container(&c.id, Duration::from_secs(10)).await.map(|_| "stopped"),
+                Action::Stop => engine
+                    .stop_container(&c.id, Duration::from_secs(10))
+                    .await
+                    .map(|_| "stopped"),
                 Action::Start => engine.start_container(&c.id).await.map(|_| "started"),
                 Action::Restart => engine.restart_container(&c.id).await.map(|_| "restarted"),
             }?;

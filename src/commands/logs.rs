@@ -16,7 +16,11 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> Outcome {
         }
     }
     let engine = ctx.engine().await?;
-    let services = if args.services.is_empty() { stack.services.keys().cloned().collect() } else { args.services };
+    let services = if args.services.is_empty() {
+        stack.services.keys().cloned().collect()
+    } else {
+        args.services
+    };
     if args.follow {
         tokio::select! {
             r = follow(&engine, &stack, &services, args.tail) => r?,
@@ -25,7 +29,10 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> Outcome {
     } else {
         for c in engine.list_containers(&stack.project).await? {
             if services.contains(&c.service) && !c.oneoff {
-                for line in engine.tail_logs(&c.id, args.tail.unwrap_or(usize::MAX)).await? {
+                for line in engine
+                    .tail_logs(&c.id, args.tail.unwrap_or(usize::MAX))
+                    .await?
+                {
                     print_line(&c.service, &line);
                 }
             }
@@ -35,18 +42,29 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> Outcome {
 }
 
 fn print_line(service: &str, line: &str) {
-    println!("{} {line}", crate::ui::service_style(service).apply_to(format!("{service} |")));
+    println!(
+        "{} {line}",
+        crate::ui::service_style(service).apply_to(format!("{service} |"))
+    );
 }
 
 /// Follows the logs of `services` until every container's stream ends.
-pub async fn follow(engine: &Engine, stack: &Stack, services: &[String], tail: Option<usize>) -> Result<(), EngineError> {
+pub async fn follow(
+    engine: &Engine,
+    stack: &Stack,
+    services: &[String],
+    tail: Option<usize>,
+) -> Result<(), EngineError> {
     let containers = engine.list_containers(&stack.project).await?;
     let streams = containers
         .into_iter()
         .filter(|c| services.contains(&c.service) && !c.oneoff)
         .map(|c| {
             let service = c.service.clone();
-            engine.follow_logs(&c.id, tail, true).map(move |chunk| (service.clone(), chunk)).boxed()
+            engine
+                .follow_logs(&c.id, tail, true)
+                .map(move |chunk| (service.clone(), chunk))
+                .boxed()
         });
     let mut all = select_all(streams);
     while let Some((service, chunk)) = all.next().await {

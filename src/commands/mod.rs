@@ -31,13 +31,20 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(err: impl miette::Diagnostic + Send + Sync + 'static, code: u8) -> Self {
-        Failure { report: miette::Report::new(err), code }
+        Failure {
+            report: miette::Report::new(err),
+            code,
+        }
     }
 }
 
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
-        let code = if matches!(e, ConfigError::Read { .. }) { 1 } else { 2 };
+        let code = if matches!(e, ConfigError::Read { .. }) {
+            1
+        } else {
+            2
+        };
         Failure::new(e, code)
     }
 }
@@ -80,7 +87,12 @@ impl Context {
 pub async fn dispatch(cli: Cli) -> Outcome {
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let ctx = Context {
-        load: LoadOptions { file: cli.file, project: cli.project, profiles: cli.profiles, cwd },
+        load: LoadOptions {
+            file: cli.file,
+            project: cli.project,
+            profiles: cli.profiles,
+            cwd,
+        },
         progress: cli.progress,
     };
     match cli.command {
@@ -95,7 +107,11 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         Command::Restart(a) => control::run(&ctx, control::Action::Restart, a).await,
         Command::Config(a) => config::run(&ctx, a),
         Command::Import(a) => {
-            let settings = import::ImportSettings { files: a.files, output: a.output, force: a.force };
+            let settings = import::ImportSettings {
+                files: a.files,
+                output: a.output,
+                force: a.force,
+            };
             match import::run(&settings, &mut std::io::stderr()) {
                 Ok(()) => Ok(0),
                 Err(e) => {
@@ -109,7 +125,11 @@ pub async fn dispatch(cli: Cli) -> Outcome {
 }
 
 /// The container of `service`, or a usage error naming what exists.
-pub async fn service_container(engine: &Engine, stack: &Stack, service: &str) -> Result<String, Failure> {
+pub async fn service_container(
+    engine: &Engine,
+    stack: &Stack,
+    service: &str,
+) -> Result<String, Failure> {
     if !stack.services.contains_key(service) {
         return Err(UpError::UnknownService(service.to_string()).into());
     }
@@ -118,12 +138,22 @@ pub async fn service_container(engine: &Engine, stack: &Stack, service: &str) ->
         .into_iter()
         .find(|c| c.service == service && !c.oneoff && c.state == "running")
         .map(|c| c.id)
-        .ok_or_else(|| Failure::new(NotRunning { service: service.to_string() }, 1))
+        .ok_or_else(|| {
+            Failure::new(
+                NotRunning {
+                    service: service.to_string(),
+                },
+                1,
+            )
+        })
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("service `{service}` is not running")]
-#[diagnostic(code(devenv::not_running), help("start it with `devenv up -d {service}`"))]
+#[diagnostic(
+    code(devenv::not_running),
+    help("start it with `devenv up -d {service}`")
+)]
 pub struct NotRunning {
     pub service: String,
 }

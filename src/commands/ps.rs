@@ -11,14 +11,36 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
     let engine = ctx.engine().await?;
     let rows = lifecycle::status(&engine, &stack).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("status rows serialise"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("status rows serialise")
+        );
         return Ok(0);
     }
-    let w = rows.iter().map(|r| r.service.len()).max().unwrap_or(7).max(7);
-    println!("{:w$}  {:14}  {:9}  {:5}  PORTS", "SERVICE", "CONTAINER", "STATE", "READY");
+    let w = rows
+        .iter()
+        .map(|r| r.service.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!(
+        "{:w$}  {:14}  {:9}  {:5}  PORTS",
+        "SERVICE", "CONTAINER", "STATE", "READY"
+    );
     for r in rows {
-        let ready = if r.ready { style("yes").green() } else { style("no").red() };
-        println!("{:w$}  {:14}  {:9}  {:5}  {}", r.service, &r.container[..12.min(r.container.len())], r.state, ready, r.ports.join(", "));
+        let ready = if r.ready {
+            style("yes").green()
+        } else {
+            style("no").red()
+        };
+        println!(
+            "{:w$}  {:14}  {:9}  {:5}  {}",
+            r.service,
+            &r.container[..12.min(r.container.len())],
+            r.state,
+            ready,
+            r.ports.join(", ")
+        );
     }
     Ok(0)
 }

@@ -21,7 +21,10 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Outcome {
     let reporter = ctx.reporter();
     let deps: Vec<String> = svc.depends_on.keys().cloned().collect();
     if !deps.is_empty() {
-        let opts = UpOptions { services: deps, ..UpOptions::default() };
+        let opts = UpOptions {
+            services: deps,
+            ..UpOptions::default()
+        };
         lifecycle::up(&engine, &stack, &opts, reporter.clone()).await?;
     }
     engine.ensure_network(&stack.project).await?;
@@ -31,12 +34,21 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Outcome {
         }
     }
     let mut svc = svc.clone();
-    svc.image = Images::default().ensure(&engine, &stack.project, &svc, false, reporter.as_ref()).await.map_err(UpError::from)?;
+    svc.image = Images::default()
+        .ensure(&engine, &stack.project, &svc, false, reporter.as_ref())
+        .await
+        .map_err(UpError::from)?;
     // One-off containers publish nothing: the service's own container may hold its ports.
     svc.ports.clear();
-    let command = if args.command.is_empty() { svc.command.clone().unwrap_or_default() } else { args.command };
+    let command = if args.command.is_empty() {
+        svc.command.clone().unwrap_or_default()
+    } else {
+        args.command
+    };
     let name = format!("{}-{}-run-{}", stack.project, svc.name, std::process::id());
-    let id = engine.create_container(&stack, &svc, "oneoff", Some((&name, command))).await?;
+    let id = engine
+        .create_container(&stack, &svc, "oneoff", Some((&name, command)))
+        .await?;
     let mut logs = engine.follow_logs(&id, None, true);
     engine.start_container(&id).await?;
     let mut out = std::io::stdout();

@@ -15,13 +15,20 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     let stack = ctx.stack()?;
     let engine = ctx.engine().await?;
     let reporter = ctx.reporter();
-    let opts = UpOptions { services: args.services, build: args.build, no_hooks: args.no_hooks };
+    let opts = UpOptions {
+        services: args.services,
+        build: args.build,
+        no_hooks: args.no_hooks,
+    };
     let outcomes = match lifecycle::up(&engine, &stack, &opts, reporter.clone()).await {
         Ok(o) => o,
         Err(e) => {
             if let UpError::NotReady { service, logs, .. } = &e {
                 for line in logs {
-                    eprintln!("{} {line}", crate::ui::service_style(service).apply_to(format!("{service} |")));
+                    eprintln!(
+                        "{} {line}",
+                        crate::ui::service_style(service).apply_to(format!("{service} |"))
+                    );
                 }
             }
             return Err(e.into());
@@ -54,7 +61,10 @@ fn print_summary(stack: &Stack, outcomes: &[ServiceOutcome], elapsed: Duration) 
     let width = outcomes.iter().map(|o| o.service.len()).max().unwrap_or(0);
     for o in outcomes {
         let svc = &stack.services[&o.service];
-        let ready = o.ready_after.map(|d| format!("ready in {} ms", d.as_millis())).unwrap_or_default();
+        let ready = o
+            .ready_after
+            .map(|d| format!("ready in {} ms", d.as_millis()))
+            .unwrap_or_default();
         let urls: Vec<String> = svc
             .ports
             .iter()
@@ -75,5 +85,9 @@ fn print_summary(stack: &Stack, outcomes: &[ServiceOutcome], elapsed: Duration) 
             urls.join("  "),
         );
     }
-    println!("{} ready in {:.2}s", style(&stack.project).bold(), elapsed.as_secs_f64());
+    println!(
+        "{} ready in {:.2}s",
+        style(&stack.project).bold(),
+        elapsed.as_secs_f64()
+    );
 }

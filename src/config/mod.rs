@@ -49,14 +49,18 @@ pub fn locate(opts: &LoadOptions) -> Result<PathBuf, ConfigError> {
             }
         }
     }
-    Err(ConfigError::NotFound { dir: opts.cwd.clone() })
+    Err(ConfigError::NotFound {
+        dir: opts.cwd.clone(),
+    })
 }
 
 /// Reads, resolves and validates the stack.
 pub fn load(opts: &LoadOptions) -> Result<Stack, ConfigError> {
     let file = locate(opts)?;
-    let text = std::fs::read_to_string(&file)
-        .map_err(|source| ConfigError::Read { path: file.clone(), source })?;
+    let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
+        path: file.clone(),
+        source,
+    })?;
     let root = file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let display = file
         .strip_prefix(&opts.cwd)
@@ -74,17 +78,31 @@ pub fn parse(
     root: &Path,
     opts: &LoadOptions,
 ) -> Result<Stack, ConfigError> {
-    let src = Src { name: display.to_string(), text: Arc::from(text) };
+    let src = Src {
+        name: display.to_string(),
+        text: Arc::from(text),
+    };
     let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::from_toml(&src, &e))?;
     let dotenv = read_dotenv(root)?;
 
     let project = project_name(&src, &raw, opts, root, &dotenv)?;
-    let ctx = resolve::Ctx { src: &src, root, project: &project, dotenv: &dotenv };
+    let ctx = resolve::Ctx {
+        src: &src,
+        root,
+        project: &project,
+        dotenv: &dotenv,
+    };
 
     let mut shared_env = IndexMap::new();
     for (k, v) in &raw.env {
         let value = ctx.interp(&src, v.span(), v.get_ref())?;
-        shared_env.insert(k.clone(), EnvValue { value, secret: looks_secret(k) });
+        shared_env.insert(
+            k.clone(),
+            EnvValue {
+                value,
+                secret: looks_secret(k),
+            },
+        );
     }
 
     let mut all = IndexMap::new();
@@ -95,7 +113,11 @@ pub fn parse(
                 ConfigError::invalid(
                     &src,
                     p.span(),
-                    format!("service `{}` uses unknown preset `{}`", name.get_ref(), p.get_ref()),
+                    format!(
+                        "service `{}` uses unknown preset `{}`",
+                        name.get_ref(),
+                        p.get_ref()
+                    ),
                     "no such preset",
                     Some(format!(
                         "presets are files in `stacks/`; devenv carries {}",
@@ -105,11 +127,19 @@ pub fn parse(
             })?),
             None => None,
         };
-        let mut svc =
-            resolve::resolve_service(&ctx, name.get_ref(), service.get_ref(), &shared_env, preset.as_ref())
-                .map_err(|e| point_at_service(e, &src, name.span()))?;
+        let mut svc = resolve::resolve_service(
+            &ctx,
+            name.get_ref(),
+            service.get_ref(),
+            &shared_env,
+            preset.as_ref(),
+        )
+        .map_err(|e| point_at_service(e, &src, name.span()))?;
         svc.name = name.get_ref().clone();
-        all.insert(name.get_ref().clone(), (svc, name.span(), service.get_ref()));
+        all.insert(
+            name.get_ref().clone(),
+            (svc, name.span(), service.get_ref()),
+        );
     }
 
     // Profiles: a service with none is always on; otherwise one must be active.
@@ -126,7 +156,10 @@ pub fn parse(
                 None => {
                     let mut help = format!(
                         "known services: {}",
-                        all.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                        all.keys()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     );
                     if let Some(close) = all.keys().find(|k| similar(k, dep)) {
                         help = format!("did you mean `{close}`? {help}");
@@ -143,7 +176,10 @@ pub fn parse(
                     return Err(ConfigError::invalid(
                         &src,
                         span,
-                        format!("service `{name}` depends on `{dep}`, which is only in profile(s) {}", d.profiles.join(", ")),
+                        format!(
+                            "service `{name}` depends on `{dep}`, which is only in profile(s) {}",
+                            d.profiles.join(", ")
+                        ),
                         "not enabled",
                         Some(format!("pass `--profile {}`", d.profiles[0])),
                     ));
@@ -168,7 +204,11 @@ pub fn parse(
     if let Err(cycle) = crate::plan::levels(&deps) {
         let span = all[&cycle[0]].1.clone();
         return Err(ConfigError::Cycle {
-            cycle: cycle.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" → "),
+            cycle: cycle
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(" → "),
             src: src.named(),
             span: span.into(),
         });
@@ -178,7 +218,11 @@ pub fn parse(
         .volumes
         .iter()
         .map(|(k, v)| {
-            let volume = Volume { external: v.external, driver: v.driver.clone(), driver_opts: v.driver_opts.clone() };
+            let volume = Volume {
+                external: v.external,
+                driver: v.driver.clone(),
+                driver_opts: v.driver_opts.clone(),
+            };
             (k.clone(), volume)
         })
         .collect();
@@ -217,7 +261,10 @@ fn check_host_ports(
                         all[name].1.clone(),
                         format!("services `{other}` and `{name}` both publish host port {host}"),
                         "this service",
-                        Some("give one of them another host port in `ports` (or `ports = []`)".into()),
+                        Some(
+                            "give one of them another host port in `ports` (or `ports = []`)"
+                                .into(),
+                        ),
                     ));
                 }
             }
@@ -260,7 +307,12 @@ fn project_name(
         });
     }
     if let Some(name) = &raw.project.name {
-        let ctx = resolve::Ctx { src, root, project: "", dotenv };
+        let ctx = resolve::Ctx {
+            src,
+            root,
+            project: "",
+            dotenv,
+        };
         let value = ctx.interp(src, name.span(), name.get_ref())?;
         return normalize_project(&value).ok_or_else(|| {
             ConfigError::invalid(
@@ -282,19 +334,28 @@ fn project_name(
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
-    Ok(normalize_project(cleaned.trim_start_matches(['-', '_'])).unwrap_or_else(|| "devenv".into()))
+    Ok(
+        normalize_project(cleaned.trim_start_matches(['-', '_']))
+            .unwrap_or_else(|| "devenv".into()),
+    )
 }
 
 fn normalize_project(name: &str) -> Option<String> {
-    let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     ok.then(|| name.to_string())
 }
 
 fn check_service_name(src: &Src, name: &toml::Spanned<String>) -> Result<(), ConfigError> {
     let n = name.get_ref();
     let ok = n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if ok {
         return Ok(());
     }
@@ -310,7 +371,12 @@ fn check_service_name(src: &Src, name: &toml::Spanned<String>) -> Result<(), Con
 /// Errors without a better place point at the service's table header.
 fn point_at_service(err: ConfigError, src: &Src, span: std::ops::Range<usize>) -> ConfigError {
     match err {
-        ConfigError::Invalid { message, span: s, help, .. } if s.len() == 0 && s.offset() == 0 => {
+        ConfigError::Invalid {
+            message,
+            span: s,
+            help,
+            ..
+        } if s.is_empty() && s.offset() == 0 => {
             ConfigError::invalid(src, span, message, "this service", help)
         }
         other => other,
@@ -324,6 +390,11 @@ fn similar(a: &str, b: &str) -> bool {
         return false;
     }
     let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let suffix = a[prefix..].iter().rev().zip(b[prefix..].iter().rev()).take_while(|(x, y)| x == y).count();
+    let suffix = a[prefix..]
+        .iter()
+        .rev()
+        .zip(b[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
     a.len().max(b.len()) - prefix - suffix <= 1
 }

@@ -108,9 +108,17 @@ pub struct Port {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Mount {
     /// A named volume managed by devenv (`pgdata:/var/lib/postgresql/data`).
-    Volume { name: String, target: String, read_only: bool },
+    Volume {
+        name: String,
+        target: String,
+        read_only: bool,
+    },
     /// A host path, absolute after resolution (`./src:/app`).
-    Bind { source: PathBuf, target: String, read_only: bool },
+    Bind {
+        source: PathBuf,
+        target: String,
+        read_only: bool,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -140,14 +148,29 @@ pub enum Condition {
 #[serde(rename_all = "lowercase")]
 pub enum Probe {
     /// Connect and `SELECT 1`; credentials default to the `POSTGRES_*` env.
-    Postgres { port: u16, user: String, password: String, database: String },
+    Postgres {
+        port: u16,
+        user: String,
+        password: String,
+        database: String,
+    },
     /// `PING`.
-    Redis { port: u16 },
+    Redis {
+        port: u16,
+    },
     /// An HTTP GET answering with a status in `status` (inclusive range).
-    Http { port: u16, path: String, status: (u16, u16) },
-    Tcp { port: u16 },
+    Http {
+        port: u16,
+        path: String,
+        status: (u16, u16),
+    },
+    Tcp {
+        port: u16,
+    },
     /// A command in the container that exits 0.
-    Exec { command: Vec<String> },
+    Exec {
+        command: Vec<String>,
+    },
     /// The image's own HEALTHCHECK reports healthy.
     Docker,
 }

@@ -27,8 +27,10 @@ pub fn embedded_names() -> Vec<&'static str> {
 pub fn find(root: &Path, name: &str) -> Result<Option<Preset>, ConfigError> {
     let local = root.join("stacks").join(format!("{name}.toml"));
     let (text, display, base) = if local.is_file() {
-        let text = std::fs::read_to_string(&local)
-            .map_err(|source| ConfigError::Read { path: local.clone(), source })?;
+        let text = std::fs::read_to_string(&local).map_err(|source| ConfigError::Read {
+            path: local.clone(),
+            source,
+        })?;
         (text, local.display().to_string(), root.to_path_buf())
     } else if let Some(bytes) = assets::get(&format!("stacks/{name}.toml")) {
         let text = String::from_utf8_lossy(bytes).into_owned();
@@ -36,7 +38,11 @@ pub fn find(root: &Path, name: &str) -> Result<Option<Preset>, ConfigError> {
     } else {
         return Ok(None);
     };
-    let src = Src { name: display, text: Arc::from(text.as_str()) };
-    let service: RawService = toml::from_str(&text).map_err(|e| ConfigError::from_toml(&src, &e))?;
+    let src = Src {
+        name: display,
+        text: Arc::from(text.as_str()),
+    };
+    let service: RawService =
+        toml::from_str(&text).map_err(|e| ConfigError::from_toml(&src, &e))?;
     Ok(Some(Preset { src, service, base }))
 }

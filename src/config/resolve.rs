@@ -33,9 +33,8 @@ impl Ctx<'_> {
 
     /// Interpolates a value found at `span` in `src`.
     pub fn interp(&self, src: &Src, span: Range<usize>, text: &str) -> Result<String, ConfigError> {
-        interpolate(text, &|n| self.lookup(n)).map_err(|e| {
-            ConfigError::invalid(src, span, e.message, "in this value", Some(e.help))
-        })
+        interpolate(text, &|n| self.lookup(n))
+            .map_err(|e| ConfigError::invalid(src, span, e.message, "in this value", Some(e.help)))
     }
 }
 
@@ -52,15 +51,26 @@ fn pick<'a, T>(
     field: impl Fn(&'a RawService) -> &'a Option<T>,
 ) -> Option<Pick<'a, T>> {
     if let Some(value) = user {
-        return Some(Pick { value, src: user_src });
+        return Some(Pick {
+            value,
+            src: user_src,
+        });
     }
     let p = preset?;
-    field(&p.service).as_ref().map(|value| Pick { value, src: &p.src })
+    field(&p.service)
+        .as_ref()
+        .map(|value| Pick { value, src: &p.src })
 }
 
 /// Env names treated as secrets even when not listed in `secrets`.
 pub fn looks_secret(name: &str) -> bool {
-    const SUFFIXES: [&str; 5] = ["_PASSWORD", "_SECRET", "_KEY", "_TOKEN", "_SECRET_ACCESS_KEY"];
+    const SUFFIXES: [&str; 5] = [
+        "_PASSWORD",
+        "_SECRET",
+        "_KEY",
+        "_TOKEN",
+        "_SECRET_ACCESS_KEY",
+    ];
     name == "APP_KEY" || SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
@@ -75,14 +85,28 @@ pub fn resolve_service(
     let p = preset;
 
     let build = match pick(&raw.build, src, p, |r| &r.build) {
-        Some(b) => Some(resolve_build(ctx, b.src, b.value.span(), b.value.get_ref(), ctx.root)?),
+        Some(b) => Some(resolve_build(
+            ctx,
+            b.src,
+            b.value.span(),
+            b.value.get_ref(),
+            ctx.root,
+        )?),
         None => None,
     };
     let fallback = match pick(&raw.fallback, src, p, |r| &r.fallback) {
         Some(b) => {
             // A preset's fallback context is relative to where the preset lives.
-            let base = p.filter(|_| raw.fallback.is_none()).map_or(ctx.root, |p| p.base.as_path());
-            Some(resolve_raw_build(ctx, b.src, b.value.span(), b.value.get_ref(), base)?)
+            let base = p
+                .filter(|_| raw.fallback.is_none())
+                .map_or(ctx.root, |p| p.base.as_path());
+            Some(resolve_raw_build(
+                ctx,
+                b.src,
+                b.value.span(),
+                b.value.get_ref(),
+                base,
+            )?)
         }
         None => None,
     };
@@ -104,7 +128,13 @@ pub fn resolve_service(
         let Some(f) = field else { return Ok(None) };
         let items = match f.value.get_ref() {
             StrOrList::Str(s) => split_words(s).ok_or_else(|| {
-                ConfigError::invalid(f.src, f.value.span(), "unbalanced quotes", "in this command", None)
+                ConfigError::invalid(
+                    f.src,
+                    f.value.span(),
+                    "unbalanced quotes",
+                    "in this command",
+                    None,
+                )
             })?,
             StrOrList::List(v) => v.clone(),
         };
@@ -151,12 +181,13 @@ pub fn resolve_service(
         }
     }
 
-    let ready = match pick(&raw.ready, src, p, |r| &r.ready) {
-        Some(r) => Some(resolve_probe(r.value.get_ref(), &env).map_err(|msg| {
-            ConfigError::invalid(r.src, r.value.span(), msg, "this probe", None)
-        })?),
-        None => None,
-    };
+    let ready =
+        match pick(&raw.ready, src, p, |r| &r.ready) {
+            Some(r) => Some(resolve_probe(r.value.get_ref(), &env).map_err(|msg| {
+                ConfigError::invalid(r.src, r.value.span(), msg, "this probe", None)
+            })?),
+            None => None,
+        };
     let ready_timeout = match pick(&raw.ready_timeout, src, p, |r| &r.ready_timeout) {
         Some(t) => parse_duration(t.value.get_ref()).ok_or_else(|| {
             ConfigError::invalid(
@@ -188,7 +219,8 @@ pub fn resolve_service(
         None => Restart::No,
     };
     let text = |f: Option<Pick<S<String>>>| -> Result<Option<String>, ConfigError> {
-        f.map(|f| ctx.interp(f.src, f.value.span(), f.value.get_ref())).transpose()
+        f.map(|f| ctx.interp(f.src, f.value.span(), f.value.get_ref()))
+            .transpose()
     };
     let user = text(pick(&raw.user, src, p, |r| &r.user))?;
     let working_dir = text(pick(&raw.working_dir, src, p, |r| &r.working_dir))?;
@@ -207,9 +239,11 @@ pub fn resolve_service(
     let watch = match &raw.watch {
         Some(rules) => rules
             .iter()
-            .map(|r| resolve_watch(ctx.root, r.get_ref()).map_err(|(msg, help)| {
-                ConfigError::invalid(src, r.span(), msg, "this rule", Some(help))
-            }))
+            .map(|r| {
+                resolve_watch(ctx.root, r.get_ref()).map_err(|(msg, help)| {
+                    ConfigError::invalid(src, r.span(), msg, "this rule", Some(help))
+                })
+            })
             .collect::<Result<_, _>>()?,
         None => Vec::new(),
     };
@@ -254,7 +288,9 @@ fn resolve_list<T>(
     field: Option<Pick<Vec<S<String>>>>,
     parse: impl Fn(&str) -> Result<T, (String, String)>,
 ) -> Result<Vec<T>, ConfigError> {
-    let Some(f) = field else { return Ok(Vec::new()) };
+    let Some(f) = field else {
+        return Ok(Vec::new());
+    };
     f.value
         .iter()
         .map(|item| {
@@ -278,7 +314,10 @@ fn resolve_build(
             ctx,
             src,
             span,
-            &RawBuild { context: Some(c.clone()), ..RawBuild::default() },
+            &RawBuild {
+                context: Some(c.clone()),
+                ..RawBuild::default()
+            },
             base,
         ),
         RawBuildSpec::Full(b) => resolve_raw_build(ctx, src, span, b, base),
@@ -316,7 +355,10 @@ fn resolve_env(
     let mut env = shared.clone();
     let mut secrets: Vec<String> = Vec::new();
     // Preset first, then the service: the service overrides key by key.
-    let layers = preset.map(|p| (&p.service, &p.src)).into_iter().chain([(raw, ctx.src)]);
+    let layers = preset
+        .map(|p| (&p.service, &p.src))
+        .into_iter()
+        .chain([(raw, ctx.src)]);
     for (layer, src) in layers {
         if let Some(files) = &layer.env_file {
             for file in files.get_ref().clone().into_vec() {
@@ -340,14 +382,26 @@ fn resolve_env(
                             None,
                         )
                     })?;
-                    env.insert(k, EnvValue { value: v, secret: false });
+                    env.insert(
+                        k,
+                        EnvValue {
+                            value: v,
+                            secret: false,
+                        },
+                    );
                 }
             }
         }
         if let Some(vars) = &layer.env {
             for (k, v) in vars {
                 let value = ctx.interp(src, v.span(), v.get_ref())?;
-                env.insert(k.clone(), EnvValue { value, secret: false });
+                env.insert(
+                    k.clone(),
+                    EnvValue {
+                        value,
+                        secret: false,
+                    },
+                );
             }
         }
         if let Some(list) = &layer.secrets {
@@ -364,15 +418,29 @@ fn resolve_probe(raw: &RawProbe, env: &IndexMap<String, EnvValue>) -> Result<Pro
     let get = |k: &str| env.get(k).map(|v| v.value.clone());
     Ok(match raw {
         RawProbe::Postgres(p) => {
-            let user = p.user.clone().or_else(|| get("POSTGRES_USER")).unwrap_or_else(|| "postgres".into());
+            let user = p
+                .user
+                .clone()
+                .or_else(|| get("POSTGRES_USER"))
+                .unwrap_or_else(|| "postgres".into());
             Probe::Postgres {
                 port: p.port.unwrap_or(5432),
-                password: p.password.clone().or_else(|| get("POSTGRES_PASSWORD")).unwrap_or_default(),
-                database: p.database.clone().or_else(|| get("POSTGRES_DB")).unwrap_or_else(|| user.clone()),
+                password: p
+                    .password
+                    .clone()
+                    .or_else(|| get("POSTGRES_PASSWORD"))
+                    .unwrap_or_default(),
+                database: p
+                    .database
+                    .clone()
+                    .or_else(|| get("POSTGRES_DB"))
+                    .unwrap_or_else(|| user.clone()),
                 user,
             }
         }
-        RawProbe::Redis(p) => Probe::Redis { port: p.port.unwrap_or(6379) },
+        RawProbe::Redis(p) => Probe::Redis {
+            port: p.port.unwrap_or(6379),
+        },
         RawProbe::Http(h) => {
             let status = match h.status {
                 None => (200, 399),
@@ -384,7 +452,11 @@ fn resolve_probe(raw: &RawProbe, env: &IndexMap<String, EnvValue>) -> Result<Pro
             if !path.starts_with('/') {
                 return Err(format!("http probe path `{path}` must start with `/`"));
             }
-            Probe::Http { port: h.port, path, status }
+            Probe::Http {
+                port: h.port,
+                path,
+                status,
+            }
         }
         RawProbe::Tcp(port) => Probe::Tcp { port: *port },
         RawProbe::Exec(cmd) => {
@@ -396,7 +468,9 @@ fn resolve_probe(raw: &RawProbe, env: &IndexMap<String, EnvValue>) -> Result<Pro
             Probe::Exec { command }
         }
         RawProbe::Docker(s) if s == "healthy" => Probe::Docker,
-        RawProbe::Docker(s) => return Err(format!("docker probe expects `\"healthy\"`, got `{s}`")),
+        RawProbe::Docker(s) => {
+            return Err(format!("docker probe expects `\"healthy\"`, got `{s}`"))
+        }
     })
 }
 
@@ -414,10 +488,16 @@ fn resolve_watch(root: &Path, w: &RawWatch) -> Result<WatchRule, (String, String
         }
     };
     if action == WatchAction::Sync && w.target.is_none() {
-        return Err(("a `sync` rule needs a `target`".into(), "add `target = \"/container/path\"`".into()));
+        return Err((
+            "a `sync` rule needs a `target`".into(),
+            "add `target = \"/container/path\"`".into(),
+        ));
     }
     if action == WatchAction::Exec && w.run.is_none() {
-        return Err(("an `exec` rule needs `run`".into(), "add `run = \"command\"`".into()));
+        return Err((
+            "an `exec` rule needs `run`".into(),
+            "add `run = \"command\"`".into(),
+        ));
     }
     Ok(WatchRule {
         path: normalize(&root.join(&w.path)),
@@ -433,7 +513,8 @@ pub fn parse_port(text: &str) -> Result<Vec<Port>, (String, String)> {
     let bad = |why: &str| {
         (
             format!("invalid port mapping `{text}`: {why}"),
-            "write `HOST:CONTAINER`, `IP:HOST:CONTAINER` or `CONTAINER`, optionally with `/udp`".to_string(),
+            "write `HOST:CONTAINER`, `IP:HOST:CONTAINER` or `CONTAINER`, optionally with `/udp`"
+                .to_string(),
         )
     };
     let (spec, protocol) = match text.rsplit_once('/') {
@@ -456,10 +537,16 @@ pub fn parse_port(text: &str) -> Result<Vec<Port>, (String, String)> {
     };
     let range = |s: &str| -> Result<(u16, u16), (String, String)> {
         let (a, b) = s.split_once('-').unwrap_or((s, s));
-        let a: u16 = a.parse().map_err(|_| bad("a port is a number from 1 to 65535"))?;
-        let b: u16 = b.parse().map_err(|_| bad("a port is a number from 1 to 65535"))?;
+        let a: u16 = a
+            .parse()
+            .map_err(|_| bad("a port is a number from 1 to 65535"))?;
+        let b: u16 = b
+            .parse()
+            .map_err(|_| bad("a port is a number from 1 to 65535"))?;
         if a == 0 || b < a {
-            return Err(bad("a port is a number from 1 to 65535 and ranges go upwards"));
+            return Err(bad(
+                "a port is a number from 1 to 65535 and ranges go upwards",
+            ));
         }
         Ok((a, b))
     };
@@ -471,7 +558,9 @@ pub fn parse_port(text: &str) -> Result<Vec<Port>, (String, String)> {
     let host = match host {
         // One container port behind a host range: take the range's first port.
         Some(h) if count == 0 => Some((h.0, h.0)),
-        Some(h) if h.1 - h.0 != count => return Err(bad("host and container ranges differ in length")),
+        Some(h) if h.1 - h.0 != count => {
+            return Err(bad("host and container ranges differ in length"))
+        }
         h => h,
     };
     Ok((0..=count)
@@ -489,7 +578,8 @@ pub fn parse_mount(text: &str, root: &Path) -> Result<Mount, (String, String)> {
     let bad = |why: &str| {
         (
             format!("invalid volume `{text}`: {why}"),
-            "write `NAME:/container/path` or `./host/path:/container/path`, optionally with `:ro`".to_string(),
+            "write `NAME:/container/path` or `./host/path:/container/path`, optionally with `:ro`"
+                .to_string(),
         )
     };
     let parts: Vec<&str> = text.split(':').collect();
@@ -512,14 +602,27 @@ pub fn parse_mount(text: &str, root: &Path) -> Result<Mount, (String, String)> {
                 .join(rest),
             None => root.join(source),
         };
-        return Ok(Mount::Bind { source: normalize(&path), target, read_only });
+        return Ok(Mount::Bind {
+            source: normalize(&path),
+            target,
+            read_only,
+        });
     }
-    let valid = source.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && source.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    let valid = source
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && source
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if !valid {
         return Err(bad("a volume name is letters, digits, `_`, `.` and `-`; a host path starts with `./` or `/`"));
     }
-    Ok(Mount::Volume { name: source.to_string(), target, read_only })
+    Ok(Mount::Volume {
+        name: source.to_string(),
+        target,
+        read_only,
+    })
 }
 
 pub fn parse_duration(raw: &RawDuration) -> Option<Duration> {
@@ -628,9 +731,15 @@ mod tests {
 
     #[test]
     fn bad_ports_say_why() {
-        assert!(parse_port("80:http").unwrap_err().0.contains("a port is a number"));
+        assert!(parse_port("80:http")
+            .unwrap_err()
+            .0
+            .contains("a port is a number"));
         assert!(parse_port("1:2:3:4").unwrap_err().0.contains("too many"));
-        assert!(parse_port("9000-9002:9000-9001").unwrap_err().0.contains("differ in length"));
+        assert!(parse_port("9000-9002:9000-9001")
+            .unwrap_err()
+            .0
+            .contains("differ in length"));
         assert_eq!(parse_port("9000-9001:9000").unwrap()[0].host, Some(9000));
         assert!(parse_port("0:80").is_err());
         assert!(parse_port("80/sctp").is_err());
@@ -641,11 +750,19 @@ mod tests {
         let root = Path::new("/proj");
         assert_eq!(
             parse_mount("pgdata:/var/lib/postgresql/data", root).unwrap(),
-            Mount::Volume { name: "pgdata".into(), target: "/var/lib/postgresql/data".into(), read_only: false }
+            Mount::Volume {
+                name: "pgdata".into(),
+                target: "/var/lib/postgresql/data".into(),
+                read_only: false
+            }
         );
         assert_eq!(
             parse_mount("./src/../app:/app:ro", root).unwrap(),
-            Mount::Bind { source: "/proj/app".into(), target: "/app".into(), read_only: true }
+            Mount::Bind {
+                source: "/proj/app".into(),
+                target: "/app".into(),
+                read_only: true
+            }
         );
         assert!(parse_mount("data:relative", root).is_err());
         assert!(parse_mount("da ta:/x", root).is_err());
@@ -653,9 +770,18 @@ mod tests {
 
     #[test]
     fn durations_accept_units_and_seconds() {
-        assert_eq!(parse_duration(&RawDuration::Secs(5)), Some(Duration::from_secs(5)));
-        assert_eq!(parse_duration(&RawDuration::Text("500ms".into())), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration(&RawDuration::Text("2m".into())), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_duration(&RawDuration::Secs(5)),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            parse_duration(&RawDuration::Text("500ms".into())),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_duration(&RawDuration::Text("2m".into())),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_duration(&RawDuration::Text("soon".into())), None);
     }
 

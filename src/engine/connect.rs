@@ -23,7 +23,11 @@ pub fn resolve() -> Endpoint {
     let config_dir = env("DOCKER_CONFIG")
         .map(PathBuf::from)
         .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".docker")));
-    resolve_from(env("DOCKER_HOST"), env("DOCKER_CONTEXT"), config_dir.as_deref())
+    resolve_from(
+        env("DOCKER_HOST"),
+        env("DOCKER_CONTEXT"),
+        config_dir.as_deref(),
+    )
 }
 
 pub fn resolve_from(
@@ -32,20 +36,32 @@ pub fn resolve_from(
     config_dir: Option<&Path>,
 ) -> Endpoint {
     if let Some(host) = docker_host {
-        return Endpoint { host, source: "DOCKER_HOST".into() };
+        return Endpoint {
+            host,
+            source: "DOCKER_HOST".into(),
+        };
     }
     let (context, source) = match docker_context {
         Some(c) => (Some(c), "DOCKER_CONTEXT"),
-        None => (config_dir.and_then(current_context), "the Docker config's currentContext"),
+        None => (
+            config_dir.and_then(current_context),
+            "the Docker config's currentContext",
+        ),
     };
     if let (Some(name), Some(dir)) = (context, config_dir) {
         if name != "default" {
             if let Some(host) = context_host(dir, &name) {
-                return Endpoint { host, source: format!("context `{name}` ({source})") };
+                return Endpoint {
+                    host,
+                    source: format!("context `{name}` ({source})"),
+                };
             }
         }
     }
-    Endpoint { host: DEFAULT_SOCKET.into(), source: "the default socket".into() }
+    Endpoint {
+        host: DEFAULT_SOCKET.into(),
+        source: "the default socket".into(),
+    }
 }
 
 fn current_context(config_dir: &Path) -> Option<String> {
@@ -58,9 +74,16 @@ fn current_context(config_dir: &Path) -> Option<String> {
 fn context_host(config_dir: &Path, name: &str) -> Option<String> {
     let digest = Sha256::digest(name.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    let meta = config_dir.join("contexts").join("meta").join(hex).join("meta.json");
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(meta).ok()?).ok()?;
-    json.pointer("/Endpoints/docker/Host")?.as_str().map(str::to_string)
+    let meta = config_dir
+        .join("contexts")
+        .join("meta")
+        .join(hex)
+        .join("meta.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(meta).ok()?).ok()?;
+    json.pointer("/Endpoints/docker/Host")?
+        .as_str()
+        .map(str::to_string)
 }
 
 #[cfg(test)]
@@ -82,7 +105,10 @@ mod tests {
     #[test]
     fn contexts_are_read_from_the_config_folder() {
         let dir = tempfile::tempdir().unwrap();
-        let hex: String = Sha256::digest(b"colima").iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = Sha256::digest(b"colima")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let meta = dir.path().join("contexts/meta").join(hex);
         std::fs::create_dir_all(&meta).unwrap();
         std::fs::write(
@@ -90,7 +116,11 @@ mod tests {
             r#"{"Name":"colima","Endpoints":{"docker":{"Host":"unix:///tmp/colima.sock"}}}"#,
         )
         .unwrap();
-        std::fs::write(dir.path().join("config.json"), r#"{"currentContext":"colima"}"#).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"currentContext":"colima"}"#,
+        )
+        .unwrap();
         let e = resolve_from(None, None, Some(dir.path()));
         assert_eq!(e.host, "unix:///tmp/colima.sock");
         assert!(e.source.contains("currentContext"));

@@ -81,7 +81,8 @@ impl Engine {
                     if let (Some(id), Some(detail)) = (info.id, info.progress_detail) {
                         if let (Some(cur), Some(total)) = (detail.current, detail.total) {
                             layers.insert(id, (cur.max(0) as u64, total.max(0) as u64));
-                            let (c, t) = layers.values().fold((0, 0), |a, l| (a.0 + l.0, a.1 + l.1));
+                            let (c, t) =
+                                layers.values().fold((0, 0), |a, l| (a.0 + l.0, a.1 + l.1));
                             reporter.progress(&key, c, t);
                         }
                     }
@@ -115,19 +116,30 @@ impl Engine {
             t: Some(tag.to_string()),
             target: build.target.clone().unwrap_or_default(),
             buildargs: Some(build.args.clone().into_iter().collect()),
-            labels: Some(HashMap::from([(LABEL_PROJECT.to_string(), project.to_string())])),
+            labels: Some(HashMap::from([(
+                LABEL_PROJECT.to_string(),
+                project.to_string(),
+            )])),
             // Build steps reach package mirrors the way the host does; the default
             // bridge network may lack the host's DNS or proxy setup.
             networkmode: Some("host".into()),
             rm: true,
             ..Default::default()
         };
-        let mut stream = self.docker.build_image(opts, None, Some(bollard::body_full(tar.into())));
+        let mut stream = self
+            .docker
+            .build_image(opts, None, Some(bollard::body_full(tar.into())));
         let mut last = Vec::new();
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| EngineError::Build { service: service.into(), message: e.to_string() })?;
+            let info = item.map_err(|e| EngineError::Build {
+                service: service.into(),
+                message: e.to_string(),
+            })?;
             if let Some(msg) = info.error_detail.and_then(|d| d.message) {
-                return Err(EngineError::Build { service: service.into(), message: msg.trim().to_string() });
+                return Err(EngineError::Build {
+                    service: service.into(),
+                    message: msg.trim().to_string(),
+                });
             }
             if let Some(text) = info.stream {
                 for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -138,12 +150,20 @@ impl Engine {
         }
         self.image_id(tag).await?.ok_or_else(|| EngineError::Build {
             service: service.into(),
-            message: format!("the engine built nothing tagged `{tag}`: {}", last.join(" | ")),
+            message: format!(
+                "the engine built nothing tagged `{tag}`: {}",
+                last.join(" | ")
+            ),
         })
     }
 
     /// Imports a root filesystem tar (debootstrap's) as image `repo:tag`.
-    pub async fn import_rootfs(&self, tar: Vec<u8>, repo: &str, tag: &str) -> Result<(), EngineError> {
+    pub async fn import_rootfs(
+        &self,
+        tar: Vec<u8>,
+        repo: &str,
+        tag: &str,
+    ) -> Result<(), EngineError> {
         let opts = CreateImageOptions {
             from_src: Some("-".into()),
             repo: Some(repo.to_string()),
@@ -151,11 +171,16 @@ impl Engine {
             changes: vec!["CMD [\"bash\"]".into()],
             ..Default::default()
         };
-        let mut stream = self.docker.create_image(Some(opts), Some(bollard::body_full(tar.into())), None);
+        let mut stream =
+            self.docker
+                .create_image(Some(opts), Some(bollard::body_full(tar.into())), None);
         while let Some(item) = stream.next().await {
             let info = item.map_err(EngineError::api(format!("importing `{repo}:{tag}`")))?;
             if let Some(msg) = info.error_detail.and_then(|d| d.message) {
-                return Err(EngineError::Build { service: repo.to_string(), message: msg });
+                return Err(EngineError::Build {
+                    service: repo.to_string(),
+                    message: msg,
+                });
             }
         }
         Ok(())
@@ -176,13 +201,21 @@ fn split_tag(image: &str) -> (&str, &str) {
 fn dockerignore(context: &Path) -> Gitignore {
     let mut builder = GitignoreBuilder::new(context);
     if let Ok(text) = std::fs::read_to_string(context.join(".dockerignore")) {
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             let (neg, pat) = match line.strip_prefix('!') {
                 Some(p) => ("!", p),
                 None => ("", line),
             };
             let pat = pat.trim_start_matches("./");
-            let anchored = if pat.starts_with('/') || pat.starts_with("**") { pat.to_string() } else { format!("/{pat}") };
+            let anchored = if pat.starts_with('/') || pat.starts_with("**") {
+                pat.to_string()
+            } else {
+                format!("/{pat}")
+            };
             let _ = builder.add_line(None, &format!("{neg}{anchored}"));
         }
     }
@@ -192,9 +225,15 @@ fn dockerignore(context: &Path) -> Gitignore {
 /// The build context as a tar, without what `.dockerignore` excludes (the
 /// Dockerfile itself always goes in, as Docker does).
 pub fn build_context_tar(context: &Path, dockerfile: &str) -> Result<Vec<u8>, EngineError> {
-    let err = |source| EngineError::Context { path: context.display().to_string(), source };
+    let err = |source| EngineError::Context {
+        path: context.display().to_string(),
+        source,
+    };
     if !context.is_dir() {
-        return Err(err(std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder")));
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such folder",
+        )));
     }
     let ignore = dockerignore(context);
     let mut tar = tar::Builder::new(Vec::new());
@@ -210,7 +249,10 @@ pub fn build_context_tar(context: &Path, dockerfile: &str) -> Result<Vec<u8>, En
         .build();
     for entry in walker {
         let entry = entry.map_err(|e| err(std::io::Error::other(e.to_string())))?;
-        let rel = entry.path().strip_prefix(context).expect("walk stays inside the context");
+        let rel = entry
+            .path()
+            .strip_prefix(context)
+            .expect("walk stays inside the context");
         if rel.as_os_str().is_empty() {
             continue;
         }
@@ -232,14 +274,22 @@ mod tests {
     fn tags_split_without_confusing_registry_ports() {
         assert_eq!(split_tag("postgres:16-alpine"), ("postgres", "16-alpine"));
         assert_eq!(split_tag("redis"), ("redis", "latest"));
-        assert_eq!(split_tag("localhost:5000/app"), ("localhost:5000/app", "latest"));
-        assert_eq!(split_tag("localhost:5000/app:v2"), ("localhost:5000/app", "v2"));
+        assert_eq!(
+            split_tag("localhost:5000/app"),
+            ("localhost:5000/app", "latest")
+        );
+        assert_eq!(
+            split_tag("localhost:5000/app:v2"),
+            ("localhost:5000/app", "v2")
+        );
     }
 
     #[test]
     fn offline_pulls_are_told_from_refused_ones() {
         assert!(matches!(
-            PullError::classify("Get \"https://registry/v2/\": dial tcp: lookup registry: no such host".into()),
+            PullError::classify(
+                "Get \"https://registry/v2/\": dial tcp: lookup registry: no such host".into()
+            ),
             PullError::Unreachable(_)
         ));
         assert!(matches!(
@@ -259,7 +309,11 @@ mod tests {
         std::fs::write(root.join("app/logs/keep.txt"), "x").unwrap();
         std::fs::write(root.join("app/main.php"), "x").unwrap();
         std::fs::write(root.join("Dockerfile"), "FROM x").unwrap();
-        std::fs::write(root.join(".dockerignore"), "target\napp/logs/*\n!app/logs/keep.txt\nDockerfile\n").unwrap();
+        std::fs::write(
+            root.join(".dockerignore"),
+            "target\napp/logs/*\n!app/logs/keep.txt\nDockerfile\n",
+        )
+        .unwrap();
         let tar = build_context_tar(root, "Dockerfile").unwrap();
         let mut names: Vec<String> = tar::Archive::new(tar.as_slice())
             .entries()

@@ -57,14 +57,24 @@ pub enum EngineError {
         code(devenv::engine::image),
         help("check the image name, log in to its registry, or give the service a `build` (offline, devenv's presets fall back to local builds by themselves)")
     )]
-    ImageUnavailable { service: String, image: String, reason: String },
+    ImageUnavailable {
+        service: String,
+        image: String,
+        reason: String,
+    },
 
     #[error("building `{service}` failed: {message}")]
-    #[diagnostic(code(devenv::engine::build), help("the build output above shows the failing step"))]
+    #[diagnostic(
+        code(devenv::engine::build),
+        help("the build output above shows the failing step")
+    )]
     Build { service: String, message: String },
 
     #[error("cannot read the build context `{path}`")]
-    #[diagnostic(code(devenv::engine::context), help("check the service's `build.context`"))]
+    #[diagnostic(
+        code(devenv::engine::context),
+        help("check the service's `build.context`")
+    )]
     Context {
         path: String,
         #[source]
@@ -81,7 +91,13 @@ impl EngineError {
 
 /// True when the engine said 404 (no such container/volume/network/image).
 fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 /// A connection to one Docker engine.
@@ -141,7 +157,10 @@ impl Engine {
     }
 
     pub async fn connect_to(endpoint: Endpoint) -> Result<Engine, EngineError> {
-        let unreachable = |source| EngineError::Unreachable { endpoint: endpoint.clone(), source };
+        let unreachable = |source| EngineError::Unreachable {
+            endpoint: endpoint.clone(),
+            source,
+        };
         let host = endpoint.host.as_str();
         let docker = if host.starts_with("unix://") || host.starts_with('/') {
             Docker::connect_with_unix(host, 120, bollard::API_DEFAULT_VERSION)
@@ -210,7 +229,11 @@ impl Engine {
                 labels.insert(LABEL_ONEOFF.to_string(), "true".into());
                 (name.to_string(), Some(cmd), None)
             }
-            None => (container_name(project, &svc.name), svc.command.clone(), Some(vec![svc.name.clone()])),
+            None => (
+                container_name(project, &svc.name),
+                svc.command.clone(),
+                Some(vec![svc.name.clone()]),
+            ),
         };
 
         let mut exposed = Vec::new();
@@ -222,24 +245,42 @@ impl Engine {
             };
             let key = format!("{}/{proto}", p.container);
             exposed.push(key.clone());
-            bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(
-                PortBinding {
+            bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
                     host_ip: p.host_ip.clone(),
                     host_port: Some(p.host.map(|h| h.to_string()).unwrap_or_default()),
-                },
-            );
+                });
         }
         let binds: Vec<String> = svc
             .volumes
             .iter()
             .map(|m| match m {
-                Mount::Volume { name, target, read_only } => {
+                Mount::Volume {
+                    name,
+                    target,
+                    read_only,
+                } => {
                     let external = stack.volumes.get(name).is_some_and(|v| v.external);
-                    let source = if external { name.clone() } else { volume_name(project, name) };
+                    let source = if external {
+                        name.clone()
+                    } else {
+                        volume_name(project, name)
+                    };
                     format!("{source}:{target}{}", if *read_only { ":ro" } else { "" })
                 }
-                Mount::Bind { source, target, read_only } => {
-                    format!("{}:{target}{}", source.display(), if *read_only { ":ro" } else { "" })
+                Mount::Bind {
+                    source,
+                    target,
+                    read_only,
+                } => {
+                    format!(
+                        "{}:{target}{}",
+                        source.display(),
+                        if *read_only { ":ro" } else { "" }
+                    )
                 }
             })
             .collect();
@@ -250,12 +291,20 @@ impl Engine {
             Restart::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
         };
         let network = network_name(project);
-        let endpoint = EndpointSettings { aliases: aliases.clone(), ..Default::default() };
+        let endpoint = EndpointSettings {
+            aliases: aliases.clone(),
+            ..Default::default()
+        };
         let body = ContainerCreateBody {
             image: Some(svc.image.clone()),
             cmd,
             entrypoint: svc.entrypoint.clone(),
-            env: Some(svc.env.iter().map(|(k, v)| format!("{k}={}", v.value)).collect()),
+            env: Some(
+                svc.env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.value))
+                    .collect(),
+            ),
             user: svc.user.clone(),
             working_dir: svc.working_dir.clone(),
             labels: Some(labels),
@@ -265,7 +314,10 @@ impl Engine {
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings),
                 binds: Some(binds),
-                restart_policy: Some(RestartPolicy { name: Some(restart), maximum_retry_count: None }),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(restart),
+                    maximum_retry_count: None,
+                }),
                 network_mode: Some(network.clone()),
                 init: Some(true),
                 ..Default::default()
@@ -275,7 +327,10 @@ impl Engine {
             }),
             ..Default::default()
         };
-        let opts = CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
+        let opts = CreateContainerOptions {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
         let created = self
             .docker
             .create_container(Some(opts), body)
@@ -292,17 +347,25 @@ impl Engine {
     }
 
     pub async fn stop_container(&self, id: &str, timeout: Duration) -> Result<(), EngineError> {
-        let opts = StopContainerOptions { t: Some(timeout.as_secs() as i32), ..Default::default() };
+        let opts = StopContainerOptions {
+            t: Some(timeout.as_secs() as i32),
+            ..Default::default()
+        };
         match self.docker.stop_container(id, Some(opts)).await {
             Err(e) if is_not_found(&e) => Ok(()),
             // 304: already stopped.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
             r => r.map_err(EngineError::api(format!("stopping container `{id}`"))),
         }
     }
 
     pub async fn restart_container(&self, id: &str) -> Result<(), EngineError> {
-        let opts = RestartContainerOptions { t: Some(10), ..Default::default() };
+        let opts = RestartContainerOptions {
+            t: Some(10),
+            ..Default::default()
+        };
         self.docker
             .restart_container(id, Some(opts))
             .await
@@ -311,16 +374,26 @@ impl Engine {
 
     /// Removes a container (running or not) and its anonymous volumes.
     pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
-        let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
         match self.docker.remove_container(id, Some(opts)).await {
             Err(e) if is_not_found(&e) => Ok(()),
             // 409: removal already in progress (another devenv, or an earlier `--rm`).
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
             r => r.map_err(EngineError::api(format!("removing container `{id}`"))),
         }
     }
 
-    pub async fn inspect_container(&self, id: &str, project: &str) -> Result<ContainerStatus, EngineError> {
+    pub async fn inspect_container(
+        &self,
+        id: &str,
+        project: &str,
+    ) -> Result<ContainerStatus, EngineError> {
         let info = self
             .docker
             .inspect_container(id, None::<InspectContainerOptions>)
@@ -336,7 +409,9 @@ impl Engine {
             .filter(|ip| !ip.is_empty());
         let mut published = HashMap::new();
         for (key, binds) in settings.ports.unwrap_or_default() {
-            let Some(port) = key.split('/').next().and_then(|p| p.parse::<u16>().ok()) else { continue };
+            let Some(port) = key.split('/').next().and_then(|p| p.parse::<u16>().ok()) else {
+                continue;
+            };
             let host = binds
                 .unwrap_or_default()
                 .iter()
@@ -436,13 +511,25 @@ impl Engine {
                 on_output(&String::from_utf8_lossy(&chunk.into_bytes()));
             }
         }
-        let info = self.docker.inspect_exec(&exec.id).await.map_err(EngineError::api(action))?;
+        let info = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(EngineError::api(action))?;
         Ok(info.exit_code.unwrap_or(-1))
     }
 
     /// Unpacks a tar archive at `path` inside the container.
-    pub async fn upload_archive(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<(), EngineError> {
-        let opts = UploadToContainerOptions { path: path.to_string(), ..Default::default() };
+    pub async fn upload_archive(
+        &self,
+        id: &str,
+        path: &str,
+        tar: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let opts = UploadToContainerOptions {
+            path: path.to_string(),
+            ..Default::default()
+        };
         self.docker
             .upload_to_container(id, Some(opts), bollard::body_full(tar.into()))
             .await
@@ -451,11 +538,23 @@ impl Engine {
 
     /// Which container publishes host port `port`, if any (for port-conflict errors).
     pub async fn port_holder(&self, port: u16) -> Option<String> {
-        let list = self.docker.list_containers(None::<ListContainersOptions>).await.ok()?;
+        let list = self
+            .docker
+            .list_containers(None::<ListContainersOptions>)
+            .await
+            .ok()?;
         list.into_iter().find_map(|c| {
-            let holds = c.ports.unwrap_or_default().iter().any(|p| p.public_port == Some(port));
+            let holds = c
+                .ports
+                .unwrap_or_default()
+                .iter()
+                .any(|p| p.public_port == Some(port));
             holds.then(|| {
-                c.names.and_then(|n| n.first().cloned()).unwrap_or_default().trim_start_matches('/').to_string()
+                c.names
+                    .and_then(|n| n.first().cloned())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string()
             })
         })
     }
@@ -468,7 +567,9 @@ impl Engine {
         let filters = HashMap::from([("name".to_string(), vec![name.clone()])]);
         let existing = self
             .docker
-            .list_networks(Some(ListNetworksOptions { filters: Some(filters) }))
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters),
+            }))
             .await
             .map_err(EngineError::api("listing networks"))?;
         // The name filter matches substrings: compare exactly.
@@ -478,13 +579,18 @@ impl Engine {
         let req = NetworkCreateRequest {
             name: name.clone(),
             driver: Some("bridge".into()),
-            labels: Some(HashMap::from([(LABEL_PROJECT.to_string(), project.to_string())])),
+            labels: Some(HashMap::from([(
+                LABEL_PROJECT.to_string(),
+                project.to_string(),
+            )])),
             ..Default::default()
         };
         match self.docker.create_network(req).await {
             Ok(_) => Ok(()),
             // Lost a race with another devenv: the network is there, which is all we want.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
             Err(e) => Err(EngineError::api(format!("creating network `{name}`"))(e)),
         }
     }
@@ -498,7 +604,12 @@ impl Engine {
         }
     }
 
-    pub async fn ensure_volume(&self, project: &str, volume: &str, spec: &Volume) -> Result<(), EngineError> {
+    pub async fn ensure_volume(
+        &self,
+        project: &str,
+        volume: &str,
+        spec: &Volume,
+    ) -> Result<(), EngineError> {
         let name = volume_name(project, volume);
         let req = VolumeCreateRequest {
             name: Some(name.clone()),
@@ -519,13 +630,28 @@ impl Engine {
     }
 
     pub async fn list_volumes(&self, project: &str) -> Result<Vec<String>, EngineError> {
-        let opts = ListVolumesOptions { filters: Some(project_filter(project, &[])) };
-        let list = self.docker.list_volumes(Some(opts)).await.map_err(EngineError::api("listing volumes"))?;
-        Ok(list.volumes.unwrap_or_default().into_iter().map(|v| v.name).collect())
+        let opts = ListVolumesOptions {
+            filters: Some(project_filter(project, &[])),
+        };
+        let list = self
+            .docker
+            .list_volumes(Some(opts))
+            .await
+            .map_err(EngineError::api("listing volumes"))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
     }
 
     pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
-        match self.docker.remove_volume(name, Some(RemoveVolumeOptions { force: true })).await {
+        match self
+            .docker
+            .remove_volume(name, Some(RemoveVolumeOptions { force: true }))
+            .await
+        {
             Err(e) if is_not_found(&e) => Ok(()),
             r => r.map_err(EngineError::api(format!("removing volume `{name}`"))),
         }

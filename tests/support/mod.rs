@@ -19,8 +19,15 @@ impl Project {
     /// `name` must be unique per test: tests run in parallel on one engine.
     pub fn new(name: &str, toml: &str) -> Project {
         let dir = tempfile::tempdir().unwrap();
-        let project = Project { dir, name: name.to_string(), uses_docker: false };
-        project.write("dev.toml", &format!("[project]\nname = \"{name}\"\n\n{toml}"));
+        let project = Project {
+            dir,
+            name: name.to_string(),
+            uses_docker: false,
+        };
+        project.write(
+            "dev.toml",
+            &format!("[project]\nname = \"{name}\"\n\n{toml}"),
+        );
         project
     }
 
@@ -36,7 +43,9 @@ impl Project {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("devenv").unwrap();
-        c.current_dir(self.dir.path()).env("NO_COLOR", "1").env_remove("DOCKER_HOST");
+        c.current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("DOCKER_HOST");
         c
     }
 
@@ -49,7 +58,11 @@ impl Project {
     pub fn ok(&mut self, args: &[&str]) -> Output {
         self.uses_docker = true;
         let out = self.run(args);
-        assert!(out.status.success(), "devenv {args:?} failed:\n{}", text(&out));
+        assert!(
+            out.status.success(),
+            "devenv {args:?} failed:\n{}",
+            text(&out)
+        );
         out
     }
 
@@ -63,7 +76,12 @@ impl Project {
     pub fn ids(&mut self) -> Vec<(String, String)> {
         self.ps()
             .iter()
-            .map(|s| (s["service"].as_str().unwrap().to_string(), s["container"].as_str().unwrap().to_string()))
+            .map(|s| {
+                (
+                    s["service"].as_str().unwrap().to_string(),
+                    s["container"].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     }
 }
@@ -77,7 +95,11 @@ impl Drop for Project {
 }
 
 pub fn text(out: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 pub fn stderr(out: &Output) -> String {
@@ -90,7 +112,12 @@ pub fn repo() -> PathBuf {
 
 /// Fails (never skips) when no engine answers: CI must not pass without Docker.
 pub fn require_docker() {
-    let out = Command::cargo_bin("devenv").unwrap().args(["ps"]).current_dir(repo()).output().unwrap();
+    let out = Command::cargo_bin("devenv")
+        .unwrap()
+        .args(["ps"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
     let err = stderr(&out);
     assert!(
         !err.contains("cannot reach the Docker engine"),
@@ -134,7 +161,12 @@ fn warm_images_once() {
     require_docker();
     let lock = std::fs::File::create(std::env::temp_dir().join("devenv-e2e-images.lock")).unwrap();
     lock.lock().unwrap();
-    let mut p = Project::new("e2ewarm", &three_services(0, 0).replace("ports = [\"0:5432\"]\n", "").replace("ports = [\"0:8080\"]\n", ""));
+    let mut p = Project::new(
+        "e2ewarm",
+        &three_services(0, 0)
+            .replace("ports = [\"0:5432\"]\n", "")
+            .replace("ports = [\"0:8080\"]\n", ""),
+    );
     p.ok(&["--progress", "plain", "up", "-d"]);
     p.ok(&["down", "-v"]);
 }
