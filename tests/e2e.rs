@@ -233,3 +233,127 @@ fn exec_passes_the_exit_code_through_and_run_makes_a_one_off_container() {
         "the one-off container is gone and not listed"
     );
 }
+
+#[test]
+fn a_sail_style_compose_file_imports_and_comes_up_ready() {
+    warm_images();
+    let fixtures = support::repo().join("tests/fixtures");
+    let mut p = Project::new("e2esail", "");
+    std::fs::create_dir_all(p.path().join("web")).unwrap();
+    for f in ["Dockerfile", "srv/health", "srv/index.html"] {
+        let dest = p.path().join("web").join(f);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(fixtures.join("web").join(f), dest).unwrap();
+    }
+    let compose = std::fs::read_to_string(fixtures.join("compose-e2e/docker-compose.yml"))
+        .unwrap()
+        .replace("context: ../web", "context: ./web");
+    p.write("docker-compose.yml", &compose);
+    std::fs::remove_file(p.path().join("dev.toml")).unwrap();
+
+    let out = p.run(&["import"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("networks"),
+        "the dropped network is reported:\n{}",
+        text(&out)
+    );
+
+    let (app, db, redis, smtp, ui) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let up = p
+        .cmd()
+        .args(["-p", "e2esail", "up", "-d"])
+        .env("APP_PORT", app.to_string())
+        .env("FORWARD_DB_PORT", db.to_string())
+        .env("FORWARD_REDIS_PORT", redis.to_string())
+        .env("FORWARD_MAILPIT_PORT", smtp.to_string())
+        .env("FORWARD_MAILPIT_DASHBOARD_PORT", ui.to_string())
+        .output()
+        .unwrap();
+    p.uses_docker = true;
+    assert!(up.status.success(), "{}", text(&up));
+
+    // What runs is what the Compose file says: services, readiness, ports, env, mounts.
+    let env = [
+        ("APP_PORT", app),
+        ("FORWARD_DB_PORT", db),
+        ("FORWARD_REDIS_PORT", redis),
+        ("FORWARD_MAILPIT_PORT", smtp),
+        ("FORWARD_MAILPIT_DASHBOARD_PORT", ui),
+    ];
+    let mut ps = p.cmd();
+    ps.args(["-p", "e2esail", "ps", "--json"]);
+    for (k, v) in env {
+        ps.env(k, v.to_string());
+    }
+    let out = ps.output().unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["service"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["laravel.test", "mailpit", "pgsql", "redis"]);
+    assert!(
+        rows.iter()
+            .all(|r| r["ready"] == true && r["state"] == "running"),
+        "{rows:?}"
+    );
+    let ports = |svc: &str| rows.iter().find(|r| r["service"] == svc).unwrap()["ports"].to_string();
+    assert!(
+        ports("laravel.test").contains(&format!("{app}->8080")),
+        "{rows:?}"
+    );
+    assert!(ports("pgsql").contains(&format!("{db}->5432")), "{rows:?}");
+
+    let exec = |args: &[&str]| {
+        let mut c = p.cmd();
+        c.args(["-p", "e2esail", "exec"]).args(args);
+        for (k, v) in env {
+            c.env(k, v.to_string());
+        }
+        c.output().unwrap()
+    };
+    let out = exec(&["laravel.test", "--", "env"]);
+    let app_env = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        app_env.contains("DB_HOST=pgsql") && app_env.contains("REDIS_HOST=redis"),
+        "{app_env}"
+    );
+    let out = exec(&[
+        "pgsql",
+        "--",
+        "psql",
+        "-U",
+        "sail",
+        "-d",
+        "laravel",
+        "-tAc",
+        "SELECT current_user",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "sail",
+        "{}",
+        text(&out)
+    );
+    let out = exec(&[
+        "pgsql",
+        "--",
+        "sh",
+        "-c",
+        "test -f /var/lib/postgresql/data/PG_VERSION && echo mounted",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "mounted",
+        "{}",
+        text(&out)
+    );
+}

@@ -89,7 +89,8 @@ impl Project {
 impl Drop for Project {
     fn drop(&mut self) {
         if self.uses_docker {
-            let _ = self.run(&["down", "-v"]);
+            let name = self.name.clone();
+            let _ = self.run(&["-p", &name, "down", "-v"]);
         }
     }
 }
