@@ -14,3 +14,4 @@ pub mod lifecycle;
 pub mod cli;
 pub mod commands;
 pub mod ui;
+pub mod export;
