@@ -54,7 +54,11 @@ pub fn run(settings: &ExportSettings, out: &mut dyn Write) -> Result<u8, ExportC
         for drift in &drifts {
             writeln!(out, "{drift}").map_err(report)?;
         }
-        let noun = if drifts.len() == 1 { "difference" } else { "differences" };
+        let noun = if drifts.len() == 1 {
+            "difference"
+        } else {
+            "differences"
+        };
         writeln!(
             out,
             "{} {noun} between the stack and `{}`; export again, or list intentional ones in `[k8s] ignore_drift`",
@@ -67,7 +71,10 @@ pub fn run(settings: &ExportSettings, out: &mut dyn Write) -> Result<u8, ExportC
     let files = export::render(&settings.stack, &settings.opts)?;
     for (relative, text) in &files {
         let path = settings.out_dir.join(relative);
-        let write_err = |source| ExportCommandError::Write { path: path.clone(), source };
+        let write_err = |source| ExportCommandError::Write {
+            path: path.clone(),
+            source,
+        };
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(write_err)?;
         }
@@ -76,12 +83,25 @@ pub fn run(settings: &ExportSettings, out: &mut dyn Write) -> Result<u8, ExportC
     // Files of an earlier export that this one no longer writes would still be
     // read by `--check`; removing them is the user's call, not ours.
     if settings.out_dir.is_dir() {
-        for stale in read_tree(&settings.out_dir)?.keys().filter(|path| !files.contains_key(*path)) {
-            writeln!(out, "note: `{}` is not written by this export any more", settings.out_dir.join(stale).display())
-                .map_err(report)?;
+        for stale in read_tree(&settings.out_dir)?
+            .keys()
+            .filter(|path| !files.contains_key(*path))
+        {
+            writeln!(
+                out,
+                "note: `{}` is not written by this export any more",
+                settings.out_dir.join(stale).display()
+            )
+            .map_err(report)?;
         }
     }
-    writeln!(out, "wrote {} files to `{}`", files.len(), settings.out_dir.display()).map_err(report)?;
+    writeln!(
+        out,
+        "wrote {} files to `{}`",
+        files.len(),
+        settings.out_dir.display()
+    )
+    .map_err(report)?;
     Ok(0)
 }
 
@@ -90,14 +110,23 @@ fn read_tree(dir: &Path) -> Result<BTreeMap<PathBuf, String>, ExportCommandError
     let mut files = BTreeMap::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
-        let read_err = |source| ExportCommandError::Read { path: current.clone(), source };
+        let read_err = |source| ExportCommandError::Read {
+            path: current.clone(),
+            source,
+        };
         for entry in fs::read_dir(&current).map_err(read_err)? {
             let path = entry.map_err(read_err)?.path();
             if path.is_dir() {
                 pending.push(path);
-            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
-                let text = fs::read_to_string(&path)
-                    .map_err(|source| ExportCommandError::Read { path: path.clone(), source })?;
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
+                let text =
+                    fs::read_to_string(&path).map_err(|source| ExportCommandError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
                 let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
                 files.insert(relative, text);
             }
@@ -126,10 +155,19 @@ mod tests {
         assert_eq!(run(&settings, &mut out).unwrap(), 0);
 
         let app = settings.stack.services.get_mut("app").unwrap();
-        app.env.insert("FEATURE_X".into(), crate::config::model::EnvValue { value: "on".into(), secret: false });
+        app.env.insert(
+            "FEATURE_X".into(),
+            crate::config::model::EnvValue {
+                value: "on".into(),
+                secret: false,
+            },
+        );
         let mut report = Vec::new();
         assert_eq!(run(&settings, &mut report).unwrap(), 1);
         let report = String::from_utf8(report).unwrap();
-        assert!(report.contains("`ConfigMap/app-env` `data.FEATURE_X` is in the stack"), "{report}");
+        assert!(
+            report.contains("`ConfigMap/app-env` `data.FEATURE_X` is in the stack"),
+            "{report}"
+        );
     }
 }

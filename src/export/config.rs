@@ -61,7 +61,9 @@ pub(crate) fn is_secret_name(key: &str) -> bool {
     let key = key.to_ascii_uppercase();
     key == "APP_KEY"
         || key == "PASSWORD"
-        || ["_PASSWORD", "_SECRET", "_KEY", "_TOKEN"].iter().any(|suffix| key.ends_with(suffix))
+        || ["_PASSWORD", "_SECRET", "_KEY", "_TOKEN"]
+            .iter()
+            .any(|suffix| key.ends_with(suffix))
 }
 
 pub(crate) fn split_env(
@@ -75,9 +77,14 @@ pub(crate) fn split_env(
     let mut ports = Vec::new();
     for (key, value) in &service.env {
         if !super::names::is_config_key(key) {
-            return Err(ExportError::EnvKey { service: service.name.clone(), key: key.clone() });
+            return Err(ExportError::EnvKey {
+                service: service.name.clone(),
+                key: key.clone(),
+            });
         }
-        let secret = value.secret || is_secret_name(key) || secrets.iter().any(|s| value.value.contains(s.as_str()));
+        let secret = value.secret
+            || is_secret_name(key)
+            || secrets.iter().any(|s| value.value.contains(s.as_str()));
         let mut value = value.value.clone();
         if env == Env::Production {
             match rewrite(key, &value, replacements) {
@@ -109,8 +116,15 @@ pub(crate) fn split_env(
             *value = port;
         }
     }
-    if env == Env::Production && replacements.iter().any(|r| r.kind == Kind::S3 && r.region.is_some()) {
-        let region = replacements.iter().find_map(|r| r.region.clone()).unwrap_or_default();
+    if env == Env::Production
+        && replacements
+            .iter()
+            .any(|r| r.kind == Kind::S3 && r.region.is_some())
+    {
+        let region = replacements
+            .iter()
+            .find_map(|r| r.region.clone())
+            .unwrap_or_default();
         if !split.config.contains_key("AWS_REGION") {
             split.config.insert("AWS_DEFAULT_REGION".into(), region);
         }
@@ -118,7 +132,11 @@ pub(crate) fn split_env(
     if service.build.is_some() {
         laravel_defaults(&mut split.config, env);
         for (key, value) in &settings.stack.env(env).env {
-            let side = if is_secret_name(key) { &mut split.secret } else { &mut split.config };
+            let side = if is_secret_name(key) {
+                &mut split.secret
+            } else {
+                &mut split.config
+            };
             side.insert(key.clone(), value.clone());
             split.fill_in.retain(|k| k != key);
         }
@@ -167,7 +185,9 @@ fn rewrite<'a>(key: &str, value: &str, replacements: &'a [Replacement]) -> Rewri
                 return Rewrite::Value(s3.bucket.clone().unwrap_or_default())
             }
             // The SDK's regional endpoint replaces MinIO's.
-            _ if url_host(value).is_some_and(|(host, _)| host == s3.service) => return Rewrite::Drop,
+            _ if url_host(value).is_some_and(|(host, _)| host == s3.service) => {
+                return Rewrite::Drop
+            }
             _ => {}
         }
     }
@@ -190,8 +210,12 @@ fn rewrite<'a>(key: &str, value: &str, replacements: &'a [Replacement]) -> Rewri
 /// The host of a URL and the byte range of its `host[:port]`.
 fn url_host(value: &str) -> Option<(&str, std::ops::Range<usize>)> {
     let start = value.find("://")? + 3;
-    let end = value[start..].find(['/', '?', '#']).map_or(value.len(), |i| start + i);
-    let start = value[start..end].rfind('@').map_or(start, |i| start + i + 1);
+    let end = value[start..]
+        .find(['/', '?', '#'])
+        .map_or(value.len(), |i| start + i);
+    let start = value[start..end]
+        .rfind('@')
+        .map_or(start, |i| start + i + 1);
     let host = value[start..end].split(':').next()?;
     Some((host, start..end))
 }
@@ -201,11 +225,19 @@ pub(crate) fn config_map(meta: ObjectMeta, split: &SplitEnv) -> ConfigMap {
     if !split.fill_in.is_empty() {
         let keys = split.fill_in.join(", ");
         let note = format!("replace {PLACEHOLDER} in {keys} with the managed endpoint, or set it in [k8s.production] of dev.toml");
-        meta.annotations.get_or_insert_with(BTreeMap::new).insert(FILL_IN.into(), note);
+        meta.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(FILL_IN.into(), note);
     }
     ConfigMap {
         metadata: meta,
-        data: Some(split.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        data: Some(
+            split
+                .config
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
         ..Default::default()
     }
 }
@@ -218,19 +250,32 @@ pub(crate) fn secret(meta: ObjectMeta, split: &SplitEnv, env: Env) -> Secret {
             "replace {PLACEHOLDER} in {} before applying, or set external_secrets = true in [k8s] of dev.toml",
             keys.join(", ")
         );
-        meta.annotations.get_or_insert_with(BTreeMap::new).insert(FILL_IN.into(), note);
+        meta.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(FILL_IN.into(), note);
     }
     Secret {
         metadata: meta,
         type_: Some("Opaque".into()),
-        string_data: Some(split.secret.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        string_data: Some(
+            split
+                .secret
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
         ..Default::default()
     }
 }
 
 /// An external-secrets.io `ExternalSecret` that fills the service's Secret
 /// from the cluster's secret store; k8s-openapi has no types for CRDs.
-pub(crate) fn external_secret(meta: &ObjectMeta, split: &SplitEnv, settings: &Settings, service: &str) -> serde_json::Value {
+pub(crate) fn external_secret(
+    meta: &ObjectMeta,
+    split: &SplitEnv,
+    settings: &Settings,
+    service: &str,
+) -> serde_json::Value {
     let remote = format!("{}/production/{service}", settings.project);
     let data: Vec<_> = split
         .secret
@@ -256,7 +301,13 @@ mod tests {
 
     #[test]
     fn secret_names() {
-        for key in ["APP_KEY", "DB_PASSWORD", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "STRIPE_SECRET"] {
+        for key in [
+            "APP_KEY",
+            "DB_PASSWORD",
+            "AWS_SECRET_ACCESS_KEY",
+            "GITHUB_TOKEN",
+            "STRIPE_SECRET",
+        ] {
             assert!(is_secret_name(key), "{key}");
         }
         for key in ["DB_HOST", "AWS_ACCESS_KEY_ID", "KEYS_DIR"] {

@@ -85,7 +85,10 @@ pub enum ExportError {
     ProductionOnly { table: String, key: &'static str },
     #[error("service `{service}` cannot be a Kubernetes name: it {reason}")]
     #[diagnostic(help("rename the service in dev.toml"))]
-    Name { service: String, reason: &'static str },
+    Name {
+        service: String,
+        reason: &'static str,
+    },
     #[error("env key `{key}` of service `{service}` cannot be a ConfigMap or Secret key")]
     EnvKey { service: String, key: String },
     #[error("service `{service}` is needed by `{needed_by}` but has no TCP container port to reach it on")]
@@ -94,9 +97,15 @@ pub enum ExportError {
     #[error("service `{service}` gets the Ingress but has no TCP container port")]
     #[diagnostic(help("publish a TCP port, or set `[services.{service}.k8s] ingress = false`"))]
     NoIngressPort { service: String },
-    #[error("service `{service}` mounts volume `{volume}`, which replicas of a Deployment cannot share")]
+    #[error(
+        "service `{service}` mounts volume `{volume}`, which replicas of a Deployment cannot share"
+    )]
     #[diagnostic(help("keep state in a backing service, or list `{target}` in `[services.{service}.k8s] writable` to get a scratch emptyDir"))]
-    AppVolume { service: String, volume: String, target: String },
+    AppVolume {
+        service: String,
+        volume: String,
+        target: String,
+    },
     #[error("cannot read `{path}`: {message}")]
     Existing { path: PathBuf, message: String },
     #[error("cannot serialise `{object}` to YAML: {message}")]
@@ -114,7 +123,10 @@ impl ExportError {
 }
 
 /// Pure: the files to write, path relative to the output dir -> YAML text.
-pub fn render(stack: &Stack, opts: &ExportOptions) -> Result<BTreeMap<PathBuf, String>, ExportError> {
+pub fn render(
+    stack: &Stack,
+    opts: &ExportOptions,
+) -> Result<BTreeMap<PathBuf, String>, ExportError> {
     let settings = Settings::read(stack, opts)?;
     match opts.format {
         Format::Plain => {

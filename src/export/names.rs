@@ -10,7 +10,11 @@ pub(crate) fn check_label(name: &str) -> Result<(), &'static str> {
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         return Err("must start with a lowercase letter");
     }
-    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') || name.ends_with('-') {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || name.ends_with('-')
+    {
         return Err("may hold only lowercase letters, digits and inner `-`");
     }
     Ok(())
@@ -21,7 +25,9 @@ pub(crate) fn check_port_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > 15 {
         return Err("must be 1 to 15 characters long");
     }
-    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         || name.starts_with('-')
         || name.ends_with('-')
         || name.contains("--")
@@ -36,14 +42,23 @@ pub(crate) fn check_port_name(name: &str) -> Result<(), &'static str> {
 
 /// A ConfigMap or Secret key.
 pub(crate) fn is_config_key(key: &str) -> bool {
-    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Lowercases and replaces what a label may not hold, for names built from free text (tags).
 pub(crate) fn to_label(text: &str) -> String {
     let mapped: String = text
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     mapped.trim_matches('-').to_string()
 }

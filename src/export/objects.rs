@@ -10,23 +10,25 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment, StatefulSet, StatefulSetSpec,
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment, StatefulSet,
+    StatefulSetSpec,
 };
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
-    ResourceMetricSource,
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
 };
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, ExecAction,
-    HTTPGetAction, Namespace, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe as K8sProbe, ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext,
-    Service as K8sService, ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    Capabilities, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvFromSource, ExecAction, HTTPGetAction, Namespace, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe as K8sProbe,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Service as K8sService,
+    ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
     VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
-    ServiceBackendPort,
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, ServiceBackendPort,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -55,7 +57,10 @@ impl Object {
             object: group.to_string(),
             message: err.to_string(),
         })?;
-        Ok(Self { group: group.to_string(), value })
+        Ok(Self {
+            group: group.to_string(),
+            value,
+        })
     }
 
     pub fn kind(&self) -> &str {
@@ -107,7 +112,11 @@ impl Placed<'_> {
     }
 }
 
-pub(crate) fn labels(settings: &Settings, service: &str, component: &str) -> BTreeMap<String, String> {
+pub(crate) fn labels(
+    settings: &Settings,
+    service: &str,
+    component: &str,
+) -> BTreeMap<String, String> {
     let mut labels = selector(settings, service);
     labels.insert("app.kubernetes.io/component".into(), component.into());
     labels.insert("app.kubernetes.io/part-of".into(), settings.project.clone());
@@ -120,17 +129,31 @@ pub(crate) fn labels(settings: &Settings, service: &str, component: &str) -> BTr
 pub(crate) fn selector(settings: &Settings, service: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), service.to_string()),
-        ("app.kubernetes.io/instance".to_string(), settings.project.clone()),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            settings.project.clone(),
+        ),
     ])
 }
 
 fn meta(name: &str, labels: &BTreeMap<String, String>) -> ObjectMeta {
-    ObjectMeta { name: Some(name.to_string()), labels: Some(labels.clone()), ..Default::default() }
+    ObjectMeta {
+        name: Some(name.to_string()),
+        labels: Some(labels.clone()),
+        ..Default::default()
+    }
 }
 
-pub(crate) fn build(stack: &Stack, settings: &Settings, env: Env) -> Result<Vec<Object>, ExportError> {
+pub(crate) fn build(
+    stack: &Stack,
+    settings: &Settings,
+    env: Env,
+) -> Result<Vec<Object>, ExportError> {
     for name in stack.services.keys() {
-        names::check_label(name).map_err(|reason| ExportError::Name { service: name.clone(), reason })?;
+        names::check_label(name).map_err(|reason| ExportError::Name {
+            service: name.clone(),
+            reason,
+        })?;
     }
     let (placed, replacements) = place(stack, settings, env)?;
     let secrets = config::secret_values(stack);
@@ -164,14 +187,22 @@ fn place<'a>(
             replacements.push(replacement(service, kind, &ports, settings));
             continue;
         }
-        placed.push(Placed { service, app, kind, ports, ingress: false });
+        placed.push(Placed {
+            service,
+            app,
+            kind,
+            ports,
+            ingress: false,
+        });
     }
     let explicit: Vec<usize> = (0..placed.len())
         .filter(|&i| settings.service(placed[i].name()).ingress == Some(true))
         .collect();
     let chosen = if explicit.is_empty() {
         let default = placed.iter().position(|p| {
-            p.app && p.tcp_ports().next().is_some() && settings.service(p.name()).ingress != Some(false)
+            p.app
+                && p.tcp_ports().next().is_some()
+                && settings.service(p.name()).ingress != Some(false)
         });
         default.into_iter().collect()
     } else {
@@ -179,7 +210,9 @@ fn place<'a>(
     };
     for i in chosen {
         if placed[i].tcp_ports().next().is_none() {
-            return Err(ExportError::NoIngressPort { service: placed[i].name().to_string() });
+            return Err(ExportError::NoIngressPort {
+                service: placed[i].name().to_string(),
+            });
         }
         placed[i].ingress = true;
     }
@@ -202,7 +235,12 @@ fn place<'a>(
     Ok((placed, replacements))
 }
 
-fn replacement(service: &Service, kind: Kind, ports: &[PortSpec], settings: &Settings) -> Replacement {
+fn replacement(
+    service: &Service,
+    kind: Kind,
+    ports: &[PortSpec],
+    settings: &Settings,
+) -> Replacement {
     let production = settings.stack.env(Env::Production);
     let (endpoint, default_port) = match kind {
         Kind::Postgres => (production.database.as_ref(), 5432),
@@ -233,30 +271,54 @@ fn replacement(service: &Service, kind: Kind, ports: &[PortSpec], settings: &Set
 
 fn ports(service: &Service, settings: &Settings, kind: Kind, app: bool) -> Vec<PortSpec> {
     let probe_port = match &service.ready {
-        Some(Probe::Http { port, .. } | Probe::Tcp { port } | Probe::Postgres { port, .. } | Probe::Redis { port }) => {
-            Some(*port)
-        }
+        Some(
+            Probe::Http { port, .. }
+            | Probe::Tcp { port }
+            | Probe::Postgres { port, .. }
+            | Probe::Redis { port },
+        ) => Some(*port),
         _ => None,
+    };
+    // An image's usual port, for a backing service that neither publishes nor probes one.
+    let well_known = match kind {
+        _ if app
+            || probe_port.is_some()
+            || service.ports.iter().any(|p| p.protocol == Protocol::Tcp) =>
+        {
+            None
+        }
+        Kind::Postgres => Some(5432),
+        Kind::Redis => Some(6379),
+        Kind::S3 => Some(9000),
+        Kind::Mail => Some(1025),
+        Kind::Generic => None,
     };
     let mut list: Vec<(u16, Protocol)> = Vec::new();
     let declared = service.ports.iter().map(|p| (p.container, p.protocol));
-    let extra = probe_port.into_iter().chain(settings.service(&service.name).ports.iter().copied());
+    let extra = probe_port
+        .into_iter()
+        .chain(well_known)
+        .chain(settings.service(&service.name).ports.iter().copied());
     for port in declared.chain(extra.map(|p| (p, Protocol::Tcp))) {
         if !list.contains(&port) {
             list.push(port);
         }
     }
-    let first_name = settings.service(&service.name).port_name.clone().or_else(|| {
-        let name = match (app, kind) {
-            (true, _) => "http",
-            (false, Kind::Postgres) => "postgres",
-            (false, Kind::Redis) => "redis",
-            (false, Kind::S3) => "s3",
-            (false, Kind::Mail) => "smtp",
-            (false, Kind::Generic) => return None,
-        };
-        Some(name.to_string())
-    });
+    let first_name = settings
+        .service(&service.name)
+        .port_name
+        .clone()
+        .or_else(|| {
+            let name = match (app, kind) {
+                (true, _) => "http",
+                (false, Kind::Postgres) => "postgres",
+                (false, Kind::Redis) => "redis",
+                (false, Kind::S3) => "s3",
+                (false, Kind::Mail) => "smtp",
+                (false, Kind::Generic) => return None,
+            };
+            Some(name.to_string())
+        });
     let mut first_name = first_name;
     list.into_iter()
         .map(|(port, protocol)| {
@@ -264,21 +326,38 @@ fn ports(service: &Service, settings: &Settings, kind: Kind, app: bool) -> Vec<P
                 Protocol::Tcp => first_name.take().unwrap_or_else(|| format!("tcp-{port}")),
                 Protocol::Udp => format!("udp-{port}"),
             };
-            PortSpec { name, port, protocol }
+            PortSpec {
+                name,
+                port,
+                protocol,
+            }
         })
         .collect()
 }
 
 fn namespace(settings: &Settings, env: Env) -> Namespace {
-    let mut labels = BTreeMap::from([("app.kubernetes.io/part-of".to_string(), settings.project.clone())]);
+    let mut labels = BTreeMap::from([(
+        "app.kubernetes.io/part-of".to_string(),
+        settings.project.clone(),
+    )]);
     // Istio's init container needs NET_ADMIN, which the restricted level forbids.
-    let level = if settings.istio { "baseline" } else { "restricted" };
+    let level = if settings.istio {
+        "baseline"
+    } else {
+        "restricted"
+    };
     labels.insert("pod-security.kubernetes.io/enforce".into(), level.into());
-    labels.insert("pod-security.kubernetes.io/warn".into(), "restricted".into());
+    labels.insert(
+        "pod-security.kubernetes.io/warn".into(),
+        "restricted".into(),
+    );
     if settings.istio {
         labels.insert("istio-injection".into(), "enabled".into());
     }
-    Namespace { metadata: meta(&settings.namespace(env), &labels), ..Default::default() }
+    Namespace {
+        metadata: meta(&settings.namespace(env), &labels),
+        ..Default::default()
+    }
 }
 
 fn service_objects(
@@ -296,26 +375,43 @@ fn service_objects(
     if placed.kind == Kind::Postgres && !split.config.contains_key("PGDATA") {
         // A fresh volume's `lost+found` makes initdb refuse the mount point itself.
         if let Some(claim) = storage.claims.first() {
-            split.config.insert("PGDATA".into(), format!("{}/pgdata", claim.1));
+            split
+                .config
+                .insert("PGDATA".into(), format!("{}/pgdata", claim.1));
         }
     }
     let env_name = format!("{name}-env");
     let mut env_from = Vec::new();
     if !split.config.is_empty() {
-        objects.push(Object::new(name, &config::config_map(meta(&env_name, &labels), &split))?);
+        objects.push(Object::new(
+            name,
+            &config::config_map(meta(&env_name, &labels), &split),
+        )?);
         env_from.push(EnvFromSource {
-            config_map_ref: Some(ConfigMapEnvSource { name: env_name.clone(), optional: None }),
+            config_map_ref: Some(ConfigMapEnvSource {
+                name: env_name.clone(),
+                optional: None,
+            }),
             ..Default::default()
         });
     }
     if !split.secret.is_empty() {
         if env == Env::Production && settings.stack.external_secrets {
-            objects.push(Object::new(name, &config::external_secret(&meta(&env_name, &labels), &split, settings, name))?);
+            objects.push(Object::new(
+                name,
+                &config::external_secret(&meta(&env_name, &labels), &split, settings, name),
+            )?);
         } else {
-            objects.push(Object::new(name, &config::secret(meta(&env_name, &labels), &split, env))?);
+            objects.push(Object::new(
+                name,
+                &config::secret(meta(&env_name, &labels), &split, env),
+            )?);
         }
         env_from.push(EnvFromSource {
-            secret_ref: Some(SecretEnvSource { name: env_name.clone(), optional: None }),
+            secret_ref: Some(SecretEnvSource {
+                name: env_name.clone(),
+                optional: None,
+            }),
             ..Default::default()
         });
     }
@@ -323,7 +419,11 @@ fn service_objects(
     let uid = settings.run_as_user(service);
     let container = Container {
         name: name.to_string(),
-        image: Some(if placed.app { settings.app_image(service) } else { service.image.clone() }),
+        image: Some(if placed.app {
+            settings.app_image(service)
+        } else {
+            service.image.clone()
+        }),
         image_pull_policy: Some("Always".into()),
         command: service.entrypoint.clone(),
         args: service.command.clone(),
@@ -347,12 +447,15 @@ fn service_objects(
         volume_mounts: Some(storage.mounts()).filter(|m| !m.is_empty()),
         ..Default::default()
     };
-    let mut template_annotations = BTreeMap::from([("devenv.dev/config-hash".to_string(), config_hash(&split))]);
+    let mut template_annotations =
+        BTreeMap::from([("devenv.dev/config-hash".to_string(), config_hash(&split))]);
     if settings.istio {
         template_annotations.insert("sidecar.istio.io/inject".into(), "true".into());
     }
     let pod = PodSpec {
-        containers: vec![Container { ..container.clone() }],
+        containers: vec![Container {
+            ..container.clone()
+        }],
         service_account_name: placed.app.then(|| name.to_string()),
         automount_service_account_token: Some(false),
         // Service links would put `DB_PORT=tcp://…` into a Laravel app's env.
@@ -364,10 +467,27 @@ fn service_objects(
     let mut probed = pod.clone();
     if let Some(handler) = probe_handler(placed) {
         let probes = &mut probed.containers[0];
-        probes.readiness_probe = Some(K8sProbe { period_seconds: Some(5), timeout_seconds: Some(3), failure_threshold: Some(3), ..handler.clone() });
-        probes.liveness_probe = Some(K8sProbe { period_seconds: Some(10), timeout_seconds: Some(3), failure_threshold: Some(6), ..handler.clone() });
-        let budget = i32::try_from(service.ready_timeout.as_secs().div_ceil(5)).unwrap_or(i32::MAX).max(6);
-        probes.startup_probe = Some(K8sProbe { period_seconds: Some(5), timeout_seconds: Some(3), failure_threshold: Some(budget), ..handler });
+        probes.readiness_probe = Some(K8sProbe {
+            period_seconds: Some(5),
+            timeout_seconds: Some(3),
+            failure_threshold: Some(3),
+            ..handler.clone()
+        });
+        probes.liveness_probe = Some(K8sProbe {
+            period_seconds: Some(10),
+            timeout_seconds: Some(3),
+            failure_threshold: Some(6),
+            ..handler.clone()
+        });
+        let budget = i32::try_from(service.ready_timeout.as_secs().div_ceil(5))
+            .unwrap_or(i32::MAX)
+            .max(6);
+        probes.startup_probe = Some(K8sProbe {
+            period_seconds: Some(5),
+            timeout_seconds: Some(3),
+            failure_threshold: Some(budget),
+            ..handler
+        });
     }
     let template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
@@ -377,27 +497,46 @@ fn service_objects(
         }),
         spec: Some(probed),
     };
-    let pod_selector = LabelSelector { match_labels: Some(selector_with(settings, name, placed.component())), ..Default::default() };
-    let autoscale = if placed.app { settings.autoscale(name, env) } else { None };
+    let pod_selector = LabelSelector {
+        match_labels: Some(selector_with(settings, name, placed.component())),
+        ..Default::default()
+    };
+    let autoscale = if placed.app {
+        settings.autoscale(name, env)
+    } else {
+        None
+    };
 
     if placed.app {
         let mut account_meta = meta(name, &labels);
         if let Some(role) = &settings.stack.env(env).role_arn {
-            account_meta.annotations = Some(BTreeMap::from([("eks.amazonaws.com/role-arn".to_string(), role.clone())]));
+            account_meta.annotations = Some(BTreeMap::from([(
+                "eks.amazonaws.com/role-arn".to_string(),
+                role.clone(),
+            )]));
         }
         objects.push(Object::new(
             name,
-            &ServiceAccount { metadata: account_meta, automount_service_account_token: Some(false), ..Default::default() },
+            &ServiceAccount {
+                metadata: account_meta,
+                automount_service_account_token: Some(false),
+                ..Default::default()
+            },
         )?);
     }
     if !placed.ports.is_empty() {
-        objects.push(Object::new(name, &cluster_service(placed, &labels, settings, storage.stateful))?);
+        objects.push(Object::new(
+            name,
+            &cluster_service(placed, &labels, settings, storage.stateful),
+        )?);
     }
     if storage.stateful {
+        let mut set_meta = meta(name, &labels);
+        set_meta.annotations = Some(checkov_skips(placed, !split.secret.is_empty()));
         objects.push(Object::new(
             name,
             &StatefulSet {
-                metadata: meta(name, &labels),
+                metadata: set_meta,
                 spec: Some(StatefulSetSpec {
                     replicas: Some(1),
                     service_name: Some(name.to_string()),
@@ -410,22 +549,36 @@ fn service_objects(
             },
         )?);
     } else {
-        let replicas = if placed.app { settings.replicas(name, env) } else { 1 };
+        let replicas = if placed.app {
+            settings.replicas(name, env)
+        } else {
+            1
+        };
         let mut deployment_meta = meta(name, &labels);
+        deployment_meta.annotations = Some(checkov_skips(placed, !split.secret.is_empty()));
         if let Some(build) = &service.build {
             // Tells CI which image to build and push for this Deployment.
-            let mut notes = BTreeMap::from([("devenv.dev/dockerfile".to_string(), build.dockerfile.clone())]);
+            let notes = deployment_meta
+                .annotations
+                .get_or_insert_with(BTreeMap::new);
+            notes.insert(
+                "devenv.dev/dockerfile".to_string(),
+                build.dockerfile.clone(),
+            );
             if let Some(target) = settings.build_target(service) {
                 notes.insert("devenv.dev/build-target".into(), target);
             }
-            deployment_meta.annotations = Some(notes);
         }
         objects.push(Object::new(
             name,
             &Deployment {
                 metadata: deployment_meta,
                 spec: Some(DeploymentSpec {
-                    replicas: if autoscale.is_some() { None } else { Some(replicas) },
+                    replicas: if autoscale.is_some() {
+                        None
+                    } else {
+                        Some(replicas)
+                    },
                     selector: pod_selector.clone(),
                     // Never drop below the wanted capacity while rolling out.
                     strategy: placed.app.then(|| DeploymentStrategy {
@@ -492,9 +645,39 @@ fn service_objects(
         objects.push(Object::new(name, &ingress(placed, &labels, settings, env))?);
     }
     if !service.hooks.after_up.is_empty() {
-        objects.push(Object::new(name, &migration_job(placed, pod, settings))?);
+        objects.push(Object::new(
+            name,
+            &migration_job(placed, pod, settings, !split.secret.is_empty()),
+        )?);
     }
     Ok(objects)
+}
+
+/// Checkov findings a workload accepts on purpose, each with its reason
+/// (checkov reads these annotations and lists the checks as skipped).
+fn checkov_skips(placed: &Placed<'_>, secrets: bool) -> BTreeMap<String, String> {
+    let mut skips = vec![
+        "CKV_K8S_43=images are referenced by tag, as built and pushed by CI; a digest is known only after the push",
+    ];
+    if secrets {
+        skips.push(
+            "CKV_K8S_35=Laravel reads its configuration from environment variables, not files",
+        );
+    }
+    let tag = placed
+        .service
+        .image
+        .rsplit_once(':')
+        .map(|(_, tag)| tag)
+        .filter(|tag| !tag.contains('/'));
+    if !placed.app && matches!(tag, None | Some("latest")) {
+        skips.push("CKV_K8S_14=a local stand-in runs the image as the stack file names it; pin a tag there");
+    }
+    skips
+        .into_iter()
+        .enumerate()
+        .map(|(i, skip)| (format!("checkov.io/skip{}", i + 1), skip.to_string()))
+        .collect()
 }
 
 fn selector_with(settings: &Settings, name: &str, component: &str) -> BTreeMap<String, String> {
@@ -549,7 +732,10 @@ fn pod_security(uid: i64) -> PodSecurityContext {
         run_as_user: Some(uid),
         run_as_group: Some(uid),
         fs_group: Some(uid),
-        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -562,8 +748,14 @@ fn container_security(uid: i64) -> SecurityContext {
         run_as_non_root: Some(true),
         run_as_user: Some(uid),
         run_as_group: Some(uid),
-        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
-        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -576,25 +768,58 @@ fn probe_handler(placed: &Placed<'_>) -> Option<K8sProbe> {
             .ports
             .iter()
             .find(|p| p.port == port && p.protocol == Protocol::Tcp)
-            .map_or(IntOrString::Int(i32::from(port)), |p| IntOrString::String(p.name.clone()))
+            .map_or(IntOrString::Int(i32::from(port)), |p| {
+                IntOrString::String(p.name.clone())
+            })
     };
-    let exec = |command: Vec<String>| K8sProbe { exec: Some(ExecAction { command: Some(command) }), ..Default::default() };
+    let exec = |command: Vec<String>| K8sProbe {
+        exec: Some(ExecAction {
+            command: Some(command),
+        }),
+        ..Default::default()
+    };
     let tcp = |port: u16| K8sProbe {
-        tcp_socket: Some(TCPSocketAction { port: port_ref(port), ..Default::default() }),
+        tcp_socket: Some(TCPSocketAction {
+            port: port_ref(port),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     Some(match &placed.service.ready {
         Some(Probe::Http { port, path, .. }) => K8sProbe {
-            http_get: Some(HTTPGetAction { path: Some(path.clone()), port: port_ref(*port), ..Default::default() }),
+            http_get: Some(HTTPGetAction {
+                path: Some(path.clone()),
+                port: port_ref(*port),
+                ..Default::default()
+            }),
             ..Default::default()
         },
         Some(Probe::Tcp { port }) => tcp(*port),
-        Some(Probe::Postgres { port, user, database, .. }) => exec(
-            ["pg_isready", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", user, "-d", database]
+        Some(Probe::Postgres {
+            port,
+            user,
+            database,
+            ..
+        }) => exec(
+            [
+                "pg_isready",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                user,
+                "-d",
+                database,
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+        Some(Probe::Redis { port }) => exec(
+            ["redis-cli", "-p", &port.to_string(), "ping"]
                 .map(String::from)
                 .to_vec(),
         ),
-        Some(Probe::Redis { port }) => exec(["redis-cli", "-p", &port.to_string(), "ping"].map(String::from).to_vec()),
         Some(Probe::Exec { command }) => exec(command.clone()),
         Some(Probe::Docker) | None => tcp(placed.tcp_ports().next()?.port),
     })
@@ -612,17 +837,23 @@ struct Storage {
 impl Storage {
     fn of(placed: &Placed<'_>, settings: &Settings) -> Result<Self, ExportError> {
         let service = placed.service;
-        let mut scratch = settings.service(&service.name).writable.clone().unwrap_or_else(|| {
-            let mut paths = vec!["/tmp".to_string()];
-            if placed.kind == Kind::Postgres && !placed.app {
-                paths.push("/var/run/postgresql".into());
-            }
-            paths
-        });
+        let mut scratch = settings
+            .service(&service.name)
+            .writable
+            .clone()
+            .unwrap_or_else(|| {
+                let mut paths = vec!["/tmp".to_string()];
+                if placed.kind == Kind::Postgres && !placed.app {
+                    paths.push("/var/run/postgresql".into());
+                }
+                paths
+            });
         let mut claims = Vec::new();
         for mount in &service.volumes {
             // Bind mounts carry source code and local config, which the cluster image has built in.
-            let Mount::Volume { name, target, .. } = mount else { continue };
+            let Mount::Volume { name, target, .. } = mount else {
+                continue;
+            };
             if scratch.contains(target) {
                 continue;
             }
@@ -644,19 +875,34 @@ impl Storage {
             claims.push(("data".into(), path.into()));
         }
         scratch.dedup();
-        Ok(Self { stateful: !claims.is_empty(), scratch, claims })
+        Ok(Self {
+            stateful: !claims.is_empty(),
+            scratch,
+            claims,
+        })
     }
 
     fn scratch_name(path: &str) -> String {
         let name = names::to_label(path);
-        if name.is_empty() { "root".into() } else { name }
+        if name.is_empty() {
+            "root".into()
+        } else {
+            name
+        }
     }
 
     fn mounts(&self) -> Vec<VolumeMount> {
-        let scratch = self.scratch.iter().map(|path| (Self::scratch_name(path), path.clone()));
+        let scratch = self
+            .scratch
+            .iter()
+            .map(|path| (Self::scratch_name(path), path.clone()));
         scratch
             .chain(self.claims.iter().cloned())
-            .map(|(name, mount_path)| VolumeMount { name, mount_path, ..Default::default() })
+            .map(|(name, mount_path)| VolumeMount {
+                name,
+                mount_path,
+                ..Default::default()
+            })
             .collect()
     }
 
@@ -671,7 +917,11 @@ impl Storage {
             .collect()
     }
 
-    fn claim_templates(&self, settings: &Settings, labels: &BTreeMap<String, String>) -> Vec<PersistentVolumeClaim> {
+    fn claim_templates(
+        &self,
+        settings: &Settings,
+        labels: &BTreeMap<String, String>,
+    ) -> Vec<PersistentVolumeClaim> {
         self.claims
             .iter()
             .map(|(name, _)| PersistentVolumeClaim {
@@ -680,7 +930,10 @@ impl Storage {
                     access_modes: Some(vec!["ReadWriteOnce".into()]),
                     storage_class_name: settings.stack.storage_class.clone(),
                     resources: Some(VolumeResourceRequirements {
-                        requests: Some(BTreeMap::from([("storage".to_string(), Quantity(settings.storage_size().into()))])),
+                        requests: Some(BTreeMap::from([(
+                            "storage".to_string(),
+                            Quantity(settings.storage_size().into()),
+                        )])),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -723,12 +976,20 @@ fn cluster_service(
     }
 }
 
-fn ingress(placed: &Placed<'_>, labels: &BTreeMap<String, String>, settings: &Settings, env: Env) -> Ingress {
+fn ingress(
+    placed: &Placed<'_>,
+    labels: &BTreeMap<String, String>,
+    settings: &Settings,
+    env: Env,
+) -> Ingress {
     let env_settings = settings.stack.env(env);
-    let class = env_settings.ingress_class.clone().unwrap_or_else(|| match env {
-        Env::Dev => "nginx".into(),
-        Env::Staging | Env::Production => "alb".into(),
-    });
+    let class = env_settings
+        .ingress_class
+        .clone()
+        .unwrap_or_else(|| match env {
+            Env::Dev => "nginx".into(),
+            Env::Staging | Env::Production => "alb".into(),
+        });
     let port = placed.tcp_ports().next().map(|p| p.name.clone());
     let mut annotations = BTreeMap::new();
     if class == "alb" {
@@ -742,7 +1003,10 @@ fn ingress(placed: &Placed<'_>, labels: &BTreeMap<String, String>, settings: &Se
         match &env_settings.certificate_arn {
             Some(arn) => {
                 annotations.insert(alb("certificate-arn"), arn.clone());
-                annotations.insert(alb("listen-ports"), r#"[{"HTTP": 80}, {"HTTPS": 443}]"#.to_string());
+                annotations.insert(
+                    alb("listen-ports"),
+                    r#"[{"HTTP": 80}, {"HTTPS": 443}]"#.to_string(),
+                );
                 annotations.insert(alb("ssl-redirect"), "443".to_string());
             }
             None => {
@@ -765,7 +1029,10 @@ fn ingress(placed: &Placed<'_>, labels: &BTreeMap<String, String>, settings: &Se
                         backend: IngressBackend {
                             service: Some(IngressServiceBackend {
                                 name: placed.name().to_string(),
-                                port: Some(ServiceBackendPort { name: port, number: None }),
+                                port: Some(ServiceBackendPort {
+                                    name: port,
+                                    number: None,
+                                }),
                             }),
                             ..Default::default()
                         },
@@ -781,7 +1048,7 @@ fn ingress(placed: &Placed<'_>, labels: &BTreeMap<String, String>, settings: &Se
 /// The `after_up` hooks as a Job named after the image tag, so that each
 /// release runs them once; the Argo CD hook annotations run it before the
 /// new pods roll out (with plain kubectl: apply it and `kubectl wait` first).
-fn migration_job(placed: &Placed<'_>, pod: PodSpec, settings: &Settings) -> Job {
+fn migration_job(placed: &Placed<'_>, pod: PodSpec, settings: &Settings, secrets: bool) -> Job {
     let name = placed.name();
     let labels = labels(settings, name, "migration");
     let suffix = names::to_label(settings.tag());
@@ -802,10 +1069,13 @@ fn migration_job(placed: &Placed<'_>, pod: PodSpec, settings: &Settings) -> Job 
         pod_annotations.insert("sidecar.istio.io/inject".to_string(), "false".to_string());
     }
     let mut metadata = meta(&job_name, &labels);
-    metadata.annotations = Some(BTreeMap::from([
-        ("argocd.argoproj.io/hook".to_string(), "PreSync".to_string()),
-        ("argocd.argoproj.io/hook-delete-policy".to_string(), "BeforeHookCreation".to_string()),
-    ]));
+    let mut annotations = checkov_skips(placed, secrets);
+    annotations.insert("argocd.argoproj.io/hook".to_string(), "PreSync".to_string());
+    annotations.insert(
+        "argocd.argoproj.io/hook-delete-policy".to_string(),
+        "BeforeHookCreation".to_string(),
+    );
+    metadata.annotations = Some(annotations);
     Job {
         metadata,
         spec: Some(JobSpec {

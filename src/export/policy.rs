@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::networking::v1::{
-    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
-    NetworkPolicySpec,
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -28,7 +28,14 @@ pub(crate) fn build(
 ) -> Result<Vec<Object>, ExportError> {
     let all = LabelSelector::default();
     let mut policies = vec![
-        policy(settings, "default-deny", all.clone(), vec!["Ingress", "Egress"], None, None),
+        policy(
+            settings,
+            "default-deny",
+            all.clone(),
+            vec!["Ingress", "Egress"],
+            None,
+            None,
+        ),
         policy(
             settings,
             "allow-dns",
@@ -37,7 +44,10 @@ pub(crate) fn build(
             None,
             Some(vec![NetworkPolicyEgressRule {
                 to: Some(vec![NetworkPolicyPeer {
-                    namespace_selector: Some(by_labels([("kubernetes.io/metadata.name", "kube-system")])),
+                    namespace_selector: Some(by_labels([(
+                        "kubernetes.io/metadata.name",
+                        "kube-system",
+                    )])),
                     pod_selector: Some(by_labels([("k8s-app", "kube-dns")])),
                     ..Default::default()
                 }]),
@@ -55,7 +65,10 @@ pub(crate) fn build(
             None,
             Some(vec![NetworkPolicyEgressRule {
                 to: Some(vec![NetworkPolicyPeer {
-                    namespace_selector: Some(by_labels([("kubernetes.io/metadata.name", "istio-system")])),
+                    namespace_selector: Some(by_labels([(
+                        "kubernetes.io/metadata.name",
+                        "istio-system",
+                    )])),
                     ..Default::default()
                 }]),
                 ports: None,
@@ -71,9 +84,15 @@ pub(crate) fn build(
         if !dependents.is_empty() {
             let from = dependents
                 .iter()
-                .map(|d| NetworkPolicyPeer { pod_selector: Some(pods(settings, d)), ..Default::default() })
+                .map(|d| NetworkPolicyPeer {
+                    pod_selector: Some(pods(settings, d)),
+                    ..Default::default()
+                })
                 .collect();
-            let rule = NetworkPolicyIngressRule { from: Some(from), ports: Some(ports(&target.ports)) };
+            let rule = NetworkPolicyIngressRule {
+                from: Some(from),
+                ports: Some(ports(&target.ports)),
+            };
             policies.push(policy(
                 settings,
                 &format!("{}-ingress", target.name()),
@@ -100,7 +119,10 @@ pub(crate) fn build(
         }
     }
     let anywhere = NetworkPolicyPeer {
-        ip_block: Some(IPBlock { cidr: "0.0.0.0/0".into(), except: None }),
+        ip_block: Some(IPBlock {
+            cidr: "0.0.0.0/0".into(),
+            except: None,
+        }),
         ..Default::default()
     };
     for dependent in placed {
@@ -108,10 +130,14 @@ pub(crate) fn build(
         for dependency in edges(dependent) {
             if let Some(target) = placed.iter().find(|p| p.name() == dependency.as_str()) {
                 rules.push(NetworkPolicyEgressRule {
-                    to: Some(vec![NetworkPolicyPeer { pod_selector: Some(pods(settings, target.name())), ..Default::default() }]),
+                    to: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(pods(settings, target.name())),
+                        ..Default::default()
+                    }]),
                     ports: Some(ports(&target.ports)),
                 });
-            } else if let Some(replacement) = replacements.iter().find(|r| &r.service == dependency) {
+            } else if let Some(replacement) = replacements.iter().find(|r| &r.service == dependency)
+            {
                 rules.push(NetworkPolicyEgressRule {
                     to: Some(vec![anywhere.clone()]),
                     ports: Some(vec![port(replacement.port, "TCP")]),
@@ -119,10 +145,17 @@ pub(crate) fn build(
             }
         }
         let irsa = dependent.app && settings.stack.env(env).role_arn.is_some();
-        let has_https = rules.iter().any(|r| r.ports.as_ref().is_some_and(|p| p.contains(&port(443, "TCP"))));
+        let has_https = rules.iter().any(|r| {
+            r.ports
+                .as_ref()
+                .is_some_and(|p| p.contains(&port(443, "TCP")))
+        });
         if irsa && !has_https {
             // The SDK trades the IRSA token for credentials at AWS STS.
-            rules.push(NetworkPolicyEgressRule { to: Some(vec![anywhere.clone()]), ports: Some(vec![port(443, "TCP")]) });
+            rules.push(NetworkPolicyEgressRule {
+                to: Some(vec![anywhere.clone()]),
+                ports: Some(vec![port(443, "TCP")]),
+            });
         }
         if !rules.is_empty() {
             policies.push(policy(
@@ -140,7 +173,12 @@ pub(crate) fn build(
 
 /// The services `placed` reaches; one that runs to completion is reached by nobody.
 fn edges<'a>(placed: &'a Placed<'_>) -> impl Iterator<Item = &'a String> {
-    placed.service.depends_on.iter().filter(|(_, condition)| **condition != Condition::Completed).map(|(d, _)| d)
+    placed
+        .service
+        .depends_on
+        .iter()
+        .filter(|(_, condition)| **condition != Condition::Completed)
+        .map(|(d, _)| d)
 }
 
 fn policy(
@@ -152,11 +190,21 @@ fn policy(
     egress: Option<Vec<NetworkPolicyEgressRule>>,
 ) -> NetworkPolicy {
     let labels = BTreeMap::from([
-        ("app.kubernetes.io/part-of".to_string(), settings.project.clone()),
-        ("app.kubernetes.io/managed-by".to_string(), "devenv".to_string()),
+        (
+            "app.kubernetes.io/part-of".to_string(),
+            settings.project.clone(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "devenv".to_string(),
+        ),
     ]);
     NetworkPolicy {
-        metadata: ObjectMeta { name: Some(name.to_string()), labels: Some(labels), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        },
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(pod_selector),
             policy_types: Some(types.into_iter().map(String::from).collect()),
@@ -168,23 +216,44 @@ fn policy(
 
 /// All pods of a service, its migration Job's included.
 fn pods(settings: &Settings, service: &str) -> LabelSelector {
-    LabelSelector { match_labels: Some(selector(settings, service)), ..Default::default() }
+    LabelSelector {
+        match_labels: Some(selector(settings, service)),
+        ..Default::default()
+    }
 }
 
 fn by_labels<const N: usize>(labels: [(&str, &str); N]) -> LabelSelector {
     LabelSelector {
-        match_labels: Some(labels.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        match_labels: Some(
+            labels
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
         ..Default::default()
     }
 }
 
 fn port(number: u16, protocol: &str) -> NetworkPolicyPort {
-    NetworkPolicyPort { port: Some(IntOrString::Int(i32::from(number))), protocol: Some(protocol.into()), end_port: None }
+    NetworkPolicyPort {
+        port: Some(IntOrString::Int(i32::from(number))),
+        protocol: Some(protocol.into()),
+        end_port: None,
+    }
 }
 
 fn ports(specs: &[PortSpec]) -> Vec<NetworkPolicyPort> {
     specs
         .iter()
-        .map(|p| port(p.port, if p.protocol == Protocol::Tcp { "TCP" } else { "UDP" }))
+        .map(|p| {
+            port(
+                p.port,
+                if p.protocol == Protocol::Tcp {
+                    "TCP"
+                } else {
+                    "UDP"
+                },
+            )
+        })
         .collect()
 }

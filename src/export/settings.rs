@@ -186,7 +186,10 @@ impl Settings {
                 ("s3", settings.s3.is_some()),
             ];
             if let Some((key, _)) = production_only.iter().find(|(_, set)| *set) {
-                return Err(ExportError::ProductionOnly { table: format!("k8s.{env}"), key });
+                return Err(ExportError::ProductionOnly {
+                    table: format!("k8s.{env}"),
+                    key,
+                });
             }
         }
         if let Some(registry) = &opts.image_registry {
@@ -196,7 +199,11 @@ impl Settings {
             top.tag = Some(tag.clone());
         }
         for entry in &top.ignore_drift {
-            if !entry.split(':').next().is_some_and(|object| object.contains('/')) {
+            if !entry
+                .split(':')
+                .next()
+                .is_some_and(|object| object.contains('/'))
+            {
                 return Err(ExportError::Settings {
                     table: "k8s".into(),
                     message: format!("`ignore_drift` entry `{entry}` is not `Kind/name` or `Kind/name:field.path`"),
@@ -209,9 +216,11 @@ impl Settings {
             let settings: ServiceSettings = parse(service.k8s.as_ref(), &table)?;
             check_hpa(settings.hpa.as_ref(), &table)?;
             if let Some(port_name) = &settings.port_name {
-                super::names::check_port_name(port_name).map_err(|reason| ExportError::Settings {
-                    table: table.clone(),
-                    message: format!("`port_name` `{port_name}` {reason}"),
+                super::names::check_port_name(port_name).map_err(|reason| {
+                    ExportError::Settings {
+                        table: table.clone(),
+                        message: format!("`port_name` `{port_name}` {reason}"),
+                    }
                 })?;
             }
             services.insert(name.clone(), settings);
@@ -219,7 +228,12 @@ impl Settings {
         for env in Env::ALL {
             check_hpa(top.env(env).hpa.as_ref(), &format!("k8s.{env}"))?;
         }
-        Ok(Self { istio: opts.istio || top.istio, stack: top, services, project: stack.project.clone() })
+        Ok(Self {
+            istio: opts.istio || top.istio,
+            stack: top,
+            services,
+            project: stack.project.clone(),
+        })
     }
 
     pub fn service(&self, name: &str) -> &ServiceSettings {
@@ -230,7 +244,10 @@ impl Settings {
     pub fn namespace(&self, env: Env) -> String {
         match &self.stack.env(env).namespace {
             Some(namespace) => namespace.clone(),
-            None => format!("{}-{env}", self.stack.namespace.as_deref().unwrap_or(&self.project)),
+            None => format!(
+                "{}-{env}",
+                self.stack.namespace.as_deref().unwrap_or(&self.project)
+            ),
         }
     }
 
@@ -239,27 +256,43 @@ impl Settings {
     }
 
     pub fn storage_size(&self) -> &str {
-        self.stack.storage_size.as_deref().unwrap_or(DEFAULT_STORAGE_SIZE)
+        self.stack
+            .storage_size
+            .as_deref()
+            .unwrap_or(DEFAULT_STORAGE_SIZE)
     }
 
     pub fn secret_store(&self) -> &str {
-        self.stack.secret_store.as_deref().unwrap_or(DEFAULT_SECRET_STORE)
+        self.stack
+            .secret_store
+            .as_deref()
+            .unwrap_or(DEFAULT_SECRET_STORE)
     }
 
     /// The image the cluster runs for a service built locally.
     pub fn app_image(&self, service: &Service) -> String {
-        let without_tag = service.image.rsplit_once(':').filter(|(_, tag)| !tag.contains('/'));
+        let without_tag = service
+            .image
+            .rsplit_once(':')
+            .filter(|(_, tag)| !tag.contains('/'));
         let repository = without_tag.map_or(service.image.as_str(), |(repository, _)| repository);
         let repository = repository.rsplit('/').next().unwrap_or(repository);
         match &self.stack.image_registry {
-            Some(registry) => format!("{}/{repository}:{}", registry.trim_end_matches('/'), self.tag()),
+            Some(registry) => format!(
+                "{}/{repository}:{}",
+                registry.trim_end_matches('/'),
+                self.tag()
+            ),
             None => format!("{repository}:{}", self.tag()),
         }
     }
 
     pub fn build_target(&self, service: &Service) -> Option<String> {
         let local = service.build.as_ref()?.target.as_ref();
-        self.service(&service.name).target.clone().or_else(|| local.map(|_| "prod".to_string()))
+        self.service(&service.name)
+            .target
+            .clone()
+            .or_else(|| local.map(|_| "prod".to_string()))
     }
 
     /// Replicas of an app service (ignored when it autoscales).
@@ -269,11 +302,22 @@ impl Settings {
             Env::Staging => 2,
             Env::Production => 3,
         };
-        i32::from(self.stack.env(env).replicas.or(self.service(service).replicas).unwrap_or(default))
+        i32::from(
+            self.stack
+                .env(env)
+                .replicas
+                .or(self.service(service).replicas)
+                .unwrap_or(default),
+        )
     }
 
     pub fn autoscale(&self, service: &str, env: Env) -> Option<Autoscale> {
-        let setting = self.stack.env(env).hpa.as_ref().or(self.service(service).hpa.as_ref());
+        let setting = self
+            .stack
+            .env(env)
+            .hpa
+            .as_ref()
+            .or(self.service(service).hpa.as_ref());
         let scale = match setting {
             Some(HpaSetting::Switch(false)) => return None,
             Some(HpaSetting::Switch(true)) => Hpa::default(),
@@ -281,7 +325,9 @@ impl Settings {
             None if env == Env::Dev => return None,
             None => Hpa::default(),
         };
-        let min = scale.min.map_or_else(|| self.replicas(service, env), i32::from);
+        let min = scale
+            .min
+            .map_or_else(|| self.replicas(service, env), i32::from);
         Some(Autoscale {
             min,
             max: scale.max.map_or(min.max(1) * 3, i32::from),
@@ -294,10 +340,18 @@ impl Settings {
             (true, Env::Production) => (("250m", "256Mi"), ("1", "1Gi")),
             _ => (("100m", "128Mi"), ("500m", "512Mi")),
         };
-        let env_level = if app { self.stack.env(env).resources.as_ref() } else { None };
+        let env_level = if app {
+            self.stack.env(env).resources.as_ref()
+        } else {
+            None
+        };
         let layers = [env_level, self.service(service).resources.as_ref()];
         let pick = |get: fn(&Resources) -> &Option<String>, default: &str| {
-            layers.iter().flatten().find_map(|r| get(r).clone()).unwrap_or_else(|| default.to_string())
+            layers
+                .iter()
+                .flatten()
+                .find_map(|r| get(r).clone())
+                .unwrap_or_else(|| default.to_string())
         };
         Resources {
             requests: Amounts {
@@ -312,7 +366,10 @@ impl Settings {
     }
 
     pub fn run_as_user(&self, service: &Service) -> i64 {
-        let numeric = service.user.as_deref().and_then(|user| user.split(':').next()?.parse().ok());
+        let numeric = service
+            .user
+            .as_deref()
+            .and_then(|user| user.split(':').next()?.parse().ok());
         self.service(&service.name)
             .run_as_user
             .or(numeric.filter(|uid| *uid != 0))
@@ -350,23 +407,37 @@ impl StackSettings {
     }
 }
 
-fn parse<T: Default + for<'de> Deserialize<'de>>(table: Option<&toml::Table>, name: &str) -> Result<T, ExportError> {
-    let Some(table) = table else { return Ok(T::default()) };
-    toml::Value::Table(table.clone()).try_into().map_err(|err: toml::de::Error| ExportError::Settings {
-        table: name.to_string(),
-        message: err.message().trim().to_string(),
-    })
+fn parse<T: Default + for<'de> Deserialize<'de>>(
+    table: Option<&toml::Table>,
+    name: &str,
+) -> Result<T, ExportError> {
+    let Some(table) = table else {
+        return Ok(T::default());
+    };
+    toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(|err: toml::de::Error| ExportError::Settings {
+            table: name.to_string(),
+            message: err.message().trim().to_string(),
+        })
 }
 
 fn check_hpa(setting: Option<&HpaSetting>, table: &str) -> Result<(), ExportError> {
-    let Some(HpaSetting::Scale(hpa)) = setting else { return Ok(()) };
+    let Some(HpaSetting::Scale(hpa)) = setting else {
+        return Ok(());
+    };
     let problem = match (hpa.min, hpa.max, hpa.cpu) {
         (Some(0), _, _) => "`hpa.min` must be at least 1",
         (Some(min), Some(max), _) if min > max => "`hpa.min` is larger than `hpa.max`",
-        (_, _, Some(cpu)) if !(1..=100).contains(&cpu) => "`hpa.cpu` is a percentage between 1 and 100",
+        (_, _, Some(cpu)) if !(1..=100).contains(&cpu) => {
+            "`hpa.cpu` is a percentage between 1 and 100"
+        }
         _ => return Ok(()),
     };
-    Err(ExportError::Settings { table: table.to_string(), message: problem.to_string() })
+    Err(ExportError::Settings {
+        table: table.to_string(),
+        message: problem.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -379,7 +450,8 @@ mod tests {
 
     #[test]
     fn a_wrong_key_names_the_table_and_the_key() {
-        let err = parse::<ServiceSettings>(Some(&table("replica = 2")), "services.app.k8s").unwrap_err();
+        let err =
+            parse::<ServiceSettings>(Some(&table("replica = 2")), "services.app.k8s").unwrap_err();
         let message = err.to_string();
         assert!(message.contains("`[services.app.k8s]`"), "{message}");
         assert!(message.contains("`replica`"), "{message}");
@@ -390,7 +462,14 @@ mod tests {
         let off: ServiceSettings = parse(Some(&table("hpa = false")), "t").unwrap();
         assert!(matches!(off.hpa, Some(HpaSetting::Switch(false))));
         let on: ServiceSettings = parse(Some(&table("hpa = { min = 2, max = 5 }")), "t").unwrap();
-        assert!(matches!(on.hpa, Some(HpaSetting::Scale(Hpa { min: Some(2), max: Some(5), cpu: None }))));
+        assert!(matches!(
+            on.hpa,
+            Some(HpaSetting::Scale(Hpa {
+                min: Some(2),
+                max: Some(5),
+                cpu: None
+            }))
+        ));
         let bad = table("hpa = { min = 4, max = 2 }");
         let bad: ServiceSettings = parse(Some(&bad), "t").unwrap();
         assert!(check_hpa(bad.hpa.as_ref(), "t").is_err());

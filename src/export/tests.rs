@@ -8,18 +8,32 @@ use indexmap::IndexMap;
 
 use super::*;
 use crate::config::model::{
-    Build, Condition, EnvValue, Hooks, Mount, Port, Probe, Protocol, Restart, Service, Stack, Volume,
+    Build, Condition, EnvValue, Hooks, Mount, Port, Probe, Protocol, Restart, Service, Stack,
+    Volume,
 };
 
 fn env(pairs: &[(&str, &str, bool)]) -> IndexMap<String, EnvValue> {
     pairs
         .iter()
-        .map(|(k, v, secret)| (k.to_string(), EnvValue { value: v.to_string(), secret: *secret }))
+        .map(|(k, v, secret)| {
+            (
+                k.to_string(),
+                EnvValue {
+                    value: v.to_string(),
+                    secret: *secret,
+                },
+            )
+        })
         .collect()
 }
 
 fn port(host: u16, container: u16) -> Port {
-    Port { host_ip: None, host: Some(host), container, protocol: Protocol::Tcp }
+    Port {
+        host_ip: None,
+        host: Some(host),
+        container,
+        protocol: Protocol::Tcp,
+    }
 }
 
 fn service(name: &str, image: &str) -> Service {
@@ -53,10 +67,23 @@ const MINIO_PASSWORD: &str = "minio-s3cr3t-pw";
 /// The example stack of DESIGN.md, with mail and S3, as `config::load` resolves it.
 pub(crate) fn laravel_stack() -> Stack {
     let mut db = service("db", "postgres:16-alpine");
-    db.env = env(&[("POSTGRES_USER", "app", false), ("POSTGRES_PASSWORD", DB_PASSWORD, true), ("POSTGRES_DB", "app", false)]);
+    db.env = env(&[
+        ("POSTGRES_USER", "app", false),
+        ("POSTGRES_PASSWORD", DB_PASSWORD, true),
+        ("POSTGRES_DB", "app", false),
+    ]);
     db.ports = vec![port(5432, 5432)];
-    db.volumes = vec![Mount::Volume { name: "pgdata".into(), target: "/var/lib/postgresql/data".into(), read_only: false }];
-    db.ready = Some(Probe::Postgres { port: 5432, user: "app".into(), password: DB_PASSWORD.into(), database: "app".into() });
+    db.volumes = vec![Mount::Volume {
+        name: "pgdata".into(),
+        target: "/var/lib/postgresql/data".into(),
+        read_only: false,
+    }];
+    db.ready = Some(Probe::Postgres {
+        port: 5432,
+        user: "app".into(),
+        password: DB_PASSWORD.into(),
+        database: "app".into(),
+    });
 
     let mut cache = service("cache", "redis:7-alpine");
     cache.ready = Some(Probe::Redis { port: 6379 });
@@ -65,10 +92,22 @@ pub(crate) fn laravel_stack() -> Stack {
     mail.ports = vec![port(1025, 1025), port(8025, 8025)];
 
     let mut s3 = service("s3", "minio/minio");
-    s3.command = Some(vec!["server".into(), "/data".into(), "--console-address".into(), ":9001".into()]);
-    s3.env = env(&[("MINIO_ROOT_USER", "minio", false), ("MINIO_ROOT_PASSWORD", MINIO_PASSWORD, true)]);
+    s3.command = Some(vec![
+        "server".into(),
+        "/data".into(),
+        "--console-address".into(),
+        ":9001".into(),
+    ]);
+    s3.env = env(&[
+        ("MINIO_ROOT_USER", "minio", false),
+        ("MINIO_ROOT_PASSWORD", MINIO_PASSWORD, true),
+    ]);
     s3.ports = vec![port(9000, 9000), port(9001, 9001)];
-    s3.volumes = vec![Mount::Volume { name: "s3data".into(), target: "/data".into(), read_only: false }];
+    s3.volumes = vec![Mount::Volume {
+        name: "s3data".into(),
+        target: "/data".into(),
+        read_only: false,
+    }];
 
     let mut app = service("app", "shop-app");
     app.build = Some(Build {
@@ -99,19 +138,40 @@ pub(crate) fn laravel_stack() -> Stack {
         ("AWS_USE_PATH_STYLE_ENDPOINT", "true", false),
     ]);
     app.ports = vec![port(8080, 8080)];
-    app.volumes = vec![Mount::Bind { source: "/work/shop".into(), target: "/var/www/html".into(), read_only: false }];
-    app.depends_on = [("db", Condition::Ready), ("cache", Condition::Ready), ("mail", Condition::Started), ("s3", Condition::Started)]
-        .into_iter()
-        .map(|(k, c)| (k.to_string(), c))
-        .collect();
-    app.ready = Some(Probe::Http { port: 8080, path: "/health".into(), status: (200, 399) });
-    app.hooks = Hooks { after_up: vec!["php artisan migrate --force".into(), "php artisan db:seed --force".into()] };
+    app.volumes = vec![Mount::Bind {
+        source: "/work/shop".into(),
+        target: "/var/www/html".into(),
+        read_only: false,
+    }];
+    app.depends_on = [
+        ("db", Condition::Ready),
+        ("cache", Condition::Ready),
+        ("mail", Condition::Started),
+        ("s3", Condition::Started),
+    ]
+    .into_iter()
+    .map(|(k, c)| (k.to_string(), c))
+    .collect();
+    app.ready = Some(Probe::Http {
+        port: 8080,
+        path: "/health".into(),
+        status: (200, 399),
+    });
+    app.hooks = Hooks {
+        after_up: vec![
+            "php artisan migrate --force".into(),
+            "php artisan db:seed --force".into(),
+        ],
+    };
 
     Stack {
         project: "shop".into(),
         file: "/work/shop/dev.toml".into(),
         root: "/work/shop".into(),
-        services: [db, cache, mail, s3, app].into_iter().map(|s| (s.name.clone(), s)).collect(),
+        services: [db, cache, mail, s3, app]
+            .into_iter()
+            .map(|s| (s.name.clone(), s))
+            .collect(),
         volumes: [("pgdata", Volume::default()), ("s3data", Volume::default())]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
@@ -146,7 +206,10 @@ s3 = { bucket = "shop-uploads", region = "eu-west-1" }
 "#;
 
 fn tree(files: &BTreeMap<PathBuf, String>) -> String {
-    files.iter().map(|(path, text)| format!("=== {}\n{text}", path.display())).collect()
+    files
+        .iter()
+        .map(|(path, text)| format!("=== {}\n{text}", path.display()))
+        .collect()
 }
 
 #[test]
@@ -164,18 +227,34 @@ fn kustomize_tree_with_k8s_settings() {
 
 #[test]
 fn plain_production_with_external_secrets_and_istio() {
-    let stack = with_k8s(laravel_stack(), &format!("external_secrets = true\n{PRODUCTION_K8S}"));
-    let opts = ExportOptions { env: Some(Env::Production), format: Format::Plain, istio: true, ..Default::default() };
+    let stack = with_k8s(
+        laravel_stack(),
+        &format!("external_secrets = true\n{PRODUCTION_K8S}"),
+    );
+    let opts = ExportOptions {
+        env: Some(Env::Production),
+        format: Format::Plain,
+        istio: true,
+        ..Default::default()
+    };
     let files = render(&stack, &opts).unwrap();
-    assert_eq!(files.keys().collect::<Vec<_>>(), [Path::new("production.yaml")]);
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        [Path::new("production.yaml")]
+    );
     insta::assert_snapshot!(tree(&files));
 }
 
 #[test]
 fn one_overlay_writes_only_what_it_builds_from() {
-    let opts = ExportOptions { env: Some(Env::Production), ..Default::default() };
+    let opts = ExportOptions {
+        env: Some(Env::Production),
+        ..Default::default()
+    };
     let files = render(&laravel_stack(), &opts).unwrap();
-    assert!(files.keys().all(|path| path.starts_with("base") || path.starts_with("overlays/production")));
+    assert!(files
+        .keys()
+        .all(|path| path.starts_with("base") || path.starts_with("overlays/production")));
     assert!(files.contains_key(Path::new("overlays/production/kustomization.yaml")));
 }
 
@@ -185,7 +264,9 @@ fn production_text(stack: &Stack, opts: &ExportOptions) -> String {
     files
         .iter()
         .filter(|(path, _)| {
-            path.starts_with("base") || path.starts_with("overlays/production") || path.as_path() == Path::new("production.yaml")
+            path.starts_with("base")
+                || path.starts_with("overlays/production")
+                || path.as_path() == Path::new("production.yaml")
         })
         .map(|(_, text)| text.as_str())
         .collect()
@@ -197,11 +278,18 @@ fn production_output_holds_no_local_secret() {
     for stack in &stacks {
         for opts in [
             ExportOptions::default(),
-            ExportOptions { env: Some(Env::Production), format: Format::Plain, ..Default::default() },
+            ExportOptions {
+                env: Some(Env::Production),
+                format: Format::Plain,
+                ..Default::default()
+            },
         ] {
             let text = production_text(stack, &opts);
             for secret in [DB_PASSWORD, APP_KEY, MINIO_PASSWORD] {
-                assert!(!text.contains(secret), "`{secret}` found in production output");
+                assert!(
+                    !text.contains(secret),
+                    "`{secret}` found in production output"
+                );
             }
             assert!(text.contains("CHANGE_ME"));
         }
@@ -211,10 +299,20 @@ fn production_output_holds_no_local_secret() {
 #[test]
 fn production_has_no_in_cluster_backing_services() {
     let stack = with_k8s(laravel_stack(), PRODUCTION_K8S);
-    let opts = ExportOptions { env: Some(Env::Production), format: Format::Plain, ..Default::default() };
-    let text = render(&stack, &opts).unwrap().into_values().collect::<String>();
+    let opts = ExportOptions {
+        env: Some(Env::Production),
+        format: Format::Plain,
+        ..Default::default()
+    };
+    let text = render(&stack, &opts)
+        .unwrap()
+        .into_values()
+        .collect::<String>();
     for image in ["postgres", "redis", "mailhog", "minio"] {
-        assert!(!text.contains(&format!("image: {image}")), "`{image}` in production");
+        assert!(
+            !text.contains(&format!("image: {image}")),
+            "`{image}` in production"
+        );
     }
     assert!(!text.contains("kind: StatefulSet"));
     assert!(text.contains("DB_HOST: shop.abc.eu-west-1.rds.amazonaws.com"));
@@ -229,17 +327,52 @@ fn production_has_no_in_cluster_backing_services() {
 fn env_values_that_yaml_1_1_reads_as_other_types_stay_strings() {
     let mut stack = laravel_stack();
     let app = stack.services.get_mut("app").unwrap();
-    for (key, value) in [("FLAG_YES", "yes"), ("FLAG_ON", "on"), ("ZIP", "0123"), ("VERSION", "1.0"), ("NOTHING", "null")] {
-        app.env.insert(key.into(), EnvValue { value: value.into(), secret: false });
+    for (key, value) in [
+        ("FLAG_YES", "yes"),
+        ("FLAG_ON", "on"),
+        ("ZIP", "0123"),
+        ("VERSION", "1.0"),
+        ("NOTHING", "null"),
+    ] {
+        app.env.insert(
+            key.into(),
+            EnvValue {
+                value: value.into(),
+                secret: false,
+            },
+        );
     }
-    let opts = ExportOptions { format: Format::Plain, ..Default::default() };
-    let text = render(&stack, &opts).unwrap().into_values().collect::<String>();
+    let opts = ExportOptions {
+        format: Format::Plain,
+        ..Default::default()
+    };
+    let text = render(&stack, &opts)
+        .unwrap()
+        .into_values()
+        .collect::<String>();
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
-    let config = docs.iter().find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "app-env").unwrap();
-    for (key, value) in [("FLAG_YES", "yes"), ("FLAG_ON", "on"), ("ZIP", "0123"), ("VERSION", "1.0"), ("NOTHING", "null")] {
-        assert_eq!(config["data"][key], serde_json::Value::String(value.into()), "{key}");
+    let config = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "app-env")
+        .unwrap();
+    for (key, value) in [
+        ("FLAG_YES", "yes"),
+        ("FLAG_ON", "on"),
+        ("ZIP", "0123"),
+        ("VERSION", "1.0"),
+        ("NOTHING", "null"),
+    ] {
+        assert_eq!(
+            config["data"][key],
+            serde_json::Value::String(value.into()),
+            "{key}"
+        );
         // Quoted in the text itself, so YAML 1.1 readers (kubectl's) agree.
-        assert!(text.contains(&format!("{key}: '{value}'")) || text.contains(&format!("{key}: \"{value}\"")), "{key}");
+        assert!(
+            text.contains(&format!("{key}: '{value}'"))
+                || text.contains(&format!("{key}: \"{value}\"")),
+            "{key}"
+        );
     }
 }
 
@@ -250,7 +383,10 @@ fn existing(stack: &Stack) -> BTreeMap<PathBuf, String> {
 #[test]
 fn check_agrees_right_after_an_export() {
     let stack = with_k8s(laravel_stack(), PRODUCTION_K8S);
-    assert_eq!(check(&stack, &ExportOptions::default(), &existing(&stack)).unwrap(), Vec::new());
+    assert_eq!(
+        check(&stack, &ExportOptions::default(), &existing(&stack)).unwrap(),
+        Vec::new()
+    );
 }
 
 #[test]
@@ -258,11 +394,28 @@ fn check_names_an_added_env_key() {
     let before = laravel_stack();
     let mut after = before.clone();
     let app = after.services.get_mut("app").unwrap();
-    app.env.insert("QUEUE_CONNECTION".into(), EnvValue { value: "redis".into(), secret: false });
+    app.env.insert(
+        "QUEUE_CONNECTION".into(),
+        EnvValue {
+            value: "redis".into(),
+            secret: false,
+        },
+    );
     let drifts = check(&after, &ExportOptions::default(), &existing(&before)).unwrap();
-    let fields: Vec<String> = drifts.iter().map(|d| format!("{} {} {}", d.file.display(), d.object, d.field)).collect();
-    assert!(fields.contains(&"base/app.yaml ConfigMap/app-env data.QUEUE_CONNECTION".to_string()), "{fields:#?}");
-    assert!(drifts.iter().all(|d| d.field.contains("QUEUE_CONNECTION") || d.field.ends_with("config-hash")), "{fields:#?}");
+    let fields: Vec<String> = drifts
+        .iter()
+        .map(|d| format!("{} {} {}", d.file.display(), d.object, d.field))
+        .collect();
+    assert!(
+        fields.contains(&"base/app.yaml ConfigMap/app-env data.QUEUE_CONNECTION".to_string()),
+        "{fields:#?}"
+    );
+    assert!(
+        drifts
+            .iter()
+            .all(|d| d.field.contains("QUEUE_CONNECTION") || d.field.ends_with("config-hash")),
+        "{fields:#?}"
+    );
 }
 
 #[test]
@@ -273,8 +426,17 @@ fn check_skips_intentional_differences() {
         r#"ignore_drift = ["ConfigMap/app-env:data.QUEUE_CONNECTION", "Deployment/app:spec.template.metadata.annotations"]"#,
     );
     let app = after.services.get_mut("app").unwrap();
-    app.env.insert("QUEUE_CONNECTION".into(), EnvValue { value: "redis".into(), secret: false });
-    assert_eq!(check(&after, &ExportOptions::default(), &existing(&before)).unwrap(), Vec::new());
+    app.env.insert(
+        "QUEUE_CONNECTION".into(),
+        EnvValue {
+            value: "redis".into(),
+            secret: false,
+        },
+    );
+    assert_eq!(
+        check(&after, &ExportOptions::default(), &existing(&before)).unwrap(),
+        Vec::new()
+    );
 }
 
 #[test]
@@ -309,18 +471,43 @@ fn a_wrong_key_in_a_service_k8s_table_is_bad_config() {
 #[test]
 fn a_dependency_without_a_port_cannot_map() {
     let mut stack = laravel_stack();
-    let cache = stack.services.get_mut("cache").unwrap();
-    cache.ready = None;
+    let mut search = service("search", "getmeili/meilisearch:v1.8");
+    search.ready = Some(Probe::Exec {
+        command: vec!["true".into()],
+    });
+    stack.services.insert("search".into(), search);
+    let app = stack.services.get_mut("app").unwrap();
+    app.depends_on.insert("search".into(), Condition::Started);
     let err = error(&stack);
     assert_eq!(err.exit_code(), 2);
     insta::assert_snapshot!(err.to_string());
 }
 
 #[test]
+fn a_known_backing_service_without_ports_gets_its_usual_one() {
+    let mut stack = laravel_stack();
+    stack.services.get_mut("cache").unwrap().ready = None;
+    let opts = ExportOptions {
+        format: Format::Plain,
+        ..Default::default()
+    };
+    let text = render(&stack, &opts)
+        .unwrap()
+        .into_values()
+        .collect::<String>();
+    assert!(text.contains("containerPort: 6379"));
+}
+
+#[test]
 fn a_udp_only_app_cannot_get_the_ingress() {
     let mut stack = laravel_stack();
     let app = stack.services.get_mut("app").unwrap();
-    app.ports = vec![Port { host_ip: None, host: Some(5353), container: 5353, protocol: Protocol::Udp }];
+    app.ports = vec![Port {
+        host_ip: None,
+        host: Some(5353),
+        container: 5353,
+        protocol: Protocol::Udp,
+    }];
     app.ready = None;
     app.k8s = Some("ingress = true".parse().unwrap());
     let err = error(&stack);
@@ -347,7 +534,11 @@ fn managed_endpoints_outside_production_are_bad_config() {
 fn a_named_volume_on_the_app_is_bad_config_unless_scratch() {
     let mut stack = laravel_stack();
     let app = stack.services.get_mut("app").unwrap();
-    app.volumes.push(Mount::Volume { name: "uploads".into(), target: "/var/www/html/storage".into(), read_only: false });
+    app.volumes.push(Mount::Volume {
+        name: "uploads".into(),
+        target: "/var/www/html/storage".into(),
+        read_only: false,
+    });
     insta::assert_snapshot!(error(&stack).to_string());
     let app = stack.services.get_mut("app").unwrap();
     app.k8s = Some(r#"writable = ["/tmp", "/var/www/html/storage"]"#.parse().unwrap());
