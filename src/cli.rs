@@ -56,6 +56,8 @@ pub enum Command {
     Restart(ServicesArgs),
     /// Print the fully resolved stack (secrets masked)
     Config(ConfigArgs),
+    /// Bring an existing docker-compose stack over into dev.toml
+    Import(ImportArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
 }
@@ -130,6 +132,18 @@ pub struct ConfigArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Compose files, merged in order (default: compose.yaml / docker-compose.yml here)
+    pub files: Vec<PathBuf>,
+    /// Where to write the stack file
+    #[arg(short = 'o', long, default_value = "dev.toml")]
+    pub output: PathBuf,
+    /// Overwrite an existing output file
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod report;
 pub mod probe;
 pub mod images;
+pub mod import;
 pub mod lifecycle;
 pub mod cli;
 pub mod commands;

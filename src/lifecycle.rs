@@ -170,7 +170,7 @@ pub async fn up(
         engine.ensure_network(&stack.project).await?;
         for (name, vol) in &stack.volumes {
             if !vol.external {
-                engine.ensure_volume(&stack.project, name).await?;
+                engine.ensure_volume(&stack.project, name, vol).await?;
             }
         }
     }

@@ -7,6 +7,7 @@ pub mod control;
 pub mod down;
 pub mod exec;
 pub mod export;
+pub mod import;
 pub mod logs;
 pub mod ps;
 pub mod run;
@@ -94,6 +95,16 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         Command::Start(a) => control::run(&ctx, control::Action::Start, a).await,
         Command::Restart(a) => control::run(&ctx, control::Action::Restart, a).await,
         Command::Config(a) => config::run(&ctx, a),
+        Command::Import(a) => {
+            let settings = import::ImportSettings { files: a.files, output: a.output, force: a.force };
+            match import::run(&settings, &mut std::io::stderr()) {
+                Ok(()) => Ok(0),
+                Err(e) => {
+                    let code = e.exit_code();
+                    Err(Failure::new(e, code))
+                }
+            }
+        }
         Command::Completions(a) => completions::run(a),
     }
 }

@@ -27,7 +27,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Outcome {
     engine.ensure_network(&stack.project).await?;
     for (name, vol) in &stack.volumes {
         if !vol.external {
-            engine.ensure_volume(&stack.project, name).await?;
+            engine.ensure_volume(&stack.project, name, vol).await?;
         }
     }
     let mut svc = svc.clone();

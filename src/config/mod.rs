@@ -175,7 +175,10 @@ pub fn parse(
     let mut volumes: IndexMap<String, Volume> = raw
         .volumes
         .iter()
-        .map(|(k, v)| (k.clone(), Volume { external: v.external }))
+        .map(|(k, v)| {
+            let volume = Volume { external: v.external, driver: v.driver.clone(), driver_opts: v.driver_opts.clone() };
+            (k.clone(), volume)
+        })
         .collect();
     for svc in services.values() {
         for m in &svc.volumes {

@@ -117,6 +117,10 @@ pub enum Mount {
 pub struct Volume {
     /// Created outside devenv: never created nor removed by it.
     pub external: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
 }
 
 /// What a dependent waits for.

@@ -32,6 +32,9 @@ pub struct RawProject {
 pub struct RawVolume {
     #[serde(default)]
     pub external: bool,
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub driver_opts: std::collections::BTreeMap<String, String>,
 }
 
 /// A string or a list of strings (`command = "php -v"` or `["php", "-v"]`).

@@ -468,11 +468,12 @@ pub fn parse_port(text: &str) -> Result<Vec<Port>, (String, String)> {
         None => (None, range(rest)?),
     };
     let count = container.1 - container.0;
-    if let Some(h) = host {
-        if h.1 - h.0 != count {
-            return Err(bad("host and container ranges differ in length"));
-        }
-    }
+    let host = match host {
+        // One container port behind a host range: take the range's first port.
+        Some(h) if count == 0 => Some((h.0, h.0)),
+        Some(h) if h.1 - h.0 != count => return Err(bad("host and container ranges differ in length")),
+        h => h,
+    };
     Ok((0..=count)
         .map(|i| Port {
             host_ip: host_ip.clone(),
@@ -630,6 +631,7 @@ mod tests {
         assert!(parse_port("80:http").unwrap_err().0.contains("a port is a number"));
         assert!(parse_port("1:2:3:4").unwrap_err().0.contains("too many"));
         assert!(parse_port("9000-9002:9000-9001").unwrap_err().0.contains("differ in length"));
+        assert_eq!(parse_port("9000-9001:9000").unwrap()[0].host, Some(9000));
         assert!(parse_port("0:80").is_err());
         assert!(parse_port("80/sctp").is_err());
     }

@@ -23,7 +23,7 @@ use futures_util::{Stream, StreamExt};
 pub use connect::{resolve as resolve_endpoint, Endpoint};
 pub use images::{build_context_tar, PullError};
 
-use crate::config::model::{Mount, Protocol, Restart, Service, Stack};
+use crate::config::model::{Mount, Protocol, Restart, Service, Stack, Volume};
 
 pub const LABEL_PROJECT: &str = "devenv.project";
 pub const LABEL_SERVICE: &str = "devenv.service";
@@ -499,10 +499,12 @@ impl Engine {
         }
     }
 
-    pub async fn ensure_volume(&self, project: &str, volume: &str) -> Result<(), EngineError> {
+    pub async fn ensure_volume(&self, project: &str, volume: &str, spec: &Volume) -> Result<(), EngineError> {
         let name = volume_name(project, volume);
         let req = VolumeCreateRequest {
             name: Some(name.clone()),
+            driver: spec.driver.clone(),
+            driver_opts: Some(spec.driver_opts.clone().into_iter().collect()),
             labels: Some(HashMap::from([
                 (LABEL_PROJECT.to_string(), project.to_string()),
                 ("devenv.volume".to_string(), volume.to_string()),
