@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::settings::{Kind, Settings};
 use super::{Env, ExportError};
+use crate::config::looks_secret;
 use crate::config::model::{Service, Stack};
 
 /// The value production Secrets and unknown endpoints get instead of a local one.
@@ -47,23 +48,13 @@ pub(crate) fn secret_values(stack: &Stack) -> Vec<String> {
         .services
         .values()
         .flat_map(|service| &service.env)
-        .filter(|(key, value)| value.secret || is_secret_name(key))
+        .filter(|(key, value)| value.secret || looks_secret(key))
         .map(|(_, value)| value.value.clone())
         .filter(|value| !value.is_empty())
         .collect();
     values.sort();
     values.dedup();
     values
-}
-
-/// Names that hold credentials by convention, whatever the stack file says.
-pub(crate) fn is_secret_name(key: &str) -> bool {
-    let key = key.to_ascii_uppercase();
-    key == "APP_KEY"
-        || key == "PASSWORD"
-        || ["_PASSWORD", "_SECRET", "_KEY", "_TOKEN"]
-            .iter()
-            .any(|suffix| key.ends_with(suffix))
 }
 
 pub(crate) fn split_env(
@@ -83,7 +74,7 @@ pub(crate) fn split_env(
             });
         }
         let secret = value.secret
-            || is_secret_name(key)
+            || looks_secret(key)
             || secrets.iter().any(|s| value.value.contains(s.as_str()));
         let mut value = value.value.clone();
         if env == Env::Production {
@@ -132,7 +123,7 @@ pub(crate) fn split_env(
     if service.build.is_some() {
         laravel_defaults(&mut split.config, env);
         for (key, value) in &settings.stack.env(env).env {
-            let side = if is_secret_name(key) {
+            let side = if looks_secret(key) {
                 &mut split.secret
             } else {
                 &mut split.config
@@ -298,22 +289,6 @@ pub(crate) fn external_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secret_names() {
-        for key in [
-            "APP_KEY",
-            "DB_PASSWORD",
-            "AWS_SECRET_ACCESS_KEY",
-            "GITHUB_TOKEN",
-            "STRIPE_SECRET",
-        ] {
-            assert!(is_secret_name(key), "{key}");
-        }
-        for key in ["DB_HOST", "AWS_ACCESS_KEY_ID", "KEYS_DIR"] {
-            assert!(!is_secret_name(key), "{key}");
-        }
-    }
 
     #[test]
     fn url_hosts() {

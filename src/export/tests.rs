@@ -11,6 +11,7 @@ use crate::config::model::{
     Build, Condition, EnvValue, Hooks, Mount, Port, Probe, Protocol, Restart, Service, Stack,
     Volume,
 };
+use crate::export::config;
 
 fn env(pairs: &[(&str, &str, bool)]) -> IndexMap<String, EnvValue> {
     pairs
@@ -543,4 +544,108 @@ fn a_named_volume_on_the_app_is_bad_config_unless_scratch() {
     let app = stack.services.get_mut("app").unwrap();
     app.k8s = Some(r#"writable = ["/tmp", "/var/www/html/storage"]"#.parse().unwrap());
     assert!(render(&stack, &ExportOptions::default()).is_ok());
+}
+
+/// The example of DESIGN.md, with MailHog and MinIO from the presets, as a user writes it.
+const EXAMPLE_DEV_TOML: &str = r#"
+[project]
+name = "shop"
+
+[env]
+APP_ENV = "local"
+
+[services.db]
+use = "postgres"
+
+[services.cache]
+image = "redis:7-alpine"
+ready = { redis = {} }
+
+[services.mail]
+use = "mailhog"
+
+[services.s3]
+use = "minio"
+
+[services.app]
+build = { context = ".", dockerfile = "docker/app/Dockerfile", target = "dev" }
+env = { DB_HOST = "db", DB_PASSWORD = "${DB_PASSWORD:-secret}", APP_KEY = "base64:bG9jYWwtYXBwLWtleS1ub3QtZm9yLXByb2Q=", REDIS_HOST = "cache", MAIL_HOST = "mail", AWS_ENDPOINT = "http://s3:9000", AWS_BUCKET = "app", AWS_SECRET_ACCESS_KEY = "password" }
+ports = ["8080:8080"]
+depends_on = { db = "ready", cache = "ready", mail = "started", s3 = "started" }
+ready = { http = { port = 8080, path = "/health" } }
+hooks = { after_up = ["php artisan migrate --force", "php artisan db:seed --force"] }
+"#;
+
+fn parse_example(text: &str) -> Stack {
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("dev.toml");
+    let opts = crate::config::LoadOptions {
+        cwd: root.path().to_path_buf(),
+        ..Default::default()
+    };
+    crate::config::parse(text, "dev.toml", &file, root.path(), &opts).unwrap()
+}
+
+/// No local secret in any value; long ones not even inside other text.
+fn assert_no_secret(text: &str, stack: &Stack) {
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).unwrap();
+    fn strings<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match value {
+            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let mut values = Vec::new();
+    docs.iter().for_each(|doc| strings(doc, &mut values));
+    for secret in config::secret_values(stack) {
+        assert!(
+            !values.contains(&secret.as_str()),
+            "`{secret}` is a value in production"
+        );
+        if secret.len() >= 8 {
+            assert!(
+                !text.contains(&secret),
+                "`{secret}` found in production output"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_example_stack_file_exports_and_keeps_its_secrets() {
+    let stack = parse_example(EXAMPLE_DEV_TOML);
+    let files = render(&stack, &ExportOptions::default()).unwrap();
+    insta::assert_snapshot!(tree(&files));
+    let opts = ExportOptions {
+        env: Some(Env::Production),
+        format: Format::Plain,
+        ..Default::default()
+    };
+    let production = render(&stack, &opts)
+        .unwrap()
+        .into_values()
+        .collect::<String>();
+    assert_no_secret(&production, &stack);
+    assert!(!production.contains("mailhog") && !production.contains("minio"));
+}
+
+#[test]
+fn check_names_a_key_added_to_the_stack_file() {
+    let before = parse_example(EXAMPLE_DEV_TOML);
+    let tree = render(&before, &ExportOptions::default()).unwrap();
+    assert!(check(&before, &ExportOptions::default(), &tree)
+        .unwrap()
+        .is_empty());
+    let after = parse_example(&EXAMPLE_DEV_TOML.replace(
+        "REDIS_HOST = \"cache\"",
+        "REDIS_HOST = \"cache\", CACHE_STORE = \"redis\"",
+    ));
+    let drifts = check(&after, &ExportOptions::default(), &tree).unwrap();
+    let report: Vec<String> = drifts.iter().map(ToString::to_string).collect();
+    assert!(
+        report.contains(&"base/app.yaml: `ConfigMap/app-env` `data.CACHE_STORE` is in the stack but not in the tree (`redis`)".to_string()),
+        "{report:#?}"
+    );
 }
