@@ -6,6 +6,7 @@ pub mod config;
 pub mod control;
 pub mod down;
 pub mod exec;
+pub mod export;
 pub mod import;
 pub mod logs;
 pub mod ps;

@@ -1,0 +1,306 @@
+//! `--check`: what export would write now against a tree written earlier
+//! (and maybe edited by hand), object by object and field by field.
+//!
+//! Objects are matched by directory, kind and name, not by file, so moving
+//! an object between files is not drift. Comments and key order are not
+//! compared; values of Secrets are never shown.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use super::ExportError;
+
+/// One difference between the stack and the compared tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    /// The file export writes the object to (or where the tree has it).
+    pub file: PathBuf,
+    /// `Kind/name`.
+    pub object: String,
+    /// Field path inside the object, like `data.DB_HOST`; empty for the whole object.
+    pub field: String,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// In the stack, not in the tree; the value, unless secret.
+    Added(Option<String>),
+    /// In the tree, not in the stack.
+    Missing(Option<String>),
+    /// Both have it, with different values.
+    Changed {
+        stack: Option<String>,
+        tree: Option<String>,
+    },
+}
+
+impl fmt::Display for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = if self.field.is_empty() {
+            String::new()
+        } else {
+            format!(" `{}`", self.field)
+        };
+        write!(f, "{}: `{}`{at}", self.file.display(), self.object)?;
+        let shown =
+            |value: &Option<String>| value.as_ref().map_or(String::new(), |v| format!(" ({v})"));
+        match &self.change {
+            Change::Added(value) => {
+                write!(f, " is in the stack but not in the tree{}", shown(value))
+            }
+            Change::Missing(value) => {
+                write!(f, " is in the tree but not in the stack{}", shown(value))
+            }
+            Change::Changed {
+                stack: Some(stack),
+                tree: Some(tree),
+            } => {
+                write!(f, " differs: stack has {stack}, tree has {tree}")
+            }
+            Change::Changed { .. } => write!(f, " differs (secret value, not shown)"),
+        }
+    }
+}
+
+type Objects = IndexMap<(PathBuf, String), (PathBuf, Value)>;
+
+pub(crate) fn compare(
+    rendered: &BTreeMap<PathBuf, String>,
+    existing: &BTreeMap<PathBuf, String>,
+    ignore: &[String],
+) -> Result<Vec<Drift>, ExportError> {
+    let ours = objects(rendered)?;
+    let theirs = objects(existing)?;
+    let mut drifts = Vec::new();
+    for (key, (file, value)) in &ours {
+        let object = key.1.clone();
+        let secret = object.starts_with("Secret/");
+        match theirs.get(key) {
+            None => drifts.push(Drift {
+                file: file.clone(),
+                object,
+                field: String::new(),
+                change: Change::Added(None),
+            }),
+            Some((_, old)) => {
+                let mut changes = Vec::new();
+                diff(String::new(), value, old, secret, &mut changes);
+                drifts.extend(changes.into_iter().map(|(field, change)| Drift {
+                    file: file.clone(),
+                    object: object.clone(),
+                    field,
+                    change,
+                }));
+            }
+        }
+    }
+    for (key, (file, _)) in theirs.iter().filter(|(key, _)| !ours.contains_key(*key)) {
+        drifts.push(Drift {
+            file: file.clone(),
+            object: key.1.clone(),
+            field: String::new(),
+            change: Change::Missing(None),
+        });
+    }
+    drifts.retain(|drift| !ignore.iter().any(|entry| ignored(entry, drift)));
+    Ok(drifts)
+}
+
+/// `Kind/name` ignores the whole object, `Kind/name:path` that field and what is under it.
+fn ignored(entry: &str, drift: &Drift) -> bool {
+    let (object, field) = entry.split_once(':').unwrap_or((entry, ""));
+    if object != drift.object {
+        return false;
+    }
+    field.is_empty()
+        || drift.field == field
+        || drift
+            .field
+            .strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(['.', '[']))
+}
+
+fn objects(files: &BTreeMap<PathBuf, String>) -> Result<Objects, ExportError> {
+    let mut objects = IndexMap::new();
+    for (path, text) in files {
+        if !matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            continue;
+        }
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(text).map_err(|err| ExportError::Existing {
+                path: path.clone(),
+                message: err.to_string(),
+            })?;
+        let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        for doc in docs.into_iter().filter(|doc| !doc.is_null()) {
+            let kind = doc["kind"].as_str().unwrap_or("?");
+            let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+            // A kustomization names no object; its directory tells which one it is.
+            let id = if name.is_empty() {
+                kind.to_string()
+            } else {
+                format!("{kind}/{name}")
+            };
+            objects.insert((dir.clone(), id), (path.clone(), doc));
+        }
+    }
+    Ok(objects)
+}
+
+/// What lists are matched on, so that an inserted env entry is one change, not many.
+fn item_key(items: &[Value]) -> Option<&'static str> {
+    ["name", "mountPath", "containerPort", "port"]
+        .into_iter()
+        .find(|key| {
+            !items.is_empty()
+                && items
+                    .iter()
+                    .all(|item| item.get(*key).is_some_and(|v| !v.is_object()))
+        })
+}
+
+fn diff(path: String, ours: &Value, theirs: &Value, secret: bool, out: &mut Vec<(String, Change)>) {
+    if ours == theirs {
+        return;
+    }
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    let show = |value: &Value| (!secret).then(|| short(value));
+    match (ours, theirs) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, value) in a {
+                match b.get(key) {
+                    Some(other) => diff(join(key), value, other, secret, out),
+                    None => out.push((join(key), Change::Added(show(value)))),
+                }
+            }
+            for (key, value) in b.iter().filter(|(key, _)| !a.contains_key(*key)) {
+                out.push((join(key), Change::Missing(show(value))));
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            let all: Vec<Value> = a.iter().chain(b).cloned().collect();
+            let Some(key) = item_key(&all) else {
+                out.push((
+                    path,
+                    Change::Changed {
+                        stack: show(ours),
+                        tree: show(theirs),
+                    },
+                ));
+                return;
+            };
+            let id = |item: &Value| {
+                item[key]
+                    .as_str()
+                    .map_or_else(|| item[key].to_string(), String::from)
+            };
+            for item in a {
+                let at = format!("{path}[{}]", id(item));
+                match b.iter().find(|other| other[key] == item[key]) {
+                    Some(other) => diff(at, item, other, secret, out),
+                    None => out.push((at, Change::Added(show(item)))),
+                }
+            }
+            for item in b
+                .iter()
+                .filter(|other| !a.iter().any(|item| item[key] == other[key]))
+            {
+                out.push((format!("{path}[{}]", id(item)), Change::Missing(show(item))));
+            }
+        }
+        _ => out.push((
+            path,
+            Change::Changed {
+                stack: show(ours),
+                tree: show(theirs),
+            },
+        )),
+    }
+}
+
+/// A value on one line: scalars as YAML would show them, collections as JSON, cut short.
+fn short(value: &Value) -> String {
+    let text = match value {
+        Value::String(s) => format!("`{s}`"),
+        other => format!("`{other}`"),
+    };
+    if text.chars().count() > 80 {
+        let cut: String = text.chars().take(76).collect();
+        format!("{cut}…`")
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, text: &str) -> BTreeMap<PathBuf, String> {
+        BTreeMap::from([(PathBuf::from(path), text.to_string())])
+    }
+
+    #[test]
+    fn env_entries_are_matched_by_name() {
+        let ours = file(
+            "a.yaml",
+            "kind: ConfigMap\nmetadata:\n  name: app-env\ndata:\n  A: '1'\n  NEW: x\n",
+        );
+        let theirs = file(
+            "a.yaml",
+            "kind: ConfigMap\nmetadata:\n  name: app-env\ndata:\n  A: '2'\n",
+        );
+        let drifts = compare(&ours, &theirs, &[]).unwrap();
+        assert_eq!(drifts.len(), 2);
+        assert_eq!(drifts[0].field, "data.A");
+        assert_eq!(
+            drifts[1].to_string(),
+            "a.yaml: `ConfigMap/app-env` `data.NEW` is in the stack but not in the tree (`x`)"
+        );
+        assert!(compare(&ours, &theirs, &["ConfigMap/app-env:data".into()])
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn secret_values_are_not_shown() {
+        let ours = file(
+            "s.yaml",
+            "kind: Secret\nmetadata:\n  name: app-env\nstringData:\n  P: one\n",
+        );
+        let theirs = file(
+            "s.yaml",
+            "kind: Secret\nmetadata:\n  name: app-env\nstringData:\n  P: two\n",
+        );
+        let drifts = compare(&ours, &theirs, &[]).unwrap();
+        let text = drifts[0].to_string();
+        assert!(!text.contains("one") && !text.contains("two"), "{text}");
+    }
+
+    #[test]
+    fn prefixes_match_at_field_boundaries() {
+        let drift = Drift {
+            file: PathBuf::new(),
+            object: "ConfigMap/app-env".into(),
+            field: "data.APP_KEYS".into(),
+            change: Change::Added(None),
+        };
+        assert!(!ignored("ConfigMap/app-env:data.APP_KEY", &drift));
+        assert!(ignored("ConfigMap/app-env:data.APP_KEYS", &drift));
+        assert!(ignored("ConfigMap/app-env", &drift));
+    }
+}

@@ -1,0 +1,259 @@
+//! Network policies: deny everything in the namespace, then allow exactly
+//! the edges of the stack's `depends_on` graph, DNS, and traffic into the
+//! service behind the Ingress. In production, edges to a replaced service
+//! leave the cluster, so they become egress to its port anywhere.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::config::Replacement;
+use super::objects::{selector, Object, Placed, PortSpec};
+use super::settings::Settings;
+use super::{Env, ExportError};
+use crate::config::model::{Condition, Protocol};
+
+const GROUP: &str = "network-policies";
+
+pub(crate) fn build(
+    placed: &[Placed<'_>],
+    replacements: &[Replacement],
+    settings: &Settings,
+    env: Env,
+) -> Result<Vec<Object>, ExportError> {
+    let all = LabelSelector::default();
+    let mut policies = vec![
+        policy(
+            settings,
+            "default-deny",
+            all.clone(),
+            vec!["Ingress", "Egress"],
+            None,
+            None,
+        ),
+        policy(
+            settings,
+            "allow-dns",
+            all.clone(),
+            vec!["Egress"],
+            None,
+            Some(vec![NetworkPolicyEgressRule {
+                to: Some(vec![NetworkPolicyPeer {
+                    namespace_selector: Some(by_labels([(
+                        "kubernetes.io/metadata.name",
+                        "kube-system",
+                    )])),
+                    pod_selector: Some(by_labels([("k8s-app", "kube-dns")])),
+                    ..Default::default()
+                }]),
+                ports: Some(vec![port(53, "UDP"), port(53, "TCP")]),
+            }]),
+        ),
+    ];
+    if settings.istio {
+        // The sidecars fetch their configuration and certificates from istiod.
+        policies.push(policy(
+            settings,
+            "allow-istio",
+            all,
+            vec!["Egress"],
+            None,
+            Some(vec![NetworkPolicyEgressRule {
+                to: Some(vec![NetworkPolicyPeer {
+                    namespace_selector: Some(by_labels([(
+                        "kubernetes.io/metadata.name",
+                        "istio-system",
+                    )])),
+                    ..Default::default()
+                }]),
+                ports: None,
+            }]),
+        ));
+    }
+    for target in placed {
+        let dependents: Vec<&str> = placed
+            .iter()
+            .filter(|p| edges(p).any(|d| d == target.name()))
+            .map(|p| p.name())
+            .collect();
+        if !dependents.is_empty() {
+            let from = dependents
+                .iter()
+                .map(|d| NetworkPolicyPeer {
+                    pod_selector: Some(pods(settings, d)),
+                    ..Default::default()
+                })
+                .collect();
+            let rule = NetworkPolicyIngressRule {
+                from: Some(from),
+                ports: Some(ports(&target.ports)),
+            };
+            policies.push(policy(
+                settings,
+                &format!("{}-ingress", target.name()),
+                pods(settings, target.name()),
+                vec!["Ingress"],
+                Some(vec![rule]),
+                None,
+            ));
+        }
+        if target.ingress {
+            // The load balancer (ALB in IP mode, or an ingress controller) may sit anywhere.
+            let rule = NetworkPolicyIngressRule {
+                from: None,
+                ports: Some(target.tcp_ports().map(|p| port(p.port, "TCP")).collect()),
+            };
+            policies.push(policy(
+                settings,
+                &format!("{}-public", target.name()),
+                pods(settings, target.name()),
+                vec!["Ingress"],
+                Some(vec![rule]),
+                None,
+            ));
+        }
+    }
+    let anywhere = NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: "0.0.0.0/0".into(),
+            except: None,
+        }),
+        ..Default::default()
+    };
+    for dependent in placed {
+        let mut rules = Vec::new();
+        for dependency in edges(dependent) {
+            if let Some(target) = placed.iter().find(|p| p.name() == dependency.as_str()) {
+                rules.push(NetworkPolicyEgressRule {
+                    to: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(pods(settings, target.name())),
+                        ..Default::default()
+                    }]),
+                    ports: Some(ports(&target.ports)),
+                });
+            } else if let Some(replacement) = replacements.iter().find(|r| &r.service == dependency)
+            {
+                rules.push(NetworkPolicyEgressRule {
+                    to: Some(vec![anywhere.clone()]),
+                    ports: Some(vec![port(replacement.port, "TCP")]),
+                });
+            }
+        }
+        let irsa = dependent.app && settings.stack.env(env).role_arn.is_some();
+        let has_https = rules.iter().any(|r| {
+            r.ports
+                .as_ref()
+                .is_some_and(|p| p.contains(&port(443, "TCP")))
+        });
+        if irsa && !has_https {
+            // The SDK trades the IRSA token for credentials at AWS STS.
+            rules.push(NetworkPolicyEgressRule {
+                to: Some(vec![anywhere.clone()]),
+                ports: Some(vec![port(443, "TCP")]),
+            });
+        }
+        if !rules.is_empty() {
+            policies.push(policy(
+                settings,
+                &format!("{}-egress", dependent.name()),
+                pods(settings, dependent.name()),
+                vec!["Egress"],
+                None,
+                Some(rules),
+            ));
+        }
+    }
+    policies.iter().map(|p| Object::new(GROUP, p)).collect()
+}
+
+/// The services `placed` reaches; one that runs to completion is reached by nobody.
+fn edges<'a>(placed: &'a Placed<'_>) -> impl Iterator<Item = &'a String> {
+    placed
+        .service
+        .depends_on
+        .iter()
+        .filter(|(_, condition)| **condition != Condition::Completed)
+        .map(|(d, _)| d)
+}
+
+fn policy(
+    settings: &Settings,
+    name: &str,
+    pod_selector: LabelSelector,
+    types: Vec<&str>,
+    ingress: Option<Vec<NetworkPolicyIngressRule>>,
+    egress: Option<Vec<NetworkPolicyEgressRule>>,
+) -> NetworkPolicy {
+    let labels = BTreeMap::from([
+        (
+            "app.kubernetes.io/part-of".to_string(),
+            settings.project.clone(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "devenv".to_string(),
+        ),
+    ]);
+    NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(pod_selector),
+            policy_types: Some(types.into_iter().map(String::from).collect()),
+            ingress,
+            egress,
+        }),
+    }
+}
+
+/// All pods of a service, its migration Job's included.
+fn pods(settings: &Settings, service: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(selector(settings, service)),
+        ..Default::default()
+    }
+}
+
+fn by_labels<const N: usize>(labels: [(&str, &str); N]) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(
+            labels
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn port(number: u16, protocol: &str) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        port: Some(IntOrString::Int(i32::from(number))),
+        protocol: Some(protocol.into()),
+        end_port: None,
+    }
+}
+
+fn ports(specs: &[PortSpec]) -> Vec<NetworkPolicyPort> {
+    specs
+        .iter()
+        .map(|p| {
+            port(
+                p.port,
+                if p.protocol == Protocol::Tcp {
+                    "TCP"
+                } else {
+                    "UDP"
+                },
+            )
+        })
+        .collect()
+}
