@@ -64,6 +64,8 @@ pub enum Command {
     Config(ConfigArgs),
     /// Bring an existing docker-compose stack over into dev.toml
     Import(ImportArgs),
+    /// Write Kubernetes manifests for the stack, or check them for drift
+    Export(ExportArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
 }
@@ -150,6 +152,46 @@ pub struct ImportArgs {
     /// Overwrite an existing output file
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Kubernetes manifests (the only target so far)
+    #[arg(long, required = true)]
+    pub k8s: bool,
+    /// One environment (default: all three overlays, or dev for --format plain)
+    #[arg(long, value_enum)]
+    pub env: Option<EnvArg>,
+    /// Output folder
+    #[arg(short = 'o', long, default_value = "k8s")]
+    pub output: PathBuf,
+    #[arg(long, value_enum, default_value_t = FormatArg::Kustomize)]
+    pub format: FormatArg,
+    /// Registry the app image is pushed to (e.g. an ECR repository)
+    #[arg(long)]
+    pub image_registry: Option<String>,
+    /// Image tag of the app
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Add Istio sidecar-injection labels
+    #[arg(long)]
+    pub istio: bool,
+    /// Compare with an earlier export in DIR instead of writing; exit 1 on drift
+    #[arg(long, value_name = "DIR")]
+    pub check: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvArg {
+    Dev,
+    Staging,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Kustomize,
+    Plain,
 }
 
 #[derive(Debug, Args)]

@@ -121,6 +121,7 @@ pub async fn dispatch(cli: Cli) -> Outcome {
                 }
             }
         }
+        Command::Export(a) => export_cmd(&ctx, a),
         Command::Completions(a) => completions::run(a),
     }
 }
@@ -157,4 +158,34 @@ pub async fn service_container(
 )]
 pub struct NotRunning {
     pub service: String,
+}
+
+/// `devenv export`: flags to settings, then the export command.
+fn export_cmd(ctx: &Context, a: crate::cli::ExportArgs) -> Outcome {
+    use crate::cli::{EnvArg, FormatArg};
+    use crate::export::{Env, ExportOptions, Format};
+    let opts = ExportOptions {
+        env: a.env.map(|e| match e {
+            EnvArg::Dev => Env::Dev,
+            EnvArg::Staging => Env::Staging,
+            EnvArg::Production => Env::Production,
+        }),
+        format: match a.format {
+            FormatArg::Kustomize => Format::Kustomize,
+            FormatArg::Plain => Format::Plain,
+        },
+        image_registry: a.image_registry,
+        tag: a.tag,
+        istio: a.istio,
+    };
+    let settings = export::ExportSettings {
+        stack: ctx.stack()?,
+        opts,
+        out_dir: a.output,
+        check: a.check,
+    };
+    export::run(&settings, &mut std::io::stdout()).map_err(|e| {
+        let code = e.exit_code();
+        Failure::new(e, code)
+    })
 }
