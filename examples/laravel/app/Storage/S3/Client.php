@@ -226,7 +226,9 @@ class Client
                 'body' => $body,
             ]);
         } catch (GuzzleException $e) {
-            throw new S3Exception($e->getMessage(), '', 0, $e);
+            // Guzzle appends a pointer to curl's docs; the error itself is enough.
+            $message = preg_replace('/ \(see https?:\/\/[^)]*\)/', '', $e->getMessage());
+            throw new S3Exception($message, '', 0, $e);
         }
 
         $status = $response->getStatusCode();
