@@ -18,14 +18,18 @@ class StatusTest extends TestCase
     /** @var bool */
     private static $migrated = false;
 
-    protected function setUp(): void
+    /**
+     * Migrates before DatabaseTransactions opens its transaction: PostgreSQL
+     * DDL is transactional, so a migration inside it would be rolled back.
+     */
+    protected function setUpTraits()
     {
-        parent::setUp();
-
         if (! self::$migrated) {
             Artisan::call('migrate', ['--force' => true]);
             self::$migrated = true;
         }
+
+        return parent::setUpTraits();
     }
 
     public function test_status_reports_the_database_ok()

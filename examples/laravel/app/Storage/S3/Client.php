@@ -168,9 +168,23 @@ class Client
         }
     }
 
-    /** Creates the bucket; an existing bucket owned by the caller is fine. */
+    /**
+     * Creates the bucket unless it exists; false when it already did.
+     * (S3 in us-east-1 answers 200 to creating a bucket one already owns,
+     * so existence is checked first.)
+     */
     public function createBucket(): bool
     {
+        try {
+            $this->headBucket();
+
+            return false;
+        } catch (S3Exception $e) {
+            if ($e->status() !== 404) {
+                throw $e;
+            }
+        }
+
         $body = '';
         if ($this->region !== 'us-east-1') {
             $body = '<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
