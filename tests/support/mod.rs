@@ -165,8 +165,8 @@ fn warm_images_once() {
     let mut p = Project::new(
         "e2ewarm",
         &three_services(0, 0)
-            .replace("ports = [\"0:5432\"]\n", "")
-            .replace("ports = [\"0:8080\"]\n", ""),
+            .replace("ports = [\"0:5432\"]", "ports = []")
+            .replace("ports = [\"0:8080\"]", "ports = []"),
     );
     p.ok(&["--progress", "plain", "up", "-d"]);
     p.ok(&["down", "-v"]);
