@@ -39,7 +39,7 @@ impl Target {
     }
 
     /// `host:port` for a container port, or `None` when only exec can reach it.
-    fn addr(&self, port: u16) -> Option<(String, u16)> {
+    pub fn addr(&self, port: u16) -> Option<(String, u16)> {
         match (&self.ip, self.published.get(&port)) {
             (Some(ip), _) => Some((ip.clone(), port)),
             (None, Some(host)) => Some(("127.0.0.1".to_string(), *host)),

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod export;
 pub mod import;
 pub mod logs;
+pub mod migrate;
 pub mod ps;
 pub mod run;
 pub mod up;
@@ -106,6 +107,8 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         Command::Stop(a) => control::run(&ctx, control::Action::Stop, a).await,
         Command::Start(a) => control::run(&ctx, control::Action::Start, a).await,
         Command::Restart(a) => control::run(&ctx, control::Action::Restart, a).await,
+        Command::Migrate(a) => migrate::run(&ctx, migrate::Kind::Migrate, a).await,
+        Command::Seed(a) => migrate::run(&ctx, migrate::Kind::Seed, a).await,
         Command::Config(a) => config::run(&ctx, a),
         Command::Import(a) => {
             let settings = import::ImportSettings {

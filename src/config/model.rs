@@ -189,6 +189,10 @@ pub enum Restart {
 pub struct Hooks {
     /// Shell commands run in the container, in order, once it is ready.
     pub after_up: Vec<String>,
+    /// `devenv migrate`'s commands.
+    pub migrate: Vec<String>,
+    /// `devenv seed`'s commands.
+    pub seed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
