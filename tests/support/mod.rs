@@ -43,9 +43,7 @@ impl Project {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("devenv").unwrap();
-        c.current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env_remove("DOCKER_HOST");
+        c.current_dir(self.dir.path()).env("NO_COLOR", "1");
         c
     }
 
