@@ -16,11 +16,7 @@ pub enum Kind {
 
 pub async fn run(ctx: &Context, kind: Kind, args: HookArgs) -> Outcome {
     let stack = ctx.stack()?;
-    for s in &args.services {
-        if !stack.services.contains_key(s) {
-            return Err(UpError::UnknownService(s.clone()).into());
-        }
-    }
+    super::check_services(&stack, &args.services)?;
     let engine = ctx.engine().await?;
     let reporter = ctx.reporter();
     let commands = |svc: &Service| match kind {

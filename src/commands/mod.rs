@@ -129,6 +129,14 @@ pub async fn dispatch(cli: Cli) -> Outcome {
     }
 }
 
+/// A usage error for the first name that is not a service of the stack.
+pub fn check_services(stack: &Stack, names: &[String]) -> Result<(), Failure> {
+    match names.iter().find(|n| !stack.services.contains_key(*n)) {
+        Some(n) => Err(UpError::UnknownService(n.clone()).into()),
+        None => Ok(()),
+    }
+}
+
 /// The container of `service`, or a usage error naming what exists.
 pub async fn service_container(
     engine: &Engine,

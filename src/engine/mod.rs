@@ -485,24 +485,16 @@ impl Engine {
     ) -> Result<i64, EngineError> {
         use bollard::exec::{CreateExecOptions, StartExecResults};
         let action = format!("running `{}` in `{id}`", cmd.join(" "));
-        let exec = self
-            .docker
-            .create_exec(
-                id,
-                CreateExecOptions {
-                    cmd: Some(cmd),
-                    env: Some(env),
-                    user,
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(EngineError::api(action.clone()))?;
+        let opts = CreateExecOptions {
+            cmd: Some(cmd),
+            env: Some(env),
+            user,
+            ..Default::default()
+        };
+        let exec = self.create_exec(id, opts, &action).await?;
         if let StartExecResults::Attached { mut output, .. } = self
             .docker
-            .start_exec(&exec.id, None)
+            .start_exec(&exec, None)
             .await
             .map_err(EngineError::api(action.clone()))?
         {
@@ -513,7 +505,7 @@ impl Engine {
         }
         let info = self
             .docker
-            .inspect_exec(&exec.id)
+            .inspect_exec(&exec)
             .await
             .map_err(EngineError::api(action))?;
         Ok(info.exit_code.unwrap_or(-1))
@@ -531,24 +523,16 @@ impl Engine {
         use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecResults};
         use tokio::io::AsyncWriteExt;
         let action = format!("running `{}` in `{id}`", cmd.join(" "));
-        let exec = self
-            .docker
-            .create_exec(
-                id,
-                CreateExecOptions {
-                    cmd: Some(cmd),
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(tty.is_some()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(EngineError::api(action.clone()))?;
+        let opts = CreateExecOptions {
+            cmd: Some(cmd),
+            attach_stdin: Some(true),
+            tty: Some(tty.is_some()),
+            ..Default::default()
+        };
+        let exec = self.create_exec(id, opts, &action).await?;
         let started = self
             .docker
-            .start_exec(&exec.id, None)
+            .start_exec(&exec, None)
             .await
             .map_err(EngineError::api(action.clone()))?;
         if let StartExecResults::Attached {
@@ -561,7 +545,7 @@ impl Engine {
                 let _ = self
                     .docker
                     .resize_exec(
-                        &exec.id,
+                        &exec,
                         ResizeExecOptions {
                             height: rows,
                             width: cols,
@@ -600,10 +584,30 @@ impl Engine {
         }
         let info = self
             .docker
-            .inspect_exec(&exec.id)
+            .inspect_exec(&exec)
             .await
             .map_err(EngineError::api(action))?;
         Ok(info.exit_code.unwrap_or(-1))
+    }
+
+    /// Creates an exec whose output is attached; returns its id.
+    async fn create_exec(
+        &self,
+        id: &str,
+        opts: bollard::exec::CreateExecOptions<String>,
+        action: &str,
+    ) -> Result<String, EngineError> {
+        let opts = bollard::exec::CreateExecOptions {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..opts
+        };
+        let exec = self
+            .docker
+            .create_exec(id, opts)
+            .await
+            .map_err(EngineError::api(action.to_string()))?;
+        Ok(exec.id)
     }
 
     /// Unpacks a tar archive at `path` inside the container.
