@@ -41,7 +41,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     let services: Vec<String> = outcomes.iter().map(|o| o.service.clone()).collect();
     eprintln!("{}", style("following logs; Ctrl-C stops the stack").dim());
     tokio::select! {
-        r = logs::follow(&engine, &stack, &services, Some(0)) => r?,
+        r = logs::follow(&engine, &stack, &services, None) => r?,
         _ = tokio::signal::ctrl_c() => {}
     }
     eprintln!("{}", style("stopping…").dim());
