@@ -2,8 +2,12 @@
 //! when no registry answers — built from a local stand-in, bootstrapping a
 //! Debian base image with debootstrap if even that is missing.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
 use std::path::Path;
+use tokio::sync::OnceCell;
 
 use crate::config::model::{Build, Service};
 use crate::engine::{Engine, EngineError, PullError};
@@ -26,12 +30,14 @@ pub enum ImageError {
     Script { script: String, message: String },
 }
 
-/// Tracks what one `up` already did, so each image is pulled or built once
-/// and the offline notice is said once.
+/// Tracks what one `up` does, so that services can get their images
+/// concurrently while each image is still pulled or built once (a cell per
+/// tag: the first caller builds, the others wait for it) and the offline
+/// notice is said once.
 #[derive(Default)]
 pub struct Images {
-    said_offline: bool,
-    done: HashSet<String>,
+    said_offline: AtomicBool,
+    once: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
 }
 
 /// The tag a stand-in build gets: `postgres:16-alpine` → `devenv-local/postgres:16-alpine`.
@@ -45,9 +51,14 @@ pub fn standin_tag(image: &str) -> String {
 }
 
 impl Images {
+    fn cell(&self, key: &str) -> Arc<OnceCell<()>> {
+        let mut cells = self.once.lock().expect("no panics while holding the lock");
+        cells.entry(key.to_string()).or_default().clone()
+    }
+
     /// Returns the image the service's container should run, making it exist.
     pub async fn ensure(
-        &mut self,
+        &self,
         engine: &Engine,
         project: &str,
         svc: &Service,
@@ -73,12 +84,11 @@ impl Images {
             match engine.pull_image(&svc.image, reporter).await {
                 Ok(()) => Ok(svc.image.clone()),
                 Err(PullError::Unreachable(reason)) => {
-                    if !self.said_offline {
+                    if !self.said_offline.swap(true, Ordering::Relaxed) {
                         reporter.notice(&format!(
                             "no registry reachable ({}); building local stand-ins instead",
                             first_line(&reason)
                         ));
-                        self.said_offline = true;
                     }
                     self.build(engine, project, &svc.name, fallback, &standin, reporter)
                         .await?;
@@ -96,7 +106,7 @@ impl Images {
     }
 
     async fn build(
-        &mut self,
+        &self,
         engine: &Engine,
         project: &str,
         service: &str,
@@ -104,9 +114,21 @@ impl Images {
         tag: &str,
         reporter: &dyn Reporter,
     ) -> Result<(), ImageError> {
-        if !self.done.insert(tag.to_string()) {
-            return Ok(());
-        }
+        let cell = self.cell(tag);
+        cell.get_or_try_init(|| self.build_once(engine, project, service, build, tag, reporter))
+            .await
+            .map(drop)
+    }
+
+    async fn build_once(
+        &self,
+        engine: &Engine,
+        project: &str,
+        service: &str,
+        build: &Build,
+        tag: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(), ImageError> {
         if !build.context.exists() && build.context.starts_with(crate::assets::dir()) {
             crate::assets::ensure().map_err(|e| ImageError::Script {
                 script: "unpacking devenv's stand-in build files".into(),
@@ -130,12 +152,24 @@ impl Images {
 
     /// A `FROM` image that is missing: pull it, or bootstrap Debian offline.
     async fn ensure_base(
-        &mut self,
+        &self,
         engine: &Engine,
         image: &str,
         reporter: &dyn Reporter,
     ) -> Result<(), ImageError> {
-        if !self.done.insert(image.to_string()) || engine.image_id(image).await?.is_some() {
+        let cell = self.cell(image);
+        cell.get_or_try_init(|| self.ensure_base_once(engine, image, reporter))
+            .await
+            .map(drop)
+    }
+
+    async fn ensure_base_once(
+        &self,
+        engine: &Engine,
+        image: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(), ImageError> {
+        if engine.image_id(image).await?.is_some() {
             return Ok(());
         }
         match engine.pull_image(image, reporter).await {

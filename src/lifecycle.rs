@@ -171,16 +171,30 @@ pub async fn up(
     let _lock = lock(&stack.project, reporter.as_ref())?;
     let selected = select(stack, &opts.services)?;
 
-    // Images first: a failed pull or build must leave nothing half-created.
-    let mut images = Images::default();
+    // Images first, all services at once (pulls and builds overlap): a failed
+    // one must leave nothing half-created.
+    let images = Images::default();
+    let resolved = join_all(selected.iter().map(|name| {
+        let (images, reporter) = (&images, reporter.clone());
+        async move {
+            let image = images
+                .ensure(
+                    engine,
+                    &stack.project,
+                    &stack.services[name],
+                    opts.build,
+                    reporter.as_ref(),
+                )
+                .await?;
+            let id = engine.image_id(&image).await?.unwrap_or_default();
+            Ok::<_, UpError>((image, id))
+        }
+    }))
+    .await;
     let mut desired = IndexMap::new();
     let mut run_stack = stack.clone();
-    for name in &selected {
-        let svc = &stack.services[name];
-        let image = images
-            .ensure(engine, &stack.project, svc, opts.build, reporter.as_ref())
-            .await?;
-        let id = engine.image_id(&image).await?.unwrap_or_default();
+    for (name, result) in selected.iter().zip(resolved) {
+        let (image, id) = result?;
         let run_svc = run_stack
             .services
             .get_mut(name)
