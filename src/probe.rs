@@ -39,7 +39,7 @@ impl Target {
     }
 
     /// `host:port` for a container port, or `None` when only exec can reach it.
-    fn addr(&self, port: u16) -> Option<(String, u16)> {
+    pub fn addr(&self, port: u16) -> Option<(String, u16)> {
         match (&self.ip, self.published.get(&port)) {
             (Some(ip), _) => Some((ip.clone(), port)),
             (None, Some(host)) => Some(("127.0.0.1".to_string(), *host)),
@@ -70,16 +70,7 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
             },
             Some((host, port)),
         ) => {
-            let opts = sqlx::postgres::PgConnectOptions::new()
-                .host(&host)
-                .port(port)
-                .username(user)
-                .password(password)
-                .database(database);
-            let mut conn = tokio::time::timeout(ATTEMPT_TIMEOUT, opts.connect())
-                .await
-                .map_err(|_| "connecting timed out".to_string())?
-                .map_err(|e| e.to_string())?;
+            let mut conn = pg_connect(&host, port, user, password, database).await?;
             sqlx::query("SELECT 1")
                 .execute(&mut conn)
                 .await
@@ -165,6 +156,26 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
             Err("the container is not reachable from here; publish the port in `ports`".into())
         }
     }
+}
+
+/// Connects to PostgreSQL at `host:port`, giving up after a short timeout.
+pub async fn pg_connect(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    database: &str,
+) -> Result<sqlx::PgConnection, String> {
+    let opts = sqlx::postgres::PgConnectOptions::new()
+        .host(host)
+        .port(port)
+        .username(user)
+        .password(password)
+        .database(database);
+    tokio::time::timeout(ATTEMPT_TIMEOUT, opts.connect())
+        .await
+        .map_err(|_| "connecting timed out".to_string())?
+        .map_err(|e| e.to_string())
 }
 
 async fn exec_ok(engine: &Engine, target: &Target, command: Vec<String>) -> Result<(), String> {
