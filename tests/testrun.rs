@@ -103,13 +103,24 @@ fn devenv_databases(p: &mut Project) -> Vec<String> {
     .collect()
 }
 
-/// Nothing half-made: only the template database and no one-off containers.
+/// The template databases on the server.
+fn templates(p: &mut Project) -> Vec<String> {
+    devenv_databases(p)
+        .into_iter()
+        .filter(|d| d.starts_with("devenv_tpl_"))
+        .collect()
+}
+
+/// Nothing half-made: only the template (and the next run's spares), no
+/// one-off containers.
 fn assert_nothing_left(p: &mut Project) {
     let dbs = devenv_databases(p);
     assert!(
-        dbs.iter().all(|d| d.starts_with("devenv_tpl_")) && dbs.len() <= 1,
-        "only the template may stay: {dbs:?}"
+        dbs.iter()
+            .all(|d| d.starts_with("devenv_tpl_") || d.starts_with("devenv_spare_")),
+        "only the template and spares may stay: {dbs:?}"
     );
+    assert!(templates(p).len() <= 1, "{dbs:?}");
     let services: Vec<String> = p.ps().iter().map(|s| s["service"].to_string()).collect();
     assert_eq!(services.len(), 2, "only db and cache run: {services:?}");
 }
@@ -198,13 +209,18 @@ fn a_second_run_reuses_the_template_and_a_changed_migration_rebuilds_it_once() {
     let first = test_run(&mut p, &[]);
     assert!(first.status.success(), "{}", text(&first));
     assert!(built(&first), "{}", text(&first));
-    let template = devenv_databases(&mut p);
+    let template = templates(&mut p);
 
     let second = test_run(&mut p, &[]);
     assert!(second.status.success(), "{}", text(&second));
     assert!(!built(&second), "no migrating again:\n{}", text(&second));
     assert!(stderr(&second).contains("is up to date with the migrations"));
-    assert_eq!(devenv_databases(&mut p), template);
+    assert_eq!(templates(&mut p), template);
+    assert!(
+        stderr(&second).contains("a spare cloned from"),
+        "the first run left a spare for the second:\n{}",
+        text(&second)
+    );
 
     let migration = app
         .path()
@@ -216,7 +232,7 @@ fn a_second_run_reuses_the_template_and_a_changed_migration_rebuilds_it_once() {
     let third = test_run(&mut p, &[]);
     assert!(third.status.success(), "{}", text(&third));
     assert!(built(&third), "{}", text(&third));
-    let rebuilt = devenv_databases(&mut p);
+    let rebuilt = templates(&mut p);
     assert_eq!(rebuilt.len(), 1, "the old template goes: {rebuilt:?}");
     assert_ne!(rebuilt, template);
 

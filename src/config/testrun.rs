@@ -267,3 +267,137 @@ fn only(services: &IndexMap<String, Service>, kind: impl Fn(&Probe) -> bool) -> 
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{parse, ConfigError, LoadOptions};
+
+    fn load(text: &str) -> Result<crate::config::model::Stack, ConfigError> {
+        let root = Path::new("/proj");
+        let opts = LoadOptions {
+            cwd: root.to_path_buf(),
+            ..Default::default()
+        };
+        parse(text, "dev.toml", &root.join("dev.toml"), root, &opts)
+    }
+
+    const SERVICES: &str = r#"
+[services.db]
+image = "postgres:16"
+env = { POSTGRES_USER = "app", POSTGRES_PASSWORD = "secret" }
+ready = { postgres = {} }
+
+[services.cache]
+image = "redis:7"
+ready = { redis = {} }
+
+[services.app]
+build = "."
+working_dir = "/srv"
+"#;
+
+    #[test]
+    fn the_example_stack_file_needs_only_the_test_env() {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("dev.toml"))
+            .unwrap();
+        let t = load(&text).unwrap().test.unwrap();
+        assert_eq!(
+            (t.service.as_str(), t.database.as_str(), t.redis.as_deref()),
+            ("app", "db", Some("cache"))
+        );
+        assert_eq!(t.command, ["phpunit"]);
+        assert_eq!(t.migrate, "php artisan migrate --force");
+        assert_eq!(
+            t.source.as_deref(),
+            Some(Path::new("/proj/examples/laravel"))
+        );
+        assert_eq!(t.target, "/var/www/html");
+        assert_eq!(
+            t.migrations,
+            Path::new("/proj/examples/laravel/database/migrations")
+        );
+        assert_eq!(t.tests, Path::new("/proj/examples/laravel/tests"));
+        assert_eq!(
+            t.writable,
+            ["/var/www/html/storage", "/var/www/html/bootstrap/cache"]
+        );
+        assert_eq!(t.env["APP_ENV"].value, "testing");
+        assert_eq!(t.env["CACHE_DRIVER"].value, "array");
+    }
+
+    #[test]
+    fn every_key_can_be_given() {
+        let text = format!(
+            "{SERVICES}\n[test]\nservice = \"app\"\ndatabase = \"db\"\nredis = \"cache\"\ncommand = \"vendor/bin/phpunit --colors=never\"\nmigrate = \"php artisan migrate --seed --force\"\nsource = \"./src\"\ntarget = \"/app\"\nmigrations = \"src/db/migrations\"\ntests = \"src/spec\"\nwritable = [\"var\", \"/tmp/x\"]\nenv = {{ APP_ENV = \"ci\", TEST_TOKEN = \"t\" }}\n"
+        );
+        let t = load(&text).unwrap().test.unwrap();
+        assert_eq!(t.command, ["vendor/bin/phpunit", "--colors=never"]);
+        assert_eq!(t.migrate, "php artisan migrate --seed --force");
+        assert_eq!(t.source.as_deref(), Some(Path::new("/proj/src")));
+        assert_eq!(t.target, "/app");
+        assert_eq!(t.migrations, Path::new("/proj/src/db/migrations"));
+        assert_eq!(t.tests, Path::new("/proj/src/spec"));
+        assert_eq!(t.writable, ["/app/var", "/tmp/x"]);
+        assert!(t.env["TEST_TOKEN"].secret);
+        assert!(!t.env["APP_ENV"].secret);
+    }
+
+    #[test]
+    fn without_a_table_settings_are_assumed_or_absent() {
+        // The only built service is the app; no sync rule means no source to mount.
+        let t = load(&format!("{SERVICES}\n[test]\nsource = \"app\"\n"))
+            .unwrap()
+            .test
+            .unwrap();
+        assert_eq!(t.target, "/srv", "the service's working_dir");
+        assert!(
+            load(SERVICES).unwrap().test.is_none(),
+            "nothing to mount or hash"
+        );
+        let no_db = "[services.app]\nbuild = \".\"\n";
+        assert!(load(no_db).unwrap().test.is_none());
+    }
+
+    #[test]
+    fn bad_settings_point_at_the_line() {
+        let err = |extra: &str| {
+            load(&format!("{SERVICES}\n[test]\nsource = \"app\"\n{extra}")).unwrap_err()
+        };
+        let e = err("database = \"dbx\"\n");
+        assert_eq!(
+            e.to_string(),
+            "`[test].database` names unknown service `dbx`"
+        );
+        let ConfigError::Invalid { span, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert!(span.offset() > SERVICES.len(), "points into [test]");
+        assert_eq!(
+            err("database = \"cache\"\n").to_string(),
+            "`[test].database` service `cache` has no PostgreSQL probe"
+        );
+        assert_eq!(
+            err("command = []\n").to_string(),
+            "`[test].command` is empty"
+        );
+        assert_eq!(
+            err("command = \"phpunit 'x\"\n").to_string(),
+            "unbalanced quotes"
+        );
+        assert_eq!(
+            err("target = \"html\"\n").to_string(),
+            "`[test].target` `html` is not an absolute container path"
+        );
+        assert!(err("paralel = 2\n")
+            .to_string()
+            .starts_with("unknown field `paralel`"));
+
+        let no_db = "[services.app]\nbuild = \".\"\n\n[test]\nsource = \"app\"\n";
+        assert_eq!(
+            load(no_db).unwrap_err().to_string(),
+            "cannot tell which service is the test database server"
+        );
+    }
+}
