@@ -91,7 +91,7 @@ stack benchexample "$repo/examples/laravel" "" > "$work/benchexample/dev.toml"
 cd "$work/bench100"
 "$devenv" --progress quiet test >/dev/null          # builds images and the template once
 clones=(); spares=()
-ready_ms() { sed -n "s/.*ready in \([0-9]*\) ms ($1.*/\1/p"; }
+ready_ms() { sed -n "s/.*ready in \([0-9.]*\) ms ($1.*/\1/p"; }
 for _ in $(seq "$runs"); do
     # --fresh: a new template, so every worker's database is cloned now…
     out=$("$devenv" --progress plain test --fresh --parallel 4 2>&1 >/dev/null)

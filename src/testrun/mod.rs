@@ -591,8 +591,8 @@ impl Run<'_> {
             self.reporter.done(
                 "test db",
                 &format!(
-                    "`{database}` ready in {} ms ({})",
-                    ready_in.as_millis(),
+                    "`{database}` ready in {:.1} ms ({})",
+                    ready_in.as_secs_f64() * 1000.0,
                     if from_spare {
                         format!("a spare cloned from `{template}` during the last run")
                     } else {
