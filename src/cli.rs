@@ -54,6 +54,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Run a one-off command in a new container of a service
     Run(RunArgs),
+    /// Run the PHPUnit suite in containers, against a database cloned from a migrated template
+    Test(TestArgs),
     /// Stop services without removing them
     Stop(ServicesArgs),
     /// Start stopped services
@@ -131,6 +133,19 @@ pub struct RunArgs {
     /// The command and its arguments (after `--`); default: the service's command
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Workers side by side, each with its own database; the test files are split between them
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+    /// Rebuild the template database even when the migrations did not change
+    #[arg(long)]
+    pub fresh: bool,
+    /// Arguments for PHPUnit, unchanged (after `--`), e.g. `-- --filter test_login`
+    #[arg(last = true, value_name = "PHPUNIT_ARGS")]
+    pub phpunit_args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

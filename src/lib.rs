@@ -16,4 +16,5 @@ pub mod lifecycle;
 pub mod plan;
 pub mod probe;
 pub mod report;
+pub mod testrun;
 pub mod ui;

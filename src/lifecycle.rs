@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use futures_util::StreamExt;
 use indexmap::IndexMap;
 
 use crate::config::model::{Condition, Service, Stack};
-use crate::engine::{container_name, ContainerInfo, Engine, EngineError};
+use crate::engine::{container_name, ContainerInfo, Engine, EngineError, OneOff};
 use crate::images::{ImageError, Images};
 use crate::plan::{self, Actual, Step};
 use crate::probe::{self, NotReady};
@@ -472,6 +473,74 @@ async fn not_ready(
         logs,
         hint,
     }
+}
+
+/// Brings up what one-off containers of `service` need, exactly as `up`
+/// would (its dependencies, plus the services in `also`), and returns the
+/// service as a one-off runs it — image present, network and volumes made,
+/// no published ports (its own container may hold them) — with what `up` did.
+pub async fn prepare_oneoff(
+    engine: &Engine,
+    stack: &Stack,
+    service: &str,
+    also: &[String],
+    reporter: Arc<dyn Reporter>,
+) -> Result<(Service, Vec<ServiceOutcome>), UpError> {
+    let Some(svc) = stack.services.get(service) else {
+        return Err(UpError::UnknownService(service.to_string()));
+    };
+    let mut needs: Vec<String> = svc.depends_on.keys().cloned().collect();
+    needs.extend(
+        also.iter()
+            .filter(|s| !needs.contains(s))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    // An empty selection would mean the whole stack.
+    let outcomes = if needs.is_empty() {
+        Vec::new()
+    } else {
+        let opts = UpOptions {
+            services: needs,
+            ..UpOptions::default()
+        };
+        up(engine, stack, &opts, reporter.clone()).await?
+    };
+    engine.ensure_network(&stack.project).await?;
+    for (name, vol) in &stack.volumes {
+        if !vol.external {
+            engine.ensure_volume(&stack.project, name, vol).await?;
+        }
+    }
+    let mut svc = svc.clone();
+    svc.image = Images::default()
+        .ensure(engine, &stack.project, &svc, false, reporter.as_ref())
+        .await?;
+    svc.ports.clear();
+    Ok((svc, outcomes))
+}
+
+/// Creates and starts a one-off container of `svc` (as [`prepare_oneoff`]
+/// returned it), passes its output to `on_output` as it comes, and returns
+/// the container's id and exit code once it stops. The caller removes it.
+pub async fn run_oneoff(
+    engine: &Engine,
+    stack: &Stack,
+    svc: &Service,
+    oneoff: &OneOff,
+    mut on_output: impl FnMut(&str),
+) -> Result<(String, i64), EngineError> {
+    let id = engine
+        .create_container(stack, svc, "oneoff", Some(oneoff))
+        .await?;
+    // Attached before the start, so not a line of a short-lived command is lost.
+    let mut logs = engine.follow_logs(&id, None, true);
+    engine.start_container(&id).await?;
+    while let Some(chunk) = logs.next().await {
+        on_output(&chunk?);
+    }
+    let code = engine.wait_container(&id).await?;
+    Ok((id, code))
 }
 
 /// Runs hook commands in the service's container, in order; the first failure stops.

@@ -70,16 +70,7 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
             },
             Some((host, port)),
         ) => {
-            let opts = sqlx::postgres::PgConnectOptions::new()
-                .host(&host)
-                .port(port)
-                .username(user)
-                .password(password)
-                .database(database);
-            let mut conn = tokio::time::timeout(ATTEMPT_TIMEOUT, opts.connect())
-                .await
-                .map_err(|_| "connecting timed out".to_string())?
-                .map_err(|e| e.to_string())?;
+            let mut conn = pg_connect(&host, port, user, password, database).await?;
             sqlx::query("SELECT 1")
                 .execute(&mut conn)
                 .await
@@ -145,6 +136,26 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
             Err("the container is not reachable from here; publish the port in `ports`".into())
         }
     }
+}
+
+/// Connects to PostgreSQL at `host:port`, giving up after a short timeout.
+pub async fn pg_connect(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    database: &str,
+) -> Result<sqlx::PgConnection, String> {
+    let opts = sqlx::postgres::PgConnectOptions::new()
+        .host(host)
+        .port(port)
+        .username(user)
+        .password(password)
+        .database(database);
+    tokio::time::timeout(ATTEMPT_TIMEOUT, opts.connect())
+        .await
+        .map_err(|_| "connecting timed out".to_string())?
+        .map_err(|e| e.to_string())
 }
 
 async fn exec_ok(engine: &Engine, target: &Target, command: Vec<String>) -> Result<(), String> {

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod migrate;
 pub mod ps;
 pub mod run;
+pub mod test;
 pub mod up;
 
 use std::sync::Arc;
@@ -104,6 +105,7 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         Command::Logs(a) => logs::run(&ctx, a).await,
         Command::Exec(a) => exec::run(&ctx, a).await,
         Command::Run(a) => run::run(&ctx, a).await,
+        Command::Test(a) => test::run(&ctx, a).await,
         Command::Stop(a) => control::run(&ctx, control::Action::Stop, a).await,
         Command::Start(a) => control::run(&ctx, control::Action::Start, a).await,
         Command::Restart(a) => control::run(&ctx, control::Action::Restart, a).await,

@@ -8,6 +8,7 @@ pub mod model;
 mod presets;
 mod raw;
 mod resolve;
+mod testrun;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -234,6 +235,8 @@ pub fn parse(
         }
     }
 
+    let test = testrun::resolve(&ctx, raw.test.as_ref(), &services)?;
+
     Ok(Stack {
         project,
         file: file.to_path_buf(),
@@ -241,6 +244,7 @@ pub fn parse(
         services,
         volumes,
         k8s: raw.k8s,
+        test,
     })
 }
 

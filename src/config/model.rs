@@ -25,6 +25,39 @@ pub struct Stack {
     /// The top-level `[k8s]` table, read only by export.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub k8s: Option<toml::Table>,
+    /// How `devenv test` runs the suite; `None` when the file has no `[test]`
+    /// table and no app and PostgreSQL service to assume one from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestSettings>,
+}
+
+/// The `[test]` table with its defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestSettings {
+    /// The service whose image runs the tests (one-off containers of it).
+    pub service: String,
+    /// The PostgreSQL service the test databases live on.
+    pub database: String,
+    /// The Redis service whose logical databases the workers get, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
+    /// PHPUnit and its fixed arguments; `--` arguments are appended.
+    pub command: Vec<String>,
+    /// Shell command that migrates the database named by `DB_DATABASE`.
+    pub migrate: String,
+    /// Host folder mounted read-only at `target`; `None` runs the image's own copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<PathBuf>,
+    /// Where the app lives in the container (PHPUnit's working folder).
+    pub target: String,
+    /// Host folder of the migrations; its files name the template database.
+    pub migrations: PathBuf,
+    /// Host folder searched for `*Test.php` files to split between workers.
+    pub tests: PathBuf,
+    /// Container folders given a fresh tmpfs, so the app can write there.
+    pub writable: Vec<String>,
+    /// Extra env for the test containers, over the service's own.
+    pub env: IndexMap<String, EnvValue>,
 }
 
 /// One service, fully resolved.

@@ -19,6 +19,24 @@ pub struct RawFile {
     #[serde(default)]
     pub volumes: IndexMap<String, RawVolume>,
     pub k8s: Option<toml::Table>,
+    pub test: Option<S<RawTest>>,
+}
+
+/// The `[test]` table: how `devenv test` runs the suite.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTest {
+    pub service: Option<S<String>>,
+    pub database: Option<S<String>>,
+    pub redis: Option<S<String>>,
+    pub command: Option<S<StrOrList>>,
+    pub migrate: Option<S<String>>,
+    pub source: Option<S<String>>,
+    pub target: Option<S<String>>,
+    pub migrations: Option<S<String>>,
+    pub tests: Option<S<String>>,
+    pub writable: Option<Vec<S<String>>>,
+    pub env: Option<IndexMap<String, S<String>>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

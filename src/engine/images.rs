@@ -59,6 +59,15 @@ impl Engine {
         }
     }
 
+    /// The user the image runs as (`USER`), or `None` for root or a missing image.
+    pub async fn image_user(&self, name: &str) -> Result<Option<String>, EngineError> {
+        match self.docker.inspect_image(name).await {
+            Ok(img) => Ok(img.config.and_then(|c| c.user).filter(|u| !u.is_empty())),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(EngineError::api(format!("inspecting image `{name}`"))(e)),
+        }
+    }
+
     /// Pulls `image`, reporting byte progress under the key `pull <image>`.
     pub async fn pull_image(&self, image: &str, reporter: &dyn Reporter) -> Result<(), PullError> {
         let key = format!("pull {image}");

@@ -13,9 +13,10 @@ use bollard::models::{
     PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, InspectContainerOptions, ListContainersOptions, ListNetworksOptions,
-    ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions,
-    RestartContainerOptions, StartContainerOptions, StopContainerOptions, UploadToContainerOptions,
+    CreateContainerOptions, DownloadFromContainerOptions, InspectContainerOptions,
+    ListContainersOptions, ListNetworksOptions, ListVolumesOptions, LogsOptions,
+    RemoveContainerOptions, RemoveVolumeOptions, RestartContainerOptions, StartContainerOptions,
+    StopContainerOptions, UploadToContainerOptions,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
@@ -89,6 +90,19 @@ impl EngineError {
     }
 }
 
+impl EngineError {
+    /// The container could not start because its command is not in the image.
+    pub fn is_missing_executable(&self) -> bool {
+        match self {
+            EngineError::Api {
+                source: bollard::errors::Error::DockerResponseServerError { message, .. },
+                ..
+            } => message.contains("executable file not found"),
+            _ => false,
+        }
+    }
+}
+
 /// True when the engine said 404 (no such container/volume/network/image).
 fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
@@ -133,6 +147,15 @@ pub struct ContainerStatus {
     pub started_at: Option<String>,
 }
 
+/// A one-off container of a service (`devenv run`, `devenv test`): its own
+/// name and command, and folders that get a fresh tmpfs.
+#[derive(Debug, Clone, Default)]
+pub struct OneOff {
+    pub name: String,
+    pub command: Vec<String>,
+    pub tmpfs: Vec<String>,
+}
+
 /// Names of the objects devenv makes for a project.
 pub fn container_name(project: &str, service: &str) -> String {
     format!("{project}-{service}-1")
@@ -142,6 +165,21 @@ pub fn network_name(project: &str) -> String {
 }
 pub fn volume_name(project: &str, volume: &str) -> String {
     format!("{project}_{volume}")
+}
+
+/// Options for a tmpfs the container's user can write to. The engine copies
+/// the mount point's owner and mode onto a new tmpfs (a root-owned folder of a
+/// bind mount stays root-owned whatever `mode` says), so it is given to the
+/// user by number; only a named user falls back to a world-writable mode.
+fn tmpfs_options(user: Option<&str>) -> String {
+    let mut ids = user.unwrap_or("0").splitn(2, ':');
+    let uid = ids.next().and_then(|u| u.parse::<u32>().ok());
+    let gid = ids.next().and_then(|g| g.parse::<u32>().ok());
+    match (uid, gid) {
+        (Some(u), Some(g)) => format!("uid={u},gid={g}"),
+        (Some(u), None) => format!("uid={u}"),
+        _ => "mode=1777".to_string(),
+    }
 }
 
 fn project_filter(project: &str, extra: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
@@ -209,13 +247,13 @@ impl Engine {
             .collect())
     }
 
-    /// Creates the container for `svc`; `oneoff` names a `devenv run` container instead.
+    /// Creates the container for `svc`, or a one-off container of it.
     pub async fn create_container(
         &self,
         stack: &Stack,
         svc: &Service,
         hash: &str,
-        oneoff: Option<(&str, Vec<String>)>,
+        oneoff: Option<&OneOff>,
     ) -> Result<String, EngineError> {
         let project = &stack.project;
         let mut labels = HashMap::from([
@@ -225,9 +263,9 @@ impl Engine {
         ]);
         // One-off containers get no DNS alias: `cache` must keep meaning the service.
         let (name, cmd, aliases) = match oneoff {
-            Some((name, cmd)) => {
+            Some(o) => {
                 labels.insert(LABEL_ONEOFF.to_string(), "true".into());
-                (name.to_string(), Some(cmd), None)
+                (o.name.clone(), Some(o.command.clone()), None)
             }
             None => (
                 container_name(project, &svc.name),
@@ -290,6 +328,17 @@ impl Engine {
             Restart::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
             Restart::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
         };
+        let tmpfs = match oneoff.filter(|o| !o.tmpfs.is_empty()) {
+            Some(o) => {
+                let user = match &svc.user {
+                    Some(u) => Some(u.clone()),
+                    None => self.image_user(&svc.image).await?,
+                };
+                let opts = tmpfs_options(user.as_deref());
+                Some(o.tmpfs.iter().map(|p| (p.clone(), opts.clone())).collect())
+            }
+            None => None,
+        };
         let network = network_name(project);
         let endpoint = EndpointSettings {
             aliases: aliases.clone(),
@@ -320,6 +369,7 @@ impl Engine {
                 }),
                 network_mode: Some(network.clone()),
                 init: Some(true),
+                tmpfs,
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -608,6 +658,47 @@ impl Engine {
             .await
             .map_err(EngineError::api(action.to_string()))?;
         Ok(exec.id)
+    }
+
+    /// The contents of one file in a container (running or stopped), or
+    /// `None` when it does not exist.
+    pub async fn download_file(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        use std::io::Read;
+        let opts = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let mut stream = self.docker.download_from_container(id, Some(opts));
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => archive.extend_from_slice(&bytes),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => {
+                    return Err(EngineError::api(format!("copying `{path}` out of `{id}`"))(
+                        e,
+                    ))
+                }
+            }
+        }
+        let unreadable = |e: std::io::Error| EngineError::Api {
+            action: format!("reading `{path}` copied out of `{id}`"),
+            source: bollard::errors::Error::IOError { err: e },
+        };
+        let mut tar = tar::Archive::new(archive.as_slice());
+        let mut entries = tar.entries().map_err(unreadable)?;
+        match entries.next() {
+            Some(entry) => {
+                let mut entry = entry.map_err(unreadable)?;
+                let mut out = Vec::new();
+                entry.read_to_end(&mut out).map_err(unreadable)?;
+                Ok(Some(out))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Unpacks a tar archive at `path` inside the container.

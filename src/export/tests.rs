@@ -179,6 +179,7 @@ pub(crate) fn laravel_stack() -> Stack {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
         k8s: None,
+        test: None,
     }
 }
 

@@ -1,0 +1,403 @@
+//! The `[test]` table: which service runs PHPUnit, which PostgreSQL and
+//! Redis services the tests get databases on, and the env they run with.
+//! Every key has a default taken from the stack itself (the service with a
+//! `sync` watch rule, the one PostgreSQL service, …), so a Laravel stack
+//! file needs little more than the test env.
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+
+use super::error::ConfigError;
+use super::model::{EnvValue, Probe, Service, TestSettings, WatchAction};
+use super::raw::{RawTest, StrOrList, S};
+use super::resolve::{looks_secret, normalize, split_words, Ctx};
+
+const DEFAULT_COMMAND: &str = "phpunit";
+const DEFAULT_MIGRATE: &str = "php artisan migrate --force";
+const DEFAULT_TARGET: &str = "/var/www/html";
+/// Laravel writes compiled views, caches and logs here.
+const DEFAULT_WRITABLE: [&str; 2] = ["storage", "bootstrap/cache"];
+
+/// Resolves `[test]`, or assumes one when the file has none; `Ok(None)` when
+/// there is no table and the stack says too little to assume one.
+pub fn resolve(
+    ctx: &Ctx,
+    raw: Option<&S<RawTest>>,
+    services: &IndexMap<String, Service>,
+) -> Result<Option<TestSettings>, ConfigError> {
+    let src = ctx.src;
+    let empty = RawTest::default();
+    let (t, table_span) = match raw {
+        Some(t) => (t.get_ref(), Some(t.span())),
+        None => (&empty, None),
+    };
+    // Without a table, a default that cannot be found means "no test settings".
+    let missing = |what: String, help: &str| -> Result<Option<TestSettings>, ConfigError> {
+        match &table_span {
+            Some(span) => Err(ConfigError::invalid(
+                src,
+                span.clone(),
+                what,
+                "this table",
+                Some(help.to_string()),
+            )),
+            None => Ok(None),
+        }
+    };
+    let named = |field: &S<String>, role: &str| -> Result<String, ConfigError> {
+        let name = field.get_ref();
+        if services.contains_key(name) {
+            return Ok(name.clone());
+        }
+        Err(ConfigError::invalid(
+            src,
+            field.span(),
+            format!("`[test].{role}` names unknown service `{name}`"),
+            "unknown service",
+            Some(format!(
+                "known services: {}",
+                services
+                    .keys()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ))
+    };
+
+    let service = match &t.service {
+        Some(s) => named(s, "service")?,
+        None => match default_app(services) {
+            Some(s) => s,
+            None => {
+                return missing(
+                    "cannot tell which service runs the tests".into(),
+                    "add `service = \"app\"` (the service whose image has PHPUnit)",
+                )
+            }
+        },
+    };
+    let database = match &t.database {
+        Some(d) => {
+            let name = named(d, "database")?;
+            if !matches!(services[&name].ready, Some(Probe::Postgres { .. })) {
+                return Err(ConfigError::invalid(
+                    src,
+                    d.span(),
+                    format!("`[test].database` service `{name}` has no PostgreSQL probe"),
+                    "this service",
+                    Some("give it `ready = { postgres = {} }` (or `use = \"postgres\"`): devenv reaches the server with the probe's credentials".into()),
+                ));
+            }
+            name
+        }
+        None => match only(services, |p| matches!(p, Probe::Postgres { .. })) {
+            Some(s) => s,
+            None => {
+                return missing(
+                    "cannot tell which service is the test database server".into(),
+                    "add `database = \"db\"` (a service with `ready = { postgres = {} }`)",
+                )
+            }
+        },
+    };
+    let redis = match &t.redis {
+        Some(r) => Some(named(r, "redis")?),
+        None => only(services, |p| matches!(p, Probe::Redis { .. })),
+    };
+
+    let command = match &t.command {
+        Some(c) => {
+            let words = match c.get_ref() {
+                StrOrList::Str(s) => split_words(s).ok_or_else(|| {
+                    ConfigError::invalid(
+                        src,
+                        c.span(),
+                        "unbalanced quotes",
+                        "in this command",
+                        None,
+                    )
+                })?,
+                StrOrList::List(l) => l.clone(),
+            };
+            let words = words
+                .iter()
+                .map(|w| ctx.interp(src, c.span(), w))
+                .collect::<Result<Vec<_>, _>>()?;
+            if words.is_empty() {
+                return Err(ConfigError::invalid(
+                    src,
+                    c.span(),
+                    "`[test].command` is empty",
+                    "here",
+                    Some("the default is `[\"phpunit\"]`".into()),
+                ));
+            }
+            words
+        }
+        None => vec![DEFAULT_COMMAND.to_string()],
+    };
+    let text = |f: &Option<S<String>>| -> Result<Option<String>, ConfigError> {
+        f.as_ref()
+            .map(|v| ctx.interp(src, v.span(), v.get_ref()))
+            .transpose()
+    };
+    let host_path = |f: &Option<S<String>>| -> Result<Option<PathBuf>, ConfigError> {
+        Ok(text(f)?.map(|p| normalize(&ctx.root.join(p))))
+    };
+    let migrate = text(&t.migrate)?.unwrap_or_else(|| DEFAULT_MIGRATE.into());
+
+    // The service's sync rule already says where its source is and where it goes.
+    let app = &services[&service];
+    let sync = app
+        .watch
+        .iter()
+        .find(|w| w.action == WatchAction::Sync && w.target.is_some());
+    let source = match host_path(&t.source)? {
+        Some(p) => Some(p),
+        None => sync.map(|w| w.path.clone()),
+    };
+    let target = match text(&t.target)? {
+        Some(t) => t,
+        None if t.source.is_none() && sync.is_some() => sync
+            .and_then(|w| w.target.clone())
+            .expect("sync rules have a target"),
+        None => app
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TARGET.into()),
+    };
+    if !target.starts_with('/') {
+        let span = t.target.as_ref().map_or(0..0, |s| s.span());
+        return Err(ConfigError::invalid(
+            src,
+            span,
+            format!("`[test].target` `{target}` is not an absolute container path"),
+            "here",
+            None,
+        ));
+    }
+    let under_source = |rel: &str| source.as_ref().map(|s| s.join(rel));
+    let migrations = match host_path(&t.migrations)?.or_else(|| under_source("database/migrations")) {
+        Some(p) => p,
+        None => {
+            return missing(
+                "`[test]` needs `migrations` when it has no `source`".into(),
+                "add `source = \"path/to/app\"` (mounted into the container) or `migrations = \"path/to/database/migrations\"`",
+            )
+        }
+    };
+    let tests = match host_path(&t.tests)?.or_else(|| under_source("tests")) {
+        Some(p) => p,
+        None => {
+            return missing(
+                "`[test]` needs `tests` when it has no `source`".into(),
+                "add `source = \"path/to/app\"` or `tests = \"path/to/tests\"`",
+            )
+        }
+    };
+    let writable = match &t.writable {
+        Some(list) => list
+            .iter()
+            .map(|w| ctx.interp(src, w.span(), w.get_ref()))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => DEFAULT_WRITABLE.iter().map(|s| s.to_string()).collect(),
+    };
+    let writable = writable
+        .into_iter()
+        .map(|w| {
+            if w.starts_with('/') {
+                w
+            } else {
+                format!("{}/{w}", target.trim_end_matches('/'))
+            }
+        })
+        .collect();
+
+    let mut env = IndexMap::new();
+    for (k, v) in t.env.iter().flatten() {
+        let value = ctx.interp(src, v.span(), v.get_ref())?;
+        env.insert(
+            k.clone(),
+            EnvValue {
+                value,
+                secret: looks_secret(k),
+            },
+        );
+    }
+
+    Ok(Some(TestSettings {
+        service,
+        database,
+        redis,
+        command,
+        migrate,
+        source,
+        target,
+        migrations,
+        tests,
+        writable,
+        env,
+    }))
+}
+
+/// The app: the service with a `sync` watch rule, else the only one with `build`.
+fn default_app(services: &IndexMap<String, Service>) -> Option<String> {
+    if let Some((name, _)) = services
+        .iter()
+        .find(|(_, s)| s.watch.iter().any(|w| w.action == WatchAction::Sync))
+    {
+        return Some(name.clone());
+    }
+    let mut built = services.iter().filter(|(_, s)| s.build.is_some());
+    match (built.next(), built.next()) {
+        (Some((name, _)), None) => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// The one service whose probe matches, if exactly one does.
+fn only(services: &IndexMap<String, Service>, kind: impl Fn(&Probe) -> bool) -> Option<String> {
+    let mut found = services
+        .iter()
+        .filter(|(_, s)| s.ready.as_ref().is_some_and(&kind));
+    match (found.next(), found.next()) {
+        (Some((name, _)), None) => Some(name.clone()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{parse, ConfigError, LoadOptions};
+
+    fn load(text: &str) -> Result<crate::config::model::Stack, ConfigError> {
+        let root = Path::new("/proj");
+        let opts = LoadOptions {
+            cwd: root.to_path_buf(),
+            ..Default::default()
+        };
+        parse(text, "dev.toml", &root.join("dev.toml"), root, &opts)
+    }
+
+    const SERVICES: &str = r#"
+[services.db]
+image = "postgres:16"
+env = { POSTGRES_USER = "app", POSTGRES_PASSWORD = "secret" }
+ready = { postgres = {} }
+
+[services.cache]
+image = "redis:7"
+ready = { redis = {} }
+
+[services.app]
+build = "."
+working_dir = "/srv"
+"#;
+
+    #[test]
+    fn the_example_stack_file_needs_only_the_test_env() {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("dev.toml"))
+            .unwrap();
+        let t = load(&text).unwrap().test.unwrap();
+        assert_eq!(
+            (t.service.as_str(), t.database.as_str(), t.redis.as_deref()),
+            ("app", "db", Some("cache"))
+        );
+        assert_eq!(t.command, ["phpunit"]);
+        assert_eq!(t.migrate, "php artisan migrate --force");
+        assert_eq!(
+            t.source.as_deref(),
+            Some(Path::new("/proj/examples/laravel"))
+        );
+        assert_eq!(t.target, "/var/www/html");
+        assert_eq!(
+            t.migrations,
+            Path::new("/proj/examples/laravel/database/migrations")
+        );
+        assert_eq!(t.tests, Path::new("/proj/examples/laravel/tests"));
+        assert_eq!(
+            t.writable,
+            ["/var/www/html/storage", "/var/www/html/bootstrap/cache"]
+        );
+        assert_eq!(t.env["APP_ENV"].value, "testing");
+        assert_eq!(t.env["CACHE_DRIVER"].value, "array");
+    }
+
+    #[test]
+    fn every_key_can_be_given() {
+        let text = format!(
+            "{SERVICES}\n[test]\nservice = \"app\"\ndatabase = \"db\"\nredis = \"cache\"\ncommand = \"vendor/bin/phpunit --colors=never\"\nmigrate = \"php artisan migrate --seed --force\"\nsource = \"./src\"\ntarget = \"/app\"\nmigrations = \"src/db/migrations\"\ntests = \"src/spec\"\nwritable = [\"var\", \"/tmp/x\"]\nenv = {{ APP_ENV = \"ci\", TEST_TOKEN = \"t\" }}\n"
+        );
+        let t = load(&text).unwrap().test.unwrap();
+        assert_eq!(t.command, ["vendor/bin/phpunit", "--colors=never"]);
+        assert_eq!(t.migrate, "php artisan migrate --seed --force");
+        assert_eq!(t.source.as_deref(), Some(Path::new("/proj/src")));
+        assert_eq!(t.target, "/app");
+        assert_eq!(t.migrations, Path::new("/proj/src/db/migrations"));
+        assert_eq!(t.tests, Path::new("/proj/src/spec"));
+        assert_eq!(t.writable, ["/app/var", "/tmp/x"]);
+        assert!(t.env["TEST_TOKEN"].secret);
+        assert!(!t.env["APP_ENV"].secret);
+    }
+
+    #[test]
+    fn without_a_table_settings_are_assumed_or_absent() {
+        // The only built service is the app; no sync rule means no source to mount.
+        let t = load(&format!("{SERVICES}\n[test]\nsource = \"app\"\n"))
+            .unwrap()
+            .test
+            .unwrap();
+        assert_eq!(t.target, "/srv", "the service's working_dir");
+        assert!(
+            load(SERVICES).unwrap().test.is_none(),
+            "nothing to mount or hash"
+        );
+        let no_db = "[services.app]\nbuild = \".\"\n";
+        assert!(load(no_db).unwrap().test.is_none());
+    }
+
+    #[test]
+    fn bad_settings_point_at_the_line() {
+        let err = |extra: &str| {
+            load(&format!("{SERVICES}\n[test]\nsource = \"app\"\n{extra}")).unwrap_err()
+        };
+        let e = err("database = \"dbx\"\n");
+        assert_eq!(
+            e.to_string(),
+            "`[test].database` names unknown service `dbx`"
+        );
+        let ConfigError::Invalid { span, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert!(span.offset() > SERVICES.len(), "points into [test]");
+        assert_eq!(
+            err("database = \"cache\"\n").to_string(),
+            "`[test].database` service `cache` has no PostgreSQL probe"
+        );
+        assert_eq!(
+            err("command = []\n").to_string(),
+            "`[test].command` is empty"
+        );
+        assert_eq!(
+            err("command = \"phpunit 'x\"\n").to_string(),
+            "unbalanced quotes"
+        );
+        assert_eq!(
+            err("target = \"html\"\n").to_string(),
+            "`[test].target` `html` is not an absolute container path"
+        );
+        assert!(err("paralel = 2\n")
+            .to_string()
+            .starts_with("unknown field `paralel`"));
+
+        let no_db = "[services.app]\nbuild = \".\"\n\n[test]\nsource = \"app\"\n";
+        assert_eq!(
+            load(no_db).unwrap_err().to_string(),
+            "cannot tell which service is the test database server"
+        );
+    }
+}
