@@ -60,6 +60,8 @@ pub enum Command {
     Start(ServicesArgs),
     /// Restart services
     Restart(ServicesArgs),
+    /// Sync source changes into running services by their `watch` rules, until Ctrl-C
+    Watch(ServicesArgs),
     /// Print the fully resolved stack (secrets masked)
     Config(ConfigArgs),
     /// Bring an existing docker-compose stack over into dev.toml

@@ -16,3 +16,4 @@ pub mod plan;
 pub mod probe;
 pub mod report;
 pub mod ui;
+pub mod watch;

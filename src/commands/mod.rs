@@ -12,6 +12,7 @@ pub mod logs;
 pub mod ps;
 pub mod run;
 pub mod up;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -63,6 +64,13 @@ impl From<UpError> for Failure {
     }
 }
 
+impl From<crate::watch::WatchError> for Failure {
+    fn from(e: crate::watch::WatchError) -> Self {
+        let code = e.exit_code();
+        Failure::new(e, code)
+    }
+}
+
 pub type Outcome = Result<u8, Failure>;
 
 /// Settings every command shares, from the global flags.
@@ -106,6 +114,7 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         Command::Stop(a) => control::run(&ctx, control::Action::Stop, a).await,
         Command::Start(a) => control::run(&ctx, control::Action::Start, a).await,
         Command::Restart(a) => control::run(&ctx, control::Action::Restart, a).await,
+        Command::Watch(a) => watch::run(&ctx, a).await,
         Command::Config(a) => config::run(&ctx, a),
         Command::Import(a) => {
             let settings = import::ImportSettings {
