@@ -205,8 +205,9 @@ pub async fn run(
     }
     let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
     w.reporter.notice(&format!(
-        "watching {} folders for {}",
+        "watching {} folder{} for {}",
         tree.len(),
+        if tree.len() == 1 { "" } else { "s" },
         list.join(", ")
     ));
 
