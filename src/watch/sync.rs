@@ -225,7 +225,15 @@ fn bytes_to_path(b: &[u8]) -> PathBuf {
 
 /// `rm -rf` in the container, as root like the upload, in as few execs as fit.
 async fn remove(engine: &Engine, id: &str, paths: &[String]) -> Result<usize, WatchError> {
-    let unique: IndexSet<&String> = paths.iter().collect();
+    // A folder's `rm -rf` takes what is under it: name only the topmost paths.
+    let unique: IndexSet<&String> = paths
+        .iter()
+        .filter(|p| {
+            !paths
+                .iter()
+                .any(|q| q != *p && Path::new(p.as_str()).starts_with(q))
+        })
+        .collect();
     let mut chunk: Vec<String> = Vec::new();
     let mut size = 0;
     let mut items = unique.iter().peekable();
