@@ -62,6 +62,10 @@ pub enum Command {
     Restart(ServicesArgs),
     /// Sync source changes into running services by their `watch` rules, until Ctrl-C
     Watch(ServicesArgs),
+    /// Run the services' migrations (their `migrate` hooks) now
+    Migrate(HookArgs),
+    /// Run the services' seeders and apply `seeds/*.sql` now
+    Seed(HookArgs),
     /// Print the fully resolved stack (secrets masked)
     Config(ConfigArgs),
     /// Bring an existing docker-compose stack over into dev.toml
@@ -135,6 +139,15 @@ pub struct RunArgs {
 pub struct ServicesArgs {
     /// Services; all when none are given
     pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// Services; all that have such hooks when none are given
+    pub services: Vec<String>,
+    /// Re-apply SQL seed files that changed since they were applied (`seed`)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod export;
+pub mod hooks;
 pub mod images;
 pub mod import;
 pub mod lifecycle;

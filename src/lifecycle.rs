@@ -60,6 +60,10 @@ pub enum UpError {
         output: Vec<String>,
     },
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Seed(#[from] crate::hooks::SeedError),
+
     #[error("unknown service `{0}`")]
     #[diagnostic(code(devenv::up::unknown), help("`devenv config` lists the services"))]
     UnknownService(String),
@@ -240,6 +244,7 @@ pub async fn up(
     let step_of = |name: &str| steps.iter().find(|s| step_service(s) == name).cloned();
 
     let mut outcomes = Vec::new();
+    let mut created_any = false;
     for level in levels {
         let jobs = level.iter().map(|name| {
             let svc = &run_stack.services[name];
@@ -250,8 +255,19 @@ pub async fn up(
             async move { bring_up(engine, stack, svc, step, hash, opts, reporter.as_ref()).await }
         });
         for result in join_all(jobs).await {
-            outcomes.push(result?);
+            let outcome = result?;
+            created_any |= outcome.action != "running";
+            outcomes.push(outcome);
         }
+    }
+    // SQL seeds go in once every service (and so every migration) is up; the
+    // ledger makes re-running cheap, but a no-op `up` skips even that.
+    let seeds_db = stack
+        .services
+        .values()
+        .find(|s| matches!(s.ready, Some(crate::config::model::Probe::Postgres { .. })));
+    if created_any && !opts.no_hooks && seeds_db.is_some_and(|s| selected.contains(&s.name)) {
+        crate::hooks::apply_sql_seeds(engine, &run_stack, false, reporter.as_ref()).await?;
     }
     Ok(outcomes)
 }
@@ -349,7 +365,7 @@ async fn bring_up(
     };
     let ready_after = wait_ready(engine, stack, svc, &id, reporter).await?;
     if action != "running" && !opts.no_hooks {
-        run_hooks(engine, svc, &id, reporter).await?;
+        run_hooks(engine, svc, &id, &svc.hooks.after_up, reporter).await?;
     }
     reporter.done(
         name,
@@ -444,14 +460,15 @@ async fn not_ready(
     }
 }
 
-/// Runs the service's `after_up` commands in order; the first failure stops `up`.
+/// Runs hook commands in the service's container, in order; the first failure stops.
 pub async fn run_hooks(
     engine: &Engine,
     svc: &Service,
     id: &str,
+    commands: &[String],
     reporter: &dyn Reporter,
 ) -> Result<(), UpError> {
-    for command in &svc.hooks.after_up {
+    for command in commands {
         reporter.task(&svc.name, &format!("running `{command}`"));
         let output = exec_shell(engine, svc, id, command, reporter).await?;
         if output.0 != 0 {

@@ -39,7 +39,7 @@ impl Target {
     }
 
     /// `host:port` for a container port, or `None` when only exec can reach it.
-    fn addr(&self, port: u16) -> Option<(String, u16)> {
+    pub fn addr(&self, port: u16) -> Option<(String, u16)> {
         match (&self.ip, self.published.get(&port)) {
             (Some(ip), _) => Some((ip.clone(), port)),
             (None, Some(host)) => Some(("127.0.0.1".to_string(), *host)),
@@ -135,31 +135,11 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
         }
         // Neither the network address nor a published port reaches it (Docker
         // Desktop without `ports`): ask from inside the container instead.
-        (
-            Probe::Postgres {
-                user,
-                database,
-                port,
-                ..
-            },
-            None,
-        ) => {
-            let cmd = [
-                "pg_isready",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                user,
-                "-d",
-                database,
-            ];
-            exec_ok(engine, target, cmd.iter().map(|s| s.to_string()).collect()).await
-        }
-        (Probe::Redis { port }, None) => {
-            let cmd = ["redis-cli", "-p", &port.to_string(), "ping"];
-            exec_ok(engine, target, cmd.iter().map(|s| s.to_string()).collect()).await
+        (Probe::Postgres { .. } | Probe::Redis { .. }, None) => {
+            let cmd = probe
+                .in_container_command()
+                .expect("postgres and redis probes have one");
+            exec_ok(engine, target, cmd).await
         }
         (Probe::Http { .. } | Probe::Tcp { .. }, None) => {
             Err("the container is not reachable from here; publish the port in `ports`".into())

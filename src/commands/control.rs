@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use super::{Context, Outcome};
 use crate::cli::ServicesArgs;
-use crate::lifecycle::UpError;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Action {
@@ -16,11 +15,7 @@ pub enum Action {
 
 pub async fn run(ctx: &Context, action: Action, args: ServicesArgs) -> Outcome {
     let stack = ctx.stack()?;
-    for s in &args.services {
-        if !stack.services.contains_key(s) {
-            return Err(UpError::UnknownService(s.clone()).into());
-        }
-    }
+    super::check_services(&stack, &args.services)?;
     let engine = ctx.engine().await?;
     let reporter = ctx.reporter();
     let containers = engine.list_containers(&stack.project).await?;

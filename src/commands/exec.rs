@@ -1,7 +1,8 @@
-//! `devenv exec SERVICE -- CMD…`: run a command in the running container,
-//! stream its output, and exit with its exit code.
+//! `devenv exec SERVICE -- CMD…`: run a command in the running container
+//! with the terminal attached (a TTY when devenv runs on one), and exit with
+//! its exit code.
 
-use std::io::Write;
+use std::process::{Command, Stdio};
 
 use super::{service_container, Context, Outcome};
 use crate::cli::ExecArgs;
@@ -10,14 +11,32 @@ pub async fn run(ctx: &Context, args: ExecArgs) -> Outcome {
     let stack = ctx.stack()?;
     let engine = ctx.engine().await?;
     let id = service_container(&engine, &stack, &args.service).await?;
-    let mut out = std::io::stdout();
-    let code = engine
-        .exec(&id, args.command, Vec::new(), None, |chunk| {
-            let _ = out.write_all(chunk.as_bytes());
-            let _ = out.flush();
-        })
-        .await?;
-    Ok(exit_code(code))
+    let term = console::Term::stdout();
+    let tty =
+        (console::Term::stdout().is_term() && console::user_attended_stderr()).then(|| term.size());
+    // The terminal goes raw for the container's TTY and is put back after.
+    let saved = tty.and_then(|_| stty(&["-g"]));
+    if saved.is_some() {
+        stty(&["raw", "-echo"]);
+    }
+    let result = engine.exec_attached(&id, args.command, tty).await;
+    if let Some(saved) = saved {
+        stty(&[saved.trim()]);
+    }
+    Ok(exit_code(result?))
+}
+
+/// Runs `stty` on the controlling terminal; its output (for `-g`), if it worked.
+fn stty(args: &[&str]) -> Option<String> {
+    let out = Command::new("stty")
+        .args(args)
+        .stdin(Stdio::inherit())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A container's exit code as a process exit code (255 for out-of-range ones).

@@ -6,15 +6,10 @@ use super::{Context, Outcome};
 use crate::cli::LogsArgs;
 use crate::config::model::Stack;
 use crate::engine::{Engine, EngineError};
-use crate::lifecycle::UpError;
 
 pub async fn run(ctx: &Context, args: LogsArgs) -> Outcome {
     let stack = ctx.stack()?;
-    for s in &args.services {
-        if !stack.services.contains_key(s) {
-            return Err(UpError::UnknownService(s.clone()).into());
-        }
-    }
+    super::check_services(&stack, &args.services)?;
     let engine = ctx.engine().await?;
     let services = if args.services.is_empty() {
         stack.services.keys().cloned().collect()

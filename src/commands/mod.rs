@@ -9,6 +9,7 @@ pub mod exec;
 pub mod export;
 pub mod import;
 pub mod logs;
+pub mod migrate;
 pub mod ps;
 pub mod run;
 pub mod up;
@@ -115,6 +116,8 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         Command::Start(a) => control::run(&ctx, control::Action::Start, a).await,
         Command::Restart(a) => control::run(&ctx, control::Action::Restart, a).await,
         Command::Watch(a) => watch::run(&ctx, a).await,
+        Command::Migrate(a) => migrate::run(&ctx, migrate::Kind::Migrate, a).await,
+        Command::Seed(a) => migrate::run(&ctx, migrate::Kind::Seed, a).await,
         Command::Config(a) => config::run(&ctx, a),
         Command::Import(a) => {
             let settings = import::ImportSettings {
@@ -132,6 +135,14 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         }
         Command::Export(a) => export_cmd(&ctx, a),
         Command::Completions(a) => completions::run(a),
+    }
+}
+
+/// A usage error for the first name that is not a service of the stack.
+pub fn check_services(stack: &Stack, names: &[String]) -> Result<(), Failure> {
+    match names.iter().find(|n| !stack.services.contains_key(*n)) {
+        Some(n) => Err(UpError::UnknownService(n.clone()).into()),
+        None => Ok(()),
     }
 }
 

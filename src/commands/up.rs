@@ -52,7 +52,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         std::future::pending::<()>().await
     };
     tokio::select! {
-        r = logs::follow(&engine, &stack, &services, Some(0)) => r?,
+        r = logs::follow(&engine, &stack, &services, None) => r?,
         _ = watching => {}
         _ = tokio::signal::ctrl_c() => {}
     }
@@ -71,6 +71,8 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
 /// One line per service: what happened, how fast it got ready, where to reach it.
 fn print_summary(stack: &Stack, outcomes: &[ServiceOutcome], elapsed: Duration) {
     let width = outcomes.iter().map(|o| o.service.len()).max().unwrap_or(0);
+    let mut outcomes: Vec<&ServiceOutcome> = outcomes.iter().collect();
+    outcomes.sort_by_key(|o| stack.services.get_index_of(&o.service));
     for o in outcomes {
         let svc = &stack.services[&o.service];
         let ready = o

@@ -398,3 +398,83 @@ fn similar(a: &str, b: &str) -> bool {
         .count();
     a.len().max(b.len()) - prefix - suffix <= 1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Stack, ConfigError> {
+        let dir = std::env::temp_dir();
+        parse(
+            text,
+            "dev.toml",
+            &dir.join("dev.toml"),
+            &dir,
+            &LoadOptions {
+                cwd: dir.clone(),
+                ..LoadOptions::default()
+            },
+        )
+    }
+
+    #[test]
+    fn presets_are_overridden_key_by_key_and_lend_their_dependencies() {
+        let stack = parse_str(
+            "[project]\nname = \"t\"\n[services.db]\nuse = \"postgres\"\nports = []\n\
+             [services.cache]\nuse = \"redis\"\n[services.mail]\nuse = \"mailhog\"\n[services.s3]\nuse = \"minio\"\n\
+             [services.app]\nuse = \"laravel\"\nenv = { DB_PASSWORD = \"other\" }\n",
+        )
+        .unwrap();
+        let app = &stack.services["app"];
+        assert_eq!(
+            app.depends_on.get("db"),
+            Some(&model::Condition::Ready),
+            "from the preset"
+        );
+        assert_eq!(
+            app.env["DB_PASSWORD"].value, "other",
+            "the service's value wins"
+        );
+        assert!(app.env["DB_PASSWORD"].secret);
+        assert_eq!(
+            app.env["DB_HOST"].value, "db",
+            "the preset's other keys stay"
+        );
+        assert!(
+            stack.services["db"].ports.is_empty(),
+            "an empty list overrides the preset's"
+        );
+        assert!(stack.services["db"].fallback.is_some());
+        assert_eq!(app.hooks.migrate, ["php artisan migrate --force"]);
+        assert_eq!(app.hooks.seed, ["php artisan db:seed --force"]);
+    }
+
+    #[test]
+    fn profiles_leave_services_out_unless_enabled() {
+        let text = "[services.a]\nimage = \"x\"\n[services.debug]\nimage = \"y\"\nprofiles = [\"debug\"]\n";
+        assert_eq!(parse_str(text).unwrap().services.len(), 1);
+        let dir = std::env::temp_dir();
+        let opts = LoadOptions {
+            cwd: dir.clone(),
+            profiles: vec!["debug".into()],
+            ..LoadOptions::default()
+        };
+        assert_eq!(
+            parse(text, "dev.toml", &dir.join("dev.toml"), &dir, &opts)
+                .unwrap()
+                .services
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn two_services_on_one_host_port_is_a_config_error() {
+        let err = parse_str("[services.a]\nimage = \"x\"\nports = [\"80:80\"]\n[services.b]\nimage = \"y\"\nports = [\"80:81\"]\n")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("both publish host port 80"),
+            "{err}"
+        );
+    }
+}

@@ -175,6 +175,36 @@ pub enum Probe {
     Docker,
 }
 
+impl Probe {
+    /// The same check as a command inside the container, where one can do it:
+    /// the fallback when the host cannot reach the container, and the form
+    /// Kubernetes exec probes take.
+    pub fn in_container_command(&self) -> Option<Vec<String>> {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
+        match self {
+            Probe::Postgres {
+                port,
+                user,
+                database,
+                ..
+            } => Some(words(&[
+                "pg_isready",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                user,
+                "-d",
+                database,
+            ])),
+            Probe::Redis { port } => Some(words(&["redis-cli", "-p", &port.to_string(), "ping"])),
+            Probe::Exec { command } => Some(command.clone()),
+            Probe::Http { .. } | Probe::Tcp { .. } | Probe::Docker => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Restart {
@@ -189,6 +219,10 @@ pub enum Restart {
 pub struct Hooks {
     /// Shell commands run in the container, in order, once it is ready.
     pub after_up: Vec<String>,
+    /// `devenv migrate`'s commands.
+    pub migrate: Vec<String>,
+    /// `devenv seed`'s commands.
+    pub seed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

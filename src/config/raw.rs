@@ -163,6 +163,10 @@ pub enum RawDuration {
 pub struct RawHooks {
     #[serde(default)]
     pub after_up: Vec<S<String>>,
+    /// What `devenv migrate` runs (default: the `after_up` commands that migrate).
+    pub migrate: Option<Vec<S<String>>>,
+    /// What `devenv seed` runs (default: the `after_up` commands that seed).
+    pub seed: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -157,7 +157,7 @@ pub fn resolve_service(
     })?;
 
     let mut depends_on = IndexMap::new();
-    if let Some(d) = &raw.depends_on {
+    if let Some(Pick { value: d, src }) = pick(&raw.depends_on, src, p, |r| &r.depends_on) {
         let entries: Vec<(String, String)> = match d.get_ref() {
             RawDepends::Map(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             RawDepends::List(l) => l.iter().map(|k| (k.clone(), "started".into())).collect(),
@@ -227,14 +227,41 @@ pub fn resolve_service(
     let profiles = pick(&raw.profiles, src, p, |r| &r.profiles)
         .map(|f| f.value.iter().map(|s| s.get_ref().clone()).collect())
         .unwrap_or_default();
-    let after_up = match pick(&raw.hooks, src, p, |r| &r.hooks) {
-        Some(h) => h
-            .value
-            .after_up
-            .iter()
-            .map(|c| ctx.interp(h.src, c.span(), c.get_ref()))
-            .collect::<Result<_, _>>()?,
-        None => Vec::new(),
+    let hooks = match pick(&raw.hooks, src, p, |r| &r.hooks) {
+        Some(h) => {
+            let list = |cmds: &[S<String>]| -> Result<Vec<String>, ConfigError> {
+                cmds.iter()
+                    .map(|c| ctx.interp(h.src, c.span(), c.get_ref()))
+                    .collect()
+            };
+            let after_up = list(&h.value.after_up)?;
+            // Without explicit lists, `devenv migrate`/`seed` pick their after_up commands.
+            let pick_up = |word: &str| {
+                after_up
+                    .iter()
+                    .filter(|c| c.contains(word))
+                    .cloned()
+                    .collect()
+            };
+            Hooks {
+                migrate: h
+                    .value
+                    .migrate
+                    .as_deref()
+                    .map(list)
+                    .transpose()?
+                    .unwrap_or_else(|| pick_up("migrate")),
+                seed: h
+                    .value
+                    .seed
+                    .as_deref()
+                    .map(list)
+                    .transpose()?
+                    .unwrap_or_else(|| pick_up("seed")),
+                after_up,
+            }
+        }
+        None => Hooks::default(),
     };
     let watch = match &raw.watch {
         Some(rules) => rules
@@ -266,7 +293,7 @@ pub fn resolve_service(
         user,
         working_dir,
         profiles,
-        hooks: Hooks { after_up },
+        hooks,
         watch,
         k8s,
     })

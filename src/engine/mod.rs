@@ -501,24 +501,16 @@ impl Engine {
     ) -> Result<i64, EngineError> {
         use bollard::exec::{CreateExecOptions, StartExecResults};
         let action = format!("running `{}` in `{id}`", cmd.join(" "));
-        let exec = self
-            .docker
-            .create_exec(
-                id,
-                CreateExecOptions {
-                    cmd: Some(cmd),
-                    env: Some(env),
-                    user,
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(EngineError::api(action.clone()))?;
+        let opts = CreateExecOptions {
+            cmd: Some(cmd),
+            env: Some(env),
+            user,
+            ..Default::default()
+        };
+        let exec = self.create_exec(id, opts, &action).await?;
         if let StartExecResults::Attached { mut output, .. } = self
             .docker
-            .start_exec(&exec.id, None)
+            .start_exec(&exec, None)
             .await
             .map_err(EngineError::api(action.clone()))?
         {
@@ -529,10 +521,109 @@ impl Engine {
         }
         let info = self
             .docker
-            .inspect_exec(&exec.id)
+            .inspect_exec(&exec)
             .await
             .map_err(EngineError::api(action))?;
         Ok(info.exit_code.unwrap_or(-1))
+    }
+
+    /// Runs a command with the user's terminal attached: stdin goes in,
+    /// output comes out as it is produced, and with `tty` the container
+    /// allocates a terminal of the user's size. Returns the exit code.
+    pub async fn exec_attached(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        tty: Option<(u16, u16)>,
+    ) -> Result<i64, EngineError> {
+        use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecResults};
+        use tokio::io::AsyncWriteExt;
+        let action = format!("running `{}` in `{id}`", cmd.join(" "));
+        let opts = CreateExecOptions {
+            cmd: Some(cmd),
+            attach_stdin: Some(true),
+            tty: Some(tty.is_some()),
+            ..Default::default()
+        };
+        let exec = self.create_exec(id, opts, &action).await?;
+        let started = self
+            .docker
+            .start_exec(&exec, None)
+            .await
+            .map_err(EngineError::api(action.clone()))?;
+        if let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started
+        {
+            if let Some((rows, cols)) = tty {
+                // Best effort: a wrong size only makes full-screen programs look odd.
+                let _ = self
+                    .docker
+                    .resize_exec(
+                        &exec,
+                        ResizeExecOptions {
+                            height: rows,
+                            width: cols,
+                        },
+                    )
+                    .await;
+            }
+            // Reading stdin blocks, so a plain thread reads it and a task forwards it.
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut buf = [0u8; 4096];
+                let mut stdin = std::io::stdin();
+                while let Ok(n) = stdin.read(&mut buf) {
+                    if n == 0 || tx.blocking_send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            });
+            let forward = tokio::spawn(async move {
+                while let Some(bytes) = rx.recv().await {
+                    if input.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = input.shutdown().await;
+            });
+            let mut stdout = std::io::stdout();
+            while let Some(chunk) = output.next().await {
+                use std::io::Write;
+                let chunk = chunk.map_err(EngineError::api(action.clone()))?;
+                let _ = stdout.write_all(&chunk.into_bytes());
+                let _ = stdout.flush();
+            }
+            forward.abort();
+        }
+        let info = self
+            .docker
+            .inspect_exec(&exec)
+            .await
+            .map_err(EngineError::api(action))?;
+        Ok(info.exit_code.unwrap_or(-1))
+    }
+
+    /// Creates an exec whose output is attached; returns its id.
+    async fn create_exec(
+        &self,
+        id: &str,
+        opts: bollard::exec::CreateExecOptions<String>,
+        action: &str,
+    ) -> Result<String, EngineError> {
+        let opts = bollard::exec::CreateExecOptions {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..opts
+        };
+        let exec = self
+            .docker
+            .create_exec(id, opts)
+            .await
+            .map_err(EngineError::api(action.to_string()))?;
+        Ok(exec.id)
     }
 
     /// Unpacks a tar archive at `path` inside the container.

@@ -795,32 +795,9 @@ fn probe_handler(placed: &Placed<'_>) -> Option<K8sProbe> {
             ..Default::default()
         },
         Some(Probe::Tcp { port }) => tcp(*port),
-        Some(Probe::Postgres {
-            port,
-            user,
-            database,
-            ..
-        }) => exec(
-            [
-                "pg_isready",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                user,
-                "-d",
-                database,
-            ]
-            .map(String::from)
-            .to_vec(),
-        ),
-        Some(Probe::Redis { port }) => exec(
-            ["redis-cli", "-p", &port.to_string(), "ping"]
-                .map(String::from)
-                .to_vec(),
-        ),
-        Some(Probe::Exec { command }) => exec(command.clone()),
+        Some(p @ (Probe::Postgres { .. } | Probe::Redis { .. } | Probe::Exec { .. })) => {
+            exec(p.in_container_command().expect("these probes have one"))
+        }
         Some(Probe::Docker) | None => tcp(placed.tcp_ports().next()?.port),
     })
 }

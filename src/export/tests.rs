@@ -163,6 +163,7 @@ pub(crate) fn laravel_stack() -> Stack {
             "php artisan migrate --force".into(),
             "php artisan db:seed --force".into(),
         ],
+        ..Hooks::default()
     };
 
     Stack {

@@ -43,9 +43,7 @@ impl Project {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("devenv").unwrap();
-        c.current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env_remove("DOCKER_HOST");
+        c.current_dir(self.dir.path()).env("NO_COLOR", "1");
         c
     }
 
@@ -170,4 +168,35 @@ fn warm_images_once() {
     );
     p.ok(&["--progress", "plain", "up", "-d"]);
     p.ok(&["down", "-v"]);
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP/1.0 GET against the loopback: (status, body).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: localhost\r\nAccept: application/json\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
 }
