@@ -87,12 +87,14 @@ pub async fn apply(
             )
         })
         .collect();
-    let (tar, files, gone) = blocking(move || {
+    let (tar, files, gone, folders) = blocking(move || {
         let mut archive = Archive::new(owner);
         let mut gone = Vec::new();
+        let mut folders = false;
         for (host, container, filter, target) in &work {
             match std::fs::symlink_metadata(host) {
                 Ok(meta) if meta.is_dir() => {
+                    folders = true;
                     for e in filter.walk(host) {
                         archive.add(
                             &e.path,
@@ -112,12 +114,23 @@ pub async fn apply(
             }
         }
         let files = archive.files;
-        Ok((archive.finish()?, files, gone))
+        Ok((archive.finish()?, files, gone, folders))
     })
     .await?;
-    let removed = remove(engine, id, &gone).await?;
+    let mut removed = remove(engine, id, &gone).await?;
     if let Some(tar) = tar {
         engine.upload_archive(id, "/", tar).await?;
+    }
+    // A folder moved away and another moved in under its name leaves only
+    // the folder's own event: the old contents are found by listing.
+    if !gone.is_empty() || folders {
+        let mut touched: Vec<&Rule> = Vec::new();
+        for p in paths {
+            if !touched.iter().any(|r| std::ptr::eq(*r, &rules[p.rule])) {
+                touched.push(&rules[p.rule]);
+            }
+        }
+        removed += prune(engine, id, &touched).await?;
     }
     Ok(Stats {
         files,
@@ -134,25 +147,25 @@ pub async fn full(
     rules: &[&Rule],
 ) -> Result<Stats, WatchError> {
     let start = Instant::now();
-    let mut stats = Stats::default();
+    let mut stats = Stats {
+        removed: prune(engine, id, rules).await?,
+        ..Stats::default()
+    };
     for rule in rules {
         let target = rule.target.clone().unwrap_or_default();
-        let listing = list(engine, id, &target).await?;
         let (root, filter) = (rule.path.clone(), rule.filter.clone());
-        let (tar, files, extras) = blocking(move || {
+        let (tar, files, gone) = blocking(move || {
             let mut archive = Archive::new(owner);
             let mut gone = Vec::new();
             for e in filter.walk(&root) {
                 let at = container_path(&target, &root, &e.path);
                 archive.add(&e.path, &at, &mut gone)?;
             }
-            let extras = extras(&filter, &root, &target, &listing);
-            gone.extend(extras);
             let files = archive.files;
             Ok((archive.finish()?, files, gone))
         })
         .await?;
-        stats.removed += remove(engine, id, &extras).await?;
+        stats.removed += remove(engine, id, &gone).await?;
         if let Some(tar) = tar {
             engine.upload_archive(id, "/", tar).await?;
         }
@@ -160,6 +173,19 @@ pub async fn full(
     }
     stats.took = start.elapsed();
     Ok(stats)
+}
+
+/// Removes from the container what the host no longer has under each rule.
+async fn prune(engine: &Engine, id: &str, rules: &[&Rule]) -> Result<usize, WatchError> {
+    let mut removed = 0;
+    for rule in rules {
+        let target = rule.target.clone().unwrap_or_default();
+        let listing = list(engine, id, &target).await?;
+        let (root, filter) = (rule.path.clone(), rule.filter.clone());
+        let gone = blocking(move || Ok(extras(&filter, &root, &target, &listing))).await?;
+        removed += remove(engine, id, &gone).await?;
+    }
+    Ok(removed)
 }
 
 /// Container paths (relative to `target`, with whether each is a folder)
