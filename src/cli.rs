@@ -62,6 +62,8 @@ pub enum Command {
     Start(ServicesArgs),
     /// Restart services
     Restart(ServicesArgs),
+    /// Sync source changes into running services by their `watch` rules, until Ctrl-C
+    Watch(ServicesArgs),
     /// Run the services' migrations (their `migrate` hooks) now
     Migrate(HookArgs),
     /// Run the services' seeders and apply `seeds/*.sql` now

@@ -18,3 +18,4 @@ pub mod probe;
 pub mod report;
 pub mod testrun;
 pub mod ui;
+pub mod watch;

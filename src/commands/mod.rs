@@ -14,6 +14,7 @@ pub mod ps;
 pub mod run;
 pub mod test;
 pub mod up;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -65,6 +66,13 @@ impl From<UpError> for Failure {
     }
 }
 
+impl From<crate::watch::WatchError> for Failure {
+    fn from(e: crate::watch::WatchError) -> Self {
+        let code = e.exit_code();
+        Failure::new(e, code)
+    }
+}
+
 pub type Outcome = Result<u8, Failure>;
 
 /// Settings every command shares, from the global flags.
@@ -109,6 +117,7 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         Command::Stop(a) => control::run(&ctx, control::Action::Stop, a).await,
         Command::Start(a) => control::run(&ctx, control::Action::Start, a).await,
         Command::Restart(a) => control::run(&ctx, control::Action::Restart, a).await,
+        Command::Watch(a) => watch::run(&ctx, a).await,
         Command::Migrate(a) => migrate::run(&ctx, migrate::Kind::Migrate, a).await,
         Command::Seed(a) => migrate::run(&ctx, migrate::Kind::Seed, a).await,
         Command::Config(a) => config::run(&ctx, a),

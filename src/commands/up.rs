@@ -1,5 +1,6 @@
 //! `devenv up`: reconcile and start the stack, wait for readiness, print
-//! where to reach it, then (unless `-d`) follow the logs until Ctrl-C.
+//! where to reach it, then (unless `-d`) follow the logs and sync source
+//! changes by the `watch` rules until Ctrl-C.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use super::{logs, Context, Outcome};
 use crate::cli::UpArgs;
 use crate::config::model::{Probe, Stack};
 use crate::lifecycle::{self, ServiceOutcome, UpError, UpOptions};
+use crate::watch;
 
 pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     let start = Instant::now();
@@ -40,8 +42,18 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     }
     let services: Vec<String> = outcomes.iter().map(|o| o.service.clone()).collect();
     eprintln!("{}", style("following logs; Ctrl-C stops the stack").dim());
+    // Live sync alongside the logs; if it cannot start, say why and keep following.
+    let watching = async {
+        if watch::has_rules(&stack, &services) {
+            if let Err(e) = watch::run(&engine, &stack, &services, reporter.clone()).await {
+                eprintln!("{:?}", miette::Report::new(e));
+            }
+        }
+        std::future::pending::<()>().await
+    };
     tokio::select! {
         r = logs::follow(&engine, &stack, &services, None) => r?,
+        _ = watching => {}
         _ = tokio::signal::ctrl_c() => {}
     }
     eprintln!("{}", style("stopping…").dim());

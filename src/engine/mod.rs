@@ -533,6 +533,22 @@ impl Engine {
         user: Option<String>,
         mut on_output: impl FnMut(&str) + Send,
     ) -> Result<i64, EngineError> {
+        self.exec_bytes(id, cmd, env, user, |b| {
+            on_output(&String::from_utf8_lossy(b))
+        })
+        .await
+    }
+
+    /// [`Engine::exec`] with the output as bytes, for output that is data
+    /// (file names) rather than text a chunk boundary may cut in two.
+    pub async fn exec_bytes(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        env: Vec<String>,
+        user: Option<String>,
+        mut on_output: impl FnMut(&[u8]) + Send,
+    ) -> Result<i64, EngineError> {
         use bollard::exec::{CreateExecOptions, StartExecResults};
         let action = format!("running `{}` in `{id}`", cmd.join(" "));
         let opts = CreateExecOptions {
@@ -550,7 +566,7 @@ impl Engine {
         {
             while let Some(chunk) = output.next().await {
                 let chunk = chunk.map_err(EngineError::api(action.clone()))?;
-                on_output(&String::from_utf8_lossy(&chunk.into_bytes()));
+                on_output(&chunk.into_bytes());
             }
         }
         let info = self

@@ -1,0 +1,23 @@
+//! `devenv watch [SERVICE…]`: live sync for a stack started with `up -d`,
+//! until Ctrl-C (attached `devenv up` watches by itself).
+
+use super::{Context, Outcome};
+use crate::cli::ServicesArgs;
+use crate::lifecycle::UpError;
+
+pub async fn run(ctx: &Context, args: ServicesArgs) -> Outcome {
+    let stack = ctx.stack()?;
+    if let Some(s) = args
+        .services
+        .iter()
+        .find(|s| !stack.services.contains_key(*s))
+    {
+        return Err(UpError::UnknownService(s.clone()).into());
+    }
+    let engine = ctx.engine().await?;
+    tokio::select! {
+        r = crate::watch::run(&engine, &stack, &args.services, ctx.reporter()) => r?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(0)
+}

@@ -1,0 +1,547 @@
+//! Live sync: while the stack runs, source changes on the host reach the
+//! containers through each service's `watch` rules (`sync`, `restart`,
+//! `rebuild`, `exec`), without a rebuild and in well under a second.
+//!
+//! # How it works
+//!
+//! 1. **Watches.** Every folder some rule covers gets its own non-recursive
+//!    inotify watch ([`tree`]); folders a rule skips ([`filter`]: defaults
+//!    such as `vendor/`, the rule's `ignore`, `.gitignore`, `.dockerignore`)
+//!    get none, so a big `vendor/` cannot exhaust the kernel's limit. New
+//!    folders are watched as they appear.
+//! 2. **Batches.** Changed paths that a rule wants go into a trailing
+//!    debounce ([`debounce`]): a batch is cut after 20 ms without events
+//!    (compose waits 500 ms), de-duplicated, and batches are applied one at a
+//!    time, in order.
+//! 3. **Plans.** A batch becomes, per service, the paths to mirror and the
+//!    actions to fire ([`plan`]): sync first, then rebuild or restart, then
+//!    `exec` commands, so a migration runs against the file just synced.
+//! 4. **Sync by state, not by event.** Each changed path is looked at when
+//!    its batch is applied: what exists goes into one tar archive (folders
+//!    whole), what is gone is removed with one `rm -rf` ([`sync`]). Any
+//!    change after that look makes a new event and a later batch, so the
+//!    container always ends up like the host, whatever order events came in.
+//! 5. **Whole-tree syncs.** At start, and whenever the service's container
+//!    is new or restarted (seen by its id and start time, checked every
+//!    second and before each batch), the whole tree is uploaded and what the
+//!    host no longer has is removed from the container.
+//!
+//! Failures (a stopped container, a read-only target) are reported on the
+//! service's line and watching goes on; the next whole-tree sync repairs
+//! whatever a failed batch missed.
+
+mod debounce;
+mod filter;
+mod plan;
+mod sync;
+mod tree;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use debounce::{Batch, Debouncer};
+use plan::{Rule, ServicePlan};
+use sync::Owner;
+use tree::{Signal, Tree};
+
+use crate::config::model::Stack;
+use crate::engine::{Engine, EngineError};
+use crate::lifecycle::{self, UpOptions};
+use crate::report::Reporter;
+
+/// Quiet time that ends a batch: long enough to merge the writes, renames
+/// and chmods of one editor save, far below compose's 500 ms.
+const QUIET: Duration = Duration::from_millis(20);
+/// A path changing without pause still syncs this often.
+const MAX_DELAY: Duration = Duration::from_millis(500);
+/// How often containers are checked for a restart or replacement.
+const POLL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum WatchError {
+    #[error("no service to watch has `watch` rules")]
+    #[diagnostic(
+        code(devenv::watch::no_rules),
+        help("add `[[services.NAME.watch]]` rules to dev.toml, e.g. `path = \"src\"`, `action = \"sync\"`, `target = \"/app\"`")
+    )]
+    NoRules,
+
+    #[error("invalid ignore pattern `{pattern}` in a watch rule of service `{service}`")]
+    #[diagnostic(
+        code(devenv::watch::pattern),
+        help("`ignore` takes .gitignore patterns, e.g. `vendor/` or `*.log`")
+    )]
+    Pattern {
+        service: String,
+        pattern: String,
+        #[source]
+        source: ignore::Error,
+    },
+
+    #[error("watch path `{}` of service `{service}` does not exist", path.display())]
+    #[diagnostic(
+        code(devenv::watch::missing),
+        help("create it, or fix `path` in the rule (it is relative to dev.toml)")
+    )]
+    MissingPath { service: String, path: PathBuf },
+
+    #[error("the inotify watch limit is reached (at `{}`)", path.display())]
+    #[diagnostic(
+        code(devenv::watch::limit),
+        help("raise it with `sudo sysctl fs.inotify.max_user_watches=524288` (and a line in /etc/sysctl.d/ to keep it), or skip big folders with `ignore`")
+    )]
+    Limit { path: PathBuf },
+
+    #[error("cannot watch `{}`", path.display())]
+    #[diagnostic(code(devenv::watch::notify))]
+    Notify {
+        path: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+
+    #[error("service `{service}` is not running")]
+    #[diagnostic(
+        code(devenv::watch::not_running),
+        help("start it with `devenv up -d {service}`; it is synced as soon as it runs")
+    )]
+    NotRunning { service: String },
+
+    #[error("{what} in container `{id}` failed: {detail}")]
+    #[diagnostic(code(devenv::watch::container))]
+    Container {
+        id: String,
+        what: String,
+        detail: String,
+    },
+
+    #[error("cannot read `{}`", path.display())]
+    #[diagnostic(code(devenv::watch::read))]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot build the archive to upload")]
+    #[diagnostic(code(devenv::watch::archive))]
+    Archive {
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl WatchError {
+    fn from_notify(source: notify::Error, path: &Path) -> WatchError {
+        match source.kind {
+            notify::ErrorKind::MaxFilesWatch => WatchError::Limit {
+                path: path.to_path_buf(),
+            },
+            _ => WatchError::Notify {
+                path: path.to_path_buf(),
+                source,
+            },
+        }
+    }
+
+    /// Usage errors are 2, everything else a failed job (1).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            WatchError::NoRules | WatchError::Pattern { .. } | WatchError::MissingPath { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// True when any of `services` (all when empty) has watch rules.
+pub fn has_rules(stack: &Stack, services: &[String]) -> bool {
+    stack
+        .services
+        .values()
+        .any(|s| (services.is_empty() || services.contains(&s.name)) && !s.watch.is_empty())
+}
+
+/// Watches the rules of `services` (all when empty) until the future is
+/// dropped; returns only when watching cannot start.
+pub async fn run(
+    engine: &Engine,
+    stack: &Stack,
+    services: &[String],
+    reporter: Arc<dyn Reporter>,
+) -> Result<(), WatchError> {
+    let rules = rules(stack, services)?;
+    if rules.is_empty() {
+        return Err(WatchError::NoRules);
+    }
+    for r in rules.iter().filter(|r| r.mounted) {
+        reporter.notice(&format!(
+            "{}: `{}` is bind-mounted at `{}`; nothing to copy",
+            r.service,
+            r.path.display(),
+            r.target.as_deref().unwrap_or_default()
+        ));
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tree = Tree::new(tx)?;
+    tree.add_rules(&rules)?;
+
+    let mut names: Vec<String> = rules.iter().map(|r| r.service.clone()).collect();
+    names.dedup();
+    let mut w = Watcher {
+        engine,
+        stack,
+        known: names.iter().map(|n| (n.clone(), None)).collect(),
+        rules,
+        reporter,
+    };
+    for name in &names {
+        w.check(name).await;
+    }
+    let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    w.reporter.notice(&format!(
+        "watching {} folder{} for {}",
+        tree.len(),
+        if tree.len() == 1 { "" } else { "s" },
+        list.join(", ")
+    ));
+
+    let mut debouncer = Debouncer::new(QUIET, MAX_DELAY);
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let due = debouncer
+            .deadline()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            signal = rx.recv() => match signal {
+                Some(Signal::Changed(paths)) => {
+                    for path in paths {
+                        if path.file_name().is_some_and(|n| n == ".gitignore") {
+                            w.rules.iter().for_each(|r| r.filter.reload(&path));
+                        }
+                        let is_dir = path.is_dir() || tree.is_watched(&path);
+                        if w.rules.iter().any(|r| r.matches(&path, is_dir)) {
+                            debouncer.push(path, Instant::now());
+                        }
+                    }
+                }
+                Some(Signal::Rescan) => debouncer.push_rescan(Instant::now()),
+                Some(Signal::Failed(e)) => {
+                    w.reporter.notice(&describe(&WatchError::from_notify(e, Path::new("/"))));
+                }
+                // The sender lives in the watcher, which lives as long as `tree`.
+                None => return Ok(()),
+            },
+            _ = tokio::time::sleep_until(due) => {
+                if let Some(batch) = debouncer.take(Instant::now()) {
+                    w.apply(batch, &mut tree).await;
+                }
+            }
+            _ = poll.tick() => {
+                for name in &names {
+                    w.check(name).await;
+                }
+            }
+        }
+    }
+}
+
+/// The rules of the services asked for, each with its ignore filter.
+fn rules(stack: &Stack, services: &[String]) -> Result<Vec<Rule>, WatchError> {
+    let mut out = Vec::new();
+    for svc in stack.services.values() {
+        if !services.is_empty() && !services.contains(&svc.name) {
+            continue;
+        }
+        let mut dockerignores = vec![stack.root.join(".dockerignore")];
+        if let Some(b) = &svc.build {
+            dockerignores.push(b.context.join(".dockerignore"));
+            dockerignores.dedup();
+        }
+        for rule in &svc.watch {
+            if !rule.path.exists() && !rule.path.parent().is_some_and(Path::is_dir) {
+                return Err(WatchError::MissingPath {
+                    service: svc.name.clone(),
+                    path: rule.path.clone(),
+                });
+            }
+            let filter = filter::Filter::new(&rule.path, &stack.root, &dockerignores, &rule.ignore)
+                .map_err(|e| WatchError::Pattern {
+                    service: svc.name.clone(),
+                    pattern: e.pattern,
+                    source: e.source,
+                })?;
+            out.push(Rule::new(svc, rule, filter));
+        }
+    }
+    Ok(out)
+}
+
+/// A service's container as last synced.
+#[derive(Clone, PartialEq, Eq)]
+struct Instance {
+    id: String,
+    started_at: Option<String>,
+}
+
+struct Known {
+    instance: Instance,
+    owner: Option<Owner>,
+    /// The last whole-tree sync worked; until one does, batches do whole-tree syncs.
+    synced: bool,
+}
+
+struct Watcher<'a> {
+    engine: &'a Engine,
+    stack: &'a Stack,
+    rules: Vec<Rule>,
+    reporter: Arc<dyn Reporter>,
+    known: HashMap<String, Option<Known>>,
+}
+
+impl Watcher<'_> {
+    /// The service's running container, if any.
+    async fn instance(&self, service: &str) -> Result<Option<Instance>, EngineError> {
+        let containers = self.engine.list_containers(&self.stack.project).await?;
+        let Some(c) = containers
+            .into_iter()
+            .find(|c| c.service == service && !c.oneoff && c.state == "running")
+        else {
+            return Ok(None);
+        };
+        let status = self
+            .engine
+            .inspect_container(&c.id, &self.stack.project)
+            .await?;
+        Ok(status.running.then_some(Instance {
+            id: c.id,
+            started_at: status.started_at,
+        }))
+    }
+
+    /// Syncs the whole tree when the service's container is new or restarted.
+    async fn check(&mut self, service: &str) {
+        // An engine error or a stopped container: the next poll looks again.
+        let Ok(Some(current)) = self.instance(service).await else {
+            return;
+        };
+        let known = self.known.get(service).and_then(Option::as_ref);
+        // A whole-tree sync that failed is retried by the next batch, not every second.
+        if known.is_some_and(|k| k.instance == current) {
+            return;
+        }
+        let reason = reason(known, &current);
+        self.sync_whole(service, current, reason).await;
+    }
+
+    async fn sync_whole(&mut self, service: &str, current: Instance, reason: &str) -> bool {
+        let copying: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter(|r| r.service == service && r.copies())
+            .collect();
+        let result = if copying.is_empty() {
+            Ok(None)
+        } else {
+            async {
+                let owner = sync::owner(self.engine, &current.id).await?;
+                let stats = sync::full(self.engine, &current.id, owner, &copying).await?;
+                Ok::<_, WatchError>(Some((owner, stats)))
+            }
+            .await
+        };
+        let (owner, synced) = match result {
+            Ok(None) => (None, true),
+            Ok(Some((owner, stats))) => {
+                self.reporter
+                    .done(service, &format!("{} ({reason})", stats.describe()), true);
+                (Some(owner), true)
+            }
+            Err(e) => {
+                self.fail(service, "sync", &e);
+                (None, false)
+            }
+        };
+        self.known.insert(
+            service.to_string(),
+            Some(Known {
+                instance: current,
+                owner,
+                synced,
+            }),
+        );
+        synced
+    }
+
+    fn fail(&self, service: &str, what: &str, e: &dyn std::error::Error) {
+        self.reporter
+            .done(service, &format!("{what} failed: {}", describe(e)), false);
+    }
+
+    async fn apply(&mut self, batch: Batch, tree: &mut Tree) {
+        let plans = {
+            let is_dir = |p: &Path| p.is_dir() || tree.is_watched(p);
+            plan::plan(&self.rules, &batch.paths, &is_dir)
+        };
+        let refreshed = if batch.rescan {
+            tree.add_rules(&self.rules)
+        } else {
+            tree.refresh(&batch.paths, &self.rules)
+        };
+        if let Err(e) = refreshed {
+            self.reporter.notice(&describe(&e));
+        }
+        if batch.rescan {
+            // Events were lost: nothing short of whole-tree syncs is safe.
+            for k in self.known.values_mut().flatten() {
+                k.synced = false;
+            }
+        }
+        for plan in plans {
+            self.apply_plan(plan).await;
+        }
+        if batch.rescan {
+            let names: Vec<String> = self.known.keys().cloned().collect();
+            for name in names {
+                if let Ok(Some(current)) = self.instance(&name).await {
+                    self.sync_whole(&name, current, "events were lost").await;
+                }
+            }
+        }
+    }
+
+    async fn apply_plan(&mut self, plan: ServicePlan) {
+        let service = plan.service.as_str();
+        let current = match self.instance(service).await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                let e = WatchError::NotRunning {
+                    service: service.to_string(),
+                };
+                let what = if plan.sync.is_empty() {
+                    "watch"
+                } else {
+                    "sync"
+                };
+                return self.fail(service, what, &e);
+            }
+            Err(e) => return self.fail(service, "sync", &e),
+        };
+        let mut id = current.id.clone();
+        if plan.rebuild {
+            self.rebuild(service).await;
+            let Ok(Some(now)) = self.instance(service).await else {
+                return;
+            };
+            id = now.id.clone();
+            self.sync_whole(service, now, "rebuilt").await;
+        } else {
+            let known = self.known.get(service).and_then(Option::as_ref);
+            match known.filter(|k| k.instance == current && k.synced) {
+                Some(k) => {
+                    if let (Some(owner), false) = (k.owner, plan.sync.is_empty()) {
+                        match sync::apply(self.engine, &id, owner, &self.rules, &plan.sync).await {
+                            Ok(stats) => self.reporter.done(service, &stats.describe(), true),
+                            Err(e) => self.fail(service, "sync", &e),
+                        }
+                    }
+                }
+                // The container is not the one last synced: the whole tree covers this batch.
+                None => {
+                    let reason = reason(known, &current);
+                    self.sync_whole(service, current, reason).await;
+                }
+            }
+            if plan.restart {
+                self.restart(service, &id).await;
+            }
+        }
+        let Some(svc) = self.stack.services.get(service) else {
+            return;
+        };
+        for command in &plan.exec {
+            let started = Instant::now();
+            match lifecycle::exec_shell(self.engine, svc, &id, command, self.reporter.as_ref())
+                .await
+            {
+                Ok((0, _)) => self.reporter.done(
+                    service,
+                    &format!("ran {command} in {} ms", started.elapsed().as_millis()),
+                    true,
+                ),
+                Ok((code, _)) => self.reporter.done(
+                    service,
+                    &format!("{command} failed with exit code {code}"),
+                    false,
+                ),
+                Err(e) => self.fail(service, command, &e),
+            }
+        }
+    }
+
+    async fn restart(&mut self, service: &str, id: &str) {
+        let started = Instant::now();
+        if let Err(e) = self.engine.restart_container(id).await {
+            return self.fail(service, "restart", &e);
+        }
+        self.reporter.done(
+            service,
+            &format!("restarted in {} ms", started.elapsed().as_millis()),
+            true,
+        );
+        // Files survive a restart: note the new start time so the poll does
+        // not take it for a restart from outside and sync the whole tree.
+        if let (Ok(Some(now)), Some(Some(k))) =
+            (self.instance(service).await, self.known.get_mut(service))
+        {
+            k.instance = now;
+        }
+    }
+
+    async fn rebuild(&mut self, service: &str) {
+        let started = Instant::now();
+        self.reporter.task(service, "rebuilding");
+        let opts = UpOptions {
+            services: vec![service.to_string()],
+            build: true,
+            no_hooks: false,
+        };
+        match lifecycle::up(self.engine, self.stack, &opts, self.reporter.clone()).await {
+            Ok(_) => self.reporter.done(
+                service,
+                &format!("rebuilt in {:.1} s", started.elapsed().as_secs_f64()),
+                true,
+            ),
+            Err(e) => self.fail(service, "rebuild", &e),
+        }
+    }
+}
+
+/// Why a whole-tree sync of `current` is due, given the container last synced.
+fn reason(known: Option<&Known>, current: &Instance) -> &'static str {
+    match known {
+        None => "initial sync",
+        Some(k) if k.instance == *current => "retry",
+        Some(k) if k.instance.id == current.id => "container restarted",
+        Some(_) => "new container",
+    }
+}
+
+/// An error and its causes on one line, for a service's status line.
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

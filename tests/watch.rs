@@ -1,0 +1,273 @@
+//! End-to-end live sync: `devenv watch` as a child process against the real
+//! engine, syncing into the busybox web image's `/srv`; the container's tree
+//! is compared with the host's by the checksum of every file.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use support::{repo, text, warm_images, Project};
+
+/// A web service whose `/srv` mirrors the project's `src/`, plus `extra` TOML.
+fn project(name: &str, extra: &str) -> Project {
+    let web = repo().join("tests/fixtures/web");
+    let p = Project::new(
+        name,
+        &format!(
+            r#"[services.web]
+build = {{ context = "{}" }}
+image = "devenv-e2e-web:latest"
+ports = []
+user = "1000"
+
+[[services.web.watch]]
+path = "src"
+action = "sync"
+target = "/srv"
+{extra}"#,
+            web.display()
+        ),
+    );
+    p.write("src/index.html", "hello\n");
+    p.write("src/health", "ok\n");
+    p
+}
+
+/// `devenv watch`, killed on drop; its stderr goes to a file the test reads.
+struct Watch {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Watch {
+    fn start(p: &Project) -> Watch {
+        let log = p.path().join("watch.log");
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
+            .args(["--progress", "plain", "watch"])
+            .current_dir(p.path())
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let w = Watch { child, log };
+        w.wait_for("watching");
+        w
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log has `n` lines containing `needle`.
+    fn wait_for_n(&self, needle: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.log().matches(needle).count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "no `{needle}` (x{n}) from devenv watch:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_for(&self, needle: &str) {
+        self.wait_for_n(needle, 1);
+    }
+
+    fn assert_running(&mut self) {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "devenv watch exited:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `sha256  ./path` per file, then every folder, sorted by name; in the form
+/// the container's `find | sort | xargs sha256sum` prints.
+fn host_tree(root: &Path) -> String {
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = e.path();
+            let rel = format!("./{}", path.strip_prefix(root).unwrap().display());
+            // What the watch rules skip by default stays out of the comparison.
+            if rel.contains("vendor") || rel.ends_with(".swp") {
+                continue;
+            }
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(rel);
+                todo.push(path);
+            } else {
+                let hash = Sha256::digest(std::fs::read(&path).unwrap());
+                let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+                files.push((rel, hex));
+            }
+        }
+    }
+    files.sort();
+    dirs.sort();
+    let mut out: Vec<String> = files.iter().map(|(r, h)| format!("{h}  {r}")).collect();
+    out.push("--".into());
+    out.extend(dirs);
+    out.join("\n")
+}
+
+fn container_tree(p: &Project) -> String {
+    let out = p.run(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "cd /srv && find . -type f | LC_ALL=C sort | xargs -r sha256sum; echo --; find . -mindepth 1 -type d | LC_ALL=C sort",
+    ]);
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+/// Polls until the container's `/srv` matches the host's `src/`.
+fn assert_consistent(p: &Project, w: &Watch) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (host, container) = (host_tree(&p.path().join("src")), container_tree(p));
+        if host == container {
+            return;
+        }
+        if Instant::now() > deadline {
+            let host: Vec<&str> = host.lines().collect();
+            let missing: Vec<&&str> = host.iter().filter(|l| !container.contains(**l)).collect();
+            let extra: Vec<&str> = container.lines().filter(|l| !host.contains(l)).collect();
+            panic!(
+                "the container never matched the host\nmissing in the container: {missing:?}\nextra in the container: {extra:?}\nwatch log:\n{}",
+                w.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_burst_of_writes_deletes_renames_and_recreates_ends_identical() {
+    warm_images();
+    let mut p = project("e2ewatchburst", "");
+    p.write("src/old/keep.txt", "old\n");
+    // The image has `/srv/health`; the host no longer does: the initial sync removes it.
+    std::fs::remove_file(p.path().join("src/health")).unwrap();
+    p.ok(&["up", "-d"]);
+    let mut w = Watch::start(&p);
+    assert_consistent(&p, &w);
+
+    let src = p.path().join("src");
+    for d in 0..10 {
+        for f in 0..100 {
+            p.write(&format!("src/burst/d{d}/f{f}.txt"), &format!("{d}/{f}\n"));
+        }
+    }
+    for f in 0..100 {
+        std::fs::remove_file(src.join(format!("burst/d3/f{f}.txt"))).unwrap();
+    }
+    std::fs::rename(src.join("burst/d1"), src.join("burst/renamed")).unwrap();
+    std::fs::rename(src.join("old"), src.join("burst/d1")).unwrap();
+    std::fs::remove_dir_all(src.join("burst/d2")).unwrap();
+    p.write("src/burst/d2/new.txt", "recreated\n");
+    std::fs::remove_file(src.join("index.html")).unwrap();
+    p.write("src/index.html", "hello again\n");
+    // Skipped by default: never copied.
+    p.write("src/vendor/lib.php", "<?php\n");
+    p.write("src/.index.html.swp", "swap");
+    assert_consistent(&p, &w);
+
+    let out = p.ok(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "test ! -e /srv/vendor && find /srv ! -user 1000 | wc -l",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "everything synced belongs to the container's user:\n{}",
+        text(&out)
+    );
+    assert!(w.log().contains("synced"), "{}", w.log());
+    w.assert_running();
+}
+
+#[test]
+fn a_restarted_container_is_synced_again() {
+    warm_images();
+    let mut p = project("e2ewatchrestart", "");
+    p.ok(&["up", "-d"]);
+    let mut w = Watch::start(&p);
+    assert_consistent(&p, &w);
+    // Drift made in the container while it runs: the restart brings the host's tree back.
+    p.ok(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo junk > /srv/junk && rm /srv/index.html",
+    ]);
+    p.ok(&["restart", "web"]);
+    w.wait_for("container restarted");
+    assert_consistent(&p, &w);
+    w.assert_running();
+}
+
+#[test]
+fn a_failed_sync_is_reported_and_watching_goes_on() {
+    warm_images();
+    let mut p = project("e2ewatchfail", "");
+    p.ok(&["up", "-d"]);
+    let mut w = Watch::start(&p);
+    assert_consistent(&p, &w);
+    p.ok(&["down"]);
+    p.write("src/while-down.txt", "missed\n");
+    w.wait_for("sync failed: service `web` is not running");
+    w.assert_running();
+    // A new container: the whole tree is synced again, then changes flow as before.
+    p.ok(&["up", "-d"]);
+    w.wait_for("new container");
+    p.write("src/after.txt", "back\n");
+    w.wait_for_n("synced 1 file in", 1);
+    assert_consistent(&p, &w);
+    w.assert_running();
+}
+
+#[test]
+fn an_exec_rule_runs_its_command_after_the_sync() {
+    warm_images();
+    let mut p = project(
+        "e2ewatchexec",
+        "\n[[services.web.watch]]\npath = \"src/trigger\"\naction = \"exec\"\nrun = \"cat /srv/trigger/x > /tmp/seen\"\n",
+    );
+    p.write("src/trigger/x", "v1\n");
+    p.ok(&["up", "-d"]);
+    let w = Watch::start(&p);
+    p.write("src/trigger/x", "v2\n");
+    w.wait_for("ran cat /srv/trigger/x > /tmp/seen");
+    let out = p.ok(&["exec", "web", "--", "cat", "/tmp/seen"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "v2",
+        "the command sees the file it was fired for:\n{}",
+        w.log()
+    );
+}
