@@ -105,9 +105,18 @@ fn find_cycle(deps: &IndexMap<String, Vec<String>>) -> Option<Vec<String>> {
 
 /// The label value that says "this container runs exactly this config".
 pub fn config_hash(service: &Service, image_id: &str) -> String {
+    // Only what shapes the container counts: a new watch rule, hook, probe or
+    // k8s setting must not recreate it.
+    let mut shape = service.clone();
+    shape.watch.clear();
+    shape.hooks = Default::default();
+    shape.ready = None;
+    shape.ready_timeout = Default::default();
+    shape.depends_on.clear();
+    shape.k8s = None;
     let mut h = Sha256::new();
     // The model's JSON form is stable (IndexMap keeps file order, BTreeMap sorts).
-    h.update(serde_json::to_vec(service).expect("the model serialises"));
+    h.update(serde_json::to_vec(&shape).expect("the model serialises"));
     h.update(image_id.as_bytes());
     let digest = h.finalize();
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
@@ -220,6 +229,27 @@ mod tests {
     fn a_self_dependency_is_a_cycle() {
         let g = graph(&[("app", &["app"])]);
         assert_eq!(levels(&g).unwrap_err(), vec!["app", "app"]);
+    }
+
+    #[test]
+    fn only_what_shapes_the_container_changes_its_hash() {
+        let dir = std::env::temp_dir();
+        let opts = crate::config::LoadOptions {
+            cwd: dir.clone(),
+            ..Default::default()
+        };
+        let parse = |extra: &str| {
+            let text = format!("[services.app]\nimage = \"x\"\nenv = {{ A = \"1\" }}\n{extra}");
+            crate::config::parse(&text, "dev.toml", &dir.join("dev.toml"), &dir, &opts)
+                .unwrap()
+                .services["app"]
+                .clone()
+        };
+        let base = config_hash(&parse(""), "img");
+        let watched = parse("ready = { tcp = 80 }\nhooks = { after_up = [\"true\"] }\n[[services.app.watch]]\npath = \".\"\naction = \"restart\"\n");
+        assert_eq!(config_hash(&watched, "img"), base);
+        assert_ne!(config_hash(&parse("command = \"sh\""), "img"), base);
+        assert_ne!(config_hash(&parse(""), "other-image"), base);
     }
 
     fn actual(service: &str, id: &str, hash: &str, running: bool) -> Actual {

@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{free_port, http_get, repo, stderr, text, Project};
+use support::{copy_dir, eventually, free_port, http_get, repo, stderr, text, Project};
 
 /// The example stack with free host ports; the app image is shared by the tests.
 fn laravel_stack(app: u16, mail_ui: u16, s3: u16, extra_app: &str) -> String {
@@ -164,4 +164,81 @@ fn a_broken_migration_fails_up_with_the_artisan_output() {
         app["state"], "running",
         "containers are left running for inspection"
     );
+}
+
+#[test]
+fn live_sync_shows_an_edited_view_runs_a_new_migration_and_rebuilds_on_composer_lock() {
+    warm();
+    let rules = r#"
+[[services.app.watch]]
+path = "app"
+action = "sync"
+target = "/var/www/html"
+ignore = ["vendor/", "storage/"]
+
+[[services.app.watch]]
+path = "app/database/migrations"
+action = "exec"
+run = "php artisan migrate --force"
+
+[[services.app.watch]]
+path = "app/composer.lock"
+action = "rebuild"
+"#;
+    let (mut p, app, ..) = project("e2elive", rules);
+    copy_dir(&repo().join("examples/laravel"), &p.path().join("app"));
+    p.ok(&["up", "-d"]);
+    let mut watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
+        .args(["--progress", "plain", "watch"])
+        .current_dir(p.path())
+        .stderr(std::fs::File::create(p.path().join("watch.log")).unwrap())
+        .spawn()
+        .unwrap();
+
+    let view = p.path().join("app/resources/views/status.blade.php");
+    let text = std::fs::read_to_string(&view)
+        .unwrap()
+        .replace("<h1>{{ $app }}</h1>", "<h1>{{ $app }} edited-live</h1>");
+    std::fs::write(&view, text).unwrap();
+    let shown = eventually(20, || http_get(app, "/").1.contains("edited-live"));
+
+    p.write(
+        "app/database/migrations/2099_01_01_000000_create_live_probe.php",
+        "<?php\nuse Illuminate\\Database\\Migrations\\Migration;\nuse Illuminate\\Support\\Facades\\DB;\n\
+         return new class extends Migration {\n    public function up() { DB::statement('CREATE TABLE live_probe (x int)'); }\n    public function down() {}\n};\n",
+    );
+    let migrated = eventually(30, || {
+        let out = p.run(&[
+            "exec",
+            "db",
+            "--",
+            "psql",
+            "-U",
+            "app",
+            "-d",
+            "app",
+            "-tAc",
+            "SELECT to_regclass('live_probe') IS NOT NULL",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim() == "t"
+    });
+
+    // The image builds from the repository (unchanged), so the rebuild is
+    // all cache hits and keeps the container: the log says it happened.
+    p.write("app/composer.lock", "{\"packages\": []}\n");
+    let log_path = p.path().join("watch.log");
+    let rebuilt = eventually(240, || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .contains("app rebuilt in")
+    });
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let log = std::fs::read_to_string(p.path().join("watch.log")).unwrap_or_default();
+    assert!(
+        shown,
+        "the edited view is served on the next request:\n{log}"
+    );
+    assert!(migrated, "the new migration ran:\n{log}");
+    assert!(rebuilt, "a changed composer.lock rebuilt the app:\n{log}");
 }

@@ -62,20 +62,8 @@ fn warm() {
 
 /// A copy of the example app to change freely.
 fn app_copy() -> tempfile::TempDir {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let dest = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy(&entry.path(), &dest);
-            } else {
-                std::fs::copy(entry.path(), dest).unwrap();
-            }
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
-    copy(&repo().join("examples/laravel"), dir.path());
+    support::copy_dir(&repo().join("examples/laravel"), dir.path());
     dir
 }
 
