@@ -325,11 +325,13 @@ async fn check_ports(
                 continue;
             }
             let holder = engine.port_holder(host).await;
-            // Our own container for this very service holds it: it is about to be replaced.
+            // Our own container for this very service holds it (running, or
+            // half-started by an interrupted run, when the engine's proxy has
+            // the port but lists no running holder): it is about to be replaced.
             let own = replacing
                 .and_then(|id| ours.iter().find(|c| &c.id == id))
                 .map(|c| c.name.clone());
-            if holder.is_some() && holder == own {
+            if own.is_some() && (holder.is_none() || holder == own) {
                 continue;
             }
             return Err(UpError::PortTaken {

@@ -194,18 +194,25 @@ fn an_interrupted_up_is_completed_by_the_next() {
     warm_images();
     let mut p = Project::new("e2ekill", &three_services(free_port(), free_port()));
     p.uses_docker = true;
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
-        .args(["--progress", "quiet", "up", "-d"])
-        .current_dir(p.path())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    let _ = child.kill();
-    let _ = child.wait();
-    p.ok(&["up", "-d"]);
-    let ps = p.ps();
-    assert_eq!(ps.len(), 3, "{ps:?}");
-    assert!(ps.iter().all(|s| s["ready"] == true), "{ps:?}");
+    // Killed at different stages: creating, starting, waiting for readiness.
+    for delay in [150, 400, 700, 1200] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
+            .args(["--progress", "quiet", "up", "-d"])
+            .current_dir(p.path())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        p.ok(&["up", "-d"]);
+        let ps = p.ps();
+        assert_eq!(ps.len(), 3, "killed after {delay} ms: {ps:?}");
+        assert!(
+            ps.iter().all(|s| s["ready"] == true),
+            "killed after {delay} ms: {ps:?}"
+        );
+        p.ok(&["down", "-v"]);
+    }
 }
 
 #[test]
