@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use futures_util::StreamExt;
@@ -693,9 +693,4 @@ pub async fn status(engine: &Engine, stack: &Stack) -> Result<Vec<ServiceStatus>
     };
     out.sort_by_key(|s| (order(s), s.service.clone()));
     Ok(out)
-}
-
-/// Elapsed-time helper for UIs.
-pub fn since(start: Instant) -> String {
-    format!("{:.2}s", start.elapsed().as_secs_f64())
 }

@@ -21,8 +21,8 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 
-pub use connect::{resolve as resolve_endpoint, Endpoint};
-pub use images::{build_context_tar, PullError};
+pub use connect::Endpoint;
+pub use images::PullError;
 
 use crate::config::model::{Mount, Protocol, Restart, Service, Stack, Volume};
 
