@@ -60,14 +60,13 @@ impl Images {
     pub async fn ensure(
         &self,
         engine: &Engine,
-        project: &str,
         svc: &Service,
         rebuild: bool,
         reporter: &dyn Reporter,
     ) -> Result<String, ImageError> {
         if let Some(build) = &svc.build {
             if rebuild || engine.image_id(&svc.image).await?.is_none() {
-                self.build(engine, project, &svc.name, build, &svc.image, reporter)
+                self.build(engine, &svc.name, build, &svc.image, reporter)
                     .await?;
             }
             return Ok(svc.image.clone());
@@ -90,7 +89,7 @@ impl Images {
                             first_line(&reason)
                         ));
                     }
-                    self.build(engine, project, &svc.name, fallback, &standin, reporter)
+                    self.build(engine, &svc.name, fallback, &standin, reporter)
                         .await?;
                     Ok(standin)
                 }
@@ -108,14 +107,13 @@ impl Images {
     async fn build(
         &self,
         engine: &Engine,
-        project: &str,
         service: &str,
         build: &Build,
         tag: &str,
         reporter: &dyn Reporter,
     ) -> Result<(), ImageError> {
         let cell = self.cell(tag);
-        cell.get_or_try_init(|| self.build_once(engine, project, service, build, tag, reporter))
+        cell.get_or_try_init(|| self.build_once(engine, service, build, tag, reporter))
             .await
             .map(drop)
     }
@@ -123,7 +121,6 @@ impl Images {
     async fn build_once(
         &self,
         engine: &Engine,
-        project: &str,
         service: &str,
         build: &Build,
         tag: &str,
@@ -143,9 +140,7 @@ impl Images {
             self.ensure_base(engine, &base, reporter).await?;
         }
         reporter.task(service, "building");
-        engine
-            .build_image(service, project, build, tag, reporter)
-            .await?;
+        engine.build_image(service, build, tag, reporter).await?;
         reporter.done(service, "built", true);
         Ok(())
     }

@@ -179,13 +179,7 @@ pub async fn up(
         let (images, reporter) = (&images, reporter.clone());
         async move {
             let image = images
-                .ensure(
-                    engine,
-                    &stack.project,
-                    &stack.services[name],
-                    opts.build,
-                    reporter.as_ref(),
-                )
+                .ensure(engine, &stack.services[name], opts.build, reporter.as_ref())
                 .await?;
             let id = engine.image_id(&image).await?.unwrap_or_default();
             Ok::<_, UpError>((image, id))
@@ -516,7 +510,7 @@ pub async fn prepare_oneoff(
     }
     let mut svc = svc.clone();
     svc.image = Images::default()
-        .ensure(engine, &stack.project, &svc, false, reporter.as_ref())
+        .ensure(engine, &svc, false, reporter.as_ref())
         .await?;
     svc.ports.clear();
     Ok((svc, outcomes))

@@ -8,7 +8,7 @@ use bollard::query_parameters::{BuildImageOptions, CreateImageOptions};
 use futures_util::StreamExt;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
-use super::{is_not_found, Engine, EngineError, LABEL_PROJECT};
+use super::{is_not_found, Engine, EngineError};
 use crate::config::model::Build;
 use crate::report::Reporter;
 
@@ -110,7 +110,6 @@ impl Engine {
     pub async fn build_image(
         &self,
         service: &str,
-        project: &str,
         build: &Build,
         tag: &str,
         reporter: &dyn Reporter,
@@ -125,10 +124,8 @@ impl Engine {
             t: Some(tag.to_string()),
             target: build.target.clone().unwrap_or_default(),
             buildargs: Some(build.args.clone().into_iter().collect()),
-            labels: Some(HashMap::from([(
-                LABEL_PROJECT.to_string(),
-                project.to_string(),
-            )])),
+            // No labels: an image must come out the same whichever project
+            // builds it, or projects sharing a tag would recreate each other.
             // Build steps reach package mirrors the way the host does; the default
             // bridge network may lack the host's DNS or proxy setup.
             networkmode: Some("host".into()),
