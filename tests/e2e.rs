@@ -62,38 +62,11 @@ fn named_volume_data_survives_down_and_goes_with_down_v() {
     ]);
     p.ok(&["down"]);
     p.ok(&["up", "-d"]);
-    let out = p.ok(&[
-        "exec",
-        "db",
-        "--",
-        "psql",
-        "-U",
-        "app",
-        "-d",
-        "app",
-        "-tAc",
-        "SELECT v FROM kept",
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    assert_eq!(p.psql("SELECT v FROM kept").0, "42");
     p.ok(&["down", "-v"]);
     p.ok(&["up", "-d"]);
-    let out = p.run(&[
-        "exec",
-        "db",
-        "--",
-        "psql",
-        "-U",
-        "app",
-        "-d",
-        "app",
-        "-tAc",
-        "SELECT v FROM kept",
-    ]);
-    assert!(
-        !out.status.success(),
-        "the table must be gone with the volume:\n{}",
-        text(&out)
-    );
+    let (out, ok) = p.psql("SELECT v FROM kept");
+    assert!(!ok, "the table must be gone with the volume:\n{out}");
 }
 
 #[test]

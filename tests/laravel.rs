@@ -103,19 +103,7 @@ fn the_laravel_stack_comes_up_migrated_with_mail_and_s3_working() {
     );
 
     // Migrations, the seeder and the SQL seed all ran.
-    let out = p.ok(&[
-        "exec",
-        "db",
-        "--",
-        "psql",
-        "-U",
-        "app",
-        "-d",
-        "app",
-        "-tAc",
-        "SELECT title FROM notes ORDER BY title",
-    ]);
-    let titles = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (titles, _) = p.psql("SELECT title FROM notes ORDER BY title");
     assert!(
         titles.contains("From seeds/"),
         "seeds/001 applied:\n{titles}"
@@ -186,6 +174,15 @@ path = "app/composer.lock"
 action = "rebuild"
 "#;
     let (mut p, app, ..) = project("e2elive", rules);
+    // Its own tag: the rebuild below must not touch the image other tests run.
+    let stack = std::fs::read_to_string(p.path().join("dev.toml")).unwrap();
+    p.write(
+        "dev.toml",
+        &stack.replace(
+            "devenv-e2e-laravel:latest",
+            "devenv-e2e-laravel-live:latest",
+        ),
+    );
     copy_dir(&repo().join("examples/laravel"), &p.path().join("app"));
     p.ok(&["up", "-d"]);
     let mut watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
@@ -208,19 +205,7 @@ action = "rebuild"
          return new class extends Migration {\n    public function up() { DB::statement('CREATE TABLE live_probe (x int)'); }\n    public function down() {}\n};\n",
     );
     let migrated = eventually(30, || {
-        let out = p.run(&[
-            "exec",
-            "db",
-            "--",
-            "psql",
-            "-U",
-            "app",
-            "-d",
-            "app",
-            "-tAc",
-            "SELECT to_regclass('live_probe') IS NOT NULL",
-        ]);
-        String::from_utf8_lossy(&out.stdout).trim() == "t"
+        p.psql("SELECT to_regclass('live_probe') IS NOT NULL").0 == "t"
     });
 
     // The image builds from the repository (unchanged), so the rebuild is

@@ -64,6 +64,17 @@ impl Project {
         out
     }
 
+    /// `psql -U app -d app -tAc QUERY` in the `db` service: its output, trimmed, and whether it succeeded.
+    pub fn psql(&self, query: &str) -> (String, bool) {
+        let out = self.run(&[
+            "exec", "db", "--", "psql", "-U", "app", "-d", "app", "-tAc", query,
+        ]);
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            out.status.success(),
+        )
+    }
+
     /// `ps --json`, parsed.
     pub fn ps(&mut self) -> Vec<serde_json::Value> {
         let out = self.ok(&["ps", "--json"]);
