@@ -54,12 +54,10 @@ fn project(name: &str, extra_app: &str) -> (Project, u16, u16, u16) {
 fn warm() {
     static WARM: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     WARM.get_or_init(|| {
-        support::require_docker();
-        let lock =
-            std::fs::File::create(std::env::temp_dir().join("devenv-e2e-images.lock")).unwrap();
-        lock.lock().unwrap();
-        let (mut p, ..) = project("e2elaravelwarm", "");
-        p.ok(&["--progress", "plain", "up", "-d", "--no-hooks"]);
+        support::with_image_lock(|| {
+            let (mut p, ..) = project("e2elaravelwarm", "");
+            p.ok(&["--progress", "plain", "up", "-d", "--no-hooks"]);
+        })
     });
 }
 

@@ -46,9 +46,7 @@ fn warm() {
     static WARM: OnceLock<()> = OnceLock::new();
     WARM.get_or_init(|| {
         warm_images();
-        let lock =
-            std::fs::File::create(std::env::temp_dir().join("devenv-testrun-image.lock")).unwrap();
-        lock.lock().unwrap();
+        support::with_image_lock(|| {
         let mut p = Project::new(
             "trwarm",
             &format!(
@@ -57,6 +55,7 @@ fn warm() {
             ),
         );
         p.ok(&["--progress", "plain", "run", "--rm", "app", "--", "true"]);
+        })
     });
 }
 

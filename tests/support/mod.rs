@@ -167,10 +167,20 @@ pub fn warm_images() {
     WARM.get_or_init(warm_images_once);
 }
 
-fn warm_images_once() {
+/// Runs `build` holding one lock shared by every test binary, so they do
+/// not build the same images at once (2 cores; each waits for the other).
+pub fn with_image_lock(build: impl FnOnce()) {
     require_docker();
     let lock = std::fs::File::create(std::env::temp_dir().join("devenv-e2e-images.lock")).unwrap();
     lock.lock().unwrap();
+    build();
+}
+
+fn warm_images_once() {
+    with_image_lock(warm_three_services);
+}
+
+fn warm_three_services() {
     let mut p = Project::new(
         "e2ewarm",
         &three_services(0, 0)
