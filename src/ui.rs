@@ -28,6 +28,14 @@ pub fn service_style(name: &str) -> Style {
     Style::new().fg(COLOURS[idx % COLOURS.len()])
 }
 
+/// `line` behind its source's coloured `name |` prefix, as logs show it.
+pub fn prefixed(source: &str, line: &str) -> String {
+    format!(
+        "{} {line}",
+        service_style(source).apply_to(format!("{source} |"))
+    )
+}
+
 pub struct TerminalReporter {
     mode: Mode,
     bars: Mutex<HashMap<String, ProgressBar>>,
@@ -141,9 +149,6 @@ impl Reporter for TerminalReporter {
     }
 
     fn output(&self, source: &str, line: &str) {
-        self.line(&format!(
-            "{} {line}",
-            service_style(source).apply_to(format!("{source} |"))
-        ));
+        self.line(&prefixed(source, line));
     }
 }

@@ -37,10 +37,7 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> Outcome {
 }
 
 fn print_line(service: &str, line: &str) {
-    println!(
-        "{} {line}",
-        crate::ui::service_style(service).apply_to(format!("{service} |"))
-    );
+    println!("{}", crate::ui::prefixed(service, line));
 }
 
 /// Follows the logs of `services` until every container's stream ends.

@@ -11,7 +11,7 @@ use super::{Context, Failure, Outcome};
 use crate::cli::TestArgs;
 use crate::lifecycle::UpError;
 use crate::testrun::{self, TestError, TestOptions, TestOutput, TestReport};
-use crate::ui::service_style;
+use crate::ui::prefixed;
 
 pub async fn run(ctx: &Context, args: TestArgs) -> Outcome {
     let stack = ctx.stack()?;
@@ -54,12 +54,7 @@ impl TestOutput for Stdout {
         let _ = match worker {
             None => out.write_all(text.as_bytes()),
             Some(n) => {
-                let tag = format!("w{n}");
-                write!(
-                    out,
-                    "{} {text}",
-                    service_style(&tag).apply_to(format!("{tag} |"))
-                )
+                write!(out, "{}", prefixed(&format!("w{n}"), text))
             }
         };
         let _ = out.flush();
@@ -68,10 +63,7 @@ impl TestOutput for Stdout {
 
 fn print_lines(source: &str, lines: &[String]) {
     for line in lines {
-        eprintln!(
-            "{} {line}",
-            service_style(source).apply_to(format!("{source} |"))
-        );
+        eprintln!("{}", prefixed(source, line));
     }
 }
 

@@ -27,10 +27,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         Err(e) => {
             if let UpError::NotReady { service, logs, .. } = &e {
                 for line in logs {
-                    eprintln!(
-                        "{} {line}",
-                        crate::ui::service_style(service).apply_to(format!("{service} |"))
-                    );
+                    eprintln!("{}", crate::ui::prefixed(service, line));
                 }
             }
             return Err(e.into());
