@@ -47,6 +47,13 @@ pub enum SeedError {
 
     #[error("seed file `{file}` failed: {message}")]
     #[diagnostic(
+        code(devenv::seeds::migrations_missing),
+        help("the seeds need the app's tables, so migrations must run first: `devenv migrate` (or `devenv up`), then `devenv seed`")
+    )]
+    MissingTable { file: String, message: String },
+
+    #[error("seed file `{file}` failed: {message}")]
+    #[diagnostic(
         code(devenv::seeds::failed),
         help("fix the SQL; nothing of this file was applied (it runs in a transaction)")
     )]
@@ -98,6 +105,46 @@ pub fn decide(file: &str, sum: &str, recorded: Option<&str>, force: bool) -> See
         },
     }
 }
+
+/// Whether `up` may apply `seeds/*.sql` after bringing up `selected`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeedsReady {
+    /// The database and every service that migrates it came up in this run.
+    Yes,
+    /// The named service migrates the database but was not brought up, so
+    /// the tables the seeds fill may not exist yet.
+    MigrationsNotRun(String),
+    /// No seed files, or their database is not part of this run.
+    Nothing,
+}
+
+/// Seeds fill tables the app's migrations make, so they go in only when the
+/// services whose hooks migrate (an `after_up` or `migrate` hook) were part
+/// of the same `up` as the database.
+pub fn seeds_ready(stack: &Stack, selected: &[String]) -> SeedsReady {
+    if seed_files(&stack.root).is_empty() {
+        return SeedsReady::Nothing;
+    }
+    let database = stack
+        .services
+        .values()
+        .find(|s| matches!(s.ready, Some(Probe::Postgres { .. })));
+    if !database.is_some_and(|db| selected.contains(&db.name)) {
+        return SeedsReady::Nothing;
+    }
+    let migrating = stack
+        .services
+        .values()
+        .filter(|s| !s.hooks.after_up.is_empty() || !s.hooks.migrate.is_empty())
+        .find(|s| !selected.contains(&s.name));
+    match migrating {
+        Some(s) => SeedsReady::MigrationsNotRun(s.name.clone()),
+        None => SeedsReady::Yes,
+    }
+}
+
+/// PostgreSQL's `undefined_table`: the seed ran before the migration that makes its table.
+const UNDEFINED_TABLE: &str = "42P01";
 
 /// Applies `seeds/*.sql` to the stack's PostgreSQL service.
 pub async fn apply_sql_seeds(
@@ -196,9 +243,17 @@ pub async fn apply_sql_seeds(
         );
         if apply {
             reporter.task(&service, &format!("applying seeds/{name}"));
-            let failed = |e: sqlx::Error| SeedError::Failed {
-                file: name.clone(),
-                message: e.to_string(),
+            let failed = |e: sqlx::Error| {
+                let missing_table = e
+                    .as_database_error()
+                    .and_then(|d| d.code())
+                    .is_some_and(|c| c == UNDEFINED_TABLE);
+                let (file, message) = (name.clone(), e.to_string());
+                if missing_table {
+                    SeedError::MissingTable { file, message }
+                } else {
+                    SeedError::Failed { file, message }
+                }
             };
             let mut tx = conn.begin().await.map_err(failed)?;
             sqlx::raw_sql(&sql)
@@ -256,6 +311,42 @@ mod tests {
                 reapplied: true
             }
         );
+    }
+
+    /// A stack with a database, an app that migrates it, and a seed file.
+    fn seeded_stack() -> (tempfile::TempDir, Stack) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("seeds")).unwrap();
+        std::fs::write(dir.path().join("seeds/001.sql"), "select 1;").unwrap();
+        std::fs::write(
+            dir.path().join("dev.toml"),
+            "[services.db]\nuse = \"postgres\"\n[services.cache]\nuse = \"redis\"\n\
+             [services.app]\nimage = \"app\"\ndepends_on = { db = \"ready\" }\n\
+             hooks = { after_up = [\"php artisan migrate --force\"] }\n",
+        )
+        .unwrap();
+        let stack = crate::config::load(&crate::config::LoadOptions {
+            cwd: dir.path().to_path_buf(),
+            ..Default::default()
+        })
+        .unwrap();
+        (dir, stack)
+    }
+
+    #[test]
+    fn r16_seeds_wait_for_the_services_that_migrate() {
+        let (_dir, stack) = seeded_stack();
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            seeds_ready(&stack, &names(&["db", "cache", "app"])),
+            SeedsReady::Yes
+        );
+        // `devenv test` and `up db`: the app's migrations did not run.
+        assert_eq!(
+            seeds_ready(&stack, &names(&["db", "cache"])),
+            SeedsReady::MigrationsNotRun("app".into())
+        );
+        assert_eq!(seeds_ready(&stack, &names(&["cache"])), SeedsReady::Nothing);
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub struct UpOptions {
     pub build: bool,
     /// Skip `after_up` hooks.
     pub no_hooks: bool,
+    /// Leave `seeds/*.sql` alone: the caller (a one-off, `devenv test`) is
+    /// not bringing up the development stack, whose migrations the seeds need.
+    pub no_seeds: bool,
 }
 
 /// What `up` did, per service.
@@ -271,12 +274,18 @@ pub async fn up(
     }
     // SQL seeds go in once every service (and so every migration) is up; the
     // ledger makes re-running cheap, but a no-op `up` skips even that.
-    let seeds_db = stack
-        .services
-        .values()
-        .find(|s| matches!(s.ready, Some(crate::config::model::Probe::Postgres { .. })));
-    if created_any && !opts.no_hooks && seeds_db.is_some_and(|s| selected.contains(&s.name)) {
-        crate::hooks::apply_sql_seeds(engine, &run_stack, false, reporter.as_ref()).await?;
+    if created_any && !opts.no_hooks && !opts.no_seeds {
+        match crate::hooks::seeds_ready(stack, &selected) {
+            crate::hooks::SeedsReady::Yes => {
+                crate::hooks::apply_sql_seeds(engine, &run_stack, false, reporter.as_ref()).await?;
+            }
+            crate::hooks::SeedsReady::MigrationsNotRun(service) => {
+                reporter.notice(&format!(
+                    "seeds/ not applied: the migrations of `{service}` have not run (`devenv up` runs them, then the seeds)"
+                ));
+            }
+            crate::hooks::SeedsReady::Nothing => {}
+        }
     }
     Ok(outcomes)
 }
@@ -498,6 +507,7 @@ pub async fn prepare_oneoff(
     } else {
         let opts = UpOptions {
             services: needs,
+            no_seeds: true,
             ..UpOptions::default()
         };
         up(engine, stack, &opts, reporter.clone()).await?

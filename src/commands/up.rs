@@ -21,6 +21,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         services: args.services,
         build: args.build,
         no_hooks: args.no_hooks,
+        no_seeds: false,
     };
     let outcomes = match lifecycle::up(&engine, &stack, &opts, reporter.clone()).await {
         Ok(o) => o,
