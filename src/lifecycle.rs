@@ -548,12 +548,12 @@ pub async fn run_hooks(
     reporter: &dyn Reporter,
 ) -> Result<(), UpError> {
     for command in commands {
-        reporter.task(&svc.name, &format!("running `{command}`"));
+        reporter.task(&svc.name, &format!("running `{}`", svc.mask(command)));
         let output = exec_shell(engine, svc, id, command, reporter).await?;
         if output.0 != 0 {
             return Err(UpError::Hook {
                 service: svc.name.clone(),
-                command: command.clone(),
+                command: svc.mask(command),
                 code: output.0,
                 output: output.1,
             });

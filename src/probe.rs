@@ -70,7 +70,7 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
             },
             Some((host, port)),
         ) => {
-            let mut conn = pg_connect(&host, port, user, password, database).await?;
+            let mut conn = pg_connect(&host, port, user, password.expose(), database).await?;
             sqlx::query("SELECT 1")
                 .execute(&mut conn)
                 .await

@@ -1,17 +1,11 @@
-//! `devenv config`: the fully resolved stack, secrets masked.
+//! `devenv config`: the fully resolved stack. Secrets are masked by their
+//! own types (env, build args, test env, probe credentials) as they serialise.
 
 use super::{Context, Outcome};
 use crate::cli::ConfigArgs;
 
 pub fn run(ctx: &Context, args: ConfigArgs) -> Outcome {
-    let mut stack = ctx.stack()?;
-    for svc in stack.services.values_mut() {
-        for v in svc.env.values_mut() {
-            if v.secret {
-                v.value = "********".into();
-            }
-        }
-    }
+    let stack = ctx.stack()?;
     if args.json {
         println!(
             "{}",
