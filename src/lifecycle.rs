@@ -444,6 +444,7 @@ async fn wait_ready(
             "its last log lines are above; fix the cause and run `devenv up` again".into(),
         )
         .await),
+        Err(NotReady::Engine(e)) => Err(e.into()),
         Err(NotReady::TimedOut(last)) => Err(not_ready(
             engine,
             svc,
