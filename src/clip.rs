@@ -101,13 +101,20 @@ impl SourceCode for ClippedSource<'_> {
         let head = self
             .0
             .read_span(&SourceSpan::from((span.offset(), 0)), 0, 0)?;
-        if head.column() <= LONG {
+        let column = head.column();
+        // Is the rest of the label's line long? Read a little past the label.
+        let past = span.offset() + span.len();
+        let long_tail = self
+            .0
+            .read_span(&SourceSpan::from(past..past + 2 * MARGIN + 1), 0, 0)
+            .is_ok_and(|tail| !tail.data().contains(&b'\n'));
+        if column <= LONG && !long_tail {
             return self.0.read_span(span, before, after);
         }
-        // Start a margin before the label, on a character boundary: the
-        // renderer counts bytes of what it decodes, so a split character
-        // would shift every offset after it.
-        let start = span.offset() - MARGIN;
+        // Start a margin before the label (or at its line's start), on a
+        // character boundary: the renderer counts bytes of what it decodes,
+        // so a split character would shift every offset after it.
+        let start = span.offset() - column.min(MARGIN);
         let end = span.offset() + span.len();
         let contents = self.0.read_span(&SourceSpan::from(start..end), 0, after)?;
         let skip = contents

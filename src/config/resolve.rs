@@ -64,8 +64,9 @@ fn pick<'a, T>(
 
 /// Env names treated as secrets even when not listed in `secrets`.
 pub fn looks_secret(name: &str) -> bool {
-    const SUFFIXES: [&str; 5] = [
+    const SUFFIXES: [&str; 6] = [
         "_PASSWORD",
+        "_PASS",
         "_SECRET",
         "_KEY",
         "_TOKEN",
@@ -857,6 +858,7 @@ mod tests {
     #[test]
     fn secret_names_are_recognised() {
         assert!(looks_secret("DB_PASSWORD"));
+        assert!(looks_secret("SMTP_PASS"));
         assert!(looks_secret("APP_KEY"));
         assert!(looks_secret("AWS_SECRET_ACCESS_KEY"));
         assert!(!looks_secret("DB_HOST"));
