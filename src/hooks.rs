@@ -201,7 +201,7 @@ pub async fn apply_sql_seeds(
         .host(&host)
         .port(port)
         .username(&user)
-        .password(&password)
+        .password(password.expose())
         .database(&database)
         .connect()
         .await

@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod cli;
+pub mod clip;
 pub mod commands;
 pub mod config;
 pub mod engine;

@@ -453,6 +453,7 @@ async fn wait_ready(
             "its last log lines are above; fix the cause and run `devenv up` again".into(),
         )
         .await),
+        Err(NotReady::Engine(e)) => Err(e.into()),
         Err(NotReady::TimedOut(last)) => Err(not_ready(
             engine,
             svc,
@@ -558,12 +559,12 @@ pub async fn run_hooks(
     reporter: &dyn Reporter,
 ) -> Result<(), UpError> {
     for command in commands {
-        reporter.task(&svc.name, &format!("running `{command}`"));
+        reporter.task(&svc.name, &format!("running `{}`", svc.mask(command)));
         let output = exec_shell(engine, svc, id, command, reporter).await?;
         if output.0 != 0 {
             return Err(UpError::Hook {
                 service: svc.name.clone(),
-                command: command.clone(),
+                command: svc.mask(command),
                 code: output.0,
                 output: output.1,
             });

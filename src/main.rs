@@ -9,11 +9,11 @@ fn main() -> ExitCode {
     // Long messages stay on one line when piped, so logs and CI output can be searched.
     let terminal = console::Term::stderr().is_term();
     let _ = miette::set_hook(Box::new(move |_| {
-        Box::new(
+        Box::new(devenv::clip::ClippingHandler(
             miette::MietteHandlerOpts::new()
                 .wrap_lines(terminal)
                 .build(),
-        )
+        ))
     }));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

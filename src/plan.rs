@@ -117,6 +117,11 @@ pub fn config_hash(service: &Service, image_id: &str) -> String {
     let mut h = Sha256::new();
     // The model's JSON form is stable (IndexMap keeps file order, BTreeMap sorts).
     h.update(serde_json::to_vec(&shape).expect("the model serialises"));
+    // Secrets serialise as a mask; a changed password must still recreate.
+    for secret in shape.secret_values() {
+        h.update((secret.len() as u64).to_le_bytes());
+        h.update(secret.as_bytes());
+    }
     h.update(image_id.as_bytes());
     let digest = h.finalize();
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()

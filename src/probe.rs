@@ -2,6 +2,11 @@
 //! healthcheck intervals. Like kube-runtime's `wait`: a condition checked in
 //! one loop, [`await_ready`], with a backoff that starts in the tens of
 //! milliseconds so a service is seen ready almost as soon as it is.
+//!
+//! Every attempt is bounded: a network probe by [`ATTEMPT_TIMEOUT`] (a port
+//! that accepts but never answers during start-up must not stall the loop),
+//! an exec probe by what is left of the deadline. An exec probe that
+//! overruns is killed in the container, so no probe outlives its `up`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -11,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::model::Probe;
-use crate::engine::{ContainerStatus, Engine};
+use crate::engine::{ContainerStatus, Engine, EngineError};
 
 /// Where a probe reaches its container.
 #[derive(Debug, Clone)]
@@ -48,10 +53,79 @@ impl Target {
     }
 }
 
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest one network probe attempt may take.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(200);
+/// The longest wait between attempts: a service is seen ready at most this
+/// late (a cold PostgreSQL becomes ready at any moment, not in steps).
+const MAX_BACKOFF: Duration = Duration::from_millis(50);
+/// What an exec or Docker-health check outside [`await_ready`] may take (`ps`).
+const CHECK_BUDGET: Duration = Duration::from_secs(2);
+/// Connecting for hooks and test databases, where the server is known ready.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Checks `probe` once; `Err` says why it is not ready yet.
+/// Why one attempt did not find the service ready.
+#[derive(Debug)]
+enum Miss {
+    /// Not ready yet; the probe's own words.
+    NotYet(String),
+    /// The engine failed to run the check: reported as such, not as not-ready.
+    Engine(EngineError),
+}
+
+impl From<String> for Miss {
+    fn from(why: String) -> Self {
+        Miss::NotYet(why)
+    }
+}
+
+/// Checks `probe` once, within a couple of seconds; `Err` says why it is not ready.
 pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<(), String> {
+    let budget = if is_network(probe) {
+        ATTEMPT_TIMEOUT
+    } else {
+        CHECK_BUDGET
+    };
+    match bounded(engine, probe, target, budget).await {
+        Ok(()) => Ok(()),
+        Err(Miss::NotYet(why)) => Err(why),
+        Err(Miss::Engine(e)) => Err(e.to_string()),
+    }
+}
+
+/// One attempt within `budget`. A network attempt is simply dropped when it
+/// overruns; an exec attempt enforces the budget itself, so that it can
+/// still kill the command it started.
+async fn bounded(
+    engine: &Engine,
+    probe: &Probe,
+    target: &Target,
+    budget: Duration,
+) -> Result<(), Miss> {
+    if !is_network(probe) {
+        return attempt(engine, probe, target, budget).await;
+    }
+    tokio::time::timeout(budget, attempt(engine, probe, target, budget))
+        .await
+        .unwrap_or_else(|_| Err(Miss::NotYet(format!("no answer within {}", secs(budget)))))
+}
+
+/// A duration as people read it in a message: `0.2s`, `6.0s`.
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// Whether the probe goes over the network (else it runs in or asks the engine).
+fn is_network(probe: &Probe) -> bool {
+    !matches!(probe, Probe::Exec { .. } | Probe::Docker)
+}
+
+/// One attempt; exec probes are stopped once `budget` passes.
+async fn attempt(
+    engine: &Engine,
+    probe: &Probe,
+    target: &Target,
+    budget: Duration,
+) -> Result<(), Miss> {
     let port = match probe {
         Probe::Postgres { port, .. }
         | Probe::Redis { port }
@@ -70,7 +144,7 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
             },
             Some((host, port)),
         ) => {
-            let mut conn = pg_connect(&host, port, user, password, database).await?;
+            let mut conn = pg_connect(&host, port, user, password.expose(), database).await?;
             sqlx::query("SELECT 1")
                 .execute(&mut conn)
                 .await
@@ -80,48 +154,46 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
         (Probe::Redis { .. }, Some((host, port))) => {
             let client = redis::Client::open(format!("redis://{host}:{port}/"))
                 .map_err(|e| e.to_string())?;
-            let ping = async {
-                let mut con = client.get_multiplexed_async_connection().await?;
-                redis::cmd("PING").query_async::<String>(&mut con).await
-            };
-            let pong = tokio::time::timeout(ATTEMPT_TIMEOUT, ping)
+            let mut con = client
+                .get_multiplexed_async_connection()
                 .await
-                .map_err(|_| "PING timed out".to_string())?
+                .map_err(|e| e.to_string())?;
+            let pong = redis::cmd("PING")
+                .query_async::<String>(&mut con)
+                .await
                 .map_err(|e| e.to_string())?;
             if pong == "PONG" {
                 Ok(())
             } else {
-                Err(format!("PING answered `{pong}`"))
+                Err(format!("PING answered `{pong}`").into())
             }
         }
         (Probe::Http { path, status, .. }, Some((host, port))) => {
-            let code = tokio::time::timeout(ATTEMPT_TIMEOUT, http_status(&host, port, path))
-                .await
-                .map_err(|_| format!("GET {path} timed out"))??;
+            let code = http_status(&host, port, path).await?;
             if (status.0..=status.1).contains(&code) {
                 Ok(())
             } else {
-                Err(format!("GET {path} answered {code}"))
+                Err(format!("GET {path} answered {code}").into())
             }
         }
-        (Probe::Tcp { .. }, Some((host, port))) => {
-            tokio::time::timeout(ATTEMPT_TIMEOUT, TcpStream::connect((host.as_str(), port)))
-                .await
-                .map_err(|_| format!("connecting to port {port} timed out"))?
-                .map(drop)
-                .map_err(|e| format!("port {port}: {e}"))
-        }
-        (Probe::Exec { command }, _) => exec_ok(engine, target, command.clone()).await,
+        (Probe::Tcp { .. }, Some((host, port))) => TcpStream::connect((host.as_str(), port))
+            .await
+            .map(drop)
+            .map_err(|e| format!("port {port}: {e}").into()),
+        (Probe::Exec { command }, _) => exec_ok(engine, target, command, budget).await,
         (Probe::Docker, _) => {
             // Health is read from the engine each time; the project name is not needed for it.
-            let status = engine
-                .inspect_container(&target.container, "")
-                .await
-                .map_err(|e| e.to_string())?;
+            let status =
+                tokio::time::timeout(budget, engine.inspect_container(&target.container, ""))
+                    .await
+                    .map_err(|_| Miss::NotYet(format!("no answer within {}", secs(budget))))?
+                    .map_err(Miss::Engine)?;
             match status.health.as_deref() {
                 Some("healthy") => Ok(()),
-                Some(h) => Err(format!("docker health is `{h}`")),
-                None => Err("the image has no HEALTHCHECK; use another probe".into()),
+                Some(h) => Err(format!("docker health is `{h}`").into()),
+                None => Err("the image has no HEALTHCHECK; use another probe"
+                    .to_string()
+                    .into()),
             }
         }
         // Neither the network address nor a published port reaches it (Docker
@@ -130,11 +202,13 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
             let cmd = probe
                 .in_container_command()
                 .expect("postgres and redis probes have one");
-            exec_ok(engine, target, cmd).await
+            exec_ok(engine, target, &cmd, budget).await
         }
-        (Probe::Http { .. } | Probe::Tcp { .. }, None) => {
-            Err("the container is not reachable from here; publish the port in `ports`".into())
-        }
+        (Probe::Http { .. } | Probe::Tcp { .. }, None) => Err(
+            "the container is not reachable from here; publish the port in `ports`"
+                .to_string()
+                .into(),
+        ),
     }
 }
 
@@ -152,29 +226,105 @@ pub async fn pg_connect(
         .username(user)
         .password(password)
         .database(database);
-    tokio::time::timeout(ATTEMPT_TIMEOUT, opts.connect())
+    tokio::time::timeout(CONNECT_TIMEOUT, opts.connect())
         .await
         .map_err(|_| "connecting timed out".to_string())?
         .map_err(|e| e.to_string())
 }
 
-async fn exec_ok(engine: &Engine, target: &Target, command: Vec<String>) -> Result<(), String> {
+/// The line the exec wrapper prints first: the probe's pid in the container.
+const PID_MARK: &str = "devenv-probe-pid ";
+
+/// Runs `command` in the container and wants exit code 0. The command runs
+/// under `sh`, which prints its pid and then becomes the command, so that a
+/// command still running when `budget` passes can be killed: the Docker API
+/// has no call that stops an exec. An image without `sh` runs the command
+/// bare (and an overrun one then finishes on its own).
+async fn exec_ok(
+    engine: &Engine,
+    target: &Target,
+    command: &[String],
+    budget: Duration,
+) -> Result<(), Miss> {
+    let start = Instant::now();
+    let mut wrapped: Vec<String> = [
+        "sh",
+        "-c",
+        "echo \"devenv-probe-pid $$\"; exec \"$@\"",
+        "sh",
+    ]
+    .map(String::from)
+    .to_vec();
+    wrapped.extend_from_slice(command);
     let mut out = String::new();
-    let code = engine
-        .exec(&target.container, command.clone(), Vec::new(), None, |s| {
-            out.push_str(s)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    if code == 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` exited with {code}: {}",
-            command.join(" "),
-            out.trim()
-        ))
+    let (code, out) = match exec_within(engine, target, wrapped, budget, &mut out).await {
+        Ok(code)
+            if (code == 126 || code == 127)
+                && out.contains("\"sh\": executable file not found") =>
+        {
+            let left = budget.saturating_sub(start.elapsed());
+            let mut bare = String::new();
+            let code = exec_within(engine, target, command.to_vec(), left, &mut bare).await;
+            (code, bare)
+        }
+        code => (code, out),
+    };
+    let shown = command.join(" ");
+    match code {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(Miss::NotYet(format!(
+            "`{shown}` exited with {code}: {}",
+            without_pid(&out).trim()
+        ))),
+        Err(Some(e)) => Err(Miss::Engine(e)),
+        Err(None) => {
+            if let Some(pid) = pid_of(&out) {
+                // Best effort, briefly: the container may be gone already.
+                let kill = vec!["sh".into(), "-c".into(), format!("kill -KILL {pid}")];
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    engine.exec(&target.container, kill, Vec::new(), None, |_| {}),
+                )
+                .await;
+            }
+            Err(Miss::NotYet(format!(
+                "`{shown}` was still running after {} and was stopped",
+                secs(budget)
+            )))
+        }
     }
+}
+
+/// An exec's exit code; `Err(None)` when `budget` passed first.
+async fn exec_within(
+    engine: &Engine,
+    target: &Target,
+    command: Vec<String>,
+    budget: Duration,
+    out: &mut String,
+) -> Result<i64, Option<EngineError>> {
+    let run = engine.exec(&target.container, command, Vec::new(), None, |s| {
+        out.push_str(s)
+    });
+    match tokio::time::timeout(budget, run).await {
+        Ok(result) => result.map_err(Some),
+        Err(_) => Err(None),
+    }
+}
+
+fn pid_of(out: &str) -> Option<u32> {
+    let rest = &out[out.find(PID_MARK)? + PID_MARK.len()..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn without_pid(out: &str) -> String {
+    out.lines()
+        .filter(|l| !l.starts_with(PID_MARK))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A minimal HTTP/1.0 GET: devenv only needs the status code.
@@ -212,15 +362,18 @@ fn parse_status(head: &[u8]) -> Option<u16> {
 }
 
 /// Why a service never became ready.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum NotReady {
     /// The container stopped; its exit code.
     Exited(i64),
     /// The timeout passed; the probe's last complaint.
     TimedOut(String),
+    /// The engine failed while devenv asked it about the container.
+    Engine(EngineError),
 }
 
-/// Probes until ready, the container exits, or `timeout` passes; returns how long it took.
+/// Probes until ready, the container exits, or `timeout` passes; returns how
+/// long it took. The deadline holds even in the middle of an attempt.
 pub async fn await_ready(
     engine: &Engine,
     project: &str,
@@ -229,13 +382,17 @@ pub async fn await_ready(
     timeout: Duration,
 ) -> Result<Duration, NotReady> {
     let start = Instant::now();
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut delay = Duration::from_millis(15);
     let mut target: Option<Target> = None;
+    let mut last = Miss::NotYet("no attempt finished in time".into());
     loop {
-        let status = engine
-            .inspect_container(container, project)
-            .await
-            .map_err(|e| NotReady::TimedOut(e.to_string()))?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let status =
+            match tokio::time::timeout(left, engine.inspect_container(container, project)).await {
+                Ok(status) => status.map_err(NotReady::Engine)?,
+                Err(_) => return Err(give_up(last)),
+            };
         if !status.running {
             return Err(NotReady::Exited(status.exit_code.unwrap_or(-1)));
         }
@@ -244,15 +401,29 @@ pub async fn await_ready(
         };
         // The address is known once the container runs; it does not change after.
         let t = target.get_or_insert_with(|| Target::from_status(container, &status));
-        let last = match check(engine, probe, t).await {
-            Ok(()) => return Ok(start.elapsed()),
-            Err(e) => e,
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let budget = if is_network(probe) {
+            ATTEMPT_TIMEOUT.min(left)
+        } else {
+            left
         };
-        if start.elapsed() >= timeout {
-            return Err(NotReady::TimedOut(last));
+        last = match bounded(engine, probe, t, budget).await {
+            Ok(()) => return Ok(start.elapsed()),
+            Err(miss) => miss,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(give_up(last));
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 3 / 2).min(Duration::from_millis(500));
+        tokio::time::sleep_until((tokio::time::Instant::now() + delay).min(deadline)).await;
+        delay = (delay * 3 / 2).min(MAX_BACKOFF);
+    }
+}
+
+/// The failure to report once the deadline passed: an engine error as such.
+fn give_up(last: Miss) -> NotReady {
+    match last {
+        Miss::NotYet(why) => NotReady::TimedOut(why),
+        Miss::Engine(e) => NotReady::Engine(e),
     }
 }
 

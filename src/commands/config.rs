@@ -1,15 +1,29 @@
-//! `devenv config`: the fully resolved stack, secrets masked.
+//! `devenv config`: the fully resolved stack. Secrets are masked by their
+//! own types (env, build args, test env, probe credentials) as they serialise.
 
 use super::{Context, Outcome};
 use crate::cli::ConfigArgs;
 
 pub fn run(ctx: &Context, args: ConfigArgs) -> Outcome {
     let mut stack = ctx.stack()?;
+    // Commands are plain strings; a secret interpolated into one is masked here.
     for svc in stack.services.values_mut() {
-        for v in svc.env.values_mut() {
-            if v.secret {
-                v.value = "********".into();
-            }
+        let masked = svc.clone();
+        let lists = [
+            &mut svc.hooks.after_up,
+            &mut svc.hooks.migrate,
+            &mut svc.hooks.seed,
+        ];
+        for command in lists.into_iter().flatten() {
+            *command = masked.mask(command);
+        }
+        for word in svc
+            .command
+            .iter_mut()
+            .chain(svc.entrypoint.iter_mut())
+            .flatten()
+        {
+            *word = masked.mask(word);
         }
     }
     if args.json {

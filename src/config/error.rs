@@ -62,6 +62,18 @@ pub enum ConfigError {
         help: Option<String>,
     },
 
+    #[error("invalid env file `{file}` at line {line}, column {column}: {reason}")]
+    #[diagnostic(
+        code(devenv::config::dotenv),
+        help("each line is `NAME=value`; quote a value with spaces or `#` in it and close every quote (the line is not shown: it may hold a secret)")
+    )]
+    DotEnv {
+        file: String,
+        line: usize,
+        column: usize,
+        reason: &'static str,
+    },
+
     #[error("dependency cycle: {cycle}")]
     #[diagnostic(
         code(devenv::config::cycle),
@@ -96,7 +108,7 @@ impl ConfigError {
 
     /// A TOML syntax or type error, with the unknown-key case made friendlier.
     pub fn from_toml(src: &Src, err: &toml::de::Error) -> Self {
-        let message = err.message().trim().to_string();
+        let message = hide_string_value(err.message().trim());
         let help = if message.starts_with("unknown field") {
             Some("check the spelling; the README lists every key a service accepts".to_string())
         } else if message.contains("did not match any variant") {
@@ -113,10 +125,41 @@ impl ConfigError {
     }
 }
 
+/// serde quotes a string it rejects (`invalid type: string "hunter2",
+/// expected u16`); the string may be a password written in the wrong place.
+fn hide_string_value(message: &str) -> String {
+    for kind in ["invalid type: string ", "invalid value: string "] {
+        if let Some(rest) = message.strip_prefix(kind) {
+            if let Some(end) = rest.rfind(", expected") {
+                return format!("{}a string{}", &kind[..kind.len() - 7], &rest[end..]);
+            }
+        }
+    }
+    message.to_string()
+}
+
 fn lowercase_first(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
         Some(c) => c.to_lowercase().chain(chars).collect(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejected_strings_are_not_quoted() {
+        assert_eq!(
+            hide_string_value("invalid type: string \"hunter2\", expected u16"),
+            "invalid type: a string, expected u16"
+        );
+        assert_eq!(
+            hide_string_value("invalid value: string \"x, expected\", expected one of `a`"),
+            "invalid value: a string, expected one of `a`"
+        );
+        assert_eq!(hide_string_value("unknown field `x`"), "unknown field `x`");
     }
 }

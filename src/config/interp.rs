@@ -9,11 +9,29 @@ pub struct InterpError {
     pub help: String,
 }
 
+/// How deep defaults may nest (`${A:-${B:-x}}` is two); deeper is a typo or
+/// an attack, and unbounded nesting would overflow the stack.
+pub const MAX_NESTING: usize = 10;
+
 /// Replaces every reference in `text` with its value from `lookup`.
 pub fn interpolate(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, InterpError> {
+    interpolate_at(text, lookup, 0)
+}
+
+fn interpolate_at(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    depth: usize,
+) -> Result<String, InterpError> {
+    if depth > MAX_NESTING {
+        return Err(InterpError {
+            message: format!("variable references nest deeper than {MAX_NESTING} levels"),
+            help: "nest fewer `${VAR:-…}` defaults inside each other".into(),
+        });
+    }
     if !text.contains('$') {
         return Ok(text.to_string());
     }
@@ -27,10 +45,10 @@ pub fn interpolate(
             rest = after;
         } else if let Some(inner) = rest.strip_prefix('{') {
             let end = closing_brace(inner).ok_or_else(|| InterpError {
-                message: format!("unterminated `${{` in `{text}`"),
+                message: "unterminated `${`".into(),
                 help: "close the reference with `}`, or write `$$` for a literal dollar".into(),
             })?;
-            out.push_str(&expand(&inner[..end], lookup)?);
+            out.push_str(&expand(&inner[..end], lookup, depth)?);
             rest = &inner[end + 1..];
         } else {
             let len = rest
@@ -39,7 +57,7 @@ pub fn interpolate(
             if len == 0 {
                 out.push('$');
             } else {
-                out.push_str(&expand(&rest[..len], lookup)?);
+                out.push_str(&expand(&rest[..len], lookup, depth)?);
                 rest = &rest[len..];
             }
         }
@@ -62,14 +80,18 @@ fn closing_brace(s: &str) -> Option<usize> {
     None
 }
 
-fn expand(expr: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpError> {
+fn expand(
+    expr: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    depth: usize,
+) -> Result<String, InterpError> {
     let name_len = expr
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .unwrap_or(expr.len());
     let (name, op) = expr.split_at(name_len);
     if name.is_empty() {
         return Err(InterpError {
-            message: format!("invalid variable reference `${{{expr}}}`"),
+            message: format!("invalid variable reference `${{{}}}`", clip(expr)),
             help: "a variable name is letters, digits and `_`".into(),
         });
     }
@@ -86,13 +108,13 @@ fn expand(expr: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
         ("", "")
     } else {
         return Err(InterpError {
-            message: format!("invalid variable reference `${{{expr}}}`"),
+            message: format!("invalid variable reference `${{{}}}`", clip(expr)),
             help: "use `${VAR}`, `${VAR:-default}` or `${VAR:?message}`".into(),
         });
     };
     match (op, value) {
         (":-", Some(v)) if !v.is_empty() => Ok(v),
-        (":-", _) | ("-", None) => interpolate(arg, lookup),
+        (":-", _) | ("-", None) => interpolate_at(arg, lookup, depth + 1),
         (":?", Some(v)) if !v.is_empty() => Ok(v),
         ("?", Some(v)) | ("-", Some(v)) | ("", Some(v)) => Ok(v),
         (":?" | "?", _) => Err(InterpError {
@@ -105,6 +127,14 @@ fn expand(expr: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
                 "set `{name}` in the environment or in `.env`, or give a default: `${{{name}:-value}}`"
             ),
         }),
+    }
+}
+
+/// Errors quote what was written, but not a whole file's worth of it.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 
@@ -174,5 +204,25 @@ mod tests {
     #[test]
     fn unterminated_reference_is_an_error() {
         assert!(run("${USER").unwrap_err().message.contains("unterminated"));
+    }
+
+    #[test]
+    fn r14_deep_nesting_is_an_error_not_a_stack_overflow() {
+        let n = 20_000;
+        let text = format!("{}x{}", "${A:-".repeat(n), "}".repeat(n));
+        let err = run(&text).unwrap_err();
+        assert!(err.message.contains("nest deeper"), "{}", err.message);
+        let ok = format!(
+            "{}x{}",
+            "${A:-".repeat(MAX_NESTING),
+            "}".repeat(MAX_NESTING)
+        );
+        assert_eq!(run(&ok).unwrap(), "x");
+    }
+
+    #[test]
+    fn errors_do_not_echo_the_value() {
+        let err = run("hunter2${USER").unwrap_err();
+        assert!(!err.message.contains("hunter2"), "{}", err.message);
     }
 }

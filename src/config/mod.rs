@@ -2,12 +2,14 @@
 //! profiles and validate, producing one [`model::Stack`]. Nothing here talks
 //! to Docker; every error points at the line it is about.
 
+mod dotenv;
 pub mod error;
 mod interp;
 pub mod model;
 mod presets;
 mod raw;
 mod resolve;
+pub mod secret;
 mod testrun;
 
 use std::collections::HashMap;
@@ -21,6 +23,7 @@ use error::Src;
 use model::{EnvValue, Mount, Stack, Volume};
 use raw::RawFile;
 pub use resolve::looks_secret;
+pub use secret::Secret;
 
 /// The stack file names looked for, in order, from the current folder upwards.
 pub const FILE_NAMES: [&str; 1] = ["dev.toml"];
@@ -58,7 +61,7 @@ pub fn locate(opts: &LoadOptions) -> Result<PathBuf, ConfigError> {
 /// Reads, resolves and validates the stack.
 pub fn load(opts: &LoadOptions) -> Result<Stack, ConfigError> {
     let file = locate(opts)?;
-    let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(&file).map_err(|source| ConfigError::Read {
         path: file.clone(),
         source,
     })?;
@@ -68,6 +71,21 @@ pub fn load(opts: &LoadOptions) -> Result<Stack, ConfigError> {
         .unwrap_or(&file)
         .display()
         .to_string();
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+        ConfigError::Syntax {
+            message: "the stack file is not valid UTF-8".into(),
+            src: Src {
+                name: display.clone(),
+                text: Arc::from(text),
+            }
+            .named(),
+            // The lossy text has U+FFFD (3 bytes) where the bad bytes were.
+            span: Some((at, 3).into()),
+            help: Some("save the file as UTF-8".into()),
+        }
+    })?;
     parse(&text, &display, &file, &root, opts)
 }
 
@@ -282,17 +300,16 @@ fn read_dotenv(root: &Path) -> Result<HashMap<String, String>, ConfigError> {
     if !path.is_file() {
         return Ok(HashMap::new());
     }
-    let iter = dotenvy::from_path_iter(&path).map_err(|e| ConfigError::Read {
-        path: path.clone(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    iter.map(|item| {
-        item.map_err(|e| ConfigError::Read {
-            path: path.clone(),
-            source: std::io::Error::other(e.to_string()),
+    // Unreadable is exit 1 (`Read`); unparsable is bad config with a location.
+    dotenv::read(&path)
+        .map(|pairs| pairs.into_iter().collect())
+        .map_err(|e| match e {
+            Ok(e) => e.at(&path),
+            Err(source) => ConfigError::Read {
+                path: path.clone(),
+                source,
+            },
         })
-    })
-    .collect()
 }
 
 fn project_name(

@@ -97,11 +97,42 @@ pub struct Service {
     pub k8s: Option<toml::Table>,
 }
 
-/// An environment value and whether it is a secret (never printed, never in a ConfigMap).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An environment value and whether it is a secret (never printed, never in a
+/// ConfigMap): its `Debug` and `Serialize` mask a secret's value.
+#[derive(Clone, PartialEq, Eq)]
 pub struct EnvValue {
     pub value: String,
     pub secret: bool,
+}
+
+impl EnvValue {
+    /// What may be shown of the value: itself, or the mask for a secret.
+    pub fn shown(&self) -> &str {
+        if self.secret {
+            super::secret::MASK
+        } else {
+            &self.value
+        }
+    }
+}
+
+impl std::fmt::Debug for EnvValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvValue")
+            .field("value", &self.shown())
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+impl Serialize for EnvValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("EnvValue", 2)?;
+        st.serialize_field("value", self.shown())?;
+        st.serialize_field("secret", &self.secret)?;
+        st.end()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -112,7 +143,8 @@ pub struct Build {
     pub dockerfile: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    pub args: BTreeMap<String, String>,
+    /// Build args; one named like a secret or listed in `secrets` is masked.
+    pub args: BTreeMap<String, EnvValue>,
     /// Host script run before building (e.g. to download wheels), absolute.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prepare: Option<PathBuf>,
@@ -184,7 +216,7 @@ pub enum Probe {
     Postgres {
         port: u16,
         user: String,
-        password: String,
+        password: super::Secret,
         database: String,
     },
     /// `PING`.
@@ -235,6 +267,34 @@ impl Probe {
             Probe::Exec { command } => Some(command.clone()),
             Probe::Http { .. } | Probe::Tcp { .. } | Probe::Docker => None,
         }
+    }
+}
+
+impl Service {
+    /// Every secret value this service knows (env, build args, probe
+    /// password), raw: what [`Service::mask`] hides and what the config hash
+    /// must still see, since their printed forms are all the same mask.
+    pub fn secret_values(&self) -> impl Iterator<Item = &str> {
+        let build_args = self
+            .build
+            .iter()
+            .chain(&self.fallback)
+            .flat_map(|b| b.args.values());
+        let password = match &self.ready {
+            Some(Probe::Postgres { password, .. }) => Some(password.expose()),
+            _ => None,
+        };
+        self.env
+            .values()
+            .chain(build_args)
+            .filter(|v| v.secret)
+            .map(|v| v.value.as_str())
+            .chain(password)
+    }
+
+    /// `text` (a hook command, say) with this service's secret values masked.
+    pub fn mask(&self, text: &str) -> String {
+        super::secret::mask_in(text, self.secret_values())
     }
 }
 

@@ -37,6 +37,8 @@ pub struct RawTest {
     pub tests: Option<S<String>>,
     pub writable: Option<Vec<S<String>>>,
     pub env: Option<IndexMap<String, S<String>>>,
+    /// `env` names whose values are secrets (besides secret-looking names).
+    pub secrets: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -64,8 +64,9 @@ fn pick<'a, T>(
 
 /// Env names treated as secrets even when not listed in `secrets`.
 pub fn looks_secret(name: &str) -> bool {
-    const SUFFIXES: [&str; 5] = [
+    const SUFFIXES: [&str; 6] = [
         "_PASSWORD",
+        "_PASS",
         "_SECRET",
         "_KEY",
         "_TOKEN",
@@ -84,7 +85,7 @@ pub fn resolve_service(
     let src = ctx.src;
     let p = preset;
 
-    let build = match pick(&raw.build, src, p, |r| &r.build) {
+    let mut build = match pick(&raw.build, src, p, |r| &r.build) {
         Some(b) => Some(resolve_build(
             ctx,
             b.src,
@@ -94,7 +95,7 @@ pub fn resolve_service(
         )?),
         None => None,
     };
-    let fallback = match pick(&raw.fallback, src, p, |r| &r.fallback) {
+    let mut fallback = match pick(&raw.fallback, src, p, |r| &r.fallback) {
         Some(b) => {
             // A preset's fallback context is relative to where the preset lives.
             let base = p
@@ -189,13 +190,16 @@ pub fn resolve_service(
             None => None,
         };
     let ready_timeout = match pick(&raw.ready_timeout, src, p, |r| &r.ready_timeout) {
-        Some(t) => parse_duration(t.value.get_ref()).ok_or_else(|| {
+        Some(t) => parse_duration(t.value.get_ref()).map_err(|why| {
             ConfigError::invalid(
                 t.src,
                 t.value.span(),
-                "invalid duration",
+                format!("invalid `ready_timeout`: {why}"),
                 "here",
-                Some("write seconds (`90`) or a duration (`90s`, `2m`, `500ms`)".into()),
+                Some(format!(
+                    "write seconds (`90`) or a duration (`90s`, `2m`, `500ms`, `1m 30s`) of at most {}",
+                    humantime::format_duration(MAX_DURATION)
+                )),
             )
         })?,
         None => Duration::from_secs(60),
@@ -275,6 +279,14 @@ pub fn resolve_service(
         None => Vec::new(),
     };
     let k8s = merge_tables(p.and_then(|p| p.service.k8s.as_ref()), raw.k8s.as_ref());
+
+    // `secrets` covers build args as well as env.
+    let secrets = secret_names(raw, p);
+    for b in build.iter_mut().chain(fallback.iter_mut()) {
+        for (k, v) in b.args.iter_mut() {
+            v.secret |= secrets.contains(k);
+        }
+    }
 
     Ok(Service {
         name: name.to_string(),
@@ -362,7 +374,12 @@ fn resolve_raw_build(
     let args = b
         .args
         .iter()
-        .map(|(k, v)| Ok((k.clone(), ctx.interp(src, span.clone(), v)?)))
+        .map(|(k, v)| {
+            let value = ctx.interp(src, span.clone(), v)?;
+            // `secrets` marks more once the service's list is known.
+            let secret = looks_secret(k);
+            Ok((k.clone(), EnvValue { value, secret }))
+        })
         .collect::<Result<BTreeMap<_, _>, ConfigError>>()?;
     Ok(Build {
         context: normalize(&base.join(context)),
@@ -373,6 +390,17 @@ fn resolve_raw_build(
     })
 }
 
+/// The names a service lists in `secrets`, its preset's first.
+fn secret_names(raw: &RawService, preset: Option<&Preset>) -> Vec<String> {
+    preset
+        .and_then(|p| p.service.secrets.as_ref())
+        .into_iter()
+        .chain(raw.secrets.as_ref())
+        .flatten()
+        .map(|s| s.get_ref().clone())
+        .collect()
+}
+
 fn resolve_env(
     ctx: &Ctx,
     raw: &RawService,
@@ -380,7 +408,7 @@ fn resolve_env(
     preset: Option<&Preset>,
 ) -> Result<IndexMap<String, EnvValue>, ConfigError> {
     let mut env = shared.clone();
-    let mut secrets: Vec<String> = Vec::new();
+    let secrets = secret_names(raw, preset);
     // Preset first, then the service: the service overrides key by key.
     let layers = preset
         .map(|p| (&p.service, &p.src))
@@ -390,25 +418,17 @@ fn resolve_env(
         if let Some(files) = &layer.env_file {
             for file in files.get_ref().clone().into_vec() {
                 let path = ctx.root.join(ctx.interp(src, files.span(), &file)?);
-                let iter = dotenvy::from_path_iter(&path).map_err(|e| {
-                    ConfigError::invalid(
+                let pairs = super::dotenv::read(&path).map_err(|e| match e {
+                    Ok(e) => e.at(&path),
+                    Err(e) => ConfigError::invalid(
                         src,
                         files.span(),
                         format!("cannot read env file `{}`: {e}", path.display()),
                         "this env_file",
                         Some("create the file or remove it from `env_file`".into()),
-                    )
+                    ),
                 })?;
-                for item in iter {
-                    let (k, v) = item.map_err(|e| {
-                        ConfigError::invalid(
-                            src,
-                            files.span(),
-                            format!("env file `{}` is not valid: {e}", path.display()),
-                            "this env_file",
-                            None,
-                        )
-                    })?;
+                for (k, v) in pairs {
                     env.insert(
                         k,
                         EnvValue {
@@ -430,9 +450,6 @@ fn resolve_env(
                     },
                 );
             }
-        }
-        if let Some(list) = &layer.secrets {
-            secrets.extend(list.iter().map(|s| s.get_ref().clone()));
         }
     }
     for (k, v) in env.iter_mut() {
@@ -456,7 +473,8 @@ fn resolve_probe(raw: &RawProbe, env: &IndexMap<String, EnvValue>) -> Result<Pro
                     .password
                     .clone()
                     .or_else(|| get("POSTGRES_PASSWORD"))
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+                    .into(),
                 database: p
                     .database
                     .clone()
@@ -652,24 +670,26 @@ pub fn parse_mount(text: &str, root: &Path) -> Result<Mount, (String, String)> {
     })
 }
 
-pub fn parse_duration(raw: &RawDuration) -> Option<Duration> {
-    match raw {
-        RawDuration::Secs(s) => Some(Duration::from_secs(*s)),
-        RawDuration::Text(t) => {
-            let t = t.trim();
-            let split = t.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-            let (num, unit) = t.split_at(split);
-            let n: f64 = num.parse().ok()?;
-            let secs = match unit {
-                "ms" => n / 1000.0,
-                "s" => n,
-                "m" => n * 60.0,
-                "h" => n * 3600.0,
-                _ => return None,
-            };
-            Some(Duration::from_secs_f64(secs))
-        }
+/// The longest wait a stack file may ask for: longer is a typo, and far
+/// longer would overflow the clock arithmetic of every deadline.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Seconds or a humantime duration (`500ms`, `1m 30s`), at most [`MAX_DURATION`].
+pub fn parse_duration(raw: &RawDuration) -> Result<Duration, String> {
+    let d = match raw {
+        RawDuration::Secs(s) => Duration::from_secs(*s),
+        RawDuration::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| match e {
+            humantime::DurationError::NumberOverflow => "the duration is too long".to_string(),
+            other => other.to_string(),
+        })?,
+    };
+    if d > MAX_DURATION {
+        return Err(format!(
+            "the duration is longer than {}",
+            humantime::format_duration(MAX_DURATION)
+        ));
     }
+    Ok(d)
 }
 
 /// Splits a command line into words the way a shell would, without expansion.
@@ -797,19 +817,33 @@ mod tests {
 
     #[test]
     fn durations_accept_units_and_seconds() {
+        let ok = |t: &str| parse_duration(&RawDuration::Text(t.into())).unwrap();
         assert_eq!(
             parse_duration(&RawDuration::Secs(5)),
-            Some(Duration::from_secs(5))
+            Ok(Duration::from_secs(5))
         );
+        assert_eq!(ok("500ms"), Duration::from_millis(500));
+        assert_eq!(ok("2m"), Duration::from_secs(120));
+        assert_eq!(ok("1m 30s"), Duration::from_secs(90));
+        assert_eq!(ok("1.5s"), Duration::from_millis(1500));
+        assert!(parse_duration(&RawDuration::Text("soon".into())).is_err());
+    }
+
+    #[test]
+    fn r14_huge_durations_are_errors_not_panics() {
+        for t in [
+            "99999999999999999999h",
+            "25h",
+            "18446744073709551615s",
+            "1e400s",
+        ] {
+            assert!(parse_duration(&RawDuration::Text(t.into())).is_err(), "{t}");
+        }
+        assert!(parse_duration(&RawDuration::Secs(u64::MAX)).is_err());
         assert_eq!(
-            parse_duration(&RawDuration::Text("500ms".into())),
-            Some(Duration::from_millis(500))
+            parse_duration(&RawDuration::Text("24h".into())),
+            Ok(MAX_DURATION)
         );
-        assert_eq!(
-            parse_duration(&RawDuration::Text("2m".into())),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(parse_duration(&RawDuration::Text("soon".into())), None);
     }
 
     #[test]
@@ -824,6 +858,7 @@ mod tests {
     #[test]
     fn secret_names_are_recognised() {
         assert!(looks_secret("DB_PASSWORD"));
+        assert!(looks_secret("SMTP_PASS"));
         assert!(looks_secret("APP_KEY"));
         assert!(looks_secret("AWS_SECRET_ACCESS_KEY"));
         assert!(!looks_secret("DB_HOST"));

@@ -215,6 +215,16 @@ pub fn resolve(
         })
         .collect();
 
+    // Secret: named so, listed in `[test].secrets`, or secret in the test
+    // service's own env (by its `secrets` list).
+    let listed = |k: &str| t.secrets.iter().flatten().any(|s| s.get_ref() == k);
+    let secret_in_service = |k: &str| {
+        listed(k)
+            || services
+                .get(&service)
+                .and_then(|s| s.env.get(k))
+                .is_some_and(|v| v.secret)
+    };
     let mut env = IndexMap::new();
     for (k, v) in t.env.iter().flatten() {
         let value = ctx.interp(src, v.span(), v.get_ref())?;
@@ -222,7 +232,7 @@ pub fn resolve(
             k.clone(),
             EnvValue {
                 value,
-                secret: looks_secret(k),
+                secret: looks_secret(k) || secret_in_service(k),
             },
         );
     }

@@ -17,8 +17,22 @@ pub struct Endpoint {
 
 pub const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 
+/// A context named by `DOCKER_CONTEXT` or `currentContext` that does not
+/// exist: the docker CLI refuses it too, rather than quietly using another
+/// engine than the one asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
+#[error("Docker context `{name}` (from {from}) does not exist")]
+#[diagnostic(
+    code(devenv::engine::context),
+    help("`docker context ls` lists the contexts; name one of them, or unset DOCKER_CONTEXT to use DOCKER_HOST or the default socket")
+)]
+pub struct MissingContext {
+    pub name: String,
+    pub from: String,
+}
+
 /// Resolves the endpoint from the process environment and the Docker config folder.
-pub fn resolve() -> Endpoint {
+pub fn resolve() -> Result<Endpoint, MissingContext> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let config_dir = env("DOCKER_CONFIG")
         .map(PathBuf::from)
@@ -34,12 +48,12 @@ pub fn resolve_from(
     docker_host: Option<String>,
     docker_context: Option<String>,
     config_dir: Option<&Path>,
-) -> Endpoint {
+) -> Result<Endpoint, MissingContext> {
     if let Some(host) = docker_host {
-        return Endpoint {
+        return Ok(Endpoint {
             host,
             source: "DOCKER_HOST".into(),
-        };
+        });
     }
     let (context, source) = match docker_context {
         Some(c) => (Some(c), "DOCKER_CONTEXT"),
@@ -48,20 +62,22 @@ pub fn resolve_from(
             "the Docker config's currentContext",
         ),
     };
-    if let (Some(name), Some(dir)) = (context, config_dir) {
-        if name != "default" {
-            if let Some(host) = context_host(dir, &name) {
-                return Endpoint {
-                    host,
-                    source: format!("context `{name}` ({source})"),
-                };
-            }
-        }
+    if let Some(name) = context.filter(|n| n != "default") {
+        return match config_dir.and_then(|dir| context_host(dir, &name)) {
+            Some(host) => Ok(Endpoint {
+                host,
+                source: format!("context `{name}` ({source})"),
+            }),
+            None => Err(MissingContext {
+                name,
+                from: source.into(),
+            }),
+        };
     }
-    Endpoint {
+    Ok(Endpoint {
         host: DEFAULT_SOCKET.into(),
         source: "the default socket".into(),
-    }
+    })
 }
 
 fn current_context(config_dir: &Path) -> Option<String> {
@@ -92,14 +108,16 @@ mod tests {
 
     #[test]
     fn docker_host_wins() {
-        let e = resolve_from(Some("tcp://1.2.3.4:2375".into()), Some("ctx".into()), None);
+        let e = resolve_from(Some("tcp://1.2.3.4:2375".into()), Some("ctx".into()), None).unwrap();
         assert_eq!(e.host, "tcp://1.2.3.4:2375");
         assert_eq!(e.source, "DOCKER_HOST");
     }
 
     #[test]
     fn default_socket_without_anything() {
-        assert_eq!(resolve_from(None, None, None).host, DEFAULT_SOCKET);
+        assert_eq!(resolve_from(None, None, None).unwrap().host, DEFAULT_SOCKET);
+        let e = resolve_from(None, Some("default".into()), None).unwrap();
+        assert_eq!(e.host, DEFAULT_SOCKET);
     }
 
     #[test]
@@ -121,12 +139,29 @@ mod tests {
             r#"{"currentContext":"colima"}"#,
         )
         .unwrap();
-        let e = resolve_from(None, None, Some(dir.path()));
+        let e = resolve_from(None, None, Some(dir.path())).unwrap();
         assert_eq!(e.host, "unix:///tmp/colima.sock");
         assert!(e.source.contains("currentContext"));
-        let e = resolve_from(None, Some("colima".into()), Some(dir.path()));
+        let e = resolve_from(None, Some("colima".into()), Some(dir.path())).unwrap();
         assert!(e.source.contains("DOCKER_CONTEXT"));
-        let e = resolve_from(None, Some("missing".into()), Some(dir.path()));
-        assert_eq!(e.host, DEFAULT_SOCKET);
+    }
+
+    #[test]
+    fn r14_a_missing_context_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = resolve_from(None, Some("missing".into()), Some(dir.path())).unwrap_err();
+        assert_eq!(e.name, "missing");
+        assert!(
+            e.to_string().contains("`missing` (from DOCKER_CONTEXT)"),
+            "{e}"
+        );
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"currentContext":"gone"}"#,
+        )
+        .unwrap();
+        let e = resolve_from(None, None, Some(dir.path())).unwrap_err();
+        assert_eq!(e.name, "gone");
+        assert!(resolve_from(None, Some("x".into()), None).is_err());
     }
 }

@@ -123,7 +123,13 @@ impl Engine {
             dockerfile: build.dockerfile.clone(),
             t: Some(tag.to_string()),
             target: build.target.clone().unwrap_or_default(),
-            buildargs: Some(build.args.clone().into_iter().collect()),
+            buildargs: Some(
+                build
+                    .args
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.value.clone()))
+                    .collect(),
+            ),
             // No labels: an image must come out the same whichever project
             // builds it, or projects sharing a tag would recreate each other.
             // Build steps reach package mirrors the way the host does; the default

@@ -45,6 +45,10 @@ pub enum EngineError {
         source: bollard::errors::Error,
     },
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    MissingContext(#[from] connect::MissingContext),
+
     #[error("{action} failed")]
     #[diagnostic(code(devenv::engine::api))]
     Api {
@@ -191,7 +195,7 @@ fn project_filter(project: &str, extra: &[(&str, &str)]) -> HashMap<String, Vec<
 impl Engine {
     /// Connects to the resolved endpoint and agrees on an API version.
     pub async fn connect() -> Result<Engine, EngineError> {
-        Self::connect_to(connect::resolve()).await
+        Self::connect_to(connect::resolve()?).await
     }
 
     pub async fn connect_to(endpoint: Endpoint) -> Result<Engine, EngineError> {

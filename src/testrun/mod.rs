@@ -459,7 +459,7 @@ async fn server(
         host,
         port,
         user: user.clone(),
-        password: password.clone(),
+        password: password.expose().to_string(),
     })
 }
 
