@@ -98,6 +98,26 @@ pub enum Command {
     /// Database snapshots, imports and exports on the stack's PostgreSQL
     #[command(subcommand)]
     Db(DbCommand),
+    /// Turn Xdebug on or off in the running app, without a rebuild
+    Xdebug(XdebugArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct XdebugArgs {
+    #[arg(value_enum, default_value_t = XdebugAction::Status)]
+    pub action: XdebugAction,
+    /// Service (default: the app)
+    pub service: Option<String>,
+    /// The port the IDE listens on (`on`)
+    #[arg(long, default_value_t = 9003)]
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum XdebugAction {
+    On,
+    Off,
+    Status,
 }
 
 #[derive(Debug, Args)]

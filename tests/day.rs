@@ -8,11 +8,11 @@ mod support;
 
 use std::process::Output;
 
-use support::{free_port, repo, text, Project};
+use support::{free_port, http_get, repo, text, Project};
 
 const APP_IMAGE: &str = "devenv-e2e-day:latest";
 
-fn stack() -> String {
+fn stack(app_port: u16) -> String {
     format!(
         r#"[services.db]
 use = "postgres"
@@ -38,13 +38,17 @@ image = "{APP_IMAGE}"
 ports = ["{port}:8080"]
 "#,
         repo = repo().display(),
-        port = free_port(),
+        port = app_port,
     )
 }
 
 fn up(name: &str) -> Project {
+    up_on(name, free_port())
+}
+
+fn up_on(name: &str, app_port: u16) -> Project {
     support::warm_images();
-    let mut p = Project::new(name, &stack());
+    let mut p = Project::new(name, &stack(app_port));
     support::with_image_lock(|| {
         p.ok(&["--progress", "plain", "up", "-d"]);
     });
@@ -234,4 +238,55 @@ fn snapshots_restore_by_rename_and_dumps_go_in_and_out() {
             .count()
             >= 1
     );
+}
+
+/// Waits up to `secs` for a connection on `listener`; what it sent first.
+fn first_words(listener: &std::net::TcpListener, secs: u64) -> Option<String> {
+    use std::io::Read;
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if let Ok((mut conn, _)) = listener.accept() {
+            conn.set_nonblocking(false).unwrap();
+            conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            return Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn xdebug_turns_on_and_off_without_a_recreate_and_calls_the_ide_on_the_host() {
+    let app_port = free_port();
+    let mut p = up_on("e2edayxdebug", app_port);
+    let id_before = p.ids();
+    // The IDE: listening on the host, where host.docker.internal leads.
+    let ide = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let ide_port = ide.local_addr().unwrap().port().to_string();
+
+    let o = p.ok(&["xdebug", "status"]);
+    assert!(text(&o).contains("Xdebug is off"), "{}", text(&o));
+    let o = p.ok(&["xdebug", "on", "--port", &ide_port]);
+    assert!(
+        text(&o).contains("Xdebug is on (xdebug.mode = debug)"),
+        "{}",
+        text(&o)
+    );
+    // The request waits for the debugger, so it runs beside the IDE, which
+    // hangs up after the greeting (the request then goes on).
+    let request = std::thread::spawn(move || http_get(app_port, "/health").0);
+    let said = first_words(&ide, 20).expect("Xdebug called the IDE on the host");
+    assert!(said.contains("<init"), "a DBGp init packet: {said}");
+    assert_eq!(request.join().unwrap(), 200);
+
+    let o = p.ok(&["xdebug", "off"]);
+    assert!(text(&o).contains("Xdebug is off"), "{}", text(&o));
+    let (code, _) = http_get(app_port, "/health");
+    assert_eq!(code, 200);
+    assert!(first_words(&ide, 2).is_none(), "no call once it is off");
+    assert_eq!(p.ids(), id_before, "nothing was recreated");
 }

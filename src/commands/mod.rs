@@ -17,6 +17,7 @@ pub mod shortcuts;
 pub mod test;
 pub mod up;
 pub mod watch;
+pub mod xdebug;
 
 use std::sync::Arc;
 
@@ -151,6 +152,7 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         Command::RedisCli(a) => shortcuts::run(&ctx, Shortcut::RedisCli, a).await,
         Command::Shell(a) => shortcuts::shell(&ctx, a).await,
         Command::Db(c) => db::run(&ctx, c).await,
+        Command::Xdebug(a) => xdebug::run(&ctx, a).await,
     }
 }
 

@@ -379,6 +379,7 @@ impl Engine {
                 network_mode: Some(network.clone()),
                 init: Some(true),
                 tmpfs,
+                extra_hosts: (!svc.extra_hosts.is_empty()).then(|| svc.extra_hosts.clone()),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
