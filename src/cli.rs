@@ -76,6 +76,86 @@ pub enum Command {
     Export(ExportArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
+    /// `php artisan …` in the app container
+    #[command(disable_help_flag = true)]
+    Artisan(PassArgs),
+    /// `composer …` in the app container
+    #[command(disable_help_flag = true)]
+    Composer(PassArgs),
+    /// `php …` in the app container
+    #[command(disable_help_flag = true)]
+    Php(PassArgs),
+    /// `php artisan tinker` in the app container
+    Tinker,
+    /// `psql` on the stack's database, with its credentials
+    #[command(disable_help_flag = true)]
+    Psql(PassArgs),
+    /// `redis-cli` on the stack's Redis
+    #[command(name = "redis-cli", disable_help_flag = true)]
+    RedisCli(PassArgs),
+    /// A shell in a service's container (the app's by default)
+    Shell(ShellArgs),
+    /// Database snapshots, imports and exports on the stack's PostgreSQL
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Turn Xdebug on or off in the running app, without a rebuild
+    Xdebug(XdebugArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct XdebugArgs {
+    #[arg(value_enum, default_value_t = XdebugAction::Status)]
+    pub action: XdebugAction,
+    /// Service (default: the app)
+    pub service: Option<String>,
+    /// The port the IDE listens on (`on`)
+    #[arg(long, default_value_t = 9003)]
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum XdebugAction {
+    On,
+    Off,
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct PassArgs {
+    /// Arguments passed on unchanged
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// Service (default: the app)
+    pub service: Option<String>,
+    /// A root shell
+    #[arg(long)]
+    pub root: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Save the database as a snapshot (default name: the time)
+    Snapshot { name: Option<String> },
+    /// Put the database back as it was in a snapshot (the current content is replaced)
+    Restore { name: String },
+    /// List the snapshots
+    Snapshots,
+    /// Delete a snapshot
+    DropSnapshot { name: String },
+    /// Replace the database with a dump: plain SQL, gzipped SQL or `pg_dump -Fc`
+    /// (a snapshot of the current content is taken first)
+    Import { file: PathBuf },
+    /// Write the database to FILE: `.sql` plain, `.sql.gz` gzipped, else `pg_dump -Fc`
+    Export {
+        file: Option<PathBuf>,
+        /// Overwrite FILE if it exists
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -120,9 +200,21 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
+    /// Run as this user (`name`, `uid` or `uid:gid`)
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Do not allocate a TTY, even on a terminal
+    #[arg(short = 'T', long = "no-tty")]
+    pub no_tty: bool,
+    /// Set an environment variable (`KEY=VALUE`, repeatable)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory in the container
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
     pub service: String,
-    /// The command and its arguments (after `--`)
-    #[arg(last = true, required = true)]
+    /// The command and its arguments (`--` before it is optional)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
 }
 

@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{Connection, Row};
 
 use crate::config::model::{Probe, Stack};
+use crate::database::{Database, DatabaseError};
 use crate::engine::{Engine, EngineError};
-use crate::probe::Target;
 use crate::report::Reporter;
 
 /// The ledger table devenv keeps in the database it seeds.
@@ -30,20 +30,9 @@ pub enum SeedError {
         source: std::io::Error,
     },
 
-    #[error("`seeds/` has SQL files but no service has a `postgres` readiness probe to seed")]
-    #[diagnostic(code(devenv::seeds::no_database), help("give the database service `ready = {{ postgres = {{}} }}` (the postgres preset has it)"))]
-    NoDatabase,
-
-    #[error("service `{service}` is not running, so `seeds/` cannot be applied")]
-    #[diagnostic(code(devenv::seeds::not_running), help("run `devenv up -d` first"))]
-    NotRunning { service: String },
-
-    #[error("cannot reach the database of service `{service}`: {message}")]
-    #[diagnostic(
-        code(devenv::seeds::connect),
-        help("publish its port in `ports` if the host cannot reach the container")
-    )]
-    Connect { service: String, message: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Database(#[from] DatabaseError),
 
     #[error("seed file `{file}` failed: {message}")]
     #[diagnostic(
@@ -157,55 +146,10 @@ pub async fn apply_sql_seeds(
     if files.is_empty() {
         return Ok(Vec::new());
     }
-    let (service, port, user, password, database) = stack
-        .services
-        .values()
-        .find_map(|s| match &s.ready {
-            Some(Probe::Postgres {
-                port,
-                user,
-                password,
-                database,
-            }) => Some((
-                s.name.clone(),
-                *port,
-                user.clone(),
-                password.clone(),
-                database.clone(),
-            )),
-            _ => None,
-        })
-        .ok_or(SeedError::NoDatabase)?;
-    let container = engine
-        .list_containers(&stack.project)
-        .await?
-        .into_iter()
-        .find(|c| c.service == service && !c.oneoff && c.state == "running")
-        .ok_or_else(|| SeedError::NotRunning {
-            service: service.clone(),
-        })?;
-    let status = engine
-        .inspect_container(&container.id, &stack.project)
-        .await?;
-    let (host, port) = Target::from_status(&container.id, &status)
-        .addr(port)
-        .ok_or_else(|| SeedError::Connect {
-            service: service.clone(),
-            message: "no address reaches it".into(),
-        })?;
-    let connect_err = |e: sqlx::Error| SeedError::Connect {
-        service: service.clone(),
-        message: e.to_string(),
-    };
-    let mut conn = sqlx::postgres::PgConnectOptions::new()
-        .host(&host)
-        .port(port)
-        .username(&user)
-        .password(password.expose())
-        .database(&database)
-        .connect()
-        .await
-        .map_err(connect_err)?;
+    let db = Database::locate(engine, stack).await?;
+    let service = db.service.clone();
+    let mut conn = db.connect(&db.name).await?;
+    let connect_err = |e: sqlx::Error| SeedError::from(db.connect_error(e));
     sqlx::raw_sql(&format!(
         "CREATE TABLE IF NOT EXISTS {LEDGER} (file text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
     ))

@@ -1,25 +1,46 @@
-//! `devenv exec SERVICE -- CMD…`: run a command in the running container
-//! with the terminal attached (a TTY when devenv runs on one), and exit with
-//! its exit code.
+//! `devenv exec [-u USER] [-T] [-e K=V] [-w DIR] SERVICE [--] CMD…`: run a
+//! command in the running container with the terminal attached (a TTY when
+//! devenv runs on one), and exit with its exit code.
 
 use std::process::{Command, Stdio};
 
 use super::{service_container, Context, Outcome};
 use crate::cli::ExecArgs;
+use crate::config::model::Stack;
+use crate::engine::ExecAs;
 
 pub async fn run(ctx: &Context, args: ExecArgs) -> Outcome {
     let stack = ctx.stack()?;
+    let who = ExecAs {
+        user: args.user,
+        env: args.env,
+        working_dir: args.workdir,
+    };
+    attached(ctx, &stack, &args.service, args.command, &who, !args.no_tty).await
+}
+
+/// Runs `command` in the running container of `service` with the user's
+/// terminal attached (a TTY when both ends are terminals and `tty` allows
+/// it); the container command's exit code is the outcome. The shortcuts
+/// (`artisan`, `psql`, `shell`, …) come through here too.
+pub async fn attached(
+    ctx: &Context,
+    stack: &Stack,
+    service: &str,
+    command: Vec<String>,
+    who: &ExecAs,
+    tty: bool,
+) -> Outcome {
     let engine = ctx.engine().await?;
-    let id = service_container(&engine, &stack, &args.service).await?;
+    let id = service_container(&engine, stack, service).await?;
     let term = console::Term::stdout();
-    let tty =
-        (console::Term::stdout().is_term() && console::user_attended_stderr()).then(|| term.size());
+    let tty = (tty && term.is_term() && console::user_attended_stderr()).then(|| term.size());
     // The terminal goes raw for the container's TTY and is put back after.
     let saved = tty.and_then(|_| stty(&["-g"]));
     if saved.is_some() {
         stty(&["raw", "-echo"]);
     }
-    let result = engine.exec_attached(&id, args.command, tty).await;
+    let result = engine.exec_attached_as(&id, command, tty, who).await;
     if let Some(saved) = saved {
         stty(&[saved.trim()]);
     }

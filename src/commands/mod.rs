@@ -4,6 +4,7 @@
 pub mod completions;
 pub mod config;
 pub mod control;
+pub mod db;
 pub mod down;
 pub mod exec;
 pub mod export;
@@ -12,9 +13,11 @@ pub mod logs;
 pub mod migrate;
 pub mod ps;
 pub mod run;
+pub mod shortcuts;
 pub mod test;
 pub mod up;
 pub mod watch;
+pub mod xdebug;
 
 use std::sync::Arc;
 
@@ -25,6 +28,7 @@ use crate::engine::{Engine, EngineError};
 use crate::lifecycle::UpError;
 use crate::report::Reporter;
 use crate::ui::TerminalReporter;
+use shortcuts::Shortcut;
 
 /// A failed command: what to show and the exit code (STYLE.md: 1 the job
 /// failed, 2 bad usage or config).
@@ -137,15 +141,56 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         }
         Command::Export(a) => export_cmd(&ctx, a),
         Command::Completions(a) => completions::run(a),
+        Command::Artisan(a) => shortcuts::run(&ctx, Shortcut::Artisan, a).await,
+        Command::Composer(a) => shortcuts::run(&ctx, Shortcut::Composer, a).await,
+        Command::Php(a) => shortcuts::run(&ctx, Shortcut::Php, a).await,
+        Command::Tinker => {
+            let none = crate::cli::PassArgs { args: Vec::new() };
+            shortcuts::run(&ctx, Shortcut::Tinker, none).await
+        }
+        Command::Psql(a) => shortcuts::run(&ctx, Shortcut::Psql, a).await,
+        Command::RedisCli(a) => shortcuts::run(&ctx, Shortcut::RedisCli, a).await,
+        Command::Shell(a) => shortcuts::shell(&ctx, a).await,
+        Command::Db(c) => db::run(&ctx, c).await,
+        Command::Xdebug(a) => xdebug::run(&ctx, a).await,
     }
 }
 
 /// A usage error for the first name that is not a service of the stack.
 pub fn check_services(stack: &Stack, names: &[String]) -> Result<(), Failure> {
     match names.iter().find(|n| !stack.services.contains_key(*n)) {
-        Some(n) => Err(UpError::UnknownService(n.clone()).into()),
+        Some(n) => Err(unknown_service(stack, n)),
         None => Ok(()),
     }
+}
+
+/// `service `apq` is not in the stack`, with the nearest name if one is close.
+fn unknown_service(stack: &Stack, name: &str) -> Failure {
+    let close = stack
+        .services
+        .keys()
+        .find(|k| crate::config::similar(k, name))
+        .cloned();
+    let known: Vec<&str> = stack.services.keys().map(String::as_str).collect();
+    let help = match close {
+        Some(k) => format!("did you mean `{k}`?"),
+        None => format!("the stack's services: {}", known.join(", ")),
+    };
+    Failure::new(
+        UnknownService {
+            name: name.to_string(),
+            help,
+        },
+        2,
+    )
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("service `{name}` is not in the stack")]
+#[diagnostic(code(devenv::unknown_service), help("{help}"))]
+pub struct UnknownService {
+    pub name: String,
+    pub help: String,
 }
 
 /// The container of `service`, or a usage error naming what exists.
@@ -155,7 +200,7 @@ pub async fn service_container(
     service: &str,
 ) -> Result<String, Failure> {
     if !stack.services.contains_key(service) {
-        return Err(UpError::UnknownService(service.to_string()).into());
+        return Err(unknown_service(stack, service));
     }
     let containers = engine.list_containers(&stack.project).await?;
     containers

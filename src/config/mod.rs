@@ -405,7 +405,7 @@ fn point_at_service(err: ConfigError, src: &Src, span: std::ops::Range<usize>) -
 }
 
 /// Edit distance of at most one, for "did you mean" hints.
-fn similar(a: &str, b: &str) -> bool {
+pub fn similar(a: &str, b: &str) -> bool {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     if a.len().abs_diff(b.len()) > 1 {
         return false;

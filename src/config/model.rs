@@ -89,6 +89,10 @@ pub struct Service {
     pub user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
+    /// `NAME:ADDRESS` lines for the container's /etc/hosts (`host-gateway`
+    /// is the host, on Linux too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
     pub profiles: Vec<String>,
     pub hooks: Hooks,
     pub watch: Vec<WatchRule>,

@@ -96,6 +96,7 @@ pub struct RawService {
     pub restart: Option<S<String>>,
     pub user: Option<S<String>>,
     pub working_dir: Option<S<String>>,
+    pub extra_hosts: Option<Vec<S<String>>>,
     pub profiles: Option<Vec<S<String>>>,
     pub hooks: Option<RawHooks>,
     pub watch: Option<Vec<S<RawWatch>>>,

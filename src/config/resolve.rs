@@ -228,6 +228,27 @@ pub fn resolve_service(
     };
     let user = text(pick(&raw.user, src, p, |r| &r.user))?;
     let working_dir = text(pick(&raw.working_dir, src, p, |r| &r.working_dir))?;
+    let extra_hosts = match pick(&raw.extra_hosts, src, p, |r| &r.extra_hosts) {
+        Some(f) => f
+            .value
+            .iter()
+            .map(|h| {
+                let text = ctx.interp(f.src, h.span(), h.get_ref())?;
+                extra_host(&text).ok_or_else(|| {
+                    ConfigError::invalid(
+                        f.src,
+                        h.span(),
+                        format!("`{text}` is not a host entry"),
+                        "here",
+                        Some(
+                            "write `NAME:ADDRESS`, e.g. `host.docker.internal:host-gateway`".into(),
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
     let profiles = pick(&raw.profiles, src, p, |r| &r.profiles)
         .map(|f| f.value.iter().map(|s| s.get_ref().clone()).collect())
         .unwrap_or_default();
@@ -304,6 +325,7 @@ pub fn resolve_service(
         restart,
         user,
         working_dir,
+        extra_hosts,
         profiles,
         hooks,
         watch,
@@ -756,9 +778,33 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// An `extra_hosts` entry as the engine takes it (`name:address`); Compose
+/// also writes `name=address`. The address may be `host-gateway`.
+fn extra_host(entry: &str) -> Option<String> {
+    let (name, addr) = entry.split_once('=').or_else(|| entry.split_once(':'))?;
+    let (name, addr) = (name.trim(), addr.trim());
+    let plain_name = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_');
+    (plain_name && !addr.is_empty()).then(|| format!("{name}:{addr}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_hosts_take_both_compose_forms() {
+        assert_eq!(
+            extra_host("host.docker.internal:host-gateway").as_deref(),
+            Some("host.docker.internal:host-gateway")
+        );
+        assert_eq!(extra_host("db=10.0.0.5").as_deref(), Some("db:10.0.0.5"));
+        assert_eq!(extra_host("v6:::1").as_deref(), Some("v6:::1"));
+        assert_eq!(extra_host("nohost"), None);
+        assert_eq!(extra_host("bad name:1.2.3.4"), None);
+    }
 
     #[test]
     fn ports_parse_in_every_short_form() {

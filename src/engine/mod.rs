@@ -151,6 +151,15 @@ pub struct ContainerStatus {
     pub started_at: Option<String>,
 }
 
+/// Who and where an attached exec runs: the container's defaults when unset.
+#[derive(Debug, Clone, Default)]
+pub struct ExecAs {
+    pub user: Option<String>,
+    /// `KEY=VALUE` pairs over the container's env.
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+}
+
 /// A one-off container of a service (`devenv run`, `devenv test`): its own
 /// name and command, and folders that get a fresh tmpfs.
 #[derive(Debug, Clone, Default)]
@@ -374,6 +383,7 @@ impl Engine {
                 network_mode: Some(network.clone()),
                 init: Some(true),
                 tmpfs,
+                extra_hosts: (!svc.extra_hosts.is_empty()).then(|| svc.extra_hosts.clone()),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -590,6 +600,19 @@ impl Engine {
         cmd: Vec<String>,
         tty: Option<(u16, u16)>,
     ) -> Result<i64, EngineError> {
+        self.exec_attached_as(id, cmd, tty, &ExecAs::default())
+            .await
+    }
+
+    /// [`Engine::exec_attached`] as another user, with extra env or in
+    /// another folder (`exec -u/-e/-w`).
+    pub async fn exec_attached_as(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        tty: Option<(u16, u16)>,
+        who: &ExecAs,
+    ) -> Result<i64, EngineError> {
         use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecResults};
         use tokio::io::AsyncWriteExt;
         let action = format!("running `{}` in `{id}`", cmd.join(" "));
@@ -597,6 +620,9 @@ impl Engine {
             cmd: Some(cmd),
             attach_stdin: Some(true),
             tty: Some(tty.is_some()),
+            user: who.user.clone(),
+            env: (!who.env.is_empty()).then(|| who.env.clone()),
+            working_dir: who.working_dir.clone(),
             ..Default::default()
         };
         let exec = self.create_exec(id, opts, &action).await?;

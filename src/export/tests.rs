@@ -54,6 +54,7 @@ fn service(name: &str, image: &str) -> Service {
         restart: Restart::UnlessStopped,
         user: None,
         working_dir: None,
+        extra_hosts: Vec::new(),
         profiles: Vec::new(),
         hooks: Hooks::default(),
         watch: Vec::new(),

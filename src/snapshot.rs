@@ -1,0 +1,469 @@
+//! Database snapshots on the stack's PostgreSQL, made the way `devenv test`
+//! makes its databases: a snapshot is a database cloned from the app's
+//! (`CREATE DATABASE … TEMPLATE`), never a dump.
+//!
+//! # How it works
+//!
+//! `snapshot NAME` clones the app's database into `devenv_snap_NAME` (closed
+//! to connections, so nothing changes it) and clones that once more into
+//! `devenv_snapnext_NAME`, a spare. `restore NAME` then only renames: the
+//! app's database is set aside, the spare takes its name, and the old one
+//! is dropped — milliseconds, whatever the size, where reloading a dump
+//! takes seconds to minutes. A new spare is cloned after the restore has
+//! been reported, ready for the next one. Connections to the app's database
+//! are refused and ended for the moment of each clone or swap (PostgreSQL
+//! needs that), then allowed again whatever happened.
+
+use std::time::{Duration, Instant};
+
+use sqlx::{Executor, PgConnection, Row};
+
+use crate::database::{Database, DatabaseError};
+
+/// Prefix of snapshot databases.
+pub const SNAPSHOT_PREFIX: &str = "devenv_snap_";
+/// Prefix of each snapshot's spare copy, renamed into place by a restore.
+pub const SPARE_PREFIX: &str = "devenv_snapnext_";
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Database(#[from] DatabaseError),
+
+    #[error("`{name}` is not a snapshot name")]
+    #[diagnostic(
+        code(devenv::db::bad_name),
+        help("use letters, digits, `_` and `-`, at most 40 of them")
+    )]
+    BadName { name: String },
+
+    #[error("there is no snapshot `{name}`")]
+    #[diagnostic(code(devenv::db::no_snapshot), help("{known}"))]
+    NoSnapshot { name: String, known: String },
+
+    #[error("a snapshot `{name}` exists already")]
+    #[diagnostic(
+        code(devenv::db::exists),
+        help("pick another name, or drop it first: `devenv db drop-snapshot {name}`")
+    )]
+    Exists { name: String },
+
+    #[error("{action} failed: {message}")]
+    #[diagnostic(code(devenv::db::sql))]
+    Sql { action: String, message: String },
+}
+
+/// One snapshot as `devenv db snapshots` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub name: String,
+    pub bytes: i64,
+    /// When it was taken, as the server's clock said.
+    pub taken: String,
+    /// Whether a spare is ready, so that a restore is a rename.
+    pub spare: bool,
+}
+
+/// A snapshot name as the user gives it, checked.
+pub fn check_name(name: &str) -> Result<(), SnapshotError> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(SnapshotError::BadName {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// A PostgreSQL identifier, quoted.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A connection to the server's maintenance database, from which the app's
+/// database can be cloned, renamed and dropped.
+pub async fn maintenance(db: &Database) -> Result<PgConnection, SnapshotError> {
+    Ok(db.connect("postgres").await?)
+}
+
+async fn exec(conn: &mut PgConnection, action: &str, sql: &str) -> Result<(), SnapshotError> {
+    conn.execute(sql)
+        .await
+        .map(|_| ())
+        .map_err(|e| SnapshotError::Sql {
+            action: action.to_string(),
+            message: e.to_string(),
+        })
+}
+
+async fn exists(conn: &mut PgConnection, database: &str) -> Result<bool, SnapshotError> {
+    sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(database)
+        .fetch_optional(&mut *conn)
+        .await
+        .map(|r| r.is_some())
+        .map_err(|e| SnapshotError::Sql {
+            action: "looking up databases".into(),
+            message: e.to_string(),
+        })
+}
+
+/// `STRATEGY = FILE_COPY` (PostgreSQL 15+) copies the files at once instead
+/// of writing every page to the WAL: much faster for a large database.
+async fn clone_strategy(conn: &mut PgConnection) -> Result<&'static str, SnapshotError> {
+    let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| SnapshotError::Sql {
+            action: "reading the server version".into(),
+            message: e.to_string(),
+        })?;
+    Ok(if version >= 150000 {
+        " STRATEGY = FILE_COPY"
+    } else {
+        ""
+    })
+}
+
+/// Runs `work` with connections to `database` refused and the open ones
+/// ended; connections are allowed again afterwards, whatever `work` did.
+async fn closed<T>(
+    conn: &mut PgConnection,
+    database: &str,
+    work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, SnapshotError>,
+) -> Result<T, SnapshotError> {
+    exec(
+        conn,
+        "closing the database to connections",
+        &format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+            ident(database)
+        ),
+    )
+    .await?;
+    let ended = sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(database)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| SnapshotError::Sql {
+        action: "ending connections".into(),
+        message: e.to_string(),
+    });
+    let result = match ended {
+        Ok(_) => work(conn).await,
+        Err(e) => Err(e),
+    };
+    // `database` names the app's database again by now, whether the work
+    // renamed another into its place or failed and left it as it was.
+    let reopened = exec(
+        conn,
+        "opening the database to connections",
+        &format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+            ident(database)
+        ),
+    )
+    .await;
+    let value = result?;
+    reopened?;
+    Ok(value)
+}
+
+/// Clones the app's database into snapshot `name` and its spare; returns
+/// how long the app's database was closed.
+pub async fn snapshot(db: &Database, name: &str) -> Result<Duration, SnapshotError> {
+    check_name(name)?;
+    let mut conn = maintenance(db).await?;
+    let (snap, spare) = (
+        format!("{SNAPSHOT_PREFIX}{name}"),
+        format!("{SPARE_PREFIX}{name}"),
+    );
+    if exists(&mut conn, &snap).await? {
+        return Err(SnapshotError::Exists {
+            name: name.to_string(),
+        });
+    }
+    let strategy = clone_strategy(&mut conn).await?;
+    let started = Instant::now();
+    closed(&mut conn, &db.name, async |conn: &mut PgConnection| {
+        exec(
+            conn,
+            "cloning the database",
+            &format!(
+                "CREATE DATABASE {} TEMPLATE {}{strategy}",
+                ident(&snap),
+                ident(&db.name)
+            ),
+        )
+        .await
+    })
+    .await?;
+    let closed_for = started.elapsed();
+    let taken: String = sqlx::query_scalar("SELECT to_char(now(), 'YYYY-MM-DD HH24:MI:SS')")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| SnapshotError::Sql {
+            action: "reading the time".into(),
+            message: e.to_string(),
+        })?;
+    // The snapshot itself never takes connections: nothing can change it.
+    exec(
+        &mut conn,
+        "protecting the snapshot",
+        &format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false; COMMENT ON DATABASE {} IS 'devenv snapshot of {} taken {taken}'",
+            ident(&snap),
+            ident(&snap),
+            db.name.replace('\'', "''")
+        ),
+    )
+    .await?;
+    exec(
+        &mut conn,
+        "preparing the snapshot's spare",
+        &format!(
+            "CREATE DATABASE {} TEMPLATE {}{strategy}",
+            ident(&spare),
+            ident(&snap)
+        ),
+    )
+    .await?;
+    Ok(closed_for)
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Copy)]
+pub struct Restored {
+    /// From the app's database being closed to its being back, restored.
+    pub swap: Duration,
+    /// Whether a spare was ready (a rename) or the snapshot was cloned.
+    pub from_spare: bool,
+}
+
+/// Replaces the app's database with snapshot `name`. The spare is used up;
+/// call [`prepare_spare`] afterwards for the next restore.
+pub async fn restore(db: &Database, name: &str) -> Result<Restored, SnapshotError> {
+    check_name(name)?;
+    let mut conn = maintenance(db).await?;
+    let (snap, spare) = (
+        format!("{SNAPSHOT_PREFIX}{name}"),
+        format!("{SPARE_PREFIX}{name}"),
+    );
+    if !exists(&mut conn, &snap).await? {
+        let known = list(db).await?;
+        return Err(SnapshotError::NoSnapshot {
+            name: name.to_string(),
+            known: if known.is_empty() {
+                "there are no snapshots yet: `devenv db snapshot NAME` takes one".into()
+            } else {
+                format!(
+                    "snapshots: {}",
+                    known
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+        });
+    }
+    let from_spare = exists(&mut conn, &spare).await?;
+    let strategy = clone_strategy(&mut conn).await?;
+    if !from_spare {
+        exec(
+            &mut conn,
+            "cloning the snapshot",
+            &format!(
+                "CREATE DATABASE {} TEMPLATE {}{strategy}",
+                ident(&spare),
+                ident(&snap)
+            ),
+        )
+        .await?;
+    }
+    let old = format!("devenv_replaced_{}", std::process::id());
+    let started = Instant::now();
+    closed(&mut conn, &db.name, async |conn: &mut PgConnection| {
+        exec(
+            conn,
+            "setting the database aside",
+            &format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                ident(&db.name),
+                ident(&old)
+            ),
+        )
+        .await?;
+        let swapped = exec(
+            conn,
+            "renaming the snapshot's copy into place",
+            &format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                ident(&spare),
+                ident(&db.name)
+            ),
+        )
+        .await;
+        if swapped.is_err() {
+            // Put the app's own database back before reporting.
+            let _ = exec(
+                conn,
+                "putting the database back",
+                &format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    ident(&old),
+                    ident(&db.name)
+                ),
+            )
+            .await;
+        }
+        swapped
+    })
+    .await?;
+    let swap = started.elapsed();
+    // Only the database just set aside goes; it was the app's, replaced at
+    // the user's request.
+    exec(
+        &mut conn,
+        "dropping the replaced database",
+        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&old)),
+    )
+    .await?;
+    Ok(Restored { swap, from_spare })
+}
+
+/// Clones snapshot `name` into its spare, unless one is ready.
+pub async fn prepare_spare(db: &Database, name: &str) -> Result<(), SnapshotError> {
+    let mut conn = maintenance(db).await?;
+    let (snap, spare) = (
+        format!("{SNAPSHOT_PREFIX}{name}"),
+        format!("{SPARE_PREFIX}{name}"),
+    );
+    if exists(&mut conn, &spare).await? {
+        return Ok(());
+    }
+    let strategy = clone_strategy(&mut conn).await?;
+    exec(
+        &mut conn,
+        "preparing the snapshot's spare",
+        &format!(
+            "CREATE DATABASE {} TEMPLATE {}{strategy}",
+            ident(&spare),
+            ident(&snap)
+        ),
+    )
+    .await
+}
+
+/// The snapshots on the server, by name.
+pub async fn list(db: &Database) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+    let mut conn = maintenance(db).await?;
+    let rows = sqlx::query(
+        "SELECT substr(d.datname, length($1) + 1), pg_database_size(d.oid), \
+                coalesce(shobj_description(d.oid, 'pg_database'), ''), \
+                EXISTS (SELECT 1 FROM pg_database s WHERE s.datname = $2 || substr(d.datname, length($1) + 1)) \
+         FROM pg_database d WHERE starts_with(d.datname, $1) ORDER BY 1",
+    )
+    .bind(SNAPSHOT_PREFIX)
+    .bind(SPARE_PREFIX)
+    .fetch_all(&mut conn)
+    .await
+    .map_err(|e| SnapshotError::Sql {
+        action: "listing snapshots".into(),
+        message: e.to_string(),
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let comment: String = r.get(2);
+            SnapshotInfo {
+                name: r.get(0),
+                bytes: r.get(1),
+                taken: comment
+                    .rsplit_once(" taken ")
+                    .map(|(_, t)| t.to_string())
+                    .unwrap_or_default(),
+                spare: r.get(3),
+            }
+        })
+        .collect())
+}
+
+/// Drops snapshot `name` and its spare: those two databases and nothing else.
+pub async fn drop_snapshot(db: &Database, name: &str) -> Result<(), SnapshotError> {
+    check_name(name)?;
+    let mut conn = maintenance(db).await?;
+    let snap = format!("{SNAPSHOT_PREFIX}{name}");
+    if !exists(&mut conn, &snap).await? {
+        return Err(SnapshotError::NoSnapshot {
+            name: name.to_string(),
+            known: "`devenv db snapshots` lists them".into(),
+        });
+    }
+    for database in [format!("{SPARE_PREFIX}{name}"), snap] {
+        exec(
+            &mut conn,
+            "dropping the snapshot",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&database)),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Empties the app's database (drop and create, as its user), for an import.
+pub async fn recreate_empty(db: &Database) -> Result<(), SnapshotError> {
+    let mut conn = maintenance(db).await?;
+    let name = db.name.clone();
+    // Closed while it is dropped; the new one is created open.
+    exec(
+        &mut conn,
+        "closing the database to connections",
+        &format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+            ident(&name)
+        ),
+    )
+    .await?;
+    exec(
+        &mut conn,
+        "dropping the database",
+        &format!("DROP DATABASE {} WITH (FORCE)", ident(&name)),
+    )
+    .await?;
+    exec(
+        &mut conn,
+        "creating the database",
+        &format!("CREATE DATABASE {}", ident(&name)),
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names_are_plain_words() {
+        for ok in ["before-refactor", "2026_11_30", "a"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "with space", "x\"y", "ü", &"a".repeat(41), "a;drop"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(ident("app"), "\"app\"");
+        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+    }
+}
