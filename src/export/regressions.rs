@@ -94,6 +94,15 @@ fn r13_1_a_one_off_service_is_a_job_not_a_scaled_deployment() {
             .unwrap();
         assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
     }
+    // The app waits for the one-off's migrations, without its own hooks too.
+    let mut stack = with_one_off();
+    stack.services.get_mut("app").unwrap().hooks = Hooks::default();
+    let objects = objects_of(&stack, Env::Production);
+    let app = find(&objects, "Deployment", "app").unwrap();
+    assert_eq!(
+        app["spec"]["template"]["spec"]["initContainers"][0]["name"],
+        "wait-for-migrations"
+    );
 }
 
 #[test]
@@ -561,8 +570,44 @@ fn the_chart_renders_the_objects_of_each_overlay() {
             for (id, object) in &overlay {
                 assert_eq!(&rendered[id], object, "{env}: {id}");
             }
+            // And the overlay itself, as kustomize builds it, when kubectl is here.
+            if let Some(built) = kustomize(&stack, env) {
+                assert_eq!(by_id(built), overlay, "{env}: kustomize build");
+            }
         }
     }
+}
+
+/// `kubectl kustomize overlays/<env>` of the tree export writes, if kubectl is on PATH.
+fn kustomize(stack: &Stack, env: Env) -> Option<Vec<Value>> {
+    let kubectl = std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("kubectl"))
+        .find(|path| path.is_file())?;
+    let dir = tempfile::tempdir().unwrap();
+    let tree = render(
+        stack,
+        &ExportOptions {
+            istio: true,
+            ..opts()
+        },
+    )
+    .unwrap();
+    for (path, text) in &tree {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let output = std::process::Command::new(kubectl)
+        .arg("kustomize")
+        .arg(dir.path().join(format!("overlays/{env}")))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(serde_saphyr::from_multiple(&String::from_utf8(output.stdout).unwrap()).unwrap())
 }
 
 #[test]

@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use super::config::{self, SplitEnv};
 use super::settings::{Kind, Resources, Settings};
 use super::{Env, ExportError};
-use crate::config::model::{Probe, Protocol, Service, Stack};
+use crate::config::model::{Condition, Probe, Protocol, Service, Stack};
 
 use super::objects::{labels, meta, selector, Object, Placed};
 use super::routing::{cluster_service, ingress};
@@ -152,7 +152,7 @@ pub(crate) fn service_objects(
         return Ok(objects);
     }
     let mut probed = pod.clone();
-    if placed.app && migrates(service) {
+    if placed.app && waits_for_migrations(stack, service) {
         // Under any tool (kubectl apply, Argo CD, Flux, Helm) the new pods
         // start only once the release's migration Job has run.
         probed.init_containers = Some(vec![wait_for_migrations(&container)]);
@@ -516,6 +516,25 @@ fn migrates(service: &Service) -> bool {
         .after_up
         .iter()
         .any(|hook| hook.contains("artisan migrate"))
+}
+
+/// Whether a service's pods must wait for migrations: its own hooks run
+/// them, or it waits (`completed`) on a one-off that runs them.
+fn waits_for_migrations(stack: &Stack, service: &Service) -> bool {
+    let runs_migrations = |one_off: &Service| {
+        one_off
+            .command
+            .as_ref()
+            .is_some_and(|command| command.join(" ").contains("artisan migrate"))
+            || migrates(one_off)
+    };
+    migrates(service)
+        || service
+            .depends_on
+            .iter()
+            .filter(|(_, condition)| **condition == Condition::Completed)
+            .filter_map(|(name, _)| stack.services.get(name))
+            .any(runs_migrations)
 }
 
 fn is_seed(hook: &str) -> bool {
