@@ -13,9 +13,11 @@
 //! repeats that environment's holes, to edit there). The app's image is
 //! `image.repositories.<service>` with `image.tag`, for `--set image.tag=…`.
 //!
-//! The migration Job and what it reads are `pre-install`/`pre-upgrade`
-//! hooks (ServiceAccount, ConfigMap and Secret at weight -5, the Job at 0),
-//! recreated on each release; otherwise the objects are those of the overlay.
+//! The Jobs (migrations, one-offs) and what they read are `pre-install`/
+//! `pre-upgrade` hooks (ServiceAccount, ConfigMap and Secret at weight -5,
+//! the Jobs at 0), recreated on each release, so that a new image tag
+//! (`--set image.tag=…`) never meets a Job's immutable template and the
+//! release waits for them; otherwise the objects are those of the overlay.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -156,7 +158,7 @@ fn values_text(note: &str, value: &Value) -> Result<String, ExportError> {
     Ok(text.replacen('\n', &format!("\n# {note}\n"), 1))
 }
 
-/// The hook annotations of the migration Job and of what it reads.
+/// The hook annotations of the Jobs and of what they read.
 fn hook(value: Value, per_env: &[(Env, Vec<Object>)], env: Env) -> Value {
     let mut value = value;
     let kind = value["kind"].as_str().unwrap_or_default().to_string();
@@ -165,17 +167,12 @@ fn hook(value: Value, per_env: &[(Env, Vec<Object>)], env: Env) -> Value {
         .unwrap_or_default()
         .to_string();
     let objects = &per_env.iter().find(|(e, _)| *e == env).expect("rendered").1;
-    let migrations: Vec<&Object> = objects
-        .iter()
-        .filter(|o| {
-            o.kind() == "Job"
-                && o.value["metadata"]["labels"]["app.kubernetes.io/component"] == "migration"
-        })
-        .collect();
-    let weight = if kind == "Job" && migrations.iter().any(|o| o.name() == name) {
+    // Every Job: the migrations, and one-offs others wait on.
+    let jobs: Vec<&Object> = objects.iter().filter(|o| o.kind() == "Job").collect();
+    let weight = if kind == "Job" && jobs.iter().any(|o| o.name() == name) {
         Some("0")
     } else {
-        let reads = migrations.iter().any(|job| {
+        let reads = jobs.iter().any(|job| {
             let pod = &job.value["spec"]["template"]["spec"];
             let account = pod["serviceAccountName"].as_str() == Some(name.as_str());
             let env_from = pod["containers"][0]["envFrom"]
