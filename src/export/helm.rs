@@ -11,7 +11,8 @@
 //! a missing path leaves the field out. `environment` picks the
 //! environment (`values.yaml` says `dev`; `values-<env>.yaml` sets it and
 //! repeats that environment's holes, to edit there). The app's image is
-//! `image.repositories.<service>` with `image.tag`, for `--set image.tag=…`.
+//! `image.repositories.<service>` with `image.tag`, for `--set image.tag=…`;
+//! every object's namespace is `namespace`.
 //!
 //! The Jobs (migrations, one-offs) and what they read are `pre-install`/
 //! `pre-upgrade` hooks (ServiceAccount, ConfigMap and Secret at weight -5,
@@ -129,7 +130,7 @@ pub(crate) fn chart(
         PathBuf::from("values.yaml"),
         values_text(
             "Values of the dev environment; `-f values-<env>.yaml` picks another.",
-            &json!({ "environment": "dev", "image": image, "environments": all }),
+            &json!({ "environment": "dev", "namespace": settings.namespace(Env::Dev), "image": image, "environments": all }),
         )?,
     );
     for env in Env::ALL {
@@ -137,7 +138,7 @@ pub(crate) fn chart(
             PathBuf::from(format!("values-{env}.yaml")),
             values_text(
                 &format!("The {env} environment: `helm template -f values-{env}.yaml`. Fields left out here stay out of the objects."),
-                &json!({ "environment": env.as_str(), "environments": { env.as_str(): holes_of(env) } }),
+                &json!({ "environment": env.as_str(), "namespace": settings.namespace(env), "environments": { env.as_str(): holes_of(env) } }),
             )?,
         );
     }
@@ -269,6 +270,11 @@ impl Chart<'_> {
         let pad = " ".repeat(indent);
         let present: Vec<&Value> = values.iter().flatten().copied().collect();
         let everywhere = present.len() == values.len();
+        if path == "metadata.namespace" && everywhere {
+            // Every object's namespace is the environment's: one knob.
+            out.push(format!("{pad}{key}: {{{{ $.Values.namespace | toJson }}}}"));
+            return;
+        }
         if everywhere && present.iter().all(|v| *v == present[0]) && !has_braces(present[0]) {
             self.literal(&format!("{pad}{key}:"), present[0], indent, out);
             return;
