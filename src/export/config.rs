@@ -314,7 +314,7 @@ pub(crate) fn config_map(meta: ObjectMeta, split: &SplitEnv) -> ConfigMap {
 
 pub(crate) fn secret(meta: ObjectMeta, split: &SplitEnv, env: Env) -> Secret {
     let mut meta = meta;
-    if env == Env::Production {
+    if env != Env::Dev && split.secret.values().any(|v| v == PLACEHOLDER) {
         let keys: Vec<&str> = split.secret.keys().map(String::as_str).collect();
         let note = format!(
             "replace {PLACEHOLDER} in {} before applying, or set external_secrets = true in [k8s] of dev.toml",

@@ -7,6 +7,7 @@
 use super::config::PLACEHOLDER;
 use super::objects::Object;
 use super::settings::Settings;
+use super::workloads::PROVIDE_SECRET;
 use super::Env;
 
 pub(crate) fn missing(settings: &Settings, env: Env, objects: &[Object]) -> Vec<String> {
@@ -47,13 +48,15 @@ pub(crate) fn missing(settings: &Settings, env: Env, objects: &[Object]) -> Vec<
     for object in objects {
         let name = object.name();
         match object.kind() {
-            "Secret" => {
-                for (key, value) in object.value["stringData"].as_object().into_iter().flatten() {
-                    if value == PLACEHOLDER {
-                        lines.push(format!(
-                            "{env}: secret `{key}` of `{name}`: create Secret `{name}` in the namespace with it, or set `external_secrets = true` in `[k8s]`"
-                        ));
-                    }
+            "Deployment" | "StatefulSet" | "Job" => {
+                let note = object.value["metadata"]["annotations"][PROVIDE_SECRET].as_str();
+                let Some((secret, keys)) = note.and_then(|n| n.split_once(':')) else {
+                    continue;
+                };
+                for key in keys.split(',') {
+                    lines.push(format!(
+                        "{env}: secret `{key}` of `{secret}`: create Secret `{secret}` in the namespace with it, or set `external_secrets = true` in `[k8s]`"
+                    ));
                 }
             }
             "ExternalSecret" => {

@@ -70,12 +70,20 @@ pub(crate) fn service_objects(
             ..Default::default()
         });
     }
+    // Secrets the operator provides: outside dev, export writes no Secret
+    // holding placeholders (applying it would overwrite the real one); the
+    // pods wait for the Secret, and the workload names the keys it needs.
+    let mut provide = None;
     if !split.secret.is_empty() {
+        let placeholders = split.secret.values().any(|v| v == config::PLACEHOLDER);
         if env == Env::Production && settings.stack.external_secrets {
             objects.push(Object::new(
                 name,
                 &config::external_secret(&meta(&env_name, &labels), &split, settings, name),
             )?);
+        } else if env != Env::Dev && placeholders {
+            let keys: Vec<&str> = split.secret.keys().map(String::as_str).collect();
+            provide = Some(keys.join(","));
         } else {
             objects.push(Object::new(
                 name,
@@ -145,10 +153,9 @@ pub(crate) fn service_objects(
     };
     if placed.one_off {
         // A task others wait on: it runs once per release and is reached by nobody.
-        objects.push(Object::new(
-            name,
-            &one_off_job(placed, pod, &labels, settings, !split.secret.is_empty()),
-        )?);
+        let mut job = one_off_job(placed, pod, &labels, settings, !split.secret.is_empty());
+        note_secret(&mut job.metadata, &env_name, provide.as_deref());
+        objects.push(Object::new(name, &job)?);
         return Ok(objects);
     }
     let mut probed = pod.clone();
@@ -239,6 +246,7 @@ pub(crate) fn service_objects(
     if storage.stateful {
         let mut set_meta = meta(name, &labels);
         set_meta.annotations = Some(checkov_skips(placed, !split.secret.is_empty()));
+        note_secret(&mut set_meta, &env_name, provide.as_deref());
         objects.push(Object::new(
             name,
             &StatefulSet {
@@ -262,6 +270,7 @@ pub(crate) fn service_objects(
         };
         let mut deployment_meta = meta(name, &labels);
         deployment_meta.annotations = Some(checkov_skips(placed, !split.secret.is_empty()));
+        note_secret(&mut deployment_meta, &env_name, provide.as_deref());
         if let Some(build) = &service.build {
             // Tells CI which image to build and push for this Deployment.
             let notes = deployment_meta
@@ -355,6 +364,18 @@ pub(crate) fn service_objects(
     }
     Ok(objects)
 }
+
+/// Names the Secret and the keys the operator must provide (`devenv.dev/provide-secret`).
+fn note_secret(meta: &mut ObjectMeta, secret: &str, keys: Option<&str>) {
+    if let Some(keys) = keys {
+        meta.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(PROVIDE_SECRET.into(), format!("{secret}:{keys}"));
+    }
+}
+
+/// Annotation on a workload whose Secret the operator creates: `name:KEY1,KEY2`.
+pub(crate) const PROVIDE_SECRET: &str = "devenv.dev/provide-secret";
 
 /// Checkov findings a workload accepts on purpose, each with its reason
 /// (checkov reads these annotations and lists the checks as skipped).
