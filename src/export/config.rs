@@ -60,12 +60,10 @@ pub(crate) fn is_secret_key(key: &str) -> bool {
         return true;
     }
     let words: Vec<&str> = upper.split(['_', '-', '.']).collect();
-    words.iter().any(|w| {
-        matches!(
-            *w,
-            "PASS" | "PWD" | "DSN" | "SALT" | "APIKEY" | "AUTH" | "CREDS"
-        )
-    }) || words.last().is_some_and(|w| w.ends_with("KEY"))
+    words
+        .iter()
+        .any(|w| matches!(*w, "PASS" | "PWD" | "DSN" | "SALT" | "APIKEY" | "CREDS"))
+        || words.last().is_some_and(|w| w.ends_with("KEY"))
         || upper.ends_with("KEY_ID")
 }
 
