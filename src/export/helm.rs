@@ -246,6 +246,14 @@ impl Chart<'_> {
                 }
             }
         }
+        // The IAM role goes on the service account: a knob even where no role is set yet.
+        let annotations = "annotations".to_string();
+        if object.starts_with("serviceaccount/")
+            && path == "metadata"
+            && !keys.contains(&&annotations)
+        {
+            keys.push(&annotations);
+        }
         for key in keys {
             let children: Vec<Option<&Value>> =
                 values.iter().map(|v| v.and_then(|v| v.get(key))).collect();
@@ -275,16 +283,21 @@ impl Chart<'_> {
             out.push(format!("{pad}{key}: {{{{ $.Values.namespace | toJson }}}}"));
             return;
         }
-        if everywhere && present.iter().all(|v| *v == present[0]) && !has_braces(present[0]) {
+        let knob = is_knob(object, path);
+        if !knob
+            && everywhere
+            && present.iter().all(|v| *v == present[0])
+            && !has_braces(present[0])
+        {
             self.literal(&format!("{pad}{key}:"), present[0], indent, out);
             return;
         }
-        if everywhere && present.iter().all(|v| v.is_object()) {
+        if !knob && everywhere && present.iter().all(|v| v.is_object()) {
             out.push(format!("{pad}{key}:"));
             self.map(object, path, values, indent + 2, out);
             return;
         }
-        if everywhere {
+        if everywhere && !knob {
             if let Some(items) = self.matched_items(&present) {
                 out.push(format!("{pad}{key}:"));
                 for (item_id, per_env) in items {
@@ -395,6 +408,24 @@ impl Chart<'_> {
         }
         // JSON scalars are YAML: strings double-quoted, so `on`/`yes` stay strings.
         serde_json::to_string(value).unwrap_or_default()
+    }
+}
+
+/// The usual knobs, values in every environment even where alike:
+/// replicas, autoscaling bounds, resources, the Ingress rules (host) and
+/// annotations (certificate), the service account's (IAM role).
+fn is_knob(object: &str, path: &str) -> bool {
+    let kind = object.split('/').next().unwrap_or_default();
+    match kind {
+        "deployment" | "statefulset" => {
+            path == "spec.replicas"
+                || (path.starts_with("spec.template.spec.containers[")
+                    && path.ends_with("].resources"))
+        }
+        "horizontalpodautoscaler" => matches!(path, "spec.minReplicas" | "spec.maxReplicas"),
+        "ingress" => matches!(path, "spec.rules" | "metadata.annotations"),
+        "serviceaccount" => path == "metadata.annotations",
+        _ => false,
     }
 }
 
