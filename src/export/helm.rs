@@ -137,7 +137,7 @@ pub(crate) fn chart(
         files.insert(
             PathBuf::from(format!("values-{env}.yaml")),
             values_text(
-                &format!("The {env} environment: `helm template -f values-{env}.yaml`. Fields left out here stay out of the objects."),
+                &format!("The {env} environment: `helm template -f values-{env}.yaml`. Set a field to null to leave it out of the objects."),
                 &json!({ "environment": env.as_str(), "namespace": settings.namespace(env), "environments": { env.as_str(): holes_of(env) } }),
             )?,
         );
