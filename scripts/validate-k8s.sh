@@ -3,10 +3,11 @@
 # with kustomize, every rendered object passes the Kubernetes schemas in
 # strict mode, and checkov fails no check (the checks a workload accepts on
 # purpose carry a `checkov.io/skipN` annotation with the reason, so checkov
-# lists them as skipped).
+# lists them as skipped). A chart (`--format helm`, OUTDIR holds Chart.yaml)
+# passes `helm lint --strict` and is rendered with each values-<env>.yaml.
 #
 # Usage: scripts/validate-k8s.sh OUTDIR
-# Needs on PATH: kubectl, kubernetes-validate, checkov.
+# Needs on PATH: kubectl (or helm, for a chart), kubernetes-validate, checkov.
 # K8S_VERSION picks the schema version (default 1.33.0, as k8s-openapi's v1_33).
 set -euo pipefail
 
@@ -18,10 +19,26 @@ trap 'rm -rf "$rendered"' EXIT
 shopt -s nullglob
 overlays=("$out"/overlays/*/)
 plain=("$out"/*.yaml)
-if (( ${#overlays[@]} == 0 && ${#plain[@]} == 0 )); then
-    echo "error: \`$out\` holds neither overlays nor a plain export" >&2
+values=()
+if [[ -f "$out/Chart.yaml" ]]; then
+    plain=()
+    values=("$out"/values-*.yaml)
+fi
+if (( ${#overlays[@]} == 0 && ${#plain[@]} == 0 && ${#values[@]} == 0 )); then
+    echo "error: \`$out\` holds neither overlays, a plain export nor a chart" >&2
     exit 2
 fi
+
+if (( ${#values[@]} > 0 )); then
+    echo "helm lint --strict"
+    helm lint --strict --quiet "$out"
+fi
+for file in "${values[@]}"; do
+    env=$(basename "$file" .yaml)
+    env=${env#values-}
+    helm template release "$out" -f "$file" > "$rendered/helm-$env.yaml"
+    echo "helm template: $env renders $(grep -c '^kind:' "$rendered/helm-$env.yaml") objects"
+done
 
 for overlay in "${overlays[@]}"; do
     env=$(basename "$overlay")

@@ -292,13 +292,14 @@ pub struct ExportArgs {
     /// Registry the app image is pushed to (e.g. an ECR repository)
     #[arg(long)]
     pub image_registry: Option<String>,
-    /// Image tag of the app
+    /// Image tag of the app (default: the checkout's git commit; `latest`
+    /// reaches staging and production only when given here)
     #[arg(long)]
     pub tag: Option<String>,
     /// Add Istio sidecar-injection labels
     #[arg(long)]
     pub istio: bool,
-    /// Compare with an earlier export in DIR instead of writing; exit 1 on drift
+    /// Compare with an earlier export in DIR (a Kustomize tree or a chart) instead of writing; exit 1 on drift
     #[arg(long, value_name = "DIR")]
     pub check: Option<PathBuf>,
 }
@@ -314,6 +315,8 @@ pub enum EnvArg {
 pub enum FormatArg {
     Kustomize,
     Plain,
+    /// A Helm chart with one values file per environment
+    Helm,
 }
 
 #[derive(Debug, Args)]

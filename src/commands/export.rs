@@ -102,7 +102,27 @@ pub fn run(settings: &ExportSettings, out: &mut dyn Write) -> Result<u8, ExportC
         settings.out_dir.display()
     )
     .map_err(report)?;
+    let needed = export::inputs(&settings.stack, &settings.opts)?;
+    if !needed.is_empty() {
+        writeln!(out, "before deploying, provide:").map_err(report)?;
+        for line in &needed {
+            writeln!(out, "  {line}").map_err(report)?;
+        }
+    }
     Ok(0)
+}
+
+/// The checkout's commit (short), the default image tag, as Skaffold's git
+/// tagger does; `None` outside a git checkout or without git.
+pub fn checkout_commit(dir: &Path) -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(output.stdout).ok()?.trim().to_string();
+    (output.status.success() && !commit.is_empty()).then_some(commit)
 }
 
 /// The YAML files under `dir`, by path relative to it.
@@ -145,7 +165,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = ExportSettings {
             stack: laravel_stack(),
-            opts: ExportOptions::default(),
+            opts: ExportOptions {
+                commit: Some("0123abcd".into()),
+                ..Default::default()
+            },
             out_dir: dir.path().join("k8s"),
             check: None,
         };

@@ -240,13 +240,20 @@ fn export_cmd(ctx: &Context, a: crate::cli::ExportArgs) -> Outcome {
         format: match a.format {
             FormatArg::Kustomize => Format::Kustomize,
             FormatArg::Plain => Format::Plain,
+            FormatArg::Helm => Format::Helm,
         },
         image_registry: a.image_registry,
         tag: a.tag,
         istio: a.istio,
+        commit: None,
+    };
+    let stack = ctx.stack()?;
+    let opts = ExportOptions {
+        commit: export::checkout_commit(&stack.root),
+        ..opts
     };
     let settings = export::ExportSettings {
-        stack: ctx.stack()?,
+        stack,
         opts,
         out_dir: a.output,
         check: a.check,

@@ -69,13 +69,18 @@ impl fmt::Display for Drift {
 
 type Objects = IndexMap<(PathBuf, String), (PathBuf, Value)>;
 
+/// Marks an object added to a generated tree by hand as intended: `--check`
+/// neither reports it nor its file in the kustomization's `resources`.
+pub const INTENDED: &str = "devenv.dev/intended";
+
 pub(crate) fn compare(
     rendered: &BTreeMap<PathBuf, String>,
     existing: &BTreeMap<PathBuf, String>,
     ignore: &[String],
 ) -> Result<Vec<Drift>, ExportError> {
     let ours = objects(rendered)?;
-    let theirs = objects(existing)?;
+    let mut theirs = objects(existing)?;
+    accept_standard_edits(&ours, &mut theirs);
     let mut drifts = Vec::new();
     for (key, (file, value)) in &ours {
         let object = key.1.clone();
@@ -125,6 +130,122 @@ fn ignored(entry: &str, drift: &Drift) -> bool {
             .is_some_and(|rest| rest.starts_with(['.', '[']))
 }
 
+/// Leaves out what people and tools add to a generated tree on purpose:
+/// objects marked [`INTENDED`] (and their files in `resources`), and the
+/// `images` entries of `kustomize edit set image` for images export writes
+/// (the usual CI bump of the tag).
+fn accept_standard_edits(ours: &Objects, theirs: &mut Objects) {
+    let mut intended: Vec<(PathBuf, PathBuf)> = Vec::new();
+    theirs.retain(|(dir, _), (file, value)| {
+        let marked = !value["metadata"]["annotations"][INTENDED].is_null();
+        if marked {
+            let name = file.file_name().map(PathBuf::from).unwrap_or_default();
+            intended.push((dir.clone(), name));
+        }
+        !marked
+    });
+    let mut repositories = Vec::new();
+    for (_, value) in ours.values() {
+        images(value, &mut repositories);
+    }
+    for ((dir, id), (_, value)) in theirs.iter_mut() {
+        if id != "Kustomization" {
+            continue;
+        }
+        let Value::Object(map) = value else { continue };
+        if let Some(Value::Array(resources)) = map.get_mut("resources") {
+            resources.retain(|r| {
+                !intended
+                    .iter()
+                    .any(|(d, f)| d == dir && r.as_str() == f.to_str())
+            });
+        }
+        if let Some(Value::Array(entries)) = map.get_mut("images") {
+            entries.retain(|entry| {
+                !entry["name"]
+                    .as_str()
+                    .is_some_and(|name| repositories.iter().any(|r| r == name))
+            });
+            if entries.is_empty() {
+                map.remove("images");
+            }
+        }
+    }
+}
+
+/// The repositories (image without tag) of every container in `value`.
+fn images(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(image)) = map.get("image") {
+                let repository = image
+                    .rsplit_once(':')
+                    .filter(|(_, tag)| !tag.contains('/'))
+                    .map_or(image.as_str(), |(repository, _)| repository);
+                out.push(repository.to_string());
+            }
+            map.values().for_each(|v| images(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| images(v, out)),
+        _ => {}
+    }
+}
+
+/// A chart: its templates compared as text (line by line), its
+/// `Chart.yaml` and values files as data.
+pub(crate) fn compare_chart(
+    rendered: &BTreeMap<PathBuf, String>,
+    existing: &BTreeMap<PathBuf, String>,
+    ignore: &[String],
+) -> Result<Vec<Drift>, ExportError> {
+    let is_template = |path: &PathBuf| path.starts_with("templates");
+    let data = |files: &BTreeMap<PathBuf, String>| {
+        files
+            .iter()
+            .filter(|(path, _)| !is_template(path))
+            .map(|(p, t)| (p.clone(), t.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let mut drifts = compare(&data(rendered), &data(existing), ignore)?;
+    for (path, text) in rendered.iter().filter(|(path, _)| is_template(path)) {
+        let object = "template".to_string();
+        let Some(theirs) = existing.get(path) else {
+            drifts.push(Drift {
+                file: path.clone(),
+                object,
+                field: String::new(),
+                change: Change::Added(None),
+            });
+            continue;
+        };
+        let (a, b): (Vec<&str>, Vec<&str>) = (text.lines().collect(), theirs.lines().collect());
+        if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
+            let line = |l: Option<&&str>| l.map(|l| format!("`{}`", l.trim()));
+            drifts.push(Drift {
+                file: path.clone(),
+                object,
+                field: format!("line {}", i + 1),
+                change: Change::Changed {
+                    stack: line(a.get(i)).or(Some("no line".into())),
+                    tree: line(b.get(i)).or(Some("no line".into())),
+                },
+            });
+        }
+    }
+    for path in existing
+        .keys()
+        .filter(|path| is_template(path) && !rendered.contains_key(*path))
+    {
+        drifts.push(Drift {
+            file: path.clone(),
+            object: "template".into(),
+            field: String::new(),
+            change: Change::Missing(None),
+        });
+    }
+    Ok(drifts)
+}
+
 fn objects(files: &BTreeMap<PathBuf, String>) -> Result<Objects, ExportError> {
     let mut objects = IndexMap::new();
     for (path, text) in files {
@@ -141,10 +262,12 @@ fn objects(files: &BTreeMap<PathBuf, String>) -> Result<Objects, ExportError> {
             })?;
         let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
         for doc in docs.into_iter().filter(|doc| !doc.is_null()) {
-            let kind = doc["kind"].as_str().unwrap_or("?");
+            // A values file is no object; its file name tells which it is.
+            let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+            let kind = doc["kind"].as_str().unwrap_or(file_name);
             let name = doc["metadata"]["name"].as_str().unwrap_or_default();
             // A kustomization names no object; its directory tells which one it is.
-            let id = if name.is_empty() {
+            let id = if name.is_empty() || doc["kind"].is_null() {
                 kind.to_string()
             } else {
                 format!("{kind}/{name}")
@@ -194,13 +317,17 @@ fn diff(path: String, ours: &Value, theirs: &Value, secret: bool, out: &mut Vec<
         (Value::Array(a), Value::Array(b)) => {
             let all: Vec<Value> = a.iter().chain(b).cloned().collect();
             let Some(key) = item_key(&all) else {
-                out.push((
-                    path,
-                    Change::Changed {
-                        stack: show(ours),
-                        tree: show(theirs),
-                    },
-                ));
+                // Items without a name (`patches`, `egress` rules): by position,
+                // so that the report shows the element that differs.
+                for i in 0..a.len().max(b.len()) {
+                    let at = format!("{path}[{i}]");
+                    match (a.get(i), b.get(i)) {
+                        (Some(x), Some(y)) => diff(at, x, y, secret, out),
+                        (Some(x), None) => out.push((at, Change::Added(show(x)))),
+                        (None, Some(y)) => out.push((at, Change::Missing(show(y)))),
+                        (None, None) => {}
+                    }
+                }
                 return;
             };
             let id = |item: &Value| {

@@ -12,7 +12,6 @@ use serde_json::json;
 
 use super::settings::{Kind, Settings};
 use super::{Env, ExportError};
-use crate::config::looks_secret;
 use crate::config::model::{Service, Stack};
 
 /// The value production Secrets and unknown endpoints get instead of a local one.
@@ -30,6 +29,8 @@ pub(crate) struct Replacement {
     pub port: u16,
     pub bucket: Option<String>,
     pub region: Option<String>,
+    /// ElastiCache in-transit encryption and AUTH (Redis only).
+    pub tls: bool,
 }
 
 /// One service's env, split for a ConfigMap and a Secret.
@@ -41,6 +42,44 @@ pub(crate) struct SplitEnv {
     pub fill_in: Vec<String>,
 }
 
+/// Whether an env key names a credential: any of its `_`-separated words
+/// says password, secret, token, credential(s), DSN, private or salt, or it
+/// ends in `KEY` (`APP_KEY`, `STRIPE_KEY`, `AWS_ACCESS_KEY_ID` too). Fails
+/// closed: a false positive costs a Secret entry, a miss leaks a password.
+pub(crate) fn is_secret_key(key: &str) -> bool {
+    let upper = key.to_ascii_uppercase();
+    const INSIDE: [&str; 6] = [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "CREDENTIAL",
+        "PRIVATE",
+    ];
+    if INSIDE.iter().any(|word| upper.contains(word)) {
+        return true;
+    }
+    let words: Vec<&str> = upper.split(['_', '-', '.']).collect();
+    words
+        .iter()
+        .any(|w| matches!(*w, "PASS" | "PWD" | "DSN" | "SALT" | "APIKEY" | "CREDS"))
+        || words.last().is_some_and(|w| w.ends_with("KEY"))
+        || upper.ends_with("KEY_ID")
+}
+
+/// Whether a value carries a credential: a URL with user info
+/// (`postgres://app:pw@db/app`, a Sentry DSN `https://key@o1.ingest…`).
+pub(crate) fn is_secret_value(value: &str) -> bool {
+    let Some(start) = value.find("://").map(|i| i + 3) else {
+        return false;
+    };
+    let authority = value[start..]
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    authority.contains('@')
+}
+
 /// Every local value that must not reach production, stack-wide, so that
 /// a value embedding one (`DATABASE_URL` with the password) is secret too.
 pub(crate) fn secret_values(stack: &Stack) -> Vec<String> {
@@ -48,7 +87,7 @@ pub(crate) fn secret_values(stack: &Stack) -> Vec<String> {
         .services
         .values()
         .flat_map(|service| &service.env)
-        .filter(|(key, value)| value.secret || looks_secret(key))
+        .filter(|(key, value)| value.secret || is_secret_key(key))
         .map(|(_, value)| value.value.clone())
         .filter(|value| !value.is_empty())
         .collect();
@@ -74,9 +113,10 @@ pub(crate) fn split_env(
             });
         }
         let secret = value.secret
-            || looks_secret(key)
+            || is_secret_key(key)
+            || is_secret_value(&value.value)
             || secrets.iter().any(|s| value.value.contains(s.as_str()));
-        let mut value = value.value.clone();
+        let mut value = renamed(&value.value, settings);
         if env == Env::Production {
             match rewrite(key, &value, replacements) {
                 Rewrite::Keep => {}
@@ -120,10 +160,23 @@ pub(crate) fn split_env(
             split.config.insert("AWS_DEFAULT_REGION".into(), region);
         }
     }
+    if env == Env::Production {
+        if let Some(redis) = replacements.iter().find(|r| r.kind == Kind::Redis) {
+            let uses = service.env.values().any(|v| v.value == redis.service);
+            if redis.tls && uses {
+                // ElastiCache with in-transit encryption and an AUTH token.
+                split.config.insert("REDIS_SCHEME".into(), "tls".into());
+                split
+                    .secret
+                    .entry("REDIS_PASSWORD".into())
+                    .or_insert_with(|| PLACEHOLDER.into());
+            }
+        }
+    }
     if service.build.is_some() {
         laravel_defaults(&mut split.config, env);
         for (key, value) in &settings.stack.env(env).env {
-            let side = if looks_secret(key) {
+            let side = if is_secret_key(key) || is_secret_value(value) {
                 &mut split.secret
             } else {
                 &mut split.config
@@ -132,10 +185,15 @@ pub(crate) fn split_env(
             split.fill_in.retain(|k| k != key);
         }
     }
-    if env == Env::Production {
-        // Secrets from the local stack never leave the laptop.
-        for value in split.secret.values_mut() {
-            *value = PLACEHOLDER.to_string();
+    if env != Env::Dev {
+        // Secrets from the local stack never leave the laptop: only dev may
+        // carry local values; staging and production get a placeholder the
+        // operator replaces (or an ExternalSecret), and `inputs` lists them.
+        let given = &settings.stack.env(env).env;
+        for (key, value) in split.secret.iter_mut() {
+            if !given.contains_key(key) {
+                *value = PLACEHOLDER.to_string();
+            }
         }
     }
     Ok(split)
@@ -148,12 +206,31 @@ fn laravel_defaults(config: &mut IndexMap<String, String>, env: Env) {
         if let Some(value) = config.get_mut("APP_ENV") {
             *value = env.to_string();
         }
-    }
-    if env == Env::Production {
+        // Staging faces the internet too: no stack traces with env values.
         if let Some(value) = config.get_mut("APP_DEBUG") {
             *value = "false".into();
         }
     }
+}
+
+/// A value naming a service whose Kubernetes name differs (`My.DB` ->
+/// `my-db`), as a host or as the host of a URL, names the new one.
+fn renamed(value: &str, settings: &Settings) -> String {
+    for (service, name) in settings.names.iter().filter(|(s, n)| s != n) {
+        if value == service {
+            return name.clone();
+        }
+        if let Some((host, range)) = url_host(value) {
+            if host == service {
+                let port = value[range.clone()].split_once(':').map(|(_, p)| p);
+                let mut new = value.to_string();
+                let with_port = port.map_or(name.clone(), |p| format!("{name}:{p}"));
+                new.replace_range(range, &with_port);
+                return new;
+            }
+        }
+    }
+    value.to_string()
 }
 
 enum Rewrite<'a> {
@@ -235,7 +312,7 @@ pub(crate) fn config_map(meta: ObjectMeta, split: &SplitEnv) -> ConfigMap {
 
 pub(crate) fn secret(meta: ObjectMeta, split: &SplitEnv, env: Env) -> Secret {
     let mut meta = meta;
-    if env == Env::Production {
+    if env != Env::Dev && split.secret.values().any(|v| v == PLACEHOLDER) {
         let keys: Vec<&str> = split.secret.keys().map(String::as_str).collect();
         let note = format!(
             "replace {PLACEHOLDER} in {} before applying, or set external_secrets = true in [k8s] of dev.toml",
@@ -274,7 +351,7 @@ pub(crate) fn external_secret(
         .map(|key| json!({ "secretKey": key, "remoteRef": { "key": remote, "property": key } }))
         .collect();
     json!({
-        "apiVersion": "external-secrets.io/v1beta1",
+        "apiVersion": "external-secrets.io/v1",
         "kind": "ExternalSecret",
         "metadata": meta,
         "spec": {
@@ -289,6 +366,37 @@ pub(crate) fn external_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn r13_credentials_are_found_by_key_pattern_and_by_url() {
+        for key in [
+            "PGPASSWORD",
+            "DB_PASS",
+            "API_CREDENTIALS",
+            "SENTRY_DSN",
+            "APP_KEY",
+            "STRIPE_SECRET",
+            "GITHUB_TOKEN",
+            "AWS_ACCESS_KEY_ID",
+            "JWT_PRIVATE_KEY_PATH",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        for key in [
+            "DB_HOST",
+            "APP_ENV",
+            "MAIL_PORT",
+            "PASSPORT_ROUTES",
+            "KEYCLOAK_REALM",
+        ] {
+            assert!(!is_secret_key(key), "{key}");
+        }
+        assert!(is_secret_value("postgres://app:pw@db:5432/app"));
+        assert!(is_secret_value("redis://:pw@cache:6379"));
+        assert!(is_secret_value("https://abc123@o1.ingest.sentry.io/42"));
+        assert!(!is_secret_value("http://s3:9000"));
+        assert!(!is_secret_value("https://example.com/a@b"));
+    }
 
     #[test]
     fn url_hosts() {

@@ -13,17 +13,22 @@
 
 mod check;
 mod config;
+mod helm;
+mod inputs;
 mod layout;
 mod names;
 mod objects;
 mod policy;
+mod routing;
 mod settings;
+mod storage;
+mod workloads;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-pub use check::{Change, Drift};
+pub use check::{Change, Drift, INTENDED};
 
 use crate::config::model::Stack;
 use settings::Settings;
@@ -40,6 +45,8 @@ pub struct ExportOptions {
     pub tag: Option<String>,
     /// Istio sidecar injection, also turned on by `[k8s] istio = true`.
     pub istio: bool,
+    /// The checkout's commit, the app's image tag unless one is given.
+    pub commit: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -74,6 +81,8 @@ pub enum Format {
     Kustomize,
     /// One multi-document file for one environment (dev unless `--env`).
     Plain,
+    /// A Helm chart rendering the same objects, one values file per environment.
+    Helm,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -105,6 +114,18 @@ pub enum ExportError {
         service: String,
         volume: String,
         target: String,
+    },
+    #[error("no image tag for {env}: this is not a git checkout and no tag was given")]
+    #[diagnostic(help(
+        "pass `--tag`, or set `tag` in `[k8s]`; `latest` is used in dev only unless given"
+    ))]
+    NoTag { env: Env },
+    #[error("services `{first}` and `{second}` get the same Kubernetes name `{name}`")]
+    #[diagnostic(help("rename one of them in dev.toml"))]
+    NameClash {
+        first: String,
+        second: String,
+        name: String,
     },
     #[error("cannot read `{path}`: {message}")]
     Existing { path: PathBuf, message: String },
@@ -141,7 +162,42 @@ pub fn render(
             }
             layout::kustomize(&per_env, &settings, opts.env)
         }
+        Format::Helm => {
+            let mut per_env = Vec::new();
+            for env in Env::ALL {
+                per_env.push((env, objects::build(stack, &settings, env)?));
+            }
+            let mut images = Vec::new();
+            for service in stack.services.values().filter(|s| s.build.is_some()) {
+                let image = settings.app_image(stack, service, Env::Production)?;
+                if let Some((repository, tag)) = image.rsplit_once(':') {
+                    images.push((
+                        settings.name(&service.name).to_string(),
+                        repository.to_string(),
+                        tag.to_string(),
+                    ));
+                }
+            }
+            helm::chart(&per_env, &settings, &images)
+        }
     }
+}
+
+/// Pure: what staging and production need from the operator before they
+/// deploy, one line per input naming the key that provides it.
+pub fn inputs(stack: &Stack, opts: &ExportOptions) -> Result<Vec<String>, ExportError> {
+    let settings = Settings::read(stack, opts)?;
+    let envs: Vec<Env> = match (opts.env, opts.format) {
+        (Some(env), _) => vec![env],
+        (None, Format::Plain) => vec![Env::Dev],
+        (None, _) => Env::ALL.to_vec(),
+    };
+    let mut lines = Vec::new();
+    for env in envs {
+        let objects = objects::build(stack, &settings, env)?;
+        lines.extend(inputs::missing(&settings, env, &objects));
+    }
+    Ok(lines)
 }
 
 /// Pure: compares what [`render`] would write with the files read from a
@@ -153,9 +209,38 @@ pub fn check(
     existing: &BTreeMap<PathBuf, String>,
 ) -> Result<Vec<Drift>, ExportError> {
     let settings = Settings::read(stack, opts)?;
+    let ignore = &settings.stack.ignore_drift;
+    if opts.format == Format::Helm || existing.contains_key(Path::new("Chart.yaml")) {
+        let opts = ExportOptions {
+            format: Format::Helm,
+            ..opts.clone()
+        };
+        return check::compare_chart(&render(stack, &opts)?, existing, ignore);
+    }
     let rendered = render(stack, opts)?;
-    check::compare(&rendered, existing, &settings.stack.ignore_drift)
+    // One environment's overlay against a full tree: the other overlays are not drift.
+    let existing: BTreeMap<PathBuf, String> = match (opts.format, opts.env) {
+        (Format::Kustomize, Some(env)) => existing
+            .iter()
+            .filter(|(path, _)| {
+                let top = path
+                    .components()
+                    .next()
+                    .map(|c| c.as_os_str().to_os_string());
+                match top.as_ref().and_then(|t| t.to_str()) {
+                    Some("overlays") => path.starts_with(format!("overlays/{env}")),
+                    Some(dir) => rendered.keys().any(|p| p.starts_with(dir)),
+                    None => true,
+                }
+            })
+            .map(|(p, t)| (p.clone(), t.clone()))
+            .collect(),
+        _ => existing.clone(),
+    };
+    check::compare(&rendered, &existing, ignore)
 }
 
+#[cfg(test)]
+mod regressions;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -9,39 +9,17 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment, StatefulSet,
-    StatefulSetSpec,
-};
-use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
-    MetricTarget, ResourceMetricSource,
-};
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvFromSource, ExecAction, HTTPGetAction, Namespace, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe as K8sProbe,
-    ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Service as K8sService,
-    ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuota, ResourceQuotaSpec,
 };
-use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
-    IngressServiceBackend, IngressSpec, ServiceBackendPort,
-};
-use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use super::config::{self, Replacement, SplitEnv};
-use super::names;
-use super::settings::{Kind, Placement, Resources, Settings};
+use super::config::{self, Replacement};
+use super::settings::{Kind, Placement, Settings};
 use super::{Env, ExportError};
-use crate::config::model::{Condition, Mount, Probe, Protocol, Service, Stack};
+use crate::config::model::{Condition, Probe, Protocol, Service, Stack};
 
 /// One object, already in its JSON shape, and the file it belongs in.
 #[derive(Debug, Clone)]
@@ -88,15 +66,21 @@ pub(crate) struct Placed<'a> {
     pub kind: Kind,
     pub ports: Vec<PortSpec>,
     pub ingress: bool,
+    /// Its DNS-1123 name, the stack's name mapped (see [`names`]).
+    pub k8s_name: String,
+    /// Runs to completion once per release: a Job, reached by nobody.
+    pub one_off: bool,
 }
 
 impl Placed<'_> {
+    /// The Kubernetes name; settings are looked up by `service.name`.
     pub fn name(&self) -> &str {
-        &self.service.name
+        &self.k8s_name
     }
 
     pub fn component(&self) -> &'static str {
         match (self.app, self.kind) {
+            _ if self.one_off => "job",
             (true, _) if self.ports.is_empty() => "worker",
             (true, _) => "server",
             (false, Kind::Postgres) => "database",
@@ -136,7 +120,7 @@ pub(crate) fn selector(settings: &Settings, service: &str) -> BTreeMap<String, S
     ])
 }
 
-fn meta(name: &str, labels: &BTreeMap<String, String>) -> ObjectMeta {
+pub(crate) fn meta(name: &str, labels: &BTreeMap<String, String>) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),
         labels: Some(labels.clone()),
@@ -149,18 +133,15 @@ pub(crate) fn build(
     settings: &Settings,
     env: Env,
 ) -> Result<Vec<Object>, ExportError> {
-    for name in stack.services.keys() {
-        names::check_label(name).map_err(|reason| ExportError::Name {
-            service: name.clone(),
-            reason,
-        })?;
-    }
     let (placed, replacements) = place(stack, settings, env)?;
     let secrets = config::secret_values(stack);
     let mut objects = vec![Object::new("namespace", &namespace(settings, env))?];
+    objects.extend(budgets(settings)?);
     for service in &placed {
         let split = config::split_env(service.service, settings, env, &secrets, &replacements)?;
-        objects.extend(service_objects(service, split, settings, env)?);
+        objects.extend(super::workloads::service_objects(
+            stack, service, split, settings, env,
+        )?);
     }
     objects.extend(super::policy::build(&placed, &replacements, settings, env)?);
     Ok(objects)
@@ -178,6 +159,12 @@ fn place<'a>(
         let app = service.build.is_some();
         let kind = settings.kind(service);
         let ports = ports(service, settings, kind, app);
+        // Something others wait on to complete is a task, not a server.
+        let one_off = settings.service(&service.name).job
+            || stack
+                .services
+                .values()
+                .any(|other| other.depends_on.get(&service.name) == Some(&Condition::Completed));
         let placement = settings.service(&service.name).production;
         let external = match kind {
             Kind::Generic => placement == Some(Placement::External),
@@ -193,16 +180,19 @@ fn place<'a>(
             kind,
             ports,
             ingress: false,
+            k8s_name: settings.name(&service.name).to_string(),
+            one_off,
         });
     }
     let explicit: Vec<usize> = (0..placed.len())
-        .filter(|&i| settings.service(placed[i].name()).ingress == Some(true))
+        .filter(|&i| settings.service(&placed[i].service.name).ingress == Some(true))
         .collect();
     let chosen = if explicit.is_empty() {
         let default = placed.iter().position(|p| {
             p.app
+                && !p.one_off
                 && p.tcp_ports().next().is_some()
-                && settings.service(p.name()).ingress != Some(false)
+                && settings.service(&p.service.name).ingress != Some(false)
         });
         default.into_iter().collect()
     } else {
@@ -211,7 +201,7 @@ fn place<'a>(
     for i in chosen {
         if placed[i].tcp_ports().next().is_none() {
             return Err(ExportError::NoIngressPort {
-                service: placed[i].name().to_string(),
+                service: placed[i].service.name.clone(),
             });
         }
         placed[i].ingress = true;
@@ -222,8 +212,8 @@ fn place<'a>(
             if *condition == Condition::Completed {
                 continue;
             }
-            if let Some(target) = placed.iter().find(|p| p.name() == dependency) {
-                if target.tcp_ports().next().is_none() {
+            if let Some(target) = placed.iter().find(|p| &p.service.name == dependency) {
+                if target.tcp_ports().next().is_none() && !target.one_off {
                     return Err(ExportError::NoPort {
                         service: dependency.clone(),
                         needed_by: dependent.name().to_string(),
@@ -257,6 +247,7 @@ fn replacement(
         _ => endpoint.map(|e| e.host.clone()),
     };
     Replacement {
+        tls: kind == Kind::Redis && endpoint.and_then(|e| e.tls) != Some(false),
         service: service.name.clone(),
         kind,
         host,
@@ -335,18 +326,71 @@ fn ports(service: &Service, settings: &Settings, kind: Kind, app: bool) -> Vec<P
         .collect()
 }
 
+/// A LimitRange giving any container without resources modest defaults,
+/// and a ResourceQuota capping the namespace, so that one runaway workload
+/// cannot starve a shared cluster. Generous on purpose: edit them to fit.
+fn budgets(settings: &Settings) -> Result<Vec<Object>, ExportError> {
+    let labels = BTreeMap::from([
+        (
+            "app.kubernetes.io/part-of".to_string(),
+            settings.project.clone(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "devenv".to_string(),
+        ),
+    ]);
+    let amounts = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let limits = LimitRange {
+        metadata: meta("defaults", &labels),
+        spec: Some(LimitRangeSpec {
+            limits: vec![LimitRangeItem {
+                type_: "Container".into(),
+                default: Some(amounts(&[("cpu", "500m"), ("memory", "512Mi")])),
+                default_request: Some(amounts(&[("cpu", "100m"), ("memory", "128Mi")])),
+                ..Default::default()
+            }],
+        }),
+    };
+    let quota = ResourceQuota {
+        metadata: meta("budget", &labels),
+        spec: Some(ResourceQuotaSpec {
+            hard: Some(amounts(&[
+                ("requests.cpu", "16"),
+                ("requests.memory", "32Gi"),
+                ("limits.cpu", "32"),
+                ("limits.memory", "64Gi"),
+                ("pods", "100"),
+                ("persistentvolumeclaims", "20"),
+                ("services.loadbalancers", "0"),
+                ("services.nodeports", "0"),
+            ])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(vec![
+        Object::new("namespace", &limits)?,
+        Object::new("namespace", &quota)?,
+    ])
+}
+
 fn namespace(settings: &Settings, env: Env) -> Namespace {
     let mut labels = BTreeMap::from([(
         "app.kubernetes.io/part-of".to_string(),
         settings.project.clone(),
     )]);
-    // Istio's init container needs NET_ADMIN, which the restricted level forbids.
-    let level = if settings.istio {
-        "baseline"
-    } else {
-        "restricted"
-    };
-    labels.insert("pod-security.kubernetes.io/enforce".into(), level.into());
+    // Sidecars stay under `restricted` with the Istio CNI node agent, which
+    // sets up the traffic redirection that `istio-init` (NET_ADMIN) would.
+    labels.insert(
+        "pod-security.kubernetes.io/enforce".into(),
+        "restricted".into(),
+    );
     labels.insert(
         "pod-security.kubernetes.io/warn".into(),
         "restricted".into(),
@@ -354,720 +398,16 @@ fn namespace(settings: &Settings, env: Env) -> Namespace {
     if settings.istio {
         labels.insert("istio-injection".into(), "enabled".into());
     }
-    Namespace {
-        metadata: meta(&settings.namespace(env), &labels),
-        ..Default::default()
-    }
-}
-
-fn service_objects(
-    placed: &Placed<'_>,
-    split: SplitEnv,
-    settings: &Settings,
-    env: Env,
-) -> Result<Vec<Object>, ExportError> {
-    let service = placed.service;
-    let name = placed.name();
-    let labels = labels(settings, name, placed.component());
-    let mut objects = Vec::new();
-    let mut split = split;
-    let storage = Storage::of(placed, settings)?;
-    if placed.kind == Kind::Postgres && !split.config.contains_key("PGDATA") {
-        // A fresh volume's `lost+found` makes initdb refuse the mount point itself.
-        if let Some(claim) = storage.claims.first() {
-            split
-                .config
-                .insert("PGDATA".into(), format!("{}/pgdata", claim.1));
-        }
-    }
-    let env_name = format!("{name}-env");
-    let mut env_from = Vec::new();
-    if !split.config.is_empty() {
-        objects.push(Object::new(
-            name,
-            &config::config_map(meta(&env_name, &labels), &split),
-        )?);
-        env_from.push(EnvFromSource {
-            config_map_ref: Some(ConfigMapEnvSource {
-                name: env_name.clone(),
-                optional: None,
-            }),
-            ..Default::default()
-        });
-    }
-    if !split.secret.is_empty() {
-        if env == Env::Production && settings.stack.external_secrets {
-            objects.push(Object::new(
-                name,
-                &config::external_secret(&meta(&env_name, &labels), &split, settings, name),
-            )?);
-        } else {
-            objects.push(Object::new(
-                name,
-                &config::secret(meta(&env_name, &labels), &split, env),
-            )?);
-        }
-        env_from.push(EnvFromSource {
-            secret_ref: Some(SecretEnvSource {
-                name: env_name.clone(),
-                optional: None,
-            }),
-            ..Default::default()
-        });
-    }
-
-    let uid = settings.run_as_user(service);
-    let container = Container {
-        name: name.to_string(),
-        image: Some(if placed.app {
-            settings.app_image(service)
-        } else {
-            service.image.clone()
-        }),
-        image_pull_policy: Some("Always".into()),
-        command: service.entrypoint.clone(),
-        args: service.command.clone(),
-        working_dir: service.working_dir.clone(),
-        env_from: Some(env_from).filter(|e| !e.is_empty()),
-        ports: Some(
-            placed
-                .ports
-                .iter()
-                .map(|p| ContainerPort {
-                    name: Some(p.name.clone()),
-                    container_port: i32::from(p.port),
-                    protocol: Some(protocol(p.protocol).into()),
-                    ..Default::default()
-                })
-                .collect(),
-        )
-        .filter(|p: &Vec<_>| !p.is_empty()),
-        resources: Some(requirements(&settings.resources(name, env, placed.app))),
-        security_context: Some(container_security(uid)),
-        volume_mounts: Some(storage.mounts()).filter(|m| !m.is_empty()),
-        ..Default::default()
-    };
-    let mut template_annotations =
-        BTreeMap::from([("devenv.dev/config-hash".to_string(), config_hash(&split))]);
-    if settings.istio {
-        template_annotations.insert("sidecar.istio.io/inject".into(), "true".into());
-    }
-    let pod = PodSpec {
-        containers: vec![Container {
-            ..container.clone()
-        }],
-        service_account_name: placed.app.then(|| name.to_string()),
-        automount_service_account_token: Some(false),
-        // Service links would put `DB_PORT=tcp://…` into a Laravel app's env.
-        enable_service_links: Some(false),
-        security_context: Some(pod_security(uid)),
-        volumes: Some(storage.volumes()).filter(|v| !v.is_empty()),
-        ..Default::default()
-    };
-    let mut probed = pod.clone();
-    if let Some(handler) = probe_handler(placed) {
-        let probes = &mut probed.containers[0];
-        probes.readiness_probe = Some(K8sProbe {
-            period_seconds: Some(5),
-            timeout_seconds: Some(3),
-            failure_threshold: Some(3),
-            ..handler.clone()
-        });
-        probes.liveness_probe = Some(K8sProbe {
-            period_seconds: Some(10),
-            timeout_seconds: Some(3),
-            failure_threshold: Some(6),
-            ..handler.clone()
-        });
-        let budget = i32::try_from(service.ready_timeout.as_secs().div_ceil(5))
-            .unwrap_or(i32::MAX)
-            .max(6);
-        probes.startup_probe = Some(K8sProbe {
-            period_seconds: Some(5),
-            timeout_seconds: Some(3),
-            failure_threshold: Some(budget),
-            ..handler
-        });
-    }
-    let template = PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(labels.clone()),
-            annotations: Some(template_annotations),
-            ..Default::default()
-        }),
-        spec: Some(probed),
-    };
-    let pod_selector = LabelSelector {
-        match_labels: Some(selector_with(settings, name, placed.component())),
-        ..Default::default()
-    };
-    let autoscale = if placed.app {
-        settings.autoscale(name, env)
-    } else {
-        None
-    };
-
-    if placed.app {
-        let mut account_meta = meta(name, &labels);
-        if let Some(role) = &settings.stack.env(env).role_arn {
-            account_meta.annotations = Some(BTreeMap::from([(
-                "eks.amazonaws.com/role-arn".to_string(),
-                role.clone(),
-            )]));
-        }
-        objects.push(Object::new(
-            name,
-            &ServiceAccount {
-                metadata: account_meta,
-                automount_service_account_token: Some(false),
-                ..Default::default()
-            },
-        )?);
-    }
-    if !placed.ports.is_empty() {
-        objects.push(Object::new(
-            name,
-            &cluster_service(placed, &labels, settings, storage.stateful),
-        )?);
-    }
-    if storage.stateful {
-        let mut set_meta = meta(name, &labels);
-        set_meta.annotations = Some(checkov_skips(placed, !split.secret.is_empty()));
-        objects.push(Object::new(
-            name,
-            &StatefulSet {
-                metadata: set_meta,
-                spec: Some(StatefulSetSpec {
-                    replicas: Some(1),
-                    service_name: Some(name.to_string()),
-                    selector: pod_selector,
-                    template,
-                    volume_claim_templates: Some(storage.claim_templates(settings, &labels)),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )?);
-    } else {
-        let replicas = if placed.app {
-            settings.replicas(name, env)
-        } else {
-            1
-        };
-        let mut deployment_meta = meta(name, &labels);
-        deployment_meta.annotations = Some(checkov_skips(placed, !split.secret.is_empty()));
-        if let Some(build) = &service.build {
-            // Tells CI which image to build and push for this Deployment.
-            let notes = deployment_meta
-                .annotations
-                .get_or_insert_with(BTreeMap::new);
-            notes.insert(
-                "devenv.dev/dockerfile".to_string(),
-                build.dockerfile.clone(),
-            );
-            if let Some(target) = settings.build_target(service) {
-                notes.insert("devenv.dev/build-target".into(), target);
-            }
-        }
-        objects.push(Object::new(
-            name,
-            &Deployment {
-                metadata: deployment_meta,
-                spec: Some(DeploymentSpec {
-                    replicas: if autoscale.is_some() {
-                        None
-                    } else {
-                        Some(replicas)
-                    },
-                    selector: pod_selector.clone(),
-                    // Never drop below the wanted capacity while rolling out.
-                    strategy: placed.app.then(|| DeploymentStrategy {
-                        type_: Some("RollingUpdate".into()),
-                        rolling_update: Some(RollingUpdateDeployment {
-                            max_surge: Some(IntOrString::Int(1)),
-                            max_unavailable: Some(IntOrString::Int(0)),
-                        }),
-                    }),
-                    template,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )?);
-        let min = autoscale.map_or(replicas, |a| a.min);
-        if placed.app && min >= 2 {
-            objects.push(Object::new(
-                name,
-                &PodDisruptionBudget {
-                    metadata: meta(name, &labels),
-                    spec: Some(PodDisruptionBudgetSpec {
-                        max_unavailable: Some(IntOrString::Int(1)),
-                        selector: Some(pod_selector),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            )?);
-        }
-    }
-    if let Some(scale) = autoscale {
-        objects.push(Object::new(
-            name,
-            &HorizontalPodAutoscaler {
-                metadata: meta(name, &labels),
-                spec: Some(HorizontalPodAutoscalerSpec {
-                    scale_target_ref: CrossVersionObjectReference {
-                        api_version: Some("apps/v1".into()),
-                        kind: "Deployment".into(),
-                        name: name.to_string(),
-                    },
-                    min_replicas: Some(scale.min),
-                    max_replicas: scale.max,
-                    metrics: Some(vec![MetricSpec {
-                        type_: "Resource".into(),
-                        resource: Some(ResourceMetricSource {
-                            name: "cpu".into(),
-                            target: MetricTarget {
-                                type_: "Utilization".into(),
-                                average_utilization: Some(scale.cpu),
-                                ..Default::default()
-                            },
-                        }),
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )?);
-    }
-    if placed.ingress {
-        objects.push(Object::new(name, &ingress(placed, &labels, settings, env))?);
-    }
-    if !service.hooks.after_up.is_empty() {
-        objects.push(Object::new(
-            name,
-            &migration_job(placed, pod, settings, !split.secret.is_empty()),
-        )?);
-    }
-    Ok(objects)
-}
-
-/// Checkov findings a workload accepts on purpose, each with its reason
-/// (checkov reads these annotations and lists the checks as skipped).
-fn checkov_skips(placed: &Placed<'_>, secrets: bool) -> BTreeMap<String, String> {
-    let mut skips = vec![
-        "CKV_K8S_43=images are referenced by tag, as built and pushed by CI; a digest is known only after the push",
-    ];
-    if secrets {
-        skips.push(
-            "CKV_K8S_35=Laravel reads its configuration from environment variables, not files",
+    if settings.ingress_class(env) == "alb" {
+        // The AWS Load Balancer Controller holds a rollout until each new pod
+        // is healthy in the ALB's target group (zero-downtime deploys).
+        labels.insert(
+            "elbv2.k8s.aws/pod-readiness-gate-inject".into(),
+            "enabled".into(),
         );
     }
-    let tag = placed
-        .service
-        .image
-        .rsplit_once(':')
-        .map(|(_, tag)| tag)
-        .filter(|tag| !tag.contains('/'));
-    if !placed.app && matches!(tag, None | Some("latest")) {
-        skips.push("CKV_K8S_14=a local stand-in runs the image as the stack file names it; pin a tag there");
-    }
-    skips
-        .into_iter()
-        .enumerate()
-        .map(|(i, skip)| (format!("checkov.io/skip{}", i + 1), skip.to_string()))
-        .collect()
-}
-
-fn selector_with(settings: &Settings, name: &str, component: &str) -> BTreeMap<String, String> {
-    let mut labels = selector(settings, name);
-    labels.insert("app.kubernetes.io/component".into(), component.into());
-    labels
-}
-
-fn protocol(protocol: Protocol) -> &'static str {
-    match protocol {
-        Protocol::Tcp => "TCP",
-        Protocol::Udp => "UDP",
-    }
-}
-
-/// Hashes what the pods read from their ConfigMap and Secret, so that a
-/// change rolls them; secret values stay out, a hash of a weak password is
-/// a password.
-fn config_hash(split: &SplitEnv) -> String {
-    let mut hasher = Sha256::new();
-    for (key, value) in &split.config {
-        hasher.update(format!("{key}={value}\n"));
-    }
-    for key in split.secret.keys() {
-        hasher.update(format!("{key}\n"));
-    }
-    let digest = hasher.finalize();
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
-
-fn requirements(resources: &Resources) -> ResourceRequirements {
-    let amounts = |a: &super::settings::Amounts| {
-        let mut map = BTreeMap::new();
-        if let Some(cpu) = &a.cpu {
-            map.insert("cpu".to_string(), Quantity(cpu.clone()));
-        }
-        if let Some(memory) = &a.memory {
-            map.insert("memory".to_string(), Quantity(memory.clone()));
-        }
-        map
-    };
-    ResourceRequirements {
-        requests: Some(amounts(&resources.requests)),
-        limits: Some(amounts(&resources.limits)),
-        ..Default::default()
-    }
-}
-
-fn pod_security(uid: i64) -> PodSecurityContext {
-    PodSecurityContext {
-        run_as_non_root: Some(true),
-        run_as_user: Some(uid),
-        run_as_group: Some(uid),
-        fs_group: Some(uid),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn container_security(uid: i64) -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        privileged: Some(false),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        run_as_user: Some(uid),
-        run_as_group: Some(uid),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Default::default()
-        }),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// The `ready` probe as a Kubernetes probe handler; without one, a TCP
-/// connect to the first port is the closest to "it is serving".
-fn probe_handler(placed: &Placed<'_>) -> Option<K8sProbe> {
-    let port_ref = |port: u16| {
-        placed
-            .ports
-            .iter()
-            .find(|p| p.port == port && p.protocol == Protocol::Tcp)
-            .map_or(IntOrString::Int(i32::from(port)), |p| {
-                IntOrString::String(p.name.clone())
-            })
-    };
-    let exec = |command: Vec<String>| K8sProbe {
-        exec: Some(ExecAction {
-            command: Some(command),
-        }),
-        ..Default::default()
-    };
-    let tcp = |port: u16| K8sProbe {
-        tcp_socket: Some(TCPSocketAction {
-            port: port_ref(port),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    Some(match &placed.service.ready {
-        Some(Probe::Http { port, path, .. }) => K8sProbe {
-            http_get: Some(HTTPGetAction {
-                path: Some(path.clone()),
-                port: port_ref(*port),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        Some(Probe::Tcp { port }) => tcp(*port),
-        Some(p @ (Probe::Postgres { .. } | Probe::Redis { .. } | Probe::Exec { .. })) => {
-            exec(p.in_container_command().expect("these probes have one"))
-        }
-        Some(Probe::Docker) | None => tcp(placed.tcp_ports().next()?.port),
-    })
-}
-
-/// Where a service may write: scratch emptyDirs under the read-only root,
-/// and claims for the named volumes of services that keep data.
-struct Storage {
-    stateful: bool,
-    scratch: Vec<String>,
-    /// Claim name, mount path.
-    claims: Vec<(String, String)>,
-}
-
-impl Storage {
-    fn of(placed: &Placed<'_>, settings: &Settings) -> Result<Self, ExportError> {
-        let service = placed.service;
-        let mut scratch = settings
-            .service(&service.name)
-            .writable
-            .clone()
-            .unwrap_or_else(|| {
-                let mut paths = vec!["/tmp".to_string()];
-                if placed.kind == Kind::Postgres && !placed.app {
-                    paths.push("/var/run/postgresql".into());
-                }
-                paths
-            });
-        let mut claims = Vec::new();
-        for mount in &service.volumes {
-            // Bind mounts carry source code and local config, which the cluster image has built in.
-            let Mount::Volume { name, target, .. } = mount else {
-                continue;
-            };
-            if scratch.contains(target) {
-                continue;
-            }
-            if placed.app {
-                return Err(ExportError::AppVolume {
-                    service: service.name.clone(),
-                    volume: name.clone(),
-                    target: target.clone(),
-                });
-            }
-            claims.push((names::to_label(name), target.clone()));
-        }
-        let data_path = match placed.kind {
-            Kind::Postgres => Some("/var/lib/postgresql/data"),
-            Kind::Redis | Kind::S3 => Some("/data"),
-            Kind::Mail | Kind::Generic => None,
-        };
-        if let Some(path) = data_path.filter(|_| !placed.app && claims.is_empty()) {
-            claims.push(("data".into(), path.into()));
-        }
-        scratch.dedup();
-        Ok(Self {
-            stateful: !claims.is_empty(),
-            scratch,
-            claims,
-        })
-    }
-
-    fn scratch_name(path: &str) -> String {
-        let name = names::to_label(path);
-        if name.is_empty() {
-            "root".into()
-        } else {
-            name
-        }
-    }
-
-    fn mounts(&self) -> Vec<VolumeMount> {
-        let scratch = self
-            .scratch
-            .iter()
-            .map(|path| (Self::scratch_name(path), path.clone()));
-        scratch
-            .chain(self.claims.iter().cloned())
-            .map(|(name, mount_path)| VolumeMount {
-                name,
-                mount_path,
-                ..Default::default()
-            })
-            .collect()
-    }
-
-    fn volumes(&self) -> Vec<Volume> {
-        self.scratch
-            .iter()
-            .map(|path| Volume {
-                name: Self::scratch_name(path),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Default::default()
-            })
-            .collect()
-    }
-
-    fn claim_templates(
-        &self,
-        settings: &Settings,
-        labels: &BTreeMap<String, String>,
-    ) -> Vec<PersistentVolumeClaim> {
-        self.claims
-            .iter()
-            .map(|(name, _)| PersistentVolumeClaim {
-                metadata: meta(name, labels),
-                spec: Some(PersistentVolumeClaimSpec {
-                    access_modes: Some(vec!["ReadWriteOnce".into()]),
-                    storage_class_name: settings.stack.storage_class.clone(),
-                    resources: Some(VolumeResourceRequirements {
-                        requests: Some(BTreeMap::from([(
-                            "storage".to_string(),
-                            Quantity(settings.storage_size().into()),
-                        )])),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .collect()
-    }
-}
-
-fn cluster_service(
-    placed: &Placed<'_>,
-    labels: &BTreeMap<String, String>,
-    settings: &Settings,
-    headless: bool,
-) -> K8sService {
-    K8sService {
-        metadata: meta(placed.name(), labels),
-        spec: Some(ServiceSpec {
-            type_: Some("ClusterIP".into()),
-            // A StatefulSet's pods get stable DNS names through a headless Service.
-            cluster_ip: headless.then(|| "None".into()),
-            selector: Some(selector_with(settings, placed.name(), placed.component())),
-            ports: Some(
-                placed
-                    .ports
-                    .iter()
-                    .map(|p| ServicePort {
-                        name: Some(p.name.clone()),
-                        port: i32::from(p.port),
-                        target_port: Some(IntOrString::String(p.name.clone())),
-                        protocol: Some(protocol(p.protocol).into()),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn ingress(
-    placed: &Placed<'_>,
-    labels: &BTreeMap<String, String>,
-    settings: &Settings,
-    env: Env,
-) -> Ingress {
-    let env_settings = settings.stack.env(env);
-    let class = env_settings
-        .ingress_class
-        .clone()
-        .unwrap_or_else(|| match env {
-            Env::Dev => "nginx".into(),
-            Env::Staging | Env::Production => "alb".into(),
-        });
-    let port = placed.tcp_ports().next().map(|p| p.name.clone());
-    let mut annotations = BTreeMap::new();
-    if class == "alb" {
-        // AWS Load Balancer Controller: route straight to pod IPs, TLS at the ALB.
-        let alb = |key: &str| format!("alb.ingress.kubernetes.io/{key}");
-        annotations.insert(alb("scheme"), "internet-facing".to_string());
-        annotations.insert(alb("target-type"), "ip".to_string());
-        if let Some(Probe::Http { path, .. }) = &placed.service.ready {
-            annotations.insert(alb("healthcheck-path"), path.clone());
-        }
-        match &env_settings.certificate_arn {
-            Some(arn) => {
-                annotations.insert(alb("certificate-arn"), arn.clone());
-                annotations.insert(
-                    alb("listen-ports"),
-                    r#"[{"HTTP": 80}, {"HTTPS": 443}]"#.to_string(),
-                );
-                annotations.insert(alb("ssl-redirect"), "443".to_string());
-            }
-            None => {
-                annotations.insert(alb("listen-ports"), r#"[{"HTTP": 80}]"#.to_string());
-            }
-        }
-    }
-    let mut metadata = meta(placed.name(), labels);
-    metadata.annotations = Some(annotations).filter(|a| !a.is_empty());
-    Ingress {
-        metadata,
-        spec: Some(IngressSpec {
-            ingress_class_name: Some(class),
-            rules: Some(vec![IngressRule {
-                host: env_settings.host.clone(),
-                http: Some(HTTPIngressRuleValue {
-                    paths: vec![HTTPIngressPath {
-                        path: Some("/".into()),
-                        path_type: "Prefix".into(),
-                        backend: IngressBackend {
-                            service: Some(IngressServiceBackend {
-                                name: placed.name().to_string(),
-                                port: Some(ServiceBackendPort {
-                                    name: port,
-                                    number: None,
-                                }),
-                            }),
-                            ..Default::default()
-                        },
-                    }],
-                }),
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// The `after_up` hooks as a Job named after the image tag, so that each
-/// release runs them once; the Argo CD hook annotations run it before the
-/// new pods roll out (with plain kubectl: apply it and `kubectl wait` first).
-fn migration_job(placed: &Placed<'_>, pod: PodSpec, settings: &Settings, secrets: bool) -> Job {
-    let name = placed.name();
-    let labels = labels(settings, name, "migration");
-    let suffix = names::to_label(settings.tag());
-    let mut job_name = format!("{name}-migrate-{suffix}");
-    job_name.truncate(63);
-    let job_name = job_name.trim_end_matches('-').to_string();
-    let script = placed.service.hooks.after_up.join(" && ");
-    let mut pod = pod;
-    let container = &mut pod.containers[0];
-    container.name = "migrate".into();
-    container.command = Some(vec!["sh".into(), "-c".into(), script]);
-    container.args = None;
-    container.ports = None;
-    pod.restart_policy = Some("Never".into());
-    let mut pod_annotations = BTreeMap::new();
-    if settings.istio {
-        // A sidecar never exits, so the Job would never complete.
-        pod_annotations.insert("sidecar.istio.io/inject".to_string(), "false".to_string());
-    }
-    let mut metadata = meta(&job_name, &labels);
-    let mut annotations = checkov_skips(placed, secrets);
-    annotations.insert("argocd.argoproj.io/hook".to_string(), "PreSync".to_string());
-    annotations.insert(
-        "argocd.argoproj.io/hook-delete-policy".to_string(),
-        "BeforeHookCreation".to_string(),
-    );
-    metadata.annotations = Some(annotations);
-    Job {
-        metadata,
-        spec: Some(JobSpec {
-            backoff_limit: Some(1),
-            active_deadline_seconds: Some(900),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    annotations: Some(pod_annotations).filter(|a| !a.is_empty()),
-                    ..Default::default()
-                }),
-                spec: Some(pod),
-            },
-            ..Default::default()
-        }),
+    Namespace {
+        metadata: meta(&settings.namespace(env), &labels),
         ..Default::default()
     }
 }

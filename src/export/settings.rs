@@ -58,6 +58,8 @@ pub(crate) struct EnvSettings {
     pub env: IndexMap<String, String>,
     pub database: Option<Endpoint>,
     pub redis: Option<Endpoint>,
+    /// Run the seeders (`db:seed` hooks) in this environment too; on by default in dev and staging.
+    pub seed: Option<bool>,
     pub smtp: Option<Endpoint>,
     pub s3: Option<S3>,
 }
@@ -68,6 +70,8 @@ pub(crate) struct EnvSettings {
 pub(crate) struct Endpoint {
     pub host: String,
     pub port: Option<u16>,
+    /// TLS and AUTH (ElastiCache in-transit encryption); on unless `false`, Redis only.
+    pub tls: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -133,6 +137,9 @@ pub(crate) struct ServiceSettings {
     pub kind: Option<Kind>,
     /// `keep` runs a backing service in-cluster in production too.
     pub production: Option<Placement>,
+    /// Runs once per release as a Job (as does a service others wait on with `completed`).
+    #[serde(default)]
+    pub job: bool,
 }
 
 /// What a backing service is; decides its production replacement and defaults.
@@ -167,8 +174,13 @@ pub(crate) struct Autoscale {
 pub(crate) struct Settings {
     pub stack: StackSettings,
     pub services: IndexMap<String, ServiceSettings>,
+    /// The project's name as a DNS-1123 label.
     pub project: String,
     pub istio: bool,
+    /// The image tag and whether the user chose it (`--tag`, `[k8s] tag`).
+    tag: Option<(String, bool)>,
+    /// Kubernetes name of each service, by its stack name.
+    pub names: IndexMap<String, String>,
 }
 
 const DEFAULT_STORAGE_SIZE: &str = "1Gi";
@@ -198,6 +210,11 @@ impl Settings {
         if let Some(tag) = &opts.tag {
             top.tag = Some(tag.clone());
         }
+        let tag = match (&top.tag, &opts.commit) {
+            (Some(tag), _) => Some((tag.clone(), true)),
+            (None, Some(commit)) => Some((commit.clone(), false)),
+            (None, None) => None,
+        };
         for entry in &top.ignore_drift {
             if !entry
                 .split(':')
@@ -228,11 +245,14 @@ impl Settings {
         for env in Env::ALL {
             check_hpa(top.env(env).hpa.as_ref(), &format!("k8s.{env}"))?;
         }
+        let names = super::names::service_names(stack.services.keys())?;
         Ok(Self {
             istio: opts.istio || top.istio,
             stack: top,
             services,
-            project: stack.project.clone(),
+            project: super::names::to_dns_label(&stack.project),
+            tag,
+            names,
         })
     }
 
@@ -251,8 +271,36 @@ impl Settings {
         }
     }
 
-    pub fn tag(&self) -> &str {
-        self.stack.tag.as_deref().unwrap_or("latest")
+    /// The app's image tag in `env`: the one given, else the checkout's
+    /// commit; `latest` only in dev, or when given.
+    pub fn tag(&self, env: Env) -> Result<&str, ExportError> {
+        match &self.tag {
+            Some((tag, forced)) if tag != "latest" || *forced || env == Env::Dev => Ok(tag),
+            Some(_) | None if env == Env::Dev => Ok("latest"),
+            _ => Err(ExportError::NoTag { env }),
+        }
+    }
+
+    /// The Kubernetes name of a service.
+    pub fn name<'a>(&'a self, service: &'a str) -> &'a str {
+        self.names.get(service).map_or(service, String::as_str)
+    }
+
+    /// The Ingress class: nginx in dev, the AWS Load Balancer Controller's ALB elsewhere.
+    pub fn ingress_class(&self, env: Env) -> String {
+        self.stack
+            .env(env)
+            .ingress_class
+            .clone()
+            .unwrap_or_else(|| match env {
+                Env::Dev => "nginx".into(),
+                Env::Staging | Env::Production => "alb".into(),
+            })
+    }
+
+    /// Whether the `db:seed` hooks run in `env`: dev and staging unless told.
+    pub fn seed(&self, env: Env) -> bool {
+        self.stack.env(env).seed.unwrap_or(env != Env::Production)
     }
 
     pub fn storage_size(&self) -> &str {
@@ -269,22 +317,39 @@ impl Settings {
             .unwrap_or(DEFAULT_SECRET_STORE)
     }
 
-    /// The image the cluster runs for a service built locally.
-    pub fn app_image(&self, service: &Service) -> String {
+    /// The image the cluster runs for a service built locally; a worker
+    /// built like the app (same context, Dockerfile and target) runs the
+    /// app's image rather than a copy of it.
+    pub fn app_image(
+        &self,
+        stack: &Stack,
+        service: &Service,
+        env: Env,
+    ) -> Result<String, ExportError> {
+        let same_build =
+            stack
+                .services
+                .values()
+                .find(|other| match (&other.build, &service.build) {
+                    (Some(a), Some(b)) => {
+                        a.context == b.context
+                            && a.dockerfile == b.dockerfile
+                            && self.build_target(other) == self.build_target(service)
+                    }
+                    _ => false,
+                });
+        let service = same_build.unwrap_or(service);
+        let tag = self.tag(env)?;
         let without_tag = service
             .image
             .rsplit_once(':')
             .filter(|(_, tag)| !tag.contains('/'));
         let repository = without_tag.map_or(service.image.as_str(), |(repository, _)| repository);
         let repository = repository.rsplit('/').next().unwrap_or(repository);
-        match &self.stack.image_registry {
-            Some(registry) => format!(
-                "{}/{repository}:{}",
-                registry.trim_end_matches('/'),
-                self.tag()
-            ),
-            None => format!("{repository}:{}", self.tag()),
-        }
+        Ok(match &self.stack.image_registry {
+            Some(registry) => format!("{}/{repository}:{tag}", registry.trim_end_matches('/')),
+            None => format!("{repository}:{tag}"),
+        })
     }
 
     pub fn build_target(&self, service: &Service) -> Option<String> {

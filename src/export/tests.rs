@@ -13,7 +13,7 @@ use crate::config::model::{
 };
 use crate::export::config;
 
-fn env(pairs: &[(&str, &str, bool)]) -> IndexMap<String, EnvValue> {
+pub(crate) fn env(pairs: &[(&str, &str, bool)]) -> IndexMap<String, EnvValue> {
     pairs
         .iter()
         .map(|(k, v, secret)| {
@@ -28,7 +28,7 @@ fn env(pairs: &[(&str, &str, bool)]) -> IndexMap<String, EnvValue> {
         .collect()
 }
 
-fn port(host: u16, container: u16) -> Port {
+pub(crate) fn port(host: u16, container: u16) -> Port {
     Port {
         host_ip: None,
         host: Some(host),
@@ -37,7 +37,7 @@ fn port(host: u16, container: u16) -> Port {
     }
 }
 
-fn service(name: &str, image: &str) -> Service {
+pub(crate) fn service(name: &str, image: &str) -> Service {
     Service {
         name: name.into(),
         image: image.into(),
@@ -62,8 +62,8 @@ fn service(name: &str, image: &str) -> Service {
     }
 }
 
-const DB_PASSWORD: &str = "s3cr3t-db-pass";
-const APP_KEY: &str = "base64:ZmFrZS1hcHAta2V5LWZvci10ZXN0cw==";
+pub(crate) const DB_PASSWORD: &str = "s3cr3t-db-pass";
+pub(crate) const APP_KEY: &str = "base64:ZmFrZS1hcHAta2V5LWZvci10ZXN0cw==";
 const MINIO_PASSWORD: &str = "minio-s3cr3t-pw";
 
 /// The example stack of DESIGN.md, with mail and S3, as `config::load` resolves it.
@@ -184,12 +184,20 @@ pub(crate) fn laravel_stack() -> Stack {
     }
 }
 
-fn with_k8s(mut stack: Stack, text: &str) -> Stack {
+/// Options as the command passes them in a git checkout.
+pub(crate) fn opts() -> ExportOptions {
+    ExportOptions {
+        commit: Some("0123abcd".into()),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn with_k8s(mut stack: Stack, text: &str) -> Stack {
     stack.k8s = Some(text.parse().unwrap());
     stack
 }
 
-const PRODUCTION_K8S: &str = r#"
+pub(crate) const PRODUCTION_K8S: &str = r#"
 namespace = "shop"
 image_registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 tag = "1.4.2"
@@ -209,7 +217,7 @@ redis = { host = "shop.abc.cache.amazonaws.com" }
 s3 = { bucket = "shop-uploads", region = "eu-west-1" }
 "#;
 
-fn tree(files: &BTreeMap<PathBuf, String>) -> String {
+pub(crate) fn tree(files: &BTreeMap<PathBuf, String>) -> String {
     files
         .iter()
         .map(|(path, text)| format!("=== {}\n{text}", path.display()))
@@ -218,14 +226,14 @@ fn tree(files: &BTreeMap<PathBuf, String>) -> String {
 
 #[test]
 fn kustomize_tree_without_k8s_settings() {
-    let files = render(&laravel_stack(), &ExportOptions::default()).unwrap();
+    let files = render(&laravel_stack(), &opts()).unwrap();
     insta::assert_snapshot!(tree(&files));
 }
 
 #[test]
 fn kustomize_tree_with_k8s_settings() {
     let stack = with_k8s(laravel_stack(), PRODUCTION_K8S);
-    let files = render(&stack, &ExportOptions::default()).unwrap();
+    let files = render(&stack, &opts()).unwrap();
     insta::assert_snapshot!(tree(&files));
 }
 
@@ -239,7 +247,7 @@ fn plain_production_with_external_secrets_and_istio() {
         env: Some(Env::Production),
         format: Format::Plain,
         istio: true,
-        ..Default::default()
+        ..opts()
     };
     let files = render(&stack, &opts).unwrap();
     assert_eq!(
@@ -253,7 +261,7 @@ fn plain_production_with_external_secrets_and_istio() {
 fn one_overlay_writes_only_what_it_builds_from() {
     let opts = ExportOptions {
         env: Some(Env::Production),
-        ..Default::default()
+        ..opts()
     };
     let files = render(&laravel_stack(), &opts).unwrap();
     assert!(files
@@ -281,11 +289,11 @@ fn production_output_holds_no_local_secret() {
     let stacks = [laravel_stack(), with_k8s(laravel_stack(), PRODUCTION_K8S)];
     for stack in &stacks {
         for opts in [
-            ExportOptions::default(),
+            opts(),
             ExportOptions {
                 env: Some(Env::Production),
                 format: Format::Plain,
-                ..Default::default()
+                ..opts()
             },
         ] {
             let text = production_text(stack, &opts);
@@ -306,7 +314,7 @@ fn production_has_no_in_cluster_backing_services() {
     let opts = ExportOptions {
         env: Some(Env::Production),
         format: Format::Plain,
-        ..Default::default()
+        ..opts()
     };
     let text = render(&stack, &opts)
         .unwrap()
@@ -348,7 +356,7 @@ fn env_values_that_yaml_1_1_reads_as_other_types_stay_strings() {
     }
     let opts = ExportOptions {
         format: Format::Plain,
-        ..Default::default()
+        ..opts()
     };
     let text = render(&stack, &opts)
         .unwrap()
@@ -381,14 +389,14 @@ fn env_values_that_yaml_1_1_reads_as_other_types_stay_strings() {
 }
 
 fn existing(stack: &Stack) -> BTreeMap<PathBuf, String> {
-    render(stack, &ExportOptions::default()).unwrap()
+    render(stack, &opts()).unwrap()
 }
 
 #[test]
 fn check_agrees_right_after_an_export() {
     let stack = with_k8s(laravel_stack(), PRODUCTION_K8S);
     assert_eq!(
-        check(&stack, &ExportOptions::default(), &existing(&stack)).unwrap(),
+        check(&stack, &opts(), &existing(&stack)).unwrap(),
         Vec::new()
     );
 }
@@ -405,7 +413,7 @@ fn check_names_an_added_env_key() {
             secret: false,
         },
     );
-    let drifts = check(&after, &ExportOptions::default(), &existing(&before)).unwrap();
+    let drifts = check(&after, &opts(), &existing(&before)).unwrap();
     let fields: Vec<String> = drifts
         .iter()
         .map(|d| format!("{} {} {}", d.file.display(), d.object, d.field))
@@ -438,7 +446,7 @@ fn check_skips_intentional_differences() {
         },
     );
     assert_eq!(
-        check(&after, &ExportOptions::default(), &existing(&before)).unwrap(),
+        check(&after, &opts(), &existing(&before)).unwrap(),
         Vec::new()
     );
 }
@@ -448,19 +456,19 @@ fn check_reports_a_hand_edited_image_and_a_removed_object() {
     let stack = laravel_stack();
     let mut tree = existing(&stack);
     let app = tree.get_mut(Path::new("base/app.yaml")).unwrap();
-    *app = app.replace("image: shop-app:latest", "image: shop-app:hotfix");
+    *app = app.replace("image: shop-app:0123abcd", "image: shop-app:hotfix");
     tree.remove(Path::new("base/network-policies.yaml"));
-    let drifts = check(&stack, &ExportOptions::default(), &tree).unwrap();
+    let drifts = check(&stack, &opts(), &tree).unwrap();
     let text: Vec<String> = drifts.iter().map(ToString::to_string).collect();
     assert!(
-        text.iter().any(|t| t.contains("`Deployment/app` `spec.template.spec.containers[app].image` differs: stack has `shop-app:latest`, tree has `shop-app:hotfix`")),
+        text.iter().any(|t| t.contains("`Deployment/app` `spec.template.spec.containers[app].image` differs: stack has `shop-app:0123abcd`, tree has `shop-app:hotfix`")),
         "{text:#?}"
     );
     assert!(text.iter().any(|t| t.contains("`NetworkPolicy/default-deny` is in the stack but not in the tree")), "{text:#?}");
 }
 
 fn error(stack: &Stack) -> ExportError {
-    render(stack, &ExportOptions::default()).unwrap_err()
+    render(stack, &opts()).unwrap_err()
 }
 
 #[test]
@@ -493,7 +501,7 @@ fn a_known_backing_service_without_ports_gets_its_usual_one() {
     stack.services.get_mut("cache").unwrap().ready = None;
     let opts = ExportOptions {
         format: Format::Plain,
-        ..Default::default()
+        ..opts()
     };
     let text = render(&stack, &opts)
         .unwrap()
@@ -521,10 +529,13 @@ fn a_udp_only_app_cannot_get_the_ingress() {
 
 #[test]
 fn names_kubernetes_rejects_are_bad_config() {
+    // Names are mapped (`queue_worker` -> `queue-worker`); two that map alike are refused.
     let mut stack = laravel_stack();
-    let mut worker = service("queue_worker", "shop-app");
-    worker.build = stack.services["app"].build.clone();
-    stack.services.insert("queue_worker".into(), worker);
+    for name in ["queue_worker", "Queue.Worker"] {
+        let mut worker = service(name, "shop-app");
+        worker.build = stack.services["app"].build.clone();
+        stack.services.insert(name.into(), worker);
+    }
     insta::assert_snapshot!(error(&stack).to_string());
 }
 
@@ -546,11 +557,11 @@ fn a_named_volume_on_the_app_is_bad_config_unless_scratch() {
     insta::assert_snapshot!(error(&stack).to_string());
     let app = stack.services.get_mut("app").unwrap();
     app.k8s = Some(r#"writable = ["/tmp", "/var/www/html/storage"]"#.parse().unwrap());
-    assert!(render(&stack, &ExportOptions::default()).is_ok());
+    assert!(render(&stack, &opts()).is_ok());
 }
 
 /// The example of DESIGN.md, with MailHog and MinIO from the presets, as a user writes it.
-const EXAMPLE_DEV_TOML: &str = r#"
+pub(crate) const EXAMPLE_DEV_TOML: &str = r#"
 [project]
 name = "shop"
 
@@ -579,7 +590,7 @@ ready = { http = { port = 8080, path = "/health" } }
 hooks = { after_up = ["php artisan migrate --force", "php artisan db:seed --force"] }
 "#;
 
-fn parse_example(text: &str) -> Stack {
+pub(crate) fn parse_example(text: &str) -> Stack {
     let root = tempfile::tempdir().unwrap();
     let file = root.path().join("dev.toml");
     let opts = crate::config::LoadOptions {
@@ -590,7 +601,7 @@ fn parse_example(text: &str) -> Stack {
 }
 
 /// No local secret in any value; long ones not even inside other text.
-fn assert_no_secret(text: &str, stack: &Stack) {
+pub(crate) fn assert_no_secret(text: &str, stack: &Stack) {
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).unwrap();
     fn strings<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
         match value {
@@ -619,12 +630,12 @@ fn assert_no_secret(text: &str, stack: &Stack) {
 #[test]
 fn the_example_stack_file_exports_and_keeps_its_secrets() {
     let stack = parse_example(EXAMPLE_DEV_TOML);
-    let files = render(&stack, &ExportOptions::default()).unwrap();
+    let files = render(&stack, &opts()).unwrap();
     insta::assert_snapshot!(tree(&files));
     let opts = ExportOptions {
         env: Some(Env::Production),
         format: Format::Plain,
-        ..Default::default()
+        ..opts()
     };
     let production = render(&stack, &opts)
         .unwrap()
@@ -637,15 +648,13 @@ fn the_example_stack_file_exports_and_keeps_its_secrets() {
 #[test]
 fn check_names_a_key_added_to_the_stack_file() {
     let before = parse_example(EXAMPLE_DEV_TOML);
-    let tree = render(&before, &ExportOptions::default()).unwrap();
-    assert!(check(&before, &ExportOptions::default(), &tree)
-        .unwrap()
-        .is_empty());
+    let tree = render(&before, &opts()).unwrap();
+    assert!(check(&before, &opts(), &tree).unwrap().is_empty());
     let after = parse_example(&EXAMPLE_DEV_TOML.replace(
         "REDIS_HOST = \"cache\"",
         "REDIS_HOST = \"cache\", CACHE_STORE = \"redis\"",
     ));
-    let drifts = check(&after, &ExportOptions::default(), &tree).unwrap();
+    let drifts = check(&after, &opts(), &tree).unwrap();
     let report: Vec<String> = drifts.iter().map(ToString::to_string).collect();
     assert!(
         report.contains(&"base/app.yaml: `ConfigMap/app-env` `data.CACHE_STORE` is in the stack but not in the tree (`redis`)".to_string()),

@@ -1,0 +1,90 @@
+//! What staging and production need from the operator before they deploy:
+//! every secret export left as a placeholder (it never carries a local
+//! value there), endpoints nobody named, and the `[k8s]` settings without
+//! which the output is incomplete (registry, host, certificate, IAM role,
+//! storage class). One line per input, with the key that sets it.
+
+use super::config::PLACEHOLDER;
+use super::objects::Object;
+use super::settings::Settings;
+use super::workloads::PROVIDE_SECRET;
+use super::Env;
+
+pub(crate) fn missing(settings: &Settings, env: Env, objects: &[Object]) -> Vec<String> {
+    if env == Env::Dev {
+        return Vec::new();
+    }
+    let table = format!("[k8s.{env}]");
+    let mut lines = Vec::new();
+    let has = |kind: &str| objects.iter().any(|o| o.kind() == kind);
+    if settings.stack.image_registry.is_none() && has("Deployment") {
+        lines.push(format!(
+            "{env}: the app image has no registry: set `image_registry` in `[k8s]` (or pass `--image-registry`)"
+        ));
+    }
+    let env_settings = settings.stack.env(env);
+    if has("Ingress") {
+        if env_settings.host.is_none() {
+            lines.push(format!(
+                "{env}: the Ingress answers any host name: set `host` in `{table}`"
+            ));
+        }
+        if env_settings.certificate_arn.is_none() && settings.ingress_class(env) == "alb" {
+            lines.push(format!(
+                "{env}: the load balancer serves HTTP only: set `certificate_arn` (ACM) in `{table}`"
+            ));
+        }
+    }
+    if env == Env::Production && env_settings.role_arn.is_none() && has("ServiceAccount") {
+        lines.push(format!(
+            "{env}: the app has no IAM role (IRSA) for S3 and other AWS APIs: set `role_arn` in `{table}`"
+        ));
+    }
+    if settings.stack.storage_class.is_none() && has("StatefulSet") {
+        lines.push(format!(
+            "{env}: volume claims use the cluster's default storage class: set `storage_class` in `[k8s]` (e.g. `gp3`)"
+        ));
+    }
+    for object in objects {
+        let name = object.name();
+        match object.kind() {
+            "Deployment" | "StatefulSet" | "Job" => {
+                let note = object.value["metadata"]["annotations"][PROVIDE_SECRET].as_str();
+                let Some((secret, keys)) = note.and_then(|n| n.split_once(':')) else {
+                    continue;
+                };
+                for key in keys.split(',') {
+                    lines.push(format!(
+                        "{env}: secret `{key}` of `{secret}`: create Secret `{secret}` in the namespace with it, or set `external_secrets = true` in `[k8s]`"
+                    ));
+                }
+            }
+            "ExternalSecret" => {
+                for item in object.value["spec"]["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    lines.push(format!(
+                        "{env}: secret `{}`: store it as property `{}` of `{}` in the secret store `{}`",
+                        item["secretKey"].as_str().unwrap_or_default(),
+                        item["remoteRef"]["property"].as_str().unwrap_or_default(),
+                        item["remoteRef"]["key"].as_str().unwrap_or_default(),
+                        settings.secret_store(),
+                    ));
+                }
+            }
+            "ConfigMap" => {
+                for (key, value) in object.value["data"].as_object().into_iter().flatten() {
+                    if value.as_str().is_some_and(|v| v.contains(PLACEHOLDER)) {
+                        lines.push(format!(
+                            "{env}: `{key}` of `{name}` names no managed endpoint: set `database`, `redis` or `smtp` = {{ host = \"…\" }} in `{table}`, or `{key}` in `{table} env`"
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    lines
+}
