@@ -77,21 +77,25 @@ pub enum Command {
     /// Print shell completions
     Completions(CompletionsArgs),
     /// `php artisan …` in the app container
-    #[command(disable_help_flag = true)]
+    #[command(disable_help_flag = true, disable_version_flag = true)]
     Artisan(PassArgs),
     /// `composer …` in the app container
-    #[command(disable_help_flag = true)]
+    #[command(disable_help_flag = true, disable_version_flag = true)]
     Composer(PassArgs),
     /// `php …` in the app container
-    #[command(disable_help_flag = true)]
+    #[command(disable_help_flag = true, disable_version_flag = true)]
     Php(PassArgs),
     /// `php artisan tinker` in the app container
     Tinker,
     /// `psql` on the stack's database, with its credentials
-    #[command(disable_help_flag = true)]
+    #[command(disable_help_flag = true, disable_version_flag = true)]
     Psql(PassArgs),
     /// `redis-cli` on the stack's Redis
-    #[command(name = "redis-cli", disable_help_flag = true)]
+    #[command(
+        name = "redis-cli",
+        disable_help_flag = true,
+        disable_version_flag = true
+    )]
     RedisCli(PassArgs),
     /// A shell in a service's container (the app's by default)
     Shell(ShellArgs),
