@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod plan;
 pub mod probe;
 pub mod report;
+pub mod scratch;
 pub mod testrun;
 pub mod ui;
 pub mod watch;

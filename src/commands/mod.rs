@@ -157,7 +157,7 @@ pub async fn service_container(
     if !stack.services.contains_key(service) {
         return Err(UpError::UnknownService(service.to_string()).into());
     }
-    let containers = engine.list_containers(&stack.project).await?;
+    let containers = crate::lifecycle::owned_containers(engine, stack).await?;
     containers
         .into_iter()
         .find(|c| c.service == service && !c.oneoff && c.state == "running")

@@ -234,7 +234,7 @@ impl TestReport {
 struct Made {
     containers: Vec<String>,
     databases: Vec<String>,
-    temp_dir: Option<PathBuf>,
+    temp_dir: Option<crate::scratch::RunDir>,
 }
 
 /// The PostgreSQL server the test databases live on, as reached from the host.
@@ -804,10 +804,11 @@ impl Run<'_> {
             source,
         };
         let text = std::fs::read_to_string(&config).map_err(|e| io_error(&config, e))?;
-        let dir =
-            std::env::temp_dir().join(format!("devenv-test-{}-{}", self.stack.project, self.id));
-        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
-        made.temp_dir = Some(dir.clone());
+        // A fresh private folder (see `crate::scratch`); a killed run's is swept by the next.
+        let run_dir =
+            crate::scratch::run_dir("test").map_err(|e| io_error(&std::env::temp_dir(), e))?;
+        let dir = run_dir.path().to_path_buf();
+        made.temp_dir = Some(run_dir);
         let in_container = format!(
             "{}/{}",
             self.settings.target.trim_end_matches('/'),
@@ -979,7 +980,7 @@ impl Run<'_> {
             }
         }
         if let Some(dir) = &made.temp_dir {
-            let _ = std::fs::remove_dir_all(dir);
+            let _ = std::fs::remove_dir_all(dir.path());
         }
     }
 }
