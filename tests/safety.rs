@@ -107,6 +107,23 @@ fn r10_an_images_anonymous_volume_survives_recreate_and_down_and_goes_only_with_
         "kept across down + up"
     );
 
+    // Dropped from the file, `db` goes as an orphan; its volume waits for its return.
+    let changed = std::fs::read_to_string(p.path().join("dev.toml")).unwrap();
+    p.write(
+        "dev.toml",
+        &format!("[project]\nname = \"{name}\"\n\n[services.cache]\nuse = \"redis\"\nports = []\n"),
+    );
+    let out = p.ok(&["up", "-d"]);
+    assert!(stderr(&out).contains("removing `db`"), "{}", text(&out));
+    assert!(project_volumes(name).contains(&volumes[0]));
+    p.write("dev.toml", &changed);
+    p.ok(&["up", "-d"]);
+    assert_eq!(
+        p.psql("SELECT v FROM kept").0,
+        "42",
+        "kept across an orphan removal"
+    );
+
     // `down -v` removes exactly this project's volumes.
     let out = p.ok(&["down", "-v"]);
     assert!(
@@ -203,7 +220,10 @@ fn r10_a_compose_container_with_a_services_name_is_never_removed() {
     let compose_label = format!("com.docker.compose.project={name}");
     // What Compose v2 / Sail leaves: a container named `<project>-<service>-1`
     // with an anonymous volume, the project network, a project volume.
+    // What an earlier, failed run of this test may have left.
     docker(&["rm", "-f", "-v", &container]);
+    docker(&["network", "rm", &network]);
+    docker(&["volume", "rm", &format!("{name}_composedata")]);
     let (_, ok) = docker(&["network", "create", "--label", &compose_label, &network]);
     assert!(ok);
     let (_, ok) = docker(&[

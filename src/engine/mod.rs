@@ -219,6 +219,10 @@ pub fn project_dir(stack: &Stack) -> String {
 /// The image's anonymous volume paths that no mount of the service covers:
 /// devenv gives each a labelled volume of its own, so the data outlives the
 /// container (a recreate, a plain `down`) and goes only with `down -v`.
+///
+/// (A mount the stack file itself declares anonymous, `volumes =
+/// ["/app/node_modules"]`, belongs among these targets too, not among the
+/// covering mounts.)
 fn anonymous_targets(svc: &Service, image_volumes: &[String]) -> Vec<String> {
     let norm = |p: &str| p.trim_end_matches('/').to_string();
     let mounted: Vec<String> = svc
@@ -576,6 +580,22 @@ impl Engine {
                 status_code: 409, ..
             }) => Ok(()),
             r => r.map_err(EngineError::api(format!("removing container `{id}`"))),
+        }
+    }
+
+    /// Removes a container by name (and its anonymous volumes) only if it
+    /// carries `project`'s label: a name devenv picked may be held by a
+    /// container someone else made, which is never devenv's to remove.
+    pub async fn remove_project_container(
+        &self,
+        name: &str,
+        project: &str,
+    ) -> Result<(), EngineError> {
+        match self.container_labels(name).await? {
+            Some(labels) if labels.get(LABEL_PROJECT).map(String::as_str) == Some(project) => {
+                self.remove_container(name).await
+            }
+            _ => Ok(()),
         }
     }
 

@@ -736,7 +736,10 @@ impl Run<'_> {
             output.push_str(chunk)
         })
         .await;
-        self.engine.remove_container(&name).await?;
+        // By name: only if it is this project's (the name may be someone else's).
+        self.engine
+            .remove_project_container(&name, &self.stack.project)
+            .await?;
         let lines: Vec<String> = output.lines().map(str::to_string).collect();
         let code = match result {
             Ok((_, code)) => code,
@@ -883,7 +886,9 @@ impl Run<'_> {
             .download_file(&name, JUNIT)
             .await?
             .and_then(|xml| junit::parse(&String::from_utf8_lossy(&xml)));
-        self.engine.remove_container(&name).await?;
+        self.engine
+            .remove_project_container(&name, &self.stack.project)
+            .await?;
         Ok((code, summary))
     }
 
@@ -961,7 +966,11 @@ impl Run<'_> {
     /// removed now is stale to the next run, so failures are only reported.
     async fn clean_up(&self, made: &Made) {
         for name in &made.containers {
-            if let Err(e) = self.engine.remove_container(name).await {
+            if let Err(e) = self
+                .engine
+                .remove_project_container(name, &self.stack.project)
+                .await
+            {
                 self.reporter
                     .notice(&format!("cannot remove container `{name}`: {e}"));
             }
