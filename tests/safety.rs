@@ -362,3 +362,46 @@ fn r10_a_watch_target_with_dot_dot_is_a_config_error_at_its_line() {
     );
     assert!(err.contains("dev.toml:7:1"), "points at the rule:\n{err}");
 }
+
+#[test]
+fn r10_devenvs_own_files_never_go_through_a_planted_symlink() {
+    support::require_docker();
+    let runtime = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    // Someone made devenv's folder first, as a symlink to a folder of theirs.
+    std::os::unix::fs::symlink(elsewhere.path(), runtime.path().join("devenv")).unwrap();
+    let p = Project::new("wtsafety-planted", "[services.web]\nimage = \"x\"\n");
+    let out = p
+        .cmd()
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .args(["down"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cannot take the project lock"), "{err}");
+    assert!(
+        err.contains("is not a folder (a symlink or a file is in its place)"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "nothing may be written through the symlink"
+    );
+
+    // A folder of its own it makes private, and uses.
+    let runtime = tempfile::tempdir().unwrap();
+    let out = p
+        .cmd()
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .args(["down"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    use std::os::unix::fs::PermissionsExt;
+    let dir = runtime.path().join("devenv");
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert!(dir.join("wtsafety-planted.lock").is_file());
+}
