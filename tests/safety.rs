@@ -12,7 +12,10 @@ use support::{stderr, text, warm_images, Project};
 /// The docker CLI, for what a test must set up or observe outside devenv
 /// (a Compose-made container, the engine's volumes).
 fn docker(args: &[&str]) -> (String, bool) {
-    let out = Command::new("docker").args(args).output().unwrap();
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("these tests need the docker CLI on PATH");
     (
         String::from_utf8_lossy(&out.stdout).trim().to_string(),
         out.status.success(),
