@@ -121,6 +121,7 @@ pub struct ProjectLock(#[allow(dead_code)] File);
 
 /// Takes the per-project lock so two devenv commands on one project do not
 /// interleave; waits (saying so) when another holds it.
+///
 /// The lock file lives in devenv's private folder (see [`crate::scratch`]),
 /// never at a predictable path in a shared `/tmp`.
 pub fn lock(project: &str, reporter: &dyn Reporter) -> Result<ProjectLock, UpError> {
