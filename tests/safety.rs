@@ -167,7 +167,7 @@ fn r10_a_same_named_project_in_another_folder_is_refused_and_left_whole() {
     let mut b = Project::new(name, "[services.db]\nuse = \"postgres\"\nports = []\n");
     let a_dir = a.path().canonicalize().unwrap().display().to_string();
     let b_dir = b.path().canonicalize().unwrap().display().to_string();
-    let refusals: [&[&str]; 8] = [
+    let refusals: [&[&str]; 10] = [
         &["up", "-d"],
         &["down"],
         &["down", "-v"],
@@ -176,6 +176,8 @@ fn r10_a_same_named_project_in_another_folder_is_refused_and_left_whole() {
         &["start"],
         &["exec", "db", "--", "true"],
         &["run", "--rm", "db", "--", "true"],
+        &["migrate"],
+        &["seed"],
     ];
     for args in refusals {
         let out = b.run(args);
