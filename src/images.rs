@@ -175,7 +175,13 @@ impl Images {
                     message: e.to_string(),
                 })?;
                 let script = assets.join("docker/base/bootstrap.sh");
-                let out = tempfile_path("devenv-rootfs", "tar");
+                // In a fresh private folder, removed with it (see `crate::scratch`).
+                let run_dir =
+                    crate::scratch::run_dir("rootfs").map_err(|e| ImageError::Script {
+                        script: script.display().to_string(),
+                        message: format!("cannot make a private folder for its output: {e}"),
+                    })?;
+                let out = run_dir.path().join("rootfs.tar");
                 reporter.task(
                     "base image",
                     &format!("bootstrapping {image} from the Debian mirror"),
@@ -215,10 +221,6 @@ fn unavailable(svc: &Service, e: PullError) -> EngineError {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s).trim()
-}
-
-fn tempfile_path(prefix: &str, ext: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("{prefix}-{}.{ext}", std::process::id()))
 }
 
 /// Runs a host script, streaming its output as the task's output.

@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod plan;
 pub mod probe;
 pub mod report;
+pub mod scratch;
 pub mod snapshot;
 pub mod testrun;
 pub mod ui;

@@ -13,7 +13,10 @@ use futures_util::StreamExt;
 use indexmap::IndexMap;
 
 use crate::config::model::{Condition, Service, Stack};
-use crate::engine::{container_name, ContainerInfo, Engine, EngineError, OneOff};
+use crate::engine::{
+    container_name, network_name, project_dir, ContainerInfo, Engine, EngineError, OneOff,
+    LABEL_COMPOSE_PROJECT, LABEL_DIR, LABEL_PROJECT,
+};
 use crate::images::{ImageError, Images};
 use crate::plan::{self, Actual, Step};
 use crate::probe::{self, NotReady};
@@ -69,8 +72,33 @@ pub enum UpError {
     #[diagnostic(code(devenv::up::unknown), help("`devenv config` lists the services"))]
     UnknownService(String),
 
+    #[error("project `{project}` belongs to the folder `{theirs}`")]
+    #[diagnostic(
+        code(devenv::project::other_folder),
+        help("this stack file is in `{ours}`, and devenv never touches another folder's containers, networks or volumes; give one of the two another name: `devenv -p NAME …` or `[project] name = \"NAME\"` in its dev.toml")
+    )]
+    OtherFolder {
+        project: String,
+        theirs: String,
+        ours: String,
+    },
+
+    #[error("container `{container}` is in the way of service `{service}`, and devenv did not create it: {maker}")]
+    #[diagnostic(
+        code(devenv::up::not_ours),
+        help("devenv never removes or replaces a container it did not create; remove it yourself when you are done with it (for Compose, `docker compose down` in its folder), or give this project another name: `devenv -p NAME …` or `[project] name = \"NAME\"`")
+    )]
+    NotOurs {
+        container: String,
+        service: String,
+        maker: String,
+    },
+
     #[error("cannot take the project lock `{path}`")]
-    #[diagnostic(code(devenv::up::lock))]
+    #[diagnostic(
+        code(devenv::up::lock),
+        help("devenv keeps its locks in a folder only the invoking user may enter (mode 700); the cause is below")
+    )]
     Lock {
         path: String,
         #[source]
@@ -82,7 +110,7 @@ impl UpError {
     /// Usage errors are 2, everything else a failed job (1).
     pub fn exit_code(&self) -> u8 {
         match self {
-            UpError::UnknownService(_) => 2,
+            UpError::UnknownService(_) | UpError::OtherFolder { .. } | UpError::NotOurs { .. } => 2,
             _ => 1,
         }
     }
@@ -93,11 +121,15 @@ pub struct ProjectLock(#[allow(dead_code)] File);
 
 /// Takes the per-project lock so two devenv commands on one project do not
 /// interleave; waits (saying so) when another holds it.
+///
+/// The lock file lives in devenv's private folder (see [`crate::scratch`]),
+/// never at a predictable path in a shared `/tmp`.
 pub fn lock(project: &str, reporter: &dyn Reporter) -> Result<ProjectLock, UpError> {
-    let dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let path = dir.join(format!("devenv-{project}.lock"));
+    let dir = crate::scratch::private_dir().map_err(|source| UpError::Lock {
+        path: "devenv's private folder".into(),
+        source,
+    })?;
+    let path = dir.join(format!("{project}.lock"));
     let err = |source| UpError::Lock {
         path: path.display().to_string(),
         source,
@@ -115,6 +147,90 @@ pub fn lock(project: &str, reporter: &dyn Reporter) -> Result<ProjectLock, UpErr
         file.lock().map_err(err)?;
     }
     Ok(ProjectLock(file))
+}
+
+/// The project's containers, after checking that the project is this
+/// folder's: a same-named project of another folder is refused, never touched.
+///
+/// What counts as another folder's: an object (container, network, volume)
+/// labelled with a folder that still exists and is not this one. Objects
+/// with no folder label are adopted: devenv made them before it recorded
+/// folders, and refusing would strand every existing stack. Objects whose
+/// folder is gone are adopted too: the project was moved or renamed, and its
+/// data should follow it.
+pub async fn owned_containers(
+    engine: &Engine,
+    stack: &Stack,
+) -> Result<Vec<ContainerInfo>, UpError> {
+    let containers = engine.list_containers(&stack.project).await?;
+    let network = engine.network_labels(&stack.project).await?;
+    let volumes = engine.list_volumes(&stack.project).await?;
+    let network_dir = network
+        .as_ref()
+        .filter(|l| l.get(LABEL_PROJECT) == Some(&stack.project))
+        .and_then(|l| l.get(LABEL_DIR).cloned());
+    let dirs = containers
+        .iter()
+        .filter_map(|c| c.dir.clone())
+        .chain(network_dir)
+        .chain(volumes.into_iter().filter_map(|v| v.dir));
+    let ours = project_dir(stack);
+    for dir in dirs {
+        if dir != ours && std::path::Path::new(&dir).exists() {
+            return Err(UpError::OtherFolder {
+                project: stack.project.clone(),
+                theirs: dir,
+                ours,
+            });
+        }
+    }
+    Ok(containers)
+}
+
+/// Who made a container, from its labels, for [`UpError::NotOurs`].
+fn maker(labels: &std::collections::HashMap<String, String>) -> String {
+    let folder = |key: &str| {
+        labels
+            .get(key)
+            .map(|d| format!(" in `{d}`"))
+            .unwrap_or_default()
+    };
+    if let Some(p) = labels.get(LABEL_COMPOSE_PROJECT) {
+        format!(
+            "Docker Compose made it (project `{p}`{})",
+            folder("com.docker.compose.project.working_dir")
+        )
+    } else if let Some(p) = labels.get(LABEL_PROJECT) {
+        format!("devenv made it for project `{p}`{}", folder(LABEL_DIR))
+    } else {
+        "something else made it (it has no `devenv.project` label)".into()
+    }
+}
+
+/// Refuses when the name the service's container needs is held by a
+/// container that is not this project's (Compose, Sail, another tool):
+/// devenv would have to remove it.
+async fn check_name_free(engine: &Engine, stack: &Stack, service: &str) -> Result<(), UpError> {
+    let name = container_name(&stack.project, service);
+    let Some(labels) = engine.container_labels(&name).await? else {
+        return Ok(());
+    };
+    let dir = labels.get(LABEL_DIR);
+    let ours = labels.get(LABEL_PROJECT) == Some(&stack.project)
+        && dir.is_none_or(|d| *d == project_dir(stack) || !std::path::Path::new(d).exists());
+    if ours {
+        return Ok(());
+    }
+    Err(UpError::NotOurs {
+        container: name,
+        service: service.to_string(),
+        maker: maker(&labels),
+    })
+}
+
+/// Docker names an anonymous volume by 64 hex digits.
+fn is_anonymous(volume: &str) -> bool {
+    volume.len() == 64 && volume.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// What `up` asks for.
@@ -201,8 +317,7 @@ pub async fn up(
         desired.insert(name.clone(), plan::config_hash(run_svc, &id));
     }
 
-    let containers: Vec<ContainerInfo> = engine
-        .list_containers(&stack.project)
+    let containers: Vec<ContainerInfo> = owned_containers(engine, stack)
         .await?
         .into_iter()
         .filter(|c| !c.oneoff)
@@ -220,6 +335,12 @@ pub async fn up(
     let steps = plan::diff(&desired, &known, &actual);
 
     check_ports(engine, &run_stack, &steps, &containers).await?;
+    // Before anything changes: a name held by someone else's container stops the whole `up`.
+    for step in &steps {
+        if let Step::Create { service } | Step::Recreate { service, .. } = step {
+            check_name_free(engine, stack, service).await?;
+        }
+    }
 
     for step in &steps {
         if let Step::Remove { service, id } = step {
@@ -228,17 +349,18 @@ pub async fn up(
                     "removing `{service}`: it is no longer in the stack file"
                 ));
             }
-            engine.remove_container(id).await?;
+            // Its anonymous volumes stay until `down -v`, as named ones do.
+            engine.remove_container_keeping_volumes(id).await?;
         }
     }
     let needs_objects = steps
         .iter()
         .any(|s| matches!(s, Step::Create { .. } | Step::Recreate { .. }));
     if needs_objects {
-        engine.ensure_network(&stack.project).await?;
+        engine.ensure_network(stack).await?;
         for (name, vol) in &stack.volumes {
             if !vol.external {
-                engine.ensure_volume(&stack.project, name, vol).await?;
+                engine.ensure_volume(stack, name, vol).await?;
             }
         }
     }
@@ -366,18 +488,26 @@ async fn bring_up(
         }
         Step::Create { .. } | Step::Recreate { .. } => {
             let recreate = matches!(step, Step::Recreate { .. });
+            let mut carried = std::collections::HashMap::new();
             if let Step::Recreate { id, .. } = &step {
                 reporter.task(name, "recreating");
+                // Docker's own anonymous volumes (containers made before devenv
+                // labelled them) go over to the new container, as Compose does.
+                carried = engine.volume_mounts(id).await?;
+                carried.retain(|_, volume| is_anonymous(volume));
                 engine.stop_container(id, Duration::from_secs(10)).await?;
-                engine.remove_container(id).await?;
+                engine.remove_container_keeping_volumes(id).await?;
             } else {
                 reporter.task(name, "creating");
             }
-            // A leftover container by the same name (from a killed run) is in the way.
+            // A leftover container by the same name (from a killed run) is in
+            // the way; `up` checked that it is this project's before it began.
             engine
-                .remove_container(&container_name(&stack.project, name))
+                .remove_container_keeping_volumes(&container_name(&stack.project, name))
                 .await?;
-            let id = engine.create_container(stack, svc, hash, None).await?;
+            let id = engine
+                .create_service_container(stack, svc, hash, &carried)
+                .await?;
             engine.start_container(&id).await?;
             (id, if recreate { "recreated" } else { "created" })
         }
@@ -495,6 +625,7 @@ pub async fn prepare_oneoff(
     let Some(svc) = stack.services.get(service) else {
         return Err(UpError::UnknownService(service.to_string()));
     };
+    owned_containers(engine, stack).await?;
     let mut needs: Vec<String> = svc.depends_on.keys().cloned().collect();
     needs.extend(
         also.iter()
@@ -513,10 +644,10 @@ pub async fn prepare_oneoff(
         };
         up(engine, stack, &opts, reporter.clone()).await?
     };
-    engine.ensure_network(&stack.project).await?;
+    engine.ensure_network(stack).await?;
     for (name, vol) in &stack.volumes {
         if !vol.external {
-            engine.ensure_volume(&stack.project, name, vol).await?;
+            engine.ensure_volume(stack, name, vol).await?;
         }
     }
     let mut svc = svc.clone();
@@ -607,37 +738,53 @@ pub async fn exec_shell(
     Ok((code, lines))
 }
 
-/// Stops and removes the project's containers and network; volumes too with `volumes`.
+/// Stops and removes the project's containers and network; volumes too with
+/// `volumes`. Only what carries this project's labels (and is this folder's)
+/// is touched: a same-named Compose stack's containers, network and volumes
+/// are left alone.
 pub async fn down(
     engine: &Engine,
-    project: &str,
+    stack: &Stack,
     volumes: bool,
     reporter: &dyn Reporter,
 ) -> Result<(), UpError> {
+    let project = &stack.project;
     let _lock = lock(project, reporter)?;
-    let containers = engine.list_containers(project).await?;
+    let containers = owned_containers(engine, stack).await?;
     let jobs = containers.iter().map(|c| async move {
         reporter.task(&c.service, "stopping");
         engine
             .stop_container(&c.id, Duration::from_secs(10))
             .await?;
-        engine.remove_container(&c.id).await?;
+        // A one-off's anonymous volumes are scratch; a service's hold its
+        // data (containers made before devenv labelled them) until `-v`.
+        if volumes || c.oneoff {
+            engine.remove_container(&c.id).await?;
+        } else {
+            engine.remove_container_keeping_volumes(&c.id).await?;
+        }
         reporter.done(&c.service, "removed", true);
         Ok::<_, EngineError>(())
     });
     for r in join_all(jobs).await {
         r?;
     }
-    if engine.remove_network(project).await? {
+    let network = network_name(project);
+    let labels = engine.network_labels(project).await?;
+    if labels
+        .as_ref()
+        .is_some_and(|l| l.get(LABEL_PROJECT) != Some(project))
+    {
         reporter.notice(&format!(
-            "removed network `{}`",
-            crate::engine::network_name(project)
+            "left network `{network}` alone: devenv did not create it"
         ));
+    } else if labels.is_some() && engine.remove_network(project).await? {
+        reporter.notice(&format!("removed network `{network}`"));
     }
     if volumes {
         for v in engine.list_volumes(project).await? {
-            engine.remove_volume(&v).await?;
-            reporter.notice(&format!("removed volume `{v}`"));
+            engine.remove_volume(&v.name).await?;
+            reporter.notice(&format!("removed volume `{}`", v.name));
         }
     }
     Ok(())
@@ -698,4 +845,41 @@ pub async fn status(engine: &Engine, stack: &Stack) -> Result<Vec<ServiceStatus>
     };
     out.sort_by_key(|s| (order(s), s.service.clone()));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_containers_maker_is_named_from_its_labels() {
+        let labels = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        assert_eq!(
+            maker(&labels(&[
+                (LABEL_COMPOSE_PROJECT, "shop"),
+                ("com.docker.compose.project.working_dir", "/home/a/shop"),
+            ])),
+            "Docker Compose made it (project `shop` in `/home/a/shop`)"
+        );
+        assert_eq!(
+            maker(&labels(&[(LABEL_PROJECT, "shop"), (LABEL_DIR, "/b/shop")])),
+            "devenv made it for project `shop` in `/b/shop`"
+        );
+        assert_eq!(
+            maker(&labels(&[])),
+            "something else made it (it has no `devenv.project` label)"
+        );
+    }
+
+    #[test]
+    fn only_dockers_own_volume_names_count_as_anonymous() {
+        assert!(is_anonymous(&"0123456789abcdef".repeat(4)));
+        assert!(!is_anonymous("shop_pgdata"));
+        assert!(!is_anonymous(&"g".repeat(64)));
+    }
 }

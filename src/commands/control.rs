@@ -18,7 +18,7 @@ pub async fn run(ctx: &Context, action: Action, args: ServicesArgs) -> Outcome {
     super::check_services(&stack, &args.services)?;
     let engine = ctx.engine().await?;
     let reporter = ctx.reporter();
-    let containers = engine.list_containers(&stack.project).await?;
+    let containers = crate::lifecycle::owned_containers(&engine, &stack).await?;
     let chosen = containers
         .iter()
         .filter(|c| !c.oneoff && (args.services.is_empty() || args.services.contains(&c.service)));

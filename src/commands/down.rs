@@ -8,6 +8,6 @@ pub async fn run(ctx: &Context, args: DownArgs) -> Outcome {
     let stack = ctx.stack()?;
     let engine = ctx.engine().await?;
     let reporter = ctx.reporter();
-    lifecycle::down(&engine, &stack.project, args.volumes, reporter.as_ref()).await?;
+    lifecycle::down(&engine, &stack, args.volumes, reporter.as_ref()).await?;
     Ok(0)
 }

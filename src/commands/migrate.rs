@@ -18,6 +18,8 @@ pub async fn run(ctx: &Context, kind: Kind, args: HookArgs) -> Outcome {
     let stack = ctx.stack()?;
     super::check_services(&stack, &args.services)?;
     let engine = ctx.engine().await?;
+    // SQL seeds write to the database without a service container lookup: check first.
+    lifecycle::owned_containers(&engine, &stack).await?;
     let reporter = ctx.reporter();
     let commands = |svc: &Service| match kind {
         Kind::Migrate => svc.hooks.migrate.clone(),

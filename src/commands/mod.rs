@@ -202,7 +202,7 @@ pub async fn service_container(
     if !stack.services.contains_key(service) {
         return Err(unknown_service(stack, service));
     }
-    let containers = engine.list_containers(&stack.project).await?;
+    let containers = crate::lifecycle::owned_containers(engine, stack).await?;
     containers
         .into_iter()
         .find(|c| c.service == service && !c.oneoff && c.state == "running")

@@ -560,6 +560,18 @@ fn resolve_watch(root: &Path, w: &RawWatch) -> Result<WatchRule, (String, String
             "add `target = \"/container/path\"`".into(),
         ));
     }
+    // A sync deletes under its target what the watched folder lacks: `..`
+    // would aim that at folders outside the one the rule names.
+    if let Some(target) = w
+        .target
+        .as_deref()
+        .filter(|t| t.split('/').any(|c| c == ".."))
+    {
+        return Err((
+            format!("watch target `{target}` contains `..`"),
+            "write the container folder without `..` (e.g. `/var/www/html`)".into(),
+        ));
+    }
     if action == WatchAction::Exec && w.run.is_none() {
         return Err((
             "an `exec` rule needs `run`".into(),

@@ -31,6 +31,15 @@ pub const LABEL_SERVICE: &str = "devenv.service";
 pub const LABEL_HASH: &str = "devenv.config-hash";
 /// Marks containers of `devenv run`, which are not the service's container.
 pub const LABEL_ONEOFF: &str = "devenv.oneoff";
+/// The folder of the stack file: with the project name, a project's identity
+/// (two folders with one name are two projects). On containers, networks
+/// and volumes.
+pub const LABEL_DIR: &str = "devenv.project-dir";
+/// On a volume devenv made for an anonymous volume (an image's `VOLUME`):
+/// the container path it is mounted at.
+pub const LABEL_ANONYMOUS: &str = "devenv.anonymous";
+/// What Docker Compose (and so Sail) labels its objects with.
+pub const LABEL_COMPOSE_PROJECT: &str = "com.docker.compose.project";
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EngineError {
@@ -135,6 +144,16 @@ pub struct ContainerInfo {
     /// Docker's word: created, running, exited, …
     pub state: String,
     pub oneoff: bool,
+    /// The stack folder it was made for; `None` when made before devenv labelled it.
+    pub dir: Option<String>,
+}
+
+/// A devenv volume of a project as the engine reports it.
+#[derive(Debug, Clone)]
+pub struct VolumeInfo {
+    pub name: String,
+    /// The stack folder it was made for; `None` when made before devenv labelled it.
+    pub dir: Option<String>,
 }
 
 /// What `inspect` tells about a container's life.
@@ -178,6 +197,62 @@ pub fn network_name(project: &str) -> String {
 }
 pub fn volume_name(project: &str, volume: &str) -> String {
     format!("{project}_{volume}")
+}
+
+/// The volume devenv makes for an anonymous volume of a service (an image's
+/// `VOLUME` path): readable, and unique per path by a short hash.
+pub fn anonymous_volume_name(project: &str, service: &str, target: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let readable: String = target
+        .trim_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let digest = Sha256::digest(target.as_bytes());
+    let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{project}_{service}_{readable}-{short}")
+}
+
+/// The stack's folder as devenv labels objects with it: absolute, symlinks resolved.
+pub fn project_dir(stack: &Stack) -> String {
+    stack
+        .root
+        .canonicalize()
+        .unwrap_or_else(|_| stack.root.clone())
+        .display()
+        .to_string()
+}
+
+/// The image's anonymous volume paths that no mount of the service covers:
+/// devenv gives each a labelled volume of its own, so the data outlives the
+/// container (a recreate, a plain `down`) and goes only with `down -v`.
+///
+/// (A mount the stack file itself declares anonymous, `volumes =
+/// ["/app/node_modules"]`, belongs among these targets too, not among the
+/// covering mounts.)
+fn anonymous_targets(svc: &Service, image_volumes: &[String]) -> Vec<String> {
+    let norm = |p: &str| p.trim_end_matches('/').to_string();
+    let mounted: Vec<String> = svc
+        .volumes
+        .iter()
+        .map(|m| match m {
+            Mount::Volume { target, .. } | Mount::Bind { target, .. } => norm(target),
+        })
+        .collect();
+    let mut out: Vec<String> = image_volumes
+        .iter()
+        .map(|v| norm(v))
+        .filter(|v| !v.is_empty() && !mounted.contains(v))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Options for a tmpfs the container's user can write to. The engine copies
@@ -255,6 +330,7 @@ impl Engine {
                     hash: labels.get(LABEL_HASH).cloned().unwrap_or_default(),
                     state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                     oneoff: labels.contains_key(LABEL_ONEOFF),
+                    dir: labels.get(LABEL_DIR).cloned(),
                 }
             })
             .collect())
@@ -268,11 +344,39 @@ impl Engine {
         hash: &str,
         oneoff: Option<&OneOff>,
     ) -> Result<String, EngineError> {
+        self.create(stack, svc, hash, oneoff, &HashMap::new()).await
+    }
+
+    /// Creates the service's own container. Its anonymous volumes are
+    /// devenv's labelled volumes, except where `carried` (container path →
+    /// volume, from the container it replaces) names one: that is mounted
+    /// again, as Compose carries anonymous volumes over to a recreated
+    /// container (it keeps the data of containers made before the labels).
+    pub async fn create_service_container(
+        &self,
+        stack: &Stack,
+        svc: &Service,
+        hash: &str,
+        carried: &HashMap<String, String>,
+    ) -> Result<String, EngineError> {
+        self.create(stack, svc, hash, None, carried).await
+    }
+
+    async fn create(
+        &self,
+        stack: &Stack,
+        svc: &Service,
+        hash: &str,
+        oneoff: Option<&OneOff>,
+        carried: &HashMap<String, String>,
+    ) -> Result<String, EngineError> {
         let project = &stack.project;
+        let dir = project_dir(stack);
         let mut labels = HashMap::from([
             (LABEL_PROJECT.to_string(), project.clone()),
             (LABEL_SERVICE.to_string(), svc.name.clone()),
             (LABEL_HASH.to_string(), hash.to_string()),
+            (LABEL_DIR.to_string(), dir.clone()),
         ]);
         // One-off containers get no DNS alias: `cache` must keep meaning the service.
         let (name, cmd, aliases) = match oneoff {
@@ -305,7 +409,7 @@ impl Engine {
                     host_port: Some(p.host.map(|h| h.to_string()).unwrap_or_default()),
                 });
         }
-        let binds: Vec<String> = svc
+        let mut binds: Vec<String> = svc
             .volumes
             .iter()
             .map(|m| match m {
@@ -335,6 +439,29 @@ impl Engine {
                 }
             })
             .collect();
+        // One-off containers keep Docker's own anonymous volumes: scratch
+        // space, removed with the container.
+        if oneoff.is_none() {
+            let image_volumes = self.image_volumes(&svc.image).await?;
+            for target in anonymous_targets(svc, &image_volumes) {
+                let source = match carried.get(&target) {
+                    Some(volume) => volume.clone(),
+                    None => {
+                        let name = anonymous_volume_name(project, &svc.name, &target);
+                        let labels = HashMap::from([
+                            (LABEL_PROJECT.to_string(), project.clone()),
+                            (LABEL_DIR.to_string(), dir.clone()),
+                            (LABEL_SERVICE.to_string(), svc.name.clone()),
+                            (LABEL_ANONYMOUS.to_string(), target.clone()),
+                        ]);
+                        self.create_labelled_volume(&name, None, HashMap::new(), labels)
+                            .await?;
+                        name
+                    }
+                };
+                binds.push(format!("{source}:{target}"));
+            }
+        }
         let restart = match svc.restart {
             Restart::No => RestartPolicyNameEnum::NO,
             Restart::Always => RestartPolicyNameEnum::ALWAYS,
@@ -451,6 +578,77 @@ impl Engine {
             }) => Ok(()),
             r => r.map_err(EngineError::api(format!("removing container `{id}`"))),
         }
+    }
+
+    /// Removes a service's container but not its anonymous volumes: they
+    /// hold the service's data until `down -v`.
+    pub async fn remove_container_keeping_volumes(&self, id: &str) -> Result<(), EngineError> {
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: false,
+            ..Default::default()
+        };
+        match self.docker.remove_container(id, Some(opts)).await {
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            r => r.map_err(EngineError::api(format!("removing container `{id}`"))),
+        }
+    }
+
+    /// Removes a container by name (and its anonymous volumes) only if it
+    /// carries `project`'s label: a name devenv picked may be held by a
+    /// container someone else made, which is never devenv's to remove.
+    pub async fn remove_project_container(
+        &self,
+        name: &str,
+        project: &str,
+    ) -> Result<(), EngineError> {
+        match self.container_labels(name).await? {
+            Some(labels) if labels.get(LABEL_PROJECT).map(String::as_str) == Some(project) => {
+                self.remove_container(name).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The labels of a container by name or id, or `None` when there is no such container.
+    pub async fn container_labels(
+        &self,
+        name: &str,
+    ) -> Result<Option<HashMap<String, String>>, EngineError> {
+        match self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(info) => Ok(Some(info.config.and_then(|c| c.labels).unwrap_or_default())),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(EngineError::api(format!("inspecting container `{name}`"))(
+                e,
+            )),
+        }
+    }
+
+    /// The volumes mounted in a container: container path → volume name.
+    pub async fn volume_mounts(&self, id: &str) -> Result<HashMap<String, String>, EngineError> {
+        let info = match self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(info) => info,
+            Err(e) if is_not_found(&e) => return Ok(HashMap::new()),
+            Err(e) => return Err(EngineError::api(format!("inspecting container `{id}`"))(e)),
+        };
+        Ok(info
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.typ.as_deref() == Some("volume"))
+            .filter_map(|m| Some((m.destination?, m.name?)))
+            .collect())
     }
 
     pub async fn inspect_container(
@@ -790,7 +988,8 @@ impl Engine {
     // ---- networks and volumes ----------------------------------------------
 
     /// Creates the project network unless it exists.
-    pub async fn ensure_network(&self, project: &str) -> Result<(), EngineError> {
+    pub async fn ensure_network(&self, stack: &Stack) -> Result<(), EngineError> {
+        let project = &stack.project;
         let name = network_name(project);
         let filters = HashMap::from([("name".to_string(), vec![name.clone()])]);
         let existing = self
@@ -807,10 +1006,10 @@ impl Engine {
         let req = NetworkCreateRequest {
             name: name.clone(),
             driver: Some("bridge".into()),
-            labels: Some(HashMap::from([(
-                LABEL_PROJECT.to_string(),
-                project.to_string(),
-            )])),
+            labels: Some(HashMap::from([
+                (LABEL_PROJECT.to_string(), project.to_string()),
+                (LABEL_DIR.to_string(), project_dir(stack)),
+            ])),
             ..Default::default()
         };
         match self.docker.create_network(req).await {
@@ -823,6 +1022,27 @@ impl Engine {
         }
     }
 
+    /// The labels of the project network, or `None` when there is none.
+    pub async fn network_labels(
+        &self,
+        project: &str,
+    ) -> Result<Option<HashMap<String, String>>, EngineError> {
+        let name = network_name(project);
+        match self
+            .docker
+            .inspect_network(
+                &name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
+            Ok(n) => Ok(Some(n.labels.unwrap_or_default())),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(EngineError::api(format!("inspecting network `{name}`"))(e)),
+        }
+    }
+
+    /// Removes the project network by name; the caller checks it is devenv's.
     pub async fn remove_network(&self, project: &str) -> Result<bool, EngineError> {
         let name = network_name(project);
         match self.docker.remove_network(&name).await {
@@ -834,19 +1054,37 @@ impl Engine {
 
     pub async fn ensure_volume(
         &self,
-        project: &str,
+        stack: &Stack,
         volume: &str,
         spec: &Volume,
     ) -> Result<(), EngineError> {
-        let name = volume_name(project, volume);
+        let project = &stack.project;
+        let labels = HashMap::from([
+            (LABEL_PROJECT.to_string(), project.to_string()),
+            (LABEL_DIR.to_string(), project_dir(stack)),
+            ("devenv.volume".to_string(), volume.to_string()),
+        ]);
+        self.create_labelled_volume(
+            &volume_name(project, volume),
+            spec.driver.clone(),
+            spec.driver_opts.clone().into_iter().collect(),
+            labels,
+        )
+        .await
+    }
+
+    async fn create_labelled_volume(
+        &self,
+        name: &str,
+        driver: Option<String>,
+        driver_opts: HashMap<String, String>,
+        labels: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
         let req = VolumeCreateRequest {
-            name: Some(name.clone()),
-            driver: spec.driver.clone(),
-            driver_opts: Some(spec.driver_opts.clone().into_iter().collect()),
-            labels: Some(HashMap::from([
-                (LABEL_PROJECT.to_string(), project.to_string()),
-                ("devenv.volume".to_string(), volume.to_string()),
-            ])),
+            name: Some(name.to_string()),
+            driver,
+            driver_opts: Some(driver_opts),
+            labels: Some(labels),
             ..Default::default()
         };
         // Creating an existing volume is a no-op in the Engine API.
@@ -857,7 +1095,8 @@ impl Engine {
             .map_err(EngineError::api(format!("creating volume `{name}`")))
     }
 
-    pub async fn list_volumes(&self, project: &str) -> Result<Vec<String>, EngineError> {
+    /// The volumes labelled as the project's (whichever folder made them).
+    pub async fn list_volumes(&self, project: &str) -> Result<Vec<VolumeInfo>, EngineError> {
         let opts = ListVolumesOptions {
             filters: Some(project_filter(project, &[])),
         };
@@ -870,7 +1109,10 @@ impl Engine {
             .volumes
             .unwrap_or_default()
             .into_iter()
-            .map(|v| v.name)
+            .map(|v| VolumeInfo {
+                dir: v.labels.get(LABEL_DIR).cloned(),
+                name: v.name,
+            })
             .collect())
     }
 
@@ -883,5 +1125,49 @@ impl Engine {
             Err(e) if is_not_found(&e) => Ok(()),
             r => r.map_err(EngineError::api(format!("removing volume `{name}`"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_volume_names_are_readable_and_unique_per_path() {
+        let a = anonymous_volume_name("shop", "db", "/var/lib/postgresql/data");
+        assert!(a.starts_with("shop_db_var-lib-postgresql-data-"), "{a}");
+        assert_eq!(
+            a,
+            anonymous_volume_name("shop", "db", "/var/lib/postgresql/data")
+        );
+        // Paths that read alike still get their own volume.
+        assert_ne!(
+            anonymous_volume_name("shop", "db", "/a-b"),
+            anonymous_volume_name("shop", "db", "/a/b")
+        );
+        assert_ne!(
+            a,
+            anonymous_volume_name("shop", "cache", "/var/lib/postgresql/data")
+        );
+    }
+
+    #[test]
+    fn only_image_volumes_no_mount_covers_become_anonymous_volumes() {
+        let dir = std::env::temp_dir();
+        let opts = crate::config::LoadOptions {
+            cwd: dir.clone(),
+            ..Default::default()
+        };
+        let text = "[project]\nname = \"shop\"\n[services.db]\nimage = \"x\"\nvolumes = [\"pgdata:/var/lib/postgresql/data/\", \"./logs:/logs\"]\n";
+        let stack =
+            crate::config::parse(text, "dev.toml", &dir.join("dev.toml"), &dir, &opts).unwrap();
+        let svc = &stack.services["db"];
+        let image = [
+            "/var/lib/postgresql/data".to_string(),
+            "/logs".into(),
+            "/cache/".into(),
+            "/cache".into(),
+        ];
+        assert_eq!(anonymous_targets(svc, &image), ["/cache"]);
     }
 }

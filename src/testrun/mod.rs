@@ -234,7 +234,7 @@ impl TestReport {
 struct Made {
     containers: Vec<String>,
     databases: Vec<String>,
-    temp_dir: Option<PathBuf>,
+    temp_dir: Option<crate::scratch::RunDir>,
 }
 
 /// The PostgreSQL server the test databases live on, as reached from the host.
@@ -736,7 +736,10 @@ impl Run<'_> {
             output.push_str(chunk)
         })
         .await;
-        self.engine.remove_container(&name).await?;
+        // By name: only if it is this project's (the name may be someone else's).
+        self.engine
+            .remove_project_container(&name, &self.stack.project)
+            .await?;
         let lines: Vec<String> = output.lines().map(str::to_string).collect();
         let code = match result {
             Ok((_, code)) => code,
@@ -804,10 +807,11 @@ impl Run<'_> {
             source,
         };
         let text = std::fs::read_to_string(&config).map_err(|e| io_error(&config, e))?;
-        let dir =
-            std::env::temp_dir().join(format!("devenv-test-{}-{}", self.stack.project, self.id));
-        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
-        made.temp_dir = Some(dir.clone());
+        // A fresh private folder (see `crate::scratch`); a killed run's is swept by the next.
+        let run_dir =
+            crate::scratch::run_dir("test").map_err(|e| io_error(&std::env::temp_dir(), e))?;
+        let dir = run_dir.path().to_path_buf();
+        made.temp_dir = Some(run_dir);
         let in_container = format!(
             "{}/{}",
             self.settings.target.trim_end_matches('/'),
@@ -882,7 +886,9 @@ impl Run<'_> {
             .download_file(&name, JUNIT)
             .await?
             .and_then(|xml| junit::parse(&String::from_utf8_lossy(&xml)));
-        self.engine.remove_container(&name).await?;
+        self.engine
+            .remove_project_container(&name, &self.stack.project)
+            .await?;
         Ok((code, summary))
     }
 
@@ -960,7 +966,11 @@ impl Run<'_> {
     /// removed now is stale to the next run, so failures are only reported.
     async fn clean_up(&self, made: &Made) {
         for name in &made.containers {
-            if let Err(e) = self.engine.remove_container(name).await {
+            if let Err(e) = self
+                .engine
+                .remove_project_container(name, &self.stack.project)
+                .await
+            {
                 self.reporter
                     .notice(&format!("cannot remove container `{name}`: {e}"));
             }
@@ -979,7 +989,7 @@ impl Run<'_> {
             }
         }
         if let Some(dir) = &made.temp_dir {
-            let _ = std::fs::remove_dir_all(dir);
+            let _ = std::fs::remove_dir_all(dir.path());
         }
     }
 }
