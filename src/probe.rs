@@ -3,7 +3,7 @@
 //! one loop, [`await_ready`], with a backoff that starts in the tens of
 //! milliseconds so a service is seen ready almost as soon as it is.
 //!
-//! Every attempt is bounded: a network probe by [`ATTEMPT_TIMEOUT`] (a port
+//! Every attempt is bounded: a network probe by [`ATTEMPT_TIMEOUT`] (1 s for PostgreSQL; a port
 //! that accepts but never answers during start-up must not stall the loop),
 //! an exec probe by what is left of the deadline. An exec probe that
 //! overruns is killed in the container, so no probe outlives its `up`.
@@ -55,10 +55,13 @@ impl Target {
 
 /// The longest one network probe attempt may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(200);
+/// A PostgreSQL attempt also derives its SCRAM key in the client, which an
+/// unoptimised build does slowly; it is bounded all the same.
+const PG_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The longest wait between attempts: a service is seen ready at most this
 /// late (a cold PostgreSQL becomes ready at any moment, not in steps).
 const MAX_BACKOFF: Duration = Duration::from_millis(50);
-/// What an exec or Docker-health check outside [`await_ready`] may take (`ps`).
+/// What one check outside [`await_ready`] may take (`ps`), whatever its kind.
 const CHECK_BUDGET: Duration = Duration::from_secs(2);
 /// Connecting for hooks and test databases, where the server is known ready.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -80,12 +83,7 @@ impl From<String> for Miss {
 
 /// Checks `probe` once, within a couple of seconds; `Err` says why it is not ready.
 pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<(), String> {
-    let budget = if is_network(probe) {
-        ATTEMPT_TIMEOUT
-    } else {
-        CHECK_BUDGET
-    };
-    match bounded(engine, probe, target, budget).await {
+    match bounded(engine, probe, target, CHECK_BUDGET).await {
         Ok(()) => Ok(()),
         Err(Miss::NotYet(why)) => Err(why),
         Err(Miss::Engine(e)) => Err(e.to_string()),
@@ -117,6 +115,14 @@ fn secs(d: Duration) -> String {
 /// Whether the probe goes over the network (else it runs in or asks the engine).
 fn is_network(probe: &Probe) -> bool {
     !matches!(probe, Probe::Exec { .. } | Probe::Docker)
+}
+
+/// How long one attempt of a network probe may take.
+fn attempt_timeout(probe: &Probe) -> Duration {
+    match probe {
+        Probe::Postgres { .. } => PG_ATTEMPT_TIMEOUT,
+        _ => ATTEMPT_TIMEOUT,
+    }
 }
 
 /// One attempt; exec probes are stopped once `budget` passes.
@@ -403,7 +409,7 @@ pub async fn await_ready(
         let t = target.get_or_insert_with(|| Target::from_status(container, &status));
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let budget = if is_network(probe) {
-            ATTEMPT_TIMEOUT.min(left)
+            attempt_timeout(probe).min(left)
         } else {
             left
         };
