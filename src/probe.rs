@@ -438,6 +438,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_exec_wrapper_pid_is_read_and_kept_out_of_messages() {
+        let out = "devenv-probe-pid 42\npg_isready: no response\n";
+        assert_eq!(pid_of(out), Some(42));
+        assert_eq!(without_pid(out), "pg_isready: no response");
+        assert_eq!(pid_of("no wrapper here"), None);
+    }
+
+    #[test]
+    fn attempts_are_bounded_per_kind() {
+        let pg = Probe::Postgres {
+            port: 5432,
+            user: "app".into(),
+            password: "pw".into(),
+            database: "app".into(),
+        };
+        assert_eq!(attempt_timeout(&pg), PG_ATTEMPT_TIMEOUT);
+        assert_eq!(attempt_timeout(&Probe::Tcp { port: 1 }), ATTEMPT_TIMEOUT);
+        assert!(!is_network(&Probe::Exec {
+            command: vec!["true".into()]
+        }));
+        assert_eq!(secs(Duration::from_millis(5_960)), "6.0s");
+    }
+
+    #[test]
     fn status_lines_parse() {
         assert_eq!(parse_status(b"HTTP/1.1 204 No Content\r\n"), Some(204));
         assert_eq!(parse_status(b"HTTP/1.0 503 x"), Some(503));
