@@ -3,8 +3,10 @@
 //! one loop, [`await_ready`], with a backoff that starts in the tens of
 //! milliseconds so a service is seen ready almost as soon as it is.
 //!
-//! Every attempt is bounded: a network probe by [`ATTEMPT_TIMEOUT`] (1 s for PostgreSQL; a port
-//! that accepts but never answers during start-up must not stall the loop),
+//! Every attempt is bounded: a network probe by [`ATTEMPT_TIMEOUT`] (1 s for
+//! PostgreSQL; a port that accepts but never answers during start-up must
+//! not stall the loop, and each attempt that overran doubles the next's, up
+//! to 2 s, so a slow but working endpoint still passes),
 //! an exec probe by what is left of the deadline. An exec probe that
 //! overruns is killed in the container, so no probe outlives its `up`.
 
@@ -73,6 +75,8 @@ enum Miss {
     NotYet(String),
     /// The engine failed to run the check: reported as such, not as not-ready.
     Engine(EngineError),
+    /// A network attempt ran out of its time: the next one gets longer.
+    NoAnswer(String),
 }
 
 impl From<String> for Miss {
@@ -87,6 +91,7 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
         Ok(()) => Ok(()),
         Err(Miss::NotYet(why)) => Err(why),
         Err(Miss::Engine(e)) => Err(e.to_string()),
+        Err(Miss::NoAnswer(why)) => Err(why),
     }
 }
 
@@ -104,7 +109,7 @@ async fn bounded(
     }
     tokio::time::timeout(budget, attempt(engine, probe, target, budget))
         .await
-        .unwrap_or_else(|_| Err(Miss::NotYet(format!("no answer within {}", secs(budget)))))
+        .unwrap_or_else(|_| Err(Miss::NoAnswer(format!("no answer within {}", secs(budget)))))
 }
 
 /// A duration as people read it in a message: `0.2s`, `6.0s`.
@@ -392,6 +397,7 @@ pub async fn await_ready(
     let mut delay = Duration::from_millis(15);
     let mut target: Option<Target> = None;
     let mut last = Miss::NotYet("no attempt finished in time".into());
+    let mut limit = probe.map_or(ATTEMPT_TIMEOUT, attempt_timeout);
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let status =
@@ -409,7 +415,7 @@ pub async fn await_ready(
         let t = target.get_or_insert_with(|| Target::from_status(container, &status));
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let budget = if is_network(probe) {
-            attempt_timeout(probe).min(left)
+            limit.min(left)
         } else {
             left
         };
@@ -417,6 +423,11 @@ pub async fn await_ready(
             Ok(()) => return Ok(start.elapsed()),
             Err(miss) => miss,
         };
+        // A stalled connection is retried soon; an endpoint that is merely
+        // slow (a cold framework's first request) gets longer each time.
+        if matches!(last, Miss::NoAnswer(_)) {
+            limit = (limit * 2).min(CHECK_BUDGET);
+        }
         if tokio::time::Instant::now() >= deadline {
             return Err(give_up(last));
         }
@@ -428,7 +439,7 @@ pub async fn await_ready(
 /// The failure to report once the deadline passed: an engine error as such.
 fn give_up(last: Miss) -> NotReady {
     match last {
-        Miss::NotYet(why) => NotReady::TimedOut(why),
+        Miss::NotYet(why) | Miss::NoAnswer(why) => NotReady::TimedOut(why),
         Miss::Engine(e) => NotReady::Engine(e),
     }
 }
