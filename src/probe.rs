@@ -3,8 +3,10 @@
 //! one loop, [`await_ready`], with a backoff that starts in the tens of
 //! milliseconds so a service is seen ready almost as soon as it is.
 //!
-//! Every attempt is bounded: a network probe by [`ATTEMPT_TIMEOUT`] (a port
-//! that accepts but never answers during start-up must not stall the loop),
+//! Every attempt is bounded: a network probe by [`ATTEMPT_TIMEOUT`] (1 s for
+//! PostgreSQL; a port that accepts but never answers during start-up must
+//! not stall the loop, and each attempt that overran doubles the next's, up
+//! to 2 s, so a slow but working endpoint still passes),
 //! an exec probe by what is left of the deadline. An exec probe that
 //! overruns is killed in the container, so no probe outlives its `up`.
 
@@ -55,10 +57,13 @@ impl Target {
 
 /// The longest one network probe attempt may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(200);
+/// A PostgreSQL attempt also derives its SCRAM key in the client, which an
+/// unoptimised build does slowly; it is bounded all the same.
+const PG_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The longest wait between attempts: a service is seen ready at most this
 /// late (a cold PostgreSQL becomes ready at any moment, not in steps).
 const MAX_BACKOFF: Duration = Duration::from_millis(50);
-/// What an exec or Docker-health check outside [`await_ready`] may take (`ps`).
+/// What one check outside [`await_ready`] may take (`ps`), whatever its kind.
 const CHECK_BUDGET: Duration = Duration::from_secs(2);
 /// Connecting for hooks and test databases, where the server is known ready.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -70,6 +75,8 @@ enum Miss {
     NotYet(String),
     /// The engine failed to run the check: reported as such, not as not-ready.
     Engine(EngineError),
+    /// A network attempt ran out of its time: the next one gets longer.
+    NoAnswer(String),
 }
 
 impl From<String> for Miss {
@@ -80,15 +87,11 @@ impl From<String> for Miss {
 
 /// Checks `probe` once, within a couple of seconds; `Err` says why it is not ready.
 pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<(), String> {
-    let budget = if is_network(probe) {
-        ATTEMPT_TIMEOUT
-    } else {
-        CHECK_BUDGET
-    };
-    match bounded(engine, probe, target, budget).await {
+    match bounded(engine, probe, target, CHECK_BUDGET).await {
         Ok(()) => Ok(()),
         Err(Miss::NotYet(why)) => Err(why),
         Err(Miss::Engine(e)) => Err(e.to_string()),
+        Err(Miss::NoAnswer(why)) => Err(why),
     }
 }
 
@@ -106,7 +109,7 @@ async fn bounded(
     }
     tokio::time::timeout(budget, attempt(engine, probe, target, budget))
         .await
-        .unwrap_or_else(|_| Err(Miss::NotYet(format!("no answer within {}", secs(budget)))))
+        .unwrap_or_else(|_| Err(Miss::NoAnswer(format!("no answer within {}", secs(budget)))))
 }
 
 /// A duration as people read it in a message: `0.2s`, `6.0s`.
@@ -117,6 +120,14 @@ fn secs(d: Duration) -> String {
 /// Whether the probe goes over the network (else it runs in or asks the engine).
 fn is_network(probe: &Probe) -> bool {
     !matches!(probe, Probe::Exec { .. } | Probe::Docker)
+}
+
+/// How long one attempt of a network probe may take.
+fn attempt_timeout(probe: &Probe) -> Duration {
+    match probe {
+        Probe::Postgres { .. } => PG_ATTEMPT_TIMEOUT,
+        _ => ATTEMPT_TIMEOUT,
+    }
 }
 
 /// One attempt; exec probes are stopped once `budget` passes.
@@ -386,6 +397,7 @@ pub async fn await_ready(
     let mut delay = Duration::from_millis(15);
     let mut target: Option<Target> = None;
     let mut last = Miss::NotYet("no attempt finished in time".into());
+    let mut limit = probe.map_or(ATTEMPT_TIMEOUT, attempt_timeout);
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let status =
@@ -403,7 +415,7 @@ pub async fn await_ready(
         let t = target.get_or_insert_with(|| Target::from_status(container, &status));
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let budget = if is_network(probe) {
-            ATTEMPT_TIMEOUT.min(left)
+            limit.min(left)
         } else {
             left
         };
@@ -411,6 +423,11 @@ pub async fn await_ready(
             Ok(()) => return Ok(start.elapsed()),
             Err(miss) => miss,
         };
+        // A stalled connection is retried soon; an endpoint that is merely
+        // slow (a cold framework's first request) gets longer each time.
+        if matches!(last, Miss::NoAnswer(_)) {
+            limit = (limit * 2).min(CHECK_BUDGET);
+        }
         if tokio::time::Instant::now() >= deadline {
             return Err(give_up(last));
         }
@@ -422,7 +439,7 @@ pub async fn await_ready(
 /// The failure to report once the deadline passed: an engine error as such.
 fn give_up(last: Miss) -> NotReady {
     match last {
-        Miss::NotYet(why) => NotReady::TimedOut(why),
+        Miss::NotYet(why) | Miss::NoAnswer(why) => NotReady::TimedOut(why),
         Miss::Engine(e) => NotReady::Engine(e),
     }
 }
@@ -430,6 +447,30 @@ fn give_up(last: Miss) -> NotReady {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_exec_wrapper_pid_is_read_and_kept_out_of_messages() {
+        let out = "devenv-probe-pid 42\npg_isready: no response\n";
+        assert_eq!(pid_of(out), Some(42));
+        assert_eq!(without_pid(out), "pg_isready: no response");
+        assert_eq!(pid_of("no wrapper here"), None);
+    }
+
+    #[test]
+    fn attempts_are_bounded_per_kind() {
+        let pg = Probe::Postgres {
+            port: 5432,
+            user: "app".into(),
+            password: "pw".into(),
+            database: "app".into(),
+        };
+        assert_eq!(attempt_timeout(&pg), PG_ATTEMPT_TIMEOUT);
+        assert_eq!(attempt_timeout(&Probe::Tcp { port: 1 }), ATTEMPT_TIMEOUT);
+        assert!(!is_network(&Probe::Exec {
+            command: vec!["true".into()]
+        }));
+        assert_eq!(secs(Duration::from_millis(5_960)), "6.0s");
+    }
 
     #[test]
     fn status_lines_parse() {
