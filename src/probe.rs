@@ -54,7 +54,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<(), String> {
     let port = match probe {
         Probe::Postgres { port, .. }
-        | Probe::Redis { port }
+        | Probe::Redis { port, .. }
         | Probe::Http { port, .. }
         | Probe::Tcp { port } => Some(*port),
         Probe::Exec { .. } | Probe::Docker => None,
@@ -77,11 +77,22 @@ pub async fn check(engine: &Engine, probe: &Probe, target: &Target) -> Result<()
                 .map_err(|e| e.to_string())?;
             Ok(())
         }
-        (Probe::Redis { .. }, Some((host, port))) => {
+        (
+            Probe::Redis {
+                username, password, ..
+            },
+            Some((host, port)),
+        ) => {
             let client = redis::Client::open(format!("redis://{host}:{port}/"))
                 .map_err(|e| e.to_string())?;
             let ping = async {
                 let mut con = client.get_multiplexed_async_connection().await?;
+                // AUTH by hand: credentials in a URL would need escaping.
+                if let Some(password) = password {
+                    let mut auth = redis::cmd("AUTH");
+                    auth.arg(username.as_deref()).arg(password);
+                    auth.query_async::<()>(&mut con).await?;
+                }
                 redis::cmd("PING").query_async::<String>(&mut con).await
             };
             let pong = tokio::time::timeout(ATTEMPT_TIMEOUT, ping)

@@ -14,6 +14,23 @@ pub fn interpolate(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, InterpError> {
+    interpolate_with(text, lookup, false)
+}
+
+/// As [`interpolate`], but an unset variable without a default is empty, as
+/// Compose has it (in `.env` files, and in imported Compose files).
+pub fn interpolate_lenient(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, InterpError> {
+    interpolate_with(text, lookup, true)
+}
+
+fn interpolate_with(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    lenient: bool,
+) -> Result<String, InterpError> {
     if !text.contains('$') {
         return Ok(text.to_string());
     }
@@ -30,7 +47,7 @@ pub fn interpolate(
                 message: format!("unterminated `${{` in `{text}`"),
                 help: "close the reference with `}`, or write `$$` for a literal dollar".into(),
             })?;
-            out.push_str(&expand(&inner[..end], lookup)?);
+            out.push_str(&expand(&inner[..end], lookup, lenient)?);
             rest = &inner[end + 1..];
         } else {
             let len = rest
@@ -39,7 +56,7 @@ pub fn interpolate(
             if len == 0 {
                 out.push('$');
             } else {
-                out.push_str(&expand(&rest[..len], lookup)?);
+                out.push_str(&expand(&rest[..len], lookup, lenient)?);
                 rest = &rest[len..];
             }
         }
@@ -62,7 +79,11 @@ fn closing_brace(s: &str) -> Option<usize> {
     None
 }
 
-fn expand(expr: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpError> {
+fn expand(
+    expr: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    lenient: bool,
+) -> Result<String, InterpError> {
     let name_len = expr
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .unwrap_or(expr.len());
@@ -92,13 +113,14 @@ fn expand(expr: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
     };
     match (op, value) {
         (":-", Some(v)) if !v.is_empty() => Ok(v),
-        (":-", _) | ("-", None) => interpolate(arg, lookup),
+        (":-", _) | ("-", None) => interpolate_with(arg, lookup, lenient),
         (":?", Some(v)) if !v.is_empty() => Ok(v),
         ("?", Some(v)) | ("-", Some(v)) | ("", Some(v)) => Ok(v),
         (":?" | "?", _) => Err(InterpError {
             message: format!("variable `{name}` is required: {arg}"),
             help: format!("set `{name}` in the environment or in `.env` beside the stack file"),
         }),
+        _ if lenient => Ok(String::new()),
         _ => Err(InterpError {
             message: format!("variable `{name}` is not set and has no default"),
             help: format!(

@@ -2,8 +2,9 @@
 //! profiles and validate, producing one [`model::Stack`]. Nothing here talks
 //! to Docker; every error points at the line it is about.
 
+mod dotenv;
 pub mod error;
-mod interp;
+pub mod interp;
 pub mod model;
 mod presets;
 mod raw;
@@ -282,17 +283,16 @@ fn read_dotenv(root: &Path) -> Result<HashMap<String, String>, ConfigError> {
     if !path.is_file() {
         return Ok(HashMap::new());
     }
-    let iter = dotenvy::from_path_iter(&path).map_err(|e| ConfigError::Read {
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
         path: path.clone(),
-        source: std::io::Error::other(e.to_string()),
+        source,
     })?;
-    iter.map(|item| {
-        item.map_err(|e| ConfigError::Read {
+    dotenv::parse(&text, &|name| std::env::var(name).ok())
+        .map(|vars| vars.into_iter().collect())
+        .map_err(|e| ConfigError::Read {
             path: path.clone(),
-            source: std::io::Error::other(e.to_string()),
+            source: std::io::Error::other(e),
         })
-    })
-    .collect()
 }
 
 fn project_name(

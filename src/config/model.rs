@@ -123,6 +123,7 @@ pub struct Build {
 pub enum Protocol {
     Tcp,
     Udp,
+    Sctp,
 }
 
 /// One published port: `[ip:]host:container[/proto]`.
@@ -152,6 +153,9 @@ pub enum Mount {
         target: String,
         read_only: bool,
     },
+    /// A volume Docker creates and names itself (`/app/node_modules`), as
+    /// Compose's anonymous volumes: the container's own copy of a folder.
+    Anonymous { target: String, read_only: bool },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -187,9 +191,13 @@ pub enum Probe {
         password: String,
         database: String,
     },
-    /// `PING`.
+    /// `PING`, after `AUTH` when a password is given.
     Redis {
         port: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
     },
     /// An HTTP GET answering with a status in `status` (inclusive range).
     Http {
@@ -231,7 +239,21 @@ impl Probe {
                 "-d",
                 database,
             ])),
-            Probe::Redis { port } => Some(words(&["redis-cli", "-p", &port.to_string(), "ping"])),
+            Probe::Redis {
+                port,
+                username,
+                password,
+            } => {
+                let mut command = words(&["redis-cli", "-p", &port.to_string()]);
+                if let Some(user) = username {
+                    command.extend(words(&["--user", user]));
+                }
+                if let Some(password) = password {
+                    command.extend(words(&["--no-auth-warning", "-a", password]));
+                }
+                command.push("ping".into());
+                Some(command)
+            }
             Probe::Exec { command } => Some(command.clone()),
             Probe::Http { .. } | Probe::Tcp { .. } | Probe::Docker => None,
         }

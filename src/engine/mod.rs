@@ -280,6 +280,7 @@ impl Engine {
             let proto = match p.protocol {
                 Protocol::Tcp => "tcp",
                 Protocol::Udp => "udp",
+                Protocol::Sctp => "sctp",
             };
             let key = format!("{}/{proto}", p.container);
             exposed.push(key.clone());
@@ -292,10 +293,25 @@ impl Engine {
                     host_port: Some(p.host.map(|h| h.to_string()).unwrap_or_default()),
                 });
         }
+        // Anonymous volumes cannot be binds: Docker creates them from mounts.
+        let anonymous: Vec<bollard::models::Mount> = svc
+            .volumes
+            .iter()
+            .filter_map(|m| match m {
+                Mount::Anonymous { target, read_only } => Some(bollard::models::Mount {
+                    target: Some(target.clone()),
+                    typ: Some(bollard::models::MountType::VOLUME),
+                    read_only: Some(*read_only),
+                    ..Default::default()
+                }),
+                _ => None,
+            })
+            .collect();
         let binds: Vec<String> = svc
             .volumes
             .iter()
-            .map(|m| match m {
+            .filter_map(|m| match m {
+                Mount::Anonymous { .. } => None,
                 Mount::Volume {
                     name,
                     target,
@@ -307,19 +323,20 @@ impl Engine {
                     } else {
                         volume_name(project, name)
                     };
-                    format!("{source}:{target}{}", if *read_only { ":ro" } else { "" })
+                    Some(format!(
+                        "{source}:{target}{}",
+                        if *read_only { ":ro" } else { "" }
+                    ))
                 }
                 Mount::Bind {
                     source,
                     target,
                     read_only,
-                } => {
-                    format!(
-                        "{}:{target}{}",
-                        source.display(),
-                        if *read_only { ":ro" } else { "" }
-                    )
-                }
+                } => Some(format!(
+                    "{}:{target}{}",
+                    source.display(),
+                    if *read_only { ":ro" } else { "" }
+                )),
             })
             .collect();
         let restart = match svc.restart {
@@ -363,6 +380,7 @@ impl Engine {
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings),
                 binds: Some(binds),
+                mounts: (!anonymous.is_empty()).then_some(anonymous),
                 restart_policy: Some(RestartPolicy {
                     name: Some(restart),
                     maximum_retry_count: None,
