@@ -2,7 +2,7 @@
 //! profiles and validate, producing one [`model::Stack`]. Nothing here talks
 //! to Docker; every error points at the line it is about.
 
-mod dotenv;
+pub mod dotenv;
 pub mod error;
 pub mod interp;
 pub mod model;
