@@ -9,6 +9,8 @@
 //! exactly the same host ports and setting exactly the same variables. The
 //! `dev.toml` and the warnings are an insta snapshot.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -411,4 +413,78 @@ fn a_file_without_services_is_refused() {
     let err = import_compose(&files, Path::new("."), &fixed_env).unwrap_err();
     assert!(matches!(err, ImportError::NoServices { .. }), "{err:?}");
     assert_eq!(err.to_string(), "no services in `compose.yaml`");
+}
+
+/// Sail's own stack, imported and brought up on the real engine: with no
+/// registry, the local stand-ins run Sail's commands (`minio server
+/// /data/minio --console-address ":8900"`) and pass Sail's probes (`mc ready
+/// local`, `pg_isready`, `redis-cli ping`). `laravel.test` is left out: its
+/// image is built from Sail's runtime in `vendor/`, which is not here.
+#[test]
+fn sail_stack_comes_up_ready_offline_with_its_own_commands_and_probes() {
+    support::require_docker();
+    let mut p = support::Project::new("wtimportsail", "");
+    copy_dir(&fixtures().join("sail-pgsql"), p.path());
+    // A tag of its own, so the MinIO stand-in is built from this checkout.
+    let compose = fs::read_to_string(p.path().join("docker-compose.yml"))
+        .unwrap()
+        .replace("minio/minio:latest", "minio/minio:wt-import-sail");
+    p.write("docker-compose.yml", &compose);
+    fs::remove_file(p.path().join("dev.toml")).unwrap();
+    let out = p.run(&["import"]);
+    assert!(out.status.success(), "{}", support::text(&out));
+
+    let ports: Vec<(&str, u16)> = [
+        "FORWARD_DB_PORT",
+        "FORWARD_REDIS_PORT",
+        "FORWARD_MAILPIT_PORT",
+        "FORWARD_MAILPIT_DASHBOARD_PORT",
+        "FORWARD_MINIO_PORT",
+        "FORWARD_MINIO_CONSOLE_PORT",
+    ]
+    .into_iter()
+    .map(|name| (name, support::free_port()))
+    .collect();
+    p.uses_docker = true;
+    let devenv = |args: &[&str]| {
+        let mut cmd = p.cmd();
+        cmd.args(["-p", "wtimportsail"]).args(args);
+        for (name, port) in &ports {
+            cmd.env(name, port.to_string());
+        }
+        cmd.output().unwrap()
+    };
+    support::with_image_lock(|| {
+        let up = devenv(&[
+            "--progress",
+            "plain",
+            "up",
+            "-d",
+            "pgsql",
+            "redis",
+            "mailpit",
+            "minio",
+        ]);
+        assert!(up.status.success(), "{}", support::text(&up));
+    });
+    let out = devenv(&["ps", "--json"]);
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["service"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["mailpit", "minio", "pgsql", "redis"]);
+    assert!(
+        rows.iter()
+            .all(|r| r["ready"] == true && r["state"] == "running"),
+        "{rows:?}"
+    );
+    // Sail's own probe, run the way Compose would run it.
+    let out = devenv(&["exec", "minio", "--", "mc", "ready", "local"]);
+    assert!(out.status.success(), "{}", support::text(&out));
+    // The console listens where Sail's command put it.
+    let console = ports[5].1;
+    let (status, _) = support::http_get(console, "/");
+    assert!((200..400).contains(&status), "console answered {status}");
 }
