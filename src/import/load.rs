@@ -23,6 +23,8 @@ pub(crate) struct Loader<'v, 'a> {
     pub out_dir: PathBuf,
     /// Files being read, to stop `extends`/`include` cycles.
     stack: Vec<PathBuf>,
+    /// `include` settings left behind.
+    pub warnings: Vec<super::Warning>,
 }
 
 impl<'v, 'a> Loader<'v, 'a> {
@@ -31,6 +33,7 @@ impl<'v, 'a> Loader<'v, 'a> {
             vars,
             out_dir,
             stack: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -94,6 +97,19 @@ impl<'v, 'a> Loader<'v, 'a> {
             let paths: Vec<&str> = match item {
                 Node::Scalar(path) => vec![path],
                 map => match map.get("path") {
+                    _ if map.entries().any(|(key, _)| key != "path") => {
+                        for (key, _) in map.entries().filter(|(key, _)| *key != "path") {
+                            let key = format!("include.{key}");
+                            self.warnings.push(super::Warning::new(None, key));
+                        }
+                        match map.get("path") {
+                            Some(Node::Scalar(path)) => vec![path],
+                            Some(Node::Seq(paths)) => {
+                                paths.iter().filter_map(Node::scalar).collect()
+                            }
+                            _ => Vec::new(),
+                        }
+                    }
                     Some(Node::Scalar(path)) => vec![path],
                     Some(Node::Seq(paths)) => paths.iter().filter_map(Node::scalar).collect(),
                     _ => Vec::new(),

@@ -96,12 +96,14 @@ pub fn import_compose(
     let mut vars = Vars::new(lookup);
     let out_dir = load::absolute(out_dir);
     let mut tree = Node::Map(Default::default());
+    let mut warnings = Vec::new();
     {
         let mut loader = load::Loader::new(&mut vars, out_dir.clone());
         for (path, text) in files {
             let node = loader.file(path, text, &project)?;
             yaml::merge(&mut tree, node, &[]);
         }
+        warnings.append(&mut loader.warnings);
     }
     tree.strip_tags();
     let file = compose::ComposeFile::deserialize(yaml::NodeDeserializer(&tree)).map_err(|err| {
@@ -109,7 +111,6 @@ pub fn import_compose(
             message: err.to_string(),
         }
     })?;
-    let mut warnings = Vec::new();
     let stack = convert::Stack::from_compose(file, &mut vars, &out_dir, &mut warnings)?;
     if stack.services.is_empty() {
         let names: Vec<String> = files
