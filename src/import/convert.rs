@@ -234,7 +234,7 @@ impl Build {
             },
             ShortOr::Long(b) => Build {
                 context: b.context.map(|c| escape(&c)),
-                dockerfile: b.dockerfile.map(|d| escape(&d)),
+                dockerfile: b.dockerfile,
                 target: b.target,
                 args: b
                     .args
