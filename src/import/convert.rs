@@ -286,7 +286,6 @@ fn environment(pairs: KeyValues) -> (IndexMap<String, String>, Vec<String>) {
 }
 
 /// The port as `dev.toml` writes it and its meaning, to spot duplicates.
-/// References are kept when they stand for the host side only.
 fn port_spec(
     port: ShortOr<compose::Port>,
     vars: &mut Vars,
@@ -315,37 +314,11 @@ fn port_spec(
             spec
         }
     };
+    // `devenv` interpolates a port before it reads it, as Compose does, so
+    // the references stay; the value is what tells duplicates apart.
     let literal = vars.expand(&spec, None)?;
     let literal = literal.strip_suffix("/tcp").unwrap_or(&literal).to_owned();
-    let container = |text: &str| text.rsplit(':').next().unwrap_or(text).to_owned();
-    // The container side must be readable as written; else write the value.
-    let kept = if spec.contains('$') && container(&outside_braces(&spec)).contains('$') {
-        escape(&literal)
-    } else {
-        spec
-    };
-    Ok((kept, literal))
-}
-
-/// `text` with everything inside `${…}` blanked to `$`, so its `:` are the
-/// ones that separate parts.
-fn outside_braces(text: &str) -> String {
-    let mut out = String::new();
-    let mut depth = 0;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '$' if chars.peek() == Some(&'{') => {
-                chars.next();
-                depth += 1;
-                out.push('$');
-            }
-            '}' if depth > 0 => depth -= 1,
-            _ if depth > 0 => {}
-            c => out.push(c),
-        }
-    }
-    out
+    Ok((spec, literal))
 }
 
 fn mount(volume: ShortOr<compose::Mount>, warn: &mut Warn) -> Option<Mount> {
@@ -709,13 +682,16 @@ mod tests {
     }
 
     #[test]
-    fn ports_keep_host_side_references_only() {
+    fn ports_keep_their_references() {
         let env = |name: &str| (name == "P").then(|| "81".to_owned());
         let mut vars = Vars::new(&env);
         let short = |s: &str| ShortOr::Short(s.to_owned());
         let (spec, literal) = port_spec(short("${P:-80}:80"), &mut vars).unwrap();
         assert_eq!((spec.as_str(), literal.as_str()), ("${P:-80}:80", "81:80"));
-        let (spec, _) = port_spec(short("8080:${C:-80}"), &mut vars).unwrap();
-        assert_eq!(spec, "8080:80");
+        let (spec, literal) = port_spec(short("${C:-80}:${C:-80}/tcp"), &mut vars).unwrap();
+        assert_eq!(
+            (spec.as_str(), literal.as_str()),
+            ("${C:-80}:${C:-80}/tcp", "80:80")
+        );
     }
 }
