@@ -554,3 +554,38 @@ fn anonymous_volumes_are_created_by_up() {
         "echo kept > /scratch/file",
     ]);
 }
+
+/// `redis-cli -a PASS ping` imports as a redis probe with the password,
+/// which sends `AUTH` first: a password-protected Redis gets ready (where a
+/// bare PING would get NOAUTH until the timeout), and a wrong password does
+/// not pass.
+#[test]
+fn a_redis_probe_with_a_password_authenticates() {
+    support::require_docker();
+    let stack = |password: &str| {
+        format!(
+            "[services.cache]\nuse = \"redis\"\nports = []\nvolumes = []\n\
+             command = [\"redis-server\", \"--requirepass\", \"${{REDIS_PASSWORD}}\"]\n\
+             ready = {{ redis = {{ password = \"{password}\" }} }}\nready_timeout = \"4s\"\n"
+        )
+    };
+    let mut p = support::Project::new("wtimportauth", &stack("${REDIS_PASSWORD}"));
+    p.write(".env", "REDIS_PASSWORD=s3cret word\n");
+    support::with_image_lock(|| {
+        p.ok(&["--progress", "plain", "up", "-d"]);
+    });
+    let rows = p.ps();
+    assert_eq!(rows[0]["ready"], true, "{rows:?}");
+
+    p.write(
+        "dev.toml",
+        &format!("[project]\nname = \"wtimportauth\"\n\n{}", stack("wrong")),
+    );
+    let out = p.run(&["--progress", "plain", "up", "-d"]);
+    assert_eq!(out.status.code(), Some(1), "{}", support::text(&out));
+    assert!(
+        support::stderr(&out).contains("WRONGPASS") || support::stderr(&out).contains("invalid"),
+        "{}",
+        support::text(&out)
+    );
+}
