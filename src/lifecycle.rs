@@ -445,6 +445,8 @@ async fn check_ports(
                 crate::config::model::Protocol::Udp => {
                     std::net::UdpSocket::bind((ip.as_str(), host)).is_ok()
                 }
+                // std has no SCTP socket: let the engine say if it is taken.
+                crate::config::model::Protocol::Sctp => true,
             };
             if free {
                 continue;

@@ -139,7 +139,7 @@ async fn attempt(
 ) -> Result<(), Miss> {
     let port = match probe {
         Probe::Postgres { port, .. }
-        | Probe::Redis { port }
+        | Probe::Redis { port, .. }
         | Probe::Http { port, .. }
         | Probe::Tcp { port } => Some(*port),
         Probe::Exec { .. } | Probe::Docker => None,
@@ -162,17 +162,25 @@ async fn attempt(
                 .map_err(|e| e.to_string())?;
             Ok(())
         }
-        (Probe::Redis { .. }, Some((host, port))) => {
+        (
+            Probe::Redis {
+                username, password, ..
+            },
+            Some((host, port)),
+        ) => {
             let client = redis::Client::open(format!("redis://{host}:{port}/"))
                 .map_err(|e| e.to_string())?;
-            let mut con = client
-                .get_multiplexed_async_connection()
-                .await
-                .map_err(|e| e.to_string())?;
-            let pong = redis::cmd("PING")
-                .query_async::<String>(&mut con)
-                .await
-                .map_err(|e| e.to_string())?;
+            let ping = async {
+                let mut con = client.get_multiplexed_async_connection().await?;
+                // AUTH by hand: credentials in a URL would need escaping.
+                if let Some(password) = password {
+                    let mut auth = redis::cmd("AUTH");
+                    auth.arg(username.as_deref()).arg(password.expose());
+                    auth.query_async::<()>(&mut con).await?;
+                }
+                redis::cmd("PING").query_async::<String>(&mut con).await
+            };
+            let pong = ping.await.map_err(|e| e.to_string())?;
             if pong == "PONG" {
                 Ok(())
             } else {

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -403,7 +403,8 @@ fn check_stack_dir(dir: &Path) -> Verdict {
 
 fn check_compose(dir: &Path, text: &[u8]) -> Verdict {
     let text = String::from_utf8_lossy(text).into_owned();
-    match import_compose(&[(PathBuf::from("compose.yaml"), text)]) {
+    let compose = dir.join("compose.yaml");
+    match import_compose(&[(compose, text)], dir, &|_| None) {
         Ok(imported) => {
             // The import's output is a stack file: it must load or fail cleanly.
             std::fs::write(dir.join("dev.toml"), imported.toml).unwrap();

@@ -1,6 +1,7 @@
 """devenv's offline stand-in for the minio/minio image, built on moto's S3.
 
-Started like MinIO (`server /data --console-address :9001`), it serves:
+Started like MinIO (`server /data --console-address :9001`, or with the
+leading `minio` as Laravel Sail writes it), it serves:
   * the S3 API on --address (default :9000), with MinIO's health routes
     /minio/health/live and /minio/health/ready answering 200 once start-up
     (replay + default buckets) is done, 503 before;
@@ -40,6 +41,9 @@ def parse_minio_args(argv):
     """Understand the parts of `minio server ...` that matter; ignore the rest."""
     s3_port, console_port, dirs = 9000, 9001, []
     args = list(argv)
+    # `minio server ...` too, as Sail's compose file writes the command.
+    if args and args[0] in ("minio", "/usr/bin/minio"):
+        args.pop(0)
     if args and args[0] == "server":
         args.pop(0)
     while args:
@@ -106,11 +110,20 @@ def replay(rows, base, recorder):
 
 
 def main(argv):
+    # `minio server ...`, as Sail writes it, is a server start too.
+    if argv[:2] in (["minio", "server"], ["/usr/bin/minio", "server"]):
+        argv = argv[1:]
     # Not a server start (e.g. `sh`): run it, like an ordinary entrypoint.
     if argv and argv[0] != "server" and not argv[0].startswith("-"):
         os.execvp(argv[0], argv)
 
     s3_port, console_port, dirs = parse_minio_args(argv)
+    # `mc ready local` (the healthcheck Sail and MinIO's docs use) asks this port.
+    try:
+        with open("/tmp/.minio-standin-port", "w") as f:
+            f.write(str(s3_port))
+    except OSError as e:
+        log(f"cannot note the S3 port for mc: {e}")
     data_dir = dirs[0] if dirs and not dirs[0].startswith(("http://", "https://")) else "/data"
 
     persist = os.environ.get("MINIO_STANDIN_PERSIST", "1") != "0"

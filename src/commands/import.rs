@@ -5,7 +5,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::import::{import_compose, ImportError};
+use crate::import::{grouped, import_compose, ImportError};
 
 /// The files Compose itself reads when none is named, in its order.
 const DEFAULT_FILES: &[&str] = &[
@@ -43,18 +43,31 @@ pub fn run(settings: &ImportSettings, out: &mut dyn Write) -> Result<(), ImportE
         })?;
         sources.push((path, text));
     }
-    let imported = import_compose(&sources)?;
+    let dotenv = project_env(&sources[0].0)?;
+    let lookup = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .or_else(|| dotenv.get(name).cloned())
+    };
+    let out_dir = match settings.output.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let imported = import_compose(&sources, &out_dir, &lookup)?;
     write_output(settings, &imported.toml)?;
 
     let report = |err| ImportError::Report { source: err };
-    for warning in &imported.warnings {
-        writeln!(out, "warning: {warning}").map_err(report)?;
+    for note in &imported.notes {
+        writeln!(out, "warning: {note}").map_err(report)?;
+    }
+    for line in grouped(&imported.warnings) {
+        writeln!(out, "warning: {line}").map_err(report)?;
     }
     let names: Vec<String> = sources
         .iter()
         .map(|(path, _)| format!("`{}`", path.display()))
         .collect();
-    let warned = match imported.warnings.len() {
+    let warned = match grouped(&imported.warnings).len() {
         0 => String::new(),
         1 => ", 1 key not carried over".to_owned(),
         n => format!(", {n} keys not carried over"),
@@ -66,6 +79,28 @@ pub fn run(settings: &ImportSettings, out: &mut dyn Write) -> Result<(), ImportE
         names.join(", ")
     )
     .map_err(report)
+}
+
+/// The project's `.env`, beside the first Compose file, read as Compose
+/// reads it: variables come from the environment first, then from it.
+fn project_env(first: &Path) -> Result<std::collections::HashMap<String, String>, ImportError> {
+    let path = first.parent().unwrap_or(Path::new("")).join(".env");
+    if !path.is_file() {
+        return Ok(Default::default());
+    }
+    let text = fs::read_to_string(&path).map_err(|source| ImportError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    crate::config::dotenv::parse(&text, &|name| std::env::var(name).ok())
+        .map(|vars| vars.into_iter().collect())
+        .map_err(|message| ImportError::Read {
+            path,
+            source: io::Error::other(format!(
+                "line {}, column {}: {}",
+                message.line, message.column, message.reason
+            )),
+        })
 }
 
 /// `compose.yaml` and the like, plus its `.override` file when there is one,
@@ -97,6 +132,12 @@ fn default_files(dir: &Path) -> Result<Vec<PathBuf>, ImportError> {
 
 fn write_output(settings: &ImportSettings, toml: &str) -> Result<(), ImportError> {
     let path = &settings.output;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|source| ImportError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
     let mut options = fs::OpenOptions::new();
     options.write(true);
     if settings.force {
@@ -143,12 +184,12 @@ mod tests {
         run(&settings(dir.path(), false), &mut out).unwrap();
         let written = fs::read_to_string(dir.path().join("dev.toml")).unwrap();
         assert!(
-            written.contains("[services.db]\nuse = \"postgres\""),
+            written.contains("[services.db]\nimage = \"postgres:16\""),
             "{written}"
         );
         let out = String::from_utf8(out).unwrap();
         assert!(
-            out.starts_with("warning: service `db`: `logging` not carried over\n"),
+            out.starts_with("warning: `logging` not carried over from service `db`\n"),
             "{out}"
         );
         assert!(out.contains("1 key not carried over"), "{out}");

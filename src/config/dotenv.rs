@@ -1,16 +1,25 @@
-//! `.env` files (beside the stack file, and `env_file`s), read with dotenvy.
-//! dotenvy reports a bad line by echoing it with an index into some part of
-//! it; an `.env` line usually holds a secret, so here the error is turned
-//! into a `line:column` and the line itself is never shown.
+//! `.env` and `env_file` files read the way Docker Compose reads them, so a
+//! project's `.env` means the same to `devenv` as to `docker compose`:
+//! unquoted values run to the end of the line (spaces included, a ` #`
+//! starts a comment), `${X:-default}` and friends expand from the
+//! environment and the lines above, a reference to an unset variable is
+//! empty, single quotes are literal, double quotes take `\n`-style escapes,
+//! `export ` is ignored and a bare `KEY` line takes `KEY` from the
+//! environment when it is set there. An `.env` line usually holds a secret,
+//! so an error says `line:column` and why, and never shows the line.
 
 use std::path::Path;
+
+use indexmap::IndexMap;
+
+use super::interp::interpolate_lenient;
 
 /// Where an `.env` file stops making sense; 1-based like an editor's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DotenvError {
     pub line: usize,
     pub column: usize,
-    pub reason: &'static str,
+    pub reason: String,
 }
 
 impl DotenvError {
@@ -26,76 +35,22 @@ impl DotenvError {
 }
 
 /// Reads `path`; a syntax error is `Err(Ok(..))`, an I/O error `Err(Err(..))`.
-pub fn read(path: &Path) -> Result<Vec<(String, String)>, Result<DotenvError, std::io::Error>> {
+#[allow(clippy::type_complexity)]
+pub fn read(
+    path: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<IndexMap<String, String>, Result<DotenvError, std::io::Error>> {
     let bytes = std::fs::read(path).map_err(Err)?;
-    parse(&bytes).map_err(Ok)
-}
-
-/// Parses `.env` text into its pairs, in file order.
-pub fn parse(bytes: &[u8]) -> Result<Vec<(String, String)>, DotenvError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let (line, column) = line_col(&String::from_utf8_lossy(bytes), e.valid_up_to());
-        DotenvError {
+        Ok(DotenvError {
             line,
             column,
-            reason: "the file is not valid UTF-8",
-        }
+            reason: "the file is not valid UTF-8".into(),
+        })
     })?;
-    let mut pairs = Vec::new();
-    for item in dotenvy::from_read_iter(text.as_bytes()) {
-        match item {
-            Ok(pair) => pairs.push(pair),
-            Err(_) => return Err(locate(text)),
-        }
-    }
-    Ok(pairs)
-}
-
-/// Finds the first bad logical line by parsing one at a time (values may
-/// span lines inside quotes), then the column dotenvy complained about.
-fn locate(text: &str) -> DotenvError {
-    let mut start = 0;
-    let mut end = 0;
-    while end < text.len() {
-        end = text[end..].find('\n').map_or(text.len(), |p| end + p + 1);
-        let chunk = &text[start..end];
-        match dotenvy::from_read_iter(chunk.as_bytes()).find_map(Result::err) {
-            None => start = end,
-            // An open quote ran to the end of the chunk: the value goes on.
-            Some(dotenvy::Error::LineParse(s, i)) if s.len() == chunk.len() && i == s.len() => {}
-            Some(dotenvy::Error::LineParse(s, i)) => {
-                let line = chunk.trim_end_matches(['\n', '\r']);
-                // dotenvy reports a byte index into the whole line for a bad
-                // key, and a character index into the value for a bad value.
-                let at = if line.starts_with(s.as_str()) {
-                    i
-                } else {
-                    let value_start = line.trim_end().len().saturating_sub(s.len());
-                    value_start + s.char_indices().nth(i).map_or(s.len(), |(b, _)| b)
-                };
-                let (l, c) = line_col(text, start + at.min(line.len()));
-                return DotenvError {
-                    line: l,
-                    column: c,
-                    reason: "this line is not `NAME=value`",
-                };
-            }
-            Some(_) => break,
-        }
-    }
-    // Only an unclosed quote reaches the end: point at where it opens.
-    let chunk = &text[start..];
-    let at = chunk
-        .find('=')
-        .and_then(|eq| chunk[eq..].find(['"', '\'']).map(|q| eq + q))
-        .unwrap_or(0);
-    let (line, column) = line_col(text, start + at);
-    DotenvError {
-        line,
-        column,
-        reason: "this quote is never closed",
-    }
+    parse(text, lookup).map_err(Ok)
 }
 
 /// 1-based line and column (in characters) of byte `at`.
@@ -106,44 +61,228 @@ fn line_col(text: &str, at: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
+/// Parses `src`; `lookup` is the environment, which wins over earlier lines.
+pub fn parse(
+    src: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<IndexMap<String, String>, DotenvError> {
+    // Positions for errors: byte offset of `rest` in `src`.
+    let at = |rest: &str, reason: String| {
+        let (line, column) = line_col(src, src.len() - rest.len());
+        DotenvError {
+            line,
+            column,
+            reason,
+        }
+    };
+    let mut out: IndexMap<String, String> = IndexMap::new();
+    let mut rest = src;
+    loop {
+        // Skip blank space and comment lines.
+        let trimmed = rest.trim_start_matches(|c: char| c.is_whitespace());
+        rest = trimmed;
+        if rest.is_empty() {
+            break;
+        }
+        if rest.starts_with('#') {
+            rest = rest.find('\n').map_or("", |i| &rest[i..]);
+            continue;
+        }
+        if let Some(after) = rest.strip_prefix("export") {
+            if after.starts_with([' ', '\t']) {
+                rest = after.trim_start_matches([' ', '\t']);
+            }
+        }
+        let end = rest.find(['=', ':', '\n']).unwrap_or(rest.len());
+        let key = rest[..end].trim_end();
+        let bad = key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_alphanumeric() || "_.-[]".contains(c));
+        if bad {
+            return Err(at(
+                rest,
+                "this line is not `NAME=value` (a name is letters, digits and `_`)".into(),
+            ));
+        }
+        let key = key.to_owned();
+        let sep = rest[end..].chars().next();
+        if matches!(sep, None | Some('\n')) {
+            // A bare `KEY`: inherited when set, else left out.
+            if let Some(value) = lookup(&key) {
+                out.insert(key, value);
+            }
+            rest = &rest[end..];
+            continue;
+        }
+        rest = rest[end + 1..].trim_start_matches([' ', '\t']);
+        let scope = |name: &str| lookup(name).or_else(|| out.get(name).cloned());
+        let value_at = rest;
+        // The interpolation's message names variables, never the value.
+        let expand =
+            |text: &str| interpolate_lenient(text, &scope).map_err(|e| at(value_at, e.message));
+        let value = match rest.chars().next() {
+            Some(quote @ ('\'' | '"')) => {
+                let body = &rest[1..];
+                let close = closing_quote(body, quote)
+                    .ok_or_else(|| at(rest, "this quote is never closed".into()))?;
+                let raw = &body[..close];
+                rest = &body[close + 1..];
+                // Whatever follows the closing quote on that line is ignored.
+                rest = rest.find('\n').map_or("", |i| &rest[i..]);
+                if quote == '\'' {
+                    unescape_quote(raw, '\'')
+                } else {
+                    expand(&unescape(raw))?
+                }
+            }
+            _ => {
+                let end = rest.find('\n').unwrap_or(rest.len());
+                let mut value = &rest[..end];
+                rest = &rest[end..];
+                if let Some(comment) = value.find(" #") {
+                    value = &value[..comment];
+                }
+                expand(value.trim_end())?
+            }
+        };
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+fn closing_quote(body: &str, quote: char) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            c if c == quote => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Single quotes keep everything but an escaped quote.
+fn unescape_quote(raw: &str, quote: char) -> String {
+    raw.replace(&format!("\\{quote}"), &quote.to_string())
+}
+
+/// Double quotes: `\n`, `\t`, `\"`, `\\`; `\$` stays a literal dollar.
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('$') => out.push_str("$$"),
+            Some(other @ ('"' | '\\')) => out.push(other),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn err(text: &str) -> (usize, usize, &'static str) {
-        let e = parse(text.as_bytes()).unwrap_err();
-        (e.line, e.column, e.reason)
+    fn env(name: &str) -> Option<String> {
+        (name == "HOME_DIR").then(|| "/home/me".to_owned())
+    }
+
+    fn read(src: &str) -> Vec<(String, String)> {
+        parse(src, &env).unwrap().into_iter().collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
-    fn pairs_come_in_file_order_with_quotes_and_comments() {
-        let pairs = parse(b"# c\nA=1\nexport B=\"two words\"\nC='x\ny'\n\nD=$A\n").unwrap();
-        let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(names, ["A", "B", "C", "D"]);
-        assert_eq!(pairs[1].1, "two words");
-        assert_eq!(pairs[2].1, "x\ny");
-        assert_eq!(pairs[3].1, "1");
-    }
-
-    #[test]
-    fn r14_errors_point_at_line_and_column() {
-        assert_eq!(err("A=1\nB C=2\n").0, 2);
-        assert_eq!(err("A=1\nB C=2\n").1, 3);
+    fn unquoted_values_keep_their_spaces_and_drop_comments() {
         assert_eq!(
-            err("A=1\n  B=x y\n"),
-            (2, 7, "this line is not `NAME=value`")
+            read("APP_NAME=My Shop\n# note\nURL=http://x/#top # the url\n  export  A = b  \n"),
+            pairs(&[
+                ("APP_NAME", "My Shop"),
+                ("URL", "http://x/#top"),
+                ("A", "b")
+            ])
         );
+    }
+
+    #[test]
+    fn references_expand_like_compose() {
         assert_eq!(
-            err("A=1\nB=\"open\nC=3\n"),
+            read(
+                "DB=${DB_NAME:-shop}\nURL=pg://$DB/${MISSING}x\nH=${HOME_DIR}\nREQ=${DB:?set it}\n"
+            ),
+            pairs(&[
+                ("DB", "shop"),
+                ("URL", "pg://shop/x"),
+                ("H", "/home/me"),
+                ("REQ", "shop")
+            ])
+        );
+        let e = parse("A=1\nX=${NOPE:?needed}\n", &env).unwrap_err();
+        assert!(e.reason.contains("NOPE"), "{e:?}");
+        assert_eq!((e.line, e.column), (2, 3));
+    }
+
+    #[test]
+    fn quotes_single_literal_double_escaped() {
+        assert_eq!(
+            read("A='$HOME_DIR x'\nB=\"line\\nnext $HOME_DIR\"\nC=\"multi\nline\"\nD=\"cost \\$5\"\n"),
+            pairs(&[
+                ("A", "$HOME_DIR x"),
+                ("B", "line\nnext /home/me"),
+                ("C", "multi\nline"),
+                ("D", "cost $5")
+            ])
+        );
+    }
+
+    #[test]
+    fn bare_keys_are_inherited_when_set() {
+        assert_eq!(
+            read("HOME_DIR\nNOT_SET\nE=\n"),
+            pairs(&[("HOME_DIR", "/home/me"), ("E", "")])
+        );
+    }
+
+    #[test]
+    fn r14_errors_point_at_line_and_column_and_never_echo_the_line() {
+        let e = parse("A=1\nB C=2\n", &env).unwrap_err();
+        assert_eq!((e.line, e.column), (2, 1));
+        let e = parse("A=1\nB=\"open secret\nC=3\n", &env).unwrap_err();
+        assert_eq!(
+            (e.line, e.column, e.reason.as_str()),
             (2, 3, "this quote is never closed")
         );
-        assert_eq!(err("A=1\n1B=2\n").0, 2);
-        assert_eq!(err("A=1\nB=é x\n"), (2, 5, "this line is not `NAME=value`"));
+        assert!(!e.reason.contains("secret"));
+        let e = parse("A=1\n  !B=x\n", &env).unwrap_err();
+        assert_eq!((e.line, e.column), (2, 3));
     }
 
     #[test]
     fn bad_utf8_has_a_location() {
-        let e = parse(b"A=1\nB=\xff\n").unwrap_err();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(&path, b"A=1\nB=\xff\n").unwrap();
+        let e = super::read(&path, &env).unwrap_err().unwrap();
         assert_eq!((e.line, e.column), (2, 3));
     }
 }

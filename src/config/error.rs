@@ -71,7 +71,7 @@ pub enum ConfigError {
         file: String,
         line: usize,
         column: usize,
-        reason: &'static str,
+        reason: String,
     },
 
     #[error("dependency cycle: {cycle}")]

@@ -18,12 +18,22 @@ pub fn interpolate(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, InterpError> {
-    interpolate_at(text, lookup, 0)
+    interpolate_with(text, lookup, false, 0)
 }
 
-fn interpolate_at(
+/// As [`interpolate`], but an unset variable without a default is empty, as
+/// Compose has it (in `.env` files, and in imported Compose files).
+pub fn interpolate_lenient(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, InterpError> {
+    interpolate_with(text, lookup, true, 0)
+}
+
+fn interpolate_with(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    lenient: bool,
     depth: usize,
 ) -> Result<String, InterpError> {
     if depth > MAX_NESTING {
@@ -48,7 +58,7 @@ fn interpolate_at(
                 message: "unterminated `${`".into(),
                 help: "close the reference with `}`, or write `$$` for a literal dollar".into(),
             })?;
-            out.push_str(&expand(&inner[..end], lookup, depth)?);
+            out.push_str(&expand(&inner[..end], lookup, lenient, depth)?);
             rest = &inner[end + 1..];
         } else {
             let len = rest
@@ -57,7 +67,7 @@ fn interpolate_at(
             if len == 0 {
                 out.push('$');
             } else {
-                out.push_str(&expand(&rest[..len], lookup, depth)?);
+                out.push_str(&expand(&rest[..len], lookup, lenient, depth)?);
                 rest = &rest[len..];
             }
         }
@@ -83,6 +93,7 @@ fn closing_brace(s: &str) -> Option<usize> {
 fn expand(
     expr: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
+    lenient: bool,
     depth: usize,
 ) -> Result<String, InterpError> {
     let name_len = expr
@@ -114,13 +125,14 @@ fn expand(
     };
     match (op, value) {
         (":-", Some(v)) if !v.is_empty() => Ok(v),
-        (":-", _) | ("-", None) => interpolate_at(arg, lookup, depth + 1),
+        (":-", _) | ("-", None) => interpolate_with(arg, lookup, lenient, depth + 1),
         (":?", Some(v)) if !v.is_empty() => Ok(v),
         ("?", Some(v)) | ("-", Some(v)) | ("", Some(v)) => Ok(v),
         (":?" | "?", _) => Err(InterpError {
             message: format!("variable `{name}` is required: {arg}"),
             help: format!("set `{name}` in the environment or in `.env` beside the stack file"),
         }),
+        _ if lenient => Ok(String::new()),
         _ => Err(InterpError {
             message: format!("variable `{name}` is not set and has no default"),
             help: format!(

@@ -2,9 +2,9 @@
 //! profiles and validate, producing one [`model::Stack`]. Nothing here talks
 //! to Docker; every error points at the line it is about.
 
-mod dotenv;
+pub mod dotenv;
 pub mod error;
-mod interp;
+pub mod interp;
 pub mod model;
 mod presets;
 mod raw;
@@ -301,7 +301,7 @@ fn read_dotenv(root: &Path) -> Result<HashMap<String, String>, ConfigError> {
         return Ok(HashMap::new());
     }
     // Unreadable is exit 1 (`Read`); unparsable is bad config with a location.
-    dotenv::read(&path)
+    dotenv::read(&path, &|name| std::env::var(name).ok())
         .map(|pairs| pairs.into_iter().collect())
         .map_err(|e| match e {
             Ok(e) => e.at(&path),

@@ -159,6 +159,7 @@ pub struct Build {
 pub enum Protocol {
     Tcp,
     Udp,
+    Sctp,
 }
 
 /// One published port: `[ip:]host:container[/proto]`.
@@ -188,6 +189,9 @@ pub enum Mount {
         target: String,
         read_only: bool,
     },
+    /// A volume Docker creates and names itself (`/app/node_modules`), as
+    /// Compose's anonymous volumes: the container's own copy of a folder.
+    Anonymous { target: String, read_only: bool },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -223,9 +227,13 @@ pub enum Probe {
         password: super::Secret,
         database: String,
     },
-    /// `PING`.
+    /// `PING`, after `AUTH` when a password is given.
     Redis {
         port: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        password: Option<super::Secret>,
     },
     /// An HTTP GET answering with a status in `status` (inclusive range).
     Http {
@@ -267,7 +275,21 @@ impl Probe {
                 "-d",
                 database,
             ])),
-            Probe::Redis { port } => Some(words(&["redis-cli", "-p", &port.to_string(), "ping"])),
+            Probe::Redis {
+                port,
+                username,
+                password,
+            } => {
+                let mut command = words(&["redis-cli", "-p", &port.to_string()]);
+                if let Some(user) = username {
+                    command.extend(words(&["--user", user]));
+                }
+                if let Some(password) = password {
+                    command.extend(words(&["--no-auth-warning", "-a", password.expose()]));
+                }
+                command.push("ping".into());
+                Some(command)
+            }
             Probe::Exec { command } => Some(command.clone()),
             Probe::Http { .. } | Probe::Tcp { .. } | Probe::Docker => None,
         }
@@ -350,5 +372,23 @@ mod duration_secs {
 
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redis_probe_with_credentials_authenticates_in_the_container_too() {
+        let probe = Probe::Redis {
+            port: 6380,
+            username: Some("app".into()),
+            password: Some("s3cret".into()),
+        };
+        assert_eq!(
+            probe.in_container_command().unwrap().join(" "),
+            "redis-cli -p 6380 --user app --no-auth-warning -a s3cret ping"
+        );
     }
 }

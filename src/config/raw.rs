@@ -87,6 +87,9 @@ pub struct RawService {
     pub entrypoint: Option<S<StrOrList>>,
     pub env: Option<IndexMap<String, S<String>>>,
     pub env_file: Option<S<StrOrList>>,
+    /// Variables passed on from the environment (or `.env`) when set there,
+    /// left out otherwise: Compose's key-only `environment: [FOO]`.
+    pub pass_env: Option<Vec<S<String>>>,
     pub secrets: Option<Vec<S<String>>>,
     pub ports: Option<Vec<S<String>>>,
     pub volumes: Option<Vec<S<String>>>,
@@ -133,11 +136,13 @@ pub enum RawDepends {
 #[serde(deny_unknown_fields, rename_all = "lowercase")]
 pub enum RawProbe {
     Postgres(RawPostgresProbe),
-    Redis(RawPortOnly),
+    Redis(RawRedisProbe),
     Http(RawHttpProbe),
     Tcp(u16),
     Exec(StrOrList),
     Docker(String),
+    /// `ready = "none"`: no probe, not even a preset's.
+    None,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -151,8 +156,12 @@ pub struct RawPostgresProbe {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawPortOnly {
+pub struct RawRedisProbe {
     pub port: Option<u16>,
+    /// ACL user for `AUTH`; interpolated like `env`.
+    pub username: Option<String>,
+    /// Password for `AUTH`; interpolated like `env`, so it can stay `${VAR}`.
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,7 @@ use super::interp::interpolate;
 use super::model::*;
 use super::presets::Preset;
 use super::raw::*;
+use super::Secret;
 
 /// Where values come from while resolving one file.
 pub struct Ctx<'a> {
@@ -182,13 +183,15 @@ pub fn resolve_service(
         }
     }
 
-    let ready =
-        match pick(&raw.ready, src, p, |r| &r.ready) {
-            Some(r) => Some(resolve_probe(r.value.get_ref(), &env).map_err(|msg| {
+    let ready = match pick(&raw.ready, src, p, |r| &r.ready) {
+        Some(r) => {
+            let interp = |text: &str| ctx.interp(r.src, r.value.span(), text);
+            resolve_probe(r.value.get_ref(), &env, &interp)?.map_err(|msg| {
                 ConfigError::invalid(r.src, r.value.span(), msg, "this probe", None)
-            })?),
-            None => None,
-        };
+            })?
+        }
+        None => None,
+    };
     let ready_timeout = match pick(&raw.ready_timeout, src, p, |r| &r.ready_timeout) {
         Some(t) => parse_duration(t.value.get_ref()).map_err(|why| {
             ConfigError::invalid(
@@ -440,16 +443,17 @@ fn resolve_env(
         if let Some(files) = &layer.env_file {
             for file in files.get_ref().clone().into_vec() {
                 let path = ctx.root.join(ctx.interp(src, files.span(), &file)?);
-                let pairs = super::dotenv::read(&path).map_err(|e| match e {
-                    Ok(e) => e.at(&path),
-                    Err(e) => ConfigError::invalid(
-                        src,
-                        files.span(),
-                        format!("cannot read env file `{}`: {e}", path.display()),
-                        "this env_file",
-                        Some("create the file or remove it from `env_file`".into()),
-                    ),
-                })?;
+                let pairs =
+                    super::dotenv::read(&path, &|n| ctx.lookup(n)).map_err(|e| match e {
+                        Ok(e) => e.at(&path),
+                        Err(e) => ConfigError::invalid(
+                            src,
+                            files.span(),
+                            format!("cannot read env file `{}`: {e}", path.display()),
+                            "this env_file",
+                            Some("create the file or remove it from `env_file`".into()),
+                        ),
+                    })?;
                 for (k, v) in pairs {
                     env.insert(
                         k,
@@ -473,6 +477,18 @@ fn resolve_env(
                 );
             }
         }
+        // Compose's key-only `environment: [FOO]`: FOO when set, else nothing.
+        for name in layer.pass_env.iter().flatten() {
+            if let Some(value) = ctx.lookup(name.get_ref()) {
+                env.insert(
+                    name.get_ref().clone(),
+                    EnvValue {
+                        value,
+                        secret: false,
+                    },
+                );
+            }
+        }
     }
     for (k, v) in env.iter_mut() {
         v.secret = secrets.contains(k) || looks_secret(k);
@@ -480,9 +496,18 @@ fn resolve_env(
     Ok(env)
 }
 
-fn resolve_probe(raw: &RawProbe, env: &IndexMap<String, EnvValue>) -> Result<Probe, String> {
+/// The probe a `ready` value asks for (`None` for `ready = "none"`); the
+/// outer error is an interpolation failure, the inner one a bad probe.
+#[allow(clippy::type_complexity)]
+fn resolve_probe(
+    raw: &RawProbe,
+    env: &IndexMap<String, EnvValue>,
+    interp: &dyn Fn(&str) -> Result<String, ConfigError>,
+) -> Result<Result<Option<Probe>, String>, ConfigError> {
     let get = |k: &str| env.get(k).map(|v| v.value.clone());
-    Ok(match raw {
+    let text = |v: &Option<String>| v.as_deref().map(interp).transpose();
+    Ok(Ok(Some(match raw {
+        RawProbe::None => return Ok(Ok(None)),
         RawProbe::Postgres(p) => {
             let user = p
                 .user
@@ -507,17 +532,19 @@ fn resolve_probe(raw: &RawProbe, env: &IndexMap<String, EnvValue>) -> Result<Pro
         }
         RawProbe::Redis(p) => Probe::Redis {
             port: p.port.unwrap_or(6379),
+            username: text(&p.username)?,
+            password: text(&p.password)?.map(Secret::from),
         },
         RawProbe::Http(h) => {
             let status = match h.status {
                 None => (200, 399),
                 Some(RawStatus::One(s)) => (s, s),
                 Some(RawStatus::Range([a, b])) if a <= b => (a, b),
-                Some(RawStatus::Range(_)) => return Err("the status range is reversed".into()),
+                Some(RawStatus::Range(_)) => return Ok(Err("the status range is reversed".into())),
             };
             let path = h.path.clone().unwrap_or_else(|| "/".into());
             if !path.starts_with('/') {
-                return Err(format!("http probe path `{path}` must start with `/`"));
+                return Ok(Err(format!("http probe path `{path}` must start with `/`")));
             }
             Probe::Http {
                 port: h.port,
@@ -530,15 +557,17 @@ fn resolve_probe(raw: &RawProbe, env: &IndexMap<String, EnvValue>) -> Result<Pro
             let command = match cmd {
                 StrOrList::Str(s) => vec!["sh".into(), "-c".into(), s.clone()],
                 StrOrList::List(l) if !l.is_empty() => l.clone(),
-                StrOrList::List(_) => return Err("an exec probe needs a command".into()),
+                StrOrList::List(_) => return Ok(Err("an exec probe needs a command".into())),
             };
             Probe::Exec { command }
         }
         RawProbe::Docker(s) if s == "healthy" => Probe::Docker,
         RawProbe::Docker(s) => {
-            return Err(format!("docker probe expects `\"healthy\"`, got `{s}`"))
+            return Ok(Err(format!(
+                "docker probe expects `\"healthy\"`, got `{s}`"
+            )))
         }
-    })
+    })))
 }
 
 fn resolve_watch(root: &Path, w: &RawWatch) -> Result<WatchRule, (String, String)> {
@@ -599,7 +628,8 @@ pub fn parse_port(text: &str) -> Result<Vec<Port>, (String, String)> {
     let (spec, protocol) = match text.rsplit_once('/') {
         Some((s, "tcp")) => (s, Protocol::Tcp),
         Some((s, "udp")) => (s, Protocol::Udp),
-        Some(_) => return Err(bad("the protocol must be `tcp` or `udp`")),
+        Some((s, "sctp")) => (s, Protocol::Sctp),
+        Some(_) => return Err(bad("the protocol must be `tcp`, `udp` or `sctp`")),
         None => (text, Protocol::Tcp),
     };
     // An IPv6 host address is written in brackets: `[::1]:8080:80`.
@@ -630,6 +660,8 @@ pub fn parse_port(text: &str) -> Result<Vec<Port>, (String, String)> {
         Ok((a, b))
     };
     let (host, container) = match rest.split_once(':') {
+        // `127.0.0.1::80`: any free host port on that address.
+        Some(("", c)) if host_ip.as_deref().is_some_and(|ip| !ip.is_empty()) => (None, range(c)?),
         Some((h, c)) => (Some(range(h)?), range(c)?),
         None => (None, range(rest)?),
     };
@@ -662,6 +694,22 @@ pub fn parse_mount(text: &str, root: &Path) -> Result<Mount, (String, String)> {
         )
     };
     let parts: Vec<&str> = text.split(':').collect();
+    // A container path alone is an anonymous volume, as in Compose.
+    match parts.as_slice() {
+        [target] | [target, "rw"] if target.starts_with('/') => {
+            return Ok(Mount::Anonymous {
+                target: target.to_string(),
+                read_only: false,
+            })
+        }
+        [target, "ro"] if target.starts_with('/') => {
+            return Ok(Mount::Anonymous {
+                target: target.to_string(),
+                read_only: true,
+            })
+        }
+        _ => {}
+    }
     let (source, target, read_only) = match parts.as_slice() {
         [s, t] => (*s, *t, false),
         [s, t, "ro"] => (*s, *t, true),
@@ -847,7 +895,40 @@ mod tests {
             .contains("differ in length"));
         assert_eq!(parse_port("9000-9001:9000").unwrap()[0].host, Some(9000));
         assert!(parse_port("0:80").is_err());
-        assert!(parse_port("80/sctp").is_err());
+        assert!(parse_port("80/quic").is_err());
+    }
+
+    #[test]
+    fn sctp_ports_and_ephemeral_host_ports_parse() {
+        let sctp = &parse_port("3868:3868/sctp").unwrap()[0];
+        assert_eq!((sctp.host, sctp.protocol), (Some(3868), Protocol::Sctp));
+        let any = &parse_port("127.0.0.1::80").unwrap()[0];
+        assert_eq!(any.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!((any.host, any.container), (None, 80));
+        assert!(parse_port("::80").is_err());
+    }
+
+    #[test]
+    fn a_container_path_alone_is_an_anonymous_volume() {
+        let root = Path::new("/proj");
+        assert_eq!(
+            parse_mount("/app/node_modules", root).unwrap(),
+            Mount::Anonymous {
+                target: "/app/node_modules".into(),
+                read_only: false
+            }
+        );
+        assert_eq!(
+            parse_mount("/cache:ro", root).unwrap(),
+            Mount::Anonymous {
+                target: "/cache".into(),
+                read_only: true
+            }
+        );
+        assert!(matches!(
+            parse_mount("/srv:/app", root).unwrap(),
+            Mount::Bind { .. }
+        ));
     }
 
     #[test]

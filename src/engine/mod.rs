@@ -229,29 +229,33 @@ pub fn project_dir(stack: &Stack) -> String {
         .to_string()
 }
 
-/// The image's anonymous volume paths that no mount of the service covers:
-/// devenv gives each a labelled volume of its own, so the data outlives the
-/// container (a recreate, a plain `down`) and goes only with `down -v`.
-///
-/// (A mount the stack file itself declares anonymous, `volumes =
-/// ["/app/node_modules"]`, belongs among these targets too, not among the
-/// covering mounts.)
-fn anonymous_targets(svc: &Service, image_volumes: &[String]) -> Vec<String> {
+/// The anonymous volume paths of a service, with whether each is read-only:
+/// the ones the stack file declares (`volumes = ["/app/node_modules"]`) and
+/// the image's `VOLUME`s that no mount covers. devenv gives each a labelled
+/// volume of its own, so the data outlives the container (a recreate, a
+/// plain `down`) and goes only with `down -v`.
+fn anonymous_targets(svc: &Service, image_volumes: &[String]) -> Vec<(String, bool)> {
     let norm = |p: &str| p.trim_end_matches('/').to_string();
-    let mounted: Vec<String> = svc
-        .volumes
-        .iter()
-        .map(|m| match m {
-            Mount::Volume { target, .. } | Mount::Bind { target, .. } => norm(target),
-        })
-        .collect();
-    let mut out: Vec<String> = image_volumes
-        .iter()
-        .map(|v| norm(v))
-        .filter(|v| !v.is_empty() && !mounted.contains(v))
-        .collect();
+    let mut out: Vec<(String, bool)> = Vec::new();
+    let mut mounted: Vec<String> = Vec::new();
+    for m in &svc.volumes {
+        match m {
+            Mount::Volume { target, .. } | Mount::Bind { target, .. } => mounted.push(norm(target)),
+            Mount::Anonymous { target, read_only } => {
+                mounted.push(norm(target));
+                out.push((norm(target), *read_only));
+            }
+        }
+    }
+    out.extend(
+        image_volumes
+            .iter()
+            .map(|v| norm(v))
+            .filter(|v| !v.is_empty() && !mounted.contains(v))
+            .map(|v| (v, false)),
+    );
     out.sort();
-    out.dedup();
+    out.dedup_by(|a, b| a.0 == b.0);
     out
 }
 
@@ -397,6 +401,7 @@ impl Engine {
             let proto = match p.protocol {
                 Protocol::Tcp => "tcp",
                 Protocol::Udp => "udp",
+                Protocol::Sctp => "sctp",
             };
             let key = format!("{}/{proto}", p.container);
             exposed.push(key.clone());
@@ -412,7 +417,8 @@ impl Engine {
         let mut binds: Vec<String> = svc
             .volumes
             .iter()
-            .map(|m| match m {
+            .filter_map(|m| match m {
+                Mount::Anonymous { .. } => None,
                 Mount::Volume {
                     name,
                     target,
@@ -424,26 +430,43 @@ impl Engine {
                     } else {
                         volume_name(project, name)
                     };
-                    format!("{source}:{target}{}", if *read_only { ":ro" } else { "" })
+                    Some(format!(
+                        "{source}:{target}{}",
+                        if *read_only { ":ro" } else { "" }
+                    ))
                 }
                 Mount::Bind {
                     source,
                     target,
                     read_only,
-                } => {
-                    format!(
-                        "{}:{target}{}",
-                        source.display(),
-                        if *read_only { ":ro" } else { "" }
-                    )
-                }
+                } => Some(format!(
+                    "{}:{target}{}",
+                    source.display(),
+                    if *read_only { ":ro" } else { "" }
+                )),
             })
             .collect();
         // One-off containers keep Docker's own anonymous volumes: scratch
-        // space, removed with the container.
-        if oneoff.is_none() {
+        // space, removed with the container (declared ones come from mounts:
+        // an anonymous volume cannot be a bind).
+        let mut anonymous = Vec::new();
+        if oneoff.is_some() {
+            anonymous = svc
+                .volumes
+                .iter()
+                .filter_map(|m| match m {
+                    Mount::Anonymous { target, read_only } => Some(bollard::models::Mount {
+                        target: Some(target.clone()),
+                        typ: Some(bollard::models::MountType::VOLUME),
+                        read_only: Some(*read_only),
+                        ..Default::default()
+                    }),
+                    _ => None,
+                })
+                .collect();
+        } else {
             let image_volumes = self.image_volumes(&svc.image).await?;
-            for target in anonymous_targets(svc, &image_volumes) {
+            for (target, read_only) in anonymous_targets(svc, &image_volumes) {
                 let source = match carried.get(&target) {
                     Some(volume) => volume.clone(),
                     None => {
@@ -459,7 +482,10 @@ impl Engine {
                         name
                     }
                 };
-                binds.push(format!("{source}:{target}"));
+                binds.push(format!(
+                    "{source}:{target}{}",
+                    if read_only { ":ro" } else { "" }
+                ));
             }
         }
         let restart = match svc.restart {
@@ -503,6 +529,7 @@ impl Engine {
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings),
                 binds: Some(binds),
+                mounts: (!anonymous.is_empty()).then_some(anonymous),
                 restart_policy: Some(RestartPolicy {
                     name: Some(restart),
                     maximum_retry_count: None,
@@ -1168,6 +1195,9 @@ mod tests {
             "/cache/".into(),
             "/cache".into(),
         ];
-        assert_eq!(anonymous_targets(svc, &image), ["/cache"]);
+        assert_eq!(
+            anonymous_targets(svc, &image),
+            [("/cache".to_string(), false)]
+        );
     }
 }

@@ -266,7 +266,7 @@ fn ports(service: &Service, settings: &Settings, kind: Kind, app: bool) -> Vec<P
             Probe::Http { port, .. }
             | Probe::Tcp { port }
             | Probe::Postgres { port, .. }
-            | Probe::Redis { port },
+            | Probe::Redis { port, .. },
         ) => Some(*port),
         _ => None,
     };
@@ -316,6 +316,7 @@ fn ports(service: &Service, settings: &Settings, kind: Kind, app: bool) -> Vec<P
             let name = match protocol {
                 Protocol::Tcp => first_name.take().unwrap_or_else(|| format!("tcp-{port}")),
                 Protocol::Udp => format!("udp-{port}"),
+                Protocol::Sctp => format!("sctp-{port}"),
             };
             PortSpec {
                 name,

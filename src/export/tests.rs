@@ -88,7 +88,11 @@ pub(crate) fn laravel_stack() -> Stack {
     });
 
     let mut cache = service("cache", "redis:7-alpine");
-    cache.ready = Some(Probe::Redis { port: 6379 });
+    cache.ready = Some(Probe::Redis {
+        port: 6379,
+        username: None,
+        password: None,
+    });
 
     let mut mail = service("mail", "mailhog/mailhog");
     mail.ports = vec![port(1025, 1025), port(8025, 8025)];

@@ -54,6 +54,7 @@ pub(crate) struct Build {
 #[derive(Debug, Deserialize)]
 pub(crate) struct EnvFile {
     pub path: String,
+    pub required: Option<bool>,
 }
 
 /// The long port syntax; numbers and strings are both read as text.
@@ -84,6 +85,10 @@ pub(crate) struct Condition {
 pub(crate) struct Healthcheck {
     pub test: Option<Words>,
     pub disable: Option<bool>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub retries: Option<String>,
+    pub start_period: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -34,6 +34,26 @@ pub enum ImportError {
         span: SourceSpan,
     },
 
+    #[error("`{file}`: {message}")]
+    #[diagnostic(code(devenv::import::variable), help("{help}"))]
+    Variable {
+        file: String,
+        message: String,
+        help: String,
+    },
+
+    #[error("`{}` includes or extends itself", path.display())]
+    #[diagnostic(code(devenv::import::cycle))]
+    Cycle { path: PathBuf },
+
+    #[error("service `{service}` extends `{parent}`, which does not exist")]
+    #[diagnostic(code(devenv::import::extends))]
+    Extends { service: String, parent: String },
+
+    #[error("the merged compose files are not valid: {message}")]
+    #[diagnostic(code(devenv::import::invalid))]
+    Invalid { message: String },
+
     #[error("no services in {files}")]
     #[diagnostic(code(devenv::import::empty))]
     NoServices { files: String },
@@ -95,16 +115,24 @@ impl ImportError {
         }
     }
 
+    pub(super) fn variable(path: &Path, err: crate::config::interp::InterpError) -> ImportError {
+        ImportError::Variable {
+            file: path.display().to_string(),
+            message: err.message,
+            help: err.help,
+        }
+    }
+
     pub(super) fn unsupported_version(
         path: &Path,
         text: &str,
         version: &str,
-        location: Option<Location>,
+        at: Option<(usize, usize)>,
     ) -> ImportError {
         ImportError::UnsupportedVersion {
             version: version.to_owned(),
             src: NamedSource::new(path.display().to_string(), text.to_owned()),
-            span: span(text, location),
+            span: SourceSpan::from(at.unwrap_or((0, 0))),
         }
     }
 }

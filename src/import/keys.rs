@@ -6,139 +6,17 @@
 //! import carries over. Everything else becomes a [`Warning`], so that nothing
 //! is lost without the user hearing of it. `x-` extensions are skipped
 //! quietly, as Compose itself does. Healthcheck timing (`interval`,
-//! `retries`, …) is dropped on purpose: `devenv` probes readiness itself with
+//! `retries`, …) becomes the probe's `ready_timeout`; `devenv` probes with
 //! its own fast backoff, which is the point of the `ready` key.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
-use indexmap::IndexMap;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-
+use super::yaml::Node;
 use super::Warning;
 
-/// A YAML document with every scalar kept as text.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Node {
-    Null,
-    Scalar(String),
-    Seq(Vec<Node>),
-    Map(IndexMap<String, Node>),
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Node;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any YAML value")
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
-                Ok(Node::Null)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Node, E> {
-                Ok(Node::Null)
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
-                Node::deserialize(d)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-                Ok(Node::Scalar(v.to_owned()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
-                Ok(Node::Scalar(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
-                Ok(Node::Scalar(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-                Ok(Node::Scalar(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-                Ok(Node::Scalar(v.to_string()))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element()? {
-                    items.push(item);
-                }
-                Ok(Node::Seq(items))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-                let mut entries = IndexMap::new();
-                while let Some((key, value)) = map.next_entry::<String, Node>()? {
-                    entries.insert(key, value);
-                }
-                Ok(Node::Map(entries))
-            }
-        }
-        deserializer.deserialize_any(V)
-    }
-}
-
-impl Node {
-    /// Merges a later file over this one: mappings by key, sequences appended
-    /// without duplicates, anything else replaced. That is close enough to
-    /// Compose's rules to know which keys end up set.
-    pub(crate) fn merge(&mut self, later: Node) {
-        match (self, later) {
-            (Node::Map(base), Node::Map(over)) => {
-                for (key, value) in over {
-                    match base.get_mut(&key) {
-                        Some(existing) => existing.merge(value),
-                        None => {
-                            base.insert(key, value);
-                        }
-                    }
-                }
-            }
-            (Node::Seq(base), Node::Seq(over)) => {
-                for item in over {
-                    if !base.contains(&item) {
-                        base.push(item);
-                    }
-                }
-            }
-            (this, later) => *this = later,
-        }
-    }
-
-    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
-        match self {
-            Node::Map(entries) => entries.get(key),
-            _ => None,
-        }
-    }
-
-    fn scalar(&self) -> Option<&str> {
-        match self {
-            Node::Scalar(text) => Some(text),
-            _ => None,
-        }
-    }
-
-    fn entries(&self) -> impl Iterator<Item = (&String, &Node)> {
-        let entries = match self {
-            Node::Map(entries) => Some(entries.iter()),
-            _ => None,
-        };
-        entries
-            .into_iter()
-            .flatten()
-            .filter(|(key, _)| !key.starts_with("x-"))
-    }
-
-    fn items(&self) -> &[Node] {
-        match self {
-            Node::Seq(items) => items,
-            _ => &[],
-        }
-    }
-}
-
-const TOP_LEVEL: &[&str] = &["version", "name", "services", "volumes", "networks"];
+const TOP_LEVEL: &[&str] = &[
+    "version", "name", "services", "volumes", "networks", "include",
+];
 
 const SERVICE: &[&str] = &[
     "image",
@@ -157,6 +35,7 @@ const SERVICE: &[&str] = &[
     "profiles",
     "develop",
     "networks",
+    "extends",
 ];
 
 /// Sub-keys carried over, for the service keys that hold mappings.

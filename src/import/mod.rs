@@ -1,24 +1,32 @@
 //! `devenv import`: turns Compose files into a `dev.toml`.
 //!
-//! How it works: each file is read twice with serde-saphyr — once into the
-//! typed subset of the Compose specification that has a `dev.toml`
-//! equivalent ([`compose`]), once as a plain tree ([`keys`]) so that every
-//! key left behind can be named in a [`Warning`] — plus a glance at its
-//! `version`. The typed files are
-//! converted and merged in order ([`convert`]) and laid out as TOML by hand
-//! ([`render`]). Variable references such as `${DB_PASSWORD:-secret}` are
-//! kept as written: `devenv` interpolates them itself, from the same `.env`.
+//! How it works: each file is read as a plain YAML tree ([`yaml`]), every
+//! document of it, with its variables given Compose's meaning ([`vars`]),
+//! its relative paths rebased and its `include:` and `extends:` resolved
+//! ([`load`]); the trees are merged in order by Compose's rules, read into
+//! the typed subset of the Compose specification that has a `dev.toml`
+//! equivalent ([`compose`]), converted ([`convert`]) and laid out as TOML
+//! by hand ([`render`]). Every key left behind is named in a [`Warning`]
+//! ([`keys`]). Variable references such as `${DB_PASSWORD:-secret}` are
+//! kept where `devenv` interpolates them itself, from the same `.env`.
 
 mod compose;
 mod convert;
 mod error;
 mod keys;
+mod load;
 mod render;
+mod vars;
+mod yaml;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use indexmap::IndexMap;
 use serde::Deserialize;
+
+use vars::Vars;
+use yaml::Node;
 
 pub use error::ImportError;
 
@@ -27,6 +35,8 @@ pub use error::ImportError;
 pub struct Imported {
     pub toml: String,
     pub warnings: Vec<Warning>,
+    /// What else the user should know: unset variables, a `.env` left behind.
+    pub notes: Vec<String>,
 }
 
 /// A Compose key that `dev.toml` cannot express.
@@ -71,22 +81,37 @@ impl fmt::Display for Warning {
 }
 
 /// Converts Compose files, given as `(path, contents)` and merged in order
-/// like `docker compose -f a.yml -f b.yml`, into `dev.toml` text. The paths
-/// only name the files in errors.
-pub fn import_compose(files: &[(PathBuf, String)]) -> Result<Imported, ImportError> {
-    let mut stack = convert::Stack::default();
-    let mut tree: Option<keys::Node> = None;
+/// like `docker compose -f a.yml -f b.yml`, into `dev.toml` text for the
+/// folder `out_dir`. `lookup` is the environment Compose would interpolate
+/// from: the process's, then the project's `.env`.
+pub fn import_compose(
+    files: &[(PathBuf, String)],
+    out_dir: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Imported, ImportError> {
+    let project = files
+        .first()
+        .map(|(path, _)| load::absolute(path.parent().unwrap_or(Path::new(""))))
+        .unwrap_or_default();
+    let mut vars = Vars::new(lookup);
+    let out_dir = load::absolute(out_dir);
+    let mut tree = Node::Map(Default::default());
     let mut warnings = Vec::new();
-    for (path, text) in files {
-        let node: keys::Node = parse(path, text)?;
-        check_version(path, text, &node)?;
-        let file: compose::ComposeFile = parse(path, text)?;
-        stack.merge(convert::Stack::from_compose(file, &mut warnings));
-        match &mut tree {
-            Some(tree) => tree.merge(node),
-            None => tree = Some(node),
+    {
+        let mut loader = load::Loader::new(&mut vars, out_dir.clone());
+        for (path, text) in files {
+            let node = loader.file(path, text, &project)?;
+            yaml::merge(&mut tree, node, &[]);
         }
+        warnings.append(&mut loader.warnings);
     }
+    tree.strip_tags();
+    let file = compose::ComposeFile::deserialize(yaml::NodeDeserializer(&tree)).map_err(|err| {
+        ImportError::Invalid {
+            message: err.to_string(),
+        }
+    })?;
+    let stack = convert::Stack::from_compose(file, &mut vars, &out_dir, &mut warnings)?;
     if stack.services.is_empty() {
         let names: Vec<String> = files
             .iter()
@@ -96,9 +121,7 @@ pub fn import_compose(files: &[(PathBuf, String)]) -> Result<Imported, ImportErr
             files: names.join(", "),
         });
     }
-    if let Some(tree) = &tree {
-        keys::unsupported(tree, &mut warnings);
-    }
+    keys::unsupported(&tree, &mut warnings);
     let mut seen = Vec::new();
     warnings.retain(|w| {
         let new = !seen.contains(w);
@@ -114,47 +137,109 @@ pub fn import_compose(files: &[(PathBuf, String)]) -> Result<Imported, ImportErr
                 .map_or(usize::MAX, |i| i + 1)
         })
     });
+    let mut notes: Vec<String> = vars
+        .unset
+        .iter()
+        .map(|(name, services)| {
+            let by = match services.len() {
+                0 => String::new(),
+                _ => format!(" (in {})", names(services.iter())),
+            };
+            format!(
+                "variable `{name}` is not set{by}: Compose reads it as an empty string, and so does `dev.toml`, where it is `${{{name}-}}`"
+            )
+        })
+        .collect();
+    if out_dir != project && project.join(".env").is_file() {
+        notes.push(format!(
+            "`{}` is read by devenv from beside `dev.toml`: copy it to `{}`",
+            project.join(".env").display(),
+            out_dir.display()
+        ));
+    }
     Ok(Imported {
         toml: render::render(&stack, &warnings),
         warnings,
+        notes,
     })
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(
-    path: &std::path::Path,
-    text: &str,
-) -> Result<T, ImportError> {
+/// `a`, `b` and `c`, each in backticks.
+fn names<'a>(items: impl Iterator<Item = &'a String>) -> String {
+    let items: Vec<String> = items.map(|item| format!("`{item}`")).collect();
+    match items.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// One line per key not carried over, naming every service that set it.
+pub fn grouped(warnings: &[Warning]) -> Vec<String> {
+    let mut keys: IndexMap<(Option<bool>, &str), Vec<&Warning>> = IndexMap::new();
+    for warning in warnings {
+        keys.entry((warning.service.as_ref().map(|_| true), warning.key.as_str()))
+            .or_default()
+            .push(warning);
+    }
+    keys.into_iter()
+        .map(|((_, key), list)| {
+            let mut services: Vec<String> = Vec::new();
+            let mut details: Vec<String> = Vec::new();
+            for w in &list {
+                if let Some(service) = &w.service {
+                    if !services.contains(service) {
+                        services.push(service.clone());
+                    }
+                }
+                if let Some(detail) = &w.detail {
+                    if !details.contains(detail) {
+                        details.push(detail.clone());
+                    }
+                }
+            }
+            let mut line = format!("`{key}` not carried over");
+            if !services.is_empty() {
+                let word = if services.len() == 1 {
+                    "service"
+                } else {
+                    "services"
+                };
+                line.push_str(&format!(" from {word} {}", names(services.iter())));
+            }
+            if !details.is_empty() {
+                line.push_str(&format!(": {}", details.join("; ")));
+            }
+            line
+        })
+        .collect()
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(path: &Path, text: &str) -> Result<T, ImportError> {
     let options = serde_saphyr::options! { with_snippet: false };
     serde_saphyr::from_str_with_options(text, options)
         .map_err(|err| ImportError::yaml(path, text, &err))
 }
 
-#[derive(Deserialize)]
-struct VersionKey {
-    version: Option<serde_saphyr::Spanned<String>>,
-}
-
 /// Compose file format 1 put services at the top level; later formats are
 /// all read as the Compose specification, whatever `version` says.
-fn check_version(path: &std::path::Path, text: &str, node: &keys::Node) -> Result<(), ImportError> {
-    let VersionKey { version } = parse(path, text)?;
-    match version {
-        Some(version) => {
+fn check_version(path: &Path, text: &str, node: &Node) -> Result<(), ImportError> {
+    match node.get("version") {
+        Some(Node::Scalar(version)) => {
             let major = version
-                .value
                 .split('.')
                 .next()
                 .and_then(|m| m.trim().parse::<u32>().ok());
             if major.is_some_and(|major| major >= 2) {
                 return Ok(());
             }
-            Err(ImportError::unsupported_version(
-                path,
-                text,
-                &version.value,
-                Some(version.referenced),
-            ))
+            let at = text.find("version").and_then(|key| {
+                let offset = key + text[key..].find(version.as_str())?;
+                Some((offset, version.len()))
+            });
+            Err(ImportError::unsupported_version(path, text, version, at))
         }
+        Some(_) => Ok(()),
         None if node.get("services").is_none() && has_unknown_top_level_keys(node) => {
             Err(ImportError::unsupported_version(path, text, "1", None))
         }
@@ -162,12 +247,15 @@ fn check_version(path: &std::path::Path, text: &str, node: &keys::Node) -> Resul
     }
 }
 
-fn has_unknown_top_level_keys(node: &keys::Node) -> bool {
-    let keys::Node::Map(entries) = node else {
+fn has_unknown_top_level_keys(node: &Node) -> bool {
+    let Node::Map(entries) = node else {
         return false;
     };
     entries.keys().any(|key| {
         !key.starts_with("x-")
-            && !["name", "volumes", "networks", "secrets", "configs"].contains(&key.as_str())
+            && ![
+                "name", "volumes", "networks", "secrets", "configs", "include", "models",
+            ]
+            .contains(&key.as_str())
     })
 }

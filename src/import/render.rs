@@ -9,7 +9,7 @@
 use indexmap::IndexMap;
 
 use super::compose::Words;
-use super::convert::{Build, Probe, Ready, Service, Stack, Volume, Watch};
+use super::convert::{Build, Probe, Service, Stack, Volume, Watch};
 use super::Warning;
 
 /// Beyond this a line is split, the way rustfmt or a person would.
@@ -66,24 +66,46 @@ fn words(words: &Words) -> Value {
     }
 }
 
-/// The `stacks/` preset that a Compose image stands for, if any.
-fn preset(image: &str) -> Option<&'static str> {
-    let name = image.rsplit('/').next().unwrap_or(image);
-    let repo = name.split([':', '@']).next().unwrap_or(name);
-    match repo {
-        r if r.starts_with("postgres") => Some("postgres"),
-        r if r.starts_with("redis") => Some("redis"),
-        "mailhog" | "mailpit" => Some("mailhog"),
-        "minio" => Some("minio"),
-        _ => None,
-    }
+/// The `stacks/` preset whose local stand-in can run this service offline,
+/// if the preset adds nothing the Compose file did not say: the service
+/// sets every variable the preset sets, and its command when the preset has
+/// one. Ports, volumes and the probe are then always written out (empty, or
+/// `"none"`), so that the preset's own never apply.
+fn preset(service: &Service) -> Option<&'static str> {
+    let image = service.image.as_deref()?;
+    let repo = image.split('@').next().unwrap_or(image);
+    let repo = match repo.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => repo,
+    };
+    let repo = repo.strip_prefix("docker.io/").unwrap_or(repo);
+    let repo = repo.strip_prefix("library/").unwrap_or(repo);
+    let (preset, env, command): (_, &[&str], bool) = match repo {
+        "postgres" => (
+            "postgres",
+            &["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"],
+            false,
+        ),
+        "redis" => ("redis", &[], false),
+        "mailhog/mailhog" | "axllent/mailpit" => ("mailhog", &[], false),
+        "minio/minio" | "quay.io/minio/minio" => {
+            ("minio", &["MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"], true)
+        }
+        _ => return None,
+    };
+    let covered = env.iter().all(|key| service.env.contains_key(*key))
+        && (!command || service.command.is_some())
+        && service.build.is_none()
+        && service.entrypoint.is_none();
+    covered.then_some(preset)
 }
 
 pub(crate) fn render(stack: &Stack, warnings: &[Warning]) -> String {
     let mut root = Table::default();
     if let Some(name) = &stack.name {
         let mut project = Table::default();
-        project.set("name", string(name));
+        // Compose lower-cases the name; `devenv` wants it that way too.
+        project.set("name", string(name.to_lowercase()));
         root.set("project", Value::Table(project));
     }
     let mut services = Table::default();
@@ -137,7 +159,8 @@ fn comments(warnings: &[Warning], service: Option<&str>, prefix: &str) -> Vec<St
 
 fn service_table(s: &Service) -> Table {
     let mut t = Table::default();
-    t.set("use", s.image.as_deref().and_then(preset).map(string));
+    let preset = preset(s);
+    t.set("use", preset.map(string));
     t.set("image", s.image.as_deref().map(string));
     t.set("build", s.build.as_ref().map(build));
     t.set("command", s.command.as_ref().map(words));
@@ -150,11 +173,23 @@ fn service_table(s: &Service) -> Table {
             files => strings(files),
         },
     );
-    t.set("ports", strings(&s.ports));
+    if !s.pass_env.is_empty() {
+        t.set("pass_env", strings(&s.pass_env));
+    }
     let volumes: Vec<String> = s.volumes.iter().map(|m| m.spec.clone()).collect();
-    t.set("volumes", strings(&volumes));
+    // With a preset, say "none" rather than let the preset's apply.
+    let list = |items: &[String]| match preset {
+        Some(_) => Some(Value::Array(items.iter().map(string).collect())),
+        None => strings(items),
+    };
+    t.set("ports", list(&s.ports));
+    t.set("volumes", list(&volumes));
     t.set("depends_on", map(&s.depends_on));
-    t.set("ready", ready(&s.ready));
+    t.set(
+        "ready",
+        ready(&s.ready).or_else(|| preset.map(|_| string("none"))),
+    );
+    t.set("ready_timeout", s.ready_timeout.as_deref().map(string));
     t.set("restart", s.restart.as_deref().map(string));
     t.set("user", s.user.as_deref().map(string));
     t.set("working_dir", s.working_dir.as_deref().map(string));
@@ -173,14 +208,34 @@ fn build(b: &Build) -> Value {
     Value::Table(t)
 }
 
-fn ready(ready: &Ready) -> Option<Value> {
-    let Ready::Probe(probe) = ready else {
-        return None;
-    };
+fn ready(ready: &Option<Probe>) -> Option<Value> {
+    let probe = ready.as_ref()?;
+    let port = |port: &Option<u16>| port.map(|p| Value::Int(i64::from(p)));
+    let text = |text: &Option<String>| text.as_deref().map(string);
     let mut t = Table::default();
     match probe {
-        Probe::Postgres => t.set("postgres", Value::Table(Table::default())),
-        Probe::Redis => t.set("redis", Value::Table(Table::default())),
+        Probe::Postgres {
+            port: p,
+            user,
+            database,
+        } => {
+            let mut pg = Table::default();
+            pg.set("port", port(p));
+            pg.set("user", text(user));
+            pg.set("database", text(database));
+            t.set("postgres", Value::Table(pg));
+        }
+        Probe::Redis {
+            port: p,
+            username,
+            password,
+        } => {
+            let mut redis = Table::default();
+            redis.set("port", port(p));
+            redis.set("username", text(username));
+            redis.set("password", text(password));
+            t.set("redis", Value::Table(redis));
+        }
         Probe::Http { port, path } => {
             let mut http = Table::default();
             http.set("port", Value::Int(i64::from(*port)));
@@ -243,7 +298,8 @@ fn inline(value: &Value) -> String {
 }
 
 fn is_array_of_tables(value: &Value) -> bool {
-    matches!(value, Value::Array(items) if items.iter().all(|i| matches!(i, Value::Table(_))))
+    matches!(value, Value::Array(items)
+        if !items.is_empty() && items.iter().all(|i| matches!(i, Value::Table(_))))
 }
 
 /// Writes the plain keys of `table`, then its sections. The top two levels

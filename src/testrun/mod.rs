@@ -470,7 +470,7 @@ async fn redis_addr(
     outcomes: &[ServiceOutcome],
 ) -> Result<(String, u16), TestError> {
     let port = match stack.services[name].ready {
-        Some(Probe::Redis { port }) => port,
+        Some(Probe::Redis { port, .. }) => port,
         _ => 6379,
     };
     target(engine, stack, name, outcomes)
@@ -918,7 +918,9 @@ impl Run<'_> {
         svc.working_dir = Some(s.target.clone());
         if let Some(source) = &s.source {
             svc.volumes.retain(|m| match m {
-                Mount::Volume { target, .. } | Mount::Bind { target, .. } => target != &s.target,
+                Mount::Volume { target, .. }
+                | Mount::Bind { target, .. }
+                | Mount::Anonymous { target, .. } => target != &s.target,
             });
             svc.volumes.push(Mount::Bind {
                 source: source.clone(),

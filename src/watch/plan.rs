@@ -83,7 +83,7 @@ fn is_bind_mounted(service: &Service, rule: &WatchRule) -> bool {
         } => Path::new(target)
             .strip_prefix(at)
             .is_ok_and(|rest| source.join(rest) == rule.path),
-        Mount::Volume { .. } => false,
+        Mount::Volume { .. } | Mount::Anonymous { .. } => false,
     })
 }
 
