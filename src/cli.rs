@@ -104,6 +104,16 @@ pub enum Command {
     Db(DbCommand),
     /// Turn Xdebug on or off in the running app, without a rebuild
     Xdebug(XdebugArgs),
+    /// List every devenv project on the engine, from any folder
+    Ls(PsArgs),
+    /// Open a service's URL in the browser (print it where there is none)
+    Open(OpenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// Service (default: the app)
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -23,4 +23,5 @@ pub mod scratch;
 pub mod snapshot;
 pub mod testrun;
 pub mod ui;
+pub mod urls;
 pub mod watch;

@@ -801,6 +801,8 @@ pub struct ServiceStatus {
     pub state: String,
     pub ready: bool,
     pub ports: Vec<String>,
+    /// Where to reach it from the host, labelled (app, mail UI, S3 console).
+    pub urls: Vec<crate::urls::Url>,
 }
 
 /// The state of every service container, with readiness probed once, in parallel.
@@ -813,11 +815,14 @@ pub async fn status(engine: &Engine, stack: &Stack) -> Result<Vec<ServiceStatus>
             let svc = stack.services.get(&c.service);
             let mut ready = false;
             let mut ports = Vec::new();
+            let mut urls = Vec::new();
             if c.state == "running" {
                 let st = engine.inspect_container(&c.id, &stack.project).await?;
                 let mut published: Vec<_> = st.published.iter().collect();
                 published.sort();
                 ports = published.iter().map(|(c, h)| format!("{h}->{c}")).collect();
+                let pairs: Vec<(u16, u16)> = published.iter().map(|(c, h)| (**c, **h)).collect();
+                urls = crate::urls::service_urls(&c.service, svc, &pairs);
                 ready = match svc.and_then(|s| s.ready.as_ref()) {
                     Some(p) => probe::check(engine, p, &probe::Target::from_status(&c.id, &st))
                         .await
@@ -832,6 +837,7 @@ pub async fn status(engine: &Engine, stack: &Stack) -> Result<Vec<ServiceStatus>
                 state: c.state,
                 ready,
                 ports,
+                urls,
             })
         });
     let mut out = join_all(jobs)

@@ -69,7 +69,37 @@ fn ok_with_input(p: &mut Project, args: &[&str], stdin: &str) -> String {
 
 #[test]
 fn shortcuts_run_in_the_right_service_with_the_stack_credentials() {
-    let mut p = up("e2eday");
+    let app_port = free_port();
+    let mut p = up_on("e2eday", app_port);
+    let app_url = format!("http://localhost:{app_port}");
+
+    // Where everything is: `ps` labels the URLs, `ls` lists the project
+    // with its folder, `open` gives the app's page.
+    let o = p.ok(&["ps"]);
+    assert!(out(&o).contains(&format!("app {app_url}")), "{}", text(&o));
+    let o = p.ok(&["ls", "--json"]);
+    let projects: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let me = projects
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["project"] == "e2eday")
+        .unwrap_or_else(|| panic!("e2eday is listed: {projects}"));
+    let folder = p.path().canonicalize().unwrap();
+    assert_eq!(me["folder"], folder.display().to_string());
+    assert_eq!(
+        (
+            me["services"].as_u64(),
+            me["running"].as_u64(),
+            me["ready"].as_u64()
+        ),
+        (Some(5), Some(5), Some(5))
+    );
+    assert!(me["urls"].to_string().contains(&app_url), "{me}");
+    let o = p.ok(&["ls"]);
+    assert!(out(&o).contains("e2eday"), "{}", text(&o));
+    let o = p.ok(&["open"]);
+    assert_eq!(out(&o), app_url);
 
     let o = p.ok(&["artisan", "--version"]);
     assert!(out(&o).starts_with("Laravel Framework 8."), "{}", text(&o));

@@ -10,7 +10,9 @@ pub mod exec;
 pub mod export;
 pub mod import;
 pub mod logs;
+pub mod ls;
 pub mod migrate;
+pub mod open;
 pub mod ps;
 pub mod run;
 pub mod shortcuts;
@@ -153,6 +155,8 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         Command::Shell(a) => shortcuts::shell(&ctx, a).await,
         Command::Db(c) => db::run(&ctx, c).await,
         Command::Xdebug(a) => xdebug::run(&ctx, a).await,
+        Command::Ls(a) => ls::run(&ctx, a).await,
+        Command::Open(a) => open::run(&ctx, a).await,
     }
 }
 

@@ -24,8 +24,8 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
         .unwrap_or(7)
         .max(7);
     println!(
-        "{:w$}  {:14}  {:9}  {:5}  PORTS",
-        "SERVICE", "CONTAINER", "STATE", "READY"
+        "{:w$}  {:14}  {:9}  {:5}  {:24}  URLS",
+        "SERVICE", "CONTAINER", "STATE", "READY", "PORTS"
     );
     for r in rows {
         let ready = if r.ready {
@@ -33,13 +33,19 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
         } else {
             style("no").red()
         };
+        let urls: Vec<String> = r
+            .urls
+            .iter()
+            .map(|u| format!("{} {}", u.label, u.url))
+            .collect();
         println!(
-            "{:w$}  {:14}  {:9}  {:5}  {}",
+            "{:w$}  {:14}  {:9}  {:5}  {:24}  {}",
             r.service,
             &r.container[..12.min(r.container.len())],
             r.state,
             ready,
-            r.ports.join(", ")
+            r.ports.join(", "),
+            urls.join("  ")
         );
     }
     Ok(0)

@@ -146,6 +146,9 @@ pub struct ContainerInfo {
     pub oneoff: bool,
     /// The stack folder it was made for; `None` when made before devenv labelled it.
     pub dir: Option<String>,
+    pub project: String,
+    /// Container port → host port, as published on the host.
+    pub published: Vec<(u16, u16)>,
 }
 
 /// A devenv volume of a project as the engine reports it.
@@ -308,9 +311,25 @@ impl Engine {
     // ---- containers -------------------------------------------------------
 
     pub async fn list_containers(&self, project: &str) -> Result<Vec<ContainerInfo>, EngineError> {
+        self.containers_labelled(project_filter(project, &[])).await
+    }
+
+    /// Every devenv container on the engine, of every project (`devenv ls`).
+    pub async fn list_all_containers(&self) -> Result<Vec<ContainerInfo>, EngineError> {
+        self.containers_labelled(HashMap::from([(
+            "label".to_string(),
+            vec![LABEL_PROJECT.to_string()],
+        )]))
+        .await
+    }
+
+    async fn containers_labelled(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ContainerInfo>, EngineError> {
         let opts = ListContainersOptions {
             all: true,
-            filters: Some(project_filter(project, &[])),
+            filters: Some(filters),
             ..Default::default()
         };
         let list = self
@@ -335,6 +354,13 @@ impl Engine {
                     state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                     oneoff: labels.contains_key(LABEL_ONEOFF),
                     dir: labels.get(LABEL_DIR).cloned(),
+                    project: labels.get(LABEL_PROJECT).cloned().unwrap_or_default(),
+                    published: c
+                        .ports
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|p| Some((p.private_port, p.public_port?)))
+                        .collect(),
                 }
             })
             .collect())

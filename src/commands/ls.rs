@@ -1,0 +1,115 @@
+//! `devenv ls [--json]`: every devenv project on the engine, read from the
+//! labels on its containers (no daemon, no registry of projects): its name,
+//! its folder, how many services run and are ready, and its URLs.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Context, Outcome};
+use crate::cli::PsArgs;
+use crate::config::LoadOptions;
+use crate::engine::ContainerInfo;
+use crate::urls::{self, Url};
+
+/// One project as `ls` shows it.
+#[derive(Debug, Serialize)]
+pub struct ProjectRow {
+    pub project: String,
+    /// The folder of its stack file, as its containers' labels say.
+    pub folder: Option<String>,
+    pub services: usize,
+    pub running: usize,
+    /// Ready per its probes; `None` when its stack file cannot be read here.
+    pub ready: Option<usize>,
+    pub urls: Vec<Url>,
+}
+
+pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
+    let engine = ctx.engine().await?;
+    let mut projects: BTreeMap<String, Vec<ContainerInfo>> = BTreeMap::new();
+    for c in engine.list_all_containers().await? {
+        if !c.oneoff {
+            projects.entry(c.project.clone()).or_default().push(c);
+        }
+    }
+    let mut rows = Vec::new();
+    for (project, containers) in projects {
+        let folder = containers.iter().find_map(|c| c.dir.clone());
+        // The stack file in the project's folder, when it is still there and
+        // still names this project, tells readiness and which port is the app.
+        let stack = folder.as_ref().and_then(|dir| {
+            crate::config::load(&LoadOptions {
+                cwd: dir.into(),
+                project: Some(project.clone()),
+                ..LoadOptions::default()
+            })
+            .ok()
+        });
+        let ready = match &stack {
+            Some(stack) => Some(
+                crate::lifecycle::status(&engine, stack)
+                    .await?
+                    .iter()
+                    .filter(|s| s.ready)
+                    .count(),
+            ),
+            None => None,
+        };
+        let urls = containers
+            .iter()
+            .filter(|c| c.state == "running")
+            .flat_map(|c| {
+                let svc = stack.as_ref().and_then(|s| s.services.get(&c.service));
+                urls::service_urls(&c.service, svc, &c.published)
+            })
+            .collect();
+        rows.push(ProjectRow {
+            project,
+            folder,
+            services: containers.len(),
+            running: containers.iter().filter(|c| c.state == "running").count(),
+            ready,
+            urls,
+        });
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("project rows serialise")
+        );
+        return Ok(0);
+    }
+    let w = rows
+        .iter()
+        .map(|r| r.project.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let f = rows
+        .iter()
+        .map(|r| r.folder.as_deref().unwrap_or("-").len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    println!(
+        "{:w$}  {:f$}  {:9}  {:6}  URLS",
+        "PROJECT", "FOLDER", "RUNNING", "READY"
+    );
+    for r in rows {
+        let urls: Vec<String> = r
+            .urls
+            .iter()
+            .map(|u| format!("{} {}", u.label, u.url))
+            .collect();
+        println!(
+            "{:w$}  {:f$}  {:9}  {:6}  {}",
+            r.project,
+            r.folder.as_deref().unwrap_or("-"),
+            format!("{}/{}", r.running, r.services),
+            r.ready.map_or("?".to_string(), |n| n.to_string()),
+            urls.join("  ")
+        );
+    }
+    Ok(0)
+}
