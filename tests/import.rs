@@ -327,7 +327,8 @@ fn error(case: &str, files: &[&str]) -> ImportError {
     let err = import(case, files).expect_err("fixture is rejected");
     let mut rendered = String::new();
     miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
-        .with_width(100)
+        // No wrapping: the fixtures path (replaced below) differs by checkout.
+        .with_width(10_000)
         .render_report(&mut rendered, &err)
         .unwrap();
     let rendered = rendered.replace(&fixtures().display().to_string(), "[FIXTURES]");
