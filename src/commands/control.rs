@@ -14,9 +14,9 @@ pub enum Action {
 }
 
 pub async fn run(ctx: &Context, action: Action, args: ServicesArgs) -> Outcome {
-    let stack = ctx.stack()?;
-    super::check_services(&stack, &args.services)?;
     let engine = ctx.engine().await?;
+    let stack = ctx.stack_or_project(&engine).await?;
+    super::check_services(&stack, &args.services)?;
     let reporter = ctx.reporter();
     let containers = crate::lifecycle::owned_containers(&engine, &stack).await?;
     let chosen = containers

@@ -5,8 +5,8 @@ use crate::cli::DownArgs;
 use crate::lifecycle;
 
 pub async fn run(ctx: &Context, args: DownArgs) -> Outcome {
-    let stack = ctx.stack()?;
     let engine = ctx.engine().await?;
+    let stack = ctx.stack_or_project(&engine).await?;
     let reporter = ctx.reporter();
     lifecycle::down(&engine, &stack, args.volumes, reporter.as_ref()).await?;
     Ok(0)

@@ -92,6 +92,36 @@ impl Context {
         Ok(crate::config::load(&self.load)?)
     }
 
+    /// The stack; or, with `-p NAME` and no stack file here, project NAME's
+    /// stack read from the folder its containers name (or only its name,
+    /// when that folder has none left), so that `ps`, `logs`, `stop` and
+    /// `down` work from anywhere.
+    pub async fn stack_or_project(&self, engine: &Engine) -> Result<Stack, Failure> {
+        let project = match (crate::config::load(&self.load), &self.load.project) {
+            (Err(ConfigError::NotFound { .. }), Some(project)) => project.clone(),
+            (loaded, _) => return Ok(loaded?),
+        };
+        let folder = engine
+            .list_containers(&project)
+            .await?
+            .into_iter()
+            .find_map(|c| c.dir)
+            .ok_or_else(|| {
+                Failure::new(
+                    NoSuchProject {
+                        project: project.clone(),
+                    },
+                    1,
+                )
+            })?;
+        let there = LoadOptions {
+            cwd: folder.clone().into(),
+            file: None,
+            ..self.load.clone()
+        };
+        Ok(crate::config::load(&there).unwrap_or_else(|_| Stack::bare(&project, folder.into())))
+    }
+
     pub async fn engine(&self) -> Result<Engine, Failure> {
         Ok(Engine::connect().await?)
     }
@@ -187,6 +217,16 @@ fn unknown_service(stack: &Stack, name: &str) -> Failure {
         },
         2,
     )
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("no devenv project `{project}` is on the engine, and there is no stack file here")]
+#[diagnostic(
+    code(devenv::no_project),
+    help("`devenv ls` lists the projects on the engine; or run devenv in the project's folder")
+)]
+pub struct NoSuchProject {
+    pub project: String,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

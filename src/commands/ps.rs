@@ -7,8 +7,8 @@ use crate::cli::PsArgs;
 use crate::lifecycle;
 
 pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
-    let stack = ctx.stack()?;
     let engine = ctx.engine().await?;
+    let stack = ctx.stack_or_project(&engine).await?;
     let rows = lifecycle::status(&engine, &stack).await?;
     if args.json {
         println!(

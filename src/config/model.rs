@@ -31,6 +31,22 @@ pub struct Stack {
     pub test: Option<TestSettings>,
 }
 
+impl Stack {
+    /// A stack known only by its name and folder: what devenv can say of a
+    /// project whose stack file is gone (`-p NAME ps`/`down`, from labels).
+    pub fn bare(project: &str, root: PathBuf) -> Stack {
+        Stack {
+            project: project.to_string(),
+            file: root.join("dev.toml"),
+            root,
+            services: IndexMap::new(),
+            volumes: IndexMap::new(),
+            k8s: None,
+            test: None,
+        }
+    }
+}
+
 /// The `[test]` table with its defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TestSettings {
