@@ -688,3 +688,36 @@ pub async fn status(engine: &Engine, stack: &Stack) -> Result<Vec<ServiceStatus>
     out.sort_by_key(|s| (order(s), s.service.clone()));
     Ok(out)
 }
+
+/// Why devenv itself restarted a service, kept until the log follower of
+/// the same process says so on the service's restart line.
+static RESTART_NOTES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Records that devenv is about to restart (or recreate) `service`, and why.
+pub fn note_restart(service: &str, why: &str) {
+    let mut notes = RESTART_NOTES
+        .lock()
+        .expect("no panics while holding the lock");
+    notes.retain(|(s, _)| s != service);
+    notes.push((service.to_string(), why.to_string()));
+}
+
+/// The reason recorded by [`note_restart`] for `service`, once.
+pub fn take_restart_note(service: &str) -> Option<String> {
+    let mut notes = RESTART_NOTES
+        .lock()
+        .expect("no panics while holding the lock");
+    let pos = notes.iter().position(|(s, _)| s == service)?;
+    Some(notes.remove(pos).1)
+}
+
+/// A container's exit code in words, where it means more than a number:
+/// 137 and 143 are signals, and 137 is what an out-of-memory kill looks like.
+pub fn explain_exit(code: i64, oom_killed: bool) -> String {
+    match code {
+        _ if oom_killed => format!("exited with code {code} (killed: out of memory)"),
+        137 => format!("exited with code {code} (killed: out of memory or by a signal)"),
+        143 => format!("exited with code {code} (stopped by SIGTERM)"),
+        _ => format!("exited with code {code}"),
+    }
+}

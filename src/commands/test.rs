@@ -21,12 +21,7 @@ pub async fn run(ctx: &Context, args: TestArgs) -> Outcome {
         fresh: args.fresh,
         phpunit_args: args.phpunit_args,
     };
-    let cancel = async {
-        // Without a signal handler there is nothing to wait for, not a reason to stop.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+    let cancel = crate::interrupt::first();
     match testrun::run(&engine, &stack, &opts, ctx.reporter(), &Stdout, cancel).await {
         Ok(report) => {
             print_summary(&report);

@@ -145,6 +145,12 @@ pub struct ContainerStatus {
     /// Container port → published host port.
     pub published: HashMap<u16, u16>,
     pub started_at: Option<String>,
+    /// How often the engine restarted it by its restart policy.
+    pub restart_count: i64,
+    /// The engine is about to start it again (restart policy).
+    pub restarting: bool,
+    /// The kernel killed it for want of memory.
+    pub oom_killed: bool,
 }
 
 /// A one-off container of a service (`devenv run`, `devenv test`): its own
@@ -477,6 +483,9 @@ impl Engine {
             ip,
             published,
             started_at: state.started_at,
+            restart_count: info.restart_count.unwrap_or(0),
+            restarting: state.restarting.unwrap_or(false),
+            oom_killed: state.oom_killed.unwrap_or(false),
         })
     }
 
@@ -502,6 +511,31 @@ impl Engine {
             stdout: true,
             stderr: true,
             tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let id = id.to_string();
+        self.docker.logs(&id, Some(opts)).map(move |item| {
+            item.map(|out| String::from_utf8_lossy(&out.into_bytes()).into_owned())
+                .map_err(EngineError::api(format!("reading logs of `{id}`")))
+        })
+    }
+
+    /// Log lines from `since` (unix seconds) on, each behind its RFC 3339
+    /// timestamp, as they come: picks a restarted container up where its
+    /// new run began (the caller drops the earlier lines of that second).
+    pub fn follow_logs_since(
+        &self,
+        id: &str,
+        since: i64,
+    ) -> impl Stream<Item = Result<String, EngineError>> + Send + 'static {
+        let opts = LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            // The API takes 32-bit seconds; good until 2038.
+            since: i32::try_from(since).unwrap_or(i32::MAX),
+            timestamps: true,
+            tail: "all".to_string(),
             ..Default::default()
         };
         let id = id.to_string();

@@ -1,0 +1,319 @@
+//! End-to-end: the attached session and the stack's lifecycle under
+//! restarts, crashes and Ctrl-C (issue 11), on the real engine. Attached
+//! commands run in a pseudo-terminal (util-linux `script`), Ctrl-C is the
+//! byte a keyboard sends into it, and what is asserted is the screen a
+//! terminal shows after the bytes devenv wrote (rendered by `vt100`).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{eventually, text, Project};
+
+/// The pseudo-terminal's size; tall enough that nothing scrolls away, so
+/// the screen holds the whole session.
+const ROWS: u16 = 3000;
+const COLS: u16 = 160;
+
+/// A devenv command running in a pseudo-terminal.
+struct Term {
+    child: Child,
+    stdin: ChildStdin,
+    out: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Term {
+    fn spawn(p: &mut Project, args: &str) -> Term {
+        p.uses_docker = true;
+        let bin = assert_cmd::cargo::cargo_bin("devenv");
+        let cmd = format!(
+            "stty rows {ROWS} cols {COLS}; exec {} {args}",
+            bin.display()
+        );
+        let mut child = Command::new("script")
+            .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+            .current_dir(p.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("util-linux `script` runs");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Term { child, stdin, out }
+    }
+
+    /// What a terminal shows now.
+    fn screen(&self) -> String {
+        let mut parser = vt100::Parser::new(ROWS, COLS, 0);
+        parser.process(&self.out.lock().unwrap());
+        parser.screen().contents()
+    }
+
+    /// Waits until the screen shows `text`; fails with the screen otherwise.
+    fn wait_for(&self, text: &str, secs: u64) {
+        assert!(
+            eventually(secs, || self.screen().contains(text)),
+            "the screen never showed {text:?}:\n{}",
+            self.screen()
+        );
+    }
+
+    fn ctrl_c(&mut self) {
+        self.stdin.write_all(b"\x03").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// The exit code, once it ends within `secs`; `None` (and killed) if it does not.
+    fn exit_code(&mut self, secs: u64) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        None
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A service of the base image running `script` under `sh`.
+fn shell_service(name: &str, script: &str, extra: &str) -> String {
+    format!(
+        "[services.{name}]\nimage = \"debian:bookworm-slim\"\ncommand = [\"sh\", \"-c\", {script:?}]\n{extra}\n"
+    )
+}
+
+/// `ps --json`'s state per service.
+fn states(p: &mut Project) -> Vec<(String, String)> {
+    p.ps()
+        .iter()
+        .map(|s| {
+            (
+                s["service"].as_str().unwrap().to_string(),
+                s["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn r11_1_attached_up_follows_a_service_the_engine_restarts_after_a_crash() {
+    let mut p = Project::new(
+        "wtsession-crash",
+        &shell_service(
+            "crash",
+            "echo run-$(date +%s%N); sleep 2; echo crashing; exit 3",
+            "restart = \"on-failure\"",
+        ),
+    );
+    let mut t = Term::spawn(&mut p, "up");
+    t.wait_for("following logs", 120);
+    t.wait_for(
+        "crash | ── restarted: it exited with code 3; restart = \"on-failure\"",
+        30,
+    );
+    // The new run's lines come after the restart line, and the session is still on.
+    assert!(
+        eventually(20, || t.screen().matches("crash | run-").count() >= 2),
+        "{}",
+        t.screen()
+    );
+    assert!(!t.screen().contains("stopping"), "{}", t.screen());
+    assert_eq!(t.child.try_wait().unwrap(), None, "{}", t.screen());
+    t.ctrl_c();
+    assert_eq!(t.exit_code(30), Some(130), "{}", t.screen());
+}
+
+#[test]
+fn r11_1_attached_up_and_logs_f_follow_a_restart_from_another_terminal_and_a_watch_rule() {
+    let mut p = Project::new(
+        "wtsession-restart",
+        &format!(
+            "{}\n[[services.app.watch]]\npath = \"conf\"\naction = \"restart\"\n",
+            shell_service("app", "echo run-$(date +%s%N); exec sleep 1000", "")
+        ),
+    );
+    p.write("conf/app.conf", "one\n");
+    let mut up = Term::spawn(&mut p, "up");
+    up.wait_for("watching 1 folder", 120);
+    let mut logs = Term::spawn(&mut p, "logs -f");
+    logs.wait_for("app | run-", 20);
+
+    p.ok(&["restart", "app"]);
+    for t in [&up, &logs] {
+        t.wait_for("app | ── restarted", 30);
+        assert!(
+            eventually(20, || t.screen().matches("app | run-").count() >= 2),
+            "{}",
+            t.screen()
+        );
+    }
+    assert_eq!(logs.child.try_wait().unwrap(), None, "{}", logs.screen());
+
+    // A watch rule restarting it says so, on the attached session.
+    p.write("conf/app.conf", "two\n");
+    up.wait_for("app | ── restarted: a `restart` watch rule fired", 30);
+    assert!(
+        eventually(20, || up.screen().matches("app | run-").count() >= 3),
+        "{}",
+        up.screen()
+    );
+    assert!(!up.screen().contains("stopping"), "{}", up.screen());
+
+    logs.ctrl_c();
+    assert_eq!(logs.exit_code(20), Some(130), "{}", logs.screen());
+    up.ctrl_c();
+    assert_eq!(up.exit_code(30), Some(130), "{}", up.screen());
+}
+
+#[test]
+fn r11_3_ctrl_c_before_everything_is_ready_stops_the_stack_and_exits_130() {
+    let mut p = Project::new(
+        "wtsession-early",
+        &shell_service(
+            "slow",
+            "echo started; exec sleep 1000",
+            // Nothing listens there: it is never ready.
+            "ready = { tcp = 6399 }\nready_timeout = \"120s\"",
+        ),
+    );
+    let mut t = Term::spawn(&mut p, "up");
+    t.wait_for("waiting until ready", 120);
+    t.ctrl_c();
+    t.wait_for("press Ctrl-C again to force", 10);
+    assert_eq!(t.exit_code(30), Some(130), "{}", t.screen());
+    let st = states(&mut p);
+    assert_eq!(st, vec![("slow".into(), "exited".into())], "{}", t.screen());
+}
+
+#[test]
+fn r11_3_a_second_ctrl_c_kills_instead_of_waiting_for_the_stop_timeout() {
+    let mut p = Project::new(
+        "wtsession-force",
+        // Ignores SIGTERM: a graceful stop takes the whole 10 s timeout.
+        &shell_service(
+            "stubborn",
+            "trap '' TERM; echo up; while :; do sleep 0.2; done",
+            "",
+        ),
+    );
+    let mut t = Term::spawn(&mut p, "up");
+    t.wait_for("stubborn | up", 120);
+    t.ctrl_c();
+    t.wait_for("press Ctrl-C again to force", 10);
+    std::thread::sleep(Duration::from_millis(500));
+    let pressed = Instant::now();
+    t.ctrl_c();
+    assert_eq!(t.exit_code(30), Some(130), "{}", t.screen());
+    assert!(
+        pressed.elapsed() < Duration::from_secs(5),
+        "the second Ctrl-C must not wait for the stop timeout: {:?}\n{}",
+        pressed.elapsed(),
+        t.screen()
+    );
+    assert_eq!(
+        states(&mut p),
+        vec![("stubborn".into(), "exited".into())],
+        "{}",
+        t.screen()
+    );
+}
+
+#[test]
+fn r11_3_logs_f_and_watch_exit_130_on_ctrl_c() {
+    let mut p = Project::new(
+        "wtsession-codes",
+        &format!(
+            "{}\n[[services.app.watch]]\npath = \"conf\"\naction = \"restart\"\n",
+            shell_service("app", "echo hello; exec sleep 1000", "")
+        ),
+    );
+    p.write("conf/a", "a");
+    p.ok(&["up", "-d"]);
+    for args in ["logs -f", "watch"] {
+        let mut t = Term::spawn(&mut p, args);
+        t.wait_for(
+            if args == "watch" {
+                "watching"
+            } else {
+                "app | hello"
+            },
+            30,
+        );
+        t.ctrl_c();
+        assert_eq!(t.exit_code(20), Some(130), "{args}:\n{}", t.screen());
+    }
+    // A command with nothing to clean up ends at once, with the same code.
+    let mut t = Term::spawn(&mut p, "exec app -- sleep 30");
+    std::thread::sleep(Duration::from_secs(2));
+    t.ctrl_c();
+    let code = t.exit_code(20);
+    assert!(
+        code == Some(130),
+        "exec: {code:?}\n{}\n{}",
+        t.screen(),
+        text(&p.run(&["ps"]))
+    );
+}
+
+#[test]
+fn r11_2_progress_never_erases_log_lines_and_every_spinner_ends() {
+    let mut p = Project::new(
+        "wtsession-screen",
+        &format!(
+            "{}\n[[services.app.watch]]\npath = \"src\"\naction = \"sync\"\ntarget = \"/srv\"\n",
+            shell_service(
+                "app",
+                "i=0; while [ $$i -lt 400 ]; do i=$$((i+1)); echo tick-$$i; sleep 0.05; done; exec sleep 1000",
+                ""
+            )
+        ),
+    );
+    p.write("src/a.txt", "0");
+    let mut t = Term::spawn(&mut p, "up");
+    t.wait_for("watching 1 folder", 120);
+    // Syncs draw and finish spinners while the logs stream.
+    for i in 0..6 {
+        p.write("src/a.txt", &i.to_string());
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    t.wait_for("app | tick-400", 60);
+    t.ctrl_c();
+    assert_eq!(t.exit_code(30), Some(130), "{}", t.screen());
+    let screen = t.screen();
+    // Every log line is on the screen, once, in order.
+    let ticks: Vec<u32> = screen
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("app | tick-"))
+        .map(|n| n.trim().parse().unwrap())
+        .collect();
+    assert_eq!(ticks, (1..=400).collect::<Vec<_>>(), "{screen}");
+    assert!(screen.contains("✔ app synced"), "{screen}");
+    // No spinner is left turning or half-drawn.
+    let spinners = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    assert!(!screen.contains(&spinners[..]), "{screen}");
+}
