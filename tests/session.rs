@@ -317,3 +317,203 @@ fn r11_2_progress_never_erases_log_lines_and_every_spinner_ends() {
     let spinners = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
     assert!(!screen.contains(&spinners[..]), "{screen}");
 }
+
+/// `ps --json`'s services.
+fn services(p: &mut Project) -> Vec<String> {
+    states(p).into_iter().map(|(s, _)| s).collect()
+}
+
+#[test]
+fn r11_5_depends_on_ready_without_a_probe_is_refused_before_anything_is_created() {
+    let mut p = Project::new(
+        "wtsession-noprobe",
+        &format!(
+            "{}\n{}",
+            shell_service("db", "exec sleep 1000", "ports = [\"5432\"]"),
+            shell_service("app", "exec sleep 1000", "depends_on = { db = \"ready\" }")
+        ),
+    );
+    p.uses_docker = true;
+    let out = p.run(&["up", "-d"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = support::stderr(&out);
+    assert!(
+        err.contains("service `app` waits for `db` to be ready, but `db` has no `ready` probe"),
+        "{err}"
+    );
+    assert!(err.contains("dev.toml:"), "points at the file: {err}");
+    assert!(
+        err.contains("add a probe to `db` (e.g. `ready = { tcp = 5432 }`)"),
+        "{err}"
+    );
+    // A valid file for the same project, to ask the engine what exists.
+    p.write("dev.toml", "[project]\nname = \"wtsession-noprobe\"\n");
+    assert!(services(&mut p).is_empty(), "nothing may be created");
+}
+
+#[test]
+fn r11_10_a_service_of_an_inactive_profile_is_not_an_orphan() {
+    let mut p = Project::new(
+        "wtsession-profile",
+        &format!(
+            "{}\n{}",
+            shell_service("app", "exec sleep 1000", ""),
+            shell_service("debug", "exec sleep 1000", "profiles = [\"debug\"]")
+        ),
+    );
+    p.ok(&["--profile", "debug", "up", "-d"]);
+    let out = p.ok(&["up", "-d"]);
+    assert!(
+        !support::stderr(&out).contains("removing"),
+        "{}",
+        text(&out)
+    );
+    let mut st = states(&mut p);
+    st.sort();
+    assert_eq!(
+        st,
+        vec![
+            ("app".into(), "running".into()),
+            ("debug".into(), "running".into())
+        ]
+    );
+}
+
+#[test]
+fn r11_11_one_port_on_two_host_addresses_is_refused_before_anything_is_created() {
+    let port = support::free_port();
+    let mut p = Project::new(
+        "wtsession-ports",
+        &format!(
+            "{}\n{}",
+            shell_service(
+                "a",
+                "exec sleep 1000",
+                &format!("ports = [\"127.0.0.1:{port}:80\"]")
+            ),
+            shell_service("b", "exec sleep 1000", &format!("ports = [\"{port}:81\"]"))
+        ),
+    );
+    p.uses_docker = true;
+    let out = p.run(&["up", "-d"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        support::stderr(&out).contains(&format!(
+            "services `a` and `b` both publish host port {port}"
+        )),
+        "{}",
+        text(&out)
+    );
+    // A valid file for the same project, to ask the engine what exists.
+    p.write("dev.toml", "[project]\nname = \"wtsession-ports\"\n");
+    assert!(services(&mut p).is_empty(), "nothing may be created");
+}
+
+#[test]
+fn r11_8_start_and_restart_return_once_the_service_is_ready() {
+    let mut p = Project::new(
+        "wtsession-startready",
+        &shell_service(
+            "app",
+            "rm -f /tmp/ready; sleep 2; touch /tmp/ready; exec sleep 1000",
+            "ready = { exec = [\"test\", \"-e\", \"/tmp/ready\"] }",
+        ),
+    );
+    p.ok(&["up", "-d"]);
+    let ready = |p: &mut Project| p.run(&["exec", "app", "--", "test", "-e", "/tmp/ready"]);
+    p.ok(&["restart", "app"]);
+    let out = ready(&mut p);
+    assert!(out.status.success(), "not ready after `restart` returned");
+    p.ok(&["stop", "app"]);
+    let out = p.ok(&["start", "app"]);
+    assert!(support::stderr(&out).contains("ready in"), "{}", text(&out));
+    assert!(
+        ready(&mut p).status.success(),
+        "not ready after `start` returned"
+    );
+}
+
+#[test]
+fn r11_4_a_one_shot_service_without_a_probe_does_not_fail_up() {
+    let mut p = Project::new(
+        "wtsession-oneshot",
+        &format!(
+            "{}\n{}",
+            shell_service("job", "echo did-the-job", ""),
+            shell_service("app", "exec sleep 1000", "")
+        ),
+    );
+    for _ in 0..3 {
+        p.ok(&["up", "-d"]);
+    }
+}
+
+/// `up -d` of `toml`: it must fail, fast, saying `reason`, with the service's log.
+fn fails_fast(name: &str, toml: &str, reason: &str, log_line: &str) {
+    let mut p = Project::new(name, toml);
+    p.uses_docker = true;
+    let started = Instant::now();
+    let out = p.run(&["up", "-d"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "waited {:?}, not failing fast:\n{}",
+        started.elapsed(),
+        text(&out)
+    );
+    let err = support::stderr(&out);
+    assert!(err.contains(reason), "{err}");
+    assert!(err.contains(log_line), "{err}");
+}
+
+#[test]
+fn r11_6_a_crash_loop_fails_fast_with_the_services_log() {
+    fails_fast(
+        "wtsession-loop",
+        &shell_service(
+            "app",
+            "echo boom; exit 1",
+            "restart = \"always\"\nready = { tcp = 6399 }\nready_timeout = \"120s\"",
+        ),
+        "service `app` keeps crashing: it ",
+        "app | boom",
+    );
+}
+
+#[test]
+fn r11_6_exit_137_is_explained() {
+    fails_fast(
+        "wtsession-137",
+        &shell_service(
+            "app",
+            "echo about-to-die; sleep 1; kill -9 $$$$",
+            "ready = { tcp = 6399 }\nready_timeout = \"120s\"",
+        ),
+        "exited with code 137 (killed: out of memory or by a signal) before it was ready",
+        "app | about-to-die",
+    );
+}
+
+#[test]
+fn r11_6_a_probe_that_can_never_pass_fails_at_once() {
+    fails_fast(
+        "wtsession-noexec",
+        &shell_service(
+            "app",
+            "echo up; exec sleep 1000",
+            "ready = { exec = [\"no-such-probe\"] }\nready_timeout = \"120s\"",
+        ),
+        "has an exec probe whose program `no-such-probe` is not in its image",
+        "app | up",
+    );
+    fails_fast(
+        "wtsession-nohealth",
+        &shell_service(
+            "app",
+            "echo up; exec sleep 1000",
+            "ready = { docker = \"healthy\" }\nready_timeout = \"120s\"",
+        ),
+        "has a `docker` probe but its image has no HEALTHCHECK",
+        "",
+    );
+}

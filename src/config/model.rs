@@ -20,6 +20,10 @@ pub struct Stack {
     pub root: PathBuf,
     /// Services enabled by the active profiles, in file order.
     pub services: IndexMap<String, Service>,
+    /// Services of the file left out by the active profiles: still part of
+    /// the stack (their containers are not orphans), just not started.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inactive: Vec<String>,
     /// Named volumes used by the services (declared or implied by a mount).
     pub volumes: IndexMap<String, Volume>,
     /// The top-level `[k8s]` table, read only by export.
@@ -170,7 +174,7 @@ pub struct Volume {
 pub enum Condition {
     /// The container is running.
     Started,
-    /// Its readiness probe passed (or it is running, when it has none).
+    /// Its readiness probe passed (config refuses it on a service without one).
     Ready,
     /// It ran to completion with exit code 0 (one-off jobs).
     Completed,
