@@ -517,3 +517,29 @@ fn r11_6_a_probe_that_can_never_pass_fails_at_once() {
         "",
     );
 }
+
+#[test]
+fn r11_9_run_passes_stdin_and_gives_a_tty_like_exec() {
+    let mut p = Project::new(
+        "wtsession-run",
+        &shell_service("app", "exec sleep 1000", ""),
+    );
+    p.uses_docker = true;
+    let out = p
+        .cmd()
+        .args(["run", "--rm", "app", "--", "cat"])
+        .write_stdin("piped-in\n")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped-in\n");
+
+    // On a terminal: an interactive shell that stays until told to exit.
+    let mut t = Term::spawn(&mut p, "run --rm app -- bash");
+    t.wait_for("root@", 60);
+    t.stdin.write_all(b"echo in-bash-$((6*7)); tty\r").unwrap();
+    t.wait_for("in-bash-42", 20);
+    t.wait_for("/dev/pts/", 20);
+    t.stdin.write_all(b"exit 3\r").unwrap();
+    assert_eq!(t.exit_code(20), Some(3), "{}", t.screen());
+}

@@ -27,7 +27,7 @@ pub async fn run(ctx: &Context, args: ExecArgs) -> Outcome {
 }
 
 /// Runs `stty` on the controlling terminal; its output (for `-g`), if it worked.
-fn stty(args: &[&str]) -> Option<String> {
+pub(super) fn stty(args: &[&str]) -> Option<String> {
     let out = Command::new("stty")
         .args(args)
         .stdin(Stdio::inherit())

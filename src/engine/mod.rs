@@ -160,6 +160,10 @@ pub struct OneOff {
     pub name: String,
     pub command: Vec<String>,
     pub tmpfs: Vec<String>,
+    /// Keep stdin open for the user's input (`devenv run`).
+    pub stdin: bool,
+    /// Allocate a terminal (`devenv run` on one).
+    pub tty: bool,
 }
 
 /// Names of the objects devenv makes for a project.
@@ -366,6 +370,10 @@ impl Engine {
             exposed_ports: Some(exposed),
             // The hostname would shadow the service's DNS name inside a one-off.
             hostname: aliases.as_ref().map(|_| svc.name.clone()),
+            tty: oneoff.map(|o| o.tty),
+            open_stdin: oneoff.map(|o| o.stdin),
+            stdin_once: oneoff.map(|o| o.stdin),
+            attach_stdin: oneoff.map(|o| o.stdin),
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings),
                 binds: Some(binds),
@@ -688,6 +696,84 @@ impl Engine {
             .await
             .map_err(EngineError::api(action))?;
         Ok(info.exit_code.unwrap_or(-1))
+    }
+
+    /// Starts a created container (a one-off made with `stdin`) with the
+    /// user's terminal attached, as [`Engine::exec_attached`] does for an
+    /// exec: stdin goes in, output comes out, and with `tty` the container's
+    /// terminal gets the user's size. Returns its exit code once it stops.
+    pub async fn start_attached(
+        &self,
+        id: &str,
+        tty: Option<(u16, u16)>,
+    ) -> Result<i64, EngineError> {
+        use bollard::query_parameters::{AttachContainerOptions, ResizeContainerTTYOptions};
+        use std::io::Write;
+        use tokio::io::AsyncWriteExt;
+        let action = format!("attaching to `{id}`");
+        let opts = AttachContainerOptions {
+            stream: true,
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        // Attached before the start, so not a byte of output is lost.
+        let bollard::container::AttachContainerResults {
+            mut output,
+            mut input,
+        } = self
+            .docker
+            .attach_container(id, Some(opts))
+            .await
+            .map_err(EngineError::api(action.clone()))?;
+        self.start_container(id).await?;
+        if let Some((rows, cols)) = tty {
+            // Best effort: a wrong size only makes full-screen programs look odd.
+            let _ = self
+                .docker
+                .resize_container_tty(
+                    id,
+                    ResizeContainerTTYOptions {
+                        h: i32::from(rows),
+                        w: i32::from(cols),
+                    },
+                )
+                .await;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 || tx.blocking_send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        // At the end of the user's input the container's stdin closes too
+        // (`echo x | devenv run … cat` ends).
+        let forward = tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if input.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            let _ = input.shutdown().await;
+        });
+        while let Some(chunk) = output.next().await {
+            let chunk = chunk.map_err(EngineError::api(action.clone()))?;
+            if let bollard::container::LogOutput::StdErr { message } = chunk {
+                let _ = std::io::stderr().write_all(&message);
+            } else {
+                let mut out = std::io::stdout();
+                let _ = out.write_all(&chunk.into_bytes());
+                let _ = out.flush();
+            }
+        }
+        forward.abort();
+        self.wait_container(id).await
     }
 
     /// Creates an exec whose output is attached; returns its id.

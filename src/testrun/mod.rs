@@ -729,6 +729,7 @@ impl Run<'_> {
             name: name.clone(),
             command: vec!["sh".into(), "-c".into(), self.settings.migrate.clone()],
             tmpfs: self.tmpfs(),
+            ..OneOff::default()
         };
         let svc = self.service(&build, None, None);
         let mut output = String::new();
@@ -849,6 +850,7 @@ impl Run<'_> {
             name: name.clone(),
             command,
             tmpfs: self.tmpfs(),
+            ..OneOff::default()
         };
         let svc = self.service(&worker.database, worker.redis_db, config);
         let number = worker.number;
