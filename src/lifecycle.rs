@@ -61,6 +61,17 @@ pub enum UpError {
         output: Vec<String>,
     },
 
+    #[error("hook `{command}` of service `{service}` did not finish within {timeout:?}: stopped")]
+    #[diagnostic(
+        code(devenv::up::hook_timeout),
+        help("its output is above; raise `hooks.timeout` if it needs longer, and the next `devenv up` runs the hooks again")
+    )]
+    HookTimeout {
+        service: String,
+        command: String,
+        timeout: Duration,
+    },
+
     #[error(transparent)]
     #[diagnostic(transparent)]
     Seed(#[from] crate::hooks::SeedError),
@@ -136,6 +147,8 @@ pub struct ServiceOutcome {
     /// `created`, `recreated`, `started` or `running` (untouched).
     pub action: &'static str,
     pub ready_after: Option<Duration>,
+    /// Its `after_up` hooks ran this time.
+    pub hooks_ran: bool,
 }
 
 /// The services asked for plus everything they depend on, in file order.
@@ -271,7 +284,7 @@ pub async fn up(
         });
         for result in join_all(jobs).await {
             let outcome = result?;
-            created_any |= outcome.action != "running";
+            created_any |= outcome.action != "running" || outcome.hooks_ran;
             outcomes.push(outcome);
         }
     }
@@ -398,8 +411,16 @@ async fn bring_up(
         }
         r => r?,
     };
-    if action != "running" && !opts.no_hooks {
-        run_hooks(engine, svc, &id, &svc.hooks.after_up, reporter).await?;
+    let hooks = &svc.hooks.after_up;
+    // Hooks run on a new or started container, and again on a running one
+    // whose hooks never all finished (one failed, `up` was interrupted).
+    let hooks_ran = !opts.no_hooks
+        && !hooks.is_empty()
+        && (action != "running" || !hooks_done(engine, &id).await);
+    if hooks_ran {
+        run_hooks(engine, svc, &id, hooks, reporter).await?;
+        let mark = vec!["touch".into(), HOOKS_DONE.into()];
+        engine.exec(&id, mark, Vec::new(), None, |_| {}).await?;
     }
     reporter.done(
         name,
@@ -415,6 +436,7 @@ async fn bring_up(
         container: id,
         action,
         ready_after,
+        hooks_ran,
     })
 }
 
@@ -676,7 +698,49 @@ pub async fn run_oneoff(
     Ok((id, code))
 }
 
-/// Runs hook commands in the service's container, in order; the first failure stops.
+/// Where a running hook leaves its process group id, so it can be stopped.
+const HOOK_PID: &str = "/tmp/.devenv-hook.pid";
+/// Present once every `after_up` hook of the container succeeded: hooks of
+/// a container without it (a hook failed, `up` was killed) run again.
+const HOOKS_DONE: &str = "/tmp/.devenv-hooks-done";
+
+/// `command` for `sh -c`, in a session of its own (where `setsid` can) whose
+/// id is written to [`HOOK_PID`], so that [`stop_hook`] ends it and all its
+/// children.
+fn hook_script(command: &str) -> String {
+    let quoted = format!("'{}'", command.replace('\'', "'\\''"));
+    format!(
+        "if setsid -w true 2>/dev/null; then exec setsid -w sh -c 'echo $$ > {HOOK_PID}; exec sh -c \"$1\"' hook {quoted}; else echo $$ > {HOOK_PID}; exec sh -c {quoted}; fi"
+    )
+}
+
+/// Stops the hook running in container `id`, if one is.
+pub async fn stop_hook(engine: &Engine, id: &str) {
+    let kill = format!(
+        "p=$(cat {HOOK_PID} 2>/dev/null) && [ -n \"$p\" ] && {{ kill -TERM -$p 2>/dev/null || kill -TERM $p; rm -f {HOOK_PID}; }}"
+    );
+    let _ = engine
+        .exec(
+            id,
+            vec!["sh".into(), "-c".into(), kill],
+            Vec::new(),
+            None,
+            |_| {},
+        )
+        .await;
+}
+
+/// Whether every `after_up` hook of container `id` has succeeded.
+async fn hooks_done(engine: &Engine, id: &str) -> bool {
+    let cmd = vec!["test".into(), "-e".into(), HOOKS_DONE.into()];
+    engine
+        .exec(id, cmd, Vec::new(), None, |_| {})
+        .await
+        .is_ok_and(|code| code == 0)
+}
+
+/// Runs hook commands in the service's container, in order; the first
+/// failure stops. Each may run for `hooks.timeout`, then it is stopped.
 pub async fn run_hooks(
     engine: &Engine,
     svc: &Service,
@@ -686,7 +750,19 @@ pub async fn run_hooks(
 ) -> Result<(), UpError> {
     for command in commands {
         reporter.task(&svc.name, &format!("running `{command}`"));
-        let output = exec_shell(engine, svc, id, command, reporter).await?;
+        let script = hook_script(command);
+        let run = exec_shell(engine, svc, id, &script, reporter);
+        let output = match tokio::time::timeout(svc.hooks.timeout, run).await {
+            Ok(r) => r?,
+            Err(_) => {
+                stop_hook(engine, id).await;
+                return Err(UpError::HookTimeout {
+                    service: svc.name.clone(),
+                    command: command.clone(),
+                    timeout: svc.hooks.timeout,
+                });
+            }
+        };
         if output.0 != 0 {
             return Err(UpError::Hook {
                 service: svc.name.clone(),

@@ -543,3 +543,99 @@ fn r11_9_run_passes_stdin_and_gives_a_tty_like_exec() {
     t.stdin.write_all(b"exit 3\r").unwrap();
     assert_eq!(t.exit_code(20), Some(3), "{}", t.screen());
 }
+
+/// The command lines of every process in the service's container.
+fn processes(p: &mut Project, service: &str) -> String {
+    let out = p.ok(&[
+        "exec",
+        service,
+        "--",
+        "sh",
+        "-c",
+        "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done",
+    ]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn r11_7_hooks_that_did_not_finish_run_again_and_finished_ones_do_not() {
+    let mut p = Project::new(
+        "wtsession-hooks",
+        &shell_service(
+            "app",
+            "exec sleep 1000",
+            "hooks = { after_up = [\"echo first >> /tmp/log\", \"test -e /tmp/allow\", \"echo second >> /tmp/log\"] }",
+        ),
+    );
+    p.uses_docker = true;
+    let out = p.run(&["up", "-d"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        support::stderr(&out).contains("hook `test -e /tmp/allow` of service `app` failed"),
+        "{}",
+        text(&out)
+    );
+    p.ok(&["exec", "app", "--", "touch", "/tmp/allow"]);
+    p.ok(&["up", "-d"]);
+    let log = |p: &mut Project| {
+        String::from_utf8_lossy(&p.ok(&["exec", "app", "--", "cat", "/tmp/log"]).stdout)
+            .into_owned()
+    };
+    assert_eq!(log(&mut p), "first\nfirst\nsecond\n");
+    // All done: a no-op `up` leaves them alone.
+    p.ok(&["up", "-d"]);
+    assert_eq!(log(&mut p), "first\nfirst\nsecond\n");
+}
+
+#[test]
+fn r11_7_a_hanging_hook_times_out_and_is_stopped() {
+    let mut p = Project::new(
+        "wtsession-hooktime",
+        &shell_service(
+            "app",
+            "exec sleep 1000",
+            "hooks = { after_up = [\"echo hanging; sleep 600\"], timeout = \"2s\" }",
+        ),
+    );
+    p.uses_docker = true;
+    let started = Instant::now();
+    let out = p.run(&["up", "-d"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        support::stderr(&out)
+            .contains("hook `echo hanging; sleep 600` of service `app` did not finish within 2s"),
+        "{}",
+        text(&out)
+    );
+    let procs = processes(&mut p, "app");
+    assert!(
+        !procs.contains("600"),
+        "the hook is still running:\n{procs}"
+    );
+}
+
+#[test]
+fn r11_7_ctrl_c_stops_a_running_hook() {
+    let mut p = Project::new(
+        "wtsession-hookint",
+        &shell_service(
+            "app",
+            "exec sleep 1000",
+            "hooks = { after_up = [\"echo hook-started; sleep 601\"] }",
+        ),
+    );
+    let mut t = Term::spawn(&mut p, "up -d");
+    t.wait_for("app | hook-started", 60);
+    t.ctrl_c();
+    assert_eq!(t.exit_code(30), Some(130), "{}", t.screen());
+    let procs = processes(&mut p, "app");
+    assert!(
+        !procs.contains("601"),
+        "the hook is still running:\n{procs}"
+    );
+}

@@ -47,7 +47,14 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         // it for the next `up` to finish.
         () = interrupt::first() => {
             reporter.clear();
-            if !args.detach {
+            if args.detach {
+                // A hook left running would go on in the container.
+                for c in engine.list_containers(&stack.project).await? {
+                    if selected.contains(&c.service) && !c.oneoff && c.state == "running" {
+                        lifecycle::stop_hook(&engine, &c.id).await;
+                    }
+                }
+            } else {
                 stop(&engine, &stack, &selected, reporter.as_ref()).await?;
             }
             return Ok(interrupt::EXIT_CODE);

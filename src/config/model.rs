@@ -252,7 +252,7 @@ pub enum Restart {
     UnlessStopped,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Hooks {
     /// Shell commands run in the container, in order, once it is ready.
     pub after_up: Vec<String>,
@@ -260,6 +260,20 @@ pub struct Hooks {
     pub migrate: Vec<String>,
     /// `devenv seed`'s commands.
     pub seed: Vec<String>,
+    /// How long one command may run before it is stopped and `up` fails.
+    #[serde(with = "duration_secs")]
+    pub timeout: Duration,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            after_up: Vec::new(),
+            migrate: Vec::new(),
+            seed: Vec::new(),
+            timeout: Duration::from_secs(600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
