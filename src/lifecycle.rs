@@ -40,6 +40,16 @@ pub enum UpError {
         holder: Option<String>,
     },
 
+    #[error("service `{service}` mounts `{}`, which does not exist", path.display())]
+    #[diagnostic(
+        code(devenv::up::bind_source),
+        help("fix the path in `volumes` (relative paths start at the stack file's folder), create it, or pass `--create-paths` to have devenv create the missing folders")
+    )]
+    MissingBindSource {
+        service: String,
+        path: std::path::PathBuf,
+    },
+
     #[error("service `{service}` {reason}")]
     #[diagnostic(code(devenv::up::not_ready), help("{hint}"))]
     NotReady {
@@ -137,6 +147,8 @@ pub struct UpOptions {
     pub build: bool,
     /// Skip `after_up` hooks.
     pub no_hooks: bool,
+    /// Create missing bind-mount sources as folders instead of refusing.
+    pub create_paths: bool,
 }
 
 /// What `up` did, per service.
@@ -236,6 +248,7 @@ pub async fn up(
     let steps = plan::diff(&desired, &known, &actual);
 
     check_ports(engine, &run_stack, &steps, &containers).await?;
+    check_bind_sources(&run_stack, &steps, opts.create_paths)?;
 
     for step in &steps {
         if let Step::Remove { service, id } = step {
@@ -246,6 +259,10 @@ pub async fn up(
             }
             engine.remove_container(id).await?;
         }
+    }
+    // Also when nothing is recreated: the options are not in the services' hashes.
+    for (name, vol) in stack.volumes.iter().filter(|(_, v)| !v.external) {
+        warn_changed_volume(engine, &stack.project, name, vol, reporter.as_ref()).await?;
     }
     let needs_objects = steps
         .iter()
@@ -308,6 +325,74 @@ fn step_service(step: &Step) -> &str {
         | Step::Keep { service, .. }
         | Step::Remove { service, .. } => service,
     }
+}
+
+/// Refuses before creating anything when a bind mount's host path is
+/// missing (the engine would make it a root-owned folder), or creates the
+/// folders when asked to.
+fn check_bind_sources(stack: &Stack, steps: &[Step], create: bool) -> Result<(), UpError> {
+    for step in steps {
+        let (Step::Create { service } | Step::Recreate { service, .. }) = step else {
+            continue;
+        };
+        for m in &stack.services[service].volumes {
+            let crate::config::model::Mount::Bind { source, .. } = m else {
+                continue;
+            };
+            if source.exists() {
+                continue;
+            }
+            let missing = || UpError::MissingBindSource {
+                service: service.clone(),
+                path: source.clone(),
+            };
+            if !create {
+                return Err(missing());
+            }
+            std::fs::create_dir_all(source).map_err(|_| missing())?;
+        }
+    }
+    Ok(())
+}
+
+/// Says so when an existing volume was made with other driver options than
+/// the file now asks for: the engine keeps the old ones until it is recreated.
+async fn warn_changed_volume(
+    engine: &Engine,
+    project: &str,
+    name: &str,
+    vol: &crate::config::model::Volume,
+    reporter: &dyn Reporter,
+) -> Result<(), EngineError> {
+    let Some((driver, options)) = engine.volume_driver(project, name).await? else {
+        return Ok(());
+    };
+    let wanted = vol.driver.as_deref().unwrap_or("local");
+    if driver != wanted || options != vol.driver_opts {
+        reporter.notice(&format!(
+            "volume `{name}` was created with other driver options than `dev.toml` gives; they apply only once it is recreated: `devenv down -v` (its data is lost), then `devenv up`"
+        ));
+    }
+    Ok(())
+}
+
+/// The engine's refusal to start a container whose host port another
+/// container took in the meantime (two projects racing for it).
+fn port_clash(e: &EngineError, svc: &Service) -> Option<u16> {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    if !(text.contains("port is already allocated") || text.contains("address already in use")) {
+        return None;
+    }
+    let hosts = svc.ports.iter().filter_map(|p| p.host);
+    hosts
+        .clone()
+        .find(|h| text.contains(&format!(":{h} ")) || text.contains(&format!(":{h}:")))
+        .or_else(|| hosts.clone().next())
 }
 
 /// Refuses before creating anything when a host port another process holds is needed.
@@ -388,7 +473,19 @@ async fn bring_up(
                 .remove_container(&container_name(&stack.project, name))
                 .await?;
             let id = engine.create_container(stack, svc, hash, None).await?;
-            engine.start_container(&id).await?;
+            if let Err(e) = engine.start_container(&id).await {
+                // Lost a race for a host port: leave nothing behind and say
+                // what the pre-check would have said.
+                if let Some(port) = port_clash(&e, svc) {
+                    engine.remove_container(&id).await?;
+                    return Err(UpError::PortTaken {
+                        service: name.clone(),
+                        port,
+                        holder: engine.port_holder(port).await,
+                    });
+                }
+                return Err(e.into());
+            }
             (id, if recreate { "recreated" } else { "created" })
         }
         Step::Remove { .. } => unreachable!("removals are done before starting"),

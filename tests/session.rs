@@ -639,3 +639,91 @@ fn r11_7_ctrl_c_stops_a_running_hook() {
         "the hook is still running:\n{procs}"
     );
 }
+
+#[test]
+fn r11_11_a_missing_bind_source_is_refused_unless_asked_to_create_it() {
+    let mut p = Project::new(
+        "wtsession-bind",
+        &shell_service(
+            "app",
+            "exec sleep 1000",
+            "volumes = [\"./confg/app.conf:/etc/app.conf\"]",
+        ),
+    );
+    p.uses_docker = true;
+    let out = p.run(&["up", "-d"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        support::stderr(&out).contains("confg/app.conf`, which does not exist"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !p.path().join("confg").exists(),
+        "nothing may be made on the host"
+    );
+    assert!(services(&mut p).is_empty(), "nothing may be created");
+
+    p.ok(&["up", "-d", "--create-paths"]);
+    assert!(p.path().join("confg/app.conf").is_dir());
+}
+
+#[test]
+fn r11_11_two_projects_racing_for_a_port_give_the_loser_a_friendly_error_and_no_leftovers() {
+    let port = support::free_port();
+    let toml = shell_service(
+        "web",
+        "exec sleep 1000",
+        &format!("ports = [\"{port}:80\"]"),
+    );
+    let mut a = Project::new("wtsession-racea", &toml);
+    let mut b = Project::new("wtsession-raceb", &toml);
+    a.uses_docker = true;
+    b.uses_docker = true;
+    let (oa, ob) = std::thread::scope(|s| {
+        let ta = s.spawn(|| a.run(&["up", "-d"]));
+        let tb = s.spawn(|| b.run(&["up", "-d"]));
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    let (winner, loser, out) = match (oa.status.success(), ob.status.success()) {
+        (true, false) => (&mut a, &mut b, ob),
+        (false, true) => (&mut b, &mut a, oa),
+        _ => panic!("exactly one may win:\n{}\n{}", text(&oa), text(&ob)),
+    };
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        support::stderr(&out).contains(&format!("port {port} for service `web` is already taken")),
+        "{}",
+        text(&out)
+    );
+    assert!(services(loser).is_empty(), "the loser keeps no container");
+    assert_eq!(services(winner), vec!["web".to_string()]);
+}
+
+#[test]
+fn r11_11_changed_volume_driver_options_say_the_volume_must_be_recreated() {
+    let file = |size: &str| {
+        format!(
+            "{}\n[volumes.data]\ndriver_opts = {{ type = \"tmpfs\", device = \"tmpfs\", o = \"size={size}\" }}\n",
+            shell_service("app", "exec sleep 1000", "volumes = [\"data:/data\"]")
+        )
+    };
+    let mut p = Project::new("wtsession-volopts", &file("10m"));
+    let out = p.ok(&["up", "-d"]);
+    assert!(
+        !support::stderr(&out).contains("other driver options"),
+        "{}",
+        text(&out)
+    );
+    p.write(
+        "dev.toml",
+        &format!("[project]\nname = \"wtsession-volopts\"\n\n{}", file("20m")),
+    );
+    let out = p.ok(&["up", "-d"]);
+    assert!(
+        support::stderr(&out)
+            .contains("volume `data` was created with other driver options than `dev.toml` gives"),
+        "{}",
+        text(&out)
+    );
+}

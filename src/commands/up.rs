@@ -27,6 +27,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         services: args.services,
         build: args.build,
         no_hooks: args.no_hooks,
+        create_paths: args.create_paths,
     };
     let selected = lifecycle::select(&stack, &opts.services)?;
     let outcomes = tokio::select! {

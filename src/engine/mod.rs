@@ -947,6 +947,21 @@ impl Engine {
             .map_err(EngineError::api(format!("creating volume `{name}`")))
     }
 
+    /// The driver and driver options an existing volume of the project was
+    /// created with; `None` when it does not exist yet.
+    pub async fn volume_driver(
+        &self,
+        project: &str,
+        volume: &str,
+    ) -> Result<Option<(String, std::collections::BTreeMap<String, String>)>, EngineError> {
+        let name = volume_name(project, volume);
+        match self.docker.inspect_volume(&name).await {
+            Ok(v) => Ok(Some((v.driver, v.options.into_iter().collect()))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(EngineError::api(format!("inspecting volume `{name}`"))(e)),
+        }
+    }
+
     pub async fn list_volumes(&self, project: &str) -> Result<Vec<String>, EngineError> {
         let opts = ListVolumesOptions {
             filters: Some(project_filter(project, &[])),

@@ -514,6 +514,7 @@ impl Watcher<'_> {
             services: vec![service.to_string()],
             build: true,
             no_hooks: false,
+            ..UpOptions::default()
         };
         match lifecycle::up(self.engine, self.stack, &opts, self.reporter.clone()).await {
             Ok(_) => self.reporter.done(
