@@ -55,6 +55,14 @@ fn bars() -> &'static Bars {
     })
 }
 
+/// Runs `write` (output of any shape) with the progress display lifted.
+pub fn suspended<R>(write: impl FnOnce() -> R) -> R {
+    match BARS.get() {
+        Some(b) => b.multi.suspend(write),
+        None => write(),
+    }
+}
+
 /// Prints a line on stdout without breaking the progress display.
 pub fn print_out(line: &str) {
     match BARS.get() {

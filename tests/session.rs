@@ -727,3 +727,29 @@ fn r11_11_changed_volume_driver_options_say_the_volume_must_be_recreated() {
         text(&out)
     );
 }
+
+#[test]
+fn r11_6_up_d_right_after_an_interrupted_down_brings_the_stack_up() {
+    let mut p = Project::new(
+        "wtsession-downint",
+        // Takes a second to stop, so Ctrl-C lands while `down` waits for it.
+        &shell_service(
+            "app",
+            "trap 'sleep 1; exit 0' TERM; echo up; while :; do sleep 0.1; done",
+            "",
+        ),
+    );
+    p.ok(&["up", "-d"]);
+    let mut t = Term::spawn(&mut p, "down");
+    t.wait_for("stopping", 20);
+    t.ctrl_c();
+    assert_eq!(t.exit_code(30), Some(130), "{}", t.screen());
+    p.ok(&["up", "-d"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        states(&mut p),
+        vec![("app".into(), "running".into())],
+        "{}",
+        t.screen()
+    );
+}

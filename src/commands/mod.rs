@@ -111,7 +111,12 @@ pub async fn dispatch(cli: Cli) -> Outcome {
     // others just end at the first one.
     let cleans_up = matches!(
         cli.command,
-        Command::Up(_) | Command::Logs(_) | Command::Watch(_) | Command::Test(_) | Command::Run(_)
+        Command::Up(_)
+            | Command::Down(_)
+            | Command::Logs(_)
+            | Command::Watch(_)
+            | Command::Test(_)
+            | Command::Run(_)
     );
     let outcome = tokio::select! {
         r = command(&ctx, cli.command) => r,
