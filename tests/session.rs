@@ -753,3 +753,29 @@ fn r11_6_up_d_right_after_an_interrupted_down_brings_the_stack_up() {
         t.screen()
     );
 }
+
+#[test]
+fn r11_2_up_d_on_a_fresh_database_leaves_no_seed_spinner_behind() {
+    let mut p = Project::new(
+        "wtsession-seeds",
+        "[services.db]\nuse = \"postgres\"\nports = []\n",
+    );
+    p.write(
+        "seeds/001_note.sql",
+        "CREATE TABLE note (t text); INSERT INTO note VALUES ('seeded');",
+    );
+    let mut t = Term::spawn(&mut p, "up -d");
+    assert_eq!(t.exit_code(180), Some(0), "{}", t.screen());
+    let screen = t.screen();
+    assert!(
+        screen.contains("✔ db applied seeds/001_note.sql"),
+        "{screen}"
+    );
+    assert!(screen.contains("wtsession-seeds ready in"), "{screen}");
+    let spinners = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    assert!(
+        !screen.contains(&spinners[..]),
+        "a spinner was left:\n{screen}"
+    );
+    assert_eq!(p.psql("SELECT t FROM note").0, "seeded");
+}
