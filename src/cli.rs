@@ -185,6 +185,9 @@ pub struct UpArgs {
     /// Do not run `after_up` hooks
     #[arg(long)]
     pub no_hooks: bool,
+    /// Create missing bind-mount sources as folders instead of refusing
+    #[arg(long)]
+    pub create_paths: bool,
 }
 
 #[derive(Debug, Args)]

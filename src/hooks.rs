@@ -215,8 +215,9 @@ pub async fn apply_sql_seeds(
             tx.commit().await.map_err(failed)?;
         }
         match &outcome {
-            SeedOutcome::Applied(f) => reporter.notice(&format!("applied seeds/{f}")),
-            SeedOutcome::Changed { file, reapplied: true } => reporter.notice(&format!("seeds/{file} changed; re-applied")),
+            // The `applying` spinner ends with the file's own line.
+            SeedOutcome::Applied(f) => reporter.done(&service, &format!("applied seeds/{f}"), true),
+            SeedOutcome::Changed { file, reapplied: true } => reporter.done(&service, &format!("seeds/{file} changed; re-applied"), true),
             SeedOutcome::Changed { file, reapplied: false } => reporter.notice(&format!(
                 "seeds/{file} changed since it was applied; not re-applied (pass `--force` to `devenv seed`)"
             )),

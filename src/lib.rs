@@ -15,6 +15,7 @@ pub mod export;
 pub mod hooks;
 pub mod images;
 pub mod import;
+pub mod interrupt;
 pub mod lifecycle;
 pub mod plan;
 pub mod probe;

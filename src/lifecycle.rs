@@ -43,6 +43,16 @@ pub enum UpError {
         holder: Option<String>,
     },
 
+    #[error("service `{service}` mounts `{}`, which does not exist", path.display())]
+    #[diagnostic(
+        code(devenv::up::bind_source),
+        help("fix the path in `volumes` (relative paths start at the stack file's folder), create it, or pass `--create-paths` to have devenv create the missing folders")
+    )]
+    MissingBindSource {
+        service: String,
+        path: std::path::PathBuf,
+    },
+
     #[error("service `{service}` {reason}")]
     #[diagnostic(code(devenv::up::not_ready), help("{hint}"))]
     NotReady {
@@ -62,6 +72,17 @@ pub enum UpError {
         command: String,
         code: i64,
         output: Vec<String>,
+    },
+
+    #[error("hook `{command}` of service `{service}` did not finish within {timeout:?}: stopped")]
+    #[diagnostic(
+        code(devenv::up::hook_timeout),
+        help("its output is above; raise `hooks.timeout` if it needs longer, and the next `devenv up` runs the hooks again")
+    )]
+    HookTimeout {
+        service: String,
+        command: String,
+        timeout: Duration,
     },
 
     #[error(transparent)]
@@ -245,6 +266,8 @@ pub struct UpOptions {
     /// Leave `seeds/*.sql` alone: the caller (a one-off, `devenv test`) is
     /// not bringing up the development stack, whose migrations the seeds need.
     pub no_seeds: bool,
+    /// Create missing bind-mount sources as folders instead of refusing.
+    pub create_paths: bool,
 }
 
 /// What `up` did, per service.
@@ -255,6 +278,8 @@ pub struct ServiceOutcome {
     /// `created`, `recreated`, `started` or `running` (untouched).
     pub action: &'static str,
     pub ready_after: Option<Duration>,
+    /// Its `after_up` hooks ran this time.
+    pub hooks_ran: bool,
 }
 
 /// The services asked for plus everything they depend on, in file order.
@@ -331,7 +356,13 @@ pub async fn up(
             running: c.state == "running",
         })
         .collect();
-    let known: Vec<String> = stack.services.keys().cloned().collect();
+    // Services out of the active profiles are still the stack's, not orphans.
+    let known: Vec<String> = stack
+        .services
+        .keys()
+        .chain(&stack.inactive)
+        .cloned()
+        .collect();
     let steps = plan::diff(&desired, &known, &actual);
 
     check_ports(engine, &run_stack, &steps, &containers).await?;
@@ -341,6 +372,7 @@ pub async fn up(
             check_name_free(engine, stack, service).await?;
         }
     }
+    check_bind_sources(&run_stack, &steps, opts.create_paths)?;
 
     for step in &steps {
         if let Step::Remove { service, id } = step {
@@ -352,6 +384,10 @@ pub async fn up(
             // Its anonymous volumes stay until `down -v`, as named ones do.
             engine.remove_container_keeping_volumes(id).await?;
         }
+    }
+    // Also when nothing is recreated: the options are not in the services' hashes.
+    for (name, vol) in stack.volumes.iter().filter(|(_, v)| !v.external) {
+        warn_changed_volume(engine, &stack.project, name, vol, reporter.as_ref()).await?;
     }
     let needs_objects = steps
         .iter()
@@ -390,7 +426,7 @@ pub async fn up(
         });
         for result in join_all(jobs).await {
             let outcome = result?;
-            created_any |= outcome.action != "running";
+            created_any |= outcome.action != "running" || outcome.hooks_ran;
             outcomes.push(outcome);
         }
     }
@@ -420,6 +456,74 @@ fn step_service(step: &Step) -> &str {
         | Step::Keep { service, .. }
         | Step::Remove { service, .. } => service,
     }
+}
+
+/// Refuses before creating anything when a bind mount's host path is
+/// missing (the engine would make it a root-owned folder), or creates the
+/// folders when asked to.
+fn check_bind_sources(stack: &Stack, steps: &[Step], create: bool) -> Result<(), UpError> {
+    for step in steps {
+        let (Step::Create { service } | Step::Recreate { service, .. }) = step else {
+            continue;
+        };
+        for m in &stack.services[service].volumes {
+            let crate::config::model::Mount::Bind { source, .. } = m else {
+                continue;
+            };
+            if source.exists() {
+                continue;
+            }
+            let missing = || UpError::MissingBindSource {
+                service: service.clone(),
+                path: source.clone(),
+            };
+            if !create {
+                return Err(missing());
+            }
+            std::fs::create_dir_all(source).map_err(|_| missing())?;
+        }
+    }
+    Ok(())
+}
+
+/// Says so when an existing volume was made with other driver options than
+/// the file now asks for: the engine keeps the old ones until it is recreated.
+async fn warn_changed_volume(
+    engine: &Engine,
+    project: &str,
+    name: &str,
+    vol: &crate::config::model::Volume,
+    reporter: &dyn Reporter,
+) -> Result<(), EngineError> {
+    let Some((driver, options)) = engine.volume_driver(project, name).await? else {
+        return Ok(());
+    };
+    let wanted = vol.driver.as_deref().unwrap_or("local");
+    if driver != wanted || options != vol.driver_opts {
+        reporter.notice(&format!(
+            "volume `{name}` was created with other driver options than `dev.toml` gives; they apply only once it is recreated: `devenv down -v` (its data is lost), then `devenv up`"
+        ));
+    }
+    Ok(())
+}
+
+/// The engine's refusal to start a container whose host port another
+/// container took in the meantime (two projects racing for it).
+fn port_clash(e: &EngineError, svc: &Service) -> Option<u16> {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    if !(text.contains("port is already allocated") || text.contains("address already in use")) {
+        return None;
+    }
+    let hosts = svc.ports.iter().filter_map(|p| p.host);
+    hosts
+        .clone()
+        .find(|h| text.contains(&format!(":{h} ")) || text.contains(&format!(":{h}:")))
+        .or_else(|| hosts.clone().next())
 }
 
 /// Refuses before creating anything when a host port another process holds is needed.
@@ -510,14 +614,51 @@ async fn bring_up(
             let id = engine
                 .create_service_container(stack, svc, hash, &carried)
                 .await?;
-            engine.start_container(&id).await?;
+            if let Err(e) = engine.start_container(&id).await {
+                // Lost a race for a host port: leave nothing behind and say
+                // what the pre-check would have said.
+                if let Some(port) = port_clash(&e, svc) {
+                    engine.remove_container_keeping_volumes(&id).await?;
+                    return Err(UpError::PortTaken {
+                        service: name.clone(),
+                        port,
+                        holder: engine.port_holder(port).await,
+                    });
+                }
+                return Err(e.into());
+            }
             (id, if recreate { "recreated" } else { "created" })
         }
         Step::Remove { .. } => unreachable!("removals are done before starting"),
     };
-    let ready_after = wait_ready(engine, stack, svc, &id, reporter).await?;
-    if action != "running" && !opts.no_hooks {
-        run_hooks(engine, svc, &id, &svc.hooks.after_up, reporter).await?;
+    let ready_after = match wait_ready(engine, stack, svc, &id, reporter).await {
+        // A container that was already there may have been stopped under us
+        // (a `down` interrupted a moment ago finishes its stop in the
+        // engine): start it once more rather than fail.
+        Err(UpError::NotReady { .. })
+            if matches!(action, "running" | "started")
+                && engine
+                    .inspect_container(&id, &stack.project)
+                    .await
+                    .is_ok_and(|st| {
+                        !st.running && st.exit_code.is_some_and(|c| c == 0 || c == 143)
+                    }) =>
+        {
+            engine.start_container(&id).await?;
+            wait_ready(engine, stack, svc, &id, reporter).await?
+        }
+        r => r?,
+    };
+    let hooks = &svc.hooks.after_up;
+    // Hooks run on a new or started container, and again on a running one
+    // whose hooks never all finished (one failed, `up` was interrupted).
+    let hooks_ran = !opts.no_hooks
+        && !hooks.is_empty()
+        && (action != "running" || !hooks_done(engine, &id).await);
+    if hooks_ran {
+        run_hooks(engine, svc, &id, hooks, reporter).await?;
+        let mark = vec!["touch".into(), HOOKS_DONE.into()];
+        engine.exec(&id, mark, Vec::new(), None, |_| {}).await?;
     }
     reporter.done(
         name,
@@ -533,12 +674,16 @@ async fn bring_up(
         container: id,
         action,
         ready_after,
+        hooks_ran,
     })
 }
 
 /// Waits until the service meets the strongest condition anyone needs of it:
 /// ready (with a probe), or completed for one-off jobs dependents wait on.
-async fn wait_ready(
+/// Fails fast, with the service's last log lines, when it cannot get there:
+/// it exits, keeps being restarted by its restart policy (a crash loop), or
+/// its probe can never pass (an exec probe's missing binary, no HEALTHCHECK).
+pub async fn wait_ready(
     engine: &Engine,
     stack: &Stack,
     svc: &Service,
@@ -557,7 +702,7 @@ async fn wait_ready(
                 engine,
                 svc,
                 id,
-                format!("exited with code {code}"),
+                explain_exit(code, false),
                 "its log is above".into(),
             )
             .await);
@@ -567,25 +712,36 @@ async fn wait_ready(
     if svc.ready.is_some() {
         reporter.task(&svc.name, "waiting until ready");
     }
-    match probe::await_ready(
+    let probing = probe::await_ready(
         engine,
         &stack.project,
         id,
         svc.ready.as_ref(),
         svc.ready_timeout,
-    )
-    .await
-    {
+    );
+    let result = tokio::select! {
+        r = probing => r,
+        failure = doomed(engine, &stack.project, svc, id) => return Err(failure_of(engine, svc, id, failure).await),
+    };
+    match result {
         Ok(d) => Ok(svc.ready.as_ref().map(|_| d)),
-        Err(NotReady::Exited(code)) => Err(not_ready(
-            engine,
-            svc,
-            id,
-            format!("exited with code {code} before it was ready"),
-            "its last log lines are above; fix the cause and run `devenv up` again".into(),
-        )
-        .await),
         Err(NotReady::Engine(e)) => Err(e.into()),
+        // A one-shot job with nothing to probe did its work: that is not a failure.
+        Err(NotReady::Exited(0)) if svc.ready.is_none() => Ok(None),
+        Err(NotReady::Exited(code)) => {
+            let oom = engine
+                .inspect_container(id, &stack.project)
+                .await
+                .is_ok_and(|st| st.oom_killed);
+            Err(not_ready(
+                engine,
+                svc,
+                id,
+                format!("{} before it was ready", explain_exit(code, oom)),
+                "its last log lines are above; fix the cause and run `devenv up` again".into(),
+            )
+            .await)
+        }
         Err(NotReady::TimedOut(last)) => Err(not_ready(
             engine,
             svc,
@@ -594,6 +750,106 @@ async fn wait_ready(
             "check the `ready` probe (port, path, credentials) or raise `ready_timeout`".into(),
         )
         .await),
+    }
+}
+
+/// Why waiting for a service is pointless.
+enum Doomed {
+    /// The engine restarted it (restart policy); how its last run ended.
+    CrashLoop { restarts: i64, exit: Option<String> },
+    /// The probe can never pass.
+    Probe(String),
+}
+
+/// Resolves only when the service cannot become ready: its restart count
+/// grows while we wait, or its probe fails in a way no retry will fix.
+async fn doomed(engine: &Engine, project: &str, svc: &Service, id: &str) -> Doomed {
+    let mut first: Option<i64> = None;
+    let mut probed_once = false;
+    let mut last_exit = None;
+    loop {
+        if let Ok(st) = engine.inspect_container(id, project).await {
+            // A running container's exit code is 0: only a stopped one tells.
+            if !st.running || st.restarting {
+                last_exit = st.exit_code.map(|c| explain_exit(c, st.oom_killed));
+            }
+            let base = *first.get_or_insert(st.restart_count);
+            if st.restart_count > base {
+                return Doomed::CrashLoop {
+                    restarts: st.restart_count - base,
+                    exit: last_exit,
+                };
+            }
+            if st.running && !st.restarting && !probed_once {
+                probed_once = true;
+                if let Some(why) = hopeless_probe(engine, svc, id, &st).await {
+                    return Doomed::Probe(why);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A probe failure no retry fixes: the exec probe's program is not in the
+/// image, or the image has no HEALTHCHECK for a `docker` probe.
+async fn hopeless_probe(
+    engine: &Engine,
+    svc: &Service,
+    id: &str,
+    st: &crate::engine::ContainerStatus,
+) -> Option<String> {
+    use crate::config::model::Probe;
+    match svc.ready.as_ref()? {
+        Probe::Docker if st.health.is_none() => {
+            Some("has a `docker` probe but its image has no HEALTHCHECK".to_string())
+        }
+        p @ Probe::Exec { command } => {
+            let err = probe::check(engine, p, &probe::Target::from_status(id, st))
+                .await
+                .err()?;
+            let err = err.to_lowercase();
+            let missing = err.contains("executable file not found")
+                || (err.contains("oci runtime") && err.contains("no such file"))
+                || err.contains("exited with 127:");
+            missing.then(|| {
+                format!(
+                    "has an exec probe whose program `{}` is not in its image",
+                    command.first().map(String::as_str).unwrap_or_default()
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
+async fn failure_of(engine: &Engine, svc: &Service, id: &str, doomed: Doomed) -> UpError {
+    match doomed {
+        Doomed::CrashLoop { restarts, exit } => {
+            not_ready(
+                engine,
+                svc,
+                id,
+                format!(
+                    "keeps crashing: {}restarted {restarts} time{} while devenv waited",
+                    exit.map(|e| format!("it {e} and was "))
+                        .unwrap_or_else(|| "it was ".into()),
+                    if restarts == 1 { "" } else { "s" }
+                ),
+                "its last log lines are above; fix the cause and run `devenv up` again".into(),
+            )
+            .await
+        }
+        Doomed::Probe(why) => {
+            not_ready(
+                engine,
+                svc,
+                id,
+                why,
+                "use a probe the image can answer (`devenv config` shows the resolved one)".into(),
+            )
+            .await
+        }
     }
 }
 
@@ -683,7 +939,47 @@ pub async fn run_oneoff(
     Ok((id, code))
 }
 
-/// Runs hook commands in the service's container, in order; the first failure stops.
+/// Where a running hook leaves its process group id, so it can be stopped.
+const HOOK_PID: &str = "/tmp/.devenv-hook.pid";
+/// Present once every `after_up` hook of the container succeeded: hooks of
+/// a container without it (a hook failed, `up` was killed) run again.
+const HOOKS_DONE: &str = "/tmp/.devenv-hooks-done";
+
+/// `command` for `sh -c`, in a session of its own (where `setsid` can) whose
+/// id is written to [`HOOK_PID`], so that [`stop_hook`] ends it and all its
+/// children.
+fn hook_script(command: &str) -> String {
+    let quoted = format!("'{}'", command.replace('\'', "'\\''"));
+    format!(
+        // The id file goes when the hook ends, so a stale one never names another process.
+        "if setsid -w true 2>/dev/null; then exec setsid -w sh -c 'echo $$ > {HOOK_PID}; sh -c \"$1\"; c=$?; rm -f {HOOK_PID}; exit $c' hook {quoted}; else echo $$ > {HOOK_PID}; sh -c {quoted}; c=$?; rm -f {HOOK_PID}; exit $c; fi"
+    )
+}
+
+/// Stops the hook running in container `id`, if one is.
+pub async fn stop_hook(engine: &Engine, id: &str) {
+    let kill = format!(
+        "p=$(cat {HOOK_PID} 2>/dev/null) && [ -n \"$p\" ] && {{ kill -TERM -$p 2>/dev/null || kill -TERM $p; rm -f {HOOK_PID}; }}"
+    );
+    let _ = engine
+        .exec(
+            id,
+            vec!["sh".into(), "-c".into(), kill],
+            Vec::new(),
+            None,
+            |_| {},
+        )
+        .await;
+}
+
+/// Whether every `after_up` hook of container `id` has succeeded.
+async fn hooks_done(engine: &Engine, id: &str) -> bool {
+    // One archive request, cheaper than an exec: a no-op `up` pays it per hooked service.
+    matches!(engine.download_file(id, HOOKS_DONE).await, Ok(Some(_)))
+}
+
+/// Runs hook commands in the service's container, in order; the first
+/// failure stops. Each may run for `hooks.timeout`, then it is stopped.
 pub async fn run_hooks(
     engine: &Engine,
     svc: &Service,
@@ -693,7 +989,19 @@ pub async fn run_hooks(
 ) -> Result<(), UpError> {
     for command in commands {
         reporter.task(&svc.name, &format!("running `{}`", svc.mask(command)));
-        let output = exec_shell(engine, svc, id, command, reporter).await?;
+        let script = hook_script(command);
+        let run = exec_shell(engine, svc, id, &script, reporter);
+        let output = match tokio::time::timeout(svc.hooks.timeout, run).await {
+            Ok(r) => r?,
+            Err(_) => {
+                stop_hook(engine, id).await;
+                return Err(UpError::HookTimeout {
+                    service: svc.name.clone(),
+                    command: svc.mask(command),
+                    timeout: svc.hooks.timeout,
+                });
+            }
+        };
         if output.0 != 0 {
             return Err(UpError::Hook {
                 service: svc.name.clone(),
@@ -853,6 +1161,39 @@ pub async fn status(engine: &Engine, stack: &Stack) -> Result<Vec<ServiceStatus>
     };
     out.sort_by_key(|s| (order(s), s.service.clone()));
     Ok(out)
+}
+
+/// Why devenv itself restarted a service, kept until the log follower of
+/// the same process says so on the service's restart line.
+static RESTART_NOTES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Records that devenv is about to restart (or recreate) `service`, and why.
+pub fn note_restart(service: &str, why: &str) {
+    let mut notes = RESTART_NOTES
+        .lock()
+        .expect("no panics while holding the lock");
+    notes.retain(|(s, _)| s != service);
+    notes.push((service.to_string(), why.to_string()));
+}
+
+/// The reason recorded by [`note_restart`] for `service`, once.
+pub fn take_restart_note(service: &str) -> Option<String> {
+    let mut notes = RESTART_NOTES
+        .lock()
+        .expect("no panics while holding the lock");
+    let pos = notes.iter().position(|(s, _)| s == service)?;
+    Some(notes.remove(pos).1)
+}
+
+/// A container's exit code in words, where it means more than a number:
+/// 137 and 143 are signals, and 137 is what an out-of-memory kill looks like.
+pub fn explain_exit(code: i64, oom_killed: bool) -> String {
+    match code {
+        _ if oom_killed => format!("exited with code {code} (killed: out of memory)"),
+        137 => format!("exited with code {code} (killed: out of memory or by a signal)"),
+        143 => format!("exited with code {code} (stopped by SIGTERM)"),
+        _ => format!("exited with code {code}"),
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,9 @@ pub trait Reporter: Send + Sync {
     fn notice(&self, message: &str);
     /// A line of output from something devenv runs (a build, a hook).
     fn output(&self, source: &str, line: &str);
+    /// Ends every task still shown as running (one that never reported
+    /// `done`), before other output takes the screen.
+    fn clear(&self) {}
 }
 
 /// Reports nothing: for tests and `--quiet`.

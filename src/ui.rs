@@ -3,7 +3,7 @@
 //! service prefixes and the error renderer.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use console::{style, Style};
@@ -36,13 +36,75 @@ pub fn prefixed(source: &str, line: &str) -> String {
     )
 }
 
-pub struct TerminalReporter {
-    mode: Mode,
-    bars: Mutex<HashMap<String, ProgressBar>>,
+/// The one set of progress bars of the process: every reporter draws into
+/// it, so two reporters never fight over the same screen lines, and every
+/// other line printed while bars are up goes through [`print_out`] /
+/// [`print_err`], which lift the bars first (a bar redraw moves the cursor up
+/// over its own lines; a line printed behind its back would be erased).
+static BARS: OnceLock<Bars> = OnceLock::new();
+
+struct Bars {
+    multi: MultiProgress,
+    by_key: Mutex<HashMap<String, ProgressBar>>,
 }
 
+fn bars() -> &'static Bars {
+    BARS.get_or_init(|| Bars {
+        multi: MultiProgress::new(),
+        by_key: Mutex::new(HashMap::new()),
+    })
+}
+
+/// Runs `write` (output of any shape) with the progress display lifted.
+pub fn suspended<R>(write: impl FnOnce() -> R) -> R {
+    match BARS.get() {
+        Some(b) => b.multi.suspend(write),
+        None => write(),
+    }
+}
+
+/// Prints a line on stdout without breaking the progress display.
+pub fn print_out(line: &str) {
+    match BARS.get() {
+        Some(b) => b.multi.suspend(|| println!("{line}")),
+        None => println!("{line}"),
+    }
+}
+
+/// Prints a line on stderr without breaking the progress display.
+pub fn print_err(line: &str) {
+    match BARS.get() {
+        Some(b) => b.multi.suspend(|| eprintln!("{line}")),
+        None => eprintln!("{line}"),
+    }
+}
+
+/// Ends every spinner still turning: a task that never said it was done
+/// leaves no stale `⠙` behind (called before following logs, before a
+/// summary, on Ctrl-C and at exit).
+pub fn clear_progress() {
+    let Some(b) = BARS.get() else { return };
+    let bars: Vec<ProgressBar> = b
+        .by_key
+        .lock()
+        .expect("no panics while holding the lock")
+        .drain()
+        .map(|(_, bar)| bar)
+        .collect();
+    for bar in bars {
+        bar.finish_and_clear();
+        b.multi.remove(&bar);
+    }
+    let _ = b.multi.clear();
+}
+
+pub struct TerminalReporter {
+    mode: Mode,
+}
+
+#[derive(Clone, Copy)]
 enum Mode {
-    Bars(MultiProgress),
+    Bars,
     Plain,
     Quiet,
 }
@@ -52,27 +114,20 @@ impl TerminalReporter {
         let mode = match progress {
             Progress::Quiet => Mode::Quiet,
             Progress::Plain => Mode::Plain,
-            Progress::Auto if console::Term::stderr().is_term() => Mode::Bars(MultiProgress::new()),
+            Progress::Auto if console::Term::stderr().is_term() => Mode::Bars,
             Progress::Auto => Mode::Plain,
         };
-        TerminalReporter {
-            mode,
-            bars: Mutex::new(HashMap::new()),
-        }
+        TerminalReporter { mode }
     }
 
-    fn bar(&self, mp: &MultiProgress, key: &str) -> ProgressBar {
-        let mut bars = self.bars.lock().expect("no panics while holding the lock");
-        bars.entry(key.to_string())
+    fn bar(&self, key: &str) -> ProgressBar {
+        let b = bars();
+        let mut by_key = b.by_key.lock().expect("no panics while holding the lock");
+        by_key
+            .entry(key.to_string())
             .or_insert_with(|| {
-                let bar = mp.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{spinner:.cyan} {prefix:.bold} {msg} {bytes:>10}/{total_bytes:10}",
-                    )
-                    .expect("valid template")
-                    .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
-                );
+                let bar = b.multi.add(ProgressBar::new_spinner());
+                bar.set_style(spinner_style());
                 bar.set_prefix(key.to_string());
                 bar.enable_steady_tick(Duration::from_millis(100));
                 bar
@@ -82,26 +137,26 @@ impl TerminalReporter {
 
     /// Writes a line above the bars (or plainly to stderr).
     fn line(&self, text: &str) {
-        match &self.mode {
-            Mode::Bars(mp) => {
-                let _ = mp.println(text);
-            }
+        match self.mode {
+            Mode::Bars => print_err(text),
             Mode::Plain => eprintln!("{text}"),
             Mode::Quiet => {}
         }
     }
 }
 
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {msg}")
+        .expect("valid template")
+        .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
+}
+
 impl Reporter for TerminalReporter {
     fn task(&self, key: &str, status: &str) {
-        match &self.mode {
-            Mode::Bars(mp) => {
-                let bar = self.bar(mp, key);
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {msg}")
-                        .expect("valid template")
-                        .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
-                );
+        match self.mode {
+            Mode::Bars => {
+                let bar = self.bar(key);
+                bar.set_style(spinner_style());
                 bar.set_message(status.to_string());
             }
             Mode::Plain => eprintln!("{} {status}", style(key).bold()),
@@ -110,8 +165,8 @@ impl Reporter for TerminalReporter {
     }
 
     fn progress(&self, key: &str, current: u64, total: u64) {
-        if let Mode::Bars(mp) = &self.mode {
-            let bar = self.bar(mp, key);
+        if let Mode::Bars = self.mode {
+            let bar = self.bar(key);
             bar.set_style(
                 ProgressStyle::with_template(
                     "{spinner:.cyan} {prefix:.bold} [{bar:30}] {bytes}/{total_bytes}",
@@ -129,17 +184,24 @@ impl Reporter for TerminalReporter {
         } else {
             style("✘").red()
         };
-        match &self.mode {
-            Mode::Bars(mp) => {
-                let bar = self.bar(mp, key);
-                bar.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
-                bar.finish_with_message(format!("{mark} {} {status}", style(key).bold()));
-                self.bars
+        let text = format!("{mark} {} {status}", style(key).bold());
+        match self.mode {
+            Mode::Bars => {
+                // The finished line goes above the bars as an ordinary line,
+                // so finished tasks scroll away instead of filling the screen.
+                let b = bars();
+                let bar = b
+                    .by_key
                     .lock()
                     .expect("no panics while holding the lock")
                     .remove(key);
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                    b.multi.remove(&bar);
+                }
+                print_err(&text);
             }
-            Mode::Plain => eprintln!("{mark} {} {status}", style(key).bold()),
+            Mode::Plain => eprintln!("{text}"),
             Mode::Quiet => {}
         }
     }
@@ -150,5 +212,9 @@ impl Reporter for TerminalReporter {
 
     fn output(&self, source: &str, line: &str) {
         self.line(&prefixed(source, line));
+    }
+
+    fn clear(&self) {
+        clear_progress();
     }
 }

@@ -406,3 +406,94 @@ fn a_database_that_never_gets_ready_fails_the_run_naming_it() {
         "no test container is left"
     );
 }
+
+/// Issue 11, item 13: the edges of `devenv test` a PHPUnit user trips on.
+#[test]
+fn r11_13_no_tests_paths_colours_and_no_green_line_before_a_red_summary() {
+    warm();
+    let mut p = Project::new("wtsession-tredges", "");
+    let app = p.path().join("app");
+    support::copy_dir(&repo().join("examples/laravel"), &app);
+    p.write(
+        "dev.toml",
+        &format!(
+            "[project]\nname = \"wtsession-tredges\"\n\n{}",
+            stack(Path::new("app"), "")
+        ),
+    );
+
+    // A filter that matches nothing: said as such, and not a success.
+    let out = test_run(&mut p, &["--", "--filter", "NoSuchTest"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("✘ no tests executed"),
+        "{}",
+        text(&out)
+    );
+    assert!(!stdout(&out).contains("no JUnit report"), "{}", text(&out));
+
+    // A test path relative to the repository root, then to where the user stands.
+    let out = test_run(&mut p, &["--", "app/tests/Unit/StatusCheckerTest.php"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout(&out).contains("✔ "), "{}", text(&out));
+    let out = p
+        .cmd()
+        .current_dir(app.join("tests"))
+        .args([
+            "--progress",
+            "plain",
+            "test",
+            "--",
+            "Unit/StatusCheckerTest.php",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        !stdout(&out).contains("no tests executed"),
+        "{}",
+        text(&out)
+    );
+
+    // On a terminal, phpunit.xml's `colors="true"` is honoured.
+    let cmd = format!(
+        "exec {} --progress plain test -- tests/Unit/StatusCheckerTest.php",
+        assert_cmd::cargo::cargo_bin("devenv").display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .current_dir(p.path())
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    let ok_line = screen
+        .lines()
+        .find(|l| l.contains("OK ("))
+        .unwrap_or_default();
+    assert!(
+        ok_line.contains("\x1b["),
+        "PHPUnit's colours are lost:\n{screen}"
+    );
+
+    // A failing run: no green line above the red summary.
+    std::fs::write(
+        app.join("tests/Unit/RedTest.php"),
+        "<?php\n\nnamespace Tests\\Unit;\n\nuse PHPUnit\\Framework\\TestCase;\n\nclass RedTest extends TestCase\n{\n    public function test_red()\n    {\n        $this->assertTrue(false);\n    }\n}\n",
+    )
+    .unwrap();
+    let out = test_run(&mut p, &["--", "tests/Unit/RedTest.php"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        !stderr(&out).contains("✔ test PHPUnit finished"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stderr(&out).contains("✘ test PHPUnit finished"),
+        "{}",
+        text(&out)
+    );
+    assert!(stdout(&out).contains("✘ 1 test"), "{}", text(&out));
+}

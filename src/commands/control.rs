@@ -1,10 +1,12 @@
 //! `devenv stop|start|restart [SERVICE…]`: change running state without
-//! recreating anything.
+//! recreating anything; `start` and `restart` return once the services are
+//! ready, as `up` does.
 
 use std::time::Duration;
 
 use super::{Context, Outcome};
 use crate::cli::ServicesArgs;
+use crate::lifecycle::{self, UpError};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Action {
@@ -23,7 +25,7 @@ pub async fn run(ctx: &Context, action: Action, args: ServicesArgs) -> Outcome {
         .iter()
         .filter(|c| !c.oneoff && (args.services.is_empty() || args.services.contains(&c.service)));
     let jobs = chosen.map(|c| {
-        let (engine, reporter) = (&engine, reporter.clone());
+        let (engine, reporter, stack) = (&engine, reporter.clone(), &stack);
         async move {
             let done = match action {
                 Action::Stop => engine
@@ -32,13 +34,34 @@ pub async fn run(ctx: &Context, action: Action, args: ServicesArgs) -> Outcome {
                     .map(|_| "stopped"),
                 Action::Start => engine.start_container(&c.id).await.map(|_| "started"),
                 Action::Restart => engine.restart_container(&c.id).await.map(|_| "restarted"),
-            }?;
-            reporter.done(&c.service, done, true);
-            Ok::<_, crate::engine::EngineError>(())
+            }
+            .map_err(UpError::from)?;
+            // Started means ready, as after `up`: wait for the probe.
+            let svc = stack.services.get(&c.service);
+            let ready = match (action, svc) {
+                (Action::Start | Action::Restart, Some(svc)) => {
+                    lifecycle::wait_ready(engine, stack, svc, &c.id, reporter.as_ref()).await?
+                }
+                _ => None,
+            };
+            let status = match ready {
+                Some(d) => format!("{done}, ready in {} ms", d.as_millis()),
+                None => done.to_string(),
+            };
+            reporter.done(&c.service, &status, true);
+            Ok::<_, UpError>(())
         }
     });
     for r in futures_util::future::join_all(jobs).await {
-        r?;
+        if let Err(e) = r {
+            reporter.clear();
+            if let UpError::NotReady { service, logs, .. } = &e {
+                for line in logs {
+                    crate::ui::print_err(&crate::ui::prefixed(service, line));
+                }
+            }
+            return Err(e.into());
+        }
     }
     Ok(0)
 }

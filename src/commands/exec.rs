@@ -48,7 +48,7 @@ pub async fn attached(
 }
 
 /// Runs `stty` on the controlling terminal; its output (for `-g`), if it worked.
-fn stty(args: &[&str]) -> Option<String> {
+pub(super) fn stty(args: &[&str]) -> Option<String> {
     let out = Command::new("stty")
         .args(args)
         .stdin(Stdio::inherit())

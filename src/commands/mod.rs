@@ -142,21 +142,50 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         },
         progress: cli.progress,
     };
-    match cli.command {
-        Command::Up(a) => up::run(&ctx, a).await,
-        Command::Down(a) => down::run(&ctx, a).await,
-        Command::Ps(a) => ps::run(&ctx, a).await,
-        Command::Logs(a) => logs::run(&ctx, a).await,
-        Command::Exec(a) => exec::run(&ctx, a).await,
-        Command::Run(a) => run::run(&ctx, a).await,
-        Command::Test(a) => test::run(&ctx, a).await,
-        Command::Stop(a) => control::run(&ctx, control::Action::Stop, a).await,
-        Command::Start(a) => control::run(&ctx, control::Action::Start, a).await,
-        Command::Restart(a) => control::run(&ctx, control::Action::Restart, a).await,
-        Command::Watch(a) => watch::run(&ctx, a).await,
-        Command::Migrate(a) => migrate::run(&ctx, migrate::Kind::Migrate, a).await,
-        Command::Seed(a) => migrate::run(&ctx, migrate::Kind::Seed, a).await,
-        Command::Config(a) => config::run(&ctx, a),
+    crate::interrupt::install();
+    // Commands with something to clean up wait for Ctrl-C themselves; the
+    // others just end at the first one.
+    let cleans_up = matches!(
+        cli.command,
+        Command::Up(_)
+            | Command::Down(_)
+            | Command::Logs(_)
+            | Command::Watch(_)
+            | Command::Test(_)
+            | Command::Run(_)
+    );
+    let outcome = tokio::select! {
+        r = command(&ctx, cli.command) => r,
+        () = crate::interrupt::first(), if !cleans_up => Ok(crate::interrupt::EXIT_CODE),
+    };
+    crate::ui::clear_progress();
+    // An interrupted command exits 130, whatever it was doing when it stopped.
+    match outcome {
+        _ if !crate::interrupt::happened() => outcome,
+        Ok(_) => Ok(crate::interrupt::EXIT_CODE),
+        Err(f) => Err(Failure {
+            code: crate::interrupt::EXIT_CODE,
+            ..f
+        }),
+    }
+}
+
+async fn command(ctx: &Context, command: Command) -> Outcome {
+    match command {
+        Command::Up(a) => up::run(ctx, a).await,
+        Command::Down(a) => down::run(ctx, a).await,
+        Command::Ps(a) => ps::run(ctx, a).await,
+        Command::Logs(a) => logs::run(ctx, a).await,
+        Command::Exec(a) => exec::run(ctx, a).await,
+        Command::Run(a) => run::run(ctx, a).await,
+        Command::Test(a) => test::run(ctx, a).await,
+        Command::Stop(a) => control::run(ctx, control::Action::Stop, a).await,
+        Command::Start(a) => control::run(ctx, control::Action::Start, a).await,
+        Command::Restart(a) => control::run(ctx, control::Action::Restart, a).await,
+        Command::Watch(a) => watch::run(ctx, a).await,
+        Command::Migrate(a) => migrate::run(ctx, migrate::Kind::Migrate, a).await,
+        Command::Seed(a) => migrate::run(ctx, migrate::Kind::Seed, a).await,
+        Command::Config(a) => config::run(ctx, a),
         Command::Import(a) => {
             let settings = import::ImportSettings {
                 files: a.files,
@@ -171,22 +200,22 @@ pub async fn dispatch(cli: Cli) -> Outcome {
                 }
             }
         }
-        Command::Export(a) => export_cmd(&ctx, a),
+        Command::Export(a) => export_cmd(ctx, a),
         Command::Completions(a) => completions::run(a),
-        Command::Artisan(a) => shortcuts::run(&ctx, Shortcut::Artisan, a).await,
-        Command::Composer(a) => shortcuts::run(&ctx, Shortcut::Composer, a).await,
-        Command::Php(a) => shortcuts::run(&ctx, Shortcut::Php, a).await,
+        Command::Artisan(a) => shortcuts::run(ctx, Shortcut::Artisan, a).await,
+        Command::Composer(a) => shortcuts::run(ctx, Shortcut::Composer, a).await,
+        Command::Php(a) => shortcuts::run(ctx, Shortcut::Php, a).await,
         Command::Tinker => {
             let none = crate::cli::PassArgs { args: Vec::new() };
-            shortcuts::run(&ctx, Shortcut::Tinker, none).await
+            shortcuts::run(ctx, Shortcut::Tinker, none).await
         }
-        Command::Psql(a) => shortcuts::run(&ctx, Shortcut::Psql, a).await,
-        Command::RedisCli(a) => shortcuts::run(&ctx, Shortcut::RedisCli, a).await,
-        Command::Shell(a) => shortcuts::shell(&ctx, a).await,
-        Command::Db(c) => db::run(&ctx, c).await,
-        Command::Xdebug(a) => xdebug::run(&ctx, a).await,
-        Command::Ls(a) => ls::run(&ctx, a).await,
-        Command::Open(a) => open::run(&ctx, a).await,
+        Command::Psql(a) => shortcuts::run(ctx, Shortcut::Psql, a).await,
+        Command::RedisCli(a) => shortcuts::run(ctx, Shortcut::RedisCli, a).await,
+        Command::Shell(a) => shortcuts::shell(ctx, a).await,
+        Command::Db(c) => db::run(ctx, c).await,
+        Command::Xdebug(a) => xdebug::run(ctx, a).await,
+        Command::Ls(a) => ls::run(ctx, a).await,
+        Command::Open(a) => open::run(ctx, a).await,
     }
 }
 

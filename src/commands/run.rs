@@ -1,13 +1,15 @@
 //! `devenv run SERVICE -- CMD…`: a one-off container of a service on the
-//! project network (its dependencies started first), output streamed, exit
+//! project network (its dependencies started first), with the terminal
+//! attached as `exec` has it (stdin passed in, a TTY on a terminal), exit
 //! code passed through.
 
-use std::io::Write;
+use std::time::Duration;
 
-use super::exec::exit_code;
+use super::exec::{exit_code, stty};
 use super::{Context, Outcome};
 use crate::cli::RunArgs;
 use crate::engine::OneOff;
+use crate::interrupt;
 use crate::lifecycle::{self, UpError};
 
 pub async fn run(ctx: &Context, args: RunArgs) -> Outcome {
@@ -23,19 +25,41 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Outcome {
     } else {
         args.command
     };
+    // Like `exec`: stdin is passed in, and a TTY given when devenv runs on one.
+    let term = console::Term::stdout();
+    let tty = (term.is_term() && console::user_attended_stderr()).then(|| term.size());
     let oneoff = OneOff {
         name: format!("{}-{}-run-{}", stack.project, svc.name, std::process::id()),
         command,
-        tmpfs: Vec::new(),
+        stdin: true,
+        tty: tty.is_some(),
+        ..OneOff::default()
     };
-    let mut out = std::io::stdout();
-    let (id, code) = lifecycle::run_oneoff(&engine, &stack, &svc, &oneoff, |chunk| {
-        let _ = out.write_all(chunk.as_bytes());
-        let _ = out.flush();
-    })
-    .await?;
+    ctx.reporter().clear();
+    let id = engine
+        .create_container(&stack, &svc, "oneoff", Some(&oneoff))
+        .await?;
+    // The terminal goes raw for the container's TTY and is put back after.
+    let saved = tty.and_then(|_| stty(&["-g"]));
+    if saved.is_some() {
+        stty(&["raw", "-echo"]);
+    }
+    let result = tokio::select! {
+        r = engine.start_attached(&id, tty) => r.map(exit_code),
+        // Without a TTY, Ctrl-C reaches devenv rather than the command: stop it.
+        () = interrupt::first() => {
+            let stopped = tokio::select! {
+                r = engine.stop_container(&id, Duration::from_secs(10)) => r,
+                () = interrupt::second() => engine.stop_container(&id, Duration::ZERO).await,
+            };
+            stopped.map(|()| interrupt::EXIT_CODE)
+        }
+    };
+    if let Some(saved) = saved {
+        stty(&[saved.trim()]);
+    }
     if args.rm {
         engine.remove_container(&id).await?;
     }
-    Ok(exit_code(code))
+    Ok(result?)
 }

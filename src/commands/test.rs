@@ -10,28 +10,33 @@ use super::exec::exit_code;
 use super::{Context, Failure, Outcome};
 use crate::cli::TestArgs;
 use crate::lifecycle::UpError;
-use crate::testrun::{self, TestError, TestOptions, TestOutput, TestReport};
+use crate::testrun::{self, files, TestError, TestOptions, TestOutput, TestReport};
 use crate::ui::prefixed;
 
 pub async fn run(ctx: &Context, args: TestArgs) -> Outcome {
     let stack = ctx.stack()?;
     let engine = ctx.engine().await?;
+    let mut phpunit_args = args.phpunit_args;
+    if let Some(source) = stack.test.as_ref().and_then(|t| t.source.as_deref()) {
+        phpunit_args = files::container_args(&phpunit_args, &ctx.load.cwd, &stack.root, source);
+        // PHPUnit sees a pipe in the container: ask for the colours the
+        // app's configuration wants when the user's terminal can show them.
+        let colors = files::phpunit_config(source)
+            .and_then(|c| std::fs::read_to_string(c).ok())
+            .is_some_and(|c| files::wants_colors(&c));
+        let terminal = console::Term::stdout().is_term() && console::colors_enabled();
+        if colors && terminal && !phpunit_args.iter().any(|a| a.starts_with("--colors")) {
+            phpunit_args.insert(0, "--colors=always".into());
+        }
+    }
     let opts = TestOptions {
         parallel: usize::from(args.parallel),
         fresh: args.fresh,
-        phpunit_args: args.phpunit_args,
+        phpunit_args,
     };
-    let cancel = async {
-        // Without a signal handler there is nothing to wait for, not a reason to stop.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+    let cancel = crate::interrupt::first();
     match testrun::run(&engine, &stack, &opts, ctx.reporter(), &Stdout, cancel).await {
-        Ok(report) => {
-            print_summary(&report);
-            Ok(exit_code(report.code()))
-        }
+        Ok(report) => Ok(print_summary(&report)),
         Err(e) => {
             match &e {
                 TestError::Migrate { output, .. } => print_lines("migrate", output),
@@ -50,14 +55,16 @@ struct Stdout;
 
 impl TestOutput for Stdout {
     fn output(&self, worker: Option<usize>, text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = match worker {
-            None => out.write_all(text.as_bytes()),
-            Some(n) => {
-                write!(out, "{}", prefixed(&format!("w{n}"), text))
-            }
-        };
-        let _ = out.flush();
+        crate::ui::suspended(|| {
+            let mut out = std::io::stdout().lock();
+            let _ = match worker {
+                None => out.write_all(text.as_bytes()),
+                Some(n) => {
+                    write!(out, "{}", prefixed(&format!("w{n}"), text))
+                }
+            };
+            let _ = out.flush();
+        })
     }
 }
 
@@ -68,16 +75,26 @@ fn print_lines(source: &str, lines: &[String]) {
 }
 
 /// `✔ 9 tests, 21 assertions: 0 failures, 0 errors, 0 skipped in 0.84s`,
-/// then the failed tests, one per line.
-fn print_summary(report: &TestReport) {
+/// then the failed tests, one per line; returns the exit code: PHPUnit's,
+/// and 1 when it ran no test at all (a filter or path that matched nothing).
+fn print_summary(report: &TestReport) -> u8 {
     let workers = report.workers.len();
+    let code = exit_code(report.code());
+    let none_ran = report.summary().is_none_or(|s| s.tests == 0);
+    if none_ran && (code == 0 || report.summary().is_some()) {
+        println!(
+            "{} no tests executed: the arguments or the configuration matched no test",
+            style("✘").red()
+        );
+        return code.max(1);
+    }
     let Some(s) = report.summary() else {
         println!(
             "{} no JUnit report: PHPUnit exited with code {} before writing one",
             style("✘").red(),
             report.code()
         );
-        return;
+        return code;
     };
     let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     let mark = if s.passed() && report.code() == 0 {
@@ -112,4 +129,5 @@ fn print_summary(report: &TestReport) {
     for name in &s.failed {
         println!("  {} {name}", style("failed:").red());
     }
+    code
 }

@@ -1,15 +1,21 @@
 //! `devenv up`: reconcile and start the stack, wait for readiness, print
 //! where to reach it, then (unless `-d`) follow the logs and sync source
-//! changes by the `watch` rules until Ctrl-C.
+//! changes by the `watch` rules until Ctrl-C, which stops the stack (a
+//! second Ctrl-C kills it). Interrupted, it exits 130.
 
 use std::time::{Duration, Instant};
 
 use console::style;
 
-use super::{logs, Context, Outcome};
+use futures_util::future::join_all;
+
+use super::{logs, Context, Failure, Outcome};
 use crate::cli::UpArgs;
 use crate::config::model::{Probe, Stack};
+use crate::engine::Engine;
+use crate::interrupt;
 use crate::lifecycle::{self, ServiceOutcome, UpError, UpOptions};
+use crate::report::Reporter;
 use crate::watch;
 
 pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
@@ -22,49 +28,114 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         build: args.build,
         no_hooks: args.no_hooks,
         no_seeds: false,
+        create_paths: args.create_paths,
     };
-    let outcomes = match lifecycle::up(&engine, &stack, &opts, reporter.clone()).await {
-        Ok(o) => o,
-        Err(e) => {
-            if let UpError::NotReady { service, logs, .. } = &e {
-                for line in logs {
-                    eprintln!("{}", crate::ui::prefixed(service, line));
+    let selected = lifecycle::select(&stack, &opts.services)?;
+    let outcomes = tokio::select! {
+        r = lifecycle::up(&engine, &stack, &opts, reporter.clone()) => match r {
+            Ok(o) => o,
+            Err(e) => {
+                reporter.clear();
+                if let UpError::NotReady { service, logs, .. } = &e {
+                    for line in logs {
+                        crate::ui::print_err(&crate::ui::prefixed(service, line));
+                    }
                 }
+                return Err(e.into());
             }
-            return Err(e.into());
+        },
+        // Interrupted before everything was ready: an attached `up` owns the
+        // stack for its session, so it stops what it started; `-d` leaves
+        // it for the next `up` to finish.
+        () = interrupt::first() => {
+            reporter.clear();
+            if args.detach {
+                // A hook left running would go on in the container.
+                for c in engine.list_containers(&stack.project).await? {
+                    if selected.contains(&c.service) && !c.oneoff && c.state == "running" {
+                        lifecycle::stop_hook(&engine, &c.id).await;
+                    }
+                }
+            } else {
+                stop(&engine, &stack, &selected, reporter.as_ref()).await?;
+            }
+            return Ok(interrupt::EXIT_CODE);
         }
     };
+    reporter.clear();
     print_summary(&stack, &outcomes, start.elapsed());
     if args.detach {
         return Ok(0);
     }
     let services: Vec<String> = outcomes.iter().map(|o| o.service.clone()).collect();
-    eprintln!("{}", style("following logs; Ctrl-C stops the stack").dim());
+    eprintln!(
+        "{}",
+        style("following logs; Ctrl-C stops the stack (twice: kills it)").dim()
+    );
     // Live sync alongside the logs; if it cannot start, say why and keep following.
     let watching = async {
         if watch::has_rules(&stack, &services) {
             if let Err(e) = watch::run(&engine, &stack, &services, reporter.clone()).await {
-                eprintln!("{:?}", miette::Report::new(e));
+                crate::ui::print_err(&format!("{:?}", miette::Report::new(e)));
             }
         }
         std::future::pending::<()>().await
     };
     tokio::select! {
-        r = logs::follow(&engine, &stack, &services, None) => r?,
+        r = logs::follow(&engine, &stack, &services, None, logs::Until::Removed) => {
+            // Every container is gone: someone ran `devenv down` elsewhere.
+            r?;
+            eprintln!("{}", style("the stack's containers were removed; nothing left to follow").dim());
+            return Ok(0);
+        }
         _ = watching => {}
-        _ = tokio::signal::ctrl_c() => {}
+        () = interrupt::first() => {}
     }
-    eprintln!("{}", style("stopping…").dim());
-    let containers = engine.list_containers(&stack.project).await?;
-    let stops = containers
-        .iter()
-        .filter(|c| services.contains(&c.service))
-        .map(|c| engine.stop_container(&c.id, Duration::from_secs(10)));
-    for r in futures_util::future::join_all(stops).await {
-        r?;
-    }
-    Ok(0)
+    stop(&engine, &stack, &services, reporter.as_ref()).await?;
+    Ok(interrupt::EXIT_CODE)
 }
+
+/// Stops the containers of `services` gracefully, or kills them when Ctrl-C
+/// is pressed again meanwhile.
+async fn stop(
+    engine: &Engine,
+    stack: &Stack,
+    services: &[String],
+    reporter: &dyn Reporter,
+) -> Result<(), Failure> {
+    // Twice: a container whose start was under way when `up` was
+    // interrupted shows up running only after the first pass.
+    for _ in 0..2 {
+        let containers: Vec<_> = engine
+            .list_containers(&stack.project)
+            .await?
+            .into_iter()
+            .filter(|c| services.contains(&c.service) && !c.oneoff && c.state != "exited")
+            .collect();
+        if containers.is_empty() {
+            break;
+        }
+        let stop_all = |timeout: Duration| {
+            join_all(containers.iter().map(move |c| async move {
+                reporter.task(&c.service, "stopping");
+                engine.stop_container(&c.id, timeout).await?;
+                reporter.done(&c.service, "stopped", true);
+                Ok::<_, crate::engine::EngineError>(())
+            }))
+        };
+        let results = tokio::select! {
+            r = stop_all(STOP_TIMEOUT) => r,
+            () = interrupt::second() => stop_all(Duration::ZERO).await,
+        };
+        for r in results {
+            r?;
+        }
+    }
+    Ok(())
+}
+
+/// How long a container gets to stop after SIGTERM before the engine kills it.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One line per service: what happened, how fast it got ready, where to reach it.
 fn print_summary(stack: &Stack, outcomes: &[ServiceOutcome], elapsed: Duration) {

@@ -1,5 +1,5 @@
 //! `devenv watch [SERVICE…]`: live sync for a stack started with `up -d`,
-//! until Ctrl-C (attached `devenv up` watches by itself).
+//! until Ctrl-C (exit 130; attached `devenv up` watches by itself).
 
 use super::{Context, Outcome};
 use crate::cli::ServicesArgs;
@@ -17,7 +17,7 @@ pub async fn run(ctx: &Context, args: ServicesArgs) -> Outcome {
     let engine = ctx.engine().await?;
     tokio::select! {
         r = crate::watch::run(&engine, &stack, &args.services, ctx.reporter()) => r?,
-        _ = tokio::signal::ctrl_c() => {}
+        () = crate::interrupt::first() => return Ok(crate::interrupt::EXIT_CODE),
     }
     Ok(0)
 }

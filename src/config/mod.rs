@@ -203,6 +203,28 @@ pub fn parse(
                         Some(format!("pass `--profile {}`", d.profiles[0])),
                     ));
                 }
+                // Compose refuses this too: with nothing to probe, "ready"
+                // would silently mean "started".
+                Some((d, _, _))
+                    if svc.depends_on[dep] == model::Condition::Ready && d.ready.is_none() =>
+                {
+                    let example = d
+                        .ports
+                        .first()
+                        .map(|p| format!("ready = {{ tcp = {} }}", p.container))
+                        .unwrap_or_else(|| "ready = { exec = [\"…\"] }".to_string());
+                    return Err(ConfigError::invalid(
+                        &src,
+                        span,
+                        format!(
+                            "service `{name}` waits for `{dep}` to be ready, but `{dep}` has no `ready` probe"
+                        ),
+                        "nothing to wait on",
+                        Some(format!(
+                            "add a probe to `{dep}` (e.g. `{example}`), or wait for `started`"
+                        )),
+                    ));
+                }
                 Some(_) => {}
             }
         }
@@ -255,11 +277,18 @@ pub fn parse(
 
     let test = testrun::resolve(&ctx, raw.test.as_ref(), &services)?;
 
+    let inactive = all
+        .iter()
+        .filter(|(_, (s, _, _))| !active(&s.profiles))
+        .map(|(k, _)| k.clone())
+        .collect();
+
     Ok(Stack {
         project,
         file: file.to_path_buf(),
         root: root.to_path_buf(),
         services,
+        inactive,
         volumes,
         k8s: raw.k8s,
         test,
@@ -272,11 +301,24 @@ fn check_host_ports(
     all: &IndexMap<String, (model::Service, std::ops::Range<usize>, &raw::RawService)>,
     services: &IndexMap<String, model::Service>,
 ) -> Result<(), ConfigError> {
-    let mut seen: HashMap<(Option<String>, u16, model::Protocol), &str> = HashMap::new();
+    // A port on every address (no IP, `0.0.0.0`, `::`) clashes with the same
+    // port on any one address: the engine would fail half-way through `up`.
+    let wildcard = |ip: &Option<String>| {
+        ip.as_deref()
+            .is_none_or(|ip| ip == "0.0.0.0" || ip == "::" || ip == "[::]")
+    };
+    let mut seen: Vec<(Option<String>, u16, model::Protocol, &str)> = Vec::new();
     for (name, svc) in services {
         for p in &svc.ports {
             let Some(host) = p.host else { continue };
-            if let Some(other) = seen.insert((p.host_ip.clone(), host, p.protocol), name) {
+            let clash = seen.iter().find(|(ip, port, proto, _)| {
+                *port == host
+                    && *proto == p.protocol
+                    && (ip == &p.host_ip || wildcard(ip) || wildcard(&p.host_ip))
+            });
+            let clash = clash.map(|(_, _, _, other)| *other);
+            seen.push((p.host_ip.clone(), host, p.protocol, name));
+            if let Some(other) = clash {
                 if other != name {
                     return Err(ConfigError::invalid(
                         src,

@@ -20,6 +20,10 @@ pub struct Stack {
     pub root: PathBuf,
     /// Services enabled by the active profiles, in file order.
     pub services: IndexMap<String, Service>,
+    /// Services of the file left out by the active profiles: still part of
+    /// the stack (their containers are not orphans), just not started.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inactive: Vec<String>,
     /// Named volumes used by the services (declared or implied by a mount).
     pub volumes: IndexMap<String, Volume>,
     /// The top-level `[k8s]` table, read only by export.
@@ -40,6 +44,7 @@ impl Stack {
             file: root.join("dev.toml"),
             root,
             services: IndexMap::new(),
+            inactive: Vec::new(),
             volumes: IndexMap::new(),
             k8s: None,
             test: None,
@@ -226,7 +231,7 @@ pub struct Volume {
 pub enum Condition {
     /// The container is running.
     Started,
-    /// Its readiness probe passed (or it is running, when it has none).
+    /// Its readiness probe passed (config refuses it on a service without one).
     Ready,
     /// It ran to completion with exit code 0 (one-off jobs).
     Completed,
@@ -350,7 +355,7 @@ pub enum Restart {
     UnlessStopped,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Hooks {
     /// Shell commands run in the container, in order, once it is ready.
     pub after_up: Vec<String>,
@@ -358,6 +363,20 @@ pub struct Hooks {
     pub migrate: Vec<String>,
     /// `devenv seed`'s commands.
     pub seed: Vec<String>,
+    /// How long one command may run before it is stopped and `up` fails.
+    #[serde(with = "duration_secs")]
+    pub timeout: Duration,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            after_up: Vec::new(),
+            migrate: Vec::new(),
+            seed: Vec::new(),
+            timeout: Duration::from_secs(600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -197,6 +197,8 @@ pub struct RawHooks {
     pub migrate: Option<Vec<S<String>>>,
     /// What `devenv seed` runs (default: the `after_up` commands that seed).
     pub seed: Option<Vec<S<String>>>,
+    /// How long one hook command may run (default 10 minutes).
+    pub timeout: Option<S<RawDuration>>,
 }
 
 #[derive(Debug, Deserialize)]

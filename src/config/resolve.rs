@@ -271,7 +271,20 @@ pub fn resolve_service(
                     .cloned()
                     .collect()
             };
+            let timeout = match &h.value.timeout {
+                Some(t) => parse_duration(t.get_ref()).map_err(|why| {
+                    ConfigError::invalid(
+                        h.src,
+                        t.span(),
+                        format!("invalid `hooks.timeout`: {why}"),
+                        "here",
+                        Some("write seconds (`90`) or a duration (`90s`, `2m`, `500ms`)".into()),
+                    )
+                })?,
+                None => Hooks::default().timeout,
+            };
             Hooks {
+                timeout,
                 migrate: h
                     .value
                     .migrate

@@ -171,6 +171,12 @@ pub struct ContainerStatus {
     /// Container port → published host port.
     pub published: HashMap<u16, u16>,
     pub started_at: Option<String>,
+    /// How often the engine restarted it by its restart policy.
+    pub restart_count: i64,
+    /// The engine is about to start it again (restart policy).
+    pub restarting: bool,
+    /// The kernel killed it for want of memory.
+    pub oom_killed: bool,
 }
 
 /// Who and where an attached exec runs: the container's defaults when unset.
@@ -189,6 +195,10 @@ pub struct OneOff {
     pub name: String,
     pub command: Vec<String>,
     pub tmpfs: Vec<String>,
+    /// Keep stdin open for the user's input (`devenv run`).
+    pub stdin: bool,
+    /// Allocate a terminal (`devenv run` on one).
+    pub tty: bool,
 }
 
 /// Names of the objects devenv makes for a project.
@@ -552,6 +562,10 @@ impl Engine {
             exposed_ports: Some(exposed),
             // The hostname would shadow the service's DNS name inside a one-off.
             hostname: aliases.as_ref().map(|_| svc.name.clone()),
+            tty: oneoff.map(|o| o.tty),
+            open_stdin: oneoff.map(|o| o.stdin),
+            stdin_once: oneoff.map(|o| o.stdin),
+            attach_stdin: oneoff.map(|o| o.stdin),
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings),
                 binds: Some(binds),
@@ -742,6 +756,9 @@ impl Engine {
             ip,
             published,
             started_at: state.started_at,
+            restart_count: info.restart_count.unwrap_or(0),
+            restarting: state.restarting.unwrap_or(false),
+            oom_killed: state.oom_killed.unwrap_or(false),
         })
     }
 
@@ -767,6 +784,31 @@ impl Engine {
             stdout: true,
             stderr: true,
             tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let id = id.to_string();
+        self.docker.logs(&id, Some(opts)).map(move |item| {
+            item.map(|out| String::from_utf8_lossy(&out.into_bytes()).into_owned())
+                .map_err(EngineError::api(format!("reading logs of `{id}`")))
+        })
+    }
+
+    /// Log lines from `since` (unix seconds) on, each behind its RFC 3339
+    /// timestamp, as they come: picks a restarted container up where its
+    /// new run began (the caller drops the earlier lines of that second).
+    pub fn follow_logs_since(
+        &self,
+        id: &str,
+        since: i64,
+    ) -> impl Stream<Item = Result<String, EngineError>> + Send + 'static {
+        let opts = LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            // The API takes 32-bit seconds; good until 2038.
+            since: i32::try_from(since).unwrap_or(i32::MAX),
+            timestamps: true,
+            tail: "all".to_string(),
             ..Default::default()
         };
         let id = id.to_string();
@@ -935,6 +977,84 @@ impl Engine {
             .await
             .map_err(EngineError::api(action))?;
         Ok(info.exit_code.unwrap_or(-1))
+    }
+
+    /// Starts a created container (a one-off made with `stdin`) with the
+    /// user's terminal attached, as [`Engine::exec_attached`] does for an
+    /// exec: stdin goes in, output comes out, and with `tty` the container's
+    /// terminal gets the user's size. Returns its exit code once it stops.
+    pub async fn start_attached(
+        &self,
+        id: &str,
+        tty: Option<(u16, u16)>,
+    ) -> Result<i64, EngineError> {
+        use bollard::query_parameters::{AttachContainerOptions, ResizeContainerTTYOptions};
+        use std::io::Write;
+        use tokio::io::AsyncWriteExt;
+        let action = format!("attaching to `{id}`");
+        let opts = AttachContainerOptions {
+            stream: true,
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        // Attached before the start, so not a byte of output is lost.
+        let bollard::container::AttachContainerResults {
+            mut output,
+            mut input,
+        } = self
+            .docker
+            .attach_container(id, Some(opts))
+            .await
+            .map_err(EngineError::api(action.clone()))?;
+        self.start_container(id).await?;
+        if let Some((rows, cols)) = tty {
+            // Best effort: a wrong size only makes full-screen programs look odd.
+            let _ = self
+                .docker
+                .resize_container_tty(
+                    id,
+                    ResizeContainerTTYOptions {
+                        h: i32::from(rows),
+                        w: i32::from(cols),
+                    },
+                )
+                .await;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 || tx.blocking_send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        // At the end of the user's input the container's stdin closes too
+        // (`echo x | devenv run … cat` ends).
+        let forward = tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if input.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            let _ = input.shutdown().await;
+        });
+        while let Some(chunk) = output.next().await {
+            let chunk = chunk.map_err(EngineError::api(action.clone()))?;
+            if let bollard::container::LogOutput::StdErr { message } = chunk {
+                let _ = std::io::stderr().write_all(&message);
+            } else {
+                let mut out = std::io::stdout();
+                let _ = out.write_all(&chunk.into_bytes());
+                let _ = out.flush();
+            }
+        }
+        forward.abort();
+        self.wait_container(id).await
     }
 
     /// Creates an exec whose output is attached; returns its id.
@@ -1146,6 +1266,21 @@ impl Engine {
             .await
             .map(drop)
             .map_err(EngineError::api(format!("creating volume `{name}`")))
+    }
+
+    /// The driver and driver options an existing volume of the project was
+    /// created with; `None` when it does not exist yet.
+    pub async fn volume_driver(
+        &self,
+        project: &str,
+        volume: &str,
+    ) -> Result<Option<(String, std::collections::BTreeMap<String, String>)>, EngineError> {
+        let name = volume_name(project, volume);
+        match self.docker.inspect_volume(&name).await {
+            Ok(v) => Ok(Some((v.driver, v.options.into_iter().collect()))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(EngineError::api(format!("inspecting volume `{name}`"))(e)),
+        }
     }
 
     /// The volumes labelled as the project's (whichever folder made them).

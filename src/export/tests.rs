@@ -179,6 +179,7 @@ pub(crate) fn laravel_stack() -> Stack {
             .into_iter()
             .map(|s| (s.name.clone(), s))
             .collect(),
+        inactive: Vec::new(),
         volumes: [("pgdata", Volume::default()), ("s3data", Volume::default())]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))

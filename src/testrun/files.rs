@@ -88,6 +88,45 @@ pub fn phpunit_config(source: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Whether the app's PHPUnit configuration asks for colours
+/// (`<phpunit colors="true">`); PHPUnit itself only honours it on a
+/// terminal, which a container's piped output is not.
+pub fn wants_colors(config: &str) -> bool {
+    let Some(start) = config.find("<phpunit") else {
+        return false;
+    };
+    let head = &config[start..];
+    let head = &head[..head.find('>').unwrap_or(head.len())];
+    head.contains("colors=\"true\"") || head.contains("colors='true'")
+}
+
+/// The PHPUnit arguments as the container needs them: a test path the
+/// user gave relative to where they stand, or to the repository root,
+/// becomes relative to the app folder (PHPUnit's working folder there).
+/// Anything else is passed as it is.
+pub fn container_args(args: &[String], cwd: &Path, root: &Path, source: &Path) -> Vec<String> {
+    let source = source
+        .canonicalize()
+        .unwrap_or_else(|_| source.to_path_buf());
+    args.iter()
+        .map(|arg| {
+            if arg.starts_with('-') || Path::new(arg).is_absolute() {
+                return arg.clone();
+            }
+            [cwd, root]
+                .iter()
+                .filter_map(|base| base.join(arg).canonicalize().ok())
+                .find_map(|full| {
+                    full.strip_prefix(&source)
+                        .ok()
+                        .map(|rel| rel.to_string_lossy().into_owned())
+                })
+                .map(|rel| if rel.is_empty() { ".".to_string() } else { rel })
+                .unwrap_or_else(|| arg.clone())
+        })
+        .collect()
+}
+
 /// The app's configuration with its test suites replaced by one suite of
 /// `files` (relative to the configuration's folder), so a worker runs just
 /// its share with the app's bootstrap, env and settings unchanged.
@@ -116,6 +155,37 @@ pub fn worker_config(config: &str, files: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_paths_from_the_users_folder_or_the_repo_root_become_app_relative() {
+        let repo = tempfile::tempdir().unwrap();
+        let app = repo.path().join("examples/app");
+        std::fs::create_dir_all(app.join("tests/Unit")).unwrap();
+        std::fs::write(app.join("tests/Unit/ATest.php"), "").unwrap();
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let from_root = container_args(
+            &args(&["examples/app/tests/Unit/ATest.php", "--filter", "x"]),
+            repo.path(),
+            repo.path(),
+            &app,
+        );
+        assert_eq!(from_root, args(&["tests/Unit/ATest.php", "--filter", "x"]));
+        let from_tests = container_args(&args(&["Unit"]), &app.join("tests"), repo.path(), &app);
+        assert_eq!(from_tests, args(&["tests/Unit"]));
+        let unknown = container_args(&args(&["NoSuchPath"]), &app, repo.path(), &app);
+        assert_eq!(unknown, args(&["NoSuchPath"]));
+    }
+
+    #[test]
+    fn colours_are_read_from_the_phpunit_element() {
+        assert!(wants_colors(
+            "<?xml?>\n<phpunit bootstrap=\"a\"\n colors=\"true\">"
+        ));
+        assert!(!wants_colors(
+            "<phpunit colors=\"false\"><php colors=\"true\"/>"
+        ));
+        assert!(!wants_colors("<other/>"));
+    }
 
     #[test]
     fn the_hash_follows_names_contents_and_the_command() {

@@ -30,7 +30,7 @@
 //! database is never connected to. One test run at a time per project (a
 //! lock), so everything named `devenv_test_*` at the start is stale.
 
-mod files;
+pub mod files;
 pub mod junit;
 
 use std::future::Future;
@@ -663,7 +663,9 @@ impl Run<'_> {
             w.code = code;
             w.summary = summary;
         }
-        self.reporter.done("test", "PHPUnit finished", true);
+        // Green only when PHPUnit says so: never a green line above a red summary.
+        let passed = workers.iter().all(|w| w.code == 0);
+        self.reporter.done("test", "PHPUnit finished", passed);
         Ok(TestReport {
             template,
             built_in,
@@ -729,6 +731,7 @@ impl Run<'_> {
             name: name.clone(),
             command: vec!["sh".into(), "-c".into(), self.settings.migrate.clone()],
             tmpfs: self.tmpfs(),
+            ..OneOff::default()
         };
         let svc = self.service(&build, None, None);
         let mut output = String::new();
@@ -853,6 +856,7 @@ impl Run<'_> {
             name: name.clone(),
             command,
             tmpfs: self.tmpfs(),
+            ..OneOff::default()
         };
         let svc = self.service(&worker.database, worker.redis_db, config);
         let number = worker.number;

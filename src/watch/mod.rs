@@ -488,6 +488,7 @@ impl Watcher<'_> {
 
     async fn restart(&mut self, service: &str, id: &str) {
         let started = Instant::now();
+        lifecycle::note_restart(service, "a `restart` watch rule fired");
         if let Err(e) = self.engine.restart_container(id).await {
             return self.fail(service, "restart", &e);
         }
@@ -508,11 +509,12 @@ impl Watcher<'_> {
     async fn rebuild(&mut self, service: &str) {
         let started = Instant::now();
         self.reporter.task(service, "rebuilding");
+        lifecycle::note_restart(service, "a `rebuild` watch rule rebuilt it");
         let opts = UpOptions {
             services: vec![service.to_string()],
             build: true,
             no_hooks: false,
-            no_seeds: false,
+            ..UpOptions::default()
         };
         match lifecycle::up(self.engine, self.stack, &opts, self.reporter.clone()).await {
             Ok(_) => self.reporter.done(
