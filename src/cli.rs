@@ -210,8 +210,15 @@ pub struct LogsArgs {
     #[arg(short = 'f', long)]
     pub follow: bool,
     /// Lines from the end of each log
-    #[arg(long)]
+    #[arg(short = 'n', long)]
     pub tail: Option<usize>,
+    /// Each line behind the time the container printed it
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Only lines since then: a duration back (`10m`, `1h30m`) or a time
+    /// (`2026-11-30T09:00:00Z`)
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
     pub services: Vec<String>,
 }
 

@@ -132,6 +132,21 @@ fn shortcuts_run_in_the_right_service_with_the_stack_credentials() {
         "PONG"
     );
 
+    // logs: Compose's -n, -t and --since.
+    let o = p.ok(&["logs", "-n", "1", "-t", "cache"]);
+    let lines: Vec<&str> = std::str::from_utf8(&o.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), 1, "{}", text(&o));
+    let year = lines[0].split(" | ").nth(1).unwrap_or_default();
+    assert!(
+        year.starts_with("20") && year.contains('T'),
+        "a timestamp first: {}",
+        lines[0]
+    );
+    let o = p.ok(&["logs", "--since", "2000-01-01T00:00:00Z", "cache"]);
+    assert!(!out(&o).is_empty());
+    let o = p.run(&["logs", "--since", "yesterday-ish", "cache"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
     // exec: Compose's flags, and the command without `--`.
     let o = p.ok(&[
         "exec",

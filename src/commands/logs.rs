@@ -15,7 +15,7 @@ use futures_util::stream::StreamExt;
 use super::{Context, Outcome};
 use crate::cli::LogsArgs;
 use crate::config::model::{Restart, Stack};
-use crate::engine::{ContainerInfo, Engine, EngineError};
+use crate::engine::{ContainerInfo, Engine, EngineError, LogsFrom};
 use crate::interrupt;
 use crate::lifecycle::{explain_exit, take_restart_note};
 
@@ -42,24 +42,59 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> Outcome {
     } else {
         args.services
     };
+    let from = LogsFrom {
+        tail: args.tail,
+        since: args.since.as_deref().map(since).transpose()?,
+        timestamps: args.timestamps,
+    };
     if args.follow {
         tokio::select! {
-            r = follow(&engine, &stack, &services, args.tail, Until::Stopped) => r?,
+            r = follow(&engine, &stack, &services, from, Until::Stopped) => r?,
             () = interrupt::first() => return Ok(interrupt::EXIT_CODE),
         }
     } else {
         for c in engine.list_containers(&stack.project).await? {
             if services.contains(&c.service) && !c.oneoff {
-                for line in engine
-                    .tail_logs(&c.id, args.tail.unwrap_or(usize::MAX))
-                    .await?
-                {
-                    print_line(&c.service, &line);
+                let mut stream = engine.logs_from(&c.id, &from, false).boxed();
+                while let Some(chunk) = stream.next().await {
+                    for line in chunk?.lines() {
+                        print_line(&c.service, line);
+                    }
                 }
             }
         }
     }
     Ok(0)
+}
+
+/// `--since`: a duration back from now (`10m`) or a time (RFC 3339), as unix seconds.
+fn since(when: &str) -> Result<i64, super::Failure> {
+    let now = std::time::SystemTime::now();
+    let at = humantime::parse_duration(when)
+        .ok()
+        .and_then(|back| now.checked_sub(back))
+        .or_else(|| humantime::parse_rfc3339_weak(when).ok())
+        .ok_or_else(|| {
+            super::Failure::new(
+                BadSince {
+                    when: when.to_string(),
+                },
+                2,
+            )
+        })?;
+    Ok(at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64))
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("`--since {when}` is neither a duration nor a time")]
+#[diagnostic(
+    code(devenv::logs::since),
+    help("write a duration back from now (`10m`, `1h30m`) or a time (`2026-11-30T09:00:00Z`)")
+)]
+struct BadSince {
+    when: String,
 }
 
 fn print_line(service: &str, line: &str) {
@@ -93,12 +128,12 @@ pub async fn follow(
     engine: &Engine,
     stack: &Stack,
     services: &[String],
-    tail: Option<usize>,
+    from: LogsFrom,
     until: Until,
 ) -> Result<(), EngineError> {
     let jobs = services
         .iter()
-        .map(|s| follow_service(engine, stack, s, tail, until));
+        .map(|s| follow_service(engine, stack, s, from, until));
     join_all(jobs).await.into_iter().collect()
 }
 
@@ -109,7 +144,7 @@ async fn follow_service(
     engine: &Engine,
     stack: &Stack,
     service: &str,
-    tail: Option<usize>,
+    from: LogsFrom,
     until: Until,
 ) -> Result<(), EngineError> {
     let mut last: Option<Instance> = None;
@@ -122,7 +157,7 @@ async fn follow_service(
         let started = st.started_at.clone().unwrap_or_default();
         let instance = (c.id.clone(), started.clone());
         let mut stream = match &last {
-            None => engine.follow_logs(&c.id, tail, true).boxed(),
+            None => engine.logs_from(&c.id, &from, true).boxed(),
             Some(prev) => {
                 if *prev != instance {
                     print_event(service, &restarted_line(stack, service, last_exit.take()));

@@ -82,7 +82,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         std::future::pending::<()>().await
     };
     tokio::select! {
-        r = logs::follow(&engine, &stack, &services, None, logs::Until::Removed) => {
+        r = logs::follow(&engine, &stack, &services, Default::default(), logs::Until::Removed) => {
             // Every container is gone: someone ran `devenv down` elsewhere.
             r?;
             eprintln!("{}", style("the stack's containers were removed; nothing left to follow").dim());

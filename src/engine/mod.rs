@@ -179,6 +179,15 @@ pub struct ContainerStatus {
     pub oom_killed: bool,
 }
 
+/// Which log lines to show: the last `tail`, those since a unix time, and
+/// whether each carries its timestamp.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogsFrom {
+    pub tail: Option<usize>,
+    pub since: Option<i64>,
+    pub timestamps: bool,
+}
+
 /// Who and where an attached exec runs: the container's defaults when unset.
 #[derive(Debug, Clone, Default)]
 pub struct ExecAs {
@@ -779,11 +788,31 @@ impl Engine {
         tail: Option<usize>,
         follow: bool,
     ) -> impl Stream<Item = Result<String, EngineError>> + Send + 'static {
+        let from = LogsFrom {
+            tail,
+            ..LogsFrom::default()
+        };
+        self.logs_from(id, &from, follow)
+    }
+
+    /// Log output from where `from` says (`logs -n/--since/-t`).
+    pub fn logs_from(
+        &self,
+        id: &str,
+        from: &LogsFrom,
+        follow: bool,
+    ) -> impl Stream<Item = Result<String, EngineError>> + Send + 'static {
         let opts = LogsOptions {
             follow,
             stdout: true,
             stderr: true,
-            tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
+            tail: from
+                .tail
+                .map_or_else(|| "all".to_string(), |n| n.to_string()),
+            since: from
+                .since
+                .map_or(0, |s| i32::try_from(s).unwrap_or(i32::MAX)),
+            timestamps: from.timestamps,
             ..Default::default()
         };
         let id = id.to_string();
