@@ -118,14 +118,25 @@ pub async fn load(
     let (program, command): (&'static str, Vec<String>) = match format {
         Format::Sql => (
             "psql",
-            words(&["psql", "-q", "-U", user, "-d", name, "-f", &inside]),
+            words(&[
+                "psql",
+                "-q",
+                "-o",
+                "/dev/null",
+                "-U",
+                user,
+                "-d",
+                name,
+                "-f",
+                &inside,
+            ]),
         ),
         Format::GzipSql => (
             "psql",
             words(&[
                 "sh",
                 "-c",
-                "gunzip -c \"$1\" | psql -q -U \"$2\" -d \"$3\"",
+                "gunzip -c \"$1\" | psql -q -o /dev/null -U \"$2\" -d \"$3\"",
                 "sh",
                 &inside,
                 user,
