@@ -4,6 +4,14 @@
 // boots it, then each line evaluated and its value shown. Variables persist
 // between lines. Ctrl-D, `exit` or `quit` leaves.
 
+// The autoloader as the app's own artisan loads it: Composer's, or the
+// app's own where it has none (an app on Debian's Laravel packages).
+foreach (['/vendor/autoload.php', '/bootstrap/autoload.php'] as $loader) {
+    if (is_file(getcwd() . $loader)) {
+        require getcwd() . $loader;
+        break;
+    }
+}
 $app = require getcwd() . '/bootstrap/app.php';
 $app->make(Illuminate\Contracts\Console\Kernel::class)->bootstrap();
 
