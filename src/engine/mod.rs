@@ -1215,13 +1215,44 @@ impl Engine {
             ..Default::default()
         };
         match self.docker.create_network(req).await {
-            Ok(_) => Ok(()),
+            Ok(created) => self.settle_network_race(&name, &created.id).await,
             // Lost a race with another devenv: the network is there, which is all we want.
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 409, ..
             }) => Ok(()),
             Err(e) => Err(EngineError::api(format!("creating network `{name}`"))(e)),
         }
+    }
+
+    /// The engine (API 1.41) lets two devenv runs that race both create the
+    /// project network, and then every use of its name is "ambiguous". Both
+    /// racers agree on the oldest network; the one that made a newer one
+    /// removes it (it is empty: nothing has used it yet).
+    async fn settle_network_race(&self, name: &str, ours: &str) -> Result<(), EngineError> {
+        let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
+        let mut same: Vec<(String, String)> = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(EngineError::api("listing networks"))?
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .map(|n| {
+                let created = n.created.map(|c| c.to_string()).unwrap_or_default();
+                (created, n.id.unwrap_or_default())
+            })
+            .collect();
+        same.sort();
+        if same.len() > 1 && same[0].1 != ours {
+            match self.docker.remove_network(ours).await {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(EngineError::api(format!("removing network `{name}`"))(e)),
+            }
+        }
+        Ok(())
     }
 
     /// The labels of the project network, or `None` when there is none.
