@@ -65,6 +65,10 @@ pub enum UpError {
     #[diagnostic(transparent)]
     Seed(#[from] crate::hooks::SeedError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Sync(#[from] crate::watch::WatchError),
+
     #[error("unknown service `{0}`")]
     #[diagnostic(code(devenv::up::unknown), help("`devenv config` lists the services"))]
     UnknownService(String),
@@ -195,6 +199,7 @@ pub async fn up(
             .get_mut(name)
             .expect("selected services exist");
         run_svc.image = image;
+        crate::watch::source::prepare(run_svc, &engine.endpoint);
         desired.insert(name.clone(), plan::config_hash(run_svc, &id));
     }
 
@@ -374,6 +379,10 @@ async fn bring_up(
         }
         Step::Remove { .. } => unreachable!("removals are done before starting"),
     };
+    // Sync mode: the container holds the working tree before it counts as ready.
+    if let Some(done) = crate::watch::sync_service(engine, stack, name, &id, reporter).await? {
+        reporter.task(name, &done);
+    }
     let ready_after = wait_ready(engine, stack, svc, &id, reporter).await?;
     if action != "running" && !opts.no_hooks {
         run_hooks(engine, svc, &id, &svc.hooks.after_up, reporter).await?;
@@ -513,6 +522,7 @@ pub async fn prepare_oneoff(
         .ensure(engine, &svc, false, reporter.as_ref())
         .await?;
     svc.ports.clear();
+    crate::watch::source::prepare(&mut svc, &engine.endpoint);
     Ok((svc, outcomes))
 }
 

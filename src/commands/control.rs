@@ -23,7 +23,7 @@ pub async fn run(ctx: &Context, action: Action, args: ServicesArgs) -> Outcome {
         .iter()
         .filter(|c| !c.oneoff && (args.services.is_empty() || args.services.contains(&c.service)));
     let jobs = chosen.map(|c| {
-        let (engine, reporter) = (&engine, reporter.clone());
+        let (engine, reporter, stack) = (&engine, reporter.clone(), &stack);
         async move {
             let done = match action {
                 Action::Stop => engine
@@ -33,8 +33,13 @@ pub async fn run(ctx: &Context, action: Action, args: ServicesArgs) -> Outcome {
                 Action::Start => engine.start_container(&c.id).await.map(|_| "started"),
                 Action::Restart => engine.restart_container(&c.id).await.map(|_| "restarted"),
             }?;
+            // Sync mode: a (re)started container holds the working tree again.
+            if !matches!(action, Action::Stop) {
+                crate::watch::sync_service(engine, stack, &c.service, &c.id, reporter.as_ref())
+                    .await?;
+            }
             reporter.done(&c.service, done, true);
-            Ok::<_, crate::engine::EngineError>(())
+            Ok::<_, super::Failure>(())
         }
     });
     for r in futures_util::future::join_all(jobs).await {

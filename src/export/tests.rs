@@ -57,6 +57,7 @@ fn service(name: &str, image: &str) -> Service {
         profiles: Vec::new(),
         hooks: Hooks::default(),
         watch: Vec::new(),
+        mount: None,
         k8s: None,
     }
 }
