@@ -451,3 +451,94 @@ fn r10_sync_mode_runs_the_checkout_with_devenv_watch_running() {
         log()
     );
 }
+
+/// `devenv` as uid 1000 (a developer's usual uid) when the tests run as
+/// root: `setpriv` with the Docker socket's group; otherwise as ourselves.
+fn as_developer(p: &Project, args: &[&str]) -> std::process::Output {
+    use std::os::unix::fs::MetadataExt;
+    let bin = assert_cmd::cargo::cargo_bin("devenv");
+    let mut cmd = if me().0 == 0 {
+        let docker = std::fs::metadata("/var/run/docker.sock").unwrap().gid();
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            "--reuid=1000".to_string(),
+            "--regid=1000".to_string(),
+            format!("--groups={docker}"),
+        ])
+        .arg(bin);
+        c
+    } else {
+        std::process::Command::new(bin)
+    };
+    let out = cmd
+        .args(args)
+        .current_dir(p.path())
+        .env("HOME", p.path())
+        .env("NO_COLOR", "1")
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "devenv {args:?} as the developer failed:\n{}",
+        text(&out)
+    );
+    out
+}
+
+fn chown_tree(path: &std::path::Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap();
+    if path.is_dir() && !path.is_symlink() {
+        for e in std::fs::read_dir(path).unwrap().flatten() {
+            chown_tree(&e.path(), uid, gid);
+        }
+    }
+}
+
+#[test]
+fn r10_bind_mode_as_uid_1000_writes_storage_and_owns_what_the_container_makes() {
+    warm();
+    let (mut p, app) = checkout_project("wtmountuid", "");
+    let developer = if me().0 == 0 { (1000, 1000) } else { me() };
+    chown_tree(p.path(), developer.0, developer.1);
+    p.uses_docker = true;
+    as_developer(&p, &["up", "-d"]);
+    let (code, body) = http_get(app, "/status.json");
+    assert_eq!(code, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["database"], "OK", "{body}");
+    assert_eq!(http_get(app, "/").0, 200, "the status page renders");
+    let views = p.path().join("app/storage/framework/views");
+    let compiled: Vec<_> = std::fs::read_dir(&views)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != ".gitignore")
+        .collect();
+    assert!(
+        !compiled.is_empty(),
+        "Blade wrote its compiled views into the checkout"
+    );
+    assert_eq!(owner_of(&compiled[0].path()), developer);
+
+    as_developer(
+        &p,
+        &[
+            "exec",
+            "app",
+            "--",
+            "php",
+            "artisan",
+            "make:controller",
+            "DeveloperController",
+        ],
+    );
+    let made = p
+        .path()
+        .join("app/app/Http/Controllers/DeveloperController.php");
+    assert_eq!(
+        owner_of(&made),
+        developer,
+        "owned by the developer, not root"
+    );
+    as_developer(&p, &["down"]);
+}
