@@ -539,6 +539,17 @@ pub async fn run_oneoff(
     let id = engine
         .create_container(stack, svc, "oneoff", Some(oneoff))
         .await?;
+    // Sync mode: the checkout's code, not the image's.
+    if let Err(e) = crate::watch::sync_oneoff(engine, stack, svc, &id).await {
+        let _ = engine.remove_container(&id).await;
+        return Err(match e {
+            crate::watch::WatchError::Engine(e) => e,
+            e => EngineError::Copy {
+                container: oneoff.name.clone(),
+                detail: e.to_string(),
+            },
+        });
+    }
     // Attached before the start, so not a line of a short-lived command is lost.
     let mut logs = engine.follow_logs(&id, None, true);
     engine.start_container(&id).await?;

@@ -443,6 +443,13 @@ fn r10_sync_mode_runs_the_checkout_with_devenv_watch_running() {
         );
     };
     the_container_runs_the_checkout(&mut p, app, &settle);
+    // `run` gets the working tree too, not the image's copy.
+    let out = p.ok(&["run", "--rm", "app", "--", "php", "artisan", "route:list"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("checkout-probe"),
+        "{}",
+        text(&out)
+    );
     let _ = watch.kill();
     let _ = watch.wait();
     assert!(

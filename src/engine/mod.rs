@@ -71,6 +71,13 @@ pub enum EngineError {
     )]
     Build { service: String, message: String },
 
+    #[error("cannot copy the working tree into `{container}`: {detail}")]
+    #[diagnostic(
+        code(devenv::engine::copy),
+        help("check that the `sync` rules' folders are readable")
+    )]
+    Copy { container: String, detail: String },
+
     #[error("cannot read the build context `{path}`")]
     #[diagnostic(
         code(devenv::engine::context),

@@ -24,13 +24,32 @@ use crate::engine::Engine;
 const MARK: &str = "/tmp/.devenv-sync-mark";
 
 /// Lists files changed since the last collect under each target (none the
-/// first time: that run only sets the mark), NUL-separated.
+/// first time: that run only sets the mark; the next mark is named by the
+/// shell's pid, as a `restart` may collect while a watcher does),
+/// NUL-separated: `s SIZE MTIME
+/// PATH` where find can say so (GNU), else `p PATH`.
 const SCRIPT: &str = r#"m=$1; shift
-touch "$m.new" || exit 3
+touch "$m.$$" || exit 3
 if [ -e "$m" ]; then
-  for t; do [ -d "$t" ] && find "$t" -newer "$m" ! -type d -print0; done
+  for t; do
+    [ -d "$t" ] || continue
+    find "$t" -newer "$m" ! -type d -printf 's %s %T@ %p\0' 2>/dev/null ||
+      find "$t" -newer "$m" ! -type d -exec printf 'p %s\0' {} +
+  done
 fi
-mv -f "$m.new" "$m""#;
+mv -f "$m.$$" "$m""#;
+
+/// One listed path, with its size and whole-second mtime when known.
+fn parse_item(item: &[u8]) -> Option<(String, Option<(u64, u64)>)> {
+    let text = String::from_utf8_lossy(item);
+    if let Some(path) = text.strip_prefix("p ") {
+        return Some((path.to_string(), None));
+    }
+    let mut parts = text.strip_prefix("s ")?.splitn(3, ' ');
+    let size = parts.next()?.parse().ok()?;
+    let mtime = parts.next()?.split('.').next()?.parse().ok()?;
+    Some((parts.next()?.to_string(), Some((size, mtime))))
+}
 
 /// One file as the container has it.
 struct Found {
@@ -66,8 +85,17 @@ pub async fn collect(
         });
     }
     let mut push_back = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for item in out.split(|b| *b == 0).filter(|i| !i.is_empty()) {
-        let container = String::from_utf8_lossy(item).into_owned();
+        let Some((container, stat)) = parse_item(item) else {
+            continue;
+        };
+        // devenv's own upload, known without downloading it.
+        if !seen.insert(container.clone())
+            || stat.is_some_and(|s| mirror.last.get(&container) == Some(&s))
+        {
+            continue;
+        }
         let Some((rule, host)) = host_path(rules, &container) else {
             continue;
         };
@@ -264,6 +292,16 @@ fn secs(t: Option<SystemTime>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_items_carry_size_and_mtime_when_find_can_print_them() {
+        assert_eq!(
+            parse_item(b"s 12 1700000000.123 /srv/a b.php"),
+            Some(("/srv/a b.php".into(), Some((12, 1_700_000_000))))
+        );
+        assert_eq!(parse_item(b"p /srv/x"), Some(("/srv/x".into(), None)));
+        assert_eq!(parse_item(b"garbage"), None);
+    }
 
     #[test]
     fn conflict_copies_get_a_free_name_beside_the_file() {

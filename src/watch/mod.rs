@@ -431,8 +431,18 @@ impl Watcher<'_> {
                     report_conflicts(self.reporter.as_ref(), service, &stats);
                 }
             }
-            // A stopped container: the next poll notices and syncs it whole.
-            Err(e) => self.fail(service, "copying back", &e),
+            Err(e) => {
+                // Stopped or replaced meanwhile: the next poll syncs it whole.
+                let current = self.instance(service).await.ok().flatten();
+                let same = self
+                    .known
+                    .get(service)
+                    .and_then(Option::as_ref)
+                    .map(|k| &k.instance);
+                if current.is_some() && current.as_ref() == same {
+                    self.fail(service, "copying back", &e);
+                }
+            }
         }
     }
 
@@ -625,6 +635,9 @@ pub async fn sync_service(
     prepared.services.retain(|name, _| name == service);
     for svc in prepared.services.values_mut() {
         source::prepare(svc, &engine.endpoint);
+        // Only what copies; a folder not there yet has nothing to copy.
+        svc.watch
+            .retain(|r| r.action == crate::config::model::WatchAction::Sync && r.path.exists());
     }
     let rules = rules(&prepared, &[])?;
     let copying: Vec<&Rule> = rules.iter().filter(|r| r.copies()).collect();
@@ -635,6 +648,45 @@ pub async fn sync_service(
     let stats = sync::full(engine, id, owner, &copying, &mut Mirror::default()).await?;
     report_conflicts(reporter, service, &stats);
     Ok(Some(stats.describe()))
+}
+
+/// Puts the working tree into a one-off container of `svc` (as it runs it)
+/// that is created but not started yet, in sync mode; `devenv run` then
+/// sees the checkout's code as the service does.
+pub async fn sync_oneoff(
+    engine: &Engine,
+    stack: &Stack,
+    svc: &crate::config::model::Service,
+    id: &str,
+) -> Result<(), WatchError> {
+    let mut one = stack.clone();
+    one.services.retain(|name, _| name == &svc.name);
+    let mut svc = svc.clone();
+    svc.watch
+        .retain(|r| r.action == crate::config::model::WatchAction::Sync && r.path.exists());
+    one.services.insert(svc.name.clone(), svc.clone());
+    let rules = rules(&one, &[])?;
+    let copying: Vec<&Rule> = rules.iter().filter(|r| r.copies()).collect();
+    if copying.is_empty() {
+        return Ok(());
+    }
+    // Not running: no `id -u` to ask; the user as configured, numerically.
+    let user = match &svc.user {
+        Some(u) => Some(u.clone()),
+        None => engine.image_user(&svc.image).await?,
+    };
+    let mut ids = user.as_deref().unwrap_or("0").splitn(2, ':');
+    let uid = ids.next().and_then(|u| u.parse().ok()).unwrap_or(0);
+    let gid = ids.next().and_then(|g| g.parse().ok()).unwrap_or(uid);
+    sync::upload(
+        engine,
+        id,
+        Owner { uid, gid },
+        &copying,
+        &mut Mirror::default(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Why a whole-tree sync of `current` is due, given the container last synced.

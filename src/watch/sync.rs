@@ -286,9 +286,28 @@ pub async fn full(
             )
             .await?;
         }
+    }
+    stats.files = upload(engine, id, owner, rules, mirror).await?;
+    stats.took = start.elapsed();
+    Ok(stats)
+}
+
+/// Uploads each rule's whole tree (minus skipped paths and mounts); works on
+/// a container that has not started yet. Returns the number of files.
+pub async fn upload(
+    engine: &Engine,
+    id: &str,
+    owner: Owner,
+    rules: &[&Rule],
+    mirror: &mut Mirror,
+) -> Result<usize, WatchError> {
+    let mut files = 0;
+    for rule in rules {
+        let target = rule.target.clone().unwrap_or_default();
         let (root, filter, guard) = (rule.path.clone(), rule.filter.clone(), rule.guard.clone());
-        let (archive, gone) = blocking(move || {
+        let archive = blocking(move || {
             let mut archive = Archive::new(owner);
+            // Vanished while being read: the event it made syncs it.
             let mut gone = Vec::new();
             for e in filter.walk(&root) {
                 let at = container_path(&target, &root, &e.path);
@@ -296,12 +315,10 @@ pub async fn full(
                     archive.add(&e.path, &at, &mut gone)?;
                 }
             }
-            Ok((archive, gone))
+            Ok(archive)
         })
         .await?;
-        // Vanished while being read: the event it made syncs it.
-        let _ = gone;
-        stats.files += archive.files;
+        files += archive.files;
         let uploaded = archive.record();
         if let Some(tar) = archive.finish()? {
             engine.upload_archive(id, "/", tar).await?;
@@ -313,8 +330,7 @@ pub async fn full(
             }
         }
     }
-    stats.took = start.elapsed();
-    Ok(stats)
+    Ok(files)
 }
 
 /// Every mount point inside a copying rule's target: the last guard of `remove`.
