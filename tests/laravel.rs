@@ -180,7 +180,7 @@ action = "rebuild"
         "dev.toml",
         &stack.replace(
             "devenv-e2e-laravel-mount:latest",
-            "devenv-e2e-laravel-live:latest",
+            "devenv-e2e-laravel-mount-live:latest",
         ),
     );
     copy_dir(&repo().join("examples/laravel"), &p.path().join("app"));
