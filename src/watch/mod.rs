@@ -631,6 +631,15 @@ pub async fn sync_service(
     id: &str,
     reporter: &dyn Reporter,
 ) -> Result<Option<String>, WatchError> {
+    let copies = stack.services.get(service).is_some_and(|s| {
+        source::mode(s, &engine.endpoint) == crate::config::model::MountMode::Sync
+            && s.watch
+                .iter()
+                .any(|r| r.action == crate::config::model::WatchAction::Sync)
+    });
+    if !copies {
+        return Ok(None);
+    }
     let mut prepared = stack.clone();
     prepared.services.retain(|name, _| name == service);
     for svc in prepared.services.values_mut() {
