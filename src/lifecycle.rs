@@ -89,6 +89,10 @@ pub enum UpError {
     #[diagnostic(transparent)]
     Seed(#[from] crate::hooks::SeedError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Sync(#[from] crate::watch::WatchError),
+
     #[error("unknown service `{0}`")]
     #[diagnostic(code(devenv::up::unknown), help("`devenv config` lists the services"))]
     UnknownService(String),
@@ -339,6 +343,7 @@ pub async fn up(
             .get_mut(name)
             .expect("selected services exist");
         run_svc.image = image;
+        crate::watch::source::prepare(run_svc, &engine.endpoint);
         desired.insert(name.clone(), plan::config_hash(run_svc, &id));
     }
 
@@ -631,6 +636,10 @@ async fn bring_up(
         }
         Step::Remove { .. } => unreachable!("removals are done before starting"),
     };
+    // Sync mode: the container holds the working tree before it counts as ready.
+    if let Some(done) = crate::watch::sync_service(engine, stack, name, &id, reporter).await? {
+        reporter.task(name, &done);
+    }
     let ready_after = match wait_ready(engine, stack, svc, &id, reporter).await {
         // A container that was already there may have been stopped under us
         // (a `down` interrupted a moment ago finishes its stop in the
@@ -913,6 +922,7 @@ pub async fn prepare_oneoff(
         .ensure(engine, &svc, false, reporter.as_ref())
         .await?;
     svc.ports.clear();
+    crate::watch::source::prepare(&mut svc, &engine.endpoint);
     Ok((svc, outcomes))
 }
 
@@ -929,6 +939,17 @@ pub async fn run_oneoff(
     let id = engine
         .create_container(stack, svc, "oneoff", Some(oneoff))
         .await?;
+    // Sync mode: the checkout's code, not the image's.
+    if let Err(e) = crate::watch::sync_oneoff(engine, stack, svc, &id).await {
+        let _ = engine.remove_container(&id).await;
+        return Err(match e {
+            crate::watch::WatchError::Engine(e) => e,
+            e => EngineError::Copy {
+                container: oneoff.name.clone(),
+                detail: e.to_string(),
+            },
+        });
+    }
     // Attached before the start, so not a line of a short-lived command is lost.
     let mut logs = engine.follow_logs(&id, None, true);
     engine.start_container(&id).await?;

@@ -1,6 +1,7 @@
 //! End-to-end live sync: `devenv watch` as a child process against the real
-//! engine, syncing into the busybox web image's `/srv`; the container's tree
-//! is compared with the host's by the checksum of every file.
+//! engine, syncing into the busybox web image's `/srv` (sync mode, forced);
+//! the container's tree is compared with the host's by the checksum of every
+//! file. Mounts inside a sync target lose nothing, in both modes.
 
 mod support;
 
@@ -22,6 +23,7 @@ build = {{ context = "{}" }}
 image = "devenv-e2e-web:latest"
 ports = []
 user = "1000"
+mount = "sync"
 
 [[services.web.watch]]
 path = "src"
@@ -270,4 +272,171 @@ fn an_exec_rule_runs_its_command_after_the_sync() {
         "the command sees the file it was fired for:\n{}",
         w.log()
     );
+}
+
+/// Issue 10: a sync rule whose target holds a bind mount of another host
+/// folder and a named volume. Starting `devenv watch`, saving, removing and
+/// a restart's re-sync must leave the host file and the volume's file alone.
+fn mounts_inside_a_sync_target_lose_nothing(name: &str, mode: &str) {
+    warm_images();
+    let web = repo().join("tests/fixtures/web");
+    let mut p = Project::new(
+        name,
+        &format!(
+            r#"[services.web]
+build = {{ context = "{}" }}
+image = "devenv-e2e-web:latest"
+ports = []
+mount = "{mode}"
+volumes = ["./uploads:/srv/app/uploads", "appdata:/srv/app/data"]
+
+[[services.web.watch]]
+path = "src"
+action = "sync"
+target = "/srv/app"
+"#,
+            web.display()
+        ),
+    );
+    p.write("src/index.html", "hello\n");
+    p.write("src/sub/page.html", "page\n");
+    p.write("uploads/photo.jpg", "jpeg bytes\n");
+    p.ok(&["up", "-d"]);
+    p.ok(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo rows > /srv/app/data/db.sqlite",
+    ]);
+    let w = Watch::start(&p);
+    if mode == "bind" {
+        w.wait_for("nothing to copy");
+    } else {
+        w.wait_for("initial sync");
+    }
+
+    // Saves, a removed file, a removed folder, then a restart's whole-tree sync.
+    p.write("src/new.html", "new\n");
+    std::fs::remove_file(p.path().join("src/index.html")).unwrap();
+    std::fs::remove_dir_all(p.path().join("src/sub")).unwrap();
+    let seen = |p: &Project, path: &str| {
+        p.run(&["exec", "web", "--", "test", "-e", path])
+            .status
+            .success()
+    };
+    assert!(
+        support::eventually(10, || seen(&p, "/srv/app/new.html")
+            && !seen(&p, "/srv/app/index.html")),
+        "saves and removals still reach the container:\n{}",
+        w.log()
+    );
+    p.ok(&["restart", "web"]);
+    if mode == "sync" {
+        w.wait_for("container restarted");
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("uploads/photo.jpg")).unwrap(),
+        "jpeg bytes\n",
+        "the host file under the bind mount is untouched:\n{}",
+        w.log()
+    );
+    let out = p.ok(&[
+        "exec",
+        "web",
+        "--",
+        "cat",
+        "/srv/app/data/db.sqlite",
+        "/srv/app/uploads/photo.jpg",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "rows\njpeg bytes\n",
+        "the volume's file and the mounted file are still there:\n{}",
+        w.log()
+    );
+    assert!(seen(&p, "/srv/app/new.html") && !seen(&p, "/srv/app/sub"));
+}
+
+#[test]
+fn r10_bind_mode_mounts_inside_a_sync_target_lose_nothing() {
+    mounts_inside_a_sync_target_lose_nothing("wtmountguardbind", "bind");
+}
+
+#[test]
+fn r10_sync_mode_mounts_inside_a_sync_target_lose_nothing() {
+    mounts_inside_a_sync_target_lose_nothing("wtmountguardsync", "sync");
+}
+
+#[test]
+fn r10_sync_mode_copies_what_the_container_makes_back_within_two_seconds() {
+    warm_images();
+    let mut p = project("wtmountback", "");
+    p.write("src/conflict.txt", "v1\n");
+    p.ok(&["up", "-d"]);
+    let w = Watch::start(&p);
+    w.wait_for("initial sync");
+
+    let started = Instant::now();
+    p.ok(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /srv/made && echo from-container > /srv/made/by-container.txt",
+    ]);
+    let made = p.path().join("src/made/by-container.txt");
+    assert!(
+        support::eventually(5, || made.is_file()),
+        "the container's file reached the host:\n{}",
+        w.log()
+    );
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "within 2 s, took {took:?}:\n{}",
+        w.log()
+    );
+    assert_eq!(std::fs::read_to_string(&made).unwrap(), "from-container\n");
+
+    // A re-sync (restart) keeps it on both sides.
+    p.ok(&["restart", "web"]);
+    w.wait_for("container restarted");
+    let out = p.ok(&["exec", "web", "--", "cat", "/srv/made/by-container.txt"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-container\n");
+    assert!(made.is_file());
+
+    // With no watcher, both sides change one file: the next re-sync keeps the
+    // host's and saves the container's beside it, and says so.
+    drop(w);
+    p.write("src/conflict.txt", "host v2\n");
+    p.ok(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo container v2 > /srv/conflict.txt",
+    ]);
+    let out = p.ok(&["restart", "web"]);
+    assert!(
+        support::stderr(&out).contains("changed on both sides"),
+        "{}",
+        text(&out)
+    );
+    let src = p.path().join("src");
+    assert_eq!(
+        std::fs::read_to_string(src.join("conflict.txt")).unwrap(),
+        "host v2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(src.join("conflict.txt.from-container")).unwrap(),
+        "container v2\n"
+    );
+    let out = p.ok(&["exec", "web", "--", "cat", "/srv/conflict.txt"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "host v2\n");
 }

@@ -36,6 +36,12 @@ pub async fn run(ctx: &Context, action: Action, args: ServicesArgs) -> Outcome {
                 Action::Restart => engine.restart_container(&c.id).await.map(|_| "restarted"),
             }
             .map_err(UpError::from)?;
+            // Sync mode: a (re)started container holds the working tree again.
+            if !matches!(action, Action::Stop) {
+                crate::watch::sync_service(engine, stack, &c.service, &c.id, reporter.as_ref())
+                    .await
+                    .map_err(UpError::from)?;
+            }
             // Started means ready, as after `up`: wait for the probe.
             let svc = stack.services.get(&c.service);
             let ready = match (action, svc) {

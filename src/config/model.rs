@@ -117,6 +117,10 @@ pub struct Service {
     pub profiles: Vec<String>,
     pub hooks: Hooks,
     pub watch: Vec<WatchRule>,
+    /// How the `sync` rules' folders reach the container; `None` picks by
+    /// engine (bind on a local Linux engine, sync elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mount: Option<MountMode>,
     /// The service's `k8s` table, read only by export.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub k8s: Option<toml::Table>,
@@ -391,6 +395,17 @@ pub struct WatchRule {
     /// Command for `exec`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+}
+
+/// How a service's source (its `sync` rules' folders) reaches the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountMode {
+    /// A bind mount of each folder at its target: edits are visible at once.
+    Bind,
+    /// Copies both ways (up, restart, `devenv watch`), for engines whose
+    /// mounts are slow or cannot reach the host's files.
+    Sync,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -103,6 +103,8 @@ pub struct RawService {
     pub profiles: Option<Vec<S<String>>>,
     pub hooks: Option<RawHooks>,
     pub watch: Option<Vec<S<RawWatch>>>,
+    /// How the `sync` rules' folders reach the container: `bind` or `sync`.
+    pub mount: Option<S<String>>,
     pub k8s: Option<toml::Table>,
 }
 

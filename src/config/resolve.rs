@@ -315,6 +315,22 @@ pub fn resolve_service(
             .collect::<Result<_, _>>()?,
         None => Vec::new(),
     };
+    let mount = match pick(&raw.mount, src, p, |r| &r.mount) {
+        Some(m) => Some(match m.value.get_ref().as_str() {
+            "bind" => MountMode::Bind,
+            "sync" => MountMode::Sync,
+            other => {
+                return Err(ConfigError::invalid(
+                    m.src,
+                    m.value.span(),
+                    format!("unknown mount mode `{other}`"),
+                    "here",
+                    Some("use `bind` (share the folder) or `sync` (copy it); leave it out to pick by engine".into()),
+                ))
+            }
+        }),
+        None => None,
+    };
     let k8s = merge_tables(p.and_then(|p| p.service.k8s.as_ref()), raw.k8s.as_ref());
 
     // `secrets` covers build args as well as env.
@@ -345,6 +361,7 @@ pub fn resolve_service(
         profiles,
         hooks,
         watch,
+        mount,
         k8s,
     })
 }

@@ -84,6 +84,13 @@ pub enum EngineError {
     )]
     Build { service: String, message: String },
 
+    #[error("cannot copy the working tree into `{container}`: {detail}")]
+    #[diagnostic(
+        code(devenv::engine::copy),
+        help("check that the `sync` rules' folders are readable")
+    )]
+    Copy { container: String, detail: String },
+
     #[error("cannot read the build context `{path}`")]
     #[diagnostic(
         code(devenv::engine::context),
@@ -1106,14 +1113,13 @@ impl Engine {
         Ok(exec.id)
     }
 
-    /// The contents of one file in a container (running or stopped), or
+    /// A tar archive of `path` in a container (running or stopped), or
     /// `None` when it does not exist.
-    pub async fn download_file(
+    pub async fn download_archive(
         &self,
         id: &str,
         path: &str,
     ) -> Result<Option<Vec<u8>>, EngineError> {
-        use std::io::Read;
         let opts = DownloadFromContainerOptions {
             path: path.to_string(),
         };
@@ -1130,6 +1136,20 @@ impl Engine {
                 }
             }
         }
+        Ok(Some(archive))
+    }
+
+    /// The contents of one file in a container (running or stopped), or
+    /// `None` when it does not exist.
+    pub async fn download_file(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        use std::io::Read;
+        let Some(archive) = self.download_archive(id, path).await? else {
+            return Ok(None);
+        };
         let unreadable = |e: std::io::Error| EngineError::Api {
             action: format!("reading `{path}` copied out of `{id}`"),
             source: bollard::errors::Error::IOError { err: e },

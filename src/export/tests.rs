@@ -58,6 +58,7 @@ pub(crate) fn service(name: &str, image: &str) -> Service {
         profiles: Vec::new(),
         hooks: Hooks::default(),
         watch: Vec::new(),
+        mount: None,
         k8s: None,
     }
 }

@@ -30,9 +30,11 @@
 //! service's line and watching goes on; the next whole-tree sync repairs
 //! whatever a failed batch missed.
 
+mod back;
 mod debounce;
 mod filter;
 mod plan;
+pub mod source;
 mod sync;
 mod tree;
 
@@ -43,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use debounce::{Batch, Debouncer};
 use plan::{Rule, ServicePlan};
-use sync::Owner;
+use sync::{Mirror, Owner, Stats};
 use tree::{Signal, Tree};
 
 use crate::config::model::Stack;
@@ -175,7 +177,12 @@ pub async fn run(
     services: &[String],
     reporter: Arc<dyn Reporter>,
 ) -> Result<(), WatchError> {
-    let rules = rules(stack, services)?;
+    // The rules as the containers were made: in bind mode their folders are mounted.
+    let mut prepared = stack.clone();
+    for svc in prepared.services.values_mut() {
+        source::prepare(svc, &engine.endpoint);
+    }
+    let rules = rules(&prepared, services)?;
     if rules.is_empty() {
         return Err(WatchError::NoRules);
     }
@@ -246,7 +253,9 @@ pub async fn run(
             }
             _ = poll.tick() => {
                 for name in &names {
-                    w.check(name).await;
+                    if w.check(name).await {
+                        w.collect(name).await;
+                    }
                 }
             }
         }
@@ -296,6 +305,8 @@ struct Known {
     owner: Option<Owner>,
     /// The last whole-tree sync worked; until one does, batches do whole-tree syncs.
     synced: bool,
+    /// What devenv put in this container (kept across its restarts).
+    mirror: Mirror,
 }
 
 struct Watcher<'a> {
@@ -326,19 +337,20 @@ impl Watcher<'_> {
         }))
     }
 
-    /// Syncs the whole tree when the service's container is new or restarted.
-    async fn check(&mut self, service: &str) {
+    /// Syncs the whole tree when the service's container is new or
+    /// restarted; true when it runs and is the one last synced.
+    async fn check(&mut self, service: &str) -> bool {
         // An engine error or a stopped container: the next poll looks again.
         let Ok(Some(current)) = self.instance(service).await else {
-            return;
+            return false;
         };
         let known = self.known.get(service).and_then(Option::as_ref);
         // A whole-tree sync that failed is retried by the next batch, not every second.
         if known.is_some_and(|k| k.instance == current) {
-            return;
+            return true;
         }
         let reason = reason(known, &current);
-        self.sync_whole(service, current, reason).await;
+        self.sync_whole(service, current, reason).await
     }
 
     async fn sync_whole(&mut self, service: &str, current: Instance, reason: &str) -> bool {
@@ -347,12 +359,18 @@ impl Watcher<'_> {
             .iter()
             .filter(|r| r.service == service && r.copies())
             .collect();
+        // The same container (restarted) keeps what is known of its files.
+        let mut mirror = match self.known.get_mut(service).and_then(Option::take) {
+            Some(k) if k.instance.id == current.id => k.mirror,
+            _ => Mirror::default(),
+        };
         let result = if copying.is_empty() {
             Ok(None)
         } else {
             async {
                 let owner = sync::owner(self.engine, &current.id).await?;
-                let stats = sync::full(self.engine, &current.id, owner, &copying).await?;
+                let stats =
+                    sync::full(self.engine, &current.id, owner, &copying, &mut mirror).await?;
                 Ok::<_, WatchError>(Some((owner, stats)))
             }
             .await
@@ -362,6 +380,7 @@ impl Watcher<'_> {
             Ok(Some((owner, stats))) => {
                 self.reporter
                     .done(service, &format!("{} ({reason})", stats.describe()), true);
+                report_conflicts(self.reporter.as_ref(), service, &stats);
                 (Some(owner), true)
             }
             Err(e) => {
@@ -375,9 +394,56 @@ impl Watcher<'_> {
                 instance: current,
                 owner,
                 synced,
+                mirror,
             }),
         );
         synced
+    }
+
+    /// Copies to the host what the service's container changed under its
+    /// synced paths since the last look (sync mode; once a second).
+    async fn collect(&mut self, service: &str) {
+        let copying: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter(|r| r.service == service && r.copies())
+            .collect();
+        let Some(Some(k)) = self.known.get_mut(service) else {
+            return;
+        };
+        let (Some(owner), true, false) = (k.owner, k.synced, copying.is_empty()) else {
+            return;
+        };
+        let started = Instant::now();
+        match back::collect(
+            self.engine,
+            &k.instance.id,
+            &copying,
+            &mut k.mirror,
+            Some(owner),
+        )
+        .await
+        {
+            Ok(mut stats) => {
+                if stats.copied_back > 0 || !stats.conflicts.is_empty() {
+                    stats.took = started.elapsed();
+                    self.reporter.done(service, &stats.describe(), true);
+                    report_conflicts(self.reporter.as_ref(), service, &stats);
+                }
+            }
+            Err(e) => {
+                // Stopped or replaced meanwhile: the next poll syncs it whole.
+                let current = self.instance(service).await.ok().flatten();
+                let same = self
+                    .known
+                    .get(service)
+                    .and_then(Option::as_ref)
+                    .map(|k| &k.instance);
+                if current.is_some() && current.as_ref() == same {
+                    self.fail(service, "copying back", &e);
+                }
+            }
+        }
     }
 
     fn fail(&self, service: &str, what: &str, e: &dyn std::error::Error) {
@@ -444,19 +510,38 @@ impl Watcher<'_> {
             self.sync_whole(service, now, "rebuilt").await;
         } else {
             let known = self.known.get(service).and_then(Option::as_ref);
-            match known.filter(|k| k.instance == current && k.synced) {
+            let fresh = known.is_some_and(|k| k.instance == current && k.synced);
+            let why = reason(known, &current);
+            let (engine, rules, reporter) = (self.engine, &self.rules, self.reporter.clone());
+            match self
+                .known
+                .get_mut(service)
+                .and_then(Option::as_mut)
+                .filter(|_| fresh)
+            {
                 Some(k) => {
-                    if let (Some(owner), false) = (k.owner, plan.sync.is_empty()) {
-                        match sync::apply(self.engine, &id, owner, &self.rules, &plan.sync).await {
-                            Ok(stats) => self.reporter.done(service, &stats.describe(), true),
-                            Err(e) => self.fail(service, "sync", &e),
+                    // Files devenv itself just copied back from the container stay put.
+                    let paths: Vec<_> = plan
+                        .sync
+                        .iter()
+                        .filter(|p| !k.mirror.is_echo(&p.host))
+                        .cloned()
+                        .collect();
+                    if let (Some(owner), false) = (k.owner, paths.is_empty()) {
+                        let rules: Vec<&Rule> = rules.iter().collect();
+                        match sync::apply(engine, &id, owner, &rules, &paths, &mut k.mirror).await {
+                            Ok(stats) => reporter.done(service, &stats.describe(), true),
+                            Err(e) => reporter.done(
+                                service,
+                                &format!("sync failed: {}", describe(&e)),
+                                false,
+                            ),
                         }
                     }
                 }
                 // The container is not the one last synced: the whole tree covers this batch.
                 None => {
-                    let reason = reason(known, &current);
-                    self.sync_whole(service, current, reason).await;
+                    self.sync_whole(service, current, why).await;
                 }
             }
             if plan.restart {
@@ -525,6 +610,95 @@ impl Watcher<'_> {
             Err(e) => self.fail(service, "rebuild", &e),
         }
     }
+}
+
+/// One line per conflict: which copy stayed and where the other went.
+fn report_conflicts(reporter: &dyn Reporter, service: &str, stats: &Stats) {
+    for (kept, saved) in &stats.conflicts {
+        reporter.notice(&format!(
+            "{service}: `{}` changed on both sides: kept the host's, saved the container's as `{}`",
+            kept.display(),
+            saved.display()
+        ));
+    }
+}
+
+/// Makes the copy of `service`'s synced folders in its container `id` equal
+/// to the working tree (sync mode): what the container made is copied back
+/// first, then the host's tree goes in and what it lacks goes out. `None`
+/// when the service copies nothing (bind mode, no `sync` rules).
+pub async fn sync_service(
+    engine: &Engine,
+    stack: &Stack,
+    service: &str,
+    id: &str,
+    reporter: &dyn Reporter,
+) -> Result<Option<String>, WatchError> {
+    let copies = stack.services.get(service).is_some_and(|s| {
+        source::mode(s, &engine.endpoint) == crate::config::model::MountMode::Sync
+            && s.watch
+                .iter()
+                .any(|r| r.action == crate::config::model::WatchAction::Sync)
+    });
+    if !copies {
+        return Ok(None);
+    }
+    let mut prepared = stack.clone();
+    prepared.services.retain(|name, _| name == service);
+    for svc in prepared.services.values_mut() {
+        source::prepare(svc, &engine.endpoint);
+        // Only what copies; a folder not there yet has nothing to copy.
+        svc.watch
+            .retain(|r| r.action == crate::config::model::WatchAction::Sync && r.path.exists());
+    }
+    let rules = rules(&prepared, &[])?;
+    let copying: Vec<&Rule> = rules.iter().filter(|r| r.copies()).collect();
+    if copying.is_empty() {
+        return Ok(None);
+    }
+    let owner = sync::owner(engine, id).await?;
+    let stats = sync::full(engine, id, owner, &copying, &mut Mirror::default()).await?;
+    report_conflicts(reporter, service, &stats);
+    Ok(Some(stats.describe()))
+}
+
+/// Puts the working tree into a one-off container of `svc` (as it runs it)
+/// that is created but not started yet, in sync mode; `devenv run` then
+/// sees the checkout's code as the service does.
+pub async fn sync_oneoff(
+    engine: &Engine,
+    stack: &Stack,
+    svc: &crate::config::model::Service,
+    id: &str,
+) -> Result<(), WatchError> {
+    let mut one = stack.clone();
+    one.services.retain(|name, _| name == &svc.name);
+    let mut svc = svc.clone();
+    svc.watch
+        .retain(|r| r.action == crate::config::model::WatchAction::Sync && r.path.exists());
+    one.services.insert(svc.name.clone(), svc.clone());
+    let rules = rules(&one, &[])?;
+    let copying: Vec<&Rule> = rules.iter().filter(|r| r.copies()).collect();
+    if copying.is_empty() {
+        return Ok(());
+    }
+    // Not running: no `id -u` to ask; the user as configured, numerically.
+    let user = match &svc.user {
+        Some(u) => Some(u.clone()),
+        None => engine.image_user(&svc.image).await?,
+    };
+    let mut ids = user.as_deref().unwrap_or("0").splitn(2, ':');
+    let uid = ids.next().and_then(|u| u.parse().ok()).unwrap_or(0);
+    let gid = ids.next().and_then(|g| g.parse().ok()).unwrap_or(uid);
+    sync::upload(
+        engine,
+        id,
+        Owner { uid, gid },
+        &copying,
+        &mut Mirror::default(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Why a whole-tree sync of `current` is due, given the container last synced.

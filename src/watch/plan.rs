@@ -21,7 +21,63 @@ pub struct Rule {
     pub run: Option<String>,
     /// A `sync` whose path is bind-mounted at its target: nothing to copy.
     pub mounted: bool,
+    /// What of the target belongs to a mount rather than to the sync.
+    pub guard: Arc<Guard>,
     pub filter: Arc<Filter>,
+}
+
+/// The service's mounts as a `sync` rule must respect them: what lies under
+/// a mount inside the target (a bind mount of another host folder, a named
+/// volume) is the mount's, never copied over nor removed; and when a bind
+/// mount holds the target itself, the copies land in host files, so the
+/// sync never removes anything there.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Guard {
+    /// Container paths of mounts strictly inside the target.
+    pub mounts: Vec<String>,
+    /// False when a bind mount is at or above the target.
+    pub removes: bool,
+}
+
+impl Guard {
+    pub fn new(service: &Service, target: Option<&str>) -> Guard {
+        let mut guard = Guard {
+            mounts: Vec::new(),
+            removes: true,
+        };
+        let Some(target) = target.map(Path::new) else {
+            return guard;
+        };
+        for m in &service.volumes {
+            let (at, bind) = match m {
+                Mount::Bind { target, .. } => (Path::new(target.as_str()), true),
+                Mount::Volume { target, .. } | Mount::Anonymous { target, .. } => {
+                    (Path::new(target.as_str()), false)
+                }
+            };
+            if at != target && at.starts_with(target) {
+                guard.mounts.push(at.to_string_lossy().into_owned());
+            } else if bind && target.starts_with(at) {
+                guard.removes = false;
+            }
+        }
+        guard
+    }
+
+    /// True when the container path `path` is at or under a mount.
+    pub fn in_mount(&self, path: &str) -> bool {
+        self.mounts.iter().any(|m| Path::new(path).starts_with(m))
+    }
+
+    /// True when a mount lies at or under `path`: `rm -rf` would reach into it.
+    pub fn holds_mount(&self, path: &str) -> bool {
+        self.mounts.iter().any(|m| Path::new(m).starts_with(path))
+    }
+
+    /// True when the sync may `rm -rf` the container path `path`.
+    pub fn may_remove(&self, path: &str) -> bool {
+        self.removes && !self.holds_mount(path) && !self.in_mount(path)
+    }
 }
 
 impl Rule {
@@ -33,6 +89,7 @@ impl Rule {
             target: rule.target.clone(),
             run: rule.run.clone(),
             mounted: rule.action == WatchAction::Sync && is_bind_mounted(service, rule),
+            guard: Arc::new(Guard::new(service, rule.target.as_deref())),
             filter: Arc::new(filter),
         }
     }
@@ -73,7 +130,7 @@ pub fn container_path(target: &str, root: &Path, path: &Path) -> String {
 }
 
 /// True when a bind mount of the service already puts the rule's path at its target.
-fn is_bind_mounted(service: &Service, rule: &WatchRule) -> bool {
+pub(super) fn is_bind_mounted(service: &Service, rule: &WatchRule) -> bool {
     let Some(target) = rule.target.as_deref() else {
         return false;
     };
@@ -124,10 +181,12 @@ pub fn plan(rules: &[Rule], paths: &[PathBuf], is_dir: &dyn Fn(&Path) -> bool) -
         match rule.action {
             WatchAction::Sync if rule.mounted => {}
             WatchAction::Sync => plan.sync.extend(hits.filter_map(|p| {
-                Some(SyncPath {
+                let container = rule.container_path(p)?;
+                // Under a mount inside the target: the mount's, not the sync's.
+                (!rule.guard.in_mount(&container)).then(|| SyncPath {
                     rule: i,
                     host: p.clone(),
-                    container: rule.container_path(p)?,
+                    container,
                 })
             })),
             WatchAction::Restart => plan.restart = true,
@@ -162,6 +221,7 @@ mod tests {
             target: (action == WatchAction::Sync).then(|| extra.unwrap().to_string()),
             run: (action == WatchAction::Exec).then(|| extra.unwrap().to_string()),
             mounted: false,
+            guard: Default::default(),
         }
     }
 
@@ -274,6 +334,73 @@ mod tests {
         );
         assert!(plans[0].sync.is_empty());
         assert_eq!(plans[0].exec, ["php artisan migrate"]);
+    }
+
+    #[test]
+    fn r10_paths_under_a_mount_inside_the_target_are_never_synced() {
+        let mut rules = vec![rule("app", WatchAction::Sync, "/p/src", Some("/srv/app"))];
+        rules[0].guard = Arc::new(Guard {
+            mounts: vec!["/srv/app/uploads".into(), "/srv/app/data".into()],
+            removes: true,
+        });
+        let plans = plan(
+            &rules,
+            &files(&[
+                "/p/src/uploads/photo.jpg",
+                "/p/src/data",
+                "/p/src/index.php",
+            ]),
+            &no_dirs,
+        );
+        let synced: Vec<&str> = plans[0].sync.iter().map(|s| s.container.as_str()).collect();
+        assert_eq!(synced, ["/srv/app/index.php"]);
+        let g = &rules[0].guard;
+        assert!(
+            !g.may_remove("/srv/app"),
+            "an ancestor of a mount is never removed whole"
+        );
+        assert!(!g.may_remove("/srv/app/uploads"));
+        assert!(!g.may_remove("/srv/app/uploads/photo.jpg"));
+        assert!(g.may_remove("/srv/app/uploadsx"));
+        assert!(g.may_remove("/srv/app/lib"));
+    }
+
+    #[test]
+    fn guards_come_from_the_services_mounts() {
+        let toml = r#"
+            [services.app]
+            image = "x"
+            volumes = ["./uploads:/srv/app/uploads", "appdata:/srv/app/data", "cache:/srv/cache", "./host:/mnt"]
+            [[services.app.watch]]
+            path = "src"
+            action = "sync"
+            target = "/srv/app"
+            [[services.app.watch]]
+            path = "other"
+            action = "sync"
+            target = "/mnt/inside"
+        "#;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("dev.toml"), toml).unwrap();
+        let stack = crate::config::load(&crate::config::LoadOptions {
+            file: Some(dir.path().join("dev.toml")),
+            project: Some("t".into()),
+            profiles: Vec::new(),
+            cwd: dir.path().into(),
+        })
+        .unwrap();
+        let app = &stack.services["app"];
+        assert_eq!(
+            Guard::new(app, app.watch[0].target.as_deref()),
+            Guard {
+                mounts: vec!["/srv/app/uploads".into(), "/srv/app/data".into()],
+                removes: true
+            }
+        );
+        assert!(
+            !Guard::new(app, app.watch[1].target.as_deref()).removes,
+            "a bind mount holds it: host files"
+        );
     }
 
     #[test]

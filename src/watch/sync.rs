@@ -2,15 +2,22 @@
 //! archive through the Engine API (modes and mtimes kept, owned by the user
 //! the container runs as), removed paths go with one `rm -rf` exec. A full
 //! sync lists the container's side with `find` and removes what the host no
-//! longer has, leaving alone what the rule skips (the image's `vendor/`).
+//! longer has, leaving alone what the rule skips (the image's `vendor/`) and
+//! whatever lies under a mount inside the target (a bind mount of another
+//! host folder, a named volume): those are never copied over nor removed,
+//! and a folder that holds one is emptied around it, never `rm -rf`'d.
+//! Files the container made are copied back first ([`super::back`]), so a
+//! re-sync never deletes them.
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indexmap::{IndexMap, IndexSet};
 
 use super::filter::Filter;
-use super::plan::{container_path, Rule, SyncPath};
+use super::plan::{container_path, Guard, Rule, SyncPath};
 use super::WatchError;
 use crate::engine::Engine;
 
@@ -18,10 +25,14 @@ use crate::engine::Engine;
 const RM_CHUNK_BYTES: usize = 64 * 1024;
 
 /// What a sync did.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Stats {
     pub files: usize,
     pub removed: usize,
+    /// Files the container made or changed, copied to the host.
+    pub copied_back: usize,
+    /// Host paths kept over a differing container copy, and where that copy went.
+    pub conflicts: Vec<(PathBuf, PathBuf)>,
     pub took: Duration,
 }
 
@@ -29,12 +40,19 @@ impl Stats {
     /// `synced 3 files, removed 1 in 42 ms`
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
-        if self.files > 0 || self.removed == 0 {
+        if self.files > 0 || (self.removed == 0 && self.copied_back == 0) {
             let s = if self.files == 1 { "" } else { "s" };
             parts.push(format!("synced {} file{s}", self.files));
         }
         if self.removed > 0 {
             parts.push(format!("removed {}", self.removed));
+        }
+        if self.copied_back > 0 {
+            let s = if self.copied_back == 1 { "" } else { "s" };
+            parts.push(format!(
+                "copied {} file{s} back from the container",
+                self.copied_back
+            ));
         }
         format!("{} in {} ms", parts.join(", "), self.took.as_millis())
     }
@@ -47,10 +65,65 @@ pub struct Owner {
     pub gid: u64,
 }
 
+/// What devenv knows of one container's copy, kept for as long as the
+/// container lives (across restarts): which container paths hold the host's
+/// files, and what was last put where, so that its own uploads are never
+/// mistaken for the container's changes, and a file that never reached the
+/// container (an editor's temporary file) is never removed from it.
+#[derive(Debug, Default)]
+pub struct Mirror {
+    present: BTreeSet<String>,
+    /// Container path → (size, mtime in seconds) as uploaded or copied back.
+    pub(super) last: HashMap<String, (u64, u64)>,
+    /// Host paths copied back from the container, with the size and mtime
+    /// written: the host event they cause must not upload them again.
+    pub(super) echo: HashMap<PathBuf, (u64, std::time::SystemTime)>,
+}
+
+impl Mirror {
+    pub(super) fn note(&mut self, container: &str, size: u64, mtime: u64) {
+        self.present.insert(container.to_string());
+        self.last.insert(container.to_string(), (size, mtime));
+    }
+
+    fn note_dir(&mut self, container: &str) {
+        self.present.insert(container.to_string());
+    }
+
+    /// True when `path` or anything under it is known to be in the container.
+    fn knows(&self, path: &str) -> bool {
+        self.present.contains(path) || self.under(path).next().is_some()
+    }
+
+    fn under<'a>(&'a self, path: &str) -> impl Iterator<Item = &'a String> + 'a {
+        let from = format!("{}/", path.trim_end_matches('/'));
+        let to = format!("{}0", path.trim_end_matches('/'));
+        self.present.range(from..to)
+    }
+
+    fn forget(&mut self, path: &str) {
+        let gone: Vec<String> = self.under(path).cloned().collect();
+        for p in gone.iter().map(String::as_str).chain([path]) {
+            self.present.remove(p);
+            self.last.remove(p);
+        }
+    }
+
+    /// True (once) when the host file at `path` is one devenv just copied back.
+    pub(super) fn is_echo(&mut self, path: &Path) -> bool {
+        let Some(&(size, mtime)) = self.echo.get(path) else {
+            return false;
+        };
+        self.echo.remove(path);
+        std::fs::symlink_metadata(path)
+            .is_ok_and(|m| m.len() == size && m.modified().ok() == Some(mtime))
+    }
+}
+
 /// Asks the container who it runs as (its `User`, resolved through its own
 /// /etc/passwd): the archive upload would otherwise leave the host's ids.
 pub async fn owner(engine: &Engine, id: &str) -> Result<Owner, WatchError> {
-    let (code, out) = capture(engine, id, "id -u && id -g", None).await?;
+    let (code, out) = capture(engine, id, "id -u && id -g", &[]).await?;
     let text = String::from_utf8_lossy(&out);
     let mut ids = text.lines().filter_map(|l| l.trim().parse::<u64>().ok());
     match (code, ids.next(), ids.next()) {
@@ -63,147 +136,291 @@ pub async fn owner(engine: &Engine, id: &str) -> Result<Owner, WatchError> {
     }
 }
 
+/// One host path of a batch and the rule it falls under.
+struct Work {
+    host: PathBuf,
+    container: String,
+    filter: Arc<Filter>,
+    guard: Arc<Guard>,
+    target: String,
+}
+
 /// Applies changed paths: what exists on the host is uploaded (folders whole),
-/// what is gone is removed in the container.
+/// what is gone is removed in the container — if it ever got there.
 pub async fn apply(
     engine: &Engine,
     id: &str,
     owner: Owner,
-    rules: &[Rule],
+    rules: &[&Rule],
     paths: &[SyncPath],
+    mirror: &mut Mirror,
 ) -> Result<Stats, WatchError> {
     let start = Instant::now();
-    // (host path, container path, the rule's filter, root and target)
-    let work: Vec<_> = paths
+    let work: Vec<Work> = paths
         .iter()
         .map(|p| {
             let rule = &rules[p.rule];
-            let target = rule.target.clone().unwrap_or_default();
-            (
-                p.host.clone(),
-                p.container.clone(),
-                rule.filter.clone(),
-                target,
-            )
+            Work {
+                host: p.host.clone(),
+                container: p.container.clone(),
+                filter: rule.filter.clone(),
+                guard: rule.guard.clone(),
+                target: rule.target.clone().unwrap_or_default(),
+            }
         })
         .collect();
-    let (tar, files, gone, folders) = blocking(move || {
+    let (archive, gone, folders) = blocking(move || {
         let mut archive = Archive::new(owner);
         let mut gone = Vec::new();
-        let mut folders = false;
-        for (host, container, filter, target) in &work {
-            match std::fs::symlink_metadata(host) {
+        // Folders uploaded whole, to list afterwards.
+        let mut folders = Vec::new();
+        for w in &work {
+            match std::fs::symlink_metadata(&w.host) {
                 Ok(meta) if meta.is_dir() => {
-                    folders = true;
-                    for e in filter.walk(host) {
-                        archive.add(
-                            &e.path,
-                            &container_path(target, filter.root(), &e.path),
-                            &mut gone,
-                        )?;
+                    folders.push((
+                        w.host.clone(),
+                        w.container.clone(),
+                        w.filter.clone(),
+                        w.guard.clone(),
+                    ));
+                    for e in w.filter.walk(&w.host) {
+                        let at = container_path(&w.target, w.filter.root(), &e.path);
+                        if !w.guard.in_mount(&at) {
+                            archive.add(&e.path, &at, &mut gone)?;
+                        }
                     }
                 }
-                Ok(_) => archive.add(host, container, &mut gone)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => gone.push(container.clone()),
+                Ok(_) => archive.add(&w.host, &w.container, &mut gone)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    gone.push(w.container.clone())
+                }
                 Err(source) => {
                     return Err(WatchError::Read {
-                        path: host.clone(),
+                        path: w.host.clone(),
                         source,
                     })
                 }
             }
         }
-        let files = archive.files;
-        Ok((archive.finish()?, files, gone, folders))
+        Ok((archive, gone, folders))
     })
     .await?;
-    let mut removed = remove(engine, id, &gone).await?;
-    if let Some(tar) = tar {
+    let guards: Vec<Arc<Guard>> = paths.iter().map(|p| rules[p.rule].guard.clone()).collect();
+    let guard_of = |container: &str| {
+        paths
+            .iter()
+            .position(|p| p.container == container)
+            .map(|i| guards[i].clone())
+    };
+    // A path that never reached the container (an editor's temporary file
+    // renamed over the real one) has nothing to remove.
+    let mut rm = Vec::new();
+    let mut around_mounts = Vec::new();
+    for path in gone {
+        if !mirror.knows(&path) {
+            continue;
+        }
+        match guard_of(&path) {
+            Some(g) if g.may_remove(&path) => rm.push(path),
+            Some(g) if g.removes && g.holds_mount(&path) => around_mounts.push((path, g)),
+            // Under a mount, or in host files a bind mount holds: never.
+            Some(_) => {}
+            None => rm.push(path),
+        }
+    }
+    let mut removed = remove(engine, id, &rm, &all_mounts(rules)).await?;
+    for p in &rm {
+        mirror.forget(p);
+    }
+    let files = archive.files;
+    let uploaded = archive.record();
+    if let Some(tar) = archive.finish()? {
         engine.upload_archive(id, "/", tar).await?;
     }
-    // A folder moved away and another moved in under its name leaves only
-    // the folder's own event: the old contents are found by listing.
-    if !gone.is_empty() || folders {
-        let mut touched: Vec<&Rule> = Vec::new();
-        for p in paths {
-            if !touched.iter().any(|r| std::ptr::eq(*r, &rules[p.rule])) {
-                touched.push(&rules[p.rule]);
-            }
+    for (path, size, mtime) in uploaded {
+        match size {
+            Some(size) => mirror.note(&path, size, mtime),
+            None => mirror.note_dir(&path),
         }
-        removed += prune(engine, id, &touched).await?;
+    }
+    // A folder moved away and another moved in under its name leaves only
+    // the folder's own event: what the container still has there that the
+    // host lacks is found by listing that folder (only it).
+    for (host, container, filter, guard) in folders {
+        removed += prune_at(engine, id, &filter, &guard, &host, &container, mirror).await?;
+    }
+    for (container, guard) in around_mounts {
+        removed += prune_gone(engine, id, &guard, &container, mirror).await?;
     }
     Ok(Stats {
         files,
         removed,
         took: start.elapsed(),
+        ..Stats::default()
     })
 }
 
-/// Makes the container's copy of every copying rule match the host.
+/// Makes the container's copy of every copying rule match the host: first
+/// what the container made is copied back ([`super::back::collect`]), then
+/// what the host lacks is removed, then the host's tree is uploaded.
 pub async fn full(
     engine: &Engine,
     id: &str,
     owner: Owner,
     rules: &[&Rule],
+    mirror: &mut Mirror,
 ) -> Result<Stats, WatchError> {
     let start = Instant::now();
-    let mut stats = Stats {
-        removed: prune(engine, id, rules).await?,
-        ..Stats::default()
-    };
+    let mut stats = super::back::collect(engine, id, rules, mirror, None).await?;
     for rule in rules {
         let target = rule.target.clone().unwrap_or_default();
-        let (root, filter) = (rule.path.clone(), rule.filter.clone());
-        let (tar, files, gone) = blocking(move || {
-            let mut archive = Archive::new(owner);
-            let mut gone = Vec::new();
-            for e in filter.walk(&root) {
-                let at = container_path(&target, &root, &e.path);
-                archive.add(&e.path, &at, &mut gone)?;
-            }
-            let files = archive.files;
-            Ok((archive.finish()?, files, gone))
-        })
-        .await?;
-        stats.removed += remove(engine, id, &gone).await?;
-        if let Some(tar) = tar {
-            engine.upload_archive(id, "/", tar).await?;
+        if rule.guard.removes {
+            stats.removed += prune_at(
+                engine,
+                id,
+                &rule.filter,
+                &rule.guard,
+                &rule.path,
+                &target,
+                mirror,
+            )
+            .await?;
         }
-        stats.files += files;
     }
+    stats.files = upload(engine, id, owner, rules, mirror).await?;
     stats.took = start.elapsed();
     Ok(stats)
 }
 
-/// Removes from the container what the host no longer has under each rule.
-async fn prune(engine: &Engine, id: &str, rules: &[&Rule]) -> Result<usize, WatchError> {
-    let mut removed = 0;
+/// Uploads each rule's whole tree (minus skipped paths and mounts); works on
+/// a container that has not started yet. Returns the number of files.
+pub async fn upload(
+    engine: &Engine,
+    id: &str,
+    owner: Owner,
+    rules: &[&Rule],
+    mirror: &mut Mirror,
+) -> Result<usize, WatchError> {
+    let mut files = 0;
     for rule in rules {
         let target = rule.target.clone().unwrap_or_default();
-        let listing = list(engine, id, &target).await?;
-        let (root, filter) = (rule.path.clone(), rule.filter.clone());
-        let gone = blocking(move || Ok(extras(&filter, &root, &target, &listing))).await?;
-        removed += remove(engine, id, &gone).await?;
+        let (root, filter, guard) = (rule.path.clone(), rule.filter.clone(), rule.guard.clone());
+        let archive = blocking(move || {
+            let mut archive = Archive::new(owner);
+            // Vanished while being read: the event it made syncs it.
+            let mut gone = Vec::new();
+            for e in filter.walk(&root) {
+                let at = container_path(&target, &root, &e.path);
+                if !guard.in_mount(&at) {
+                    archive.add(&e.path, &at, &mut gone)?;
+                }
+            }
+            Ok(archive)
+        })
+        .await?;
+        files += archive.files;
+        let uploaded = archive.record();
+        if let Some(tar) = archive.finish()? {
+            engine.upload_archive(id, "/", tar).await?;
+        }
+        for (path, size, mtime) in uploaded {
+            match size {
+                Some(size) => mirror.note(&path, size, mtime),
+                None => mirror.note_dir(&path),
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Every mount point inside a copying rule's target: the last guard of `remove`.
+fn all_mounts(rules: &[&Rule]) -> Vec<String> {
+    rules.iter().flat_map(|r| r.guard.mounts.clone()).collect()
+}
+
+/// Removes what the container has under `container` (the host's `host`)
+/// that the host lacks and the rule does not skip.
+async fn prune_at(
+    engine: &Engine,
+    id: &str,
+    filter: &Arc<Filter>,
+    guard: &Arc<Guard>,
+    host: &Path,
+    container: &str,
+    mirror: &mut Mirror,
+) -> Result<usize, WatchError> {
+    if !guard.removes {
+        return Ok(0);
+    }
+    let listing = list(engine, id, container).await?;
+    let (filter, guard2, host2, container2) = (
+        filter.clone(),
+        guard.clone(),
+        host.to_path_buf(),
+        container.to_string(),
+    );
+    let gone =
+        blocking(move || Ok(extras(&filter, &guard2, &host2, &container2, &listing))).await?;
+    let removed = remove(engine, id, &gone, &guard.mounts).await?;
+    for p in &gone {
+        mirror.forget(p);
     }
     Ok(removed)
 }
 
-/// Container paths (relative to `target`, with whether each is a folder)
-/// that the host lacks and the rule does not skip; only the topmost of each
-/// subtree, since `rm -rf` takes the rest with it.
-fn extras(filter: &Filter, root: &Path, target: &str, listing: &[(PathBuf, bool)]) -> Vec<String> {
+/// A folder gone from the host that holds a mount in the container: what is
+/// around the mount goes, the mount and the folders leading to it stay.
+async fn prune_gone(
+    engine: &Engine,
+    id: &str,
+    guard: &Arc<Guard>,
+    container: &str,
+    mirror: &mut Mirror,
+) -> Result<usize, WatchError> {
+    let listing = list(engine, id, container).await?;
+    let mut gone: Vec<String> = Vec::new();
+    for (rel, _) in &listing {
+        let at = format!("{}/{}", container.trim_end_matches('/'), rel.display());
+        if gone.iter().any(|g| Path::new(&at).starts_with(g)) || !guard.may_remove(&at) {
+            continue;
+        }
+        gone.push(at);
+    }
+    let removed = remove(engine, id, &gone, &guard.mounts).await?;
+    for p in &gone {
+        mirror.forget(p);
+    }
+    Ok(removed)
+}
+
+/// Container paths under `container` (listed relative to it, with whether
+/// each is a folder) that the host lacks under `host` and the rule does not
+/// skip; only the topmost of each subtree, since `rm -rf` takes the rest
+/// with it — except a folder that holds a mount, whose other entries are
+/// named one by one. What lies under a mount is never named.
+fn extras(
+    filter: &Filter,
+    guard: &Guard,
+    host: &Path,
+    container: &str,
+    listing: &[(PathBuf, bool)],
+) -> Vec<String> {
     let mut out: Vec<PathBuf> = Vec::new();
     for (rel, is_dir) in listing {
         if out.iter().any(|o| rel.starts_with(o)) {
             continue;
         }
-        let host = root.join(rel);
-        if std::fs::symlink_metadata(&host).is_err() && !filter.is_ignored(&host, *is_dir) {
+        let at = container_path(container, host, &host.join(rel));
+        if guard.in_mount(&at) || guard.holds_mount(&at) {
+            continue;
+        }
+        let path = host.join(rel);
+        if std::fs::symlink_metadata(&path).is_err() && !filter.is_ignored(&path, *is_dir) {
             out.push(rel.clone());
         }
     }
     out.iter()
-        .map(|rel| container_path(target, root, &root.join(rel)))
+        .map(|rel| container_path(container, host, &host.join(rel)))
         .collect()
 }
 
@@ -211,7 +428,7 @@ fn extras(filter: &Filter, root: &Path, target: &str, listing: &[(PathBuf, bool)
 async fn list(engine: &Engine, id: &str, target: &str) -> Result<Vec<(PathBuf, bool)>, WatchError> {
     // `/` cannot be a file name, so it separates the folders from the rest.
     let script = "cd \"$1\" 2>/dev/null || exit 0; find . -mindepth 1 -type d -print0; printf '/\\0'; find . -mindepth 1 ! -type d -print0";
-    let (code, out) = capture(engine, id, script, Some(target)).await?;
+    let (code, out) = capture(engine, id, script, &[target]).await?;
     if code != 0 {
         return Err(WatchError::Container {
             id: short(id),
@@ -249,8 +466,22 @@ fn bytes_to_path(b: &[u8]) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(b).into_owned())
 }
 
-/// `rm -rf` in the container, as root like the upload, in as few execs as fit.
-async fn remove(engine: &Engine, id: &str, paths: &[String]) -> Result<usize, WatchError> {
+/// `rm -rf` in the container, as root like the upload, in as few execs as
+/// fit. The last guard: nothing at, under or holding one of `mounts` goes.
+async fn remove(
+    engine: &Engine,
+    id: &str,
+    paths: &[String],
+    mounts: &[String],
+) -> Result<usize, WatchError> {
+    let paths: Vec<&String> = paths
+        .iter()
+        .filter(|p| {
+            !mounts
+                .iter()
+                .any(|m| Path::new(p.as_str()).starts_with(m) || Path::new(m).starts_with(p))
+        })
+        .collect();
     // A folder's `rm -rf` takes what is under it: name only the topmost paths.
     let unique: IndexSet<&String> = paths
         .iter()
@@ -259,6 +490,7 @@ async fn remove(engine: &Engine, id: &str, paths: &[String]) -> Result<usize, Wa
                 .iter()
                 .any(|q| q != *p && Path::new(p.as_str()).starts_with(q))
         })
+        .copied()
         .collect();
     let mut chunk: Vec<String> = Vec::new();
     let mut size = 0;
@@ -288,15 +520,15 @@ async fn remove(engine: &Engine, id: &str, paths: &[String]) -> Result<usize, Wa
     Ok(unique.len())
 }
 
-/// `sh -c script [arg]`, stdout and stderr together.
-async fn capture(
+/// `sh -c script args…`, stdout and stderr together.
+pub(super) async fn capture(
     engine: &Engine,
     id: &str,
     script: &str,
-    arg: Option<&str>,
+    args: &[&str],
 ) -> Result<(i64, Vec<u8>), WatchError> {
     let mut cmd = vec!["sh".to_string(), "-c".into(), script.into(), "sh".into()];
-    cmd.extend(arg.map(str::to_string));
+    cmd.extend(args.iter().map(|a| a.to_string()));
     let mut out = Vec::new();
     let code = engine
         .exec_bytes(id, cmd, Vec::new(), None, |b| out.extend_from_slice(b))
@@ -304,11 +536,11 @@ async fn capture(
     Ok((code, out))
 }
 
-fn short(id: &str) -> String {
+pub(super) fn short(id: &str) -> String {
     id.chars().take(12).collect()
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, WatchError> + Send + 'static,
 ) -> Result<T, WatchError> {
     tokio::task::spawn_blocking(f)
@@ -377,6 +609,24 @@ impl Archive {
         }
     }
 
+    /// Each entry's container path, size (`None` for a folder) and mtime.
+    fn record(&self) -> Vec<(String, Option<u64>, u64)> {
+        let mtime = |m: &std::fs::Metadata| {
+            m.modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs())
+        };
+        self.entries
+            .iter()
+            .map(|(path, item)| match item {
+                Item::Dir(m) => (path.clone(), None, mtime(m)),
+                Item::File(m, data) => (path.clone(), Some(data.len() as u64), mtime(m)),
+                Item::Link(m, _) => (path.clone(), Some(0), mtime(m)),
+            })
+            .collect()
+    }
+
     /// The archive, or `None` when there is nothing to upload.
     fn finish(self) -> Result<Option<Vec<u8>>, WatchError> {
         if self.entries.is_empty() {
@@ -438,9 +688,42 @@ mod tests {
         let filter = Filter::new(dir.path(), dir.path(), &[], &[]).unwrap();
         let listing = parse_listing(b"./gone\0./gone/sub\0./kept\0./vendor\0/\0./gone/sub/f\0./kept/old.php\0./vendor/x.php\0");
         assert_eq!(
-            extras(&filter, dir.path(), "/srv", &listing),
+            extras(&filter, &Guard::default(), dir.path(), "/srv", &listing),
             ["/srv/gone", "/srv/kept/old.php"]
         );
+    }
+
+    #[test]
+    fn r10_extras_never_name_a_mount_what_is_under_it_or_a_folder_holding_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let filter = Filter::new(dir.path(), dir.path(), &[], &[]).unwrap();
+        let guard = Guard {
+            mounts: vec![
+                "/srv/uploads".into(),
+                "/srv/data".into(),
+                "/srv/deep/vol".into(),
+            ],
+            removes: true,
+        };
+        let listing = parse_listing(
+            b"./data\0./deep\0./deep/vol\0./uploads\0/\0./data/db.sqlite\0./deep/other.txt\0./deep/vol/keep\0./stale.php\0./uploads/photo.jpg\0",
+        );
+        assert_eq!(
+            extras(&filter, &guard, dir.path(), "/srv", &listing),
+            ["/srv/deep/other.txt", "/srv/stale.php"]
+        );
+    }
+
+    #[test]
+    fn r10_the_mirror_knows_what_reached_the_container() {
+        let mut m = Mirror::default();
+        m.note("/srv/a/b.php", 3, 1);
+        m.note_dir("/srv/a");
+        assert!(m.knows("/srv/a") && m.knows("/srv/a/b.php"));
+        assert!(!m.knows("/srv/.b.php.swp"), "a temp file never uploaded");
+        assert!(!m.knows("/srv/a/b"), "a prefix is not a parent");
+        m.forget("/srv/a");
+        assert!(!m.knows("/srv/a/b.php"));
     }
 
     #[test]
@@ -496,7 +779,8 @@ mod tests {
             Stats {
                 files: 3,
                 removed: 0,
-                took
+                took,
+                ..Stats::default()
             }
             .describe(),
             "synced 3 files in 42 ms"
@@ -505,7 +789,8 @@ mod tests {
             Stats {
                 files: 1,
                 removed: 2,
-                took
+                took,
+                ..Stats::default()
             }
             .describe(),
             "synced 1 file, removed 2 in 42 ms"
@@ -514,7 +799,8 @@ mod tests {
             Stats {
                 files: 0,
                 removed: 2,
-                took
+                took,
+                ..Stats::default()
             }
             .describe(),
             "removed 2 in 42 ms"
