@@ -126,7 +126,7 @@ fn r14_a_dotenv_error_has_line_and_column_and_hides_the_line() {
         "[services.a]\nimage = \"x\"\nenv_file = \"app.env\"\n",
         &[("app.env", format!("OK=1\nTOKEN {SENTINEL}\n").as_bytes())],
     );
-    assert_bad_config(code, &err, "at line 2, column 7");
+    assert_bad_config(code, &err, "at line 2, column 6");
     assert!(!err.contains(SENTINEL), "{err}");
 }
 

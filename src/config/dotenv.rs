@@ -95,13 +95,12 @@ pub fn parse(
         }
         let end = rest.find(['=', ':', '\n']).unwrap_or(rest.len());
         let key = rest[..end].trim_end();
-        let bad = key.is_empty()
-            || !key
-                .chars()
-                .all(|c| c.is_alphanumeric() || "_.-[]".contains(c));
-        if bad {
+        let name_char = |c: char| c.is_alphanumeric() || "_.-[]".contains(c);
+        let bad = key.find(|c: char| !name_char(c));
+        if key.is_empty() || bad.is_some() {
+            // Point at the first character that cannot be in a name.
             return Err(at(
-                rest,
+                &rest[bad.unwrap_or(0)..],
                 "this line is not `NAME=value` (a name is letters, digits and `_`)".into(),
             ));
         }
@@ -266,7 +265,7 @@ mod tests {
     #[test]
     fn r14_errors_point_at_line_and_column_and_never_echo_the_line() {
         let e = parse("A=1\nB C=2\n", &env).unwrap_err();
-        assert_eq!((e.line, e.column), (2, 1));
+        assert_eq!((e.line, e.column), (2, 2));
         let e = parse("A=1\nB=\"open secret\nC=3\n", &env).unwrap_err();
         assert_eq!(
             (e.line, e.column, e.reason.as_str()),

@@ -117,6 +117,26 @@ impl Stack {
             warnings.extend(found);
             services.insert(name, service);
         }
+        // `service_healthy` on a service without a healthcheck: Compose
+        // refuses to start that (and devenv's config refuses `ready` without
+        // a probe), so the dependent waits for it to be started, said once.
+        let unprobed: Vec<String> = services
+            .iter()
+            .filter(|(_, s)| s.ready.is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for (name, service) in services.iter_mut() {
+            for (dep, condition) in service.depends_on.iter_mut() {
+                if *condition == "ready" && unprobed.contains(dep) {
+                    *condition = "started";
+                    warnings.push(
+                        Warning::new(Some(name), "depends_on").with_detail(format!(
+                            "`service_healthy` on `{dep}`, which has no healthcheck (written as `started`)"
+                        )),
+                    );
+                }
+            }
+        }
         let volumes = file.volumes.unwrap_or_default().into_iter();
         Ok(Stack {
             name: file.name,
