@@ -39,6 +39,11 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Outcome {
     let id = engine
         .create_container(&stack, &svc, "oneoff", Some(&oneoff))
         .await?;
+    // Sync mode: the one-off runs the checkout's code, not the image's copy.
+    if let Err(e) = crate::watch::sync_oneoff(&engine, &stack, &svc, &id).await {
+        let _ = engine.remove_container(&id).await;
+        return Err(e.into());
+    }
     // The terminal goes raw for the container's TTY and is put back after.
     let saved = tty.and_then(|_| stty(&["-g"]));
     if saved.is_some() {
