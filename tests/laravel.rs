@@ -185,12 +185,14 @@ action = "rebuild"
     );
     copy_dir(&repo().join("examples/laravel"), &p.path().join("app"));
     p.ok(&["up", "-d"]);
-    let mut watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
-        .args(["--progress", "plain", "watch"])
-        .current_dir(p.path())
-        .stderr(std::fs::File::create(p.path().join("watch.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut watch = support::KillOnDrop(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
+            .args(["--progress", "plain", "watch"])
+            .current_dir(p.path())
+            .stderr(std::fs::File::create(p.path().join("watch.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
 
     let view = p.path().join("app/resources/views/status.blade.php");
     let text = std::fs::read_to_string(&view)
@@ -217,8 +219,7 @@ action = "rebuild"
             .unwrap_or_default()
             .contains("app rebuilt in")
     });
-    let _ = watch.kill();
-    let _ = watch.wait();
+    watch.stop();
     let log = std::fs::read_to_string(p.path().join("watch.log")).unwrap_or_default();
     assert!(
         shown,
@@ -409,13 +410,15 @@ fn r10_sync_mode_runs_the_checkout_with_devenv_watch_running() {
         "forced sync mode copies the tree before the app is ready:\n{}",
         text(&out)
     );
-    let mut watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
-        .args(["--progress", "plain", "watch"])
-        .current_dir(p.path())
-        .env("NO_COLOR", "1")
-        .stderr(std::fs::File::create(p.path().join("watch.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut watch = support::KillOnDrop(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
+            .args(["--progress", "plain", "watch"])
+            .current_dir(p.path())
+            .env("NO_COLOR", "1")
+            .stderr(std::fs::File::create(p.path().join("watch.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let log_path = p.path().join("watch.log");
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(eventually(30, || log().contains("watching")), "{}", log());
@@ -450,8 +453,7 @@ fn r10_sync_mode_runs_the_checkout_with_devenv_watch_running() {
         "{}",
         text(&out)
     );
-    let _ = watch.kill();
-    let _ = watch.wait();
+    watch.stop();
     assert!(
         log().contains("copied 1 file back from the container"),
         "{}",

@@ -349,7 +349,10 @@ async fn prune_at(
     container: &str,
     mirror: &mut Mirror,
 ) -> Result<usize, WatchError> {
-    if !guard.removes {
+    // A host folder that is gone (a deleted checkout, a watcher left running
+    // after its folder went) says nothing about what the container should
+    // lack: it never empties the container.
+    if !guard.removes || !host.is_dir() {
         return Ok(0);
     }
     let listing = list(engine, id, container).await?;

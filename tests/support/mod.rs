@@ -243,3 +243,21 @@ pub fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// A background devenv (a `watch`) that is stopped however the test ends:
+/// a panicking test must not leave a watcher syncing into the next run's
+/// containers of the same project.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl KillOnDrop {
+    pub fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
