@@ -289,7 +289,8 @@ fn r11_2_progress_never_erases_log_lines_and_every_spinner_ends() {
             shell_service(
                 "app",
                 "i=0; while [ $$i -lt 400 ]; do i=$$((i+1)); echo tick-$$i; sleep 0.05; done; exec sleep 1000",
-                ""
+                // Copies, so syncs draw and finish spinners (bind mode has none).
+                "mount = \"sync\""
             )
         ),
     );
