@@ -176,8 +176,8 @@ pub enum DbCommand {
 pub struct UpArgs {
     /// Services to start (with their dependencies); all when none are given
     pub services: Vec<String>,
-    /// Return once every service is ready instead of following logs
-    #[arg(short = 'd', long)]
+    /// Return once every service is ready instead of following logs (`--wait` as in Compose)
+    #[arg(short = 'd', long, visible_alias = "wait")]
     pub detach: bool,
     /// Rebuild images of services with `build`
     #[arg(long)]
