@@ -405,13 +405,16 @@ pub async fn await_ready(
     let mut delay = Duration::from_millis(15);
     let mut target: Option<Target> = None;
     let mut last = Miss::NotYet("no attempt finished in time".into());
+    // What the service last answered: reported rather than the time-out of
+    // an attempt the deadline cut short (`WRONGPASS`, not "no answer").
+    let mut answered: Option<String> = None;
     let mut limit = probe.map_or(ATTEMPT_TIMEOUT, attempt_timeout);
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let status =
             match tokio::time::timeout(left, engine.inspect_container(container, project)).await {
                 Ok(status) => status.map_err(NotReady::Engine)?,
-                Err(_) => return Err(give_up(last)),
+                Err(_) => return Err(give_up(last, answered)),
             };
         if !status.running {
             return Err(NotReady::Exited(status.exit_code.unwrap_or(-1)));
@@ -431,23 +434,29 @@ pub async fn await_ready(
             Ok(()) => return Ok(start.elapsed()),
             Err(miss) => miss,
         };
+        if let Miss::NotYet(why) = &last {
+            answered = Some(why.clone());
+        }
         // A stalled connection is retried soon; an endpoint that is merely
         // slow (a cold framework's first request) gets longer each time.
         if matches!(last, Miss::NoAnswer(_)) {
             limit = (limit * 2).min(CHECK_BUDGET);
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(give_up(last));
+            return Err(give_up(last, answered));
         }
         tokio::time::sleep_until((tokio::time::Instant::now() + delay).min(deadline)).await;
         delay = (delay * 3 / 2).min(MAX_BACKOFF);
     }
 }
 
-/// The failure to report once the deadline passed: an engine error as such.
-fn give_up(last: Miss) -> NotReady {
+/// The failure to report once the deadline passed: an engine error as such;
+/// a last attempt that got no answer in time yields to what the service
+/// answered before, if it ever did.
+fn give_up(last: Miss, answered: Option<String>) -> NotReady {
     match last {
-        Miss::NotYet(why) | Miss::NoAnswer(why) => NotReady::TimedOut(why),
+        Miss::NotYet(why) => NotReady::TimedOut(why),
+        Miss::NoAnswer(why) => NotReady::TimedOut(answered.unwrap_or(why)),
         Miss::Engine(e) => NotReady::Engine(e),
     }
 }
@@ -455,6 +464,33 @@ fn give_up(last: Miss) -> NotReady {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_short_last_attempt_reports_what_the_service_answered_before() {
+        let why = |n: NotReady| match n {
+            NotReady::TimedOut(w) => w,
+            other => panic!("{other:?}"),
+        };
+        let wrongpass = Some("WRONGPASS invalid password".to_string());
+        assert_eq!(
+            why(give_up(
+                Miss::NoAnswer("no answer within 0.0s".into()),
+                wrongpass.clone()
+            )),
+            "WRONGPASS invalid password"
+        );
+        assert_eq!(
+            why(give_up(
+                Miss::NoAnswer("no answer within 0.2s".into()),
+                None
+            )),
+            "no answer within 0.2s"
+        );
+        assert_eq!(
+            why(give_up(Miss::NotYet("refused".into()), wrongpass)),
+            "refused"
+        );
+    }
 
     #[test]
     fn the_exec_wrapper_pid_is_read_and_kept_out_of_messages() {
