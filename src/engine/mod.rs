@@ -195,6 +195,34 @@ pub struct LogsFrom {
     pub timestamps: bool,
 }
 
+/// Copies the user's stdin into an attached container or exec as it comes;
+/// at its end the container's stdin closes too (`echo x | devenv run … cat`
+/// ends). Reading stdin blocks, so a plain thread reads and a task forwards.
+fn forward_stdin(
+    mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+) -> tokio::task::JoinHandle<()> {
+    use tokio::io::AsyncWriteExt;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        let mut stdin = std::io::stdin();
+        while let Ok(n) = stdin.read(&mut buf) {
+            if n == 0 || tx.blocking_send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if input.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        let _ = input.shutdown().await;
+    })
+}
+
 /// Who and where an attached exec runs: the container's defaults when unset.
 #[derive(Debug, Clone, Default)]
 pub struct ExecAs {
@@ -837,21 +865,12 @@ impl Engine {
         id: &str,
         since: i64,
     ) -> impl Stream<Item = Result<String, EngineError>> + Send + 'static {
-        let opts = LogsOptions {
-            follow: true,
-            stdout: true,
-            stderr: true,
-            // The API takes 32-bit seconds; good until 2038.
-            since: i32::try_from(since).unwrap_or(i32::MAX),
+        let from = LogsFrom {
+            tail: None,
+            since: Some(since),
             timestamps: true,
-            tail: "all".to_string(),
-            ..Default::default()
         };
-        let id = id.to_string();
-        self.docker.logs(&id, Some(opts)).map(move |item| {
-            item.map(|out| String::from_utf8_lossy(&out.into_bytes()).into_owned())
-                .map_err(EngineError::api(format!("reading logs of `{id}`")))
-        })
+        self.logs_from(id, &from, true)
     }
 
     /// Waits for a container to stop and returns its exit code.
@@ -943,7 +962,6 @@ impl Engine {
         who: &ExecAs,
     ) -> Result<i64, EngineError> {
         use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecResults};
-        use tokio::io::AsyncWriteExt;
         let action = format!("running `{}` in `{id}`", cmd.join(" "));
         let opts = CreateExecOptions {
             cmd: Some(cmd),
@@ -960,11 +978,7 @@ impl Engine {
             .start_exec(&exec, None)
             .await
             .map_err(EngineError::api(action.clone()))?;
-        if let StartExecResults::Attached {
-            mut output,
-            mut input,
-        } = started
-        {
+        if let StartExecResults::Attached { mut output, input } = started {
             if let Some((rows, cols)) = tty {
                 // Best effort: a wrong size only makes full-screen programs look odd.
                 let _ = self
@@ -978,26 +992,7 @@ impl Engine {
                     )
                     .await;
             }
-            // Reading stdin blocks, so a plain thread reads it and a task forwards it.
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-            std::thread::spawn(move || {
-                use std::io::Read;
-                let mut buf = [0u8; 4096];
-                let mut stdin = std::io::stdin();
-                while let Ok(n) = stdin.read(&mut buf) {
-                    if n == 0 || tx.blocking_send(buf[..n].to_vec()).is_err() {
-                        break;
-                    }
-                }
-            });
-            let forward = tokio::spawn(async move {
-                while let Some(bytes) = rx.recv().await {
-                    if input.write_all(&bytes).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = input.shutdown().await;
-            });
+            let forward = forward_stdin(input);
             let mut stdout = std::io::stdout();
             while let Some(chunk) = output.next().await {
                 use std::io::Write;
@@ -1026,7 +1021,6 @@ impl Engine {
     ) -> Result<i64, EngineError> {
         use bollard::query_parameters::{AttachContainerOptions, ResizeContainerTTYOptions};
         use std::io::Write;
-        use tokio::io::AsyncWriteExt;
         let action = format!("attaching to `{id}`");
         let opts = AttachContainerOptions {
             stream: true,
@@ -1036,10 +1030,7 @@ impl Engine {
             ..Default::default()
         };
         // Attached before the start, so not a byte of output is lost.
-        let bollard::container::AttachContainerResults {
-            mut output,
-            mut input,
-        } = self
+        let bollard::container::AttachContainerResults { mut output, input } = self
             .docker
             .attach_container(id, Some(opts))
             .await
@@ -1058,27 +1049,7 @@ impl Engine {
                 )
                 .await;
         }
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            let mut stdin = std::io::stdin();
-            while let Ok(n) = stdin.read(&mut buf) {
-                if n == 0 || tx.blocking_send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        // At the end of the user's input the container's stdin closes too
-        // (`echo x | devenv run … cat` ends).
-        let forward = tokio::spawn(async move {
-            while let Some(bytes) = rx.recv().await {
-                if input.write_all(&bytes).await.is_err() {
-                    return;
-                }
-            }
-            let _ = input.shutdown().await;
-        });
+        let forward = forward_stdin(input);
         while let Some(chunk) = output.next().await {
             let chunk = chunk.map_err(EngineError::api(action.clone()))?;
             if let bollard::container::LogOutput::StdErr { message } = chunk {
