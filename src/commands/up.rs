@@ -30,6 +30,9 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         no_seeds: false,
         create_paths: args.create_paths,
     };
+    if args.dry_run {
+        return dry_run(&engine, &stack, &opts, args.json).await;
+    }
     let selected = lifecycle::select(&stack, &opts.services)?;
     let outcomes = tokio::select! {
         r = lifecycle::up(&engine, &stack, &opts, reporter.clone()) => match r {
@@ -93,6 +96,25 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     }
     stop(&engine, &stack, &services, reporter.as_ref()).await?;
     Ok(interrupt::EXIT_CODE)
+}
+
+/// `up --dry-run`: the plan in words (or JSON), the host ports checked;
+/// nothing changes. A port `up` would stop at fails it as `up` would.
+async fn dry_run(engine: &Engine, stack: &Stack, opts: &UpOptions, json: bool) -> Outcome {
+    let plan = lifecycle::dry_run(engine, stack, opts).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("a plan serialises")
+        );
+    } else {
+        for line in crate::plan::render::lines(&plan) {
+            println!("{line}");
+        }
+        eprintln!("{}", style("dry run: nothing was changed").dim());
+    }
+    lifecycle::up::port_refusal(&plan.port_checks)?;
+    Ok(0)
 }
 
 /// Stops the containers of `services` gracefully, or kills them when Ctrl-C

@@ -3,28 +3,26 @@
 //! Engine API. Everything above speaks in services and the resolved model.
 
 mod connect;
+mod containers;
 mod images;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
-};
 use bollard::query_parameters::{
-    CreateContainerOptions, DownloadFromContainerOptions, InspectContainerOptions,
-    ListContainersOptions, ListNetworksOptions, ListVolumesOptions, LogsOptions,
-    RemoveContainerOptions, RemoveVolumeOptions, RestartContainerOptions, StartContainerOptions,
-    StopContainerOptions, UploadToContainerOptions,
+    DownloadFromContainerOptions, InspectContainerOptions, ListContainersOptions,
+    ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions,
+    RemoveVolumeOptions, RestartContainerOptions, StartContainerOptions, StopContainerOptions,
+    UploadToContainerOptions,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 
+pub use crate::plan::spec::OneOff;
 pub use connect::Endpoint;
 pub use images::PullError;
 
-use crate::config::model::{Mount, Protocol, Restart, Service, Stack, Volume};
+use crate::config::model::Stack;
 
 pub const LABEL_PROJECT: &str = "devenv.project";
 pub const LABEL_SERVICE: &str = "devenv.service";
@@ -38,6 +36,9 @@ pub const LABEL_DIR: &str = "devenv.project-dir";
 /// On a volume devenv made for an anonymous volume (an image's `VOLUME`):
 /// the container path it is mounted at.
 pub const LABEL_ANONYMOUS: &str = "devenv.anonymous";
+/// Short hashes of each part of the config (`command=…,env=…`), so the next
+/// plan can say which part changed.
+pub const LABEL_PARTS: &str = "devenv.config-parts";
 /// What Docker Compose (and so Sail) labels its objects with.
 pub const LABEL_COMPOSE_PROJECT: &str = "com.docker.compose.project";
 
@@ -232,19 +233,6 @@ pub struct ExecAs {
     pub working_dir: Option<String>,
 }
 
-/// A one-off container of a service (`devenv run`, `devenv test`): its own
-/// name and command, and folders that get a fresh tmpfs.
-#[derive(Debug, Clone, Default)]
-pub struct OneOff {
-    pub name: String,
-    pub command: Vec<String>,
-    pub tmpfs: Vec<String>,
-    /// Keep stdin open for the user's input (`devenv run`).
-    pub stdin: bool,
-    /// Allocate a terminal (`devenv run` on one).
-    pub tty: bool,
-}
-
 /// Names of the objects devenv makes for a project.
 pub fn container_name(project: &str, service: &str) -> String {
     format!("{project}-{service}-1")
@@ -284,51 +272,6 @@ pub fn project_dir(stack: &Stack) -> String {
         .unwrap_or_else(|_| stack.root.clone())
         .display()
         .to_string()
-}
-
-/// The anonymous volume paths of a service, with whether each is read-only:
-/// the ones the stack file declares (`volumes = ["/app/node_modules"]`) and
-/// the image's `VOLUME`s that no mount covers. devenv gives each a labelled
-/// volume of its own, so the data outlives the container (a recreate, a
-/// plain `down`) and goes only with `down -v`.
-fn anonymous_targets(svc: &Service, image_volumes: &[String]) -> Vec<(String, bool)> {
-    let norm = |p: &str| p.trim_end_matches('/').to_string();
-    let mut out: Vec<(String, bool)> = Vec::new();
-    let mut mounted: Vec<String> = Vec::new();
-    for m in &svc.volumes {
-        match m {
-            Mount::Volume { target, .. } | Mount::Bind { target, .. } => mounted.push(norm(target)),
-            Mount::Anonymous { target, read_only } => {
-                mounted.push(norm(target));
-                out.push((norm(target), *read_only));
-            }
-        }
-    }
-    out.extend(
-        image_volumes
-            .iter()
-            .map(|v| norm(v))
-            .filter(|v| !v.is_empty() && !mounted.contains(v))
-            .map(|v| (v, false)),
-    );
-    out.sort();
-    out.dedup_by(|a, b| a.0 == b.0);
-    out
-}
-
-/// Options for a tmpfs the container's user can write to. The engine copies
-/// the mount point's owner and mode onto a new tmpfs (a root-owned folder of a
-/// bind mount stays root-owned whatever `mode` says), so it is given to the
-/// user by number; only a named user falls back to a world-writable mode.
-fn tmpfs_options(user: Option<&str>) -> String {
-    let mut ids = user.unwrap_or("0").splitn(2, ':');
-    let uid = ids.next().and_then(|u| u.parse::<u32>().ok());
-    let gid = ids.next().and_then(|g| g.parse::<u32>().ok());
-    match (uid, gid) {
-        (Some(u), Some(g)) => format!("uid={u},gid={g}"),
-        (Some(u), None) => format!("uid={u}"),
-        _ => "mode=1777".to_string(),
-    }
 }
 
 fn project_filter(project: &str, extra: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
@@ -418,227 +361,6 @@ impl Engine {
                 }
             })
             .collect())
-    }
-
-    /// Creates the container for `svc`, or a one-off container of it.
-    pub async fn create_container(
-        &self,
-        stack: &Stack,
-        svc: &Service,
-        hash: &str,
-        oneoff: Option<&OneOff>,
-    ) -> Result<String, EngineError> {
-        self.create(stack, svc, hash, oneoff, &HashMap::new()).await
-    }
-
-    /// Creates the service's own container. Its anonymous volumes are
-    /// devenv's labelled volumes, except where `carried` (container path →
-    /// volume, from the container it replaces) names one: that is mounted
-    /// again, as Compose carries anonymous volumes over to a recreated
-    /// container (it keeps the data of containers made before the labels).
-    pub async fn create_service_container(
-        &self,
-        stack: &Stack,
-        svc: &Service,
-        hash: &str,
-        carried: &HashMap<String, String>,
-    ) -> Result<String, EngineError> {
-        self.create(stack, svc, hash, None, carried).await
-    }
-
-    async fn create(
-        &self,
-        stack: &Stack,
-        svc: &Service,
-        hash: &str,
-        oneoff: Option<&OneOff>,
-        carried: &HashMap<String, String>,
-    ) -> Result<String, EngineError> {
-        let project = &stack.project;
-        let dir = project_dir(stack);
-        let mut labels = HashMap::from([
-            (LABEL_PROJECT.to_string(), project.clone()),
-            (LABEL_SERVICE.to_string(), svc.name.clone()),
-            (LABEL_HASH.to_string(), hash.to_string()),
-            (LABEL_DIR.to_string(), dir.clone()),
-        ]);
-        // One-off containers get no DNS alias: `cache` must keep meaning the service.
-        let (name, cmd, aliases) = match oneoff {
-            Some(o) => {
-                labels.insert(LABEL_ONEOFF.to_string(), "true".into());
-                (o.name.clone(), Some(o.command.clone()), None)
-            }
-            None => (
-                container_name(project, &svc.name),
-                svc.command.clone(),
-                Some(vec![svc.name.clone()]),
-            ),
-        };
-
-        let mut exposed = Vec::new();
-        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-        for p in &svc.ports {
-            let proto = match p.protocol {
-                Protocol::Tcp => "tcp",
-                Protocol::Udp => "udp",
-                Protocol::Sctp => "sctp",
-            };
-            let key = format!("{}/{proto}", p.container);
-            exposed.push(key.clone());
-            bindings
-                .entry(key)
-                .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new)
-                .push(PortBinding {
-                    host_ip: p.host_ip.clone(),
-                    host_port: Some(p.host.map(|h| h.to_string()).unwrap_or_default()),
-                });
-        }
-        let mut binds: Vec<String> = svc
-            .volumes
-            .iter()
-            .filter_map(|m| match m {
-                Mount::Anonymous { .. } => None,
-                Mount::Volume {
-                    name,
-                    target,
-                    read_only,
-                } => {
-                    let external = stack.volumes.get(name).is_some_and(|v| v.external);
-                    let source = if external {
-                        name.clone()
-                    } else {
-                        volume_name(project, name)
-                    };
-                    Some(format!(
-                        "{source}:{target}{}",
-                        if *read_only { ":ro" } else { "" }
-                    ))
-                }
-                Mount::Bind {
-                    source,
-                    target,
-                    read_only,
-                } => Some(format!(
-                    "{}:{target}{}",
-                    source.display(),
-                    if *read_only { ":ro" } else { "" }
-                )),
-            })
-            .collect();
-        // One-off containers keep Docker's own anonymous volumes: scratch
-        // space, removed with the container (declared ones come from mounts:
-        // an anonymous volume cannot be a bind).
-        let mut anonymous = Vec::new();
-        if oneoff.is_some() {
-            anonymous = svc
-                .volumes
-                .iter()
-                .filter_map(|m| match m {
-                    Mount::Anonymous { target, read_only } => Some(bollard::models::Mount {
-                        target: Some(target.clone()),
-                        typ: Some(bollard::models::MountType::VOLUME),
-                        read_only: Some(*read_only),
-                        ..Default::default()
-                    }),
-                    _ => None,
-                })
-                .collect();
-        } else {
-            let image_volumes = self.image_volumes(&svc.image).await?;
-            for (target, read_only) in anonymous_targets(svc, &image_volumes) {
-                let source = match carried.get(&target) {
-                    Some(volume) => volume.clone(),
-                    None => {
-                        let name = anonymous_volume_name(project, &svc.name, &target);
-                        let labels = HashMap::from([
-                            (LABEL_PROJECT.to_string(), project.clone()),
-                            (LABEL_DIR.to_string(), dir.clone()),
-                            (LABEL_SERVICE.to_string(), svc.name.clone()),
-                            (LABEL_ANONYMOUS.to_string(), target.clone()),
-                        ]);
-                        self.create_labelled_volume(&name, None, HashMap::new(), labels)
-                            .await?;
-                        name
-                    }
-                };
-                binds.push(format!(
-                    "{source}:{target}{}",
-                    if read_only { ":ro" } else { "" }
-                ));
-            }
-        }
-        let restart = match svc.restart {
-            Restart::No => RestartPolicyNameEnum::NO,
-            Restart::Always => RestartPolicyNameEnum::ALWAYS,
-            Restart::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
-            Restart::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
-        };
-        let tmpfs = match oneoff.filter(|o| !o.tmpfs.is_empty()) {
-            Some(o) => {
-                let user = match &svc.user {
-                    Some(u) => Some(u.clone()),
-                    None => self.image_user(&svc.image).await?,
-                };
-                let opts = tmpfs_options(user.as_deref());
-                Some(o.tmpfs.iter().map(|p| (p.clone(), opts.clone())).collect())
-            }
-            None => None,
-        };
-        let network = network_name(project);
-        let endpoint = EndpointSettings {
-            aliases: aliases.clone(),
-            ..Default::default()
-        };
-        let body = ContainerCreateBody {
-            image: Some(svc.image.clone()),
-            cmd,
-            entrypoint: svc.entrypoint.clone(),
-            env: Some(
-                svc.env
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", v.value))
-                    .collect(),
-            ),
-            user: svc.user.clone(),
-            working_dir: svc.working_dir.clone(),
-            labels: Some(labels),
-            exposed_ports: Some(exposed),
-            // The hostname would shadow the service's DNS name inside a one-off.
-            hostname: aliases.as_ref().map(|_| svc.name.clone()),
-            tty: oneoff.map(|o| o.tty),
-            open_stdin: oneoff.map(|o| o.stdin),
-            stdin_once: oneoff.map(|o| o.stdin),
-            attach_stdin: oneoff.map(|o| o.stdin),
-            host_config: Some(HostConfig {
-                port_bindings: Some(bindings),
-                binds: Some(binds),
-                mounts: (!anonymous.is_empty()).then_some(anonymous),
-                restart_policy: Some(RestartPolicy {
-                    name: Some(restart),
-                    maximum_retry_count: None,
-                }),
-                network_mode: Some(network.clone()),
-                init: Some(true),
-                tmpfs,
-                extra_hosts: (!svc.extra_hosts.is_empty()).then(|| svc.extra_hosts.clone()),
-                ..Default::default()
-            }),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(network, endpoint)])),
-            }),
-            ..Default::default()
-        };
-        let opts = CreateContainerOptions {
-            name: Some(name.clone()),
-            ..Default::default()
-        };
-        let created = self
-            .docker
-            .create_container(Some(opts), body)
-            .await
-            .map_err(EngineError::api(format!("creating container `{name}`")))?;
-        Ok(created.id)
     }
 
     pub async fn start_container(&self, id: &str) -> Result<(), EngineError> {
@@ -1180,41 +902,6 @@ impl Engine {
 
     // ---- networks and volumes ----------------------------------------------
 
-    /// Creates the project network unless it exists.
-    pub async fn ensure_network(&self, stack: &Stack) -> Result<(), EngineError> {
-        let project = &stack.project;
-        let name = network_name(project);
-        let filters = HashMap::from([("name".to_string(), vec![name.clone()])]);
-        let existing = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters),
-            }))
-            .await
-            .map_err(EngineError::api("listing networks"))?;
-        // The name filter matches substrings: compare exactly.
-        if existing.iter().any(|n| n.name.as_deref() == Some(&name)) {
-            return Ok(());
-        }
-        let req = NetworkCreateRequest {
-            name: name.clone(),
-            driver: Some("bridge".into()),
-            labels: Some(HashMap::from([
-                (LABEL_PROJECT.to_string(), project.to_string()),
-                (LABEL_DIR.to_string(), project_dir(stack)),
-            ])),
-            ..Default::default()
-        };
-        match self.docker.create_network(req).await {
-            Ok(created) => self.settle_network_race(&name, &created.id).await,
-            // Lost a race with another devenv: the network is there, which is all we want.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()),
-            Err(e) => Err(EngineError::api(format!("creating network `{name}`"))(e)),
-        }
-    }
-
     /// The engine (API 1.41) lets two devenv runs that race both create the
     /// project network, and then every use of its name is "ambiguous". Both
     /// racers agree on the oldest network; the one that made a newer one
@@ -1274,49 +961,6 @@ impl Engine {
             Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(EngineError::api(format!("removing network `{name}`"))(e)),
         }
-    }
-
-    pub async fn ensure_volume(
-        &self,
-        stack: &Stack,
-        volume: &str,
-        spec: &Volume,
-    ) -> Result<(), EngineError> {
-        let project = &stack.project;
-        let labels = HashMap::from([
-            (LABEL_PROJECT.to_string(), project.to_string()),
-            (LABEL_DIR.to_string(), project_dir(stack)),
-            ("devenv.volume".to_string(), volume.to_string()),
-        ]);
-        self.create_labelled_volume(
-            &volume_name(project, volume),
-            spec.driver.clone(),
-            spec.driver_opts.clone().into_iter().collect(),
-            labels,
-        )
-        .await
-    }
-
-    async fn create_labelled_volume(
-        &self,
-        name: &str,
-        driver: Option<String>,
-        driver_opts: HashMap<String, String>,
-        labels: HashMap<String, String>,
-    ) -> Result<(), EngineError> {
-        let req = VolumeCreateRequest {
-            name: Some(name.to_string()),
-            driver,
-            driver_opts: Some(driver_opts),
-            labels: Some(labels),
-            ..Default::default()
-        };
-        // Creating an existing volume is a no-op in the Engine API.
-        self.docker
-            .create_volume(req)
-            .await
-            .map(drop)
-            .map_err(EngineError::api(format!("creating volume `{name}`")))
     }
 
     /// The driver and driver options an existing volume of the project was
@@ -1387,29 +1031,6 @@ mod tests {
         assert_ne!(
             a,
             anonymous_volume_name("shop", "cache", "/var/lib/postgresql/data")
-        );
-    }
-
-    #[test]
-    fn only_image_volumes_no_mount_covers_become_anonymous_volumes() {
-        let dir = std::env::temp_dir();
-        let opts = crate::config::LoadOptions {
-            cwd: dir.clone(),
-            ..Default::default()
-        };
-        let text = "[project]\nname = \"shop\"\n[services.db]\nimage = \"x\"\nvolumes = [\"pgdata:/var/lib/postgresql/data/\", \"./logs:/logs\"]\n";
-        let stack =
-            crate::config::parse(text, "dev.toml", &dir.join("dev.toml"), &dir, &opts).unwrap();
-        let svc = &stack.services["db"];
-        let image = [
-            "/var/lib/postgresql/data".to_string(),
-            "/logs".into(),
-            "/cache/".into(),
-            "/cache".into(),
-        ];
-        assert_eq!(
-            anonymous_targets(svc, &image),
-            [("/cache".to_string(), false)]
         );
     }
 }
