@@ -68,14 +68,13 @@ pub fn lines(plan: &Plan) -> Vec<String> {
         ));
     }
     for p in &plan.port_checks {
+        let own = p.own.is_some() && (p.holder.is_none() || p.holder == p.own);
         let state = match (p.free, &p.holder) {
+            (None, _) => "not checked".to_string(),
             (Some(true), _) => "free".to_string(),
-            (Some(false), Some(h)) if Some(h) == p.own.as_ref() => {
-                "held by its own container".to_string()
-            }
+            (Some(false), _) if own => "held by its own container".to_string(),
             (Some(false), Some(h)) => format!("taken by `{h}`"),
             (Some(false), None) => "taken".to_string(),
-            (None, _) => "not checked".to_string(),
         };
         out.push(format!(
             "host port {} for `{}`: {state}",

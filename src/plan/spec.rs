@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::config::model::{EnvValue, Mount, Port, Restart, Service, Stack};
@@ -27,7 +28,7 @@ pub struct ContainerSpec {
     pub entrypoint: Option<Vec<String>>,
     /// In order; a secret value stays an [`EnvValue`] (masked when printed)
     /// until the engine hands it to Docker.
-    pub env: Vec<(String, EnvValue)>,
+    pub env: IndexMap<String, EnvValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -227,11 +228,7 @@ fn base(stack: &Stack, svc: &Service, name: String, dir: &str) -> ContainerSpec 
         image: svc.image.clone(),
         command: svc.command.clone(),
         entrypoint: svc.entrypoint.clone(),
-        env: svc
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        env: svc.env.clone(),
         user: svc.user.clone(),
         working_dir: svc.working_dir.clone(),
         hostname: Some(svc.name.clone()),
