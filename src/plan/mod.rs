@@ -89,7 +89,7 @@ pub enum PlanError {
     )]
     #[diagnostic(
         code(devenv::up::port_clash),
-        help("a port on every address (`{port}`, `0.0.0.0:{port}`) and the same port on one address cannot both be published; give one of them another host port in `ports`, or stop `{other}` first (`devenv stop {other}`)")
+        help("a port on every address (`{port}`, `0.0.0.0:{port}`) and the same port on one address cannot both be published; give one of them another host port in `ports`, or stop `{other}`'s container first")
     )]
     PortClash {
         service: String,
