@@ -5,6 +5,7 @@
 //! left behind.
 //!
 //! - [`up`](mod@up): observe → [`crate::plan`] → apply, and `up --dry-run`
+//! - `schedule`: each service started once its own dependencies are met
 //! - `ready`: waiting until a service meets its condition, failing fast
 //! - `oneoff`: one-off containers of a service (`run`, `test`)
 //! - `hooks`: `after_up` hooks in the service's container
@@ -12,6 +13,7 @@
 mod hooks;
 mod oneoff;
 mod ready;
+mod schedule;
 pub mod up;
 
 use std::fs::File;

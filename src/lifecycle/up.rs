@@ -13,17 +13,16 @@
 //! what is under way finishes, and the first failure is reported.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use tokio::sync::watch;
 
 use super::hooks::{hooks_done, run_hooks, HOOKS_DONE};
 use super::ready::wait_ready;
+use super::schedule::{self, Started};
 use super::{lock, ServiceOutcome, UpError, UpOptions};
-use crate::config::model::{Condition, Mount, Protocol, Service, Stack};
+use crate::config::model::{Mount, Protocol, Service, Stack};
 use crate::engine::{container_name, project_dir, Engine, EngineError, LABEL_DIR};
 use crate::images::Images;
 use crate::plan::{
@@ -270,17 +269,6 @@ fn port_clash(e: &EngineError, svc: &Service) -> Option<u16> {
         .or_else(|| hosts.clone().next())
 }
 
-/// How far a service has come, for the services waiting on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Stage {
-    Waiting,
-    /// Its container runs (and holds the working tree, in sync mode).
-    Started,
-    /// Ready by its probe (or run to completion) and its hooks done.
-    Done,
-    Failed,
-}
-
 /// Carries out a plan whose images are all present.
 async fn apply(
     engine: &Engine,
@@ -353,54 +341,21 @@ async fn apply(
         created.insert(service, id?);
     }
 
-    let stages: HashMap<&str, watch::Sender<Stage>> = plan
+    let steps: Vec<(String, Vec<plan::Dependency>)> = plan
         .services
         .iter()
-        .map(|s| (s.service.as_str(), watch::channel(Stage::Waiting).0))
+        .map(|s| (s.service.clone(), s.after.clone()))
         .collect();
-    let failed = AtomicBool::new(false);
-    let jobs = plan.services.iter().map(|step| {
-        let (stages, failed, created, reporter) = (&stages, &failed, &created, reporter.clone());
-        async move {
-            let me = &stages[step.service.as_str()];
-            for dep in &step.after {
-                let Some(theirs) = stages.get(dep.service.as_str()) else {
-                    continue;
-                };
-                let need = match dep.condition {
-                    Condition::Started => Stage::Started,
-                    Condition::Ready | Condition::Completed => Stage::Done,
-                };
-                let mut rx = theirs.subscribe();
-                let reached = rx.wait_for(|s| *s >= need).await.map(|s| *s);
-                if !matches!(reached, Ok(s) if s != Stage::Failed) {
-                    me.send_replace(Stage::Failed);
-                    return None;
-                }
-            }
-            if failed.load(Ordering::SeqCst) {
-                me.send_replace(Stage::Failed);
-                return None;
-            }
-            let started = || {
-                me.send_replace(Stage::Started);
-            };
-            let id = created.get(step.service.as_str()).cloned();
-            let result = bring_up(engine, run, step, id, opts, reporter.as_ref(), started).await;
-            if result.is_err() {
-                failed.store(true, Ordering::SeqCst);
-            }
-            me.send_replace(if result.is_ok() {
-                Stage::Done
-            } else {
-                Stage::Failed
-            });
-            Some(result)
-        }
-    });
+    let results = schedule::run(&steps, |i, started| {
+        let step = &plan.services[i];
+        let id = created.get(step.service.as_str()).cloned();
+        let reporter = reporter.clone();
+        async move { bring_up(engine, run, step, id, opts, reporter.as_ref(), started).await }
+    })
+    .await;
     let mut outcomes = Vec::new();
     let mut first_error = None;
-    for result in join_all(jobs).await.into_iter().flatten() {
+    for result in results.into_iter().flatten() {
         match result {
             Ok(o) => outcomes.push(o),
             Err(e) => {
@@ -467,7 +422,7 @@ async fn bring_up(
     created: Option<String>,
     opts: &UpOptions,
     reporter: &dyn Reporter,
-    started: impl FnOnce(),
+    started: Started,
 ) -> Result<ServiceOutcome, UpError> {
     let name = &step.service;
     let svc = &stack.services[name];
@@ -507,7 +462,7 @@ async fn bring_up(
     if let Some(done) = crate::watch::sync_service(engine, stack, name, &id, reporter).await? {
         reporter.task(name, &done);
     }
-    started();
+    started.now();
     let ready_after = match wait_ready(engine, stack, svc, &id, reporter).await {
         // A container that was already there may have been stopped under us
         // (a `down` interrupted a moment ago finishes its stop in the
