@@ -647,3 +647,60 @@ fn only_image_volumes_no_mount_covers_become_anonymous_volumes() {
         [("/cache".to_string(), false)]
     );
 }
+
+#[test]
+fn a_dry_run_reads_as_what_up_would_do_in_order() {
+    let before = stack("[services.web]\nbuild = { context = \".\" }\nimage = \"shop-web:dev\"\n");
+    let mut actual = up_done(&before);
+    // cache is gone; db's container was stopped; web's image is to be built;
+    // an orphan and a duplicate of worker are about.
+    actual.containers.retain(|c| c.service() != "cache");
+    for c in &mut actual.containers {
+        if c.service() == "db" {
+            c.state = "exited".into();
+        }
+    }
+    let mut gone = container(&before, "worker", "running");
+    gone.id = "id-gone".into();
+    gone.name = "shop-gone-1".into();
+    gone.labels.insert(LABEL_SERVICE.into(), "gone".into());
+    let mut dup = container(&before, "worker", "running");
+    dup.id = "id-worker-2".into();
+    dup.name = "shop-worker-2".into();
+    actual.containers.extend([gone, dup]);
+    actual.images.remove("shop-web:dev");
+    actual.network = None;
+    actual.volumes.push(ObservedVolume {
+        name: "shop_pgdata".into(),
+        driver: "nfs".into(),
+        ..ObservedVolume::default()
+    });
+    let after = before.tap_env("app", "A", "2");
+    let mut plan = plan(&after, &actual, &PlanOptions::default()).unwrap();
+    // As the lifecycle's check leaves them: one free, one taken, one its own.
+    for (p, (free, holder)) in plan
+        .port_checks
+        .iter_mut()
+        .zip([(true, None), (false, Some("shop-app-1"))])
+    {
+        p.free = Some(free);
+        p.holder = holder.map(str::to_string);
+    }
+    assert_eq!(
+        render::lines(&plan),
+        [
+            "would build image `shop-web:dev` for `web`",
+            "would remove `gone` (container `shop-gone-1`): it is no longer in the stack file",
+            "would remove `worker` (container `shop-worker-2`): a second container of the service, left by an interrupted run",
+            "would create network `shop_default`",
+            "would create and start `cache`",
+            "would start `db` (its container exists, not running)",
+            "would recreate `web` only if its new image differs from the one it runs",
+            "would recreate `app`: env changed",
+            "would leave `worker` alone (running, unchanged)",
+            "host port 5432 for `db`: free",
+            "host port 8080 for `app`: held by its own container",
+            "volume `pgdata` was created with other driver options than `dev.toml` gives; they apply only once it is recreated: `devenv down -v` (its data is lost), then `devenv up`",
+        ]
+    );
+}
