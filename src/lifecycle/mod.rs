@@ -198,7 +198,7 @@ pub async fn owned_containers(
         .chain(volumes.into_iter().filter_map(|v| v.dir));
     let ours = project_dir(stack);
     for dir in dirs {
-        if dir != ours && std::path::Path::new(&dir).exists() {
+        if !crate::plan::is_ours(&ours, Some(&dir), |d| std::path::Path::new(d).exists()) {
             return Err(UpError::OtherFolder {
                 project: stack.project.clone(),
                 theirs: dir,

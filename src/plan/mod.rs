@@ -448,7 +448,16 @@ pub fn is_anonymous(volume: &str) -> bool {
 /// none recorded (made before devenv recorded folders), or one that no
 /// longer exists (the project was moved, and its data follows it).
 fn ours(actual: &Actual, dir: Option<&String>) -> bool {
-    dir.is_none_or(|d| *d == actual.dir || !actual.existing_dirs.contains(d))
+    is_ours(&actual.dir, dir.map(String::as_str), |d| {
+        actual.existing_dirs.contains(d)
+    })
+}
+
+/// The rule behind [`PlanError::OtherFolder`], for callers that read the
+/// labels themselves: an object labelled with folder `dir` is this folder's
+/// (`ours`) unless it names another folder that `exists`.
+pub fn is_ours(ours: &str, dir: Option<&str>, exists: impl Fn(&str) -> bool) -> bool {
+    dir.is_none_or(|d| d == ours || !exists(d))
 }
 
 /// Refuses a project another folder's objects carry the name of.
