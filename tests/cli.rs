@@ -245,6 +245,23 @@ fn project_commands_are_validated_with_file_and_line() {
         "php artisan migrate:fresh --seed"
     );
     assert_eq!(json["commands"]["db-size"]["service"], "db");
+
+    // A secret written into a command is masked like one in a hook.
+    let p = Project::new(
+        "day2clicmdsecret",
+        "[services.db]\nimage = \"postgres\"\nenv = { POSTGRES_PASSWORD = \"hunter22\" }\n\n\
+         [commands.dump]\nservice = \"db\"\nrun = \"PGPASSWORD=hunter22 pg_dump\"\nenv = { API_TOKEN = \"tok123\" }\n",
+    );
+    for args in [&["config"][..], &["config", "--json"]] {
+        let out = p.run(args);
+        assert!(out.status.success(), "{}", text(&out));
+        let shown = stdout(&out);
+        assert!(shown.contains("PGPASSWORD=******** pg_dump"), "{shown}");
+        assert!(
+            !shown.contains("hunter22") && !shown.contains("tok123"),
+            "{shown}"
+        );
+    }
 }
 
 /// The bash script from `devenv completions bash`, run by a real bash the
