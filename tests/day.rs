@@ -101,6 +101,39 @@ fn shortcuts_run_in_the_right_service_with_the_stack_credentials() {
     assert!(out(&o).contains("e2eday"), "{}", text(&o));
     let o = p.ok(&["open"]);
     assert_eq!(out(&o), app_url);
+    // With a browser (`BROWSER`), the page goes to it too.
+    let opened = p.path().join("opened");
+    let browser = p.path().join("browser.sh");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\necho \"$1\" > {}\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &browser,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let o = p
+        .cmd()
+        .env("BROWSER", &browser)
+        .arg("open")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        support::eventually(10, || std::fs::read_to_string(&opened)
+            .is_ok_and(|u| u.trim() == app_url)),
+        "the browser got {app_url}"
+    );
+    // A service with no page on the host: exit 1, saying so.
+    let o = p.run(&["open", "cache"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("service `cache` has no web page published on the host"),
+        "{}",
+        text(&o)
+    );
 
     let o = p.ok(&["artisan", "--version"]);
     assert!(out(&o).starts_with("Laravel Framework 8."), "{}", text(&o));
@@ -224,12 +257,22 @@ fn snapshots_restore_by_rename_and_dumps_go_in_and_out() {
         text(&o)
     );
 
+    // Without a name, the snapshot is named by the time.
+    let o = p.ok(&["db", "snapshot"]);
+    let said = text(&o);
+    let named = said
+        .split('`')
+        .nth(1)
+        .filter(|n| n.starts_with("20") && n.len() >= 15)
+        .unwrap_or_else(|| panic!("a snapshot named by the time: {said}"))
+        .to_string();
     let o = p.ok(&["db", "snapshots"]);
     let listed = out(&o);
     assert!(
-        listed.contains("base") && listed.contains("keep"),
+        listed.contains("base") && listed.contains("keep") && listed.contains(&named),
         "{listed}"
     );
+    p.ok(&["db", "drop-snapshot", &named]);
     let o = p.run(&["db", "restore", "nosuch"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("snapshots: base, keep"), "{}", text(&o));
