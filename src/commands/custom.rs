@@ -45,17 +45,17 @@ fn parse_from(args: Vec<OsString>) -> Cli {
                 };
                 // A stack file that does not load is left to the command,
                 // which shows why; with none at all the name is a typo.
-                let known = match crate::config::load(&load) {
-                    Ok(stack) => stack.commands.contains_key(&words[0]).then_some(stack),
+                let stack = match crate::config::load(&load) {
+                    Ok(stack) if stack.commands.contains_key(&words[0]) => return cli,
+                    Ok(stack) => Some(stack),
                     Err(ConfigError::NotFound { .. }) => None,
                     Err(_) => return cli,
                 };
-                if known.is_none() {
-                    unknown_name(&args, load.file);
-                }
+                unknown_name(&args, stack.as_ref());
             }
             cli
         }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => e.exit(),
         Err(e) => {
             // Again with the project's commands known: the top help gains
             // their section, `help NAME` finds them; other screens stay.
@@ -76,16 +76,8 @@ fn parse_from(args: Vec<OsString>) -> Cli {
 
 /// clap's screen for an unknown subcommand, the project's commands among the
 /// suggestions; exits 2.
-fn unknown_name(args: &[OsString], file: Option<PathBuf>) -> ! {
-    let stack = crate::config::load(&LoadOptions {
-        file,
-        cwd: cwd(),
-        ..LoadOptions::default()
-    });
-    let cli = match &stack {
-        Ok(stack) => with_commands(stack),
-        Err(_) => Cli::command(),
-    };
+fn unknown_name(args: &[OsString], stack: Option<&Stack>) -> ! {
+    let cli = stack.map_or_else(Cli::command, with_commands);
     // Without the catch-all for external subcommands (which the derive
     // turns on through its value parser), clap says what it says of a typo.
     let err = match cli
