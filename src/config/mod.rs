@@ -5,6 +5,7 @@
 pub mod dotenv;
 pub mod error;
 pub mod interp;
+pub mod k8s;
 pub mod model;
 mod presets;
 mod raw;
@@ -102,6 +103,9 @@ pub fn parse(
         text: Arc::from(text),
     };
     let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::from_toml(&src, &e))?;
+    if let Some(k8s) = &raw.k8s {
+        k8s::check_stack(&src, k8s)?;
+    }
     let dotenv = read_dotenv(root)?;
 
     let project = project_name(&src, &raw, opts, root, &dotenv)?;
@@ -539,5 +543,53 @@ mod tests {
             err.to_string().contains("both publish host port 80"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn r14_a_mirrored_postgres_is_postgres() {
+        let db = |image: &str| {
+            let stack = parse_str(&format!(
+                "[services.db]\nuse = \"postgres\"\nimage = \"{image}\"\nports = []\n"
+            ))
+            .unwrap();
+            stack.services["db"].clone()
+        };
+        let hub = db("postgres:16");
+        let mirror = db("registry.local:5000/library/postgres:16");
+        assert_eq!(mirror.image.repository(), "postgres");
+        assert_eq!(mirror.image.tag(), Some("16"));
+        assert_eq!(mirror.image.registry(), Some("registry.local:5000"));
+        assert!(mirror.image.same_image(&hub.image));
+        let mut as_hub = mirror.clone();
+        as_hub.image = hub.image.clone();
+        assert_eq!(
+            serde_json::to_value(&as_hub).unwrap(),
+            serde_json::to_value(&hub).unwrap(),
+            "the same service but for where its image comes from"
+        );
+    }
+
+    #[test]
+    fn r14_a_bad_image_reference_is_located() {
+        let err = parse_str("[services.a]\nimage = \"Postgres:16\"\n").unwrap_err();
+        let ConfigError::Invalid {
+            message,
+            span,
+            help,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(
+            message,
+            "invalid image reference `Postgres:16`: the repository name must be lowercase"
+        );
+        assert_eq!(span.offset(), 21);
+        assert!(help.as_deref().unwrap().contains("lowercase"));
+        // A built service's default tag is lowercase whatever its name.
+        let stack =
+            parse_str("[project]\nname = \"shop\"\n[services.App]\nbuild = \".\"\n").unwrap();
+        assert_eq!(stack.services["App"].image.as_str(), "shop-app:latest");
     }
 }

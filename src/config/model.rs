@@ -9,6 +9,8 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use crate::image_ref::ImageRef;
+
 /// A whole stack, validated: dependencies exist and form no cycle.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stack {
@@ -28,7 +30,7 @@ pub struct Stack {
     pub volumes: IndexMap<String, Volume>,
     /// The top-level `[k8s]` table, read only by export.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub k8s: Option<toml::Table>,
+    pub k8s: Option<super::k8s::StackSettings>,
     /// How `devenv test` runs the suite; `None` when the file has no `[test]`
     /// table and no app and PostgreSQL service to assume one from.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -86,7 +88,7 @@ pub struct TestSettings {
 pub struct Service {
     pub name: String,
     /// Image to run; for a service with `build` this is the tag devenv gives it.
-    pub image: String,
+    pub image: ImageRef,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
     /// Local build used when `image` cannot be pulled (presets' stand-ins).
@@ -121,9 +123,9 @@ pub struct Service {
     /// engine (bind on a local Linux engine, sync elsewhere).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mount: Option<MountMode>,
-    /// The service's `k8s` table, read only by export.
+    /// The service's `k8s` table (over its preset's), read only by export.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub k8s: Option<toml::Table>,
+    pub k8s: Option<super::k8s::ServiceSettings>,
 }
 
 /// An environment value and whether it is a secret (never printed, never in a

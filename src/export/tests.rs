@@ -40,7 +40,7 @@ pub(crate) fn port(host: u16, container: u16) -> Port {
 pub(crate) fn service(name: &str, image: &str) -> Service {
     Service {
         name: name.into(),
-        image: image.into(),
+        image: image.parse().unwrap(),
         build: None,
         fallback: None,
         command: None,
@@ -199,7 +199,7 @@ pub(crate) fn opts() -> ExportOptions {
 }
 
 pub(crate) fn with_k8s(mut stack: Stack, text: &str) -> Stack {
-    stack.k8s = Some(text.parse().unwrap());
+    stack.k8s = Some(toml::from_str(text).unwrap());
     stack
 }
 
@@ -478,15 +478,6 @@ fn error(stack: &Stack) -> ExportError {
 }
 
 #[test]
-fn a_wrong_key_in_a_service_k8s_table_is_bad_config() {
-    let mut stack = laravel_stack();
-    stack.services.get_mut("app").unwrap().k8s = Some("replica = 3".parse().unwrap());
-    let err = error(&stack);
-    assert_eq!(err.exit_code(), 2);
-    insta::assert_snapshot!(err.to_string());
-}
-
-#[test]
 fn a_dependency_without_a_port_cannot_map() {
     let mut stack = laravel_stack();
     let mut search = service("search", "getmeili/meilisearch:v1.8");
@@ -527,7 +518,7 @@ fn a_udp_only_app_cannot_get_the_ingress() {
         protocol: Protocol::Udp,
     }];
     app.ready = None;
-    app.k8s = Some("ingress = true".parse().unwrap());
+    app.k8s = Some(toml::from_str("ingress = true").unwrap());
     let err = error(&stack);
     assert_eq!(err.exit_code(), 2);
     insta::assert_snapshot!(err.to_string());
@@ -546,12 +537,6 @@ fn names_kubernetes_rejects_are_bad_config() {
 }
 
 #[test]
-fn managed_endpoints_outside_production_are_bad_config() {
-    let stack = with_k8s(laravel_stack(), "[staging]\ndatabase = { host = \"x\" }");
-    insta::assert_snapshot!(error(&stack).to_string());
-}
-
-#[test]
 fn a_named_volume_on_the_app_is_bad_config_unless_scratch() {
     let mut stack = laravel_stack();
     let app = stack.services.get_mut("app").unwrap();
@@ -562,7 +547,7 @@ fn a_named_volume_on_the_app_is_bad_config_unless_scratch() {
     });
     insta::assert_snapshot!(error(&stack).to_string());
     let app = stack.services.get_mut("app").unwrap();
-    app.k8s = Some(r#"writable = ["/tmp", "/var/www/html/storage"]"#.parse().unwrap());
+    app.k8s = Some(toml::from_str(r#"writable = ["/tmp", "/var/www/html/storage"]"#).unwrap());
     assert!(render(&stack, &opts()).is_ok());
 }
 
@@ -666,4 +651,36 @@ fn check_names_a_key_added_to_the_stack_file() {
         report.contains(&"base/app.yaml: `ConfigMap/app-env` `data.CACHE_STORE` is in the stack but not in the tree (`redis`)".to_string()),
         "{report:#?}"
     );
+}
+
+#[test]
+fn r14_a_mirrored_postgres_image_is_postgres_in_production_too() {
+    let production = |image: &str| {
+        let mut stack = laravel_stack();
+        let db = stack.services.get_mut("db").unwrap();
+        db.image = image.parse().unwrap();
+        // No probe: only the image says what the service is.
+        db.ready = None;
+        let settings = Settings::read(&stack, &opts()).unwrap();
+        let kind = settings.kind(&stack.services["db"]);
+        let opts = ExportOptions {
+            env: Some(Env::Production),
+            format: Format::Plain,
+            ..opts()
+        };
+        (kind, tree(&render(&stack, &opts).unwrap()))
+    };
+    let (hub_kind, hub) = production("postgres:16");
+    let (mirror_kind, mirror) = production("registry.local:5000/library/postgres:16");
+    assert_eq!(hub_kind, settings::Kind::Postgres);
+    assert_eq!(mirror_kind, settings::Kind::Postgres);
+    assert!(
+        !mirror.contains("registry.local:5000/library/postgres"),
+        "production runs PostgreSQL as a managed database, not in-cluster:\n{mirror}"
+    );
+    assert_eq!(mirror, hub);
+    // Whereas an image that is not PostgreSQL is a workload of its own.
+    let (other_kind, other) = production("registry.local:5000/library/pgbouncer:1");
+    assert_eq!(other_kind, settings::Kind::Generic);
+    assert!(other.contains("registry.local:5000/library/pgbouncer:1"));
 }

@@ -105,7 +105,7 @@ pub(crate) fn service_objects(
         image: Some(if placed.app {
             settings.app_image(stack, service, env)?
         } else {
-            service.image.clone()
+            service.image.to_string()
         }),
         image_pull_policy: Some("Always".into()),
         command: service.entrypoint.clone(),
@@ -388,12 +388,7 @@ fn checkov_skips(placed: &Placed<'_>, secrets: bool) -> BTreeMap<String, String>
             "CKV_K8S_35=Laravel reads its configuration from environment variables, not files",
         );
     }
-    let tag = placed
-        .service
-        .image
-        .rsplit_once(':')
-        .map(|(_, tag)| tag)
-        .filter(|tag| !tag.contains('/'));
+    let tag = placed.service.image.tag();
     if !placed.app && matches!(tag, None | Some("latest")) {
         skips.push("CKV_K8S_14=a local stand-in runs the image as the stack file names it; pin a tag there");
     }

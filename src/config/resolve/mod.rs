@@ -1,0 +1,420 @@
+//! Turns the raw file (plus its presets) into the resolved model: merges
+//! presets key by key, interpolates, parses ports, mounts, probes and
+//! durations, and checks every reference — each error points at its span.
+//!
+//! This file assembles one service; its parts live beside it: `env` (env
+//! layers, build args, secret names), `probe` (readiness probes, watch
+//! rules) and `syntax` (the short string forms: ports, mounts, durations).
+
+mod env;
+mod probe;
+mod syntax;
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use super::error::{ConfigError, Src};
+use super::interp::interpolate;
+use super::model::*;
+use super::presets::Preset;
+use super::raw::*;
+use crate::image_ref::ImageRef;
+
+pub use env::looks_secret;
+use env::{resolve_build, resolve_env, resolve_raw_build, secret_names};
+use probe::{resolve_probe, resolve_watch};
+use syntax::extra_host;
+pub use syntax::{normalize, parse_duration, parse_mount, parse_port, split_words, MAX_DURATION};
+
+/// Where values come from while resolving one file.
+pub struct Ctx<'a> {
+    pub src: &'a Src,
+    pub root: &'a Path,
+    pub project: &'a str,
+    /// `.env` beside the stack file; the process environment wins over it.
+    pub dotenv: &'a HashMap<String, String>,
+}
+
+impl Ctx<'_> {
+    pub(super) fn lookup(&self, name: &str) -> Option<String> {
+        std::env::var(name)
+            .ok()
+            .or_else(|| self.dotenv.get(name).cloned())
+    }
+
+    /// Interpolates a value found at `span` in `src`.
+    pub fn interp(&self, src: &Src, span: Range<usize>, text: &str) -> Result<String, ConfigError> {
+        interpolate(text, &|n| self.lookup(n))
+            .map_err(|e| ConfigError::invalid(src, span, e.message, "in this value", Some(e.help)))
+    }
+}
+
+/// A field picked from the service or, failing that, its preset, with the source it came from.
+struct Pick<'a, T> {
+    value: &'a T,
+    src: &'a Src,
+}
+
+fn pick<'a, T>(
+    user: &'a Option<T>,
+    user_src: &'a Src,
+    preset: Option<&'a Preset>,
+    field: impl Fn(&'a RawService) -> &'a Option<T>,
+) -> Option<Pick<'a, T>> {
+    if let Some(value) = user {
+        return Some(Pick {
+            value,
+            src: user_src,
+        });
+    }
+    let p = preset?;
+    field(&p.service)
+        .as_ref()
+        .map(|value| Pick { value, src: &p.src })
+}
+
+pub fn resolve_service(
+    ctx: &Ctx,
+    name: &str,
+    raw: &RawService,
+    shared_env: &IndexMap<String, EnvValue>,
+    preset: Option<&Preset>,
+) -> Result<Service, ConfigError> {
+    let src = ctx.src;
+    let p = preset;
+
+    let mut build = match pick(&raw.build, src, p, |r| &r.build) {
+        Some(b) => Some(resolve_build(
+            ctx,
+            b.src,
+            b.value.span(),
+            b.value.get_ref(),
+            ctx.root,
+        )?),
+        None => None,
+    };
+    let mut fallback = match pick(&raw.fallback, src, p, |r| &r.fallback) {
+        Some(b) => {
+            // A preset's fallback context is relative to where the preset lives.
+            let base = p
+                .filter(|_| raw.fallback.is_none())
+                .map_or(ctx.root, |p| p.base.as_path());
+            Some(resolve_raw_build(
+                ctx,
+                b.src,
+                b.value.span(),
+                b.value.get_ref(),
+                base,
+            )?)
+        }
+        None => None,
+    };
+    let image = match pick(&raw.image, src, p, |r| &r.image) {
+        Some(i) => {
+            let text = ctx.interp(i.src, i.value.span(), i.value.get_ref())?;
+            ImageRef::parse(&text).map_err(|e| {
+                ConfigError::invalid(
+                    i.src,
+                    i.value.span(),
+                    e.to_string(),
+                    "this image",
+                    Some("write `[registry[:port]/]name[:tag][@digest]` in lowercase, e.g. `postgres:16` or `registry.local:5000/shop/app:1.2`".into()),
+                )
+            })?
+        }
+        // Image names are lowercase; service names may not be.
+        None if build.is_some() => {
+            let tag = format!("{}-{}:latest", ctx.project, name.to_lowercase());
+            ImageRef::parse(&tag).map_err(|e| {
+                ConfigError::invalid(
+                    src,
+                    0..0,
+                    format!("service `{name}` cannot be tagged `{tag}`: {}", e.reason),
+                    "",
+                    Some("give the built image a name with `image = \"…\"`".into()),
+                )
+            })?
+        }
+        None => {
+            return Err(ConfigError::invalid(
+                src,
+                0..0,
+                format!("service `{name}` has neither `image` nor `build`"),
+                "",
+                Some("add `image = \"…\"`, `build = \".\"`, or `use = \"<preset>\"`".into()),
+            ))
+        }
+    };
+
+    let words = |field: Option<Pick<S<StrOrList>>>| -> Result<Option<Vec<String>>, ConfigError> {
+        let Some(f) = field else { return Ok(None) };
+        let items = match f.value.get_ref() {
+            StrOrList::Str(s) => split_words(s).ok_or_else(|| {
+                ConfigError::invalid(
+                    f.src,
+                    f.value.span(),
+                    "unbalanced quotes",
+                    "in this command",
+                    None,
+                )
+            })?,
+            StrOrList::List(v) => v.clone(),
+        };
+        items
+            .iter()
+            .map(|w| ctx.interp(f.src, f.value.span(), w))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    };
+    let command = words(pick(&raw.command, src, p, |r| &r.command))?;
+    let entrypoint = words(pick(&raw.entrypoint, src, p, |r| &r.entrypoint))?;
+
+    let env = resolve_env(ctx, raw, shared_env, p)?;
+    let ports = resolve_list(ctx, pick(&raw.ports, src, p, |r| &r.ports), parse_port)?
+        .into_iter()
+        .flatten()
+        .collect();
+    let volumes = resolve_list(ctx, pick(&raw.volumes, src, p, |r| &r.volumes), |s| {
+        parse_mount(s, ctx.root)
+    })?;
+
+    let mut depends_on = IndexMap::new();
+    if let Some(Pick { value: d, src }) = pick(&raw.depends_on, src, p, |r| &r.depends_on) {
+        let entries: Vec<(String, String)> = match d.get_ref() {
+            RawDepends::Map(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            RawDepends::List(l) => l.iter().map(|k| (k.clone(), "started".into())).collect(),
+        };
+        for (dep, cond) in entries {
+            let cond = match cond.as_str() {
+                "started" => Condition::Started,
+                "ready" | "healthy" => Condition::Ready,
+                "completed" => Condition::Completed,
+                other => {
+                    return Err(ConfigError::invalid(
+                        src,
+                        d.span(),
+                        format!("service `{name}` waits for `{dep}` to be `{other}`, which is not a condition"),
+                        "unknown condition",
+                        Some("use `started`, `ready` or `completed`".into()),
+                    ))
+                }
+            };
+            depends_on.insert(dep, cond);
+        }
+    }
+
+    let ready = match pick(&raw.ready, src, p, |r| &r.ready) {
+        Some(r) => {
+            let interp = |text: &str| ctx.interp(r.src, r.value.span(), text);
+            resolve_probe(r.value.get_ref(), &env, &interp)?.map_err(|msg| {
+                ConfigError::invalid(r.src, r.value.span(), msg, "this probe", None)
+            })?
+        }
+        None => None,
+    };
+    let ready_timeout = match pick(&raw.ready_timeout, src, p, |r| &r.ready_timeout) {
+        Some(t) => parse_duration(t.value.get_ref()).map_err(|why| {
+            ConfigError::invalid(
+                t.src,
+                t.value.span(),
+                format!("invalid `ready_timeout`: {why}"),
+                "here",
+                Some(format!(
+                    "write seconds (`90`) or a duration (`90s`, `2m`, `500ms`, `1m 30s`) of at most {}",
+                    humantime::format_duration(MAX_DURATION)
+                )),
+            )
+        })?,
+        None => Duration::from_secs(60),
+    };
+    let restart = match pick(&raw.restart, src, p, |r| &r.restart) {
+        Some(r) => match r.value.get_ref().as_str() {
+            "no" => Restart::No,
+            "always" => Restart::Always,
+            "on-failure" => Restart::OnFailure,
+            "unless-stopped" => Restart::UnlessStopped,
+            other => {
+                return Err(ConfigError::invalid(
+                    r.src,
+                    r.value.span(),
+                    format!("unknown restart policy `{other}`"),
+                    "here",
+                    Some("use `no`, `always`, `on-failure` or `unless-stopped`".into()),
+                ))
+            }
+        },
+        None => Restart::No,
+    };
+    let text = |f: Option<Pick<S<String>>>| -> Result<Option<String>, ConfigError> {
+        f.map(|f| ctx.interp(f.src, f.value.span(), f.value.get_ref()))
+            .transpose()
+    };
+    let user = text(pick(&raw.user, src, p, |r| &r.user))?;
+    let working_dir = text(pick(&raw.working_dir, src, p, |r| &r.working_dir))?;
+    let extra_hosts = match pick(&raw.extra_hosts, src, p, |r| &r.extra_hosts) {
+        Some(f) => f
+            .value
+            .iter()
+            .map(|h| {
+                let text = ctx.interp(f.src, h.span(), h.get_ref())?;
+                extra_host(&text).ok_or_else(|| {
+                    ConfigError::invalid(
+                        f.src,
+                        h.span(),
+                        format!("`{text}` is not a host entry"),
+                        "here",
+                        Some(
+                            "write `NAME:ADDRESS`, e.g. `host.docker.internal:host-gateway`".into(),
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let profiles = pick(&raw.profiles, src, p, |r| &r.profiles)
+        .map(|f| f.value.iter().map(|s| s.get_ref().clone()).collect())
+        .unwrap_or_default();
+    let hooks = match pick(&raw.hooks, src, p, |r| &r.hooks) {
+        Some(h) => {
+            let list = |cmds: &[S<String>]| -> Result<Vec<String>, ConfigError> {
+                cmds.iter()
+                    .map(|c| ctx.interp(h.src, c.span(), c.get_ref()))
+                    .collect()
+            };
+            let after_up = list(&h.value.after_up)?;
+            // Without explicit lists, `devenv migrate`/`seed` pick their after_up commands.
+            let pick_up = |word: &str| {
+                after_up
+                    .iter()
+                    .filter(|c| c.contains(word))
+                    .cloned()
+                    .collect()
+            };
+            let timeout = match &h.value.timeout {
+                Some(t) => parse_duration(t.get_ref()).map_err(|why| {
+                    ConfigError::invalid(
+                        h.src,
+                        t.span(),
+                        format!("invalid `hooks.timeout`: {why}"),
+                        "here",
+                        Some("write seconds (`90`) or a duration (`90s`, `2m`, `500ms`)".into()),
+                    )
+                })?,
+                None => Hooks::default().timeout,
+            };
+            Hooks {
+                timeout,
+                migrate: h
+                    .value
+                    .migrate
+                    .as_deref()
+                    .map(list)
+                    .transpose()?
+                    .unwrap_or_else(|| pick_up("migrate")),
+                seed: h
+                    .value
+                    .seed
+                    .as_deref()
+                    .map(list)
+                    .transpose()?
+                    .unwrap_or_else(|| pick_up("seed")),
+                after_up,
+            }
+        }
+        None => Hooks::default(),
+    };
+    let watch = match &raw.watch {
+        Some(rules) => rules
+            .iter()
+            .map(|r| {
+                resolve_watch(ctx.root, r.get_ref()).map_err(|(msg, help)| {
+                    ConfigError::invalid(src, r.span(), msg, "this rule", Some(help))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let mount = match pick(&raw.mount, src, p, |r| &r.mount) {
+        Some(m) => Some(match m.value.get_ref().as_str() {
+            "bind" => MountMode::Bind,
+            "sync" => MountMode::Sync,
+            other => {
+                return Err(ConfigError::invalid(
+                    m.src,
+                    m.value.span(),
+                    format!("unknown mount mode `{other}`"),
+                    "here",
+                    Some("use `bind` (share the folder) or `sync` (copy it); leave it out to pick by engine".into()),
+                ))
+            }
+        }),
+        None => None,
+    };
+    // Each layer is checked against its own file before the two are merged.
+    if let Some(k) = p.and_then(|p| p.service.k8s.as_ref().map(|k| (k, &p.src))) {
+        super::k8s::check_service(k.1, k.0, name)?;
+    }
+    if let Some(k) = &raw.k8s {
+        super::k8s::check_service(src, k, name)?;
+    }
+    let k8s = match (p.and_then(|p| p.service.k8s.clone()), raw.k8s.clone()) {
+        (None, None) => None,
+        (base, over) => Some(over.unwrap_or_default().over(base.unwrap_or_default())),
+    };
+
+    // `secrets` covers build args as well as env.
+    let secrets = secret_names(raw, p);
+    for b in build.iter_mut().chain(fallback.iter_mut()) {
+        for (k, v) in b.args.iter_mut() {
+            v.secret |= secrets.contains(k);
+        }
+    }
+
+    Ok(Service {
+        name: name.to_string(),
+        image,
+        build,
+        fallback,
+        command,
+        entrypoint,
+        env,
+        ports,
+        volumes,
+        depends_on,
+        ready,
+        ready_timeout,
+        restart,
+        user,
+        working_dir,
+        extra_hosts,
+        profiles,
+        hooks,
+        watch,
+        mount,
+        k8s,
+    })
+}
+
+fn resolve_list<T>(
+    ctx: &Ctx,
+    field: Option<Pick<Vec<S<String>>>>,
+    parse: impl Fn(&str) -> Result<T, (String, String)>,
+) -> Result<Vec<T>, ConfigError> {
+    let Some(f) = field else {
+        return Ok(Vec::new());
+    };
+    f.value
+        .iter()
+        .map(|item| {
+            let text = ctx.interp(f.src, item.span(), item.get_ref())?;
+            parse(&text).map_err(|(msg, help)| {
+                ConfigError::invalid(f.src, item.span(), msg, "this entry", Some(help))
+            })
+        })
+        .collect()
+}
