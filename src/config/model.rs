@@ -279,10 +279,16 @@ pub enum Probe {
     Docker,
 }
 
+/// The variable `redis-cli` reads its password from: a password in argv
+/// would show in `ps` inside the container, in error messages and in
+/// exported manifests.
+pub const REDISCLI_AUTH: &str = "REDISCLI_AUTH";
+
 impl Probe {
     /// The same check as a command inside the container, where one can do it:
     /// the fallback when the host cannot reach the container, and the form
-    /// Kubernetes exec probes take.
+    /// Kubernetes exec probes take. It holds no secret: a password comes
+    /// through [`Probe::in_container_env`].
     pub fn in_container_command(&self) -> Option<Vec<String>> {
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
         match self {
@@ -311,8 +317,9 @@ impl Probe {
                 if let Some(user) = username {
                     command.extend(words(&["--user", user]));
                 }
-                if let Some(password) = password {
-                    command.extend(words(&["--no-auth-warning", "-a", password.expose()]));
+                if password.is_some() {
+                    // The password itself is in `REDISCLI_AUTH`.
+                    command.push("--no-auth-warning".into());
                 }
                 command.push("ping".into());
                 Some(command)
@@ -320,6 +327,43 @@ impl Probe {
             Probe::Exec { command } => Some(command.clone()),
             Probe::Http { .. } | Probe::Tcp { .. } | Probe::Docker => None,
         }
+    }
+}
+
+impl Probe {
+    /// The env [`Probe::in_container_command`] needs: the Redis password.
+    pub fn in_container_env(&self) -> Vec<(&'static str, &super::Secret)> {
+        match self {
+            Probe::Redis {
+                password: Some(password),
+                ..
+            } => vec![(REDISCLI_AUTH, password)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Stack {
+    /// Every secret value of the stack, raw: each service's (active or
+    /// not) and the test env's. What `devenv config` masks in commands.
+    pub fn secret_values(&self) -> Vec<&str> {
+        let test = self
+            .test
+            .iter()
+            .flat_map(|t| t.env.values())
+            .filter(|v| v.secret)
+            .map(|v| v.value.as_str());
+        self.services
+            .values()
+            .flat_map(Service::secret_values)
+            .chain(test)
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// `text` with every secret value of the stack masked.
+    pub fn mask(&self, text: &str) -> String {
+        super::secret::mask_in(text, self.secret_values())
     }
 }
 
@@ -335,6 +379,10 @@ impl Service {
             .flat_map(|b| b.args.values());
         let password = match &self.ready {
             Some(Probe::Postgres { password, .. }) => Some(password.expose()),
+            Some(Probe::Redis {
+                password: Some(password),
+                ..
+            }) => Some(password.expose()),
             _ => None,
         };
         self.env
@@ -440,7 +488,27 @@ mod tests {
         };
         assert_eq!(
             probe.in_container_command().unwrap().join(" "),
-            "redis-cli -p 6380 --user app --no-auth-warning -a s3cret ping"
+            "redis-cli -p 6380 --user app --no-auth-warning ping",
+            "no password in argv"
         );
+        let env = probe.in_container_env();
+        assert_eq!(env.len(), 1);
+        assert_eq!((env[0].0, env[0].1.expose()), ("REDISCLI_AUTH", "s3cret"));
+        let dir = std::env::temp_dir();
+        let stack = crate::config::parse(
+            "[services.cache]\nimage = \"redis\"\nready = { redis = { password = \"s3cret\" } }\n",
+            "dev.toml",
+            &dir.join("dev.toml"),
+            &dir,
+            &crate::config::LoadOptions {
+                cwd: dir.clone(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(stack.services["cache"]
+            .secret_values()
+            .any(|s| s == "s3cret"));
+        assert_eq!(stack.mask("AUTH s3cret"), "AUTH ********");
     }
 }

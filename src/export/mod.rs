@@ -95,6 +95,14 @@ pub enum ExportError {
     },
     #[error("env key `{key}` of service `{service}` cannot be a ConfigMap or Secret key")]
     EnvKey { service: String, key: String },
+    #[error("the {place} of service `{service}` holds a secret value its container has no env key for: `{shown}`")]
+    #[diagnostic(help("give `{service}` the value in `env` (a secret name such as `DB_PASSWORD`), so the manifest can name the key instead of the value"))]
+    SecretInCommand {
+        service: String,
+        place: &'static str,
+        /// The command with the secret masked.
+        shown: String,
+    },
     #[error("service `{service}` is needed by `{needed_by}` but has no TCP container port to reach it on")]
     #[diagnostic(help("publish the port in `ports`, give the service a `ready` probe on it, or list it in `[services.{service}.k8s] ports`"))]
     NoPort { service: String, needed_by: String },

@@ -684,3 +684,68 @@ fn r14_a_mirrored_postgres_image_is_postgres_in_production_too() {
     assert_eq!(other_kind, settings::Kind::Generic);
     assert!(other.contains("registry.local:5000/library/pgbouncer:1"));
 }
+
+#[test]
+fn r14_manifests_name_secrets_in_commands_and_probes_never_hold_them() {
+    const REDIS_PW: &str = "r3dis-Sntnl-pw";
+    let mut stack = laravel_stack();
+    let cache = stack.services.get_mut("cache").unwrap();
+    cache.env = env(&[("REDIS_PASSWORD", REDIS_PW, true)]);
+    cache.command = Some(vec![
+        "redis-server".into(),
+        "--requirepass".into(),
+        REDIS_PW.into(),
+    ]);
+    cache.ready = Some(Probe::Redis {
+        port: 6379,
+        username: None,
+        password: Some(REDIS_PW.into()),
+    });
+    // A password interpolated into a hook, as `${DB_PASSWORD}` would be.
+    let app = stack.services.get_mut("app").unwrap();
+    app.env.insert(
+        "DB_PASSWORD".into(),
+        EnvValue {
+            value: DB_PASSWORD.into(),
+            secret: true,
+        },
+    );
+    app.hooks
+        .after_up
+        .push(format!("php artisan tenants:migrate --password={DB_PASSWORD}"));
+    let files = render(&stack, &opts()).unwrap();
+    let text = tree(&files);
+    for secret in [REDIS_PW, DB_PASSWORD] {
+        // Dev's own Secret carries the local values; nothing else may.
+        let outside_secrets: String = text
+            .split("=== ")
+            .flat_map(|file| file.split("\n---\n"))
+            .filter(|doc| !doc.contains("\nkind: Secret\n"))
+            .collect();
+        assert!(text.contains(secret), "dev's Secret has it");
+        assert!(
+            !outside_secrets.contains(secret),
+            "`{secret}` in a manifest:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("php artisan tenants:migrate --password=$(DB_PASSWORD)"),
+        "the migration Job names the key:\n{text}"
+    );
+    assert!(text.contains("$(REDIS_PASSWORD)"), "{text}");
+    assert!(text.contains("REDISCLI_AUTH"), "{text}");
+    assert!(text.contains("key: REDIS_PASSWORD"), "{text}");
+    assert!(
+        text.contains("- --no-auth-warning\n"),
+        "the probe authenticates from the env:\n{text}"
+    );
+
+    // A secret the container has no key for cannot be named: an error, masked.
+    let app = stack.services.get_mut("app").unwrap();
+    app.hooks.after_up.push(format!("echo {REDIS_PW}"));
+    let err = render(&stack, &opts()).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    let message = err.to_string();
+    assert!(!message.contains(REDIS_PW), "{message}");
+    assert!(message.contains("echo ********"), "{message}");
+}

@@ -23,23 +23,18 @@ pub(super) fn resolve_probe(
     let text = |v: &Option<String>| v.as_deref().map(interp).transpose();
     Ok(Ok(Some(match raw {
         RawProbe::None => return Ok(Ok(None)),
+        // Interpolated like `env`, so a password can stay `${VAR}`.
         RawProbe::Postgres(p) => {
-            let user = p
-                .user
-                .clone()
+            let user = text(&p.user)?
                 .or_else(|| get("POSTGRES_USER"))
                 .unwrap_or_else(|| "postgres".into());
             Probe::Postgres {
                 port: p.port.unwrap_or(5432),
-                password: p
-                    .password
-                    .clone()
+                password: text(&p.password)?
                     .or_else(|| get("POSTGRES_PASSWORD"))
                     .unwrap_or_default()
                     .into(),
-                database: p
-                    .database
-                    .clone()
+                database: text(&p.database)?
                     .or_else(|| get("POSTGRES_DB"))
                     .unwrap_or_else(|| user.clone()),
                 user,
