@@ -710,9 +710,9 @@ fn r14_manifests_name_secrets_in_commands_and_probes_never_hold_them() {
             secret: true,
         },
     );
-    app.hooks
-        .after_up
-        .push(format!("php artisan tenants:migrate --password={DB_PASSWORD}"));
+    app.hooks.after_up.push(format!(
+        "php artisan tenants:migrate --password={DB_PASSWORD}"
+    ));
     let files = render(&stack, &opts()).unwrap();
     let text = tree(&files);
     for secret in [REDIS_PW, DB_PASSWORD] {
