@@ -56,6 +56,23 @@ fn r14_a_huge_duration_is_a_config_error() {
 }
 
 #[test]
+fn r14_a_typo_in_k8s_fails_config_with_a_location_and_a_suggestion() {
+    let (code, _, err) = config_of(
+        "[services.app]\nimage = \"x\"\n\n[k8s.production]\nreplica = 2\n",
+        &[],
+    );
+    assert_bad_config(code, &err, "dev.toml:8:1");
+    assert!(err.contains("unknown field `replica`"), "{err}");
+    assert!(err.contains("help: did you mean `replicas`?"), "{err}");
+    let (code, _, err) = config_of(
+        "[services.app]\nimage = \"registry.local:5000/library/postgres:16\"\nk8s = { replica = 2 }\n",
+        &[],
+    );
+    assert_bad_config(code, &err, "dev.toml:6:9");
+    assert!(err.contains("help: did you mean `replicas`?"), "{err}");
+}
+
+#[test]
 fn r14_an_error_past_column_65535_renders() {
     let line = format!("image = \"x\", {}bogus = 1", " ".repeat(70_000));
     let (code, _, err) = config_of(&format!("[services.a]\n{line}\n"), &[]);

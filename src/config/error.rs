@@ -130,6 +130,40 @@ impl ConfigError {
     }
 }
 
+impl ConfigError {
+    /// The error with each of `secrets` masked wherever it quotes one.
+    pub fn masked(self, secrets: &[String]) -> Self {
+        let mask = |text: String| super::secret::mask_in(&text, secrets.iter().map(String::as_str));
+        match self {
+            ConfigError::Syntax {
+                message,
+                src,
+                span,
+                help,
+            } => ConfigError::Syntax {
+                message: mask(message),
+                src,
+                span,
+                help: help.map(mask),
+            },
+            ConfigError::Invalid {
+                message,
+                src,
+                span,
+                label,
+                help,
+            } => ConfigError::Invalid {
+                message: mask(message),
+                src,
+                span,
+                label: mask(label),
+                help: help.map(mask),
+            },
+            other => other,
+        }
+    }
+}
+
 /// serde quotes a string it rejects (`invalid type: string "hunter2",
 /// expected u16`); the string may be a password written in the wrong place.
 fn hide_string_value(message: &str) -> String {

@@ -107,7 +107,27 @@ pub fn parse(
         k8s::check_stack(&src, k8s)?;
     }
     let dotenv = read_dotenv(root)?;
+    // An error may quote an interpolated value: never one that is a secret.
+    resolve_stack(&src, raw, file, root, opts, &dotenv).map_err(|e| {
+        let secrets = dotenv
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(std::env::vars())
+            .filter(|(name, value)| looks_secret(name) && !value.is_empty())
+            .map(|(_, value)| value);
+        e.masked(&secrets.collect::<Vec<_>>())
+    })
+}
 
+/// Resolves the parsed file: services, profiles, dependencies, volumes, tests.
+fn resolve_stack(
+    src: &Src,
+    raw: RawFile,
+    file: &Path,
+    root: &Path,
+    opts: &LoadOptions,
+    dotenv: &HashMap<String, String>,
+) -> Result<Stack, ConfigError> {
     let project = project_name(&src, &raw, opts, root, &dotenv)?;
     let ctx = resolve::Ctx {
         src: &src,
@@ -591,5 +611,27 @@ mod tests {
         let stack =
             parse_str("[project]\nname = \"shop\"\n[services.App]\nbuild = \".\"\n").unwrap();
         assert_eq!(stack.services["App"].image.as_str(), "shop-app:latest");
+    }
+
+    #[test]
+    fn r14_an_error_quoting_an_interpolated_secret_masks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".env"), "DB_PASSWORD=hunter22\n").unwrap();
+        let err = parse(
+            "[services.a]\nimage = \"x\"\nports = [\"${DB_PASSWORD}\"]\n",
+            "dev.toml",
+            &dir.path().join("dev.toml"),
+            dir.path(),
+            &LoadOptions {
+                cwd: dir.path().to_path_buf(),
+                ..LoadOptions::default()
+            },
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert_eq!(
+            message,
+            "invalid port mapping `********`: a port is a number from 1 to 65535"
+        );
     }
 }
