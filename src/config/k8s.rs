@@ -218,10 +218,40 @@ fn masked_env<S: serde::Serializer>(
     use serde::ser::SerializeMap;
     let mut map = s.serialize_map(Some(env.len()))?;
     for (k, v) in env {
-        let shown = if super::looks_secret(k) { MASK } else { v };
+        let shown = if secret_like(k, v) { MASK } else { v };
         map.serialize_entry(k, shown)?;
     }
     map.end()
+}
+
+/// Whether a cluster env value is shown masked: a secret-looking name (any
+/// word saying password, secret, token, DSN, credential, private or salt,
+/// as export decides which keys go to a Secret) or a URL with credentials.
+fn secret_like(key: &str, value: &str) -> bool {
+    let upper = key.to_ascii_uppercase();
+    let words = [
+        "PASSWORD",
+        "PASSWD",
+        "PASS",
+        "PWD",
+        "SECRET",
+        "TOKEN",
+        "DSN",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "PRIVATE",
+        "SALT",
+    ];
+    let url_with_user = value.split_once("://").is_some_and(|(_, rest)| {
+        rest.split(['/', '?', '#'])
+            .next()
+            .unwrap_or("")
+            .contains('@')
+    });
+    super::looks_secret(key)
+        || upper.ends_with("KEY")
+        || upper.split('_').any(|word| words.contains(&word))
+        || url_with_user
 }
 
 impl EnvSettings {
@@ -495,6 +525,9 @@ mod tests {
         let json = serde_json::to_string(&stack).unwrap();
         assert!(json.contains("\"APP_KEY\":\"********\""), "{json}");
         assert!(json.contains("\"APP_NAME\":\"shop\""), "{json}");
+        assert!(secret_like("SENTRY_DSN", "x"));
+        assert!(secret_like("CACHE_URL", "redis://:pw@cache:6379"));
+        assert!(!secret_like("CACHE_URL", "redis://cache:6379"));
         assert!(
             !json.contains("\"staging\""),
             "unset tables are left out: {json}"
