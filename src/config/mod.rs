@@ -254,7 +254,7 @@ fn resolve_stack(
         }
     }
 
-    let services: IndexMap<_, _> = all
+    let mut services: IndexMap<_, _> = all
         .iter()
         .filter(|(_, (s, _, _))| active(&s.profiles))
         .map(|(k, (s, _, _))| (k.clone(), s.clone()))
@@ -300,6 +300,7 @@ fn resolve_stack(
     }
 
     let test = testrun::resolve(&ctx, raw.test.as_ref(), &services)?;
+    quote_secrets(&mut services, test.as_ref(), dotenv);
 
     let inactive = all
         .iter()
@@ -317,6 +318,54 @@ fn resolve_stack(
         k8s: raw.k8s,
         test,
     })
+}
+
+/// Lets each service mask the secrets of the rest of the stack its hooks
+/// and command quote: `up` prints `php artisan x --password=${DB_PASSWORD}`
+/// from a service whose own env lacks `DB_PASSWORD`, masked all the same.
+fn quote_secrets(
+    services: &mut IndexMap<String, model::Service>,
+    test: Option<&model::TestSettings>,
+    dotenv: &HashMap<String, String>,
+) {
+    let test_env = test
+        .iter()
+        .flat_map(|t| t.env.values())
+        .filter(|v| v.secret);
+    let named = dotenv
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain(std::env::vars())
+        .filter(|(name, value)| looks_secret(name) && !value.is_empty())
+        .map(|(_, value)| value);
+    let stack: Vec<String> = services
+        .values()
+        .flat_map(model::Service::secret_values)
+        .chain(test_env.map(|v| v.value.as_str()))
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .chain(named)
+        .collect();
+    for svc in services.values_mut() {
+        let own: Vec<String> = svc.secret_values().map(String::from).collect();
+        let texts: Vec<&String> = svc
+            .hooks
+            .after_up
+            .iter()
+            .chain(&svc.hooks.migrate)
+            .chain(&svc.hooks.seed)
+            .chain(svc.command.iter().flatten())
+            .chain(svc.entrypoint.iter().flatten())
+            .collect();
+        let mut quoted: Vec<Secret> = Vec::new();
+        for secret in &stack {
+            let in_text = texts.iter().any(|t| t.contains(secret.as_str()));
+            if in_text && !own.contains(secret) && !quoted.iter().any(|q| q.expose() == secret) {
+                quoted.push(Secret::new(secret.clone()));
+            }
+        }
+        svc.hooks.quoted_secrets = quoted;
+    }
 }
 
 /// Two services publishing one host port would fail at start; say so now.
@@ -633,5 +682,22 @@ mod tests {
             message,
             "invalid port mapping `********`: a port is a number from 1 to 65535"
         );
+    }
+
+    #[test]
+    fn r14_a_hook_quoting_another_services_secret_masks_it() {
+        let stack = parse_str(
+            "[services.db]\nimage = \"x\"\nenv = { POSTGRES_PASSWORD = \"pw-of-db\" }\n\
+             [services.app]\nimage = \"y\"\nhooks = { after_up = [\"psql --password pw-of-db\"] }\n",
+        )
+        .unwrap();
+        let app = &stack.services["app"];
+        assert_eq!(app.mask(&app.hooks.after_up[0]), "psql --password ********");
+        assert!(
+            stack.services["db"].hooks.quoted_secrets.is_empty(),
+            "its own secrets are not repeated"
+        );
+        let json = serde_json::to_string(app).unwrap();
+        assert!(!json.contains("quoted_secrets"), "{json}");
     }
 }

@@ -391,6 +391,7 @@ impl Service {
             .filter(|v| v.secret)
             .map(|v| v.value.as_str())
             .chain(password)
+            .chain(self.hooks.quoted_secrets.iter().map(|s| s.expose()))
     }
 
     /// `text` (a hook command, say) with this service's secret values masked.
@@ -420,6 +421,11 @@ pub struct Hooks {
     /// How long one command may run before it is stopped and `up` fails.
     #[serde(with = "duration_secs")]
     pub timeout: Duration,
+    /// Secrets of the rest of the stack (another service's, the test env's,
+    /// a secret-named `.env` variable) that these hooks or the service's
+    /// command quote: masked wherever the service's text is shown.
+    #[serde(skip)]
+    pub quoted_secrets: Vec<super::Secret>,
 }
 
 impl Default for Hooks {
@@ -429,6 +435,7 @@ impl Default for Hooks {
             migrate: Vec::new(),
             seed: Vec::new(),
             timeout: Duration::from_secs(600),
+            quoted_secrets: Vec::new(),
         }
     }
 }

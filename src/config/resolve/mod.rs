@@ -309,6 +309,7 @@ pub fn resolve_service(
             };
             Hooks {
                 timeout,
+                quoted_secrets: Vec::new(),
                 migrate: h
                     .value
                     .migrate
