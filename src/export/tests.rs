@@ -749,3 +749,39 @@ fn r14_manifests_name_secrets_in_commands_and_probes_never_hold_them() {
     assert!(!message.contains(REDIS_PW), "{message}");
     assert!(message.contains("echo ********"), "{message}");
 }
+
+#[test]
+fn r14_a_redis_probe_password_without_an_env_key_gets_one_in_the_secret() {
+    const PW: &str = "only-in-the-probe-pw";
+    let mut stack = laravel_stack();
+    stack.services.get_mut("cache").unwrap().ready = Some(Probe::Redis {
+        port: 6379,
+        username: None,
+        password: Some(PW.into()),
+    });
+    let text = tree(&render(&stack, &opts()).unwrap());
+    let secret_docs: Vec<&str> = text
+        .split("=== ")
+        .flat_map(|file| file.split("\n---\n"))
+        .filter(|doc| doc.contains("\nkind: Secret\n") && doc.contains("REDISCLI_AUTH"))
+        .collect();
+    assert_eq!(secret_docs.len(), 1, "{text}");
+    assert!(
+        secret_docs[0].contains(PW),
+        "dev's Secret carries the local value"
+    );
+    assert_eq!(
+        text.matches(PW).count(),
+        1,
+        "and nothing else does:\n{text}"
+    );
+    // Staging gets a placeholder the operator fills, like every secret.
+    let staging = ExportOptions {
+        env: Some(Env::Staging),
+        format: Format::Plain,
+        ..opts()
+    };
+    let text = tree(&render(&stack, &staging).unwrap());
+    assert!(!text.contains(PW), "{text}");
+    assert!(text.contains("REDISCLI_AUTH"), "{text}");
+}
