@@ -128,17 +128,19 @@ fn resolve_stack(
     opts: &LoadOptions,
     dotenv: &HashMap<String, String>,
 ) -> Result<Stack, ConfigError> {
-    let project = project_name(src, &raw, opts, root, dotenv)?;
+    // Owned, as `parse` had them (both are small: the text is shared).
+    let (src, dotenv) = (src.clone(), dotenv.clone());
+    let project = project_name(&src, &raw, opts, root, &dotenv)?;
     let ctx = resolve::Ctx {
-        src,
+        src: &src,
         root,
         project: &project,
-        dotenv,
+        dotenv: &dotenv,
     };
 
     let mut shared_env = IndexMap::new();
     for (k, v) in &raw.env {
-        let value = ctx.interp(src, v.span(), v.get_ref())?;
+        let value = ctx.interp(&src, v.span(), v.get_ref())?;
         shared_env.insert(
             k.clone(),
             EnvValue {
@@ -150,11 +152,11 @@ fn resolve_stack(
 
     let mut all = IndexMap::new();
     for (name, service) in &raw.services {
-        check_service_name(src, name)?;
+        check_service_name(&src, name)?;
         let preset = match &service.get_ref().preset {
             Some(p) => Some(presets::find(root, p.get_ref())?.ok_or_else(|| {
                 ConfigError::invalid(
-                    src,
+                    &src,
                     p.span(),
                     format!(
                         "service `{}` uses unknown preset `{}`",
@@ -177,7 +179,7 @@ fn resolve_stack(
             &shared_env,
             preset.as_ref(),
         )
-        .map_err(|e| point_at_service(e, src, name.span()))?;
+        .map_err(|e| point_at_service(e, &src, name.span()))?;
         svc.name = name.get_ref().clone();
         all.insert(
             name.get_ref().clone(),
@@ -208,7 +210,7 @@ fn resolve_stack(
                         help = format!("did you mean `{close}`? {help}");
                     }
                     return Err(ConfigError::invalid(
-                        src,
+                        &src,
                         span,
                         format!("service `{name}` depends on unknown service `{dep}`"),
                         "unknown service",
@@ -217,7 +219,7 @@ fn resolve_stack(
                 }
                 Some((d, _, _)) if !active(&d.profiles) => {
                     return Err(ConfigError::invalid(
-                        src,
+                        &src,
                         span,
                         format!(
                             "service `{name}` depends on `{dep}`, which is only in profile(s) {}",
@@ -238,7 +240,7 @@ fn resolve_stack(
                         .map(|p| format!("ready = {{ tcp = {} }}", p.container))
                         .unwrap_or_else(|| "ready = { exec = [\"…\"] }".to_string());
                     return Err(ConfigError::invalid(
-                        src,
+                        &src,
                         span,
                         format!(
                             "service `{name}` waits for `{dep}` to be ready, but `{dep}` has no `ready` probe"
@@ -260,7 +262,7 @@ fn resolve_stack(
         .map(|(k, (s, _, _))| (k.clone(), s.clone()))
         .collect();
 
-    check_host_ports(src, &all, &services)?;
+    check_host_ports(&src, &all, &services)?;
 
     let deps: IndexMap<String, Vec<String>> = services
         .iter()
@@ -300,7 +302,7 @@ fn resolve_stack(
     }
 
     let test = testrun::resolve(&ctx, raw.test.as_ref(), &services)?;
-    quote_secrets(&mut services, test.as_ref(), dotenv);
+    quote_secrets(&mut services, test.as_ref(), &dotenv);
 
     let inactive = all
         .iter()
