@@ -13,6 +13,7 @@ pub mod dump;
 pub mod engine;
 pub mod export;
 pub mod hooks;
+pub mod image_ref;
 pub mod images;
 pub mod import;
 pub mod interrupt;

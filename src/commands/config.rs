@@ -6,9 +6,10 @@ use crate::cli::ConfigArgs;
 
 pub fn run(ctx: &Context, args: ConfigArgs) -> Outcome {
     let mut stack = ctx.stack()?;
-    // Commands are plain strings; a secret interpolated into one is masked here.
+    // Commands are plain strings: a secret interpolated into one (from any
+    // service's env, a probe, a build arg or the test env) is masked here.
+    let masked = stack.clone();
     for svc in stack.services.values_mut() {
-        let masked = svc.clone();
         let lists = [
             &mut svc.hooks.after_up,
             &mut svc.hooks.migrate,
@@ -23,6 +24,12 @@ pub fn run(ctx: &Context, args: ConfigArgs) -> Outcome {
             .chain(svc.entrypoint.iter_mut())
             .flatten()
         {
+            *word = masked.mask(word);
+        }
+    }
+    if let Some(test) = &mut stack.test {
+        test.migrate = masked.mask(&test.migrate);
+        for word in &mut test.command {
             *word = masked.mask(word);
         }
     }

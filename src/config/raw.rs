@@ -18,7 +18,7 @@ pub struct RawFile {
     pub services: IndexMap<S<String>, S<RawService>>,
     #[serde(default)]
     pub volumes: IndexMap<String, RawVolume>,
-    pub k8s: Option<toml::Table>,
+    pub k8s: Option<super::k8s::StackSettings>,
     pub test: Option<S<RawTest>>,
     /// `[commands.NAME]`: project-defined commands.
     #[serde(default)]
@@ -108,7 +108,7 @@ pub struct RawService {
     pub watch: Option<Vec<S<RawWatch>>>,
     /// How the `sync` rules' folders reach the container: `bind` or `sync`.
     pub mount: Option<S<String>>,
-    pub k8s: Option<toml::Table>,
+    pub k8s: Option<super::k8s::ServiceSettings>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -591,7 +591,7 @@ impl Engine {
             ..Default::default()
         };
         let body = ContainerCreateBody {
-            image: Some(svc.image.clone()),
+            image: Some(svc.image.to_string()),
             cmd,
             entrypoint: svc.entrypoint.clone(),
             env: Some(

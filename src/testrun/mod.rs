@@ -962,7 +962,7 @@ impl Run<'_> {
     fn missing(&self, command: &str, help: &str) -> TestError {
         TestError::MissingCommand {
             service: self.settings.service.clone(),
-            image: self.svc.image.clone(),
+            image: self.svc.image.to_string(),
             command: command.to_string(),
             help: help.to_string(),
         }
