@@ -317,7 +317,16 @@ impl Probe {
                 username,
                 password,
             } => {
-                let mut command = words(&["redis-cli", "-p", &port.to_string()]);
+                // `redis-cli` exits 0 on any answer, `NOAUTH`, `WRONGPASS` and
+                // `LOADING` included: only a `PONG` means ready.
+                let mut command = words(&[
+                    "sh",
+                    "-c",
+                    "redis-cli \"$@\" ping | grep -qx PONG",
+                    "redis-probe",
+                    "-p",
+                    &port.to_string(),
+                ]);
                 if let Some(user) = username {
                     command.extend(words(&["--user", user]));
                 }
@@ -325,7 +334,6 @@ impl Probe {
                     // The password itself is in `REDISCLI_AUTH`.
                     command.push("--no-auth-warning".into());
                 }
-                command.push("ping".into());
                 Some(command)
             }
             Probe::Exec { command } => Some(command.clone()),
@@ -499,7 +507,7 @@ mod tests {
         };
         assert_eq!(
             probe.in_container_command().unwrap().join(" "),
-            "redis-cli -p 6380 --user app --no-auth-warning ping",
+            "sh -c redis-cli \"$@\" ping | grep -qx PONG redis-probe -p 6380 --user app --no-auth-warning",
             "no password in argv"
         );
         let env = probe.in_container_env();
