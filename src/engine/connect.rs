@@ -181,15 +181,10 @@ pub enum ConnectError {
 fn check_tls_files(endpoint: &Endpoint, tls: &TlsFiles) -> Result<(), ConnectError> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let setting = if tls.source == "DOCKER_CERT_PATH" {
-        "DOCKER_CERT_PATH".to_string()
-    } else if tls.source.starts_with("context") {
-        format!(
-            "{}: `docker context update --docker ca=…,cert=…,key=…`",
-            tls.source
-        )
+    let setting = if tls.source.starts_with("context") {
+        "update the context's certificates (`docker context update --docker ca=…,cert=…,key=…`)"
     } else {
-        "DOCKER_CERT_PATH".to_string()
+        "point DOCKER_CERT_PATH at the folder holding ca.pem, cert.pem and key.pem"
     };
     for (file, what) in [
         ("ca.pem", "the CA that signed the engine's certificate"),
@@ -197,17 +192,16 @@ fn check_tls_files(endpoint: &Endpoint, tls: &TlsFiles) -> Result<(), ConnectErr
         ("key.pem", "the client certificate's private key"),
     ] {
         let path = tls.dir.join(file);
-        let fail = |problem: String| {
-            ConnectError::CertFile {
+        let help = format!(
+            "`{file}` is {what}; the folder `{}` comes from {}: {setting}",
+            tls.dir.display(),
+            tls.source,
+        );
+        let fail = |problem: String| ConnectError::CertFile {
             endpoint: endpoint.clone(),
             path: path.clone(),
             problem,
-            help: format!(
-                "`{file}` is {what}; the folder `{}` comes from {} — point {setting} at the folder holding ca.pem, cert.pem and key.pem",
-                tls.dir.display(),
-                tls.source,
-            ),
-        }
+            help: help.clone(),
         };
         let bytes = std::fs::read(&path).map_err(|e| {
             fail(match e.kind() {
@@ -312,11 +306,10 @@ async fn over_ssh(endpoint: &Endpoint) -> Result<Docker, ConnectError> {
         return Err(classify(endpoint, source));
     }
     let reason = said.join("; ");
-    let help = if reason.contains("dial-stdio")
-        || reason.contains("docker: ")
-        || reason.contains("docker:")
-    {
-        "`ssh` logged in, but `docker system dial-stdio` failed there: install the docker CLI on that host, on the PATH of non-interactive logins".into()
+    let help = if reason.contains("docker") && reason.contains("not found") {
+        "`ssh` logged in, but there is no `docker` there: install the docker CLI on that host, on the PATH of non-interactive logins (devenv runs `docker system dial-stdio` there)".into()
+    } else if reason.contains("Docker daemon") {
+        "`ssh` logged in, but the docker CLI there cannot reach its engine: start Docker on that host, or let the ssh user use its socket".into()
     } else {
         "devenv runs `ssh -o BatchMode=yes [-l user] [-p port] host docker system dial-stdio` (OpenSSH from PATH): `ssh` must log in without a prompt (a key in ssh-agent or ~/.ssh/config; a host key already known), and `docker` must be on the remote PATH".into()
     };
