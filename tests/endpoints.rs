@@ -191,6 +191,27 @@ fn running_services(out: &Output) -> Vec<String> {
         .collect()
 }
 
+/// What goes beyond plain requests: an exec attached to its output (an
+/// upgraded connection) with its exit code, and a one-off container.
+fn attach_and_run(p: &Project, env: &[(&str, &str)]) {
+    let out = devenv(
+        p,
+        env,
+        &["exec", "web", "--", "sh", "-c", "echo hi; exit 5"],
+    );
+    assert_eq!(out.status.code(), Some(5), "exec: {}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hi");
+    let out = ok(
+        devenv(
+            p,
+            env,
+            &["run", "--rm", "web", "--", "sh", "-c", "echo one-off"],
+        ),
+        "run",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "one-off");
+}
+
 #[test]
 fn r14_a_tls_engine_with_client_certificates_as_the_docker_cli_configures_it() {
     warm_images();
@@ -261,6 +282,9 @@ fn r14_a_tls_engine_with_client_certificates_as_the_docker_cli_configures_it() {
     );
     let out = ok(call(&p, &tls(good), &["ps", "--json"]), "ps over TLS");
     assert_eq!(running_services(&out), ["web"], "{}", text(&out));
+    let vars = tls(good);
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    attach_and_run(&p, &pairs);
     // The same engine answers on its socket: the proxy forwarded, nothing else did.
     let out = ok(devenv(&p, &[], &["ps", "--json"]), "ps on the socket");
     assert_eq!(running_services(&out), ["web"], "{}", text(&out));
@@ -498,6 +522,7 @@ fn r14_an_ssh_engine_through_a_local_sshd() {
     );
     let out = ok(devenv(&p, &env, &["ps", "--json"]), "ps over ssh");
     assert_eq!(running_services(&out), ["web"], "{}", text(&out));
+    attach_and_run(&p, &env);
     let sshd_log = std::fs::read_to_string(&log).unwrap();
     assert!(
         sshd_log.contains(&format!("Accepted publickey for {user}")),
