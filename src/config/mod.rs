@@ -545,7 +545,10 @@ mod tests {
         )
         .unwrap_err();
         let text = format!("{:?}", miette::Report::new(err));
-        assert!(text.contains("port mapping `5432` is `fixed` but names no host port"), "{text}");
+        assert!(
+            text.contains("port mapping `5432` is `fixed` but names no host port"),
+            "{text}"
+        );
         assert!(parse_str(
             "[services.db]\nimage = \"x\"\nports = [{ port = \"5432:5432\", fixd = true }]\n",
         )

@@ -394,7 +394,10 @@ fn resolve_list<T>(
 }
 
 /// `ports`: each entry short (`"8080:8080"`) or long (`{ port = "8080:8080", fixed = true }`).
-fn resolve_ports(ctx: &Ctx, field: Option<Pick<Vec<S<RawPort>>>>) -> Result<Vec<Port>, ConfigError> {
+fn resolve_ports(
+    ctx: &Ctx,
+    field: Option<Pick<Vec<S<RawPort>>>>,
+) -> Result<Vec<Port>, ConfigError> {
     let Some(f) = field else {
         return Ok(Vec::new());
     };
@@ -412,7 +415,8 @@ fn resolve_ports(ctx: &Ctx, field: Option<Pick<Vec<S<RawPort>>>>) -> Result<Vec<
         if fixed && ports.iter().any(|p| p.host.is_none()) {
             return Err(invalid(
                 format!("port mapping `{text}` is `fixed` but names no host port"),
-                "write the host port to keep, as in `{ port = \"5432:5432\", fixed = true }`".into(),
+                "write the host port to keep, as in `{ port = \"5432:5432\", fixed = true }`"
+                    .into(),
             ));
         }
         for p in &mut ports {
