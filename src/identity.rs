@@ -45,14 +45,18 @@ pub fn candidates(base: &str, dir: &str) -> Vec<String> {
     let folder = folder.trim_matches(['-', '_']);
     let digest = Sha256::digest(dir.as_bytes());
     let hash: String = digest[..3].iter().map(|b| format!("{b:02x}")).collect();
+    // `shop-review` for the folder `shop-review`, not `shop-shop-review`.
+    let named =
+        if folder.starts_with(&format!("{base}-")) || folder.starts_with(&format!("{base}_")) {
+            folder.to_string()
+        } else {
+            format!("{base}-{folder}")
+        };
     if folder.is_empty() || folder == base {
         vec![base.to_string(), format!("{base}-{hash}")]
     } else {
-        vec![
-            base.to_string(),
-            format!("{base}-{folder}"),
-            format!("{base}-{folder}-{hash}"),
-        ]
+        let hashed = format!("{named}-{hash}");
+        vec![base.to_string(), named, hashed]
     }
 }
 
@@ -175,6 +179,8 @@ mod tests {
         let c = candidates("shop", "/home/a/Feature X");
         assert_eq!(c[..2], ["shop".to_string(), "shop-feature-x".to_string()]);
         assert!(c[2].starts_with("shop-feature-x-") && c[2].len() == "shop-feature-x-".len() + 6);
+        // A folder named after the project is the name as it is.
+        assert_eq!(candidates("shop", "/src/shop-review")[1], "shop-review");
         // A folder named like the project adds nothing readable: a hash straight away.
         let c = candidates("shop", "/tmp/b/shop");
         assert_eq!(c.len(), 2);

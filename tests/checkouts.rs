@@ -373,6 +373,12 @@ fn on_an_engine_elsewhere_the_engines_refusal_moves_the_port() {
         "{}",
         text(&out)
     );
+    // Said after the container was made: the engine's refusal, not a local bind, told.
+    let err = stderr(&out);
+    assert!(
+        err.find("cache creating") < err.find(&format!("host port {taken}")),
+        "{err}"
+    );
     drop(holder);
 }
 
