@@ -280,7 +280,7 @@ pub async fn assign(
     let in_use = InUse::observe(engine).await?;
     let mut assigner = Assigner::new(stack.services.values());
     for (name, replacing) in creating {
-        let current: Vec<(u16, u16)> = replacing
+        let mut current: Vec<(u16, u16)> = replacing
             .as_ref()
             .and_then(|id| ours.iter().find(|c| &c.id == id))
             .map(|c| c.published.clone())
@@ -289,6 +289,18 @@ pub async fn assign(
             .services
             .get_mut(name)
             .expect("planned services exist");
+        if replacing.is_some() && current.is_empty() {
+            // Left half-started by an interrupted `up`, the container may
+            // hold its ports through the engine's proxy without the engine
+            // listing them: they count as its own (a wrong guess is caught
+            // by the engine's refusal, and the port moves then).
+            current = svc
+                .ports
+                .iter()
+                .filter_map(|p| Some((p.container, p.host?)))
+                .filter(|(_, h)| !in_use.published.contains(h))
+                .collect();
+        }
         let (ports, moved) = match assigner.choose(&svc.ports, &current, &|p| in_use.taken(p)) {
             Ok(chosen) => chosen,
             Err(Blocked { port }) => {

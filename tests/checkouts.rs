@@ -419,3 +419,25 @@ fn p_name_reaches_a_project_from_a_folder_without_a_stack_file() {
         text(&out)
     );
 }
+
+#[test]
+fn two_projects_racing_for_one_port_both_come_up_on_distinct_ports() {
+    warm_images();
+    let port = support::free_port();
+    let toml = cache_stack(&format!("\"{port}:6379\""));
+    let mut a = Project::new("checkouts-racea", &toml);
+    let mut b = Project::new("checkouts-raceb", &toml);
+    a.uses_docker = true;
+    b.uses_docker = true;
+    let (oa, ob) = std::thread::scope(|s| {
+        let ta = s.spawn(|| a.run(&["up", "-d"]));
+        let tb = s.spawn(|| b.run(&["up", "-d"]));
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    assert!(oa.status.success(), "{}", text(&oa));
+    assert!(ob.status.success(), "{}", text(&ob));
+    let (pa, pb) = (host_ports(&a.ps()), host_ports(&b.ps()));
+    assert_eq!(pa.len() + pb.len(), 2, "{pa:?} {pb:?}");
+    assert!(pa.is_disjoint(&pb), "{pa:?} {pb:?}");
+    assert!(pa.contains(&port) || pb.contains(&port), "{pa:?} {pb:?}");
+}
