@@ -7,7 +7,8 @@
 //! every container, network and volume). The name from `dev.toml` (or the
 //! folder's) is the first choice; when a devenv project of that name
 //! belongs to another folder that still exists, this checkout takes the
-//! name plus its folder's name (`shop-feature-x`), and when even that is
+//! name plus its folder's name (`shop-feature-x`; the folder's name alone
+//! when it starts with the project's, `shop-review`), and when even that is
 //! another folder's, the name plus a short hash of the path. The choice is
 //! stable without any state of devenv's own: every command first looks for
 //! one of those names whose objects carry this folder's label, and only

@@ -5,7 +5,7 @@
 //! A host port in `ports` is a wish, not a demand: several checkouts of one
 //! project (and anything else on the machine) want the same 5432 and 8080,
 //! and a taken port must not stop the stack. So for each mapping of a
-//! service about to be created, [`choose`] takes, in this order, the first
+//! service about to be created, [`Assigner::choose`] takes, in this order, the first
 //! host port that nothing else holds:
 //!
 //! 1. the one its container publishes now (a recreate keeps its port: the
@@ -84,11 +84,6 @@ impl Assigner {
             chosen: HashSet::new(),
             declared,
         }
-    }
-
-    /// Marks a host port as held by a mapping this `up` leaves alone.
-    pub fn hold(&mut self, port: u16, protocol: Protocol) {
-        self.chosen.insert((port, protocol));
     }
 
     /// The host port of each of `declared` (a service's mappings): see the
