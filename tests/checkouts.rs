@@ -202,6 +202,19 @@ fn two_clones_run_up_and_test_at_once_as_two_projects_with_their_own_ports() {
         assert_eq!(support::http_get(app_port(ps), "/health").0, 200);
     }
 
+    // Every other command in a checkout finds its own project too.
+    for c in [&a, &b] {
+        let pong = c.ok(&["exec", "cache", "--", "redis-cli", "ping"]);
+        assert_eq!(stdout(&pong).trim(), "PONG");
+        let logs = c.ok(&["logs", "cache"]);
+        assert!(
+            stdout(&logs).contains("Ready to accept connections"),
+            "{}",
+            text(&logs)
+        );
+        c.ok(&["db", "snapshots"]);
+    }
+
     // A no-op `up` keeps every container and port.
     let again = a.ok(&["up", "-d"]);
     assert_eq!(project_of_up(&again), name_a);
