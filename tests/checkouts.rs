@@ -454,3 +454,32 @@ fn two_projects_racing_for_one_port_both_come_up_on_distinct_ports() {
     assert!(pa.is_disjoint(&pb), "{pa:?} {pb:?}");
     assert!(pa.contains(&port) || pb.contains(&port), "{pa:?} {pb:?}");
 }
+
+#[test]
+fn a_stopped_service_whose_port_was_taken_meanwhile_comes_back_on_a_free_one() {
+    warm_images();
+    let port = support::free_port();
+    let toml = cache_stack(&format!("\"{port}:6379\""));
+    let mut a = Project::new("checkouts-stoppeda", &toml);
+    let mut b = Project::new("checkouts-stoppedb", &toml);
+    a.ok(&["up", "-d"]);
+    a.ok(&["exec", "cache", "--", "redis-cli", "set", "kept", "yes"]);
+    a.ok(&["exec", "cache", "--", "redis-cli", "save"]);
+    a.ok(&["stop"]);
+    // While `a` is stopped, `b` takes the port.
+    b.ok(&["up", "-d"]);
+    assert_eq!(host_ports(&b.ps()), BTreeSet::from([port]));
+    let out = a.ok(&["--progress", "plain", "up", "-d"]);
+    assert!(stdout(&out).contains("recreated"), "{}", text(&out));
+    let moved = host_ports(&a.ps());
+    assert_eq!(moved.len(), 1);
+    assert!(!moved.contains(&port), "{moved:?}");
+    assert!(
+        stderr(&out).contains(&format!("host port {port} of `cache` is taken")),
+        "{}",
+        text(&out)
+    );
+    // Same volume, same data.
+    let got = a.ok(&["exec", "cache", "--", "redis-cli", "get", "kept"]);
+    assert_eq!(stdout(&got).trim(), "yes");
+}
