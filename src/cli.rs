@@ -109,6 +109,10 @@ pub enum Command {
     Ls(PsArgs),
     /// Open a service's URL in the browser (print it where there is none)
     Open(OpenArgs),
+    /// A project-defined command from `[commands.NAME]` in dev.toml (or
+    /// `__complete`, which the completion scripts call)
+    #[command(external_subcommand)]
+    Custom(Vec<String>),
 }
 
 #[derive(Debug, Args)]

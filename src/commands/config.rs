@@ -26,6 +26,15 @@ pub fn run(ctx: &Context, args: ConfigArgs) -> Outcome {
             *word = masked.mask(word);
         }
     }
+    // A project command's words may hold any service's secret, or its own.
+    let secrets: Vec<String> = stack
+        .services
+        .values()
+        .flat_map(|s| s.secret_values().map(String::from).collect::<Vec<_>>())
+        .collect();
+    for c in stack.commands.values_mut() {
+        c.mask(secrets.iter().map(String::as_str));
+    }
     if args.json {
         println!(
             "{}",

@@ -4,6 +4,7 @@
 pub mod completions;
 pub mod config;
 pub mod control;
+pub mod custom;
 pub mod db;
 pub mod down;
 pub mod exec;
@@ -231,6 +232,7 @@ async fn command(ctx: &Context, command: Command) -> Outcome {
         Command::Xdebug(a) => xdebug::run(ctx, a).await,
         Command::Ls(a) => ls::run(ctx, a).await,
         Command::Open(a) => open::run(ctx, a).await,
+        Command::Custom(words) => custom::run(ctx, words).await,
     }
 }
 

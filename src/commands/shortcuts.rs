@@ -140,22 +140,8 @@ pub async fn shell(ctx: &Context, args: ShellArgs) -> Outcome {
 /// The Laravel app: `[test].service` (a service with a sync rule or the
 /// only one with `build`), else a service named `app`.
 pub fn app_service(stack: &Stack) -> Result<String, Failure> {
-    if let Some(test) = &stack.test {
-        return Ok(test.service.clone());
-    }
-    if stack.services.contains_key("app") {
-        return Ok("app".to_string());
-    }
-    let built: Vec<&String> = stack
-        .services
-        .iter()
-        .filter(|(_, s)| s.build.is_some())
-        .map(|(n, _)| n)
-        .collect();
-    match built.as_slice() {
-        [one] => Ok(one.to_string()),
-        _ => Err(Failure::new(NoApp, 2)),
-    }
+    crate::config::commands::app_service(&stack.services, stack.test.as_ref())
+        .ok_or_else(|| Failure::new(NoApp, 2))
 }
 
 fn missing(what: &'static str, probe: &'static str) -> Failure {

@@ -2,6 +2,7 @@
 //! profiles and validate, producing one [`model::Stack`]. Nothing here talks
 //! to Docker; every error points at the line it is about.
 
+pub mod commands;
 pub mod dotenv;
 pub mod error;
 pub mod interp;
@@ -276,6 +277,8 @@ pub fn parse(
     }
 
     let test = testrun::resolve(&ctx, raw.test.as_ref(), &services)?;
+    let declared: Vec<&str> = all.keys().map(String::as_str).collect();
+    let commands = commands::resolve(&ctx, &raw.commands, &declared, &services, test.as_ref())?;
 
     let inactive = all
         .iter()
@@ -292,6 +295,7 @@ pub fn parse(
         volumes,
         k8s: raw.k8s,
         test,
+        commands,
     })
 }
 

@@ -33,6 +33,9 @@ pub struct Stack {
     /// table and no app and PostgreSQL service to assume one from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test: Option<TestSettings>,
+    /// `[commands.NAME]`: project-defined commands, `devenv NAME args…`.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub commands: IndexMap<String, super::commands::ProjectCommand>,
 }
 
 impl Stack {
@@ -48,6 +51,7 @@ impl Stack {
             volumes: IndexMap::new(),
             k8s: None,
             test: None,
+            commands: IndexMap::new(),
         }
     }
 }

@@ -20,6 +20,9 @@ pub struct RawFile {
     pub volumes: IndexMap<String, RawVolume>,
     pub k8s: Option<toml::Table>,
     pub test: Option<S<RawTest>>,
+    /// `[commands.NAME]`: project-defined commands.
+    #[serde(default)]
+    pub commands: IndexMap<S<String>, S<super::commands::RawCommand>>,
 }
 
 /// The `[test]` table: how `devenv test` runs the suite.

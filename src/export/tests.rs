@@ -188,6 +188,7 @@ pub(crate) fn laravel_stack() -> Stack {
             .collect(),
         k8s: None,
         test: None,
+        commands: Default::default(),
     }
 }
 
