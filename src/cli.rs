@@ -17,7 +17,8 @@ pub struct Cli {
     /// Stack file (default: `dev.toml` here or in a folder above)
     #[arg(short = 'f', long = "file", env = "DEVENV_FILE")]
     pub file: Option<PathBuf>,
-    /// Project name (default: `[project].name`, else the folder's name)
+    /// Project name (default: `[project].name`, else the folder's name; a
+    /// second checkout of a project takes a name of its own)
     #[arg(short = 'p', long = "project-name", env = "DEVENV_PROJECT")]
     pub project: Option<String>,
     /// Enable services of this profile (repeatable)

@@ -29,7 +29,8 @@ pub async fn run(ctx: &Context, shortcut: Shortcut, args: PassArgs) -> Outcome {
     let (service, command, who) = words(&stack, shortcut, args.args)?;
     if shortcut == Shortcut::Tinker {
         let engine = ctx.engine().await?;
-        let id = super::service_container(&engine, &stack, &service).await?;
+        let named = ctx.named(&engine, stack.clone(), false).await?;
+        let id = super::service_container(&engine, &named, &service).await?;
         engine.upload_archive(&id, "/tmp", tinker_archive()).await?;
     }
     attached(ctx, &stack, &service, command, &who, true).await

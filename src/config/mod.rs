@@ -592,6 +592,53 @@ mod tests {
     }
 
     #[test]
+    fn a_port_is_fixed_only_in_the_long_form() {
+        let stack = parse_str(
+            "[services.db]\nimage = \"x\"\nports = [\"8080:80\", { port = \"127.0.0.1:${PG:-5432}:5432\", fixed = true }, { port = \"9000-9001:9000-9001\" }]\n",
+        )
+        .unwrap();
+        let ports = &stack.services["db"].ports;
+        let seen: Vec<(Option<&str>, Option<u16>, u16, bool)> = ports
+            .iter()
+            .map(|p| (p.host_ip.as_deref(), p.host, p.container, p.fixed))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (None, Some(8080), 80, false),
+                (Some("127.0.0.1"), Some(5432), 5432, true),
+                (None, Some(9000), 9000, false),
+                (None, Some(9001), 9001, false),
+            ]
+        );
+        // `devenv config` says `fixed` only where it is set.
+        let json = serde_json::to_value(ports).unwrap();
+        assert_eq!(json[1]["fixed"], true);
+        assert!(json[0].get("fixed").is_none(), "{json}");
+    }
+
+    #[test]
+    fn a_fixed_port_needs_a_host_port_and_the_long_form_its_keys() {
+        let err = parse_str(
+            "[services.db]\nimage = \"x\"\nports = [{ port = \"5432\", fixed = true }]\n",
+        )
+        .unwrap_err();
+        let text = format!("{:?}", miette::Report::new(err));
+        assert!(
+            text.contains("port mapping `5432` is `fixed` but names no host port"),
+            "{text}"
+        );
+        assert!(parse_str(
+            "[services.db]\nimage = \"x\"\nports = [{ port = \"5432:5432\", fixd = true }]\n",
+        )
+        .is_err());
+        assert!(parse_str(
+            "[services.db]\nimage = \"x\"\nports = [{ port = \"5432:x\", fixed = true }]\n",
+        )
+        .is_err());
+    }
+
+    #[test]
     fn profiles_leave_services_out_unless_enabled() {
         let text = "[services.a]\nimage = \"x\"\n[services.debug]\nimage = \"y\"\nprofiles = [\"debug\"]\n";
         assert_eq!(parse_str(text).unwrap().services.len(), 1);

@@ -203,6 +203,10 @@ pub struct Port {
     pub host: Option<u16>,
     pub container: u16,
     pub protocol: Protocol,
+    /// This host port or none: when it is taken, `up` fails rather than
+    /// publishing the service on a free one (`{ port = "…", fixed = true }`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fixed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -174,10 +174,7 @@ pub fn resolve_service(
     let entrypoint = words(pick(&raw.entrypoint, src, p, |r| &r.entrypoint))?;
 
     let env = resolve_env(ctx, raw, shared_env, p)?;
-    let ports = resolve_list(ctx, pick(&raw.ports, src, p, |r| &r.ports), parse_port)?
-        .into_iter()
-        .flatten()
-        .collect();
+    let ports = resolve_ports(ctx, pick(&raw.ports, src, p, |r| &r.ports))?;
     let volumes = resolve_list(ctx, pick(&raw.volumes, src, p, |r| &r.volumes), |s| {
         parse_mount(s, ctx.root)
     })?;
@@ -418,4 +415,38 @@ fn resolve_list<T>(
             })
         })
         .collect()
+}
+
+/// `ports`: each entry short (`"8080:8080"`) or long (`{ port = "8080:8080", fixed = true }`).
+fn resolve_ports(
+    ctx: &Ctx,
+    field: Option<Pick<Vec<S<RawPort>>>>,
+) -> Result<Vec<Port>, ConfigError> {
+    let Some(f) = field else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for item in f.value {
+        let (text, fixed) = match item.get_ref() {
+            RawPort::Short(s) => (s, false),
+            RawPort::Long(l) => (&l.port, l.fixed),
+        };
+        let text = ctx.interp(f.src, item.span(), text)?;
+        let invalid = |msg: String, help: String| {
+            ConfigError::invalid(f.src, item.span(), msg, "this entry", Some(help))
+        };
+        let mut ports = parse_port(&text).map_err(|(msg, help)| invalid(msg, help))?;
+        if fixed && ports.iter().any(|p| p.host.is_none()) {
+            return Err(invalid(
+                format!("port mapping `{text}` is `fixed` but names no host port"),
+                "write the host port to keep, as in `{ port = \"5432:5432\", fixed = true }`"
+                    .into(),
+            ));
+        }
+        for p in &mut ports {
+            p.fixed = fixed;
+        }
+        out.extend(ports);
+    }
+    Ok(out)
 }

@@ -2,6 +2,7 @@
 //! volumes, exec, logs and archive upload, in the vocabulary of the Docker
 //! Engine API. Everything above speaks in services and the resolved model.
 
+mod claims;
 mod connect;
 mod images;
 
@@ -21,6 +22,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 
+pub use claims::ProjectClaim;
 pub use connect::{ConnectError, Endpoint};
 pub use images::PullError;
 

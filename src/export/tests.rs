@@ -34,6 +34,7 @@ pub(crate) fn port(host: u16, container: u16) -> Port {
         host: Some(host),
         container,
         protocol: Protocol::Tcp,
+        fixed: false,
     }
 }
 
@@ -517,6 +518,7 @@ fn a_udp_only_app_cannot_get_the_ingress() {
         host: Some(5353),
         container: 5353,
         protocol: Protocol::Udp,
+        fixed: false,
     }];
     app.ready = None;
     app.k8s = Some(toml::from_str("ingress = true").unwrap());

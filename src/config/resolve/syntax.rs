@@ -72,6 +72,7 @@ pub fn parse_port(text: &str) -> Result<Vec<Port>, (String, String)> {
             host: host.map(|h| h.0 + i),
             container: container.0 + i,
             protocol,
+            fixed: false,
         })
         .collect())
 }
