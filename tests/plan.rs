@@ -341,7 +341,8 @@ fn a_port_clash_across_host_ips_is_caught_before_anything_is_created() {
         )
     };
     // `extra` publishes the port on every address, then leaves the active
-    // profiles (its container keeps running); `cache` wants it on 127.0.0.1.
+    // profiles (its container keeps running); `cache` wants it on 127.0.0.1,
+    // fixed (a port that is only a wish would move to a free one).
     write(
         &p,
         "",
@@ -350,7 +351,7 @@ fn a_port_clash_across_host_ips_is_caught_before_anything_is_created() {
     up(&mut p, &["extra"]);
     write(
         &p,
-        &format!("ports = [\"127.0.0.1:{port}:6379\"]"),
+        &format!("ports = [{{ port = \"127.0.0.1:{port}:6379\", fixed = true }}]"),
         &format!(
             "[services.extra]\nuse = \"redis\"\nports = [\"{port}:6379\"]\nprofiles = [\"debug\"]\n"
         ),
@@ -382,20 +383,17 @@ fn a_host_port_another_process_holds_is_named_by_the_dry_run() {
     let port = listener.local_addr().unwrap().port();
     let mut p = Project::new("planport", &stack(port, "", ""));
     let before = engine_state(&p.name);
-    let out = p.run(&["up", "--dry-run"]);
-    p.uses_docker = true;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (lines, plan) = dry_run(&mut p, &[]);
+    // Not fixed: `up` would publish the app on a free port instead.
     assert!(
-        stdout.contains(&format!("host port {port} for `app`: taken")),
-        "{}",
-        text(&out)
+        has(
+            &lines,
+            &format!("host port {port} for `app`: taken: would publish on a free port instead")
+        ),
+        "{lines:#?}"
     );
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains(&format!("port {port} for service `app` is already taken")),
-        "{}",
-        text(&out)
-    );
+    let check = &plan["port_checks"].as_array().unwrap()[0];
+    assert_eq!(check["free"], false, "{check:#}");
+    assert_eq!(check["fixed"], false, "{check:#}");
     assert_eq!(engine_state(&p.name), before);
 }

@@ -204,7 +204,7 @@ impl Engine {
         // A one-off's terminal settings; a service's container leaves them to the image.
         let oneoff = spec.labels.contains_key(LABEL_ONEOFF);
         let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
+            image: Some(spec.image.to_string()),
             cmd: spec.command.clone(),
             entrypoint: spec.entrypoint.clone(),
             // The one place a secret's raw value leaves devenv: into the container.

@@ -9,6 +9,7 @@
 //! - `images`: inspect, pull with progress, build, import a root filesystem
 //! - `connect`: which engine, and how to reach it
 
+mod claims;
 mod connect;
 mod containers;
 mod exec;
@@ -20,7 +21,8 @@ use bollard::query_parameters::{ListNetworksOptions, ListVolumesOptions, RemoveV
 use bollard::Docker;
 
 pub use crate::plan::spec::OneOff;
-pub use connect::Endpoint;
+pub use claims::ProjectClaim;
+pub use connect::{ConnectError, Endpoint};
 pub use exec::ExecAs;
 pub use images::PullError;
 
@@ -46,20 +48,9 @@ pub const LABEL_COMPOSE_PROJECT: &str = "com.docker.compose.project";
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EngineError {
-    #[error("cannot reach the Docker engine at `{}` (from {})", endpoint.host, endpoint.source)]
-    #[diagnostic(
-        code(devenv::engine::unreachable),
-        help("start Docker (e.g. `sudo systemctl start docker`), or point DOCKER_HOST or DOCKER_CONTEXT at a running engine; if it runs, check that you may use its socket")
-    )]
-    Unreachable {
-        endpoint: Endpoint,
-        #[source]
-        source: bollard::errors::Error,
-    },
-
     #[error(transparent)]
     #[diagnostic(transparent)]
-    MissingContext(#[from] connect::MissingContext),
+    Connect(#[from] connect::ConnectError),
 
     #[error("{action} failed")]
     #[diagnostic(code(devenv::engine::api))]
@@ -252,21 +243,7 @@ impl Engine {
     }
 
     pub async fn connect_to(endpoint: Endpoint) -> Result<Engine, EngineError> {
-        let unreachable = |source| EngineError::Unreachable {
-            endpoint: endpoint.clone(),
-            source,
-        };
-        let host = endpoint.host.as_str();
-        let docker = if host.starts_with("unix://") || host.starts_with('/') {
-            Docker::connect_with_unix(host, 120, bollard::API_DEFAULT_VERSION)
-        } else if host.starts_with("tcp://") || host.starts_with("http://") {
-            Docker::connect_with_http(host, 120, bollard::API_DEFAULT_VERSION)
-        } else {
-            Docker::connect_with_local(host, 120, bollard::API_DEFAULT_VERSION)
-        }
-        .map_err(unreachable)?;
-        // Old engines (API 1.41 here) refuse newer paths: ask the engine which it speaks.
-        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        let docker = connect::docker(&endpoint).await?;
         Ok(Engine { docker, endpoint })
     }
 

@@ -102,7 +102,8 @@ pub async fn exec_shell(
                 partial.push_str(chunk);
                 while let Some(pos) = partial.find('\n') {
                     let line: String = partial.drain(..=pos).collect();
-                    let line = line.trim_end().to_string();
+                    // A hook that echoes a secret must not print it.
+                    let line = svc.mask(line.trim_end());
                     reporter.output(&svc.name, &line);
                     lines.push(line);
                 }
@@ -110,8 +111,9 @@ pub async fn exec_shell(
         )
         .await?;
     if !partial.trim().is_empty() {
-        reporter.output(&svc.name, partial.trim_end());
-        lines.push(partial.trim_end().to_string());
+        let line = svc.mask(partial.trim_end());
+        reporter.output(&svc.name, &line);
+        lines.push(line);
     }
     Ok((code, lines))
 }

@@ -223,6 +223,10 @@ pub struct UpOptions {
     pub no_seeds: bool,
     /// Create missing bind-mount sources as folders instead of refusing.
     pub create_paths: bool,
+    /// Publish no host ports on the containers this `up` creates (`devenv
+    /// test` reaches its services on the project network); containers that
+    /// `up` made with their ports are left as they are.
+    pub no_ports: bool,
 }
 
 /// What `up` did, per service.

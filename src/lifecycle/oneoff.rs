@@ -41,6 +41,7 @@ pub async fn prepare_oneoff(
         let opts = UpOptions {
             services: needs,
             no_seeds: true,
+            no_ports: true,
             ..UpOptions::default()
         };
         up(engine, stack, &opts, reporter.clone()).await?

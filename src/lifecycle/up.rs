@@ -36,6 +36,7 @@ fn plan_options(opts: &UpOptions) -> PlanOptions {
         services: opts.services.clone(),
         build: opts.build,
         create_paths: opts.create_paths,
+        no_ports: opts.no_ports,
     }
 }
 
@@ -67,15 +68,15 @@ pub async fn observe(
     )?;
     let services: Vec<&Service> = selected.iter().map(|s| &stack.services[s]).collect();
     let mut images = BTreeMap::new();
-    let mut refs: Vec<String> = services.iter().map(|s| s.image.clone()).collect();
+    let mut refs: Vec<String> = services.iter().map(|s| s.image.to_string()).collect();
     refs.sort();
     refs.dedup();
     inspect_images(engine, &refs, &mut images).await?;
     // A stand-in is looked for only where the image itself is missing.
     let mut standins: Vec<String> = services
         .iter()
-        .filter(|s| s.fallback.is_some() && !images.contains_key(&s.image))
-        .map(|s| crate::images::standin_tag(&s.image))
+        .filter(|s| s.fallback.is_some() && !images.contains_key(s.image.as_ref()))
+        .map(|s| crate::images::standin_tag(&s.image).to_string())
         .collect();
     standins.sort();
     standins.dedup();
@@ -173,7 +174,7 @@ pub async fn up(
         .await;
         for result in made {
             if let (image, Some(info)) = result? {
-                actual.images.insert(image, info);
+                actual.images.insert(image.to_string(), info);
             }
         }
         popts.build = false;
@@ -185,15 +186,47 @@ pub async fn up(
         {
             return Err(EngineError::ImageUnavailable {
                 service: i.service.clone(),
-                image: i.image.clone(),
+                image: i.image.to_string(),
                 reason: "the engine does not list it after it was made".into(),
             }
             .into());
         }
     }
 
-    probe_ports(engine, &mut plan.port_checks).await;
-    port_refusal(&plan.port_checks)?;
+    // Host ports for the containers about to be made: free ones where the
+    // declared ones are taken (see `crate::ports`); the config hashes stay
+    // the declared ports'.
+    let creating: Vec<(String, Option<String>)> = plan
+        .services
+        .iter()
+        .filter_map(|s| match &s.action {
+            ContainerAction::Create => Some((s.service.clone(), None)),
+            ContainerAction::Recreate { id, .. } => Some((s.service.clone(), Some(id.clone()))),
+            _ => None,
+        })
+        .collect();
+    if !creating.is_empty() {
+        let containers = engine.list_containers(&stack.project).await?;
+        let mut ported = run.clone();
+        for step in &plan.services {
+            if let Some(svc) = ported.services.get_mut(&step.service) {
+                svc.ports = step.spec.ports.clone();
+            }
+        }
+        crate::ports::assign(
+            engine,
+            &mut ported,
+            &creating,
+            &containers,
+            reporter.as_ref(),
+        )
+        .await?;
+        for step in &mut plan.services {
+            if creating.iter().any(|(s, _)| *s == step.service) {
+                step.spec.ports = ported.services[&step.service].ports.clone();
+            }
+        }
+    }
     for step in &plan.services {
         if let Some(svc) = run.services.get_mut(&step.service) {
             svc.image = step.spec.image.clone();
@@ -241,6 +274,10 @@ pub fn port_refusal(checks: &[PortCheck]) -> Result<(), UpError> {
         if p.own.is_some() && (p.holder.is_none() || p.holder == p.own) {
             continue;
         }
+        // Only a fixed port stops `up`; another moves to a free one.
+        if !p.fixed {
+            continue;
+        }
         return Err(UpError::PortTaken {
             service: p.service.clone(),
             port: p.binding.port,
@@ -248,25 +285,6 @@ pub fn port_refusal(checks: &[PortCheck]) -> Result<(), UpError> {
         });
     }
     Ok(())
-}
-
-/// The engine's refusal to start a container whose host port another
-/// container took in the meantime (two projects racing for it).
-fn port_clash(e: &EngineError, svc: &Service) -> Option<u16> {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    if !(text.contains("port is already allocated") || text.contains("address already in use")) {
-        return None;
-    }
-    let hosts = svc.ports.iter().filter_map(|p| p.host);
-    hosts
-        .clone()
-        .find(|h| text.contains(&format!(":{h} ")) || text.contains(&format!(":{h}:")))
-        .or_else(|| hosts.clone().next())
 }
 
 /// Carries out a plan whose images are all present.
@@ -428,19 +446,7 @@ async fn bring_up(
     let svc = &stack.services[name];
     let (id, action) = match (&step.action, created) {
         (ContainerAction::Create | ContainerAction::Recreate { .. }, Some(id)) => {
-            if let Err(e) = engine.start_container(&id).await {
-                // Lost a race for a host port: leave nothing behind and say
-                // what the pre-check would have said.
-                if let Some(port) = port_clash(&e, svc) {
-                    engine.remove_container_keeping_volumes(&id).await?;
-                    return Err(UpError::PortTaken {
-                        service: name.clone(),
-                        port,
-                        holder: engine.port_holder(port).await,
-                    });
-                }
-                return Err(e.into());
-            }
+            let id = crate::ports::start_created(engine, id, &step.spec, reporter).await?;
             let recreated = matches!(step.action, ContainerAction::Recreate { .. });
             (id, if recreated { "recreated" } else { "created" })
         }
@@ -454,8 +460,28 @@ async fn bring_up(
                 .expect("a container to start exists")
                 .to_string();
             reporter.task(name, "starting");
-            engine.start_container(&id).await?;
-            (id, "started")
+            match engine.start_container(&id).await {
+                // Its host port went to another project while it was stopped.
+                Err(e) if crate::ports::clashed_port(&e, &svc.ports).is_some() => {
+                    reporter.task(name, "recreating on a free host port");
+                    engine.remove_container_keeping_volumes(&id).await?;
+                    let mut fresh = stack.clone();
+                    if let Some(s) = fresh.services.get_mut(name) {
+                        s.ports = step.spec.ports.clone();
+                    }
+                    let one = [(name.clone(), None)];
+                    crate::ports::assign(engine, &mut fresh, &one, &[], reporter).await?;
+                    let mut spec = step.spec.clone();
+                    spec.ports = fresh.services[name].ports.clone();
+                    let id = engine.create_container(&spec).await?;
+                    let id = crate::ports::start_created(engine, id, &spec, reporter).await?;
+                    (id, "recreated")
+                }
+                r => {
+                    r?;
+                    (id, "started")
+                }
+            }
         }
     };
     // Sync mode: the container holds the working tree before it counts as ready.

@@ -45,6 +45,7 @@ use crate::engine::{
     container_name, volume_name, LABEL_COMPOSE_PROJECT, LABEL_DIR, LABEL_HASH, LABEL_ONEOFF,
     LABEL_PARTS, LABEL_PROJECT, LABEL_SERVICE,
 };
+use crate::image_ref::ImageRef;
 
 pub use hash::{changed_parts, config_hash, config_parts};
 pub use spec::{ContainerSpec, MountSpec, NetworkSpec, OneOff, VolumeSpec};
@@ -237,6 +238,10 @@ pub struct PlanOptions {
     pub build: bool,
     /// Create missing bind-mount sources as folders instead of refusing.
     pub create_paths: bool,
+    /// Publish no host ports on the containers this plan makes (`devenv
+    /// test` reaches its services on the project network); a container
+    /// made with its ports is as good and is kept.
+    pub no_ports: bool,
 }
 
 /// What `up` will do, in the order it does it: images, folders, removals,
@@ -268,7 +273,7 @@ pub struct Plan {
 pub struct ImageStep {
     pub service: String,
     /// The reference the container will run.
-    pub image: String,
+    pub image: ImageRef,
     #[serde(flatten)]
     pub action: ImageAction,
 }
@@ -283,7 +288,7 @@ pub enum ImageAction {
     /// Pulled from its registry.
     Pull,
     /// Pulled, or, when no registry answers, the local stand-in built and run instead.
-    PullOrStandin { standin: String },
+    PullOrStandin { standin: ImageRef },
 }
 
 /// An object to make unless it exists.
@@ -382,6 +387,9 @@ pub struct PortCheck {
     pub service: String,
     #[serde(flatten)]
     pub binding: Binding,
+    /// `{ port = "…", fixed = true }`: this port or none (else `up`
+    /// publishes on a free one).
+    pub fixed: bool,
     /// The service's own container, about to be replaced or started: if it
     /// holds the port, that is no conflict.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -496,13 +504,13 @@ fn resolve_image<'a>(
     actual: &'a Actual,
     rebuild: bool,
 ) -> (ImageStep, Option<&'a ImageInfo>) {
-    let step = |image: &str, action| ImageStep {
+    let step = |image: &ImageRef, action| ImageStep {
         service: svc.name.clone(),
-        image: image.to_string(),
+        image: image.clone(),
         action,
     };
-    let present = |image: &str| {
-        actual.images.get(image).map(|i| {
+    let present = |image: &ImageRef| {
+        actual.images.get(image.as_ref()).map(|i| {
             (
                 step(image, ImageAction::Present { id: i.id.clone() }),
                 Some(i),
@@ -605,10 +613,17 @@ pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, 
         }
         let current = mine.first();
 
-        let (hash, parts) = match info {
+        let (mut hash, mut parts) = match info {
             Some(i) => (config_hash(&run, &i.id), config_parts(&run, &i.id)),
             None => (String::new(), String::new()),
         };
+        if let (true, Some(i)) = (opts.no_ports, info) {
+            if current.is_none_or(|c| c.hash() != hash) {
+                run.ports.clear();
+                hash = config_hash(&run, &i.id);
+                parts = config_parts(&run, &i.id);
+            }
+        }
         let action = match (current, info) {
             (None, _) => ContainerAction::Create,
             (Some(c), Some(_)) if c.hash() == hash => {
@@ -673,10 +688,16 @@ pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, 
         }
         if !matches!(action, ContainerAction::Keep { .. }) {
             let own = current.map(|c| c.name.clone());
-            for binding in bindings(&run) {
+            for (binding, fixed) in bindings(&run).zip(
+                run.ports
+                    .iter()
+                    .filter(|p| p.host.is_some())
+                    .map(|p| p.fixed),
+            ) {
                 plan.port_checks.push(PortCheck {
                     service: name.clone(),
                     binding,
+                    fixed,
                     own: own.clone(),
                     free: None,
                     holder: None,
@@ -685,9 +706,10 @@ pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, 
         }
 
         // Docker's own anonymous volumes (containers made before devenv
-        // labelled them) go over to the new container, as Compose does.
+        // labelled them) go over to the new container, as Compose does
+        // (also for a container started, should its port have to move).
         let carried: BTreeMap<String, String> = match current {
-            Some(c) if action.makes_container() => c
+            Some(c) => c
                 .volume_mounts
                 .iter()
                 .filter(|(_, v)| is_anonymous(v))
@@ -777,7 +799,18 @@ fn check_port_clashes(stack: &Stack, plan: &Plan, ours: &[&Observed]) -> Result<
         })
         .collect();
     for step in &plan.services {
-        for wanted in bindings(&stack.services[&step.service]) {
+        let svc = &stack.services[&step.service];
+        // A port that is only a wish moves to a free one (`crate::ports`);
+        // a fixed one cannot.
+        let fixed = svc
+            .ports
+            .iter()
+            .filter(|p| p.host.is_some())
+            .map(|p| p.fixed);
+        for (wanted, fixed) in bindings(svc).zip(fixed) {
+            if !fixed {
+                continue;
+            }
             if let Some((other, b)) = held
                 .iter()
                 .find(|(other, b)| *other != step.service && b.overlaps(&wanted))

@@ -73,8 +73,12 @@ pub fn lines(plan: &Plan) -> Vec<String> {
             (None, _) => "not checked".to_string(),
             (Some(true), _) => "free".to_string(),
             (Some(false), _) if own => "held by its own container".to_string(),
-            (Some(false), Some(h)) => format!("taken by `{h}`"),
-            (Some(false), None) => "taken".to_string(),
+            (Some(false), Some(h)) if p.fixed => format!("taken by `{h}`"),
+            (Some(false), None) if p.fixed => "taken".to_string(),
+            (Some(false), Some(h)) => {
+                format!("taken by `{h}`: would publish on a free port instead")
+            }
+            (Some(false), None) => "taken: would publish on a free port instead".to_string(),
         };
         out.push(format!(
             "host port {} for `{}`: {state}",

@@ -14,6 +14,7 @@ use crate::engine::{
     anonymous_volume_name, container_name, network_name, volume_name, LABEL_ANONYMOUS, LABEL_DIR,
     LABEL_HASH, LABEL_ONEOFF, LABEL_PARTS, LABEL_PROJECT, LABEL_SERVICE,
 };
+use crate::image_ref::ImageRef;
 
 /// One container as devenv wants it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -21,7 +22,7 @@ pub struct ContainerSpec {
     pub name: String,
     pub service: String,
     /// The image reference it runs (a stand-in tag when the registry was out of reach).
-    pub image: String,
+    pub image: ImageRef,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]

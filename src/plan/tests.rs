@@ -57,7 +57,7 @@ fn images_only(stack: &Stack) -> Actual {
             .values()
             .map(|s| {
                 (
-                    s.image.clone(),
+                    s.image.to_string(),
                     ImageInfo {
                         id: image_id(&s.image),
                         ..ImageInfo::default()
@@ -355,7 +355,11 @@ fn a_port_clash_across_host_ips_fails_the_plan() {
         host: Some(5432),
         container: 6379,
         protocol: Protocol::Tcp,
+        fixed: true,
     });
+    // A port that is only a wish (`5432` on db) moves to a free one: no clash.
+    assert!(plan(&s, &images_only(&s), &PlanOptions::default()).is_ok());
+    s.services.get_mut("db").unwrap().ports[0].fixed = true;
     let err = plan(&s, &images_only(&s), &PlanOptions::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -363,7 +367,8 @@ fn a_port_clash_across_host_ips_fails_the_plan() {
     );
 
     // Against a running container of a service out of the active profiles.
-    let s = stack("");
+    let mut s = stack("");
+    s.services.get_mut("app").unwrap().ports[0].fixed = true;
     let mut actual = up_done(&s);
     let mut mail = container(&s, "db", "running");
     mail.id = "id-mail".into();
