@@ -22,7 +22,7 @@ use super::hooks::{hooks_done, run_hooks, HOOKS_DONE};
 use super::ready::wait_ready;
 use super::schedule::{self, Started};
 use super::{lock, ServiceOutcome, UpError, UpOptions};
-use crate::config::model::{Mount, Protocol, Service, Stack};
+use crate::config::model::{Mount, Port, Service, Stack};
 use crate::engine::{container_name, project_dir, Engine, EngineError, LABEL_DIR};
 use crate::images::Images;
 use crate::plan::{
@@ -133,7 +133,7 @@ pub async fn dry_run(engine: &Engine, stack: &Stack, opts: &UpOptions) -> Result
     let run = as_run(engine, stack);
     let actual = observe(engine, &run, &selected).await?;
     let mut plan = plan::plan(&run, &actual, &plan_options(opts))?;
-    probe_ports(engine, &mut plan.port_checks).await;
+    probe_ports(engine, &mut plan.port_checks).await?;
     Ok(plan)
 }
 
@@ -235,31 +235,29 @@ pub async fn up(
     apply(engine, stack, &run, &plan, opts, reporter).await
 }
 
-/// Whether a host port is free to bind on this host.
-fn bindable(p: &PortCheck) -> bool {
-    let ip = p
-        .binding
-        .host_ip
-        .clone()
-        .unwrap_or_else(|| "0.0.0.0".into());
-    let port = p.binding.port;
-    match p.binding.protocol {
-        Protocol::Tcp => std::net::TcpListener::bind((ip.as_str(), port)).is_ok(),
-        Protocol::Udp => std::net::UdpSocket::bind((ip.as_str(), port)).is_ok(),
-        // std has no SCTP socket: let the engine say if it is taken.
-        Protocol::Sctp => true,
+/// Checks each host port the plan needs, as `up` would (see
+/// [`crate::ports::InUse`]: a port a container publishes, or on a local
+/// engine one a socket cannot bind, is taken): free, or who holds it.
+pub async fn probe_ports(engine: &Engine, checks: &mut [PortCheck]) -> Result<(), EngineError> {
+    if checks.is_empty() {
+        return Ok(());
     }
-}
-
-/// Checks each host port the plan needs: free, or who holds it.
-pub async fn probe_ports(engine: &Engine, checks: &mut [PortCheck]) {
+    let in_use = crate::ports::InUse::observe(engine).await?;
     for p in checks {
-        let free = bindable(p);
+        let port = Port {
+            host_ip: p.binding.host_ip.clone(),
+            host: Some(p.binding.port),
+            container: 0,
+            protocol: p.binding.protocol,
+            fixed: p.fixed,
+        };
+        let free = !in_use.taken(&port);
         p.free = Some(free);
         if !free {
             p.holder = engine.port_holder(p.binding.port).await;
         }
     }
+    Ok(())
 }
 
 /// The first checked port another process holds. The service's own
