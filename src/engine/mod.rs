@@ -105,6 +105,20 @@ impl EngineError {
 }
 
 impl EngineError {
+    /// The engine refused a name already in use (409 Conflict).
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Api {
+                source: bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409,
+                    ..
+                },
+                ..
+            }
+        )
+    }
+
     /// The container could not start because its command is not in the image.
     pub fn is_missing_executable(&self) -> bool {
         match self {

@@ -23,7 +23,7 @@ use super::ready::wait_ready;
 use super::schedule::{self, Started};
 use super::{lock, ServiceOutcome, UpError, UpOptions};
 use crate::config::model::{Mount, Port, Service, Stack};
-use crate::engine::{container_name, project_dir, Engine, EngineError, LABEL_DIR};
+use crate::engine::{container_name, project_dir, Engine, EngineError, LABEL_DIR, LABEL_PROJECT};
 use crate::images::Images;
 use crate::plan::{
     self, Actual, ContainerAction, ImageAction, Plan, PlanError, PlanOptions, PortCheck, RemoveWhy,
@@ -426,7 +426,26 @@ async fn create(
     engine
         .remove_container_keeping_volumes(&step.container)
         .await?;
-    Ok(engine.create_container(&step.spec).await?)
+    let mut attempt = 0;
+    loop {
+        match engine.create_container(&step.spec).await {
+            // A killed run's create can land after this run looked: a
+            // container of this project by that name goes, and we try again.
+            Err(e) if e.is_conflict() && attempt < 5 => {
+                let labels = engine.container_labels(&step.container).await?;
+                let project = step.spec.labels.get(LABEL_PROJECT);
+                if labels.as_ref().and_then(|l| l.get(LABEL_PROJECT)) != project {
+                    return Err(e.into());
+                }
+                engine
+                    .remove_container_keeping_volumes(&step.container)
+                    .await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                attempt += 1;
+            }
+            r => return Ok(r?),
+        }
+    }
 }
 
 /// Starts one service (its container made already, if it is new), waits
