@@ -359,10 +359,17 @@ impl Engine {
     }
 
     pub async fn start_container(&self, id: &str) -> Result<(), EngineError> {
-        self.docker
+        match self
+            .docker
             .start_container(id, None::<StartContainerOptions>)
             .await
-            .map_err(EngineError::api(format!("starting container `{id}`")))
+        {
+            // 304: already started (a killed run's start landed first).
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            r => r.map_err(EngineError::api(format!("starting container `{id}`"))),
+        }
     }
 
     pub async fn stop_container(&self, id: &str, timeout: Duration) -> Result<(), EngineError> {
