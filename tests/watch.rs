@@ -136,7 +136,7 @@ fn container_tree(p: &Project) -> String {
         "--",
         "sh",
         "-c",
-        "cd /srv && find . -type f | LC_ALL=C sort | xargs -r sha256sum; echo --; find . -mindepth 1 -type d | LC_ALL=C sort",
+        "cd /srv || exit 1; find . -type f | LC_ALL=C sort | xargs -r sha256sum; echo --; find . -mindepth 1 -type d | LC_ALL=C sort",
     ]);
     String::from_utf8_lossy(&out.stdout).trim_end().to_string()
 }
@@ -439,4 +439,75 @@ fn r10_sync_mode_copies_what_the_container_makes_back_within_two_seconds() {
     );
     let out = p.ok(&["exec", "web", "--", "cat", "/srv/conflict.txt"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "host v2\n");
+}
+
+/// How a watched folder leaves under a running watcher.
+enum Gone {
+    Renamed,
+    Removed,
+}
+
+/// Issue 10: a watcher whose host folder is gone (moved away, deleted)
+/// learns nothing from that about what the container should lack: the
+/// container keeps every file, the host's and its own, through the batch
+/// that saw the folder go, the once-a-second look for container changes,
+/// and a restart's whole-tree sync.
+fn a_gone_folder_deletes_nothing_in_the_container(name: &str, how: Gone) {
+    warm_images();
+    let mut p = project(name, "");
+    p.write("src/sub/page.html", "page\n");
+    p.ok(&["up", "-d"]);
+    let mut w = Watch::start(&p);
+    w.wait_for("initial sync");
+    assert_consistent(&p, &w);
+    // A file the container made, copied back: the mirror knows it too.
+    p.ok(&["exec", "web", "--", "sh", "-c", "echo made > /srv/made.txt"]);
+    let made = p.path().join("src/made.txt");
+    assert!(
+        support::eventually(10, || made.is_file()),
+        "the container's file reached the host:\n{}",
+        w.log()
+    );
+    assert_consistent(&p, &w);
+    let before = container_tree(&p);
+    assert!(
+        before.contains("./sub/page.html") && before.contains("./made.txt"),
+        "{before}"
+    );
+
+    let src = p.path().join("src");
+    match how {
+        Gone::Renamed => std::fs::rename(&src, p.path().join("src-away")).unwrap(),
+        Gone::Removed => std::fs::remove_dir_all(&src).unwrap(),
+    }
+    // The batch that saw it go, then a few of the watcher's looks at the container.
+    w.wait_for("synced 0 files");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        container_tree(&p),
+        before,
+        "the container lost files when the watched folder went:\n{}",
+        w.log()
+    );
+    p.ok(&["restart", "web"]);
+    w.wait_for("container restarted");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        container_tree(&p),
+        before,
+        "a restart's re-sync with the folder gone removed files:\n{}",
+        w.log()
+    );
+    assert!(!w.log().contains("removed"), "{}", w.log());
+    w.assert_running();
+}
+
+#[test]
+fn r10_a_watched_folder_renamed_away_deletes_nothing_in_the_container() {
+    a_gone_folder_deletes_nothing_in_the_container("syncgonerenamed", Gone::Renamed);
+}
+
+#[test]
+fn r10_a_watched_folder_removed_deletes_nothing_in_the_container() {
+    a_gone_folder_deletes_nothing_in_the_container("syncgoneremoved", Gone::Removed);
 }

@@ -4,6 +4,7 @@
 
 mod connect;
 mod images;
+mod pipe;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use futures_util::{Stream, StreamExt};
 
 pub use connect::Endpoint;
 pub use images::PullError;
+pub use pipe::{ExecPipe, Piped};
 
 use crate::config::model::{Mount, Protocol, Restart, Service, Stack, Volume};
 

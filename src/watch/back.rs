@@ -15,20 +15,21 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::courier::Couriers;
 use super::plan::Rule;
 use super::sync::{self, Mirror, Owner, Stats};
 use super::WatchError;
 use crate::engine::Engine;
 
 /// Where the mark lives in the container; /tmp is writable by any user.
-const MARK: &str = "/tmp/.devenv-sync-mark";
+pub(super) const MARK: &str = "/tmp/.devenv-sync-mark";
 
 /// Lists files changed since the last collect under each target (none the
 /// first time: that run only sets the mark; the next mark is named by the
 /// shell's pid, as a `restart` may collect while a watcher does),
 /// NUL-separated: `s SIZE MTIME
 /// PATH` where find can say so (GNU), else `p PATH`.
-const SCRIPT: &str = r#"m=$1; shift
+pub(super) const SCRIPT: &str = r#"m=$1; shift
 touch "$m.$$" || exit 3
 if [ -e "$m" ]; then
   for t; do
@@ -61,22 +62,33 @@ struct Found {
 
 /// Copies what the container changed since the last collect to the host.
 /// With `owner`, the host's side of each conflict is uploaded again at once
-/// (a whole-tree sync uploads everything anyway and passes `None`).
+/// (a whole-tree sync uploads everything anyway and passes `None`). With
+/// `couriers`, the look goes through them (an exec when they cannot).
 pub async fn collect(
     engine: &Engine,
     id: &str,
     rules: &[&Rule],
     mirror: &mut Mirror,
     owner: Option<Owner>,
+    mut couriers: Option<&mut Couriers>,
 ) -> Result<Stats, WatchError> {
     let mut stats = Stats::default();
     let targets: Vec<&str> = rules.iter().filter_map(|r| r.target.as_deref()).collect();
     if targets.is_empty() {
         return Ok(stats);
     }
-    let mut args = vec![MARK];
-    args.extend(&targets);
-    let (code, out) = sync::capture(engine, id, SCRIPT, &args).await?;
+    let looked = match couriers.as_deref_mut() {
+        Some(c) => c.changed().await,
+        None => None,
+    };
+    let (code, out) = match looked {
+        Some(answer) => answer,
+        None => {
+            let mut args = vec![MARK];
+            args.extend(&targets);
+            sync::capture(engine, id, SCRIPT, &args).await?
+        }
+    };
     if code != 0 {
         return Err(WatchError::Container {
             id: sync::short(id),
@@ -159,7 +171,7 @@ pub async fn collect(
                 })
             })
             .collect();
-        sync::apply(engine, id, owner, rules, &paths, mirror).await?;
+        sync::apply(engine, id, owner, rules, &paths, mirror, couriers).await?;
     }
     Ok(stats)
 }

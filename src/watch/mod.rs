@@ -31,6 +31,7 @@
 //! whatever a failed batch missed.
 
 mod back;
+mod courier;
 mod debounce;
 mod filter;
 mod plan;
@@ -43,6 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use courier::Couriers;
 use debounce::{Batch, Debouncer};
 use plan::{Rule, ServicePlan};
 use sync::{Mirror, Owner, Stats};
@@ -307,6 +309,8 @@ struct Known {
     synced: bool,
     /// What devenv put in this container (kept across its restarts).
     mirror: Mirror,
+    /// The helpers that carry batches in and changes out ([`courier`]).
+    couriers: Couriers,
 }
 
 struct Watcher<'a> {
@@ -315,6 +319,15 @@ struct Watcher<'a> {
     rules: Vec<Rule>,
     reporter: Arc<dyn Reporter>,
     known: HashMap<String, Option<Known>>,
+}
+
+/// The container paths `service`'s copying rules sync into.
+fn targets<'r>(rules: &'r [Rule], service: &str) -> Vec<&'r str> {
+    rules
+        .iter()
+        .filter(|r| r.service == service && r.copies())
+        .filter_map(|r| r.target.as_deref())
+        .collect()
 }
 
 impl Watcher<'_> {
@@ -342,6 +355,10 @@ impl Watcher<'_> {
     async fn check(&mut self, service: &str) -> bool {
         // An engine error or a stopped container: the next poll looks again.
         let Ok(Some(current)) = self.instance(service).await else {
+            // Paused, stopping: a frame sent now could hang, so none is.
+            if let Some(Some(k)) = self.known.get_mut(service) {
+                k.couriers = Couriers::default();
+            }
             return false;
         };
         let known = self.known.get(service).and_then(Option::as_ref);
@@ -388,15 +405,21 @@ impl Watcher<'_> {
                 (None, false)
             }
         };
-        self.known.insert(
-            service.to_string(),
-            Some(Known {
-                instance: current,
-                owner,
-                synced,
-                mirror,
-            }),
-        );
+        let mut known = Known {
+            instance: current,
+            owner,
+            synced,
+            mirror,
+            couriers: Couriers::default(),
+        };
+        // Started now, so that the next save does not wait for them.
+        if synced && owner.is_some() {
+            let targets = targets(&self.rules, service);
+            (known.couriers)
+                .ensure(self.engine, &known.instance.id, &targets)
+                .await;
+        }
+        self.known.insert(service.to_string(), Some(known));
         synced
     }
 
@@ -421,6 +444,7 @@ impl Watcher<'_> {
             &copying,
             &mut k.mirror,
             Some(owner),
+            Some(&mut k.couriers),
         )
         .await
         {
@@ -485,7 +509,20 @@ impl Watcher<'_> {
 
     async fn apply_plan(&mut self, plan: ServicePlan) {
         let service = plan.service.as_str();
-        let current = match self.instance(service).await {
+        // A live helper is a process of the container last synced, which
+        // therefore still runs and was not restarted (either ends it): the
+        // engine need not be asked.
+        let live = self
+            .known
+            .get_mut(service)
+            .and_then(Option::as_mut)
+            .filter(|k| k.synced && !plan.rebuild)
+            .and_then(|k| k.couriers.alive().then(|| k.instance.clone()));
+        let looked_up = match live {
+            Some(known) => Ok(Some(known)),
+            None => self.instance(service).await,
+        };
+        let current = match looked_up {
             Ok(Some(c)) => c,
             Ok(None) => {
                 let e = WatchError::NotRunning {
@@ -528,8 +565,24 @@ impl Watcher<'_> {
                         .cloned()
                         .collect();
                     if let (Some(owner), false) = (k.owner, paths.is_empty()) {
+                        // Lost (a restart by a `restart` rule, a pause): new ones.
+                        if !k.couriers.alive() {
+                            let targets = targets(rules, service);
+                            k.couriers.ensure(engine, &id, &targets).await;
+                        }
                         let rules: Vec<&Rule> = rules.iter().collect();
-                        match sync::apply(engine, &id, owner, &rules, &paths, &mut k.mirror).await {
+                        let couriers = Some(&mut k.couriers);
+                        match sync::apply(
+                            engine,
+                            &id,
+                            owner,
+                            &rules,
+                            &paths,
+                            &mut k.mirror,
+                            couriers,
+                        )
+                        .await
+                        {
                             Ok(stats) => reporter.done(service, &stats.describe(), true),
                             Err(e) => reporter.done(
                                 service,
@@ -584,10 +637,18 @@ impl Watcher<'_> {
         );
         // Files survive a restart: note the new start time so the poll does
         // not take it for a restart from outside and sync the whole tree.
+        let targets = targets(&self.rules, service);
         if let (Ok(Some(now)), Some(Some(k))) =
             (self.instance(service).await, self.known.get_mut(service))
         {
             k.instance = now;
+            // The restart ended the helpers: start new ones for the next save.
+            k.couriers = Couriers::default();
+            if k.owner.is_some() {
+                k.couriers
+                    .ensure(self.engine, &k.instance.id, &targets)
+                    .await;
+            }
         }
     }
 
