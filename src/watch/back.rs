@@ -62,8 +62,9 @@ struct Found {
 
 /// Copies what the container changed since the last collect to the host.
 /// With `owner`, the host's side of each conflict is uploaded again at once
-/// (a whole-tree sync uploads everything anyway and passes `None`). With
-/// `couriers`, the look goes through them (an exec when they cannot).
+/// (a whole-tree sync uploads everything anyway and passes `None`). The
+/// look's answer is `listed` when it already ran ([`super::courier::look`]);
+/// else it goes through `couriers` (an exec when they cannot).
 pub async fn collect(
     engine: &Engine,
     id: &str,
@@ -71,15 +72,17 @@ pub async fn collect(
     mirror: &mut Mirror,
     owner: Option<Owner>,
     mut couriers: Option<&mut Couriers>,
+    listed: Option<(i64, Vec<u8>)>,
 ) -> Result<Stats, WatchError> {
     let mut stats = Stats::default();
     let targets: Vec<&str> = rules.iter().filter_map(|r| r.target.as_deref()).collect();
     if targets.is_empty() {
         return Ok(stats);
     }
-    let looked = match couriers.as_deref_mut() {
-        Some(c) => c.changed().await,
-        None => None,
+    let looked = match (listed, couriers.as_deref_mut()) {
+        (Some(answer), _) => Some(answer),
+        (None, Some(c)) => c.changed().await,
+        (None, None) => None,
     };
     let (code, out) = match looked {
         Some(answer) => answer,

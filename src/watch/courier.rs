@@ -192,10 +192,15 @@ fn find_end(out: &[u8]) -> Option<(i64, usize, usize)> {
 
 /// The helpers of one container: `put` (root) extracts and removes, `list`
 /// (the container's user, as the copy-back always ran) looks for changes.
+/// `list` may be lent out for a look that runs while saves go on.
 #[derive(Default)]
 pub struct Couriers {
     put: Option<Courier>,
     list: Option<Courier>,
+    lent: bool,
+    /// The container was seen not running (paused, stopping): unused until
+    /// [`Couriers::ensure`] is called again.
+    held: bool,
     /// This container cannot run them: everything goes the engine's way.
     unavailable: bool,
 }
@@ -204,26 +209,61 @@ impl Couriers {
     /// Starts whichever helper is not running, unless the container cannot
     /// run them; `targets` are the copying rules' container paths.
     pub async fn ensure(&mut self, engine: &Engine, id: &str, targets: &[&str]) {
+        self.held = false;
         if self.unavailable {
             return;
         }
         if !self.put.as_mut().is_some_and(Courier::alive) {
             self.put = Courier::start(engine, id, Some("0"), &[]).await;
         }
-        if !self.list.as_mut().is_some_and(Courier::alive) {
+        if !self.lent && !self.list.as_mut().is_some_and(Courier::alive) {
             let mut args = vec![super::back::MARK];
             args.extend(targets);
             self.list = Courier::start(engine, id, None, &args).await;
         }
-        self.unavailable = self.put.is_none() || self.list.is_none();
+        self.unavailable = self.put.is_none() || (!self.lent && self.list.is_none());
     }
 
     /// True while both helpers run: the container is the one they were
     /// started in, running, not restarted since (either would end them).
     pub fn alive(&mut self) -> bool {
+        if self.held {
+            return false;
+        }
         let put = self.put.as_mut().is_some_and(Courier::alive);
-        let list = self.list.as_mut().is_some_and(Courier::alive);
-        put && list
+        put && (self.lent || self.list.as_mut().is_some_and(Courier::alive))
+    }
+
+    /// Stops using the helpers until [`Couriers::ensure`] (the container
+    /// does not run now: a frame could hang).
+    pub fn hold(&mut self) {
+        self.held = true;
+    }
+
+    /// True while the listing helper is out on a look.
+    pub fn lent(&self) -> bool {
+        self.lent
+    }
+
+    /// The listing helper, for a look that runs on its own ([`look`]);
+    /// `None` when it is not running.
+    pub fn lend(&mut self) -> Option<Courier> {
+        if self.lent || self.held || !self.list.as_mut().is_some_and(Courier::alive) {
+            return None;
+        }
+        self.lent = true;
+        self.list.take()
+    }
+
+    /// Takes the lent helper back; false (and it is dropped) when these
+    /// helpers were replaced meanwhile (a restart, a whole-tree sync).
+    pub fn give_back(&mut self, c: Courier) -> bool {
+        if !self.lent {
+            return false;
+        }
+        self.lent = false;
+        self.list = Some(c);
+        true
     }
 
     /// Extracts a tar archive at `/` in the container; true when it worked.
@@ -248,6 +288,14 @@ impl Couriers {
     pub async fn changed(&mut self) -> Option<(i64, Vec<u8>)> {
         frame(self.list.as_mut(), 'c', &[]).await
     }
+}
+
+/// Lists what the container changed, on a lent helper ([`Couriers::lend`]):
+/// the helper back, and the copy-back script's exit code and output (`None`
+/// when the helper was lost).
+pub async fn look(mut c: Courier) -> (Courier, Option<(i64, Vec<u8>)>) {
+    let answer = c.frame('c', &[]).await;
+    (c, answer)
 }
 
 async fn frame(c: Option<&mut Courier>, kind: char, payload: &[u8]) -> Option<(i64, Vec<u8>)> {

@@ -290,7 +290,7 @@ pub async fn full(
     mirror: &mut Mirror,
 ) -> Result<Stats, WatchError> {
     let start = Instant::now();
-    let mut stats = super::back::collect(engine, id, rules, mirror, None, None).await?;
+    let mut stats = super::back::collect(engine, id, rules, mirror, None, None, None).await?;
     for rule in rules {
         let target = rule.target.clone().unwrap_or_default();
         if rule.guard.removes {
