@@ -511,3 +511,60 @@ fn r10_a_watched_folder_renamed_away_deletes_nothing_in_the_container() {
 fn r10_a_watched_folder_removed_deletes_nothing_in_the_container() {
     a_gone_folder_deletes_nothing_in_the_container("syncgoneremoved", Gone::Removed);
 }
+
+/// Saves go in through the two helper shells `devenv watch` keeps in the
+/// container (one as root, one as the container's user), not a request to
+/// the engine each; what they write keeps the owner and the mode, and a
+/// removal reaches the container too.
+#[test]
+fn sync_saves_go_through_the_helper_shells_and_keep_owner_and_mode() {
+    warm_images();
+    let mut p = project("synchelpers", "");
+    p.ok(&["up", "-d"]);
+    let mut w = Watch::start(&p);
+    w.wait_for("initial sync");
+    // The helpers' script names `xargs -0 rm`; `r[m]` keeps this shell out.
+    let helpers = |p: &mut Project| {
+        let out = p.ok(&[
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "for d in /proc/[0-9]*; do tr '\\0' ' ' < $d/cmdline 2>/dev/null | grep -q 'xargs -0 r[m]' && awk '/^Uid/ {print $2}' $d/status; done | sort -n | tr '\\n' ' '",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(helpers(&mut p), "0 1000", "{}", w.log());
+
+    p.write("src/run.sh", "#!/bin/sh\necho hi\n");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let perms = std::fs::Permissions::from_mode(0o750);
+        std::fs::set_permissions(p.path().join("src/run.sh"), perms).unwrap();
+    }
+    std::fs::remove_file(p.path().join("src/index.html")).unwrap();
+    let stat = |p: &Project| {
+        let out = p.run(&[
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "stat -c '%a %u' /srv/run.sh; test -e /srv/index.html && echo index",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert!(
+        support::eventually(10, || stat(&p) == "750 1000"),
+        "mode, owner and removal reach the container: {:?}\n{}",
+        stat(&p),
+        w.log()
+    );
+    assert_consistent(&p, &w);
+    // Still the same two: no frame failed, none was lost.
+    assert_eq!(helpers(&mut p), "0 1000", "{}", w.log());
+    assert!(!w.log().contains("sync helper"), "{}", w.log());
+    w.assert_running();
+}

@@ -203,6 +203,10 @@ pub struct Couriers {
     held: bool,
     /// This container cannot run them: everything goes the engine's way.
     unavailable: bool,
+    /// Why saves are slower than they could be, to tell the user once.
+    news: Option<&'static str>,
+    /// A frame failed once already (and the user was told).
+    failed: bool,
 }
 
 impl Couriers {
@@ -222,6 +226,26 @@ impl Couriers {
             self.list = Courier::start(engine, id, None, &args).await;
         }
         self.unavailable = self.put.is_none() || (!self.lent && self.list.is_none());
+        if self.unavailable {
+            self.news = Some(
+                "the container cannot run devenv's sync helpers (they need `sh`, `head`, `tar` and `xargs`): saves go through the engine's archive upload, ~100 ms slower",
+            );
+        }
+    }
+
+    /// Why saves are slower than they could be, once.
+    pub fn news(&mut self) -> Option<&'static str> {
+        self.news.take()
+    }
+
+    /// Notes a frame the helper answered with a failure.
+    fn failed(&mut self, answer: &Option<(i64, Vec<u8>)>) {
+        if matches!(answer, Some((code, _)) if *code != 0) && !self.failed {
+            self.failed = true;
+            self.news = Some(
+                "a batch failed through devenv's sync helper and went through the engine's archive upload instead",
+            );
+        }
     }
 
     /// True while both helpers run: the container is the one they were
@@ -268,8 +292,9 @@ impl Couriers {
 
     /// Extracts a tar archive at `/` in the container; true when it worked.
     pub async fn extract(&mut self, tar: &[u8]) -> bool {
-        let c = self.put.as_mut();
-        matches!(frame(c, 'x', tar).await, Some((0, _)))
+        let answer = frame(self.put.as_mut(), 'x', tar).await;
+        self.failed(&answer);
+        matches!(answer, Some((0, _)))
     }
 
     /// `rm -rf` of `paths` in the container; true when it worked.
@@ -279,8 +304,9 @@ impl Couriers {
             list.extend_from_slice(p.as_bytes());
             list.push(0);
         }
-        let c = self.put.as_mut();
-        matches!(frame(c, 'r', &list).await, Some((0, _)))
+        let answer = frame(self.put.as_mut(), 'r', &list).await;
+        self.failed(&answer);
+        matches!(answer, Some((0, _)))
     }
 
     /// The copy-back script's exit code and output, or `None` when the

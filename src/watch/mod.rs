@@ -441,6 +441,9 @@ impl Watcher<'_> {
             (known.couriers)
                 .ensure(self.engine, &known.instance.id, &targets)
                 .await;
+            if let Some(news) = known.couriers.news() {
+                self.reporter.notice(&format!("{service}: {news}"));
+            }
         }
         self.known.insert(service.to_string(), Some(known));
         synced
@@ -666,6 +669,9 @@ impl Watcher<'_> {
                                 &format!("sync failed: {}", describe(&e)),
                                 false,
                             ),
+                        }
+                        if let Some(news) = k.couriers.news() {
+                            reporter.notice(&format!("{service}: {news}"));
                         }
                     }
                 }
