@@ -563,6 +563,16 @@ fn sync_saves_go_through_the_helper_shells_and_keep_owner_and_mode() {
         w.log()
     );
     assert_consistent(&p, &w);
+    // A synced folder moved away and another moved in under its name: only
+    // the name's event comes, and the container lists that folder to lose
+    // what the host's no longer has.
+    p.write("src/a/one.txt", "one\n");
+    p.write("src/b/two.txt", "two\n");
+    assert_consistent(&p, &w);
+    let src = p.path().join("src");
+    std::fs::rename(src.join("a"), src.join("c")).unwrap();
+    std::fs::rename(src.join("b"), src.join("a")).unwrap();
+    assert_consistent(&p, &w);
     // Still the same two: no frame failed, none was lost.
     assert_eq!(helpers(&mut p), "0 1000", "{}", w.log());
     assert!(!w.log().contains("sync helper"), "{}", w.log());

@@ -245,6 +245,13 @@ pub async fn apply(
     for p in &rm {
         mirror.forget(p);
     }
+    // A folder new to the container (none of it ever went in) has nothing
+    // there to list; listing it could only find files the container made
+    // since its last look, which are the container's to keep.
+    let folders: Vec<_> = folders
+        .into_iter()
+        .filter(|(_, container, _, _)| mirror.knows(container))
+        .collect();
     let files = archive.files;
     let uploaded = archive.record();
     if let Some(tar) = archive.finish()? {
@@ -264,7 +271,8 @@ pub async fn apply(
     }
     // A folder moved away and another moved in under its name leaves only
     // the folder's own event: what the container still has there that the
-    // host lacks is found by listing that folder (only it).
+    // host lacks is found by listing that folder (only it, and only if
+    // some of it had reached the container).
     for (host, container, filter, guard) in folders {
         removed += prune_at(engine, id, &filter, &guard, &host, &container, mirror).await?;
     }
