@@ -523,7 +523,8 @@ fn sync_saves_go_through_the_helper_shells_and_keep_owner_and_mode() {
     p.ok(&["up", "-d"]);
     let mut w = Watch::start(&p);
     w.wait_for("initial sync");
-    // The helpers' script names `xargs -0 rm`; `r[m]` keeps this shell out.
+    // The helpers' script names `xargs -0 rm`; `r[m]` keeps this shell out;
+    // one uid each, as a helper's forks (a look's subshell) look the same.
     let helpers = |p: &mut Project| {
         let out = p.ok(&[
             "exec",
@@ -531,7 +532,7 @@ fn sync_saves_go_through_the_helper_shells_and_keep_owner_and_mode() {
             "--",
             "sh",
             "-c",
-            "for d in /proc/[0-9]*; do tr '\\0' ' ' < $d/cmdline 2>/dev/null | grep -q 'xargs -0 r[m]' && awk '/^Uid/ {print $2}' $d/status; done | sort -n | tr '\\n' ' '",
+            "for d in /proc/[0-9]*; do cat $d/cmdline 2>/dev/null | tr '\\0' ' ' | grep -q 'xargs -0 r[m]' && awk '/^Uid/ {print $2}' $d/status 2>/dev/null; done | sort -nu | tr '\\n' ' '",
         ]);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
@@ -573,8 +574,79 @@ fn sync_saves_go_through_the_helper_shells_and_keep_owner_and_mode() {
     std::fs::rename(src.join("a"), src.join("c")).unwrap();
     std::fs::rename(src.join("b"), src.join("a")).unwrap();
     assert_consistent(&p, &w);
-    // Still the same two: no frame failed, none was lost.
+    // Still both: no frame failed, none was lost.
     assert_eq!(helpers(&mut p), "0 1000", "{}", w.log());
     assert!(!w.log().contains("sync helper"), "{}", w.log());
     w.assert_running();
+}
+
+/// Issue 10, on a busybox userland (Alpine's): busybox's `find -newer`
+/// compares whole seconds, so a file the container makes in the same second
+/// as the last look for changes must still come back (the look reaches two
+/// marks back); one that never did would later be pruned by a re-sync.
+#[test]
+fn r10_sync_mode_copies_back_what_a_busybox_container_makes_in_a_looks_second() {
+    warm_images();
+    let web = repo().join("tests/fixtures/web");
+    let mut p = Project::new(
+        "syncbusybox",
+        &format!(
+            r#"[services.web]
+build = {{ context = "{}" }}
+image = "devenv-e2e-web:latest"
+ports = []
+user = "1000"
+mount = "sync"
+env = {{ PATH = "/tmp/bb:/usr/bin:/bin" }}
+command = ["sh", "-c", "mkdir -p /tmp/bb && for t in sh find printf touch mv head tar xargs rm; do ln -sf /bin/busybox /tmp/bb/$$t; done && exec busybox httpd -f -p 8080 -h /srv"]
+
+[[services.web.watch]]
+path = "src"
+action = "sync"
+target = "/srv"
+"#,
+            web.display()
+        ),
+    );
+    p.write("src/index.html", "hello\n");
+    p.ok(&["up", "-d"]);
+    let w = Watch::start(&p);
+    w.wait_for("initial sync");
+    let out = p.ok(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "find --help 2>&1 | head -1",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("BusyBox"),
+        "the container's find is busybox's: {}",
+        text(&out)
+    );
+    // Made at many points of a second, some in the second of a look.
+    for i in 0..8 {
+        p.ok(&[
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo {i} > /srv/made{i}.txt"),
+        ]);
+        std::thread::sleep(Duration::from_millis(130 * (i % 4)));
+    }
+    let src = p.path().join("src");
+    let all_back = || (0..8).all(|i| src.join(format!("made{i}.txt")).is_file());
+    assert!(
+        support::eventually(10, all_back),
+        "every file the container made came back: {:?}\n{}",
+        std::fs::read_dir(&src)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect::<Vec<_>>(),
+        w.log()
+    );
 }
