@@ -582,8 +582,9 @@ fn sync_saves_go_through_the_helper_shells_and_keep_owner_and_mode() {
 
 /// Issue 10, on a busybox userland (Alpine's): busybox's `find -newer`
 /// compares whole seconds, so a file the container makes in the same second
-/// as the last look for changes must still come back (the look reaches two
-/// marks back); one that never did would later be pruned by a re-sync.
+/// as the last look for changes must still come back (the mark is set a
+/// second back), right after the watcher starts too; one that never did
+/// would later be pruned by a re-sync.
 #[test]
 fn r10_sync_mode_copies_back_what_a_busybox_container_makes_in_a_looks_second() {
     warm_images();
@@ -598,7 +599,7 @@ ports = []
 user = "1000"
 mount = "sync"
 env = {{ PATH = "/tmp/bb:/usr/bin:/bin" }}
-command = ["sh", "-c", "mkdir -p /tmp/bb && for t in sh find printf touch mv head tar xargs rm; do ln -sf /bin/busybox /tmp/bb/$$t; done && exec busybox httpd -f -p 8080 -h /srv"]
+command = ["sh", "-c", "mkdir -p /tmp/bb && for t in sh find printf touch date mv head tar xargs rm; do ln -sf /bin/busybox /tmp/bb/$$t; done && exec busybox httpd -f -p 8080 -h /srv"]
 
 [[services.web.watch]]
 path = "src"

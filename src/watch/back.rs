@@ -24,26 +24,23 @@ use crate::engine::Engine;
 /// Where the mark lives in the container; /tmp is writable by any user.
 pub(super) const MARK: &str = "/tmp/.devenv-sync-mark";
 
-/// Lists files changed since the collect before the last two under each
-/// target (none the first time: that run only sets the mark; the next mark
-/// is named by the shell's pid, as a `restart` may collect while a watcher
-/// does), NUL-separated: `s SIZE MTIME PATH` where find can say so (GNU),
-/// else `p PATH`. Two marks back, because busybox's `find -newer` compares
-/// whole seconds: a file made in the same second as the last mark would
-/// never be listed (and a later whole-tree sync would prune it). A file
-/// listed again is known by its size and mtime (or its content) and skipped.
+/// Lists files changed since the last collect under each target (none the
+/// first time: that run only sets the mark; the next mark is named by the
+/// shell's pid, as a `restart` may collect while a watcher does),
+/// NUL-separated: `s SIZE MTIME PATH` where find can say so (GNU), else
+/// `p PATH`. The mark is set a second back: busybox's `find -newer` compares
+/// whole seconds, so a file made in the mark's own second would never be
+/// listed (and a later whole-tree sync would prune it). A file listed twice
+/// is known by its size and mtime (or its content) and skipped.
 pub(super) const SCRIPT: &str = r#"m=$1; shift
-touch "$m.$$" || exit 3
-o=$m.2; [ -e "$o" ] || o=$m.1; [ -e "$o" ] || o=$m
-if [ -e "$o" ]; then
+{ s=$(date +%s) && touch -d "@$((s - 1))" "$m.$$"; } 2>/dev/null || touch "$m.$$" || exit 3
+if [ -e "$m" ]; then
   for t; do
     [ -d "$t" ] || continue
-    find "$t" -newer "$o" ! -type d -printf 's %s %T@ %p\0' 2>/dev/null ||
-      find "$t" -newer "$o" ! -type d -exec printf 'p %s\0' {} +
+    find "$t" -newer "$m" ! -type d -printf 's %s %T@ %p\0' 2>/dev/null ||
+      find "$t" -newer "$m" ! -type d -exec printf 'p %s\0' {} +
   done
 fi
-[ -e "$m.1" ] && mv -f "$m.1" "$m.2"
-[ -e "$m" ] && mv -f "$m" "$m.1"
 mv -f "$m.$$" "$m""#;
 
 /// One listed path, with its size and whole-second mtime when known.
