@@ -315,7 +315,10 @@ fn own_address() -> std::net::IpAddr {
         .ok()
         .filter(|ip| !ip.is_loopback() && !ip.is_unspecified());
     routed.unwrap_or_else(|| {
-        let out = std::process::Command::new("hostname").arg("-I").output().unwrap();
+        let out = std::process::Command::new("hostname")
+            .arg("-I")
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
             .find_map(|w| w.parse::<std::net::Ipv4Addr>().ok())
