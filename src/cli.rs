@@ -17,7 +17,8 @@ pub struct Cli {
     /// Stack file (default: `dev.toml` here or in a folder above)
     #[arg(short = 'f', long = "file", env = "DEVENV_FILE")]
     pub file: Option<PathBuf>,
-    /// Project name (default: `[project].name`, else the folder's name)
+    /// Project name (default: `[project].name`, else the folder's name; a
+    /// second checkout of a project takes a name of its own)
     #[arg(short = 'p', long = "project-name", env = "DEVENV_PROJECT")]
     pub project: Option<String>,
     /// Enable services of this profile (repeatable)
@@ -108,6 +109,10 @@ pub enum Command {
     Ls(PsArgs),
     /// Open a service's URL in the browser (print it where there is none)
     Open(OpenArgs),
+    /// A project-defined command from `[commands.NAME]` in dev.toml (or
+    /// `__complete`, which the completion scripts call)
+    #[command(external_subcommand)]
+    Custom(Vec<String>),
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 
 use crate::config::model::{Build, Service};
 use crate::engine::{Engine, EngineError, PullError};
+use crate::image_ref::ImageRef;
 use crate::report::Reporter;
 
 /// The base image devenv can make itself from the Debian mirror.
@@ -40,14 +41,12 @@ pub struct Images {
     once: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
 }
 
-/// The tag a stand-in build gets: `postgres:16-alpine` → `devenv-local/postgres:16-alpine`.
-pub fn standin_tag(image: &str) -> String {
-    let (repo, tag) = match image.rsplit_once(':') {
-        Some((r, t)) if !t.contains('/') => (r, t),
-        _ => (image, "latest"),
-    };
-    let base = repo.rsplit('/').next().unwrap_or(repo);
-    format!("devenv-local/{base}:{tag}")
+/// The tag a stand-in build gets: `postgres:16-alpine` →
+/// `devenv-local/postgres:16-alpine`, from any registry (a mirror's
+/// `registry.local:5000/library/postgres:16` gets PostgreSQL's stand-in too).
+pub fn standin_tag(image: &ImageRef) -> ImageRef {
+    let tag = format!("devenv-local/{}:{}", image.base(), image.tag_or_latest());
+    ImageRef::parse(&tag).expect("a valid reference's last component and tag make one")
 }
 
 impl Images {
@@ -63,7 +62,7 @@ impl Images {
         svc: &Service,
         rebuild: bool,
         reporter: &dyn Reporter,
-    ) -> Result<String, ImageError> {
+    ) -> Result<ImageRef, ImageError> {
         if let Some(build) = &svc.build {
             if rebuild || engine.image_id(&svc.image).await?.is_none() {
                 self.build(engine, &svc.name, build, &svc.image, reporter)
@@ -89,7 +88,7 @@ impl Images {
                             first_line(&reason)
                         ));
                     }
-                    self.build(engine, &svc.name, fallback, &standin, reporter)
+                    self.build(engine, &svc.name, fallback, standin.as_str(), reporter)
                         .await?;
                     Ok(standin)
                 }
@@ -169,7 +168,7 @@ impl Images {
         }
         match engine.pull_image(image, reporter).await {
             Ok(()) => Ok(()),
-            Err(PullError::Unreachable(_)) if image == BOOTSTRAPPABLE => {
+            Err(PullError::Unreachable(_)) if bootstrappable(image) => {
                 let assets = crate::assets::ensure().map_err(|e| ImageError::Script {
                     script: "unpacking devenv's stand-in build files".into(),
                     message: e.to_string(),
@@ -194,10 +193,10 @@ impl Images {
                         message: format!("it wrote no `{}`: {e}", out.display()),
                     })?;
                 let _ = tokio::fs::remove_file(&out).await;
-                let (repo, tag) = image
-                    .split_once(':')
-                    .expect("the bootstrappable image has a tag");
-                engine.import_rootfs(tar, repo, tag).await?;
+                let image_ref = ImageRef::parse(image).expect("a bootstrappable image parses");
+                engine
+                    .import_rootfs(tar, &image_ref.name(), image_ref.tag_or_latest())
+                    .await?;
                 reporter.done("base image", &format!("{image} imported"), true);
                 Ok(())
             }
@@ -211,10 +210,17 @@ impl Images {
     }
 }
 
+/// Whether `image` is the Debian base devenv can bootstrap, as Docker Hub
+/// or a mirror of it names it.
+fn bootstrappable(image: &str) -> bool {
+    let base = ImageRef::parse(BOOTSTRAPPABLE).expect("the constant parses");
+    ImageRef::parse(image).is_ok_and(|r| r.same_image(&base))
+}
+
 fn unavailable(svc: &Service, e: PullError) -> EngineError {
     EngineError::ImageUnavailable {
         service: svc.name.clone(),
-        image: svc.image.clone(),
+        image: svc.image.to_string(),
         reason: first_line(e.message()).to_string(),
     }
 }
@@ -299,14 +305,30 @@ mod tests {
 
     #[test]
     fn standin_tags_keep_name_and_tag() {
+        let standin = |image: &str| standin_tag(&ImageRef::parse(image).unwrap()).to_string();
         assert_eq!(
-            standin_tag("postgres:16-alpine"),
+            standin("postgres:16-alpine"),
             "devenv-local/postgres:16-alpine"
         );
+        assert_eq!(standin("mailhog/mailhog"), "devenv-local/mailhog:latest");
+        assert_eq!(standin("localhost:5000/cache"), "devenv-local/cache:latest");
+    }
+
+    #[test]
+    fn r14_a_mirrored_image_is_the_image_it_mirrors() {
+        let mirrored = ImageRef::parse("registry.local:5000/library/postgres:16").unwrap();
+        let hub = ImageRef::parse("postgres:16").unwrap();
+        assert_eq!(standin_tag(&mirrored), standin_tag(&hub));
         assert_eq!(
-            standin_tag("mailhog/mailhog"),
-            "devenv-local/mailhog:latest"
+            standin_tag(&mirrored).to_string(),
+            "devenv-local/postgres:16"
         );
+        assert!(bootstrappable("debian:bookworm-slim"));
+        assert!(bootstrappable(
+            "registry.local:5000/library/debian:bookworm-slim"
+        ));
+        assert!(bootstrappable("docker.io/library/debian:bookworm-slim"));
+        assert!(!bootstrappable("debian:bookworm"));
     }
 
     #[test]

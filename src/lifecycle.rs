@@ -272,6 +272,10 @@ pub struct UpOptions {
     pub no_seeds: bool,
     /// Create missing bind-mount sources as folders instead of refusing.
     pub create_paths: bool,
+    /// Publish no host ports on the containers this `up` creates (`devenv
+    /// test` reaches its services on the project network); containers that
+    /// `up` made with their ports are left as they are.
+    pub no_ports: bool,
 }
 
 /// What `up` did, per service.
@@ -335,9 +339,11 @@ pub async fn up(
     }))
     .await;
     let mut desired = IndexMap::new();
+    let mut image_ids = IndexMap::new();
     let mut run_stack = stack.clone();
     for (name, result) in selected.iter().zip(resolved) {
         let (image, id) = result?;
+        image_ids.insert(name.clone(), id.clone());
         let run_svc = run_stack
             .services
             .get_mut(name)
@@ -368,9 +374,39 @@ pub async fn up(
         .chain(&stack.inactive)
         .cloned()
         .collect();
+    if opts.no_ports {
+        for (name, hash) in desired.iter_mut() {
+            // A container `up` made with its ports is as good as one without.
+            if !containers
+                .iter()
+                .any(|c| &c.service == name && &c.hash == hash)
+            {
+                let svc = run_stack.services.get_mut(name).expect("selected");
+                svc.ports.clear();
+                *hash = plan::config_hash(svc, &image_ids[name]);
+            }
+        }
+    }
     let steps = plan::diff(&desired, &known, &actual);
 
-    check_ports(engine, &run_stack, &steps, &containers).await?;
+    // Host ports for the containers about to be made: free ones where the
+    // declared ones are taken (see `crate::ports`).
+    let creating: Vec<(String, Option<String>)> = steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::Create { service } => Some((service.clone(), None)),
+            Step::Recreate { service, id } => Some((service.clone(), Some(id.clone()))),
+            _ => None,
+        })
+        .collect();
+    crate::ports::assign(
+        engine,
+        &mut run_stack,
+        &creating,
+        &containers,
+        reporter.as_ref(),
+    )
+    .await?;
     // Before anything changes: a name held by someone else's container stops the whole `up`.
     for step in &steps {
         if let Step::Create { service } | Step::Recreate { service, .. } = step {
@@ -512,74 +548,6 @@ async fn warn_changed_volume(
     Ok(())
 }
 
-/// The engine's refusal to start a container whose host port another
-/// container took in the meantime (two projects racing for it).
-fn port_clash(e: &EngineError, svc: &Service) -> Option<u16> {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    if !(text.contains("port is already allocated") || text.contains("address already in use")) {
-        return None;
-    }
-    let hosts = svc.ports.iter().filter_map(|p| p.host);
-    hosts
-        .clone()
-        .find(|h| text.contains(&format!(":{h} ")) || text.contains(&format!(":{h}:")))
-        .or_else(|| hosts.clone().next())
-}
-
-/// Refuses before creating anything when a host port another process holds is needed.
-async fn check_ports(
-    engine: &Engine,
-    stack: &Stack,
-    steps: &[Step],
-    ours: &[ContainerInfo],
-) -> Result<(), UpError> {
-    for step in steps {
-        let (service, replacing) = match step {
-            Step::Create { service } => (service, None),
-            Step::Recreate { service, id } | Step::Start { service, id } => (service, Some(id)),
-            _ => continue,
-        };
-        for port in &stack.services[service].ports {
-            let Some(host) = port.host else { continue };
-            let ip = port.host_ip.clone().unwrap_or_else(|| "0.0.0.0".into());
-            let free = match port.protocol {
-                crate::config::model::Protocol::Tcp => {
-                    std::net::TcpListener::bind((ip.as_str(), host)).is_ok()
-                }
-                crate::config::model::Protocol::Udp => {
-                    std::net::UdpSocket::bind((ip.as_str(), host)).is_ok()
-                }
-                // std has no SCTP socket: let the engine say if it is taken.
-                crate::config::model::Protocol::Sctp => true,
-            };
-            if free {
-                continue;
-            }
-            let holder = engine.port_holder(host).await;
-            // Our own container for this very service holds it (running, or
-            // half-started by an interrupted run, when the engine's proxy has
-            // the port but lists no running holder): it is about to be replaced.
-            let own = replacing
-                .and_then(|id| ours.iter().find(|c| &c.id == id))
-                .map(|c| c.name.clone());
-            if own.is_some() && (holder.is_none() || holder == own) {
-                continue;
-            }
-            return Err(UpError::PortTaken {
-                service: service.clone(),
-                port: host,
-                holder,
-            });
-        }
-    }
-    Ok(())
-}
-
 async fn bring_up(
     engine: &Engine,
     stack: &Stack,
@@ -594,8 +562,28 @@ async fn bring_up(
         Step::Keep { id, .. } => (id, "running"),
         Step::Start { id, .. } => {
             reporter.task(name, "starting");
-            engine.start_container(&id).await?;
-            (id, "started")
+            match engine.start_container(&id).await {
+                // Its host port went to another project while it was stopped.
+                Err(e) if crate::ports::clashed_port(&e, svc).is_some() => {
+                    reporter.task(name, "recreating on a free host port");
+                    let mut carried = engine.volume_mounts(&id).await?;
+                    carried.retain(|_, volume| is_anonymous(volume));
+                    engine.remove_container_keeping_volumes(&id).await?;
+                    let mut fresh = stack.clone();
+                    let one = [(name.clone(), None)];
+                    crate::ports::assign(engine, &mut fresh, &one, &[], reporter).await?;
+                    let svc = &fresh.services[name];
+                    let id = crate::ports::create_and_start(
+                        engine, stack, svc, hash, &carried, reporter,
+                    )
+                    .await?;
+                    (id, "recreated")
+                }
+                r => {
+                    r?;
+                    (id, "started")
+                }
+            }
         }
         Step::Create { .. } | Step::Recreate { .. } => {
             let recreate = matches!(step, Step::Recreate { .. });
@@ -616,22 +604,8 @@ async fn bring_up(
             engine
                 .remove_container_keeping_volumes(&container_name(&stack.project, name))
                 .await?;
-            let id = engine
-                .create_service_container(stack, svc, hash, &carried)
+            let id = crate::ports::create_and_start(engine, stack, svc, hash, &carried, reporter)
                 .await?;
-            if let Err(e) = engine.start_container(&id).await {
-                // Lost a race for a host port: leave nothing behind and say
-                // what the pre-check would have said.
-                if let Some(port) = port_clash(&e, svc) {
-                    engine.remove_container_keeping_volumes(&id).await?;
-                    return Err(UpError::PortTaken {
-                        service: name.clone(),
-                        port,
-                        holder: engine.port_holder(port).await,
-                    });
-                }
-                return Err(e.into());
-            }
             (id, if recreate { "recreated" } else { "created" })
         }
         Step::Remove { .. } => unreachable!("removals are done before starting"),
@@ -907,6 +881,7 @@ pub async fn prepare_oneoff(
         let opts = UpOptions {
             services: needs,
             no_seeds: true,
+            no_ports: true,
             ..UpOptions::default()
         };
         up(engine, stack, &opts, reporter.clone()).await?
@@ -1055,7 +1030,8 @@ pub async fn exec_shell(
                 partial.push_str(chunk);
                 while let Some(pos) = partial.find('\n') {
                     let line: String = partial.drain(..=pos).collect();
-                    let line = line.trim_end().to_string();
+                    // A hook that echoes a secret must not print it.
+                    let line = svc.mask(line.trim_end());
                     reporter.output(&svc.name, &line);
                     lines.push(line);
                 }
@@ -1063,8 +1039,9 @@ pub async fn exec_shell(
         )
         .await?;
     if !partial.trim().is_empty() {
-        reporter.output(&svc.name, partial.trim_end());
-        lines.push(partial.trim_end().to_string());
+        let line = svc.mask(partial.trim_end());
+        reporter.output(&svc.name, &line);
+        lines.push(line);
     }
     Ok((code, lines))
 }

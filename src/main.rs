@@ -2,10 +2,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = devenv::cli::Cli::parse();
+    // clap's parse, with the project's own commands in `--help`.
+    let cli = devenv::commands::custom::parse();
     // Long messages stay on one line when piped, so logs and CI output can be searched.
     let terminal = console::Term::stderr().is_term();
     let _ = miette::set_hook(Box::new(move |_| {

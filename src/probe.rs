@@ -199,7 +199,7 @@ async fn attempt(
             .await
             .map(drop)
             .map_err(|e| format!("port {port}: {e}").into()),
-        (Probe::Exec { command }, _) => exec_ok(engine, target, command, budget).await,
+        (Probe::Exec { command }, _) => exec_ok(engine, target, command, Vec::new(), budget).await,
         (Probe::Docker, _) => {
             // Health is read from the engine each time; the project name is not needed for it.
             let status =
@@ -221,7 +221,13 @@ async fn attempt(
             let cmd = probe
                 .in_container_command()
                 .expect("postgres and redis probes have one");
-            exec_ok(engine, target, &cmd, budget).await
+            // A password goes through the exec's env, never its argv.
+            let env = probe
+                .in_container_env()
+                .into_iter()
+                .map(|(name, value)| format!("{name}={}", value.expose()))
+                .collect();
+            exec_ok(engine, target, &cmd, env, budget).await
         }
         (Probe::Http { .. } | Probe::Tcp { .. }, None) => Err(
             "the container is not reachable from here; publish the port in `ports`"
@@ -263,6 +269,7 @@ async fn exec_ok(
     engine: &Engine,
     target: &Target,
     command: &[String],
+    env: Vec<String>,
     budget: Duration,
 ) -> Result<(), Miss> {
     let start = Instant::now();
@@ -276,14 +283,16 @@ async fn exec_ok(
     .to_vec();
     wrapped.extend_from_slice(command);
     let mut out = String::new();
-    let (code, out) = match exec_within(engine, target, wrapped, budget, &mut out).await {
+    let (code, out) = match exec_within(engine, target, wrapped, env.clone(), budget, &mut out)
+        .await
+    {
         Ok(code)
             if (code == 126 || code == 127)
                 && out.contains("\"sh\": executable file not found") =>
         {
             let left = budget.saturating_sub(start.elapsed());
             let mut bare = String::new();
-            let code = exec_within(engine, target, command.to_vec(), left, &mut bare).await;
+            let code = exec_within(engine, target, command.to_vec(), env, left, &mut bare).await;
             (code, bare)
         }
         code => (code, out),
@@ -319,12 +328,11 @@ async fn exec_within(
     engine: &Engine,
     target: &Target,
     command: Vec<String>,
+    env: Vec<String>,
     budget: Duration,
     out: &mut String,
 ) -> Result<i64, Option<EngineError>> {
-    let run = engine.exec(&target.container, command, Vec::new(), None, |s| {
-        out.push_str(s)
-    });
+    let run = engine.exec(&target.container, command, env, None, |s| out.push_str(s));
     match tokio::time::timeout(budget, run).await {
         Ok(result) => result.map_err(Some),
         Err(_) => Err(None),

@@ -5,6 +5,10 @@ mod support;
 
 use support::{stderr, text, Project};
 
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn unknown_key_is_exit_2_with_file_line_and_column() {
     let p = Project::new(
@@ -108,4 +112,239 @@ fn usage_errors_are_exit_2() {
     let p = Project::new("cliusage", "[services.db]\nimage = \"postgres\"\n");
     assert_eq!(p.run(&["up", "--no-such-flag"]).status.code(), Some(2));
     assert_eq!(p.run(&["logs", "nosuch"]).status.code(), Some(2));
+}
+
+/// Project-defined commands (issue 15): in `--help` under their own heading
+/// when a dev.toml is found, and a mistyped one gets clap's suggestion.
+const WITH_COMMANDS: &str = "[services.db]\nimage = \"postgres\"\n\n[services.app]\nimage = \"app\"\n\n\
+[commands.fresh]\ndescription = \"Rebuild the database and seed it\"\nrun = \"php artisan migrate:fresh --seed\"\n\n\
+[commands.db-size]\nservice = \"db\"\nrun = [\"du\", \"-sh\", \"/var/lib/postgresql/data\"]\n";
+
+#[test]
+fn project_commands_are_listed_in_help_under_their_own_heading() {
+    let p = Project::new("day2clihelp", WITH_COMMANDS);
+    let out = p.run(&["--help"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let section = help
+        .split("Project commands (dev.toml):\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no project section:\n{help}"));
+    let section: Vec<&str> = section.lines().take_while(|l| !l.is_empty()).collect();
+    assert_eq!(
+        section,
+        [
+            "  db-size      du -sh /var/lib/postgresql/data",
+            "  fresh        Rebuild the database and seed it",
+        ],
+        "{help}"
+    );
+    assert!(
+        help.find("Commands:") < help.find("Project commands")
+            && help.find("Project commands") < help.find("Options:"),
+        "{help}"
+    );
+    // `-h` and `devenv` alone show it too; a subcommand's help does not.
+    assert!(stdout(&p.run(&["-h"])).contains("fresh        Rebuild"));
+    assert!(stderr(&p.run(&[])).contains("Project commands (dev.toml):"));
+    assert!(!stdout(&p.run(&["up", "--help"])).contains("Project commands"));
+    let out = p.run(&["help", "fresh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stdout(&out).contains("Runs in `app`"), "{}", text(&out));
+
+    // Elsewhere (no dev.toml), no such section.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = p
+        .cmd()
+        .current_dir(elsewhere.path())
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(!stdout(&out).contains("Project commands"), "{}", text(&out));
+    // `-f` points at a stack from anywhere.
+    let file = p.path().join("dev.toml");
+    let out = p
+        .cmd()
+        .current_dir(elsewhere.path())
+        .args(["-f", file.to_str().unwrap(), "--help"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("db-size"), "{}", text(&out));
+
+    // A typo: exit 2, clap's screen, the project's command suggested.
+    let out = p.run(&["frseh"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("unrecognized subcommand 'frseh'"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stderr(&out).contains("a similar subcommand exists: 'fresh'"),
+        "{}",
+        text(&out)
+    );
+    let out = p
+        .cmd()
+        .current_dir(elsewhere.path())
+        .arg("fresh")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("unrecognized subcommand 'fresh'"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn project_commands_are_validated_with_file_and_line() {
+    let cases = [
+        (
+            "[commands.up]\nrun = \"php artisan up\"\n",
+            "command `up` has the name of a built-in devenv command",
+            "dev.toml:10:11",
+            "give it another name (e.g. `my-up`)",
+        ),
+        (
+            "[commands.tail]\nservice = \"ap\"\nrun = \"tail -f storage/logs/laravel.log\"\n",
+            "command `tail` runs in unknown service `ap`",
+            "dev.toml:11:11",
+            "did you mean `app`?",
+        ),
+        (
+            "[commands.tail]\nrun = []\n",
+            "command `tail` has nothing to run",
+            "dev.toml:11:7",
+            "give `run` a command line",
+        ),
+    ];
+    for (i, (table, message, at, help)) in cases.into_iter().enumerate() {
+        let p = Project::new(
+            &format!("day2clicmd{i}"),
+            &format!(
+                "[services.db]\nimage = \"postgres\"\n\n[services.app]\nimage = \"app\"\n\n{table}"
+            ),
+        );
+        let out = p.run(&["config"]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let err = stderr(&out);
+        assert!(err.contains(message), "{err}");
+        assert!(err.contains(at), "points at the line ({at}):\n{err}");
+        assert!(err.contains(help), "{err}");
+    }
+    // A good one shows in `config`.
+    let p = Project::new("day2clicmdok", WITH_COMMANDS);
+    let out = p.run(&["config", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["commands"]["fresh"]["service"], "app");
+    assert_eq!(
+        json["commands"]["fresh"]["run"],
+        "php artisan migrate:fresh --seed"
+    );
+    assert_eq!(json["commands"]["db-size"]["service"], "db");
+
+    // A secret written into a command is masked like one in a hook.
+    let p = Project::new(
+        "day2clicmdsecret",
+        "[services.db]\nimage = \"postgres\"\nenv = { POSTGRES_PASSWORD = \"hunter22\" }\n\n\
+         [commands.dump]\nservice = \"db\"\nrun = \"PGPASSWORD=hunter22 pg_dump\"\nenv = { API_TOKEN = \"tok123\" }\n",
+    );
+    for args in [&["config"][..], &["config", "--json"]] {
+        let out = p.run(args);
+        assert!(out.status.success(), "{}", text(&out));
+        let shown = stdout(&out);
+        assert!(shown.contains("PGPASSWORD=******** pg_dump"), "{shown}");
+        assert!(
+            !shown.contains("hunter22") && !shown.contains("tok123"),
+            "{shown}"
+        );
+    }
+}
+
+/// The bash script from `devenv completions bash`, run by a real bash the
+/// way bash runs it on TAB: COMP_WORDS/COMP_CWORD set, the function called.
+fn bash_complete(p: &Project, script: &std::path::Path, line: &str) -> Vec<String> {
+    let bin = assert_cmd::cargo::cargo_bin("devenv");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let program = format!(
+        r#"source "{script}"
+COMP_WORDS=(devenv {line})
+COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))
+COMP_LINE="${{COMP_WORDS[*]}}"
+COMP_POINT=${{#COMP_LINE}}
+_devenv_dynamic devenv "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
+printf '%s\n' "${{COMPREPLY[@]}}""#,
+        script = script.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &program])
+        .current_dir(p.path())
+        .env("PATH", path)
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "{}", text(&out));
+    let mut words: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    words.sort();
+    words
+}
+
+#[test]
+fn bash_completion_offers_service_and_project_command_names() {
+    let p = Project::new(
+        "day2clicomplete",
+        &format!("{WITH_COMMANDS}\n[services.cache]\nimage = \"redis\"\n"),
+    );
+    let out = p.run(&["completions", "bash"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let script = p.path().join("devenv.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+
+    let services = ["app", "cache", "db"];
+    for line in [
+        r#"exec """#,
+        r#"exec -T -u root """#,
+        r#"logs -f -n 5 db """#,
+        r#"restart """#,
+        r#"stop """#,
+        r#"shell --root """#,
+        r#"open """#,
+        r#"run --rm """#,
+        r#"xdebug on """#,
+        r#"--progress plain up -d """#,
+    ] {
+        assert_eq!(
+            bash_complete(&p, &script, line),
+            services,
+            "devenv {line}<TAB>"
+        );
+    }
+    assert_eq!(bash_complete(&p, &script, "exec ca"), ["cache"]);
+    // After the service, `exec` takes a command: no service names there.
+    assert!(!bash_complete(&p, &script, r#"exec app """#).contains(&"cache".to_string()));
+    // Where a command goes: the built-in ones and the project's.
+    let commands = bash_complete(&p, &script, r#""""#);
+    for name in ["up", "exec", "artisan", "fresh", "db-size"] {
+        assert!(
+            commands.contains(&name.to_string()),
+            "{name} in {commands:?}"
+        );
+    }
+    assert!(
+        !commands.iter().any(|c| c.starts_with("__")),
+        "{commands:?}"
+    );
+    assert_eq!(bash_complete(&p, &script, "fr"), ["fresh"]);
+    // Options still come from clap's script.
+    assert!(bash_complete(&p, &script, "exec --w").contains(&"--workdir".to_string()));
 }

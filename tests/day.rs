@@ -2,7 +2,8 @@
 //! (issue 15) — the shortcuts (`artisan`, `composer`, `php`, `tinker`,
 //! `psql`, `redis-cli`, `shell`), `exec`'s Compose flags, "did you mean",
 //! and database snapshots, imports and exports — run by the real binary on
-//! the real engine. One stack serves each test, to keep the suite's time.
+//! the real engine, and the project's own commands from `[commands.NAME]`.
+//! One stack serves each test, to keep the suite's time.
 
 mod support;
 
@@ -100,6 +101,39 @@ fn shortcuts_run_in_the_right_service_with_the_stack_credentials() {
     assert!(out(&o).contains("e2eday"), "{}", text(&o));
     let o = p.ok(&["open"]);
     assert_eq!(out(&o), app_url);
+    // With a browser (`BROWSER`), the page goes to it too.
+    let opened = p.path().join("opened");
+    let browser = p.path().join("browser.sh");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\necho \"$1\" > {}\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &browser,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let o = p
+        .cmd()
+        .env("BROWSER", &browser)
+        .arg("open")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        support::eventually(10, || std::fs::read_to_string(&opened)
+            .is_ok_and(|u| u.trim() == app_url)),
+        "the browser got {app_url}"
+    );
+    // A service with no page on the host: exit 1, saying so.
+    let o = p.run(&["open", "cache"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("service `cache` has no web page published on the host"),
+        "{}",
+        text(&o)
+    );
 
     let o = p.ok(&["artisan", "--version"]);
     assert!(out(&o).starts_with("Laravel Framework 8."), "{}", text(&o));
@@ -223,12 +257,22 @@ fn snapshots_restore_by_rename_and_dumps_go_in_and_out() {
         text(&o)
     );
 
+    // Without a name, the snapshot is named by the time.
+    let o = p.ok(&["db", "snapshot"]);
+    let said = text(&o);
+    let named = said
+        .split('`')
+        .nth(1)
+        .filter(|n| n.starts_with("20") && n.len() >= 15)
+        .unwrap_or_else(|| panic!("a snapshot named by the time: {said}"))
+        .to_string();
     let o = p.ok(&["db", "snapshots"]);
     let listed = out(&o);
     assert!(
-        listed.contains("base") && listed.contains("keep"),
+        listed.contains("base") && listed.contains("keep") && listed.contains(&named),
         "{listed}"
     );
+    p.ok(&["db", "drop-snapshot", &named]);
     let o = p.run(&["db", "restore", "nosuch"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("snapshots: base, keep"), "{}", text(&o));
@@ -336,4 +380,81 @@ fn xdebug_turns_on_and_off_without_a_recreate_and_calls_the_ide_on_the_host() {
     assert_eq!(code, 200);
     assert!(first_words(&ide, 2).is_none(), "no call once it is off");
     assert_eq!(p.ids(), id_before, "nothing was recreated");
+}
+
+/// Project commands beside the day stack: a list in the app, a shell line
+/// with a user, folder and env, one in another service, a failing one.
+const COMMANDS: &str = r#"
+[commands.routes]
+description = "The app's routes"
+run = ["php", "artisan", "route:list", "--compact"]
+
+[commands.fresh]
+description = "Drop every table, migrate and seed again"
+run = "php artisan migrate:fresh --seed --force"
+
+[commands.where]
+run = "printf '%s|' $$(id -u) $$(pwd) $$GREETING"
+user = "root"
+workdir = "/tmp"
+env = { GREETING = "hello" }
+
+[commands.keys]
+description = "Redis keys (redis-cli --scan)"
+service = "cache"
+run = ["redis-cli", "--scan"]
+
+[commands.fail]
+run = ["sh", "-c", "exit 5"]
+"#;
+
+#[test]
+fn project_commands_run_in_their_service_with_the_arguments_appended() {
+    support::warm_images();
+    let mut p = Project::new("day2cmds", &(stack(free_port()) + COMMANDS));
+    support::with_image_lock(|| {
+        p.ok(&["--progress", "plain", "up", "-d"]);
+    });
+
+    // An argv list in the app, arguments after it.
+    let o = p.ok(&["routes", "--method=GET"]);
+    let routes = out(&o);
+    assert!(
+        routes.contains("health") && routes.contains("status.json"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !routes.contains("POST"),
+        "the argument reached artisan: {routes}"
+    );
+
+    // A shell line with user, folder and env; arguments reach it unsplit.
+    let o = p.ok(&["where", "a", "b c"]);
+    assert_eq!(out(&o), "0|/tmp|hello|a|b c|");
+
+    // A real Laravel chore: the seeds are back after migrate:fresh.
+    sql(&mut p, "delete from notes");
+    assert_eq!(sql(&mut p, "select count(*) from notes"), "0");
+    p.ok(&["fresh"]);
+    assert_ne!(sql(&mut p, "select count(*) from notes"), "0");
+
+    // Another service: Redis's own client.
+    assert_eq!(out(&p.ok(&["redis-cli", "set", "day2:key", "1"])), "OK");
+    let o = p.ok(&["keys", "--pattern", "day2:*"]);
+    assert_eq!(out(&o), "day2:key");
+
+    // The command's exit code comes through.
+    let o = p.run(&["fail"]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+
+    // Stopped service: the usual message, exit 1.
+    p.ok(&["stop", "cache"]);
+    let o = p.run(&["keys"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("service `cache` is not running"),
+        "{}",
+        text(&o)
+    );
 }

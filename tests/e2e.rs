@@ -143,13 +143,13 @@ fn a_service_that_exits_fails_up_naming_its_exit_code() {
 }
 
 #[test]
-fn a_taken_port_is_refused_before_anything_is_created() {
+fn a_taken_fixed_port_is_refused_before_anything_is_created() {
     warm_images();
     let holder = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = holder.local_addr().unwrap().port();
     let mut p = Project::new(
         "e2eport",
-        &format!("[services.cache]\nuse = \"redis\"\nports = [\"{port}:6379\"]\n"),
+        &format!("[services.cache]\nuse = \"redis\"\nports = [{{ port = \"{port}:6379\", fixed = true }}]\n"),
     );
     p.uses_docker = true;
     let out = p.run(&["up", "-d"]);

@@ -590,3 +590,26 @@ fn a_redis_probe_with_a_password_authenticates() {
         support::text(&out)
     );
 }
+
+/// Issue 14: an official image served by a mirror is that image: the same
+/// preset (and offline stand-in) and the same native probe as `postgres:16`.
+#[test]
+fn r14_a_mirrored_postgres_imports_like_postgres() {
+    let import = |image: &str| {
+        let text = format!(
+            "services:\n  db:\n    image: {image}\n    environment:\n      POSTGRES_USER: app\n      POSTGRES_PASSWORD: secret\n      POSTGRES_DB: app\n    healthcheck:\n      test: [\"CMD\", \"pg_isready\", \"-U\", \"app\", \"-d\", \"app\"]\n"
+        );
+        let files = vec![(fixtures().join("generated.yaml"), text)];
+        import_compose(&files, &fixtures(), &fixed_env)
+            .unwrap()
+            .toml
+    };
+    let hub = import("postgres:16");
+    let mirror = import("registry.local:5000/library/postgres:16");
+    assert!(hub.contains("use = \"postgres\""), "{hub}");
+    assert!(hub.contains("postgres = {"), "a native probe: {hub}");
+    assert_eq!(
+        mirror.replace("registry.local:5000/library/postgres:16", "postgres:16"),
+        hub
+    );
+}

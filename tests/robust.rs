@@ -56,6 +56,23 @@ fn r14_a_huge_duration_is_a_config_error() {
 }
 
 #[test]
+fn r14_a_typo_in_k8s_fails_config_with_a_location_and_a_suggestion() {
+    let (code, _, err) = config_of(
+        "[services.app]\nimage = \"x\"\n\n[k8s.production]\nreplica = 2\n",
+        &[],
+    );
+    assert_bad_config(code, &err, "dev.toml:8:1");
+    assert!(err.contains("unknown field `replica`"), "{err}");
+    assert!(err.contains("help: did you mean `replicas`?"), "{err}");
+    let (code, _, err) = config_of(
+        "[services.app]\nimage = \"registry.local:5000/library/postgres:16\"\nk8s = { replica = 2 }\n",
+        &[],
+    );
+    assert_bad_config(code, &err, "dev.toml:6:9");
+    assert!(err.contains("help: did you mean `replicas`?"), "{err}");
+}
+
+#[test]
 fn r14_an_error_past_column_65535_renders() {
     let line = format!("image = \"x\", {}bogus = 1", " ".repeat(70_000));
     let (code, _, err) = config_of(&format!("[services.a]\n{line}\n"), &[]);
@@ -631,39 +648,143 @@ fn engine_get(path: &str) -> String {
     raw
 }
 
+/// `DELETE path` on the engine's unix socket: removes what a test built.
+fn engine_delete(path: &str) -> String {
+    use std::io::{Read, Write};
+    let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+    let socket = host
+        .strip_prefix("unix://")
+        .unwrap_or("/var/run/docker.sock")
+        .to_string();
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    write!(s, "DELETE {path} HTTP/1.0\r\nHost: docker\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    raw
+}
+
+/// Removes the image the sentinel stack builds, however the test ends.
+struct RemoveImage(&'static str);
+
+impl Drop for RemoveImage {
+    fn drop(&mut self) {
+        engine_delete(&format!("/images/{}?force=1", self.0));
+    }
+}
+
+/// Issue 14's sentinel: one password, used as an env secret (three
+/// services), the PostgreSQL probe's credential, a build arg, the test env,
+/// in hooks (one echoes it, one fails on it) and printed by a service
+/// itself. It must not come back out of `config`, `config --json`, `ps`,
+/// `ps --json`, `up`'s output, `logs`, error messages, nor the containers'
+/// labels and commands on the engine.
 #[test]
-fn r14_secrets_stay_out_of_up_ps_and_labels() {
+fn r14_a_sentinel_password_never_comes_back_out() {
     support::warm_images();
+    let _image = RemoveImage("typessecret-app:latest");
     let mut p = Project::new(
-        "robustsecret",
-        "[services.db]\nuse = \"postgres\"\nports = []\n\
-         env = { POSTGRES_PASSWORD = \"${ROBUST_PW}\" }\n\
-         hooks = { after_up = [\"echo connecting with ${ROBUST_PW} > /dev/null\", \"test ${ROBUST_PW} = nope\"] }\n",
+        "typessecret",
+        r#"[services.db]
+use = "postgres"
+ports = []
+env = { POSTGRES_PASSWORD = "${TYPES_PW}" }
+ready = { postgres = { password = "${TYPES_PW}" } }
+hooks = { after_up = ["echo connecting with ${TYPES_PW}"], migrate = ["test ${TYPES_PW} = nope"] }
+
+[services.app]
+build = { context = "app", args = { GITHUB_TOKEN = "${TYPES_PW}", VERSION = "1" } }
+env = { API_TOKEN = "${TYPES_PW}" }
+command = ["sh", "-c", "echo token is $$API_TOKEN; exec busybox httpd -f -p 8080 -h /srv"]
+depends_on = { db = "ready" }
+ready = { http = { port = 8080, path = "/health" } }
+
+[test]
+service = "app"
+database = "db"
+source = "."
+env = { DB_PASSWORD = "${TYPES_PW}", EXTRA = "${TYPES_PW}" }
+secrets = ["EXTRA"]
+"#,
     );
-    p.write(".env", &format!("ROBUST_PW={SENTINEL}\n"));
+    p.write(".env", &format!("TYPES_PW={SENTINEL}\n"));
+    // The build arg is used, so the build fails without it.
+    p.write(
+        "app/Dockerfile",
+        "FROM devenv-e2e-web:latest\nARG GITHUB_TOKEN\nRUN test -n \"$GITHUB_TOKEN\"\n",
+    );
     p.uses_docker = true;
-    // The second hook fails: its error names the command, masked too.
+    let clean = |what: &str, out: &str| {
+        assert!(!out.contains(SENTINEL), "{what} shows the secret:\n{out}");
+    };
+
     let up = p.run(&["--progress", "plain", "up", "-d"]);
-    assert_eq!(up.status.code(), Some(1), "{}", text(&up));
-    let up = text(&up);
+    let shown = text(&up);
+    assert!(up.status.success(), "{shown}");
+    clean("`up`", &shown);
     assert!(
-        up.contains("connecting with ********"),
-        "the hook is shown, masked:\n{up}"
+        shown.contains("connecting with ********"),
+        "the hook and its output are shown, masked:\n{shown}"
     );
-    assert!(up.contains("hook `test ******** = nope`"), "{up}");
-    assert!(!up.contains(SENTINEL), "up prints a secret:\n{up}");
+
     for args in [
         &["ps"][..],
         &["ps", "--json"],
         &["config"],
         &["config", "--json"],
+        &["logs"],
     ] {
-        let out = text(&p.ok(args));
+        let out = p.ok(args);
+        clean(&format!("`{args:?}`"), &text(&out));
+    }
+    let logs = text(&p.ok(&["logs", "app"]));
+    assert!(
+        logs.contains("token is ********"),
+        "the service printed it; logs mask it:\n{logs}"
+    );
+    let config = text(&p.ok(&["config", "--json"]));
+    for needle in [
+        "GITHUB_TOKEN",
+        "POSTGRES_PASSWORD",
+        "API_TOKEN",
+        "EXTRA",
+        "password",
+    ] {
         assert!(
-            !out.contains(SENTINEL),
-            "`{args:?}` prints a secret:\n{out}"
+            config.contains(needle),
+            "`{needle}` is listed, masked:\n{config}"
         );
     }
+
+    // Errors, on purpose: a failing hook, and a stack file with the
+    // secret where a number goes and in a broken interpolation.
+    let failed = p.run(&["--progress", "plain", "migrate"]);
+    let shown = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("test ******** = nope"), "{shown}");
+    clean("a failing hook", &shown);
+    p.write(
+        "bad.toml",
+        &format!(
+            "[services.db]\nimage = \"x\"\nready = {{ postgres = {{ port = \"{SENTINEL}\" }} }}\n"
+        ),
+    );
+    let bad = p.run(&["-f", "bad.toml", "config"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    let message = stderr(&bad);
+    let message = message
+        .lines()
+        .find(|l| l.contains('×'))
+        .unwrap_or_default();
+    clean("a config error", message);
+    p.write(
+        "bad.toml",
+        "[services.a]\nimage = \"x\"\nenv = { X = \"${TYPES_PW}${\" }\n",
+    );
+    let bad = p.run(&["-f", "bad.toml", "config"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    clean("an interpolation error", &stderr(&bad));
+
+    // What `docker ps` shows: labels, commands, names.
     let filter = format!("{{\"label\":[\"devenv.project={}\"]}}", p.name);
     let listed = engine_get(&format!(
         "/containers/json?all=1&filters={}",
@@ -673,8 +794,5 @@ fn r14_secrets_stay_out_of_up_ps_and_labels() {
             .collect::<String>()
     ));
     assert!(listed.contains("devenv.service"), "{listed}");
-    assert!(
-        !listed.contains(SENTINEL),
-        "a label or command holds a secret:\n{listed}"
-    );
+    clean("the engine's container list", &listed);
 }

@@ -147,7 +147,7 @@ fn r10_an_images_anonymous_volume_survives_recreate_and_down_and_goes_only_with_
 }
 
 #[test]
-fn r10_a_same_named_project_in_another_folder_is_refused_and_left_whole() {
+fn r10_a_same_named_project_in_another_folder_is_refused_under_p_and_left_whole() {
     warm_images();
     let name = "wtsafety-twin";
     let mut a = Project::new(
@@ -179,8 +179,11 @@ fn r10_a_same_named_project_in_another_folder_is_refused_and_left_whole() {
         &["migrate"],
         &["seed"],
     ];
+    // Without `-p`, B is a project of its own (tests/checkouts.rs); `-p`
+    // naming A's project from B's folder is refused.
     for args in refusals {
-        let out = b.run(args);
+        let args = [&["-p", name][..], args].concat();
+        let out = b.run(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
         let err = stderr(&out);
         assert!(

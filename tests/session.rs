@@ -673,12 +673,12 @@ fn r11_11_a_missing_bind_source_is_refused_unless_asked_to_create_it() {
 }
 
 #[test]
-fn r11_11_two_projects_racing_for_a_port_give_the_loser_a_friendly_error_and_no_leftovers() {
+fn r11_11_two_projects_racing_for_a_fixed_port_give_the_loser_a_friendly_error_and_no_leftovers() {
     let port = support::free_port();
     let toml = shell_service(
         "web",
         "exec sleep 1000",
-        &format!("ports = [\"{port}:80\"]"),
+        &format!("ports = [{{ port = \"{port}:80\", fixed = true }}]"),
     );
     let mut a = Project::new("wtsession-racea", &toml);
     let mut b = Project::new("wtsession-raceb", &toml);

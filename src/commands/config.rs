@@ -6,9 +6,10 @@ use crate::cli::ConfigArgs;
 
 pub fn run(ctx: &Context, args: ConfigArgs) -> Outcome {
     let mut stack = ctx.stack()?;
-    // Commands are plain strings; a secret interpolated into one is masked here.
+    // Commands are plain strings: a secret interpolated into one (from any
+    // service's env, a probe, a build arg or the test env) is masked here.
+    let masked = stack.clone();
     for svc in stack.services.values_mut() {
-        let masked = svc.clone();
         let lists = [
             &mut svc.hooks.after_up,
             &mut svc.hooks.migrate,
@@ -25,6 +26,21 @@ pub fn run(ctx: &Context, args: ConfigArgs) -> Outcome {
         {
             *word = masked.mask(word);
         }
+    }
+    if let Some(test) = &mut stack.test {
+        test.migrate = masked.mask(&test.migrate);
+        for word in &mut test.command {
+            *word = masked.mask(word);
+        }
+    }
+    // A project command's words may hold any service's secret, or its own.
+    let secrets: Vec<String> = stack
+        .services
+        .values()
+        .flat_map(|s| s.secret_values().map(String::from).collect::<Vec<_>>())
+        .collect();
+    for c in stack.commands.values_mut() {
+        c.mask(secrets.iter().map(String::as_str));
     }
     if args.json {
         println!(

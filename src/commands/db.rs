@@ -35,6 +35,7 @@ impl From<crate::database::DatabaseError> for Failure {
 pub async fn run(ctx: &Context, command: DbCommand) -> Outcome {
     let stack = ctx.stack()?;
     let engine = ctx.engine().await?;
+    let stack = ctx.named(&engine, stack, false).await?;
     let reporter = ctx.reporter();
     let db = Database::locate(&engine, &stack).await?;
     match command {

@@ -32,6 +32,7 @@ pub async fn attached(
     tty: bool,
 ) -> Outcome {
     let engine = ctx.engine().await?;
+    let stack = &ctx.named(&engine, stack.clone(), false).await?;
     let id = service_container(&engine, stack, service).await?;
     let term = console::Term::stdout();
     let tty = (tty && term.is_term() && console::user_attended_stderr()).then(|| term.size());

@@ -58,7 +58,8 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> Outcome {
                 let mut stream = engine.logs_from(&c.id, &from, false).boxed();
                 while let Some(chunk) = stream.next().await {
                     for line in chunk?.lines() {
-                        print_line(&c.service, line);
+                        // A service that prints its own secret does not show it.
+                        print_line(&c.service, &stack.mask(line));
                     }
                 }
             }
@@ -173,7 +174,7 @@ async fn follow_service(
         last = Some(instance);
         while let Some(chunk) = stream.next().await {
             for line in chunk?.lines() {
-                print_line(service, line);
+                print_line(service, &stack.mask(line));
             }
         }
         // The stream ends when the container stops: see whether it comes back.

@@ -18,6 +18,7 @@ pub async fn run(ctx: &Context, kind: Kind, args: HookArgs) -> Outcome {
     let stack = ctx.stack()?;
     super::check_services(&stack, &args.services)?;
     let engine = ctx.engine().await?;
+    let stack = ctx.named(&engine, stack, false).await?;
     // SQL seeds write to the database without a service container lookup: check first.
     lifecycle::owned_containers(&engine, &stack).await?;
     let reporter = ctx.reporter();

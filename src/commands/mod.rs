@@ -4,6 +4,7 @@
 pub mod completions;
 pub mod config;
 pub mod control;
+pub mod custom;
 pub mod db;
 pub mod down;
 pub mod exec;
@@ -99,7 +100,7 @@ impl Context {
     pub async fn stack_or_project(&self, engine: &Engine) -> Result<Stack, Failure> {
         let project = match (crate::config::load(&self.load), &self.load.project) {
             (Err(ConfigError::NotFound { .. }), Some(project)) => project.clone(),
-            (loaded, _) => return Ok(loaded?),
+            (loaded, _) => return self.named(engine, loaded?, false).await,
         };
         let folder = engine
             .list_containers(&project)
@@ -120,6 +121,21 @@ impl Context {
             ..self.load.clone()
         };
         Ok(crate::config::load(&there).unwrap_or_else(|_| Stack::bare(&project, folder.into())))
+    }
+
+    /// The stack, named as its folder's project goes by on the engine (see
+    /// [`crate::identity`]): a second checkout of a project is a project of
+    /// its own. `claim` for commands that create containers or networks.
+    pub async fn named(
+        &self,
+        engine: &Engine,
+        mut stack: Stack,
+        claim: bool,
+    ) -> Result<Stack, Failure> {
+        let explicit = self.load.project.is_some();
+        let reporter = self.reporter();
+        crate::identity::resolve(engine, &mut stack, explicit, claim, reporter.as_ref()).await?;
+        Ok(stack)
     }
 
     pub async fn engine(&self) -> Result<Engine, Failure> {
@@ -216,6 +232,7 @@ async fn command(ctx: &Context, command: Command) -> Outcome {
         Command::Xdebug(a) => xdebug::run(ctx, a).await,
         Command::Ls(a) => ls::run(ctx, a).await,
         Command::Open(a) => open::run(ctx, a).await,
+        Command::Custom(words) => custom::run(ctx, words).await,
     }
 }
 

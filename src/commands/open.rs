@@ -14,6 +14,7 @@ pub async fn run(ctx: &Context, args: OpenArgs) -> Outcome {
     };
     super::check_services(&stack, std::slice::from_ref(&service))?;
     let engine = ctx.engine().await?;
+    let stack = ctx.named(&engine, stack, false).await?;
     let rows = crate::lifecycle::status(&engine, &stack).await?;
     let url = rows
         .iter()

@@ -18,6 +18,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Outcome {
         return Err(UpError::UnknownService(args.service).into());
     }
     let engine = ctx.engine().await?;
+    let stack = ctx.named(&engine, stack, true).await?;
     let (svc, _) =
         lifecycle::prepare_oneoff(&engine, &stack, &args.service, &[], ctx.reporter()).await?;
     let command = if args.command.is_empty() {

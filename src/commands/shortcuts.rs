@@ -29,7 +29,8 @@ pub async fn run(ctx: &Context, shortcut: Shortcut, args: PassArgs) -> Outcome {
     let (service, command, who) = words(&stack, shortcut, args.args)?;
     if shortcut == Shortcut::Tinker {
         let engine = ctx.engine().await?;
-        let id = super::service_container(&engine, &stack, &service).await?;
+        let named = ctx.named(&engine, stack.clone(), false).await?;
+        let id = super::service_container(&engine, &named, &service).await?;
         engine.upload_archive(&id, "/tmp", tinker_archive()).await?;
     }
     attached(ctx, &stack, &service, command, &who, true).await
@@ -139,22 +140,8 @@ pub async fn shell(ctx: &Context, args: ShellArgs) -> Outcome {
 /// The Laravel app: `[test].service` (a service with a sync rule or the
 /// only one with `build`), else a service named `app`.
 pub fn app_service(stack: &Stack) -> Result<String, Failure> {
-    if let Some(test) = &stack.test {
-        return Ok(test.service.clone());
-    }
-    if stack.services.contains_key("app") {
-        return Ok("app".to_string());
-    }
-    let built: Vec<&String> = stack
-        .services
-        .iter()
-        .filter(|(_, s)| s.build.is_some())
-        .map(|(n, _)| n)
-        .collect();
-    match built.as_slice() {
-        [one] => Ok(one.to_string()),
-        _ => Err(Failure::new(NoApp, 2)),
-    }
+    crate::config::commands::app_service(&stack.services, stack.test.as_ref())
+        .ok_or_else(|| Failure::new(NoApp, 2))
 }
 
 fn missing(what: &'static str, probe: &'static str) -> Failure {

@@ -16,6 +16,7 @@ use crate::ui::prefixed;
 pub async fn run(ctx: &Context, args: TestArgs) -> Outcome {
     let stack = ctx.stack()?;
     let engine = ctx.engine().await?;
+    let stack = ctx.named(&engine, stack, true).await?;
     let mut phpunit_args = args.phpunit_args;
     if let Some(source) = stack.test.as_ref().and_then(|t| t.source.as_deref()) {
         phpunit_args = files::container_args(&phpunit_args, &ctx.load.cwd, &stack.root, source);

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 
 use super::{logs, Context, Failure, Outcome};
 use crate::cli::UpArgs;
-use crate::config::model::{Probe, Stack};
+use crate::config::model::Stack;
 use crate::engine::Engine;
 use crate::interrupt;
 use crate::lifecycle::{self, ServiceOutcome, UpError, UpOptions};
@@ -22,6 +22,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     let start = Instant::now();
     let stack = ctx.stack()?;
     let engine = ctx.engine().await?;
+    let stack = ctx.named(&engine, stack, true).await?;
     let reporter = ctx.reporter();
     let opts = UpOptions {
         services: args.services,
@@ -29,6 +30,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         no_hooks: args.no_hooks,
         no_seeds: false,
         create_paths: args.create_paths,
+        no_ports: false,
     };
     let selected = lifecycle::select(&stack, &opts.services)?;
     let outcomes = tokio::select! {
@@ -63,7 +65,15 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         }
     };
     reporter.clear();
-    print_summary(&stack, &outcomes, start.elapsed());
+    // The ports the engine published, which need not be the declared ones.
+    let published: Vec<(String, Vec<(u16, u16)>)> = engine
+        .list_containers(&stack.project)
+        .await?
+        .into_iter()
+        .filter(|c| !c.oneoff)
+        .map(|c| (c.service, c.published))
+        .collect();
+    print_summary(&stack, &outcomes, &published, start.elapsed());
     if args.detach {
         return Ok(0);
     }
@@ -137,8 +147,14 @@ async fn stop(
 /// How long a container gets to stop after SIGTERM before the engine kills it.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One line per service: what happened, how fast it got ready, where to reach it.
-fn print_summary(stack: &Stack, outcomes: &[ServiceOutcome], elapsed: Duration) {
+/// One line per service: what happened, how fast it got ready, where to
+/// reach it (`published`: each service's container and host ports).
+fn print_summary(
+    stack: &Stack,
+    outcomes: &[ServiceOutcome],
+    published: &[(String, Vec<(u16, u16)>)],
+    elapsed: Duration,
+) {
     let width = outcomes.iter().map(|o| o.service.len()).max().unwrap_or(0);
     let mut outcomes: Vec<&ServiceOutcome> = outcomes.iter().collect();
     outcomes.sort_by_key(|o| stack.services.get_index_of(&o.service));
@@ -148,16 +164,14 @@ fn print_summary(stack: &Stack, outcomes: &[ServiceOutcome], elapsed: Duration) 
             .ready_after
             .map(|d| format!("ready in {} ms", d.as_millis()))
             .unwrap_or_default();
-        let urls: Vec<String> = svc
-            .ports
+        let ports = published
             .iter()
-            .filter_map(|p| {
-                let host = p.host?;
-                let ip = p.host_ip.as_deref().filter(|ip| *ip != "0.0.0.0").unwrap_or("localhost");
-                let http = matches!(svc.ready, Some(Probe::Http { port, .. }) if port == p.container)
-                    || [80, 443, 3000, 5173, 8000, 8025, 8080, 9001].contains(&p.container);
-                Some(if http { format!("http://{ip}:{host}") } else { format!("{ip}:{host}") })
-            })
+            .find(|(s, _)| *s == o.service)
+            .map(|(_, p)| p.as_slice())
+            .unwrap_or_default();
+        let urls: Vec<String> = crate::urls::service_urls(&o.service, Some(svc), ports)
+            .into_iter()
+            .map(|u| u.url)
             .collect();
         println!(
             "{} {:width$}  {:9}  {:16} {}",

@@ -15,6 +15,7 @@ pub async fn run(ctx: &Context, args: ServicesArgs) -> Outcome {
         return Err(UpError::UnknownService(s.clone()).into());
     }
     let engine = ctx.engine().await?;
+    let stack = ctx.named(&engine, stack, false).await?;
     tokio::select! {
         r = crate::watch::run(&engine, &stack, &args.services, ctx.reporter()) => r?,
         () = crate::interrupt::first() => return Ok(crate::interrupt::EXIT_CODE),

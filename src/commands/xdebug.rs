@@ -21,6 +21,7 @@ pub async fn run(ctx: &Context, args: XdebugArgs) -> Outcome {
         None => app_service(&stack)?,
     };
     let engine = ctx.engine().await?;
+    let stack = ctx.named(&engine, stack, false).await?;
     let id = service_container(&engine, &stack, &service).await?;
     let reporter = ctx.reporter();
     let script = match args.action {

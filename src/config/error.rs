@@ -110,7 +110,12 @@ impl ConfigError {
     pub fn from_toml(src: &Src, err: &toml::de::Error) -> Self {
         let message = hide_string_value(err.message().trim());
         let help = if message.starts_with("unknown field") {
-            Some("check the spelling; the README lists every key a service accepts".to_string())
+            Some(match did_you_mean(&message) {
+                Some(close) => format!("did you mean `{close}`? (the README lists every key)"),
+                None => {
+                    "check the spelling; the README lists every key a service accepts".to_string()
+                }
+            })
         } else if message.contains("did not match any variant") {
             Some("see the README for the accepted forms of this key".to_string())
         } else {
@@ -121,6 +126,40 @@ impl ConfigError {
             src: src.named(),
             span: err.span().map(Into::into),
             help,
+        }
+    }
+}
+
+impl ConfigError {
+    /// The error with each of `secrets` masked wherever it quotes one.
+    pub fn masked(self, secrets: &[String]) -> Self {
+        let mask = |text: String| super::secret::mask_in(&text, secrets.iter().map(String::as_str));
+        match self {
+            ConfigError::Syntax {
+                message,
+                src,
+                span,
+                help,
+            } => ConfigError::Syntax {
+                message: mask(message),
+                src,
+                span,
+                help: help.map(mask),
+            },
+            ConfigError::Invalid {
+                message,
+                src,
+                span,
+                label,
+                help,
+            } => ConfigError::Invalid {
+                message: mask(message),
+                src,
+                span,
+                label: mask(label),
+                help: help.map(mask),
+            },
+            other => other,
         }
     }
 }
@@ -136,6 +175,20 @@ fn hide_string_value(message: &str) -> String {
         }
     }
     message.to_string()
+}
+
+/// The expected key closest to the unknown one in serde's `unknown field
+/// `replica`, expected one of `replicas`, `resources`, …`.
+fn did_you_mean(message: &str) -> Option<String> {
+    let mut quoted = message.split('`').skip(1).step_by(2);
+    let unknown = quoted.next()?;
+    let (_, expected) = message.split_once("expected")?;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .find(|known| super::similar(known, unknown))
+        .map(str::to_string)
 }
 
 fn lowercase_first(s: &str) -> String {
@@ -161,5 +214,27 @@ mod tests {
             "invalid value: a string, expected one of `a`"
         );
         assert_eq!(hide_string_value("unknown field `x`"), "unknown field `x`");
+    }
+
+    #[test]
+    fn unknown_keys_get_the_closest_known_one() {
+        assert_eq!(
+            did_you_mean("unknown field `replica`, expected one of `replicas`, `resources`, `hpa`")
+                .as_deref(),
+            Some("replicas")
+        );
+        assert_eq!(
+            did_you_mean("unknown field `imgae`, expected `image` or `build`").as_deref(),
+            None,
+            "two letters swapped are two edits"
+        );
+        assert_eq!(
+            did_you_mean("unknown field `imag`, expected `image` or `build`").as_deref(),
+            Some("image")
+        );
+        assert_eq!(
+            did_you_mean("unknown field `zzz`, there are no fields"),
+            None
+        );
     }
 }

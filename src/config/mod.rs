@@ -2,9 +2,11 @@
 //! profiles and validate, producing one [`model::Stack`]. Nothing here talks
 //! to Docker; every error points at the line it is about.
 
+pub mod commands;
 pub mod dotenv;
 pub mod error;
 pub mod interp;
+pub mod k8s;
 pub mod model;
 mod presets;
 mod raw;
@@ -102,8 +104,33 @@ pub fn parse(
         text: Arc::from(text),
     };
     let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::from_toml(&src, &e))?;
+    if let Some(k8s) = &raw.k8s {
+        k8s::check_stack(&src, k8s)?;
+    }
     let dotenv = read_dotenv(root)?;
+    // An error may quote an interpolated value: never one that is a secret.
+    resolve_stack(&src, raw, file, root, opts, &dotenv).map_err(|e| {
+        let secrets = dotenv
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(std::env::vars())
+            .filter(|(name, value)| looks_secret(name) && !value.is_empty())
+            .map(|(_, value)| value);
+        e.masked(&secrets.collect::<Vec<_>>())
+    })
+}
 
+/// Resolves the parsed file: services, profiles, dependencies, volumes, tests.
+fn resolve_stack(
+    src: &Src,
+    raw: RawFile,
+    file: &Path,
+    root: &Path,
+    opts: &LoadOptions,
+    dotenv: &HashMap<String, String>,
+) -> Result<Stack, ConfigError> {
+    // Owned, as `parse` had them (both are small: the text is shared).
+    let (src, dotenv) = (src.clone(), dotenv.clone());
     let project = project_name(&src, &raw, opts, root, &dotenv)?;
     let ctx = resolve::Ctx {
         src: &src,
@@ -230,7 +257,7 @@ pub fn parse(
         }
     }
 
-    let services: IndexMap<_, _> = all
+    let mut services: IndexMap<_, _> = all
         .iter()
         .filter(|(_, (s, _, _))| active(&s.profiles))
         .map(|(k, (s, _, _))| (k.clone(), s.clone()))
@@ -276,6 +303,9 @@ pub fn parse(
     }
 
     let test = testrun::resolve(&ctx, raw.test.as_ref(), &services)?;
+    quote_secrets(&mut services, test.as_ref(), &dotenv);
+    let declared: Vec<&str> = all.keys().map(String::as_str).collect();
+    let commands = commands::resolve(&ctx, &raw.commands, &declared, &services, test.as_ref())?;
 
     let inactive = all
         .iter()
@@ -292,7 +322,56 @@ pub fn parse(
         volumes,
         k8s: raw.k8s,
         test,
+        commands,
     })
+}
+
+/// Lets each service mask the secrets of the rest of the stack its hooks
+/// and command quote: `up` prints `php artisan x --password=${DB_PASSWORD}`
+/// from a service whose own env lacks `DB_PASSWORD`, masked all the same.
+fn quote_secrets(
+    services: &mut IndexMap<String, model::Service>,
+    test: Option<&model::TestSettings>,
+    dotenv: &HashMap<String, String>,
+) {
+    let test_env = test
+        .iter()
+        .flat_map(|t| t.env.values())
+        .filter(|v| v.secret);
+    let named = dotenv
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain(std::env::vars())
+        .filter(|(name, value)| looks_secret(name) && !value.is_empty())
+        .map(|(_, value)| value);
+    let stack: Vec<String> = services
+        .values()
+        .flat_map(model::Service::secret_values)
+        .chain(test_env.map(|v| v.value.as_str()))
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .chain(named)
+        .collect();
+    for svc in services.values_mut() {
+        let own: Vec<String> = svc.secret_values().map(String::from).collect();
+        let texts: Vec<&String> = svc
+            .hooks
+            .after_up
+            .iter()
+            .chain(&svc.hooks.migrate)
+            .chain(&svc.hooks.seed)
+            .chain(svc.command.iter().flatten())
+            .chain(svc.entrypoint.iter().flatten())
+            .collect();
+        let mut quoted: Vec<Secret> = Vec::new();
+        for secret in &stack {
+            let in_text = texts.iter().any(|t| t.contains(secret.as_str()));
+            if in_text && !own.contains(secret) && !quoted.iter().any(|q| q.expose() == secret) {
+                quoted.push(Secret::new(secret.clone()));
+            }
+        }
+        svc.hooks.quoted_secrets = quoted;
+    }
 }
 
 /// Two services publishing one host port would fail at start; say so now.
@@ -513,6 +592,53 @@ mod tests {
     }
 
     #[test]
+    fn a_port_is_fixed_only_in_the_long_form() {
+        let stack = parse_str(
+            "[services.db]\nimage = \"x\"\nports = [\"8080:80\", { port = \"127.0.0.1:${PG:-5432}:5432\", fixed = true }, { port = \"9000-9001:9000-9001\" }]\n",
+        )
+        .unwrap();
+        let ports = &stack.services["db"].ports;
+        let seen: Vec<(Option<&str>, Option<u16>, u16, bool)> = ports
+            .iter()
+            .map(|p| (p.host_ip.as_deref(), p.host, p.container, p.fixed))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (None, Some(8080), 80, false),
+                (Some("127.0.0.1"), Some(5432), 5432, true),
+                (None, Some(9000), 9000, false),
+                (None, Some(9001), 9001, false),
+            ]
+        );
+        // `devenv config` says `fixed` only where it is set.
+        let json = serde_json::to_value(ports).unwrap();
+        assert_eq!(json[1]["fixed"], true);
+        assert!(json[0].get("fixed").is_none(), "{json}");
+    }
+
+    #[test]
+    fn a_fixed_port_needs_a_host_port_and_the_long_form_its_keys() {
+        let err = parse_str(
+            "[services.db]\nimage = \"x\"\nports = [{ port = \"5432\", fixed = true }]\n",
+        )
+        .unwrap_err();
+        let text = format!("{:?}", miette::Report::new(err));
+        assert!(
+            text.contains("port mapping `5432` is `fixed` but names no host port"),
+            "{text}"
+        );
+        assert!(parse_str(
+            "[services.db]\nimage = \"x\"\nports = [{ port = \"5432:5432\", fixd = true }]\n",
+        )
+        .is_err());
+        assert!(parse_str(
+            "[services.db]\nimage = \"x\"\nports = [{ port = \"5432:x\", fixed = true }]\n",
+        )
+        .is_err());
+    }
+
+    #[test]
     fn profiles_leave_services_out_unless_enabled() {
         let text = "[services.a]\nimage = \"x\"\n[services.debug]\nimage = \"y\"\nprofiles = [\"debug\"]\n";
         assert_eq!(parse_str(text).unwrap().services.len(), 1);
@@ -539,5 +665,92 @@ mod tests {
             err.to_string().contains("both publish host port 80"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn r14_a_mirrored_postgres_is_postgres() {
+        let db = |image: &str| {
+            let stack = parse_str(&format!(
+                "[services.db]\nuse = \"postgres\"\nimage = \"{image}\"\nports = []\n"
+            ))
+            .unwrap();
+            stack.services["db"].clone()
+        };
+        let hub = db("postgres:16");
+        let mirror = db("registry.local:5000/library/postgres:16");
+        assert_eq!(mirror.image.repository(), "postgres");
+        assert_eq!(mirror.image.tag(), Some("16"));
+        assert_eq!(mirror.image.registry(), Some("registry.local:5000"));
+        assert!(mirror.image.same_image(&hub.image));
+        let mut as_hub = mirror.clone();
+        as_hub.image = hub.image.clone();
+        assert_eq!(
+            serde_json::to_value(&as_hub).unwrap(),
+            serde_json::to_value(&hub).unwrap(),
+            "the same service but for where its image comes from"
+        );
+    }
+
+    #[test]
+    fn r14_a_bad_image_reference_is_located() {
+        let err = parse_str("[services.a]\nimage = \"Postgres:16\"\n").unwrap_err();
+        let ConfigError::Invalid {
+            message,
+            span,
+            help,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(
+            message,
+            "invalid image reference `Postgres:16`: the repository name must be lowercase"
+        );
+        assert_eq!(span.offset(), 21);
+        assert!(help.as_deref().unwrap().contains("lowercase"));
+        // A built service's default tag is lowercase whatever its name.
+        let stack =
+            parse_str("[project]\nname = \"shop\"\n[services.App]\nbuild = \".\"\n").unwrap();
+        assert_eq!(stack.services["App"].image.as_str(), "shop-app:latest");
+    }
+
+    #[test]
+    fn r14_an_error_quoting_an_interpolated_secret_masks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".env"), "DB_PASSWORD=hunter22\n").unwrap();
+        let err = parse(
+            "[services.a]\nimage = \"x\"\nports = [\"${DB_PASSWORD}\"]\n",
+            "dev.toml",
+            &dir.path().join("dev.toml"),
+            dir.path(),
+            &LoadOptions {
+                cwd: dir.path().to_path_buf(),
+                ..LoadOptions::default()
+            },
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert_eq!(
+            message,
+            "invalid port mapping `********`: a port is a number from 1 to 65535"
+        );
+    }
+
+    #[test]
+    fn r14_a_hook_quoting_another_services_secret_masks_it() {
+        let stack = parse_str(
+            "[services.db]\nimage = \"x\"\nenv = { POSTGRES_PASSWORD = \"pw-of-db\" }\n\
+             [services.app]\nimage = \"y\"\nhooks = { after_up = [\"psql --password pw-of-db\"] }\n",
+        )
+        .unwrap();
+        let app = &stack.services["app"];
+        assert_eq!(app.mask(&app.hooks.after_up[0]), "psql --password ********");
+        assert!(
+            stack.services["db"].hooks.quoted_secrets.is_empty(),
+            "its own secrets are not repeated"
+        );
+        let json = serde_json::to_string(app).unwrap();
+        assert!(!json.contains("quoted_secrets"), "{json}");
     }
 }

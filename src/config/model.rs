@@ -9,6 +9,8 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use crate::image_ref::ImageRef;
+
 /// A whole stack, validated: dependencies exist and form no cycle.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stack {
@@ -28,11 +30,14 @@ pub struct Stack {
     pub volumes: IndexMap<String, Volume>,
     /// The top-level `[k8s]` table, read only by export.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub k8s: Option<toml::Table>,
+    pub k8s: Option<super::k8s::StackSettings>,
     /// How `devenv test` runs the suite; `None` when the file has no `[test]`
     /// table and no app and PostgreSQL service to assume one from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test: Option<TestSettings>,
+    /// `[commands.NAME]`: project-defined commands, `devenv NAME args…`.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub commands: IndexMap<String, super::commands::ProjectCommand>,
 }
 
 impl Stack {
@@ -48,6 +53,7 @@ impl Stack {
             volumes: IndexMap::new(),
             k8s: None,
             test: None,
+            commands: IndexMap::new(),
         }
     }
 }
@@ -86,7 +92,7 @@ pub struct TestSettings {
 pub struct Service {
     pub name: String,
     /// Image to run; for a service with `build` this is the tag devenv gives it.
-    pub image: String,
+    pub image: ImageRef,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
     /// Local build used when `image` cannot be pulled (presets' stand-ins).
@@ -121,9 +127,9 @@ pub struct Service {
     /// engine (bind on a local Linux engine, sync elsewhere).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mount: Option<MountMode>,
-    /// The service's `k8s` table, read only by export.
+    /// The service's `k8s` table (over its preset's), read only by export.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub k8s: Option<toml::Table>,
+    pub k8s: Option<super::k8s::ServiceSettings>,
 }
 
 /// An environment value and whether it is a secret (never printed, never in a
@@ -197,6 +203,10 @@ pub struct Port {
     pub host: Option<u16>,
     pub container: u16,
     pub protocol: Protocol,
+    /// This host port or none: when it is taken, `up` fails rather than
+    /// publishing the service on a free one (`{ port = "…", fixed = true }`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fixed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -277,10 +287,16 @@ pub enum Probe {
     Docker,
 }
 
+/// The variable `redis-cli` reads its password from: a password in argv
+/// would show in `ps` inside the container, in error messages and in
+/// exported manifests.
+pub const REDISCLI_AUTH: &str = "REDISCLI_AUTH";
+
 impl Probe {
     /// The same check as a command inside the container, where one can do it:
     /// the fallback when the host cannot reach the container, and the form
-    /// Kubernetes exec probes take.
+    /// Kubernetes exec probes take. It holds no secret: a password comes
+    /// through [`Probe::in_container_env`].
     pub fn in_container_command(&self) -> Option<Vec<String>> {
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
         match self {
@@ -305,19 +321,65 @@ impl Probe {
                 username,
                 password,
             } => {
-                let mut command = words(&["redis-cli", "-p", &port.to_string()]);
+                // `redis-cli` exits 0 on any answer, `NOAUTH`, `WRONGPASS` and
+                // `LOADING` included: only a `PONG` means ready.
+                let mut command = words(&[
+                    "sh",
+                    "-c",
+                    "redis-cli \"$@\" ping | grep -qx PONG",
+                    "redis-probe",
+                    "-p",
+                    &port.to_string(),
+                ]);
                 if let Some(user) = username {
                     command.extend(words(&["--user", user]));
                 }
-                if let Some(password) = password {
-                    command.extend(words(&["--no-auth-warning", "-a", password.expose()]));
+                if password.is_some() {
+                    // The password itself is in `REDISCLI_AUTH`.
+                    command.push("--no-auth-warning".into());
                 }
-                command.push("ping".into());
                 Some(command)
             }
             Probe::Exec { command } => Some(command.clone()),
             Probe::Http { .. } | Probe::Tcp { .. } | Probe::Docker => None,
         }
+    }
+}
+
+impl Probe {
+    /// The env [`Probe::in_container_command`] needs: the Redis password.
+    pub fn in_container_env(&self) -> Vec<(&'static str, &super::Secret)> {
+        match self {
+            Probe::Redis {
+                password: Some(password),
+                ..
+            } => vec![(REDISCLI_AUTH, password)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Stack {
+    /// Every secret value of the stack, raw: each service's (active or
+    /// not) and the test env's. What `devenv config` masks in commands.
+    pub fn secret_values(&self) -> Vec<&str> {
+        let test = self
+            .test
+            .iter()
+            .flat_map(|t| t.env.values())
+            .filter(|v| v.secret)
+            .map(|v| v.value.as_str());
+        self.services
+            .values()
+            .flat_map(Service::secret_values)
+            .chain(test)
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// `text` with every secret value of the stack masked.
+    pub fn mask(&self, text: &str) -> String {
+        super::secret::mask_in(text, self.secret_values())
     }
 }
 
@@ -333,6 +395,10 @@ impl Service {
             .flat_map(|b| b.args.values());
         let password = match &self.ready {
             Some(Probe::Postgres { password, .. }) => Some(password.expose()),
+            Some(Probe::Redis {
+                password: Some(password),
+                ..
+            }) => Some(password.expose()),
             _ => None,
         };
         self.env
@@ -341,6 +407,7 @@ impl Service {
             .filter(|v| v.secret)
             .map(|v| v.value.as_str())
             .chain(password)
+            .chain(self.hooks.quoted_secrets.iter().map(|s| s.expose()))
     }
 
     /// `text` (a hook command, say) with this service's secret values masked.
@@ -370,6 +437,11 @@ pub struct Hooks {
     /// How long one command may run before it is stopped and `up` fails.
     #[serde(with = "duration_secs")]
     pub timeout: Duration,
+    /// Secrets of the rest of the stack (another service's, the test env's,
+    /// a secret-named `.env` variable) that these hooks or the service's
+    /// command quote: masked wherever the service's text is shown.
+    #[serde(skip)]
+    pub quoted_secrets: Vec<super::Secret>,
 }
 
 impl Default for Hooks {
@@ -379,6 +451,7 @@ impl Default for Hooks {
             migrate: Vec::new(),
             seed: Vec::new(),
             timeout: Duration::from_secs(600),
+            quoted_secrets: Vec::new(),
         }
     }
 }
@@ -438,7 +511,27 @@ mod tests {
         };
         assert_eq!(
             probe.in_container_command().unwrap().join(" "),
-            "redis-cli -p 6380 --user app --no-auth-warning -a s3cret ping"
+            "sh -c redis-cli \"$@\" ping | grep -qx PONG redis-probe -p 6380 --user app --no-auth-warning",
+            "no password in argv"
         );
+        let env = probe.in_container_env();
+        assert_eq!(env.len(), 1);
+        assert_eq!((env[0].0, env[0].1.expose()), ("REDISCLI_AUTH", "s3cret"));
+        let dir = std::env::temp_dir();
+        let stack = crate::config::parse(
+            "[services.cache]\nimage = \"redis\"\nready = { redis = { password = \"s3cret\" } }\n",
+            "dev.toml",
+            &dir.join("dev.toml"),
+            &dir,
+            &crate::config::LoadOptions {
+                cwd: dir.clone(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(stack.services["cache"]
+            .secret_values()
+            .any(|s| s == "s3cret"));
+        assert_eq!(stack.mask("AUTH s3cret"), "AUTH ********");
     }
 }

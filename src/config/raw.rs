@@ -18,8 +18,11 @@ pub struct RawFile {
     pub services: IndexMap<S<String>, S<RawService>>,
     #[serde(default)]
     pub volumes: IndexMap<String, RawVolume>,
-    pub k8s: Option<toml::Table>,
+    pub k8s: Option<super::k8s::StackSettings>,
     pub test: Option<S<RawTest>>,
+    /// `[commands.NAME]`: project-defined commands.
+    #[serde(default)]
+    pub commands: IndexMap<S<String>, S<super::commands::RawCommand>>,
 }
 
 /// The `[test]` table: how `devenv test` runs the suite.
@@ -91,7 +94,7 @@ pub struct RawService {
     /// left out otherwise: Compose's key-only `environment: [FOO]`.
     pub pass_env: Option<Vec<S<String>>>,
     pub secrets: Option<Vec<S<String>>>,
-    pub ports: Option<Vec<S<String>>>,
+    pub ports: Option<Vec<S<RawPort>>>,
     pub volumes: Option<Vec<S<String>>>,
     pub depends_on: Option<S<RawDepends>>,
     pub ready: Option<S<RawProbe>>,
@@ -105,7 +108,25 @@ pub struct RawService {
     pub watch: Option<Vec<S<RawWatch>>>,
     /// How the `sync` rules' folders reach the container: `bind` or `sync`.
     pub mount: Option<S<String>>,
-    pub k8s: Option<toml::Table>,
+    pub k8s: Option<super::k8s::ServiceSettings>,
+}
+
+/// A port mapping: the short `"8080:8080"`, or the long form
+/// `{ port = "5432:5432", fixed = true }` for a host port devenv must never
+/// swap for a free one when it is taken.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawPort {
+    Short(String),
+    Long(RawPortLong),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPortLong {
+    pub port: String,
+    #[serde(default)]
+    pub fixed: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,6 +10,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use super::{is_not_found, Engine, EngineError};
 use crate::config::model::Build;
+use crate::image_ref::ImageRef;
 use crate::report::Reporter;
 
 /// Why a pull did not give us the image.
@@ -88,8 +89,8 @@ impl Engine {
         reporter.task(&key, "pulling");
         let (repo, tag) = split_tag(image);
         let opts = CreateImageOptions {
-            from_image: Some(repo.to_string()),
-            tag: Some(tag.to_string()),
+            from_image: Some(repo),
+            tag: Some(tag),
             ..Default::default()
         };
         let mut stream = self.docker.create_image(Some(opts), None, None);
@@ -213,12 +214,13 @@ impl Engine {
     }
 }
 
-/// `repo[:tag]`, with a registry port not mistaken for a tag.
-fn split_tag(image: &str) -> (&str, &str) {
-    let image = image.split('@').next().unwrap_or(image);
-    match image.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
-        _ => (image, "latest"),
+/// What a pull asks for: the repository and the tag (or the digest, when
+/// pinned), with a registry port never mistaken for a tag. A reference that
+/// does not parse goes to the engine as written, to be refused there.
+fn split_tag(image: &str) -> (String, String) {
+    match ImageRef::parse(image) {
+        Ok(r) => (r.name(), r.pull_tag().to_string()),
+        Err(_) => (image.to_string(), "latest".to_string()),
     }
 }
 
@@ -298,15 +300,23 @@ mod tests {
 
     #[test]
     fn tags_split_without_confusing_registry_ports() {
-        assert_eq!(split_tag("postgres:16-alpine"), ("postgres", "16-alpine"));
-        assert_eq!(split_tag("redis"), ("redis", "latest"));
+        let split = |image: &str| {
+            let (repo, tag) = split_tag(image);
+            format!("{repo} {tag}")
+        };
+        assert_eq!(split("postgres:16-alpine"), "postgres 16-alpine");
+        assert_eq!(split("redis"), "redis latest");
+        assert_eq!(split("localhost:5000/app"), "localhost:5000/app latest");
+        assert_eq!(split("localhost:5000/app:v2"), "localhost:5000/app v2");
         assert_eq!(
-            split_tag("localhost:5000/app"),
-            ("localhost:5000/app", "latest")
+            split("registry.local:5000/library/postgres:16"),
+            "registry.local:5000/library/postgres 16"
         );
+        let digest = format!("sha256:{}", "ab".repeat(32));
         assert_eq!(
-            split_tag("localhost:5000/app:v2"),
-            ("localhost:5000/app", "v2")
+            split(&format!("postgres:16@{digest}")),
+            format!("postgres {digest}"),
+            "a pinned image is pulled by its digest"
         );
     }
 

@@ -2,6 +2,7 @@
 //! volumes, exec, logs and archive upload, in the vocabulary of the Docker
 //! Engine API. Everything above speaks in services and the resolved model.
 
+mod claims;
 mod connect;
 mod images;
 mod pipe;
@@ -22,7 +23,8 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 
-pub use connect::Endpoint;
+pub use claims::ProjectClaim;
+pub use connect::{ConnectError, Endpoint};
 pub use images::PullError;
 pub use pipe::{ExecPipe, Piped};
 
@@ -45,20 +47,9 @@ pub const LABEL_COMPOSE_PROJECT: &str = "com.docker.compose.project";
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EngineError {
-    #[error("cannot reach the Docker engine at `{}` (from {})", endpoint.host, endpoint.source)]
-    #[diagnostic(
-        code(devenv::engine::unreachable),
-        help("start Docker (e.g. `sudo systemctl start docker`), or point DOCKER_HOST or DOCKER_CONTEXT at a running engine; if it runs, check that you may use its socket")
-    )]
-    Unreachable {
-        endpoint: Endpoint,
-        #[source]
-        source: bollard::errors::Error,
-    },
-
     #[error(transparent)]
     #[diagnostic(transparent)]
-    MissingContext(#[from] connect::MissingContext),
+    Connect(#[from] connect::ConnectError),
 
     #[error("{action} failed")]
     #[diagnostic(code(devenv::engine::api))]
@@ -346,21 +337,7 @@ impl Engine {
     }
 
     pub async fn connect_to(endpoint: Endpoint) -> Result<Engine, EngineError> {
-        let unreachable = |source| EngineError::Unreachable {
-            endpoint: endpoint.clone(),
-            source,
-        };
-        let host = endpoint.host.as_str();
-        let docker = if host.starts_with("unix://") || host.starts_with('/') {
-            Docker::connect_with_unix(host, 120, bollard::API_DEFAULT_VERSION)
-        } else if host.starts_with("tcp://") || host.starts_with("http://") {
-            Docker::connect_with_http(host, 120, bollard::API_DEFAULT_VERSION)
-        } else {
-            Docker::connect_with_local(host, 120, bollard::API_DEFAULT_VERSION)
-        }
-        .map_err(unreachable)?;
-        // Old engines (API 1.41 here) refuse newer paths: ask the engine which it speaks.
-        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        let docker = connect::docker(&endpoint).await?;
         Ok(Engine { docker, endpoint })
     }
 
@@ -593,7 +570,7 @@ impl Engine {
             ..Default::default()
         };
         let body = ContainerCreateBody {
-            image: Some(svc.image.clone()),
+            image: Some(svc.image.to_string()),
             cmd,
             entrypoint: svc.entrypoint.clone(),
             env: Some(

@@ -178,11 +178,10 @@ fn images(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             if let Some(Value::String(image)) = map.get("image") {
-                let repository = image
-                    .rsplit_once(':')
-                    .filter(|(_, tag)| !tag.contains('/'))
-                    .map_or(image.as_str(), |(repository, _)| repository);
-                out.push(repository.to_string());
+                // A registry's port is not a tag; an unparsable image is compared whole.
+                let repository = crate::image_ref::ImageRef::parse(image)
+                    .map_or_else(|_| image.clone(), |r| r.name());
+                out.push(repository);
             }
             map.values().for_each(|v| images(v, out));
         }

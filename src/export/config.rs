@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::settings::{Kind, Settings};
 use super::{Env, ExportError};
-use crate::config::model::{Service, Stack};
+use crate::config::model::{Probe, Service, Stack};
 
 /// The value production Secrets and unknown endpoints get instead of a local one.
 pub(crate) const PLACEHOLDER: &str = "CHANGE_ME";
@@ -40,6 +40,48 @@ pub(crate) struct SplitEnv {
     pub secret: IndexMap<String, String>,
     /// Config keys holding [`PLACEHOLDER`] because nothing told the real value.
     pub fill_in: Vec<String>,
+    /// The Secret key holding the Redis probe's password, which the probe
+    /// reads as `REDISCLI_AUTH` (never from its argv).
+    pub probe_auth: Option<String>,
+}
+
+/// The variable `redis-cli` reads its password from.
+pub(crate) const REDISCLI_AUTH: &str = "REDISCLI_AUTH";
+
+/// `text` (a hook or a command word) with each secret value of the
+/// service's Secret replaced by a `$(KEY)` reference, which Kubernetes
+/// expands from the container's env: manifests name secrets, never hold
+/// them. `Err` carries the text masked when a secret of the stack is left
+/// that the container has no key for.
+pub(crate) fn reference_secrets(
+    text: &str,
+    service: &Service,
+    split: &SplitEnv,
+    secrets: &[String],
+) -> Result<String, String> {
+    let mut held: Vec<(&str, &str)> = service
+        .env
+        .iter()
+        .filter(|(key, v)| split.secret.contains_key(*key) && !v.value.is_empty())
+        .map(|(key, v)| (key.as_str(), v.value.as_str()))
+        .collect();
+    // Longest first, so that a secret inside another leaves no tail.
+    held.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
+    let mut out = text.to_string();
+    for (key, value) in held {
+        out = out.replace(value, &format!("$({key})"));
+    }
+    let left = secrets
+        .iter()
+        .map(String::as_str)
+        .chain(service.secret_values())
+        .filter(|s| !s.is_empty());
+    let masked = crate::config::secret::mask_in(&out, left);
+    if masked == out {
+        Ok(out)
+    } else {
+        Err(masked)
+    }
 }
 
 /// Whether an env key names a credential: any of its `_`-separated words
@@ -105,6 +147,13 @@ pub(crate) fn split_env(
 ) -> Result<SplitEnv, ExportError> {
     let mut split = SplitEnv::default();
     let mut ports = Vec::new();
+    let probe_password = match &service.ready {
+        Some(Probe::Redis {
+            password: Some(password),
+            ..
+        }) => Some(password.expose()),
+        _ => None,
+    };
     for (key, value) in &service.env {
         if !super::names::is_config_key(key) {
             return Err(ExportError::EnvKey {
@@ -115,7 +164,8 @@ pub(crate) fn split_env(
         let secret = value.secret
             || is_secret_key(key)
             || is_secret_value(&value.value)
-            || secrets.iter().any(|s| value.value.contains(s.as_str()));
+            || secrets.iter().any(|s| value.value.contains(s.as_str()))
+            || probe_password == Some(value.value.as_str());
         let mut value = renamed(&value.value, settings);
         if env == Env::Production {
             match rewrite(key, &value, replacements) {
@@ -184,6 +234,20 @@ pub(crate) fn split_env(
             side.insert(key.clone(), value.clone());
             split.fill_in.retain(|k| k != key);
         }
+    }
+    if let Some(password) = probe_password {
+        // The env key that holds it already, else a key of its own.
+        let held = service
+            .env
+            .iter()
+            .find(|(key, v)| v.value == password && split.secret.contains_key(*key))
+            .map(|(key, _)| key.clone());
+        split.probe_auth = Some(held.unwrap_or_else(|| {
+            split
+                .secret
+                .insert(REDISCLI_AUTH.into(), password.to_string());
+            REDISCLI_AUTH.into()
+        }));
     }
     if env != Env::Dev {
         // Secrets from the local stack never leave the laptop: only dev may

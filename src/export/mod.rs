@@ -87,11 +87,6 @@ pub enum Format {
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ExportError {
-    #[error("invalid `[{table}]` table: {message}")]
-    Settings { table: String, message: String },
-    #[error("`[{table}]` sets `{key}`, which applies to production only")]
-    #[diagnostic(help("managed endpoints replace in-cluster services in production; move `{key}` to `[k8s.production]`"))]
-    ProductionOnly { table: String, key: &'static str },
     #[error("service `{service}` cannot be a Kubernetes name: it {reason}")]
     #[diagnostic(help("rename the service in dev.toml"))]
     Name {
@@ -100,6 +95,14 @@ pub enum ExportError {
     },
     #[error("env key `{key}` of service `{service}` cannot be a ConfigMap or Secret key")]
     EnvKey { service: String, key: String },
+    #[error("the {place} of service `{service}` holds a secret value its container has no env key for: `{shown}`")]
+    #[diagnostic(help("give `{service}` the value in `env` (a secret name such as `DB_PASSWORD`), so the manifest can name the key instead of the value"))]
+    SecretInCommand {
+        service: String,
+        place: &'static str,
+        /// The command with the secret masked.
+        shown: String,
+    },
     #[error("service `{service}` is needed by `{needed_by}` but has no TCP container port to reach it on")]
     #[diagnostic(help("publish the port in `ports`, give the service a `ready` probe on it, or list it in `[services.{service}.k8s] ports`"))]
     NoPort { service: String, needed_by: String },
@@ -170,12 +173,15 @@ pub fn render(
             let mut images = Vec::new();
             for service in stack.services.values().filter(|s| s.build.is_some()) {
                 let image = settings.app_image(stack, service, Env::Production)?;
-                if let Some((repository, tag)) = image.rsplit_once(':') {
-                    images.push((
-                        settings.name(&service.name).to_string(),
-                        repository.to_string(),
-                        tag.to_string(),
-                    ));
+                // A registry's port is not a tag; a tag Docker would refuse is split as written.
+                let split = match crate::image_ref::ImageRef::parse(&image) {
+                    Ok(image) => Some((image.name(), image.tag_or_latest().to_string())),
+                    Err(_) => image
+                        .rsplit_once(':')
+                        .map(|(repository, tag)| (repository.to_string(), tag.to_string())),
+                };
+                if let Some((repository, tag)) = split {
+                    images.push((settings.name(&service.name).to_string(), repository, tag));
                 }
             }
             helm::chart(&per_env, &settings, &images)
@@ -209,7 +215,13 @@ pub fn check(
     existing: &BTreeMap<PathBuf, String>,
 ) -> Result<Vec<Drift>, ExportError> {
     let settings = Settings::read(stack, opts)?;
-    let ignore = &settings.stack.ignore_drift;
+    let ignore: Vec<String> = settings
+        .stack
+        .ignore_drift
+        .iter()
+        .map(|entry| entry.get_ref().clone())
+        .collect();
+    let ignore = &ignore;
     if opts.format == Format::Helm || existing.contains_key(Path::new("Chart.yaml")) {
         let opts = ExportOptions {
             format: Format::Helm,

@@ -66,26 +66,6 @@ pub(crate) fn check_label(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// An IANA service name: what a port name must be.
-pub(crate) fn check_port_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.len() > 15 {
-        return Err("must be 1 to 15 characters long");
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        || name.starts_with('-')
-        || name.ends_with('-')
-        || name.contains("--")
-    {
-        return Err("may hold only lowercase letters, digits and single inner `-`");
-    }
-    if !name.chars().any(|c| c.is_ascii_lowercase()) {
-        return Err("must contain a letter");
-    }
-    Ok(())
-}
-
 /// A ConfigMap or Secret key.
 pub(crate) fn is_config_key(key: &str) -> bool {
     !key.is_empty()
@@ -123,10 +103,10 @@ mod tests {
 
     #[test]
     fn port_names() {
-        assert!(check_port_name("http").is_ok());
-        assert!(check_port_name("tcp-8080").is_ok());
-        assert!(check_port_name("8080").is_err());
-        assert!(check_port_name("much-too-long-port-name").is_err());
+        assert!(crate::config::k8s::check_port_name("http").is_ok());
+        assert!(crate::config::k8s::check_port_name("tcp-8080").is_ok());
+        assert!(crate::config::k8s::check_port_name("8080").is_err());
+        assert!(crate::config::k8s::check_port_name("much-too-long-port-name").is_err());
     }
 
     #[test]

@@ -160,7 +160,7 @@ fn place<'a>(
         let kind = settings.kind(service);
         let ports = ports(service, settings, kind, app);
         // Something others wait on to complete is a task, not a server.
-        let one_off = settings.service(&service.name).job
+        let one_off = settings.service(&service.name).job == Some(true)
             || stack
                 .services
                 .values()
@@ -233,12 +233,16 @@ fn replacement(
 ) -> Replacement {
     let production = settings.stack.env(Env::Production);
     let (endpoint, default_port) = match kind {
-        Kind::Postgres => (production.database.as_ref(), 5432),
-        Kind::Redis => (production.redis.as_ref(), 6379),
-        Kind::Mail => (production.smtp.as_ref(), 587),
+        Kind::Postgres => (production.database.as_ref().map(|e| e.get_ref()), 5432),
+        Kind::Redis => (production.redis.as_ref().map(|e| e.get_ref()), 6379),
+        Kind::Mail => (production.smtp.as_ref().map(|e| e.get_ref()), 587),
         Kind::S3 | Kind::Generic => (None, ports.first().map_or(443, |p| p.port)),
     };
-    let s3 = production.s3.clone().unwrap_or_default();
+    let s3 = production
+        .s3
+        .as_ref()
+        .map(|s3| s3.get_ref().clone())
+        .unwrap_or_default();
     let host = match kind {
         Kind::S3 => Some(match &s3.region {
             Some(region) => format!("s3.{region}.amazonaws.com"),
@@ -286,10 +290,14 @@ fn ports(service: &Service, settings: &Settings, kind: Kind, app: bool) -> Vec<P
     };
     let mut list: Vec<(u16, Protocol)> = Vec::new();
     let declared = service.ports.iter().map(|p| (p.container, p.protocol));
-    let extra = probe_port
-        .into_iter()
-        .chain(well_known)
-        .chain(settings.service(&service.name).ports.iter().copied());
+    let extra = probe_port.into_iter().chain(well_known).chain(
+        settings
+            .service(&service.name)
+            .ports
+            .iter()
+            .flatten()
+            .copied(),
+    );
     for port in declared.chain(extra.map(|p| (p, Protocol::Tcp))) {
         if !list.contains(&port) {
             list.push(port);
@@ -298,7 +306,8 @@ fn ports(service: &Service, settings: &Settings, kind: Kind, app: bool) -> Vec<P
     let first_name = settings
         .service(&service.name)
         .port_name
-        .clone()
+        .as_ref()
+        .map(|name| name.get_ref().clone())
         .or_else(|| {
             let name = match (app, kind) {
                 (true, _) => "http",

@@ -34,13 +34,14 @@ pub(crate) fn port(host: u16, container: u16) -> Port {
         host: Some(host),
         container,
         protocol: Protocol::Tcp,
+        fixed: false,
     }
 }
 
 pub(crate) fn service(name: &str, image: &str) -> Service {
     Service {
         name: name.into(),
-        image: image.into(),
+        image: image.parse().unwrap(),
         build: None,
         fallback: None,
         command: None,
@@ -187,6 +188,7 @@ pub(crate) fn laravel_stack() -> Stack {
             .collect(),
         k8s: None,
         test: None,
+        commands: Default::default(),
     }
 }
 
@@ -199,7 +201,7 @@ pub(crate) fn opts() -> ExportOptions {
 }
 
 pub(crate) fn with_k8s(mut stack: Stack, text: &str) -> Stack {
-    stack.k8s = Some(text.parse().unwrap());
+    stack.k8s = Some(toml::from_str(text).unwrap());
     stack
 }
 
@@ -478,15 +480,6 @@ fn error(stack: &Stack) -> ExportError {
 }
 
 #[test]
-fn a_wrong_key_in_a_service_k8s_table_is_bad_config() {
-    let mut stack = laravel_stack();
-    stack.services.get_mut("app").unwrap().k8s = Some("replica = 3".parse().unwrap());
-    let err = error(&stack);
-    assert_eq!(err.exit_code(), 2);
-    insta::assert_snapshot!(err.to_string());
-}
-
-#[test]
 fn a_dependency_without_a_port_cannot_map() {
     let mut stack = laravel_stack();
     let mut search = service("search", "getmeili/meilisearch:v1.8");
@@ -525,9 +518,10 @@ fn a_udp_only_app_cannot_get_the_ingress() {
         host: Some(5353),
         container: 5353,
         protocol: Protocol::Udp,
+        fixed: false,
     }];
     app.ready = None;
-    app.k8s = Some("ingress = true".parse().unwrap());
+    app.k8s = Some(toml::from_str("ingress = true").unwrap());
     let err = error(&stack);
     assert_eq!(err.exit_code(), 2);
     insta::assert_snapshot!(err.to_string());
@@ -546,12 +540,6 @@ fn names_kubernetes_rejects_are_bad_config() {
 }
 
 #[test]
-fn managed_endpoints_outside_production_are_bad_config() {
-    let stack = with_k8s(laravel_stack(), "[staging]\ndatabase = { host = \"x\" }");
-    insta::assert_snapshot!(error(&stack).to_string());
-}
-
-#[test]
 fn a_named_volume_on_the_app_is_bad_config_unless_scratch() {
     let mut stack = laravel_stack();
     let app = stack.services.get_mut("app").unwrap();
@@ -562,7 +550,7 @@ fn a_named_volume_on_the_app_is_bad_config_unless_scratch() {
     });
     insta::assert_snapshot!(error(&stack).to_string());
     let app = stack.services.get_mut("app").unwrap();
-    app.k8s = Some(r#"writable = ["/tmp", "/var/www/html/storage"]"#.parse().unwrap());
+    app.k8s = Some(toml::from_str(r#"writable = ["/tmp", "/var/www/html/storage"]"#).unwrap());
     assert!(render(&stack, &opts()).is_ok());
 }
 
@@ -666,4 +654,137 @@ fn check_names_a_key_added_to_the_stack_file() {
         report.contains(&"base/app.yaml: `ConfigMap/app-env` `data.CACHE_STORE` is in the stack but not in the tree (`redis`)".to_string()),
         "{report:#?}"
     );
+}
+
+#[test]
+fn r14_a_mirrored_postgres_image_is_postgres_in_production_too() {
+    let production = |image: &str| {
+        let mut stack = laravel_stack();
+        let db = stack.services.get_mut("db").unwrap();
+        db.image = image.parse().unwrap();
+        // No probe: only the image says what the service is.
+        db.ready = None;
+        let settings = Settings::read(&stack, &opts()).unwrap();
+        let kind = settings.kind(&stack.services["db"]);
+        let opts = ExportOptions {
+            env: Some(Env::Production),
+            format: Format::Plain,
+            ..opts()
+        };
+        (kind, tree(&render(&stack, &opts).unwrap()))
+    };
+    let (hub_kind, hub) = production("postgres:16");
+    let (mirror_kind, mirror) = production("registry.local:5000/library/postgres:16");
+    assert_eq!(hub_kind, settings::Kind::Postgres);
+    assert_eq!(mirror_kind, settings::Kind::Postgres);
+    assert!(
+        !mirror.contains("registry.local:5000/library/postgres"),
+        "production runs PostgreSQL as a managed database, not in-cluster:\n{mirror}"
+    );
+    assert_eq!(mirror, hub);
+    // Whereas an image that is not PostgreSQL is a workload of its own.
+    let (other_kind, other) = production("registry.local:5000/library/pgbouncer:1");
+    assert_eq!(other_kind, settings::Kind::Generic);
+    assert!(other.contains("registry.local:5000/library/pgbouncer:1"));
+}
+
+#[test]
+fn r14_manifests_name_secrets_in_commands_and_probes_never_hold_them() {
+    const REDIS_PW: &str = "r3dis-Sntnl-pw";
+    let mut stack = laravel_stack();
+    let cache = stack.services.get_mut("cache").unwrap();
+    cache.env = env(&[("REDIS_PASSWORD", REDIS_PW, true)]);
+    cache.command = Some(vec![
+        "redis-server".into(),
+        "--requirepass".into(),
+        REDIS_PW.into(),
+    ]);
+    cache.ready = Some(Probe::Redis {
+        port: 6379,
+        username: None,
+        password: Some(REDIS_PW.into()),
+    });
+    // A password interpolated into a hook, as `${DB_PASSWORD}` would be.
+    let app = stack.services.get_mut("app").unwrap();
+    app.env.insert(
+        "DB_PASSWORD".into(),
+        EnvValue {
+            value: DB_PASSWORD.into(),
+            secret: true,
+        },
+    );
+    app.hooks.after_up.push(format!(
+        "php artisan tenants:migrate --password={DB_PASSWORD}"
+    ));
+    let files = render(&stack, &opts()).unwrap();
+    let text = tree(&files);
+    for secret in [REDIS_PW, DB_PASSWORD] {
+        // Dev's own Secret carries the local values; nothing else may.
+        let outside_secrets: String = text
+            .split("=== ")
+            .flat_map(|file| file.split("\n---\n"))
+            .filter(|doc| !doc.contains("\nkind: Secret\n"))
+            .collect();
+        assert!(text.contains(secret), "dev's Secret has it");
+        assert!(
+            !outside_secrets.contains(secret),
+            "`{secret}` in a manifest:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("php artisan tenants:migrate --password=$(DB_PASSWORD)"),
+        "the migration Job names the key:\n{text}"
+    );
+    assert!(text.contains("$(REDIS_PASSWORD)"), "{text}");
+    assert!(text.contains("REDISCLI_AUTH"), "{text}");
+    assert!(text.contains("key: REDIS_PASSWORD"), "{text}");
+    assert!(
+        text.contains("- --no-auth-warning\n"),
+        "the probe authenticates from the env:\n{text}"
+    );
+
+    // A secret the container has no key for cannot be named: an error, masked.
+    let app = stack.services.get_mut("app").unwrap();
+    app.hooks.after_up.push(format!("echo {REDIS_PW}"));
+    let err = render(&stack, &opts()).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    let message = err.to_string();
+    assert!(!message.contains(REDIS_PW), "{message}");
+    assert!(message.contains("echo ********"), "{message}");
+}
+
+#[test]
+fn r14_a_redis_probe_password_without_an_env_key_gets_one_in_the_secret() {
+    const PW: &str = "only-in-the-probe-pw";
+    let mut stack = laravel_stack();
+    stack.services.get_mut("cache").unwrap().ready = Some(Probe::Redis {
+        port: 6379,
+        username: None,
+        password: Some(PW.into()),
+    });
+    let text = tree(&render(&stack, &opts()).unwrap());
+    let secret_docs: Vec<&str> = text
+        .split("=== ")
+        .flat_map(|file| file.split("\n---\n"))
+        .filter(|doc| doc.contains("\nkind: Secret\n") && doc.contains("REDISCLI_AUTH"))
+        .collect();
+    assert_eq!(secret_docs.len(), 1, "{text}");
+    assert!(
+        secret_docs[0].contains(PW),
+        "dev's Secret carries the local value"
+    );
+    assert_eq!(
+        text.matches(PW).count(),
+        1,
+        "and nothing else does:\n{text}"
+    );
+    // Staging gets a placeholder the operator fills, like every secret.
+    let staging = ExportOptions {
+        env: Some(Env::Staging),
+        format: Format::Plain,
+        ..opts()
+    };
+    let text = tree(&render(&stack, &staging).unwrap());
+    assert!(!text.contains(PW), "{text}");
+    assert!(text.contains("REDISCLI_AUTH"), "{text}");
 }

@@ -14,10 +14,11 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, ExecAction,
-    HTTPGetAction, Lifecycle, LifecycleHandler, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe as K8sProbe, ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext,
-    ServiceAccount, SleepAction, TCPSocketAction, TopologySpreadConstraint,
+    Capabilities, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, EnvVar,
+    EnvVarSource, ExecAction, HTTPGetAction, Lifecycle, LifecycleHandler, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe as K8sProbe, ResourceRequirements, SeccompProfile,
+    SecretEnvSource, SecretKeySelector, SecurityContext, ServiceAccount, SleepAction,
+    TCPSocketAction, TopologySpreadConstraint,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -99,18 +100,57 @@ pub(crate) fn service_objects(
         });
     }
 
+    // Commands name the Secret's keys, never the values in them.
+    let secrets = config::secret_values(stack);
+    let reference = |place: &'static str, text: &str| {
+        config::reference_secrets(text, service, &split, &secrets).map_err(|shown| {
+            ExportError::SecretInCommand {
+                service: service.name.clone(),
+                place,
+                shown,
+            }
+        })
+    };
+    let words = |place: &'static str, words: &Option<Vec<String>>| {
+        words
+            .as_ref()
+            .map(|words| words.iter().map(|w| reference(place, w)).collect())
+            .transpose()
+    };
+    // The Redis probe reads its password from the env, under the name
+    // `redis-cli` looks for, from the Secret key that holds it.
+    let probe_env = split
+        .probe_auth
+        .as_ref()
+        .filter(|key| key.as_str() != config::REDISCLI_AUTH)
+        .map(|key| {
+            vec![EnvVar {
+                name: config::REDISCLI_AUTH.into(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: env_name.clone(),
+                        key: key.clone(),
+                        optional: None,
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]
+        });
+
     let uid = settings.run_as_user(service);
     let container = Container {
         name: name.to_string(),
         image: Some(if placed.app {
             settings.app_image(stack, service, env)?
         } else {
-            service.image.clone()
+            service.image.to_string()
         }),
         image_pull_policy: Some("Always".into()),
-        command: service.entrypoint.clone(),
-        args: service.command.clone(),
+        command: words("entrypoint", &service.entrypoint)?,
+        args: words("command", &service.command)?,
         working_dir: service.working_dir.clone(),
+        env: probe_env,
         env_from: Some(env_from).filter(|e| !e.is_empty()),
         ports: Some(
             placed
@@ -359,7 +399,15 @@ pub(crate) fn service_objects(
     if placed.ingress {
         objects.push(Object::new(name, &ingress(placed, &labels, settings, env))?);
     }
-    if let Some(job) = migration_job(placed, pod, settings, env, !split.secret.is_empty())? {
+    let hooks = placed
+        .service
+        .hooks
+        .after_up
+        .iter()
+        .filter(|hook| settings.seed(env) || !is_seed(hook))
+        .map(|hook| reference("`after_up` hook", hook))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(job) = migration_job(placed, pod, settings, &hooks, !split.secret.is_empty())? {
         objects.push(Object::new(name, &job)?);
     }
     Ok(objects)
@@ -388,12 +436,7 @@ fn checkov_skips(placed: &Placed<'_>, secrets: bool) -> BTreeMap<String, String>
             "CKV_K8S_35=Laravel reads its configuration from environment variables, not files",
         );
     }
-    let tag = placed
-        .service
-        .image
-        .rsplit_once(':')
-        .map(|(_, tag)| tag)
-        .filter(|tag| !tag.contains('/'));
+    let tag = placed.service.image.tag();
     if !placed.app && matches!(tag, None | Some("latest")) {
         skips.push("CKV_K8S_14=a local stand-in runs the image as the stack file names it; pin a tag there");
     }
@@ -692,17 +735,9 @@ fn migration_job(
     placed: &Placed<'_>,
     pod: PodSpec,
     settings: &Settings,
-    env: Env,
+    hooks: &[String],
     secrets: bool,
 ) -> Result<Option<Job>, ExportError> {
-    let hooks: Vec<&str> = placed
-        .service
-        .hooks
-        .after_up
-        .iter()
-        .map(String::as_str)
-        .filter(|hook| settings.seed(env) || !is_seed(hook))
-        .collect();
     if hooks.is_empty() {
         return Ok(None);
     }

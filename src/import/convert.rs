@@ -14,6 +14,7 @@ use indexmap::IndexMap;
 use super::compose::{self, DependsOn, KeyValues, ShortOr, Words};
 use super::vars::{escape, Vars};
 use super::{ImportError, Warning};
+use crate::image_ref::ImageRef;
 
 /// A whole stack in `dev.toml` terms.
 #[derive(Debug, Default)]
@@ -540,16 +541,11 @@ fn native_probe(words: &[String], raw: &[String], image: Option<&str>) -> Option
     }
 }
 
-/// The image's repository is `name` (any registry, any tag).
+/// The image is `name` (any registry, any namespace, any tag or digest).
 fn is_image(image: Option<&str>, name: &str) -> bool {
-    image.is_some_and(|image| {
-        let repo = image.split(['@']).next().unwrap_or(image);
-        let repo = match repo.rsplit_once(':') {
-            Some((repo, tag)) if !tag.contains('/') => repo,
-            _ => repo,
-        };
-        repo.rsplit('/').next() == Some(name)
-    })
+    image
+        .and_then(|image| ImageRef::parse(image).ok())
+        .is_some_and(|image| image.base() == name)
 }
 
 /// Go's duration syntax as Compose writes it: `1m30s`, `500ms`, `10s`.

@@ -11,6 +11,7 @@ use indexmap::IndexMap;
 use super::compose::Words;
 use super::convert::{Build, Probe, Service, Stack, Volume, Watch};
 use super::Warning;
+use crate::image_ref::ImageRef;
 
 /// Beyond this a line is split, the way rustfmt or a person would.
 const WIDTH: usize = 100;
@@ -72,15 +73,10 @@ fn words(words: &Words) -> Value {
 /// one. Ports, volumes and the probe are then always written out (empty, or
 /// `"none"`), so that the preset's own never apply.
 fn preset(service: &Service) -> Option<&'static str> {
-    let image = service.image.as_deref()?;
-    let repo = image.split('@').next().unwrap_or(image);
-    let repo = match repo.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => repo,
-        _ => repo,
-    };
-    let repo = repo.strip_prefix("docker.io/").unwrap_or(repo);
-    let repo = repo.strip_prefix("library/").unwrap_or(repo);
-    let (preset, env, command): (_, &[&str], bool) = match repo {
+    // The image from any registry or mirror: `registry.local:5000/library/postgres:16`
+    // is `postgres`, `quay.io/minio/minio` is `minio/minio`.
+    let image = ImageRef::parse(service.image.as_deref()?).ok()?;
+    let (preset, env, command): (_, &[&str], bool) = match image.repository() {
         "postgres" => (
             "postgres",
             &["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"],
@@ -88,9 +84,7 @@ fn preset(service: &Service) -> Option<&'static str> {
         ),
         "redis" => ("redis", &[], false),
         "mailhog/mailhog" | "axllent/mailpit" => ("mailhog", &[], false),
-        "minio/minio" | "quay.io/minio/minio" => {
-            ("minio", &["MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"], true)
-        }
+        "minio/minio" => ("minio", &["MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"], true),
         _ => return None,
     };
     let covered = env.iter().all(|key| service.env.contains_key(*key))

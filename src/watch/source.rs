@@ -81,10 +81,7 @@ mod tests {
     use super::*;
 
     fn endpoint(host: &str) -> Endpoint {
-        Endpoint {
-            host: host.into(),
-            source: "test".into(),
-        }
+        Endpoint::new(host, "test")
     }
 
     fn stack(extra: &str) -> crate::config::model::Stack {

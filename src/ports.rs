@@ -1,0 +1,553 @@
+//! Host ports for `up`: which host port each published mapping gets.
+//!
+//! # How it works
+//!
+//! A host port in `ports` is a wish, not a demand: several checkouts of one
+//! project (and anything else on the machine) want the same 5432 and 8080,
+//! and a taken port must not stop the stack. So for each mapping of a
+//! service about to be created, [`Assigner::choose`] takes, in this order, the first
+//! host port that nothing else holds:
+//!
+//! 1. the one its container publishes now (a recreate keeps its port: the
+//!    bookmark and the `.env` a person wrote yesterday still work);
+//! 2. the declared one;
+//! 3. the declared one plus 10000, 20000, … (8080 → 18080: easy to tell
+//!    apart), then the ports above it, then those below.
+//!
+//! A mapping written `{ port = "5432:5432", fixed = true }` gets its
+//! declared port or `up` fails, as before. What counts as taken depends on
+//! where the engine is: on this machine a port is taken when a socket
+//! cannot bind it or a container publishes it; on another machine
+//! (`DOCKER_HOST=tcp://…`, `ssh://…`) binding a local socket says nothing,
+//! so only the ports the engine's containers publish count, and the
+//! engine's own refusal at start (another process holds the port there)
+//! makes `up` try the next candidate ([`next_after_clash`]).
+//!
+//! The config hash of a container is taken from the declared ports, never
+//! the chosen ones: a container is not recreated because it got another
+//! host port, and the next `up` leaves it (and its port) alone.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::config::model::{Port, Protocol, Service, Stack};
+use crate::engine::{ContainerInfo, Engine, EngineError};
+use crate::lifecycle::UpError;
+use crate::report::Reporter;
+
+/// A port the caller could not get and may not replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocked {
+    pub port: u16,
+}
+
+/// One mapping whose host port is not the declared one, for the notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moved {
+    pub container: u16,
+    pub declared: u16,
+    pub chosen: u16,
+}
+
+/// Host ports to try for a mapping that declared `declared`, after the
+/// current and declared ones: +10000 steps, then upwards, then downwards
+/// (never the privileged ports below 1024 a user cannot bind).
+pub fn candidates(declared: u16) -> impl Iterator<Item = u16> {
+    let d = u32::from(declared);
+    let steps = (1..=6u32)
+        .map(move |k| d + k * 10_000)
+        .take_while(|p| *p <= 65_535);
+    let above = (d + 1)..=65_535;
+    let below = (1024..d).rev();
+    steps
+        .chain(above)
+        .chain(below)
+        .filter_map(|p| u16::try_from(p).ok())
+}
+
+/// Host ports chosen so far in one `up`: no two mappings get the same one,
+/// and no substitute takes a port another mapping of the stack declared.
+#[derive(Debug, Default)]
+pub struct Assigner {
+    chosen: HashSet<(u16, Protocol)>,
+    declared: HashSet<(u16, Protocol)>,
+}
+
+impl Assigner {
+    /// Starts with the host ports every service of the stack declares.
+    pub fn new<'a>(services: impl IntoIterator<Item = &'a Service>) -> Assigner {
+        let declared = services
+            .into_iter()
+            .flat_map(|s| &s.ports)
+            .filter_map(|p| Some((p.host?, p.protocol)))
+            .collect();
+        Assigner {
+            chosen: HashSet::new(),
+            declared,
+        }
+    }
+
+    /// The host port of each of `declared` (a service's mappings): see the
+    /// module docs for the order. `current` is what the service's own
+    /// container publishes now (container port, host port): those
+    /// count as free, since that container is about to be replaced.
+    /// `taken` says whether anything else holds a mapping's host port.
+    /// Mappings without a host port are left for the engine to pick.
+    pub fn choose(
+        &mut self,
+        declared: &[Port],
+        current: &[(u16, u16)],
+        taken: &dyn Fn(&Port) -> bool,
+    ) -> Result<(Vec<Port>, Vec<Moved>), Blocked> {
+        let mut out = Vec::new();
+        let mut moved = Vec::new();
+        for p in declared {
+            let Some(want) = p.host else {
+                out.push(p.clone());
+                continue;
+            };
+            let own = |h: u16| current.iter().any(|c| c.1 == h);
+            let free = |this: &Assigner, h: u16, is_declared: bool| {
+                !this.chosen.contains(&(h, p.protocol))
+                    && (is_declared || !this.declared.contains(&(h, p.protocol)))
+                    && (own(h)
+                        || !taken(&Port {
+                            host: Some(h),
+                            ..p.clone()
+                        }))
+            };
+            let host = if p.fixed {
+                if !free(self, want, true) {
+                    return Err(Blocked { port: want });
+                }
+                want
+            } else {
+                let now = current.iter().find(|c| c.0 == p.container).map(|c| c.1);
+                let pick = now
+                    .into_iter()
+                    .map(|h| (h, h == want))
+                    .chain(std::iter::once((want, true)))
+                    .chain(candidates(want).map(|h| (h, false)))
+                    .find(|(h, is_declared)| free(self, *h, *is_declared))
+                    .map(|(h, _)| h);
+                let host = pick.ok_or(Blocked { port: want })?;
+                if host != want && Some(host) != now {
+                    moved.push(Moved {
+                        container: p.container,
+                        declared: want,
+                        chosen: host,
+                    });
+                }
+                host
+            };
+            self.chosen.insert((host, p.protocol));
+            out.push(Port {
+                host: Some(host),
+                ..p.clone()
+            });
+        }
+        Ok((out, moved))
+    }
+}
+
+/// After the engine refused to start a container because host port
+/// `clashed` was taken after all (a race, or a process on a remote engine's
+/// machine): the service's mappings with the next free candidate for the
+/// mapping that had it, or `Blocked` when that mapping is fixed or no
+/// candidate is left. `tried` collects the ports that clashed so far.
+pub fn next_after_clash(
+    ports: &[Port],
+    clashed: u16,
+    tried: &mut HashSet<u16>,
+    taken: &dyn Fn(&Port) -> bool,
+) -> Result<(Vec<Port>, Moved), Blocked> {
+    tried.insert(clashed);
+    let blocked = Blocked { port: clashed };
+    let Some(i) = ports.iter().position(|p| p.host == Some(clashed)) else {
+        return Err(blocked);
+    };
+    if ports[i].fixed {
+        return Err(blocked);
+    }
+    let used: HashSet<u16> = ports.iter().filter_map(|p| p.host).collect();
+    let host = candidates(clashed)
+        .find(|h| {
+            !tried.contains(h)
+                && !used.contains(h)
+                && !taken(&Port {
+                    host: Some(*h),
+                    ..ports[i].clone()
+                })
+        })
+        .ok_or(blocked)?;
+    let mut out = ports.to_vec();
+    out[i].host = Some(host);
+    Ok((
+        out,
+        Moved {
+            container: ports[i].container,
+            declared: clashed,
+            chosen: host,
+        },
+    ))
+}
+
+/// What holds host ports right now: the ports every running container on
+/// the engine publishes, and (engine on this machine) whatever a local
+/// socket cannot bind.
+#[derive(Debug, Clone)]
+pub struct InUse {
+    published: HashSet<u16>,
+    local: bool,
+}
+
+impl InUse {
+    pub async fn observe(engine: &Engine) -> Result<InUse, EngineError> {
+        Ok(InUse {
+            published: engine.published_host_ports().await?,
+            local: engine.endpoint.is_local(),
+        })
+    }
+
+    /// Whether `port`'s host port is held by anything.
+    pub fn taken(&self, port: &Port) -> bool {
+        let Some(host) = port.host else { return false };
+        self.published.contains(&host) || (self.local && !bindable(port))
+    }
+}
+
+/// Whether a socket on this machine can bind the mapping's host address and port.
+fn bindable(port: &Port) -> bool {
+    let Some(host) = port.host else { return true };
+    let ip = port
+        .host_ip
+        .as_deref()
+        .filter(|ip| !ip.is_empty())
+        .unwrap_or("0.0.0.0")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    match port.protocol {
+        Protocol::Tcp => std::net::TcpListener::bind((ip, host)).is_ok(),
+        Protocol::Udp => std::net::UdpSocket::bind((ip, host)).is_ok(),
+        // std has no SCTP socket: let the engine say if it is taken.
+        Protocol::Sctp => true,
+    }
+}
+
+/// Chooses the host ports of the services about to get a new container
+/// (`creating`: each service with the container it replaces, if any),
+/// writes them into `stack` (the run's copy: the config hashes are taken
+/// already) and says which moved. Fails, before anything is created, when
+/// a fixed port is taken or no port is free.
+pub async fn assign(
+    engine: &Engine,
+    stack: &mut Stack,
+    creating: &[(String, Option<String>)],
+    ours: &[ContainerInfo],
+    reporter: &dyn Reporter,
+) -> Result<(), UpError> {
+    let publishes = |name: &String| stack.services[name].ports.iter().any(|p| p.host.is_some());
+    if !creating.iter().any(|(name, _)| publishes(name)) {
+        // A no-op `up` asks the engine nothing more.
+        return Ok(());
+    }
+    let in_use = InUse::observe(engine).await?;
+    let mut assigner = Assigner::new(stack.services.values());
+    for (name, replacing) in creating {
+        let mut current: Vec<(u16, u16)> = replacing
+            .as_ref()
+            .and_then(|id| ours.iter().find(|c| &c.id == id))
+            .map(|c| c.published.clone())
+            .unwrap_or_default();
+        let svc = stack
+            .services
+            .get_mut(name)
+            .expect("planned services exist");
+        if replacing.is_some() && current.is_empty() {
+            // Left half-started by an interrupted `up`, the container may
+            // hold its ports through the engine's proxy without the engine
+            // listing them: they count as its own (a wrong guess is caught
+            // by the engine's refusal, and the port moves then).
+            current = svc
+                .ports
+                .iter()
+                .filter_map(|p| Some((p.container, p.host?)))
+                .filter(|(_, h)| !in_use.published.contains(h))
+                .collect();
+        }
+        let (ports, moved) = match assigner.choose(&svc.ports, &current, &|p| in_use.taken(p)) {
+            Ok(chosen) => chosen,
+            Err(Blocked { port }) => {
+                return Err(UpError::PortTaken {
+                    service: name.clone(),
+                    port,
+                    holder: engine.port_holder(port).await,
+                })
+            }
+        };
+        svc.ports = ports;
+        for m in moved {
+            say_moved(reporter, name, m);
+        }
+    }
+    Ok(())
+}
+
+fn say_moved(reporter: &dyn Reporter, service: &str, m: Moved) {
+    reporter.notice(&format!(
+        "host port {} of `{service}` is taken: publishing its port {} on {} instead",
+        m.declared, m.container, m.chosen
+    ));
+}
+
+/// How often `up` tries another host port after the engine refused one.
+const CLASH_RETRIES: usize = 5;
+
+/// Creates and starts the service's container. When the engine refuses a
+/// host port (another project or process took it since the check, or holds
+/// it on a remote engine's machine), the container goes and a new one tries
+/// the mapping's next candidate; a fixed mapping fails as before.
+pub async fn create_and_start(
+    engine: &Engine,
+    stack: &Stack,
+    svc: &Service,
+    hash: &str,
+    carried: &HashMap<String, String>,
+    reporter: &dyn Reporter,
+) -> Result<String, UpError> {
+    let mut svc = std::borrow::Cow::Borrowed(svc);
+    let mut tried = HashSet::new();
+    for attempt in 0.. {
+        let id = engine
+            .create_service_container(stack, &svc, hash, carried)
+            .await?;
+        let Err(e) = engine.start_container(&id).await else {
+            return Ok(id);
+        };
+        let Some(port) = clashed_port(&e, &svc) else {
+            return Err(e.into());
+        };
+        // Leave nothing behind, whatever comes next.
+        engine.remove_container_keeping_volumes(&id).await?;
+        let taken = UpError::PortTaken {
+            service: svc.name.clone(),
+            port,
+            holder: None,
+        };
+        if attempt >= CLASH_RETRIES {
+            return Err(with_holder(engine, taken).await);
+        }
+        let in_use = InUse::observe(engine).await?;
+        match next_after_clash(&svc.ports, port, &mut tried, &|p| in_use.taken(p)) {
+            Ok((ports, moved)) => {
+                say_moved(reporter, &svc.name, moved);
+                svc.to_mut().ports = ports;
+            }
+            Err(_) => return Err(with_holder(engine, taken).await),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+async fn with_holder(engine: &Engine, e: UpError) -> UpError {
+    match e {
+        UpError::PortTaken { service, port, .. } => UpError::PortTaken {
+            holder: engine.port_holder(port).await,
+            service,
+            port,
+        },
+        e => e,
+    }
+}
+
+/// The host port of the engine's refusal to start a container because it
+/// is already allocated, when that is what `e` is.
+pub fn clashed_port(e: &EngineError, svc: &Service) -> Option<u16> {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    if !(text.contains("port is already allocated") || text.contains("address already in use")) {
+        return None;
+    }
+    let hosts = svc.ports.iter().filter_map(|p| p.host);
+    hosts
+        .clone()
+        .find(|h| text.contains(&format!(":{h} ")) || text.contains(&format!(":{h}:")))
+        .or_else(|| hosts.clone().next())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(host: Option<u16>, container: u16, fixed: bool) -> Port {
+        Port {
+            host_ip: None,
+            host,
+            container,
+            protocol: Protocol::Tcp,
+            fixed,
+        }
+    }
+
+    fn hosts(ports: &[Port]) -> Vec<Option<u16>> {
+        ports.iter().map(|p| p.host).collect()
+    }
+
+    fn taken_set(set: &[u16]) -> impl Fn(&Port) -> bool + '_ {
+        move |p: &Port| p.host.is_some_and(|h| set.contains(&h))
+    }
+
+    #[test]
+    fn a_free_declared_port_is_kept() {
+        let mut a = Assigner::default();
+        let (ports, moved) = a
+            .choose(&[port(Some(8080), 8080, false)], &[], &taken_set(&[]))
+            .unwrap();
+        assert_eq!(hosts(&ports), [Some(8080)]);
+        assert!(moved.is_empty());
+    }
+
+    #[test]
+    fn a_taken_port_moves_ten_thousand_up_and_says_so() {
+        let mut a = Assigner::default();
+        let (ports, moved) = a
+            .choose(
+                &[port(Some(8080), 8080, false), port(Some(5432), 5432, false)],
+                &[],
+                &taken_set(&[8080, 18080, 5432]),
+            )
+            .unwrap();
+        assert_eq!(hosts(&ports), [Some(28080), Some(15432)]);
+        assert_eq!(
+            moved,
+            [
+                Moved {
+                    container: 8080,
+                    declared: 8080,
+                    chosen: 28080
+                },
+                Moved {
+                    container: 5432,
+                    declared: 5432,
+                    chosen: 15432
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fixed_port_is_that_port_or_blocked() {
+        let mut a = Assigner::default();
+        let fixed = [port(Some(5432), 5432, true)];
+        assert_eq!(
+            a.choose(&fixed, &[], &taken_set(&[5432])).unwrap_err(),
+            Blocked { port: 5432 }
+        );
+        let (ports, _) = a.choose(&fixed, &[], &taken_set(&[])).unwrap();
+        assert_eq!(hosts(&ports), [Some(5432)]);
+    }
+
+    #[test]
+    fn the_containers_current_port_wins_even_over_a_free_declared_one() {
+        let mut a = Assigner::default();
+        // It holds 18080 itself: that counts as free for it.
+        let (ports, moved) = a
+            .choose(
+                &[port(Some(8080), 8080, false)],
+                &[(8080, 18080)],
+                &taken_set(&[18080]),
+            )
+            .unwrap();
+        assert_eq!(hosts(&ports), [Some(18080)]);
+        assert!(moved.is_empty(), "a kept port is no news");
+    }
+
+    #[test]
+    fn no_two_mappings_get_one_port_and_substitutes_avoid_declared_ones() {
+        let services = [crate::config::model::Service {
+            ports: vec![port(Some(18080), 80, false)],
+            ..test_service("web")
+        }];
+        let mut a = Assigner::new(&services);
+        let (first, _) = a
+            .choose(&[port(Some(8080), 8080, false)], &[], &taken_set(&[8080]))
+            .unwrap();
+        // 18080 is web's own declared port: the substitute skips it.
+        assert_eq!(hosts(&first), [Some(28080)]);
+        let (second, _) = a
+            .choose(&[port(Some(8080), 8081, false)], &[], &taken_set(&[8080]))
+            .unwrap();
+        assert_eq!(hosts(&second), [Some(38080)], "28080 went to the first");
+        let (web, _) = a.choose(&services[0].ports, &[], &taken_set(&[])).unwrap();
+        assert_eq!(hosts(&web), [Some(18080)]);
+    }
+
+    #[test]
+    fn mappings_without_a_host_port_are_left_to_the_engine() {
+        let mut a = Assigner::default();
+        let (ports, _) = a
+            .choose(&[port(None, 80, false)], &[], &taken_set(&[]))
+            .unwrap();
+        assert_eq!(hosts(&ports), [None]);
+    }
+
+    #[test]
+    fn candidates_step_by_ten_thousand_then_walk() {
+        let c: Vec<u16> = candidates(8080).take(7).collect();
+        assert_eq!(c, [18080, 28080, 38080, 48080, 58080, 8081, 8082]);
+        let high: Vec<u16> = candidates(65534).take(3).collect();
+        assert_eq!(high, [65535, 65533, 65532]);
+        assert!(candidates(1024).all(|p| p > 1024));
+    }
+
+    #[test]
+    fn an_engine_refusal_moves_only_the_clashing_non_fixed_mapping() {
+        let declared = [port(Some(9000), 9000, false), port(Some(9001), 9001, true)];
+        let mut tried = HashSet::new();
+        let (ports, moved) =
+            next_after_clash(&declared, 9000, &mut tried, &taken_set(&[])).unwrap();
+        assert_eq!(hosts(&ports), [Some(19000), Some(9001)]);
+        assert_eq!((moved.declared, moved.chosen), (9000, 19000));
+        // The substitute clashes too: the next candidate that is not taken.
+        let (ports, _) = next_after_clash(&ports, 19000, &mut tried, &taken_set(&[29000])).unwrap();
+        assert_eq!(hosts(&ports), [Some(39000), Some(9001)]);
+        // A fixed mapping is never moved.
+        assert_eq!(
+            next_after_clash(&ports, 9001, &mut tried, &taken_set(&[])).unwrap_err(),
+            Blocked { port: 9001 }
+        );
+    }
+
+    #[test]
+    fn in_use_counts_published_ports_and_on_a_remote_engine_only_those() {
+        let remote = InUse {
+            published: HashSet::from([5432]),
+            local: false,
+        };
+        assert!(remote.taken(&port(Some(5432), 5432, false)));
+        // Something on this machine holds it, but the engine is elsewhere.
+        let here = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let held = here.local_addr().unwrap().port();
+        assert!(!remote.taken(&port(Some(held), 80, false)));
+        let local = InUse {
+            published: HashSet::new(),
+            local: true,
+        };
+        assert!(local.taken(&port(Some(held), 80, false)));
+    }
+
+    fn test_service(name: &str) -> crate::config::model::Service {
+        let dir = std::env::temp_dir();
+        let opts = crate::config::LoadOptions {
+            cwd: dir.clone(),
+            ..Default::default()
+        };
+        let text = format!("[services.{name}]\nimage = \"x\"\n");
+        let stack =
+            crate::config::parse(&text, "dev.toml", &dir.join("dev.toml"), &dir, &opts).unwrap();
+        stack.services[name].clone()
+    }
+}
