@@ -5,6 +5,7 @@
 mod claims;
 mod connect;
 mod images;
+mod pipe;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use futures_util::{Stream, StreamExt};
 pub use claims::ProjectClaim;
 pub use connect::{ConnectError, Endpoint};
 pub use images::PullError;
+pub use pipe::{ExecPipe, Piped};
 
 use crate::config::model::{Mount, Protocol, Restart, Service, Stack, Volume};
 
