@@ -5,7 +5,8 @@
 #     content; N edits (default 200), p50/p95/max; for devenv's bind mode,
 #     its sync mode (in-place saves, and atomic saves: a temporary file
 #     renamed over the real one, as many editors do) and Compose v2's
-#     `develop.watch` sync beside it;
+#     `develop.watch` sync beside it, and each one's p50 as a ratio to
+#     Compose's;
 #   - a 1,000-file burst's time until the container's tree matches the host's;
 #   - the watcher's memory (VmRSS) watching the repo's examples/laravel tree.
 #   bench/watch.sh [EDITS]        (needs Docker; builds the images it lacks)
@@ -38,6 +39,7 @@ if [ -z "${DEVENV:-}" ]; then
   (cd "$repo" && cargo build --release --locked -q)
 fi
 devenv=${DEVENV:-$repo/target/release/devenv}
+export P50S=$work/p50s
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # Starts `devenv watch` in $1 and waits until it watches; sets $watcher.
@@ -82,6 +84,8 @@ for i in range(n):
 lat.sort()
 pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
 print(f"  {label:34} p50 {pick(0.50):7.1f} ms   p95 {pick(0.95):7.1f} ms   max {lat[-1]:7.1f} ms   ({n} edits)")
+with open(os.environ["P50S"], "a") as f:
+    f.write(f"{pick(0.50):.1f}\t{label}\n")
 PY
 }
 
@@ -122,7 +126,7 @@ project sync "$port"
 start_watch "$work/sync"
 latency "$work/sync/src" "$port" "$edits" inplace "devenv, sync mode, in-place saves"
 latency "$work/sync/src" "$port" "$edits" atomic "devenv, sync mode, atomic saves"
-# devenv's own part of a save: the batch's archive and upload, as its log says.
+# devenv's own part of a save: the batch's archive and its delivery, as its log says.
 grep -o 'synced 1 file in [0-9]* ms' "$work/sync/watch.log" | awk '{print $5}' | sort -n |
   awk '{v[NR]=$1} END {if (NR) printf "  (devenv watch log: one-file batches synced in %d ms median, %d batches)\n", v[int((NR+1)/2)], NR}'
 
@@ -200,6 +204,9 @@ YAML
   latency "$work/compose/src" "$port" "$(( edits < 40 ? edits : 40 ))" inplace "Compose $("$compose" version --short) develop.watch"
   kill "$cwatch" 2>/dev/null || true; wait "$cwatch" 2>/dev/null || true; cwatch=
   "$compose" -p benchwatchcompose down -v >/dev/null 2>&1
+  # Compose's row is the last one written: every other p50 against it.
+  echo "p50 as a ratio to Compose's:"
+  awk -F'\t' '{p[NR]=$1; l[NR]=$2} END {for (i = 1; i < NR; i++) printf "  %-34s %5.2f\n", l[i], p[i] / p[NR]}' "$P50S"
 else
   echo "  (Compose v2 not found: set COMPOSE=/path/to/docker-compose)"
 fi

@@ -136,7 +136,7 @@ fn container_tree(p: &Project) -> String {
         "--",
         "sh",
         "-c",
-        "cd /srv && find . -type f | LC_ALL=C sort | xargs -r sha256sum; echo --; find . -mindepth 1 -type d | LC_ALL=C sort",
+        "cd /srv || exit 1; find . -type f | LC_ALL=C sort | xargs -r sha256sum; echo --; find . -mindepth 1 -type d | LC_ALL=C sort",
     ]);
     String::from_utf8_lossy(&out.stdout).trim_end().to_string()
 }
@@ -439,4 +439,215 @@ fn r10_sync_mode_copies_what_the_container_makes_back_within_two_seconds() {
     );
     let out = p.ok(&["exec", "web", "--", "cat", "/srv/conflict.txt"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "host v2\n");
+}
+
+/// How a watched folder leaves under a running watcher.
+enum Gone {
+    Renamed,
+    Removed,
+}
+
+/// Issue 10: a watcher whose host folder is gone (moved away, deleted)
+/// learns nothing from that about what the container should lack: the
+/// container keeps every file, the host's and its own, through the batch
+/// that saw the folder go, the once-a-second look for container changes,
+/// and a restart's whole-tree sync.
+fn a_gone_folder_deletes_nothing_in_the_container(name: &str, how: Gone) {
+    warm_images();
+    let mut p = project(name, "");
+    p.write("src/sub/page.html", "page\n");
+    p.ok(&["up", "-d"]);
+    let mut w = Watch::start(&p);
+    w.wait_for("initial sync");
+    assert_consistent(&p, &w);
+    // A file the container made, copied back: the mirror knows it too.
+    p.ok(&["exec", "web", "--", "sh", "-c", "echo made > /srv/made.txt"]);
+    let made = p.path().join("src/made.txt");
+    assert!(
+        support::eventually(10, || made.is_file()),
+        "the container's file reached the host:\n{}",
+        w.log()
+    );
+    assert_consistent(&p, &w);
+    let before = container_tree(&p);
+    assert!(
+        before.contains("./sub/page.html") && before.contains("./made.txt"),
+        "{before}"
+    );
+
+    let src = p.path().join("src");
+    match how {
+        Gone::Renamed => std::fs::rename(&src, p.path().join("src-away")).unwrap(),
+        Gone::Removed => std::fs::remove_dir_all(&src).unwrap(),
+    }
+    // The batch that saw it go, then a few of the watcher's looks at the container.
+    w.wait_for("synced 0 files");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        container_tree(&p),
+        before,
+        "the container lost files when the watched folder went:\n{}",
+        w.log()
+    );
+    p.ok(&["restart", "web"]);
+    w.wait_for("container restarted");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        container_tree(&p),
+        before,
+        "a restart's re-sync with the folder gone removed files:\n{}",
+        w.log()
+    );
+    assert!(!w.log().contains("removed"), "{}", w.log());
+    w.assert_running();
+}
+
+#[test]
+fn r10_a_watched_folder_renamed_away_deletes_nothing_in_the_container() {
+    a_gone_folder_deletes_nothing_in_the_container("syncgonerenamed", Gone::Renamed);
+}
+
+#[test]
+fn r10_a_watched_folder_removed_deletes_nothing_in_the_container() {
+    a_gone_folder_deletes_nothing_in_the_container("syncgoneremoved", Gone::Removed);
+}
+
+/// Saves go in through the two helper shells `devenv watch` keeps in the
+/// container (one as root, one as the container's user), not a request to
+/// the engine each; what they write keeps the owner and the mode, and a
+/// removal reaches the container too.
+#[test]
+fn sync_saves_go_through_the_helper_shells_and_keep_owner_and_mode() {
+    warm_images();
+    let mut p = project("synchelpers", "");
+    p.ok(&["up", "-d"]);
+    let mut w = Watch::start(&p);
+    w.wait_for("initial sync");
+    // The helpers' script names `xargs -0 rm`; `r[m]` keeps this shell out;
+    // one uid each, as a helper's forks (a look's subshell) look the same.
+    let helpers = |p: &mut Project| {
+        let out = p.ok(&[
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "for d in /proc/[0-9]*; do cat $d/cmdline 2>/dev/null | tr '\\0' ' ' | grep -q 'xargs -0 r[m]' && awk '/^Uid/ {print $2}' $d/status 2>/dev/null; done | sort -nu | tr '\\n' ' '",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(helpers(&mut p), "0 1000", "{}", w.log());
+
+    p.write("src/run.sh", "#!/bin/sh\necho hi\n");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let perms = std::fs::Permissions::from_mode(0o750);
+        std::fs::set_permissions(p.path().join("src/run.sh"), perms).unwrap();
+    }
+    std::fs::remove_file(p.path().join("src/index.html")).unwrap();
+    let stat = |p: &Project| {
+        let out = p.run(&[
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "stat -c '%a %u' /srv/run.sh; test -e /srv/index.html && echo index",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert!(
+        support::eventually(10, || stat(&p) == "750 1000"),
+        "mode, owner and removal reach the container: {:?}\n{}",
+        stat(&p),
+        w.log()
+    );
+    assert_consistent(&p, &w);
+    // A synced folder moved away and another moved in under its name: only
+    // the name's event comes, and the container lists that folder to lose
+    // what the host's no longer has.
+    p.write("src/a/one.txt", "one\n");
+    p.write("src/b/two.txt", "two\n");
+    assert_consistent(&p, &w);
+    let src = p.path().join("src");
+    std::fs::rename(src.join("a"), src.join("c")).unwrap();
+    std::fs::rename(src.join("b"), src.join("a")).unwrap();
+    assert_consistent(&p, &w);
+    // Still both: no frame failed, none was lost.
+    assert_eq!(helpers(&mut p), "0 1000", "{}", w.log());
+    assert!(!w.log().contains("sync helper"), "{}", w.log());
+    w.assert_running();
+}
+
+/// Issue 10, on a busybox userland (Alpine's): busybox's `find -newer`
+/// compares whole seconds, so a file the container makes in the same second
+/// as the last look for changes must still come back (the mark is set a
+/// second back), right after the watcher starts too; one that never did
+/// would later be pruned by a re-sync.
+#[test]
+fn r10_sync_mode_copies_back_what_a_busybox_container_makes_in_a_looks_second() {
+    warm_images();
+    let web = repo().join("tests/fixtures/web");
+    let mut p = Project::new(
+        "syncbusybox",
+        &format!(
+            r#"[services.web]
+build = {{ context = "{}" }}
+image = "devenv-e2e-web:latest"
+ports = []
+user = "1000"
+mount = "sync"
+env = {{ PATH = "/tmp/bb:/usr/bin:/bin" }}
+command = ["sh", "-c", "mkdir -p /tmp/bb && for t in sh find printf touch date mv head tar xargs rm; do ln -sf /bin/busybox /tmp/bb/$$t; done && exec busybox httpd -f -p 8080 -h /srv"]
+
+[[services.web.watch]]
+path = "src"
+action = "sync"
+target = "/srv"
+"#,
+            web.display()
+        ),
+    );
+    p.write("src/index.html", "hello\n");
+    p.ok(&["up", "-d"]);
+    let w = Watch::start(&p);
+    w.wait_for("initial sync");
+    let out = p.ok(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "find --help 2>&1 | head -1",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("BusyBox"),
+        "the container's find is busybox's: {}",
+        text(&out)
+    );
+    // Made at many points of a second, some in the second of a look.
+    for i in 0..8 {
+        p.ok(&[
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo {i} > /srv/made{i}.txt"),
+        ]);
+        std::thread::sleep(Duration::from_millis(130 * (i % 4)));
+    }
+    let src = p.path().join("src");
+    let all_back = || (0..8).all(|i| src.join(format!("made{i}.txt")).is_file());
+    assert!(
+        support::eventually(10, all_back),
+        "every file the container made came back: {:?}\n{}",
+        std::fs::read_dir(&src)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect::<Vec<_>>(),
+        w.log()
+    );
 }

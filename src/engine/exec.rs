@@ -224,7 +224,7 @@ impl Engine {
     }
 
     /// Creates an exec whose output is attached; returns its id.
-    async fn create_exec(
+    pub(super) async fn create_exec(
         &self,
         id: &str,
         opts: bollard::exec::CreateExecOptions<String>,

@@ -14,6 +14,7 @@ mod connect;
 mod containers;
 mod exec;
 mod images;
+mod pipe;
 
 use std::collections::HashMap;
 
@@ -25,6 +26,7 @@ pub use claims::ProjectClaim;
 pub use connect::{ConnectError, Endpoint};
 pub use exec::ExecAs;
 pub use images::PullError;
+pub use pipe::{ExecPipe, Piped};
 
 use crate::config::model::Stack;
 

@@ -15,21 +15,25 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::courier::Couriers;
 use super::plan::Rule;
 use super::sync::{self, Mirror, Owner, Stats};
 use super::WatchError;
 use crate::engine::Engine;
 
 /// Where the mark lives in the container; /tmp is writable by any user.
-const MARK: &str = "/tmp/.devenv-sync-mark";
+pub(super) const MARK: &str = "/tmp/.devenv-sync-mark";
 
 /// Lists files changed since the last collect under each target (none the
 /// first time: that run only sets the mark; the next mark is named by the
 /// shell's pid, as a `restart` may collect while a watcher does),
-/// NUL-separated: `s SIZE MTIME
-/// PATH` where find can say so (GNU), else `p PATH`.
-const SCRIPT: &str = r#"m=$1; shift
-touch "$m.$$" || exit 3
+/// NUL-separated: `s SIZE MTIME PATH` where find can say so (GNU), else
+/// `p PATH`. The mark is set a second back: busybox's `find -newer` compares
+/// whole seconds, so a file made in the mark's own second would never be
+/// listed (and a later whole-tree sync would prune it). A file listed twice
+/// is known by its size and mtime (or its content) and skipped.
+pub(super) const SCRIPT: &str = r#"m=$1; shift
+{ s=$(date +%s) && touch -d "@$((s - 1))" "$m.$$"; } 2>/dev/null || touch "$m.$$" || exit 3
 if [ -e "$m" ]; then
   for t; do
     [ -d "$t" ] || continue
@@ -61,22 +65,36 @@ struct Found {
 
 /// Copies what the container changed since the last collect to the host.
 /// With `owner`, the host's side of each conflict is uploaded again at once
-/// (a whole-tree sync uploads everything anyway and passes `None`).
+/// (a whole-tree sync uploads everything anyway and passes `None`). The
+/// look's answer is `listed` when it already ran ([`super::courier::look`]);
+/// else it goes through `couriers` (an exec when they cannot).
 pub async fn collect(
     engine: &Engine,
     id: &str,
     rules: &[&Rule],
     mirror: &mut Mirror,
     owner: Option<Owner>,
+    mut couriers: Option<&mut Couriers>,
+    listed: Option<(i64, Vec<u8>)>,
 ) -> Result<Stats, WatchError> {
     let mut stats = Stats::default();
     let targets: Vec<&str> = rules.iter().filter_map(|r| r.target.as_deref()).collect();
     if targets.is_empty() {
         return Ok(stats);
     }
-    let mut args = vec![MARK];
-    args.extend(&targets);
-    let (code, out) = sync::capture(engine, id, SCRIPT, &args).await?;
+    let looked = match (listed, couriers.as_deref_mut()) {
+        (Some(answer), _) => Some(answer),
+        (None, Some(c)) => c.changed().await,
+        (None, None) => None,
+    };
+    let (code, out) = match looked {
+        Some(answer) => answer,
+        None => {
+            let mut args = vec![MARK];
+            args.extend(&targets);
+            sync::capture(engine, id, SCRIPT, &args).await?
+        }
+    };
     if code != 0 {
         return Err(WatchError::Container {
             id: sync::short(id),
@@ -159,7 +177,7 @@ pub async fn collect(
                 })
             })
             .collect();
-        sync::apply(engine, id, owner, rules, &paths, mirror).await?;
+        sync::apply(engine, id, owner, rules, &paths, mirror, couriers).await?;
     }
     Ok(stats)
 }

@@ -18,19 +18,26 @@
 //!    `exec` commands, so a migration runs against the file just synced.
 //! 4. **Sync by state, not by event.** Each changed path is looked at when
 //!    its batch is applied: what exists goes into one tar archive (folders
-//!    whole), what is gone is removed with one `rm -rf` ([`sync`]). Any
-//!    change after that look makes a new event and a later batch, so the
-//!    container always ends up like the host, whatever order events came in.
+//!    whole), what is gone is removed with one `rm -rf` ([`sync`]) — if it
+//!    ever reached the container, and never when the rule's folder itself is
+//!    gone. Any change after that look makes a new event and a later batch,
+//!    so the container always ends up like the host, whatever order events
+//!    came in. Both travel over a helper shell that runs in the container for
+//!    as long as it does ([`courier`]), not a request to the engine each.
 //! 5. **Whole-tree syncs.** At start, and whenever the service's container
 //!    is new or restarted (seen by its id and start time, checked every
 //!    second and before each batch), the whole tree is uploaded and what the
 //!    host no longer has is removed from the container.
+//!
+//! 6. **Copy-back.** Once a second the container is asked what it changed
+//!    ([`back`]), on a second helper while saves go on.
 //!
 //! Failures (a stopped container, a read-only target) are reported on the
 //! service's line and watching goes on; the next whole-tree sync repairs
 //! whatever a failed batch missed.
 
 mod back;
+mod courier;
 mod debounce;
 mod filter;
 mod plan;
@@ -39,11 +46,16 @@ mod sync;
 mod tree;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use courier::{Courier, Couriers};
 use debounce::{Batch, Debouncer};
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
 use plan::{Rule, ServicePlan};
 use sync::{Mirror, Owner, Stats};
 use tree::{Signal, Tree};
@@ -206,6 +218,7 @@ pub async fn run(
         known: names.iter().map(|n| (n.clone(), None)).collect(),
         rules,
         reporter,
+        looks: FuturesUnordered::new(),
     };
     for name in &names {
         w.check(name).await;
@@ -254,9 +267,12 @@ pub async fn run(
             _ = poll.tick() => {
                 for name in &names {
                     if w.check(name).await {
-                        w.collect(name).await;
+                        w.look(name).await;
                     }
                 }
+            }
+            Some((name, c, answer)) = w.looks.next(), if !w.looks.is_empty() => {
+                w.looked(&name, c, answer).await;
             }
         }
     }
@@ -293,6 +309,10 @@ fn rules(stack: &Stack, services: &[String]) -> Result<Vec<Rule>, WatchError> {
     Ok(out)
 }
 
+/// A look for container changes on a lent helper ([`courier::look`]): the
+/// service, the helper back and its answer.
+type Look = Pin<Box<dyn Future<Output = (String, Courier, Option<(i64, Vec<u8>)>)> + Send>>;
+
 /// A service's container as last synced.
 #[derive(Clone, PartialEq, Eq)]
 struct Instance {
@@ -307,6 +327,8 @@ struct Known {
     synced: bool,
     /// What devenv put in this container (kept across its restarts).
     mirror: Mirror,
+    /// The helpers that carry batches in and changes out ([`courier`]).
+    couriers: Couriers,
 }
 
 struct Watcher<'a> {
@@ -315,6 +337,18 @@ struct Watcher<'a> {
     rules: Vec<Rule>,
     reporter: Arc<dyn Reporter>,
     known: HashMap<String, Option<Known>>,
+    /// Looks running while saves go on; each is taken in ([`Watcher::settle`])
+    /// before anything may prune, so no change they saw is lost.
+    looks: FuturesUnordered<Look>,
+}
+
+/// The container paths `service`'s copying rules sync into.
+fn targets<'r>(rules: &'r [Rule], service: &str) -> Vec<&'r str> {
+    rules
+        .iter()
+        .filter(|r| r.service == service && r.copies())
+        .filter_map(|r| r.target.as_deref())
+        .collect()
 }
 
 impl Watcher<'_> {
@@ -342,6 +376,11 @@ impl Watcher<'_> {
     async fn check(&mut self, service: &str) -> bool {
         // An engine error or a stopped container: the next poll looks again.
         let Ok(Some(current)) = self.instance(service).await else {
+            // Paused, stopping: a frame sent now could hang, so none is
+            // until a batch finds it running again.
+            if let Some(Some(k)) = self.known.get_mut(service) {
+                k.couriers.hold();
+            }
             return false;
         };
         let known = self.known.get(service).and_then(Option::as_ref);
@@ -354,6 +393,7 @@ impl Watcher<'_> {
     }
 
     async fn sync_whole(&mut self, service: &str, current: Instance, reason: &str) -> bool {
+        self.settle(service).await;
         let copying: Vec<&Rule> = self
             .rules
             .iter()
@@ -388,21 +428,80 @@ impl Watcher<'_> {
                 (None, false)
             }
         };
-        self.known.insert(
-            service.to_string(),
-            Some(Known {
-                instance: current,
-                owner,
-                synced,
-                mirror,
-            }),
-        );
+        let mut known = Known {
+            instance: current,
+            owner,
+            synced,
+            mirror,
+            couriers: Couriers::default(),
+        };
+        // Started now, so that the next save does not wait for them.
+        if synced && owner.is_some() {
+            let targets = targets(&self.rules, service);
+            (known.couriers)
+                .ensure(self.engine, &known.instance.id, &targets)
+                .await;
+            if let Some(news) = known.couriers.news() {
+                self.reporter.notice(&format!("{service}: {news}"));
+            }
+        }
+        self.known.insert(service.to_string(), Some(known));
         synced
     }
 
+    /// Starts a look for what the service's container changed: on its
+    /// listing helper while saves go on, else (no helper) here and now.
+    async fn look(&mut self, service: &str) {
+        let Some(Some(k)) = self.known.get_mut(service) else {
+            return;
+        };
+        if k.couriers.lent() {
+            return; // the last one is still out
+        }
+        match k.couriers.lend() {
+            Some(c) => {
+                let name = service.to_string();
+                self.looks.push(Box::pin(async move {
+                    let (c, answer) = courier::look(c).await;
+                    (name, c, answer)
+                }));
+            }
+            None => self.collect(service, None).await,
+        }
+    }
+
+    /// Takes a look's answer in: what the container changed goes to the host.
+    async fn looked(&mut self, service: &str, c: Courier, answer: Option<(i64, Vec<u8>)>) {
+        if let Some(Some(k)) = self.known.get_mut(service) {
+            k.couriers.give_back(c);
+        }
+        if let Some(listed) = answer {
+            self.collect(service, Some(listed)).await;
+        }
+    }
+
+    /// Waits for the service's look, if one is out, and takes it in: the
+    /// look moved the container's mark, so what it saw must reach the host
+    /// before a whole-tree sync prunes or the helpers are replaced.
+    async fn settle(&mut self, service: &str) {
+        let out = |w: &Self| {
+            w.known
+                .get(service)
+                .and_then(Option::as_ref)
+                .is_some_and(|k| k.couriers.lent())
+        };
+        while out(self) {
+            let Some((name, c, answer)) = self.looks.next().await else {
+                return;
+            };
+            self.looked(&name, c, answer).await;
+        }
+    }
+
     /// Copies to the host what the service's container changed under its
-    /// synced paths since the last look (sync mode; once a second).
-    async fn collect(&mut self, service: &str) {
+    /// synced paths since the last look (sync mode; once a second); `listed`
+    /// is the look's answer when it already ran.
+    async fn collect(&mut self, service: &str, listed: Option<(i64, Vec<u8>)>) {
         let copying: Vec<&Rule> = self
             .rules
             .iter()
@@ -411,7 +510,10 @@ impl Watcher<'_> {
         let Some(Some(k)) = self.known.get_mut(service) else {
             return;
         };
-        let (Some(owner), true, false) = (k.owner, k.synced, copying.is_empty()) else {
+        // A look's answer is taken in even while a whole-tree sync is due:
+        // it is all that tells of the changes it saw.
+        let synced = k.synced || listed.is_some();
+        let (Some(owner), true, false) = (k.owner, synced, copying.is_empty()) else {
             return;
         };
         let started = Instant::now();
@@ -421,6 +523,8 @@ impl Watcher<'_> {
             &copying,
             &mut k.mirror,
             Some(owner),
+            Some(&mut k.couriers),
+            listed,
         )
         .await
         {
@@ -485,7 +589,20 @@ impl Watcher<'_> {
 
     async fn apply_plan(&mut self, plan: ServicePlan) {
         let service = plan.service.as_str();
-        let current = match self.instance(service).await {
+        // A live helper is a process of the container last synced, which
+        // therefore still runs and was not restarted (either ends it): the
+        // engine need not be asked.
+        let live = self
+            .known
+            .get_mut(service)
+            .and_then(Option::as_mut)
+            .filter(|k| k.synced && !plan.rebuild)
+            .and_then(|k| k.couriers.alive().then(|| k.instance.clone()));
+        let looked_up = match live {
+            Some(known) => Ok(Some(known)),
+            None => self.instance(service).await,
+        };
+        let current = match looked_up {
             Ok(Some(c)) => c,
             Ok(None) => {
                 let e = WatchError::NotRunning {
@@ -528,14 +645,33 @@ impl Watcher<'_> {
                         .cloned()
                         .collect();
                     if let (Some(owner), false) = (k.owner, paths.is_empty()) {
+                        // Lost (a restart by a `restart` rule, a pause): new ones.
+                        if !k.couriers.alive() {
+                            let targets = targets(rules, service);
+                            k.couriers.ensure(engine, &id, &targets).await;
+                        }
                         let rules: Vec<&Rule> = rules.iter().collect();
-                        match sync::apply(engine, &id, owner, &rules, &paths, &mut k.mirror).await {
+                        let couriers = Some(&mut k.couriers);
+                        match sync::apply(
+                            engine,
+                            &id,
+                            owner,
+                            &rules,
+                            &paths,
+                            &mut k.mirror,
+                            couriers,
+                        )
+                        .await
+                        {
                             Ok(stats) => reporter.done(service, &stats.describe(), true),
                             Err(e) => reporter.done(
                                 service,
                                 &format!("sync failed: {}", describe(&e)),
                                 false,
                             ),
+                        }
+                        if let Some(news) = k.couriers.news() {
+                            reporter.notice(&format!("{service}: {news}"));
                         }
                     }
                 }
@@ -584,10 +720,19 @@ impl Watcher<'_> {
         );
         // Files survive a restart: note the new start time so the poll does
         // not take it for a restart from outside and sync the whole tree.
+        self.settle(service).await;
+        let targets = targets(&self.rules, service);
         if let (Ok(Some(now)), Some(Some(k))) =
             (self.instance(service).await, self.known.get_mut(service))
         {
             k.instance = now;
+            // The restart ended the helpers: start new ones for the next save.
+            k.couriers = Couriers::default();
+            if k.owner.is_some() {
+                k.couriers
+                    .ensure(self.engine, &k.instance.id, &targets)
+                    .await;
+            }
         }
     }
 

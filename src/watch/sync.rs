@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use indexmap::{IndexMap, IndexSet};
 
+use super::courier::Couriers;
 use super::filter::Filter;
 use super::plan::{container_path, Guard, Rule, SyncPath};
 use super::WatchError;
@@ -146,7 +147,9 @@ struct Work {
 }
 
 /// Applies changed paths: what exists on the host is uploaded (folders whole),
-/// what is gone is removed in the container — if it ever got there.
+/// what is gone is removed in the container — if it ever got there, and
+/// never when the rule's own folder is gone from the host. With a
+/// `couriers`, both go through them (the engine's way when they cannot).
 pub async fn apply(
     engine: &Engine,
     id: &str,
@@ -154,6 +157,7 @@ pub async fn apply(
     rules: &[&Rule],
     paths: &[SyncPath],
     mirror: &mut Mirror,
+    mut couriers: Option<&mut Couriers>,
 ) -> Result<Stats, WatchError> {
     let start = Instant::now();
     let work: Vec<Work> = paths
@@ -212,12 +216,21 @@ pub async fn apply(
             .position(|p| p.container == container)
             .map(|i| guards[i].clone())
     };
+    // A rule whose own folder is gone from the host (a checkout deleted or
+    // moved away under a running watcher) says nothing about what the
+    // container should lack: none of its paths are removed.
+    let orphaned: Vec<&str> = paths
+        .iter()
+        .map(|p| rules[p.rule])
+        .filter(|r| std::fs::symlink_metadata(&r.path).is_err())
+        .filter_map(|r| r.target.as_deref())
+        .collect();
     // A path that never reached the container (an editor's temporary file
     // renamed over the real one) has nothing to remove.
     let mut rm = Vec::new();
     let mut around_mounts = Vec::new();
     for path in gone {
-        if !mirror.knows(&path) {
+        if !mirror.knows(&path) || orphaned.iter().any(|t| Path::new(&path).starts_with(t)) {
             continue;
         }
         match guard_of(&path) {
@@ -228,14 +241,27 @@ pub async fn apply(
             None => rm.push(path),
         }
     }
-    let mut removed = remove(engine, id, &rm, &all_mounts(rules)).await?;
+    let mut removed = remove(engine, id, &rm, &all_mounts(rules), couriers.as_deref_mut()).await?;
     for p in &rm {
         mirror.forget(p);
     }
+    // A folder new to the container (none of it ever went in) has nothing
+    // there to list; listing it could only find files the container made
+    // since its last look, which are the container's to keep.
+    let folders: Vec<_> = folders
+        .into_iter()
+        .filter(|(_, container, _, _)| mirror.knows(container))
+        .collect();
     let files = archive.files;
     let uploaded = archive.record();
     if let Some(tar) = archive.finish()? {
-        engine.upload_archive(id, "/", tar).await?;
+        let delivered = match couriers {
+            Some(c) => c.extract(&tar).await,
+            None => false,
+        };
+        if !delivered {
+            engine.upload_archive(id, "/", tar).await?;
+        }
     }
     for (path, size, mtime) in uploaded {
         match size {
@@ -245,7 +271,8 @@ pub async fn apply(
     }
     // A folder moved away and another moved in under its name leaves only
     // the folder's own event: what the container still has there that the
-    // host lacks is found by listing that folder (only it).
+    // host lacks is found by listing that folder (only it, and only if
+    // some of it had reached the container).
     for (host, container, filter, guard) in folders {
         removed += prune_at(engine, id, &filter, &guard, &host, &container, mirror).await?;
     }
@@ -271,7 +298,7 @@ pub async fn full(
     mirror: &mut Mirror,
 ) -> Result<Stats, WatchError> {
     let start = Instant::now();
-    let mut stats = super::back::collect(engine, id, rules, mirror, None).await?;
+    let mut stats = super::back::collect(engine, id, rules, mirror, None, None, None).await?;
     for rule in rules {
         let target = rule.target.clone().unwrap_or_default();
         if rule.guard.removes {
@@ -364,7 +391,7 @@ async fn prune_at(
     );
     let gone =
         blocking(move || Ok(extras(&filter, &guard2, &host2, &container2, &listing))).await?;
-    let removed = remove(engine, id, &gone, &guard.mounts).await?;
+    let removed = remove(engine, id, &gone, &guard.mounts, None).await?;
     for p in &gone {
         mirror.forget(p);
     }
@@ -389,7 +416,7 @@ async fn prune_gone(
         }
         gone.push(at);
     }
-    let removed = remove(engine, id, &gone, &guard.mounts).await?;
+    let removed = remove(engine, id, &gone, &guard.mounts, None).await?;
     for p in &gone {
         mirror.forget(p);
     }
@@ -470,12 +497,14 @@ fn bytes_to_path(b: &[u8]) -> PathBuf {
 }
 
 /// `rm -rf` in the container, as root like the upload, in as few execs as
-/// fit. The last guard: nothing at, under or holding one of `mounts` goes.
+/// fit (or through the `couriers`). The last guard: nothing at, under or
+/// holding one of `mounts` goes.
 async fn remove(
     engine: &Engine,
     id: &str,
     paths: &[String],
     mounts: &[String],
+    mut couriers: Option<&mut Couriers>,
 ) -> Result<usize, WatchError> {
     let paths: Vec<&String> = paths
         .iter()
@@ -502,6 +531,13 @@ async fn remove(
         size += p.len() + 1;
         chunk.push((*p).clone());
         if size > RM_CHUNK_BYTES || items.peek().is_none() {
+            if let Some(c) = couriers.as_deref_mut() {
+                if c.remove(&chunk).await {
+                    chunk.clear();
+                    size = 0;
+                    continue;
+                }
+            }
             let mut cmd = vec!["rm".to_string(), "-rf".into(), "--".into()];
             cmd.append(&mut chunk);
             let mut out = Vec::new();
