@@ -193,6 +193,12 @@ pub struct UpArgs {
     /// Create missing bind-mount sources as folders instead of refusing
     #[arg(long)]
     pub create_paths: bool,
+    /// Print what `up` would do (create, recreate and why, start, keep, remove; images; ports) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print the plan as JSON
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -138,7 +138,9 @@ pub async fn resolve(
     let choice = choose(&base, &ours, &claims, &|d| Path::new(d).exists());
     stack.project = choice.name.clone();
     if claim && choice.unclaimed {
-        engine.ensure_network(stack).await?;
+        engine
+            .ensure_network(&crate::plan::spec::network(&stack.project, &ours))
+            .await?;
         if let Some(theirs) = &choice.because {
             reporter.notice(&format!(
                 "project `{base}` is the checkout in `{theirs}`: this one is project `{}` (`devenv -p NAME …` picks another name)",

@@ -12,6 +12,7 @@ pub mod database;
 pub mod dump;
 pub mod engine;
 pub mod export;
+pub mod graph;
 pub mod hooks;
 pub mod identity;
 pub mod image_ref;

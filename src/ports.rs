@@ -27,11 +27,12 @@
 //! the chosen ones: a container is not recreated because it got another
 //! host port, and the next `up` leaves it (and its port) alone.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::config::model::{Port, Protocol, Service, Stack};
 use crate::engine::{ContainerInfo, Engine, EngineError};
 use crate::lifecycle::UpError;
+use crate::plan::ContainerSpec;
 use crate::report::Reporter;
 
 /// A port the caller could not get and may not replace.
@@ -302,34 +303,31 @@ fn say_moved(reporter: &dyn Reporter, service: &str, m: Moved) {
 /// How often `up` tries another host port after the engine refused one.
 const CLASH_RETRIES: usize = 5;
 
-/// Creates and starts the service's container. When the engine refuses a
-/// host port (another project or process took it since the check, or holds
-/// it on a remote engine's machine), the container goes and a new one tries
-/// the mapping's next candidate; a fixed mapping fails as before.
-pub async fn create_and_start(
+/// Starts a container made from `spec` (its id `id`). When the engine
+/// refuses a host port (another project or process took it since the
+/// check, or holds it on a remote engine's machine), the container goes and
+/// a new one tries the mapping's next candidate; a fixed mapping fails as
+/// before. Returns the id of the container that started.
+pub async fn start_created(
     engine: &Engine,
-    stack: &Stack,
-    svc: &Service,
-    hash: &str,
-    carried: &HashMap<String, String>,
+    id: String,
+    spec: &ContainerSpec,
     reporter: &dyn Reporter,
 ) -> Result<String, UpError> {
-    let mut svc = std::borrow::Cow::Borrowed(svc);
+    let mut spec = std::borrow::Cow::Borrowed(spec);
+    let mut id = id;
     let mut tried = HashSet::new();
     for attempt in 0.. {
-        let id = engine
-            .create_service_container(stack, &svc, hash, carried)
-            .await?;
         let Err(e) = engine.start_container(&id).await else {
             return Ok(id);
         };
-        let Some(port) = clashed_port(&e, &svc) else {
+        let Some(port) = clashed_port(&e, &spec.ports) else {
             return Err(e.into());
         };
         // Leave nothing behind, whatever comes next.
         engine.remove_container_keeping_volumes(&id).await?;
         let taken = UpError::PortTaken {
-            service: svc.name.clone(),
+            service: spec.service.clone(),
             port,
             holder: None,
         };
@@ -337,13 +335,14 @@ pub async fn create_and_start(
             return Err(with_holder(engine, taken).await);
         }
         let in_use = InUse::observe(engine).await?;
-        match next_after_clash(&svc.ports, port, &mut tried, &|p| in_use.taken(p)) {
+        match next_after_clash(&spec.ports, port, &mut tried, &|p| in_use.taken(p)) {
             Ok((ports, moved)) => {
-                say_moved(reporter, &svc.name, moved);
-                svc.to_mut().ports = ports;
+                say_moved(reporter, &spec.service, moved);
+                spec.to_mut().ports = ports;
             }
             Err(_) => return Err(with_holder(engine, taken).await),
         }
+        id = engine.create_container(&spec).await?;
     }
     unreachable!("the loop returns")
 }
@@ -361,7 +360,7 @@ async fn with_holder(engine: &Engine, e: UpError) -> UpError {
 
 /// The host port of the engine's refusal to start a container because it
 /// is already allocated, when that is what `e` is.
-pub fn clashed_port(e: &EngineError, svc: &Service) -> Option<u16> {
+pub fn clashed_port(e: &EngineError, ports: &[Port]) -> Option<u16> {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -371,7 +370,7 @@ pub fn clashed_port(e: &EngineError, svc: &Service) -> Option<u16> {
     if !(text.contains("port is already allocated") || text.contains("address already in use")) {
         return None;
     }
-    let hosts = svc.ports.iter().filter_map(|p| p.host);
+    let hosts = ports.iter().filter_map(|p| p.host);
     hosts
         .clone()
         .find(|h| text.contains(&format!(":{h} ")) || text.contains(&format!(":{h}:")))

@@ -37,9 +37,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Outcome {
         ..OneOff::default()
     };
     ctx.reporter().clear();
-    let id = engine
-        .create_container(&stack, &svc, "oneoff", Some(&oneoff))
-        .await?;
+    let id = lifecycle::create_oneoff(&engine, &stack, &svc, &oneoff).await?;
     // Sync mode: the one-off runs the checkout's code, not the image's copy.
     if let Err(e) = crate::watch::sync_oneoff(&engine, &stack, &svc, &id).await {
         let _ = engine.remove_container(&id).await;

@@ -22,7 +22,8 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     let start = Instant::now();
     let stack = ctx.stack()?;
     let engine = ctx.engine().await?;
-    let stack = ctx.named(&engine, stack, true).await?;
+    // A dry run changes nothing: it takes the name the next `up` would, unclaimed.
+    let stack = ctx.named(&engine, stack, !args.dry_run).await?;
     let reporter = ctx.reporter();
     let opts = UpOptions {
         services: args.services,
@@ -32,6 +33,9 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         create_paths: args.create_paths,
         no_ports: false,
     };
+    if args.dry_run {
+        return dry_run(&engine, &stack, &opts, args.json).await;
+    }
     let selected = lifecycle::select(&stack, &opts.services)?;
     let outcomes = tokio::select! {
         r = lifecycle::up(&engine, &stack, &opts, reporter.clone()) => match r {
@@ -103,6 +107,25 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     }
     stop(&engine, &stack, &services, reporter.as_ref()).await?;
     Ok(interrupt::EXIT_CODE)
+}
+
+/// `up --dry-run`: the plan in words (or JSON), the host ports checked;
+/// nothing changes. A port `up` would stop at fails it as `up` would.
+async fn dry_run(engine: &Engine, stack: &Stack, opts: &UpOptions, json: bool) -> Outcome {
+    let plan = lifecycle::dry_run(engine, stack, opts).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("a plan serialises")
+        );
+    } else {
+        for line in crate::plan::render::lines(&plan) {
+            println!("{line}");
+        }
+        eprintln!("{}", style("dry run: nothing was changed").dim());
+    }
+    lifecycle::up::port_refusal(&plan.port_checks)?;
+    Ok(0)
 }
 
 /// Stops the containers of `services` gracefully, or kills them when Ctrl-C

@@ -269,7 +269,7 @@ fn resolve_stack(
         .iter()
         .map(|(k, s)| (k.clone(), s.depends_on.keys().cloned().collect()))
         .collect();
-    if let Err(cycle) = crate::plan::levels(&deps) {
+    if let Err(cycle) = crate::graph::levels(&deps) {
         let span = all[&cycle[0]].1.clone();
         return Err(ConfigError::Cycle {
             cycle: cycle

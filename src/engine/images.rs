@@ -69,20 +69,6 @@ impl Engine {
         }
     }
 
-    /// The paths the image declares as `VOLUME`s (none when the engine lacks it).
-    pub async fn image_volumes(&self, name: &str) -> Result<Vec<String>, EngineError> {
-        match self.docker.inspect_image(name).await {
-            Ok(img) => Ok(img
-                .config
-                .and_then(|c| c.volumes)
-                .unwrap_or_default()
-                .into_iter()
-                .collect()),
-            Err(e) if is_not_found(&e) => Ok(Vec::new()),
-            Err(e) => Err(EngineError::api(format!("inspecting image `{name}`"))(e)),
-        }
-    }
-
     /// Pulls `image`, reporting byte progress under the key `pull <image>`.
     pub async fn pull_image(&self, image: &str, reporter: &dyn Reporter) -> Result<(), PullError> {
         let key = format!("pull {image}");

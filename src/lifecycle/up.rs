@@ -1,0 +1,554 @@
+//! `up` in three steps: **observe** what the engine has for the project
+//! (one listing each of containers, networks and volumes, one inspect per
+//! image), **plan** ([`crate::plan::plan`], pure), **apply**. `up --dry-run`
+//! stops after the plan and the host-port checks.
+//!
+//! Applying: images first (pulls and builds overlap; a failed one leaves
+//! nothing half-made), then orphans and duplicates go, the network and
+//! volumes are made, every container to make is created up front, and each
+//! service starts as soon as its own dependencies meet their condition
+//! (`started`: running; `ready`: probed ready and hooked; `completed`: ran
+//! to exit 0) — not level by level, so one slow service beside an unrelated
+//! chain does not hold the chain back. After a failure nothing more starts;
+//! what is under way finishes, and the first failure is reported.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use super::hooks::{hooks_done, run_hooks, HOOKS_DONE};
+use super::ready::wait_ready;
+use super::schedule::{self, Started};
+use super::{lock, ServiceOutcome, UpError, UpOptions};
+use crate::config::model::{Mount, Port, Service, Stack};
+use crate::engine::{container_name, project_dir, Engine, EngineError, LABEL_DIR, LABEL_PROJECT};
+use crate::images::Images;
+use crate::plan::{
+    self, Actual, ContainerAction, ImageAction, Plan, PlanError, PlanOptions, PortCheck, RemoveWhy,
+    ServiceStep,
+};
+use crate::report::Reporter;
+
+fn plan_options(opts: &UpOptions) -> PlanOptions {
+    PlanOptions {
+        services: opts.services.clone(),
+        build: opts.build,
+        create_paths: opts.create_paths,
+        no_ports: opts.no_ports,
+    }
+}
+
+/// The stack as its containers run on this engine: `sync` folders become
+/// bind mounts where the engine can see the host's files.
+fn as_run(engine: &Engine, stack: &Stack) -> Stack {
+    let mut run = stack.clone();
+    for svc in run.services.values_mut() {
+        crate::watch::source::prepare(svc, &engine.endpoint);
+    }
+    run
+}
+
+/// Reads what the engine has for the project and the selected services.
+pub async fn observe(
+    engine: &Engine,
+    stack: &Stack,
+    selected: &[String],
+) -> Result<Actual, UpError> {
+    let names: Vec<String> = selected
+        .iter()
+        .map(|s| container_name(&stack.project, s))
+        .collect();
+    let (containers, named, network, volumes) = futures_util::try_join!(
+        engine.observe_containers(&stack.project),
+        engine.observe_named(&names),
+        engine.network_labels(&stack.project),
+        engine.observe_volumes(&stack.project),
+    )?;
+    let services: Vec<&Service> = selected.iter().map(|s| &stack.services[s]).collect();
+    let mut images = BTreeMap::new();
+    let mut refs: Vec<String> = services.iter().map(|s| s.image.to_string()).collect();
+    refs.sort();
+    refs.dedup();
+    inspect_images(engine, &refs, &mut images).await?;
+    // A stand-in is looked for only where the image itself is missing.
+    let mut standins: Vec<String> = services
+        .iter()
+        .filter(|s| s.fallback.is_some() && !images.contains_key(s.image.as_ref()))
+        .map(|s| crate::images::standin_tag(&s.image).to_string())
+        .collect();
+    standins.sort();
+    standins.dedup();
+    inspect_images(engine, &standins, &mut images).await?;
+
+    let network: Option<BTreeMap<String, String>> = network.map(|l| l.into_iter().collect());
+    let existing_dirs = containers
+        .iter()
+        .chain(&named)
+        .filter_map(|c| c.labels.get(LABEL_DIR))
+        .chain(network.iter().filter_map(|l| l.get(LABEL_DIR)))
+        .chain(volumes.iter().filter_map(|v| v.labels.get(LABEL_DIR)))
+        .filter(|d| std::path::Path::new(d).exists())
+        .cloned()
+        .collect();
+    let missing_paths = services
+        .iter()
+        .flat_map(|s| &s.volumes)
+        .filter_map(|m| match m {
+            Mount::Bind { source, .. } if !source.exists() => Some(source.clone()),
+            _ => None,
+        })
+        .collect();
+    Ok(Actual {
+        dir: project_dir(stack),
+        existing_dirs,
+        containers,
+        named,
+        network,
+        volumes,
+        images,
+        missing_paths,
+    })
+}
+
+async fn inspect_images(
+    engine: &Engine,
+    refs: &[String],
+    into: &mut BTreeMap<String, plan::ImageInfo>,
+) -> Result<(), EngineError> {
+    let found = join_all(refs.iter().map(|r| engine.image_info(r))).await;
+    for (r, info) in refs.iter().zip(found) {
+        if let Some(info) = info? {
+            into.insert(r.clone(), info);
+        }
+    }
+    Ok(())
+}
+
+/// What `up` would do, with the host ports checked; changes nothing.
+/// Images are not built or pulled: their services say so.
+pub async fn dry_run(engine: &Engine, stack: &Stack, opts: &UpOptions) -> Result<Plan, UpError> {
+    let selected = super::select(stack, &opts.services)?;
+    let run = as_run(engine, stack);
+    let actual = observe(engine, &run, &selected).await?;
+    let mut plan = plan::plan(&run, &actual, &plan_options(opts))?;
+    probe_ports(engine, &mut plan.port_checks).await?;
+    Ok(plan)
+}
+
+/// Brings the selected services up and ready; returns what it did.
+pub async fn up(
+    engine: &Engine,
+    stack: &Stack,
+    opts: &UpOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Vec<ServiceOutcome>, UpError> {
+    let _lock = lock(&stack.project, reporter.as_ref())?;
+    let selected = super::select(stack, &opts.services)?;
+    let mut run = as_run(engine, stack);
+    let mut actual = observe(engine, &run, &selected).await?;
+    let mut popts = plan_options(opts);
+    let mut plan = plan::plan(&run, &actual, &popts)?;
+
+    // Images first, all services at once (pulls and builds overlap): a failed
+    // one must leave nothing half-created. Then plan again with their ids.
+    let pending: Vec<&str> = plan
+        .images
+        .iter()
+        .filter(|i| !matches!(i.action, ImageAction::Present { .. }))
+        .map(|i| i.service.as_str())
+        .collect();
+    if !pending.is_empty() {
+        let images = Images::default();
+        let made = join_all(pending.iter().map(|name| {
+            let (images, reporter, svc) = (&images, reporter.clone(), &run.services[*name]);
+            async move {
+                let image = images
+                    .ensure(engine, svc, opts.build, reporter.as_ref())
+                    .await?;
+                let info = engine.image_info(&image).await?;
+                Ok::<_, UpError>((image, info))
+            }
+        }))
+        .await;
+        for result in made {
+            if let (image, Some(info)) = result? {
+                actual.images.insert(image.to_string(), info);
+            }
+        }
+        popts.build = false;
+        plan = plan::plan(&run, &actual, &popts)?;
+        if let Some(i) = plan
+            .images
+            .iter()
+            .find(|i| !matches!(i.action, ImageAction::Present { .. }))
+        {
+            return Err(EngineError::ImageUnavailable {
+                service: i.service.clone(),
+                image: i.image.to_string(),
+                reason: "the engine does not list it after it was made".into(),
+            }
+            .into());
+        }
+    }
+
+    // Host ports for the containers about to be made: free ones where the
+    // declared ones are taken (see `crate::ports`); the config hashes stay
+    // the declared ports'.
+    let creating: Vec<(String, Option<String>)> = plan
+        .services
+        .iter()
+        .filter_map(|s| match &s.action {
+            ContainerAction::Create => Some((s.service.clone(), None)),
+            ContainerAction::Recreate { id, .. } => Some((s.service.clone(), Some(id.clone()))),
+            _ => None,
+        })
+        .collect();
+    if !creating.is_empty() {
+        let containers = engine.list_containers(&stack.project).await?;
+        let mut ported = run.clone();
+        for step in &plan.services {
+            if let Some(svc) = ported.services.get_mut(&step.service) {
+                svc.ports = step.spec.ports.clone();
+            }
+        }
+        crate::ports::assign(
+            engine,
+            &mut ported,
+            &creating,
+            &containers,
+            reporter.as_ref(),
+        )
+        .await?;
+        for step in &mut plan.services {
+            if creating.iter().any(|(s, _)| *s == step.service) {
+                step.spec.ports = ported.services[&step.service].ports.clone();
+            }
+        }
+    }
+    for step in &plan.services {
+        if let Some(svc) = run.services.get_mut(&step.service) {
+            svc.image = step.spec.image.clone();
+        }
+    }
+    apply(engine, stack, &run, &plan, opts, reporter).await
+}
+
+/// Checks each host port the plan needs, as `up` would (see
+/// [`crate::ports::InUse`]: a port a container publishes, or on a local
+/// engine one a socket cannot bind, is taken): free, or who holds it.
+pub async fn probe_ports(engine: &Engine, checks: &mut [PortCheck]) -> Result<(), EngineError> {
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let in_use = crate::ports::InUse::observe(engine).await?;
+    for p in checks {
+        let port = Port {
+            host_ip: p.binding.host_ip.clone(),
+            host: Some(p.binding.port),
+            container: 0,
+            protocol: p.binding.protocol,
+            fixed: p.fixed,
+        };
+        let free = !in_use.taken(&port);
+        p.free = Some(free);
+        if !free {
+            p.holder = engine.port_holder(p.binding.port).await;
+        }
+    }
+    Ok(())
+}
+
+/// The first checked port another process holds. The service's own
+/// container holding it (running, or half-started by an interrupted run,
+/// when the engine's proxy has the port but lists no running holder) is
+/// about to be replaced or started: no conflict.
+pub fn port_refusal(checks: &[PortCheck]) -> Result<(), UpError> {
+    for p in checks {
+        if p.free != Some(false) {
+            continue;
+        }
+        if p.own.is_some() && (p.holder.is_none() || p.holder == p.own) {
+            continue;
+        }
+        // Only a fixed port stops `up`; another moves to a free one.
+        if !p.fixed {
+            continue;
+        }
+        return Err(UpError::PortTaken {
+            service: p.service.clone(),
+            port: p.binding.port,
+            holder: p.holder.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Carries out a plan whose images are all present.
+async fn apply(
+    engine: &Engine,
+    stack: &Stack,
+    run: &Stack,
+    plan: &Plan,
+    opts: &UpOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Vec<ServiceOutcome>, UpError> {
+    for folder in &plan.folders {
+        if std::fs::create_dir_all(folder).is_err() {
+            let service = plan
+                .services
+                .iter()
+                .find(|s| {
+                    s.spec.mounts.iter().any(
+                        |m| matches!(m, plan::MountSpec::Bind { source, .. } if source == folder),
+                    )
+                })
+                .map(|s| s.service.clone())
+                .unwrap_or_default();
+            return Err(PlanError::MissingBindSource {
+                service,
+                path: folder.clone(),
+            }
+            .into());
+        }
+    }
+    for r in &plan.removals {
+        if r.why == RemoveWhy::Orphan {
+            reporter.notice(&format!(
+                "removing `{}`: it is no longer in the stack file",
+                r.service
+            ));
+        }
+        // Its anonymous volumes stay until `down -v`, as named ones do.
+        engine.remove_container_keeping_volumes(&r.id).await?;
+    }
+    for notice in &plan.notices {
+        reporter.notice(notice);
+    }
+    if let Some(network) = &plan.network {
+        engine.ensure_network(&network.spec).await?;
+    }
+    for volume in &plan.volumes {
+        engine.ensure_volume(&volume.spec).await?;
+    }
+
+    // Every container up front, so that starting one is all that is left
+    // when its dependencies are met.
+    let made = join_all(
+        plan.services
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.action,
+                    ContainerAction::Create | ContainerAction::Recreate { .. }
+                )
+            })
+            .map(|s| async {
+                (
+                    s.service.as_str(),
+                    create(engine, s, reporter.as_ref()).await,
+                )
+            }),
+    )
+    .await;
+    let mut created: HashMap<&str, String> = HashMap::new();
+    for (service, id) in made {
+        created.insert(service, id?);
+    }
+
+    let steps: Vec<(String, Vec<plan::Dependency>)> = plan
+        .services
+        .iter()
+        .map(|s| (s.service.clone(), s.after.clone()))
+        .collect();
+    let results = schedule::run(&steps, |i, started| {
+        let step = &plan.services[i];
+        let id = created.get(step.service.as_str()).cloned();
+        let reporter = reporter.clone();
+        async move { bring_up(engine, run, step, id, opts, reporter.as_ref(), started).await }
+    })
+    .await;
+    let mut outcomes = Vec::new();
+    let mut first_error = None;
+    for result in results.into_iter().flatten() {
+        match result {
+            Ok(o) => outcomes.push(o),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let created_any = outcomes
+        .iter()
+        .any(|o| o.action != "running" || o.hooks_ran);
+    // SQL seeds go in once every service (and so every migration) is up; the
+    // ledger makes re-running cheap, but a no-op `up` skips even that.
+    if created_any && !opts.no_hooks && !opts.no_seeds {
+        let selected: Vec<String> = plan.services.iter().map(|s| s.service.clone()).collect();
+        match crate::hooks::seeds_ready(stack, &selected) {
+            crate::hooks::SeedsReady::Yes => {
+                crate::hooks::apply_sql_seeds(engine, run, false, reporter.as_ref()).await?;
+            }
+            crate::hooks::SeedsReady::MigrationsNotRun(service) => {
+                reporter.notice(&format!(
+                    "seeds/ not applied: the migrations of `{service}` have not run (`devenv up` runs them, then the seeds)"
+                ));
+            }
+            crate::hooks::SeedsReady::Nothing => {}
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Makes the container of a created or recreated service (not started).
+async fn create(
+    engine: &Engine,
+    step: &ServiceStep,
+    reporter: &dyn Reporter,
+) -> Result<String, UpError> {
+    let name = &step.service;
+    if let ContainerAction::Recreate { id, changes } = &step.action {
+        reporter.task(
+            name,
+            &format!("recreating ({} changed)", changes.join(", ")),
+        );
+        engine.stop_container(id, Duration::from_secs(10)).await?;
+        engine.remove_container_keeping_volumes(id).await?;
+    } else {
+        reporter.task(name, "creating");
+    }
+    // A leftover container by the same name (from a killed run) is in the
+    // way; the plan checked that it is this project's.
+    engine
+        .remove_container_keeping_volumes(&step.container)
+        .await?;
+    let mut attempt = 0;
+    loop {
+        match engine.create_container(&step.spec).await {
+            // A killed run's create can land after this run looked: a
+            // container of this project by that name goes, and we try again.
+            Err(e) if e.is_conflict() && attempt < 5 => {
+                let labels = engine.container_labels(&step.container).await?;
+                let project = step.spec.labels.get(LABEL_PROJECT);
+                if labels.as_ref().and_then(|l| l.get(LABEL_PROJECT)) != project {
+                    return Err(e.into());
+                }
+                engine
+                    .remove_container_keeping_volumes(&step.container)
+                    .await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                attempt += 1;
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
+/// Starts one service (its container made already, if it is new), waits
+/// until it is ready and runs its hooks. `started` is called once it runs.
+async fn bring_up(
+    engine: &Engine,
+    stack: &Stack,
+    step: &ServiceStep,
+    created: Option<String>,
+    opts: &UpOptions,
+    reporter: &dyn Reporter,
+    started: Started,
+) -> Result<ServiceOutcome, UpError> {
+    let name = &step.service;
+    let svc = &stack.services[name];
+    let (id, action) = match (&step.action, created) {
+        (ContainerAction::Create | ContainerAction::Recreate { .. }, Some(id)) => {
+            let id = crate::ports::start_created(engine, id, &step.spec, reporter).await?;
+            let recreated = matches!(step.action, ContainerAction::Recreate { .. });
+            (id, if recreated { "recreated" } else { "created" })
+        }
+        (ContainerAction::Keep { id }, _)
+        | (ContainerAction::KeepUnlessImageChanges { id, running: true }, _) => {
+            (id.clone(), "running")
+        }
+        (action, _) => {
+            let id = action
+                .id()
+                .expect("a container to start exists")
+                .to_string();
+            reporter.task(name, "starting");
+            match engine.start_container(&id).await {
+                // Its host port went to another project while it was stopped.
+                Err(e) if crate::ports::clashed_port(&e, &svc.ports).is_some() => {
+                    reporter.task(name, "recreating on a free host port");
+                    engine.remove_container_keeping_volumes(&id).await?;
+                    let mut fresh = stack.clone();
+                    if let Some(s) = fresh.services.get_mut(name) {
+                        s.ports = step.spec.ports.clone();
+                    }
+                    let one = [(name.clone(), None)];
+                    crate::ports::assign(engine, &mut fresh, &one, &[], reporter).await?;
+                    let mut spec = step.spec.clone();
+                    spec.ports = fresh.services[name].ports.clone();
+                    let id = engine.create_container(&spec).await?;
+                    let id = crate::ports::start_created(engine, id, &spec, reporter).await?;
+                    (id, "recreated")
+                }
+                r => {
+                    r?;
+                    (id, "started")
+                }
+            }
+        }
+    };
+    // Sync mode: the container holds the working tree before it counts as ready.
+    if let Some(done) = crate::watch::sync_service(engine, stack, name, &id, reporter).await? {
+        reporter.task(name, &done);
+    }
+    started.now();
+    let ready_after = match wait_ready(engine, stack, svc, &id, reporter).await {
+        // A container that was already there may have been stopped under us
+        // (a `down` interrupted a moment ago finishes its stop in the
+        // engine): start it once more rather than fail.
+        Err(UpError::NotReady { .. })
+            if matches!(action, "running" | "started")
+                && engine
+                    .inspect_container(&id, &stack.project)
+                    .await
+                    .is_ok_and(|st| {
+                        !st.running && st.exit_code.is_some_and(|c| c == 0 || c == 143)
+                    }) =>
+        {
+            engine.start_container(&id).await?;
+            wait_ready(engine, stack, svc, &id, reporter).await?
+        }
+        r => r?,
+    };
+    let hooks = &svc.hooks.after_up;
+    // Hooks run on a new or started container, and again on a running one
+    // whose hooks never all finished (one failed, `up` was interrupted).
+    let hooks_ran = !opts.no_hooks
+        && !hooks.is_empty()
+        && (action != "running" || !hooks_done(engine, &id).await);
+    if hooks_ran {
+        run_hooks(engine, svc, &id, hooks, reporter).await?;
+        let mark = vec!["touch".into(), HOOKS_DONE.into()];
+        engine.exec(&id, mark, Vec::new(), None, |_| {}).await?;
+    }
+    reporter.done(
+        name,
+        if svc.ready.is_some() {
+            "ready"
+        } else {
+            "started"
+        },
+        true,
+    );
+    Ok(ServiceOutcome {
+        service: name.clone(),
+        container: id,
+        action,
+        ready_after,
+        hooks_ran,
+    })
+}
