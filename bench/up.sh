@@ -123,6 +123,13 @@ v1_up_wait() {
   echo "compose 1.29 stack never got healthy" >&2; return 1
 }
 
+# Compose's `down` without -v keeps the images' anonymous volumes (Redis's
+# /data) dangling; `rm -v` takes them with the containers, named ones stay.
+keep_down() { # compose project
+  "$1" -p "$2" rm -s -f -v >/dev/null 2>&1
+  "$1" -p "$2" down >/dev/null 2>&1
+}
+
 declare -A t
 measure() { # name command...
   local name=$1; shift
@@ -132,8 +139,8 @@ measure() { # name command...
 }
 
 # First runs create the volumes and warm the engine's caches for everyone.
-(cd "$work/v2" && "$compose_v2" -p benchupv2 up -d --wait >/dev/null 2>&1 && "$compose_v2" -p benchupv2 down >/dev/null 2>&1)
-[ -n "$compose_v1" ] && (cd "$work/v1" && v1_up_wait && "$compose_v1" -p benchupv1 down >/dev/null 2>&1)
+(cd "$work/v2" && "$compose_v2" -p benchupv2 up -d --wait >/dev/null 2>&1 && keep_down "$compose_v2" benchupv2)
+[ -n "$compose_v1" ] && (cd "$work/v1" && v1_up_wait && keep_down "$compose_v1" benchupv1)
 (cd "$work/devenv" && "$devenv" --progress quiet up -d >/dev/null && "$devenv" --progress quiet down >/dev/null)
 
 for i in $(seq 1 "$runs"); do
@@ -151,7 +158,7 @@ for i in $(seq 1 "$runs"); do
   measure v2_ps "$compose_v2" -p benchupv2 ps
   "$compose_v2" -p benchupv2 down -v >/dev/null 2>&1
   measure v2_cold "$compose_v2" -p benchupv2 up -d --wait
-  "$compose_v2" -p benchupv2 down >/dev/null 2>&1
+  keep_down "$compose_v2" benchupv2
 
   if [ -n "$compose_v1" ]; then
     cd "$work/v1"
@@ -160,7 +167,7 @@ for i in $(seq 1 "$runs"); do
     measure v1_ps "$compose_v1" -p benchupv1 ps
     "$compose_v1" -p benchupv1 down -v >/dev/null 2>&1
     measure v1_cold v1_up_wait
-    "$compose_v1" -p benchupv1 down >/dev/null 2>&1
+    keep_down "$compose_v1" benchupv1
   fi
 
   cd "$work/slow"
@@ -173,7 +180,7 @@ for i in $(seq 1 "$runs"); do
 
   cd "$work/v2slow"
   measure v2slow_both "$compose_v2" -p benchupv2slow up -d --wait
-  "$compose_v2" -p benchupv2slow down >/dev/null 2>&1
+  keep_down "$compose_v2" benchupv2slow
   echo "run $i/$runs done" >&2
 done
 
