@@ -137,16 +137,23 @@ pub async fn resolve(
     let claims = engine.project_claims().await?;
     let choice = choose(&base, &ours, &claims, &|d| Path::new(d).exists());
     stack.project = choice.name.clone();
-    if claim && choice.unclaimed {
+    if !choice.unclaimed {
+        return Ok(());
+    }
+    if claim {
         engine
             .ensure_network(&crate::plan::spec::network(&stack.project, &ours))
             .await?;
-        if let Some(theirs) = &choice.because {
-            reporter.notice(&format!(
-                "project `{base}` is the checkout in `{theirs}`: this one is project `{}` (`devenv -p NAME …` picks another name)",
-                choice.name
-            ));
-        }
+    }
+    if let Some(theirs) = &choice.because {
+        // Said by the command that takes the name, and by those that only
+        // look before it is taken (`up --dry-run`, `ps`), so a plan's names
+        // are never a surprise.
+        let is = if claim { "is" } else { "would be" };
+        reporter.notice(&format!(
+            "project `{base}` is the checkout in `{theirs}`: this one {is} project `{}` (`devenv -p NAME …` picks another name)",
+            choice.name
+        ));
     }
     Ok(())
 }

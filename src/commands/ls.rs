@@ -56,9 +56,18 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
             ),
             None => None,
         };
-        let urls = containers
-            .iter()
-            .filter(|c| c.state == "running")
+        // In the stack file's order where there is one, else by name: the
+        // engine lists containers in no stable order.
+        let rank = |service: &str| {
+            stack
+                .as_ref()
+                .and_then(|s| s.services.get_index_of(service))
+                .unwrap_or(usize::MAX)
+        };
+        let mut running: Vec<_> = containers.iter().filter(|c| c.state == "running").collect();
+        running.sort_by(|a, b| (rank(&a.service), &a.service).cmp(&(rank(&b.service), &b.service)));
+        let urls = running
+            .into_iter()
             .flat_map(|c| {
                 let svc = stack.as_ref().and_then(|s| s.services.get(&c.service));
                 urls::service_urls(&c.service, svc, &c.published)
