@@ -263,22 +263,7 @@ fn check_name(ctx: &Ctx, name: &S<String>, builtins: &[String]) -> Result<(), Co
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::Stack;
-    use crate::config::{parse, LoadOptions};
-
-    fn load(text: &str) -> Result<Stack, ConfigError> {
-        let dir = std::env::temp_dir();
-        parse(
-            text,
-            "dev.toml",
-            &dir.join("dev.toml"),
-            &dir,
-            &LoadOptions {
-                cwd: dir.clone(),
-                ..LoadOptions::default()
-            },
-        )
-    }
+    use crate::config::tests::parse_str as load;
 
     const SERVICES: &str =
         "[services.db]\nimage = \"postgres\"\n[services.web]\nimage = \"x\"\nbuild = \".\"\n";

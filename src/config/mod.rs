@@ -545,7 +545,9 @@ pub fn similar(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn parse_str(text: &str) -> Result<Stack, ConfigError> {
+    /// `text` parsed as a `dev.toml` in the temporary folder (shared by
+    /// config's submodules' tests).
+    pub(super) fn parse_str(text: &str) -> Result<Stack, ConfigError> {
         let dir = std::env::temp_dir();
         parse(
             text,

@@ -18,7 +18,7 @@ mod pipe;
 
 use std::collections::HashMap;
 
-use bollard::query_parameters::{ListNetworksOptions, ListVolumesOptions, RemoveVolumeOptions};
+use bollard::query_parameters::{ListNetworksOptions, RemoveVolumeOptions};
 use bollard::Docker;
 
 pub use crate::plan::spec::OneOff;
@@ -328,17 +328,9 @@ impl Engine {
 
     /// The volumes labelled as the project's (whichever folder made them).
     pub async fn list_volumes(&self, project: &str) -> Result<Vec<VolumeInfo>, EngineError> {
-        let opts = ListVolumesOptions {
-            filters: Some(project_filter(project, &[])),
-        };
-        let list = self
-            .docker
-            .list_volumes(Some(opts))
-            .await
-            .map_err(EngineError::api("listing volumes"))?;
-        Ok(list
-            .volumes
-            .unwrap_or_default()
+        Ok(self
+            .observe_volumes(project)
+            .await?
             .into_iter()
             .map(|v| VolumeInfo {
                 dir: v.labels.get(LABEL_DIR).cloned(),

@@ -441,11 +441,14 @@ async fn create(
     loop {
         match engine.create_container(&step.spec).await {
             // A killed run's create can land after this run looked: a
-            // container of this project by that name goes, and we try again.
+            // container of this project and folder by that name goes, and
+            // we try again.
             Err(e) if e.is_conflict() && attempt < 5 => {
                 let labels = engine.container_labels(&step.container).await?;
-                let project = step.spec.labels.get(LABEL_PROJECT);
-                if labels.as_ref().and_then(|l| l.get(LABEL_PROJECT)) != project {
+                let same = |key: &str| {
+                    labels.as_ref().and_then(|l| l.get(key)) == step.spec.labels.get(key)
+                };
+                if !(same(LABEL_PROJECT) && same(LABEL_DIR)) {
                     return Err(e.into());
                 }
                 engine

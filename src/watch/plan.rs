@@ -365,6 +365,19 @@ mod tests {
         assert!(g.may_remove("/srv/app/lib"));
     }
 
+    /// The stack of `toml` written as a `dev.toml` in a folder of its own.
+    fn load(toml: &str) -> crate::config::model::Stack {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("dev.toml"), toml).unwrap();
+        crate::config::load(&crate::config::LoadOptions {
+            file: Some(dir.path().join("dev.toml")),
+            project: Some("t".into()),
+            profiles: Vec::new(),
+            cwd: dir.path().into(),
+        })
+        .unwrap()
+    }
+
     #[test]
     fn guards_come_from_the_services_mounts() {
         let toml = r#"
@@ -380,15 +393,7 @@ mod tests {
             action = "sync"
             target = "/mnt/inside"
         "#;
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("dev.toml"), toml).unwrap();
-        let stack = crate::config::load(&crate::config::LoadOptions {
-            file: Some(dir.path().join("dev.toml")),
-            project: Some("t".into()),
-            profiles: Vec::new(),
-            cwd: dir.path().into(),
-        })
-        .unwrap();
+        let stack = load(toml);
         let app = &stack.services["app"];
         assert_eq!(
             Guard::new(app, app.watch[0].target.as_deref()),
@@ -418,15 +423,7 @@ mod tests {
             action = "sync"
             target = "/code"
         "#;
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("dev.toml"), toml).unwrap();
-        let stack = crate::config::load(&crate::config::LoadOptions {
-            file: Some(dir.path().join("dev.toml")),
-            project: Some("t".into()),
-            profiles: Vec::new(),
-            cwd: dir.path().into(),
-        })
-        .unwrap();
+        let stack = load(toml);
         let app = &stack.services["app"];
         assert!(is_bind_mounted(app, &app.watch[0]));
         assert!(!is_bind_mounted(app, &app.watch[1]));
