@@ -5,7 +5,8 @@
 #
 # Stack 1, PostgreSQL + Redis + web: warm `up -d` to all ready (containers
 # removed, data volume kept), cold `up -d` (fresh volume: initdb included),
-# a no-op second `up -d`, and `ps`.
+# a no-op second `up -d`, and `ps`; beside them the Engine API's own floor
+# for the same order (bench/floor.py: straight on the socket, no tool).
 # Stack 2, one slow service (ready after 3 s) beside a 5-deep chain of quick
 # ones: `up -d` of both against each alone; the goal is max(slow, chain).
 #
@@ -27,6 +28,7 @@ cleanup() {
   done
   [ -d "$work/v2" ] && (cd "$work/v2" && "$compose_v2" -p benchupv2 down -v >/dev/null 2>&1 || true)
   [ -d "$work/v2slow" ] && (cd "$work/v2slow" && "$compose_v2" -p benchupv2slow down -v >/dev/null 2>&1 || true)
+  python3 "$repo/bench/floor.py" down -v >/dev/null 2>&1 || true
   [ -n "$compose_v1" ] && [ -d "$work/v1" ] && (cd "$work/v1" && "$compose_v1" -p benchupv1 down -v >/dev/null 2>&1 || true)
   rm -rf "$work"
 }
@@ -142,6 +144,15 @@ measure() { # name command...
 (cd "$work/v2" && "$compose_v2" -p benchupv2 up -d --wait >/dev/null 2>&1 && keep_down "$compose_v2" benchupv2)
 [ -n "$compose_v1" ] && (cd "$work/v1" && v1_up_wait && keep_down "$compose_v1" benchupv1)
 (cd "$work/devenv" && "$devenv" --progress quiet up -d >/dev/null && "$devenv" --progress quiet down >/dev/null)
+floor() { python3 "$repo/bench/floor.py" "$@"; }
+floor_up() { floor up "$pg_image" "$redis_image" devenv-e2e-web:latest; }
+floor_up >/dev/null && floor down
+
+# The floor times itself from its first engine call (no interpreter start).
+measure_floor() { # name
+  local ms; ms=$(floor_up) || { echo "failed: bench/floor.py up" >&2; exit 1; }
+  t[$1]+="$(echo "$ms / 1000" | bc -l) "
+}
 
 for i in $(seq 1 "$runs"); do
   cd "$work/devenv"
@@ -151,6 +162,12 @@ for i in $(seq 1 "$runs"); do
   "$devenv" --progress quiet down -v >/dev/null
   measure devenv_cold "$devenv" --progress quiet up -d
   "$devenv" --progress quiet down >/dev/null
+
+  measure_floor floor_warm
+  floor down
+  floor down -v
+  measure_floor floor_cold
+  floor down
 
   cd "$work/v2"
   measure v2_warm "$compose_v2" -p benchupv2 up -d --wait
@@ -188,7 +205,7 @@ export V2_VERSION V1_VERSION
 V2_VERSION=$("$compose_v2" version --short 2>/dev/null || echo v2)
 V1_VERSION=$([ -n "$compose_v1" ] && "$compose_v1" version --short 2>/dev/null || echo "")
 args=()
-for k in devenv_warm devenv_cold devenv_noop devenv_ps v2_warm v2_cold v2_noop v2_ps \
+for k in devenv_warm devenv_cold devenv_noop devenv_ps floor_warm floor_cold v2_warm v2_cold v2_noop v2_ps \
          v1_warm v1_cold v1_noop v1_ps slow_both slow_alone chain_alone v2slow_both; do
   args+=("$k=${t[$k]:-}")
 done
@@ -209,6 +226,11 @@ for name, key in [("warm up -d to all ready", "warm"), ("cold up -d (fresh volum
     if c1:
         line += f" {c1:13.0f} ms {d / c1:6.2f}"
     print(line)
+print()
+print("the Engine API's own floor (bench/floor.py, same order, no tool):")
+for name, key in [("warm up -d to all ready", "warm"), ("cold up -d (fresh volume)", "cold")]:
+    f, c2 = med("floor_" + key), med("v2_" + key)
+    print(f"{name:26} {f:6.0f} ms = {f / c2:.2f} of compose {v2}; devenv is {med('devenv_' + key) / f:.2f} x the floor")
 both, slow, chain = med("slow_both"), med("slow_alone"), med("chain_alone")
 goal = max(slow, chain)
 print()
