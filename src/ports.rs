@@ -90,13 +90,16 @@ impl Assigner {
     /// The host port of each of `declared` (a service's mappings): see the
     /// module docs for the order. `current` is what the service's own
     /// container publishes now (container port, host port): those
-    /// count as free, since that container is about to be replaced.
+    /// count as free, since that container is about to be replaced, and
+    /// are kept unless `declared` itself changed (`keep: false`: the
+    /// person asked for other ports).
     /// `taken` says whether anything else holds a mapping's host port.
     /// Mappings without a host port are left for the engine to pick.
     pub fn choose(
         &mut self,
         declared: &[Port],
         current: &[(u16, u16)],
+        keep: bool,
         taken: &dyn Fn(&Port) -> bool,
     ) -> Result<(Vec<Port>, Vec<Moved>), Blocked> {
         let mut out = Vec::new();
@@ -122,7 +125,10 @@ impl Assigner {
                 }
                 want
             } else {
-                let now = current.iter().find(|c| c.0 == p.container).map(|c| c.1);
+                let now = current
+                    .iter()
+                    .find(|c| keep && c.0 == p.container)
+                    .map(|c| c.1);
                 let pick = now
                     .into_iter()
                     .map(|h| (h, h == want))
@@ -234,26 +240,41 @@ fn bindable(port: &Port) -> bool {
     }
 }
 
-/// Chooses the host ports of the services about to get a new container
-/// (`creating`: each service with the container it replaces, if any),
+/// A service about to get a new container.
+#[derive(Debug, Clone)]
+pub struct Creating {
+    pub service: String,
+    /// The container it replaces, if any.
+    pub replaces: Option<String>,
+    /// Its declared ports changed since that container was made: it gets
+    /// the new ones, not the ones the old container kept.
+    pub ports_changed: bool,
+}
+
+/// Chooses the host ports of the services about to get a new container,
 /// writes them into `stack` (the run's copy: the config hashes are taken
 /// already) and says which moved. Fails, before anything is created, when
 /// a fixed port is taken or no port is free.
 pub async fn assign(
     engine: &Engine,
     stack: &mut Stack,
-    creating: &[(String, Option<String>)],
+    creating: &[Creating],
     ours: &[ContainerInfo],
     reporter: &dyn Reporter,
 ) -> Result<(), UpError> {
     let publishes = |name: &String| stack.services[name].ports.iter().any(|p| p.host.is_some());
-    if !creating.iter().any(|(name, _)| publishes(name)) {
+    if !creating.iter().any(|c| publishes(&c.service)) {
         // A no-op `up` asks the engine nothing more.
         return Ok(());
     }
     let in_use = InUse::observe(engine).await?;
     let mut assigner = Assigner::new(stack.services.values());
-    for (name, replacing) in creating {
+    for Creating {
+        service: name,
+        replaces: replacing,
+        ports_changed,
+    } in creating
+    {
         let mut current: Vec<(u16, u16)> = replacing
             .as_ref()
             .and_then(|id| ours.iter().find(|c| &c.id == id))
@@ -275,16 +296,17 @@ pub async fn assign(
                 .filter(|(_, h)| !in_use.published.contains(h))
                 .collect();
         }
-        let (ports, moved) = match assigner.choose(&svc.ports, &current, &|p| in_use.taken(p)) {
-            Ok(chosen) => chosen,
-            Err(Blocked { port }) => {
-                return Err(UpError::PortTaken {
-                    service: name.clone(),
-                    port,
-                    holder: engine.port_holder(port).await,
-                })
-            }
-        };
+        let (ports, moved) =
+            match assigner.choose(&svc.ports, &current, !ports_changed, &|p| in_use.taken(p)) {
+                Ok(chosen) => chosen,
+                Err(Blocked { port }) => {
+                    return Err(UpError::PortTaken {
+                        service: name.clone(),
+                        port,
+                        holder: engine.port_holder(port).await,
+                    })
+                }
+            };
         svc.ports = ports;
         for m in moved {
             say_moved(reporter, name, m);
@@ -403,7 +425,7 @@ mod tests {
     fn a_free_declared_port_is_kept() {
         let mut a = Assigner::default();
         let (ports, moved) = a
-            .choose(&[port(Some(8080), 8080, false)], &[], &taken_set(&[]))
+            .choose(&[port(Some(8080), 8080, false)], &[], true, &taken_set(&[]))
             .unwrap();
         assert_eq!(hosts(&ports), [Some(8080)]);
         assert!(moved.is_empty());
@@ -416,6 +438,7 @@ mod tests {
             .choose(
                 &[port(Some(8080), 8080, false), port(Some(5432), 5432, false)],
                 &[],
+                true,
                 &taken_set(&[8080, 18080, 5432]),
             )
             .unwrap();
@@ -442,10 +465,11 @@ mod tests {
         let mut a = Assigner::default();
         let fixed = [port(Some(5432), 5432, true)];
         assert_eq!(
-            a.choose(&fixed, &[], &taken_set(&[5432])).unwrap_err(),
+            a.choose(&fixed, &[], true, &taken_set(&[5432]))
+                .unwrap_err(),
             Blocked { port: 5432 }
         );
-        let (ports, _) = a.choose(&fixed, &[], &taken_set(&[])).unwrap();
+        let (ports, _) = a.choose(&fixed, &[], true, &taken_set(&[])).unwrap();
         assert_eq!(hosts(&ports), [Some(5432)]);
     }
 
@@ -457,11 +481,22 @@ mod tests {
             .choose(
                 &[port(Some(8080), 8080, false)],
                 &[(8080, 18080)],
+                true,
                 &taken_set(&[18080]),
             )
             .unwrap();
         assert_eq!(hosts(&ports), [Some(18080)]);
         assert!(moved.is_empty(), "a kept port is no news");
+        // Unless the person declared another port since: they get that one.
+        let (ports, _) = Assigner::default()
+            .choose(
+                &[port(Some(8081), 8080, false)],
+                &[(8080, 18080)],
+                false,
+                &taken_set(&[18080]),
+            )
+            .unwrap();
+        assert_eq!(hosts(&ports), [Some(8081)]);
     }
 
     #[test]
@@ -472,15 +507,27 @@ mod tests {
         }];
         let mut a = Assigner::new(&services);
         let (first, _) = a
-            .choose(&[port(Some(8080), 8080, false)], &[], &taken_set(&[8080]))
+            .choose(
+                &[port(Some(8080), 8080, false)],
+                &[],
+                true,
+                &taken_set(&[8080]),
+            )
             .unwrap();
         // 18080 is web's own declared port: the substitute skips it.
         assert_eq!(hosts(&first), [Some(28080)]);
         let (second, _) = a
-            .choose(&[port(Some(8080), 8081, false)], &[], &taken_set(&[8080]))
+            .choose(
+                &[port(Some(8080), 8081, false)],
+                &[],
+                true,
+                &taken_set(&[8080]),
+            )
             .unwrap();
         assert_eq!(hosts(&second), [Some(38080)], "28080 went to the first");
-        let (web, _) = a.choose(&services[0].ports, &[], &taken_set(&[])).unwrap();
+        let (web, _) = a
+            .choose(&services[0].ports, &[], true, &taken_set(&[]))
+            .unwrap();
         assert_eq!(hosts(&web), [Some(18080)]);
     }
 
@@ -488,7 +535,7 @@ mod tests {
     fn mappings_without_a_host_port_are_left_to_the_engine() {
         let mut a = Assigner::default();
         let (ports, _) = a
-            .choose(&[port(None, 80, false)], &[], &taken_set(&[]))
+            .choose(&[port(None, 80, false)], &[], true, &taken_set(&[]))
             .unwrap();
         assert_eq!(hosts(&ports), [None]);
     }

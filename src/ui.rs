@@ -66,8 +66,26 @@ pub fn suspended<R>(write: impl FnOnce() -> R) -> R {
 /// Prints a line on stdout without breaking the progress display.
 pub fn print_out(line: &str) {
     match BARS.get() {
-        Some(b) => b.multi.suspend(|| println!("{line}")),
-        None => println!("{line}"),
+        Some(b) => b.multi.suspend(|| write_out(line)),
+        None => write_out(line),
+    }
+}
+
+/// Writes a line on stdout. A reader that went away (`devenv ps --json |
+/// head -1`, `logs -f | grep -m1`) ends devenv quietly with exit 0, as a
+/// closed pipe ends any Unix tool, rather than a panic (Rust ignores
+/// SIGPIPE, so the write fails instead) or a `logs -f` writing on forever.
+pub fn write_out(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = writeln!(out, "{line}").and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| eprintln!("devenv: cannot write to standard output: {e}"));
+        }
     }
 }
 
@@ -217,4 +235,12 @@ impl Reporter for TerminalReporter {
     fn clear(&self) {
         clear_progress();
     }
+}
+
+/// `println!` through [`write_out`]: a closed stdout ends devenv quietly.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::ui::write_out(&format!($($arg)*))
+    };
 }

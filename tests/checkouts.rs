@@ -277,6 +277,33 @@ fn a_taken_host_port_moves_says_where_and_stays_there_unless_fixed() {
     assert_eq!(host_ports(&p.ps()), BTreeSet::from([moved]));
     assert!(!stderr(&out).contains("is taken"), "{}", text(&out));
 
+    // A dry run of the next recreate says where the port stays.
+    let stack_with = |port: u16, changed: &str| {
+        format!(
+            "[project]\nname = \"checkouts-moves\"\n\n{}env = {{ CHANGED = \"{changed}\" }}\n",
+            cache_stack(&format!("\"{port}:6379\""))
+        )
+    };
+    p.write("dev.toml", &stack_with(taken, "2"));
+    let out = p.ok(&["up", "--dry-run"]);
+    assert!(
+        stdout(&out).contains(&format!(
+            "host port {moved} (kept where it moved from {taken}) for `cache`"
+        )),
+        "{}",
+        text(&out)
+    );
+    // A port the person declares anew is the one they get.
+    let wanted = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    p.write("dev.toml", &stack_with(wanted, "2"));
+    let out = p.ok(&["--progress", "plain", "up", "-d"]);
+    assert!(stdout(&out).contains("recreated"), "{}", text(&out));
+    assert_eq!(host_ports(&p.ps()), BTreeSet::from([wanted]));
+
     // Fixed: the declared port or a refusal, and nothing created.
     let holder = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let taken = holder.local_addr().unwrap().port();

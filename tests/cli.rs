@@ -3,6 +3,7 @@
 
 mod support;
 
+use assert_cmd::cargo::CommandCargoExt;
 use support::{stderr, text, Project};
 
 fn stdout(out: &std::process::Output) -> String {
@@ -85,6 +86,26 @@ fn dotenv_and_defaults_are_interpolated_and_secrets_masked() {
         "********"
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
+}
+
+#[test]
+fn a_reader_that_went_away_ends_devenv_quietly() {
+    // `devenv config --json | head -1` once panicked (exit 101) on the
+    // closed pipe; `logs -f` into one wrote on forever.
+    let p = Project::new("clipipe", "[services.db]\nimage = \"postgres:16\"\n");
+    for args in [&["config"][..], &["config", "--json"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::cargo_bin("devenv")
+            .unwrap()
+            .current_dir(p.dir.path())
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        assert_eq!(stderr(&out), "", "{args:?} says nothing");
+    }
 }
 
 #[test]

@@ -18,7 +18,13 @@ use support::{eventually, free_port, stderr, text, warm_images, KillOnDrop, Proj
 const SOCKET: &str = "/var/run/docker.sock";
 
 /// Installs the Debian package holding `tool` when `tool` is not on PATH.
+/// One install at a time (the tests run in parallel, and dpkg has one
+/// lock), waiting for another apt to finish; no package's service is
+/// started (sshd on port 22): a `policy-rc.d` that refuses is put in
+/// place for the install where the machine has none.
 fn ensure_tool(tool: &str, package: &str) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let found = |t: &str| {
         Command::new("sh")
             .args(["-c", &format!("command -v {t}")])
@@ -33,7 +39,13 @@ fn ensure_tool(tool: &str, package: &str) {
     let status = Command::new("sh")
         .args([
             "-c",
-            &format!("apt-get update -qq && apt-get install -y -qq {package}"),
+            &format!(
+                "policy=/usr/sbin/policy-rc.d; made=; \
+                 if [ ! -e $policy ]; then printf '#!/bin/sh\\nexit 101\\n' > $policy && chmod +x $policy && made=1; fi; \
+                 apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+                 apt-get -o DPkg::Lock::Timeout=300 install -y -qq {package}; rc=$?; \
+                 [ -n \"$made\" ] && rm -f $policy; exit $rc"
+            ),
         ])
         .status()
         .unwrap();

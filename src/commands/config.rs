@@ -43,13 +43,13 @@ pub fn run(ctx: &Context, args: ConfigArgs) -> Outcome {
         c.mask(secrets.iter().map(String::as_str));
     }
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&stack).expect("the model serialises")
         );
     } else {
         let value = serde_json::to_value(&stack).expect("the model serialises");
-        println!(
+        crate::outln!(
             "{}",
             toml::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
         );

@@ -88,9 +88,9 @@ pub async fn run(ctx: &Context, command: DbCommand) -> Outcome {
                 reporter.notice("no snapshots yet: `devenv db snapshot NAME` takes one");
             } else {
                 let w = all.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
-                println!("{:w$}  {:19}  {:>10}", "NAME", "TAKEN", "SIZE");
+                crate::outln!("{:w$}  {:19}  {:>10}", "NAME", "TAKEN", "SIZE");
                 for s in all {
-                    println!("{:w$}  {:19}  {:>10}", s.name, s.taken, human_size(s.bytes));
+                    crate::outln!("{:w$}  {:19}  {:>10}", s.name, s.taken, human_size(s.bytes));
                 }
             }
         }

@@ -83,7 +83,7 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
         });
     }
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("project rows serialise")
         );
@@ -101,9 +101,12 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
         .max()
         .unwrap_or(6)
         .max(6);
-    println!(
+    crate::outln!(
         "{:w$}  {:f$}  {:9}  {:6}  URLS",
-        "PROJECT", "FOLDER", "RUNNING", "READY"
+        "PROJECT",
+        "FOLDER",
+        "RUNNING",
+        "READY"
     );
     for r in rows {
         let urls: Vec<String> = r
@@ -111,7 +114,7 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
             .iter()
             .map(|u| format!("{} {}", u.label, u.url))
             .collect();
-        println!(
+        crate::outln!(
             "{:w$}  {:f$}  {:9}  {:6}  {}",
             r.project,
             r.folder.as_deref().unwrap_or("-"),

@@ -28,7 +28,7 @@ pub async fn run(ctx: &Context, args: OpenArgs) -> Outcome {
                 1,
             )
         })?;
-    println!("{url}");
+    crate::outln!("{url}");
     if let Some(opener) = opener() {
         // The browser's own chatter is not ours to show.
         let _ = std::process::Command::new(opener)

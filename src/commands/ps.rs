@@ -11,7 +11,7 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
     let stack = ctx.stack_or_project(&engine).await?;
     let rows = lifecycle::status(&engine, &stack).await?;
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("status rows serialise")
         );
@@ -23,9 +23,13 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
         .max()
         .unwrap_or(7)
         .max(7);
-    println!(
+    crate::outln!(
         "{:w$}  {:14}  {:9}  {:5}  {:24}  URLS",
-        "SERVICE", "CONTAINER", "STATE", "READY", "PORTS"
+        "SERVICE",
+        "CONTAINER",
+        "STATE",
+        "READY",
+        "PORTS"
     );
     for r in rows {
         let ready = if r.ready {
@@ -38,7 +42,7 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
             .iter()
             .map(|u| format!("{} {}", u.label, u.url))
             .collect();
-        println!(
+        crate::outln!(
             "{:w$}  {:14}  {:9}  {:5}  {:24}  {}",
             r.service,
             &r.container[..12.min(r.container.len())],

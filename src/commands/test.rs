@@ -83,14 +83,14 @@ fn print_summary(report: &TestReport) -> u8 {
     let code = exit_code(report.code());
     let none_ran = report.summary().is_none_or(|s| s.tests == 0);
     if none_ran && (code == 0 || report.summary().is_some()) {
-        println!(
+        crate::outln!(
             "{} no tests executed: the arguments or the configuration matched no test",
             style("✘").red()
         );
         return code.max(1);
     }
     let Some(s) = report.summary() else {
-        println!(
+        crate::outln!(
             "{} no JUnit report: PHPUnit exited with code {} before writing one",
             style("✘").red(),
             report.code()
@@ -108,7 +108,7 @@ fn print_summary(report: &TestReport) -> u8 {
         .iter()
         .filter(|w| w.summary.is_none())
         .count();
-    println!(
+    crate::outln!(
         "{mark} {}, {}: {}, {}, {} skipped in {:.2}s{}{}",
         plural(s.tests, "test"),
         plural(s.assertions, "assertion"),
@@ -128,7 +128,7 @@ fn print_summary(report: &TestReport) -> u8 {
         },
     );
     for name in &s.failed {
-        println!("  {} {name}", style("failed:").red());
+        crate::outln!("  {} {name}", style("failed:").red());
     }
     code
 }

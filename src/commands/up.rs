@@ -114,13 +114,13 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
 async fn dry_run(engine: &Engine, stack: &Stack, opts: &UpOptions, json: bool) -> Outcome {
     let plan = lifecycle::dry_run(engine, stack, opts).await?;
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&plan).expect("a plan serialises")
         );
     } else {
         for line in crate::plan::render::lines(&plan) {
-            println!("{line}");
+            crate::outln!("{line}");
         }
         eprintln!("{}", style("dry run: nothing was changed").dim());
     }
@@ -196,7 +196,7 @@ fn print_summary(
             .into_iter()
             .map(|u| u.url)
             .collect();
-        println!(
+        crate::outln!(
             "{} {:width$}  {:9}  {:16} {}",
             style("✔").green(),
             style(&o.service).bold(),
@@ -205,7 +205,7 @@ fn print_summary(
             urls.join("  "),
         );
     }
-    println!(
+    crate::outln!(
         "{} ready in {:.2}s",
         style(&stack.project).bold(),
         elapsed.as_secs_f64()

@@ -44,6 +44,12 @@ fn observed(c: ContainerSummary) -> Observed {
             .filter(|m| m.typ.as_deref() == Some("volume"))
             .filter_map(|m| Some((m.destination?, m.name?)))
             .collect(),
+        forwards: c
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| Some((p.private_port, p.public_port?)))
+            .collect(),
         published: c
             .ports
             .unwrap_or_default()

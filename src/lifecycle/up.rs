@@ -28,10 +28,12 @@ use super::{lock, ServiceOutcome, UpError, UpOptions};
 use crate::config::model::{Mount, Port, Service, Stack};
 use crate::engine::{container_name, project_dir, Engine, EngineError, LABEL_DIR, LABEL_PROJECT};
 use crate::images::Images;
+use crate::plan::PORTS_PART;
 use crate::plan::{
     self, Actual, ContainerAction, ImageAction, Plan, PlanError, PlanOptions, PortCheck, RemoveWhy,
     ServiceStep,
 };
+use crate::ports::Creating;
 use crate::report::Reporter;
 
 fn plan_options(opts: &UpOptions) -> PlanOptions {
@@ -199,13 +201,22 @@ pub async fn up(
     // Host ports for the containers about to be made: free ones where the
     // declared ones are taken (see `crate::ports`); the config hashes stay
     // the declared ports'.
-    let creating: Vec<(String, Option<String>)> = plan
+    let creating: Vec<Creating> = plan
         .services
         .iter()
-        .filter_map(|s| match &s.action {
-            ContainerAction::Create => Some((s.service.clone(), None)),
-            ContainerAction::Recreate { id, .. } => Some((s.service.clone(), Some(id.clone()))),
-            _ => None,
+        .filter_map(|s| {
+            let (replaces, ports_changed) = match &s.action {
+                ContainerAction::Create => (None, false),
+                ContainerAction::Recreate { id, changes } => {
+                    (Some(id.clone()), changes.iter().any(|c| c == PORTS_PART))
+                }
+                _ => return None,
+            };
+            Some(Creating {
+                service: s.service.clone(),
+                replaces,
+                ports_changed,
+            })
         })
         .collect();
     if !creating.is_empty() {
@@ -225,7 +236,7 @@ pub async fn up(
         )
         .await?;
         for step in &mut plan.services {
-            if creating.iter().any(|(s, _)| *s == step.service) {
+            if creating.iter().any(|c| c.service == step.service) {
                 step.spec.ports = ported.services[&step.service].ports.clone();
             }
         }
@@ -500,7 +511,11 @@ async fn bring_up(
                     if let Some(s) = fresh.services.get_mut(name) {
                         s.ports = step.spec.ports.clone();
                     }
-                    let one = [(name.clone(), None)];
+                    let one = [Creating {
+                        service: name.clone(),
+                        replaces: None,
+                        ports_changed: false,
+                    }];
                     crate::ports::assign(engine, &mut fresh, &one, &[], reporter).await?;
                     let mut spec = step.spec.clone();
                     spec.ports = fresh.services[name].ports.clone();

@@ -40,13 +40,16 @@ pub fn config_hash(service: &Service, image_id: &str) -> String {
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
+/// The part a recreate names when the declared ports changed.
+pub const PORTS_PART: &str = "ports";
+
 /// Which part of the config a field of the model belongs to, as a recreate names it.
 fn part_of(field: &str) -> &'static str {
     match field {
         "image" => "image",
         "command" | "entrypoint" => "command",
         "env" => "env",
-        "ports" => "ports",
+        "ports" => PORTS_PART,
         "volumes" | "mount" => "volumes",
         "build" | "fallback" => "build",
         "user" | "working_dir" => "user",

@@ -47,7 +47,7 @@ use crate::engine::{
 };
 use crate::image_ref::ImageRef;
 
-pub use hash::{changed_parts, config_hash, config_parts};
+pub use hash::{changed_parts, config_hash, config_parts, PORTS_PART};
 pub use spec::{ContainerSpec, MountSpec, NetworkSpec, OneOff, VolumeSpec};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -150,6 +150,9 @@ pub struct Observed {
     pub volume_mounts: BTreeMap<String, String>,
     /// Host bindings it publishes.
     pub published: Vec<Binding>,
+    /// (container port, host port) of each of them: where `up` keeps a
+    /// port that once had to move.
+    pub forwards: Vec<(u16, u16)>,
 }
 
 impl Observed {
@@ -390,6 +393,10 @@ pub struct PortCheck {
     /// `{ port = "…", fixed = true }`: this port or none (else `up`
     /// publishes on a free one).
     pub fixed: bool,
+    /// The port dev.toml declares, where this one differs: it had to move
+    /// once, and stays on the port it moved to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared: Option<u16>,
     /// The service's own container, about to be replaced or started: if it
     /// holds the port, that is no conflict.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -688,16 +695,23 @@ pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, 
         }
         if !matches!(action, ContainerAction::Keep { .. }) {
             let own = current.map(|c| c.name.clone());
-            for (binding, fixed) in bindings(&run).zip(
-                run.ports
-                    .iter()
-                    .filter(|p| p.host.is_some())
-                    .map(|p| p.fixed),
-            ) {
+            let published = run.ports.iter().filter(|p| p.host.is_some());
+            for (mut binding, port) in bindings(&run).zip(published) {
+                // A port that had to move stays where it went (as
+                // `crate::ports` keeps it) when its container is replaced.
+                let ports_changed = matches!(&action, ContainerAction::Recreate { changes, .. }
+                    if changes.iter().any(|c| c == PORTS_PART));
+                let kept = current
+                    .filter(|_| !port.fixed && !ports_changed)
+                    .and_then(|c| c.forwards.iter().find(|f| f.0 == port.container))
+                    .map(|f| f.1)
+                    .filter(|h| *h != binding.port);
+                let declared = kept.map(|h| std::mem::replace(&mut binding.port, h));
                 plan.port_checks.push(PortCheck {
                     service: name.clone(),
                     binding,
-                    fixed,
+                    fixed: port.fixed,
+                    declared,
                     own: own.clone(),
                     free: None,
                     holder: None,

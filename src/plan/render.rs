@@ -80,8 +80,12 @@ pub fn lines(plan: &Plan) -> Vec<String> {
             }
             (Some(false), None) => "taken: would publish on a free port instead".to_string(),
         };
+        let kept = p
+            .declared
+            .map(|d| format!(" (kept where it moved from {d})"))
+            .unwrap_or_default();
         out.push(format!(
-            "host port {} for `{}`: {state}",
+            "host port {}{kept} for `{}`: {state}",
             p.binding, p.service
         ));
     }

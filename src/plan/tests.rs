@@ -89,6 +89,11 @@ fn container(stack: &Stack, service: &str, state: &str) -> Observed {
         .collect(),
         image_id: id,
         published: bindings(svc).collect(),
+        forwards: svc
+            .ports
+            .iter()
+            .filter_map(|p| Some((p.container, p.host?)))
+            .collect(),
         ..Observed::default()
     }
 }
@@ -245,6 +250,57 @@ fn one_changed_service_is_recreated_alone_and_says_why() {
     assert_eq!(plan.port_checks.len(), 1);
     assert_eq!(plan.port_checks[0].own.as_deref(), Some("shop-app-1"));
     assert!(plan.network.as_ref().unwrap().exists);
+}
+
+#[test]
+fn a_port_that_moved_is_checked_where_it_went() {
+    // `app`'s 8080 was taken at its first `up` and went to 18080; `up`
+    // keeps it there when `app` is recreated, and the dry run says so.
+    let before = stack("");
+    let after = stack("").tap_env("app", "A", "2");
+    let mut actual = up_done(&before);
+    let app = actual
+        .containers
+        .iter_mut()
+        .find(|c| c.service() == "app")
+        .unwrap();
+    app.published[0].port = 18080;
+    app.forwards = vec![(80, 18080)];
+    let plan = plan(&after, &actual, &PlanOptions::default()).unwrap();
+    let check = &plan.port_checks[0];
+    assert_eq!((check.binding.port, check.declared), (18080, Some(8080)));
+    let lines = render::lines(&plan);
+    assert!(
+        lines.iter().any(|l| l
+            .starts_with("host port 18080 (kept where it moved from 8080) for `app`: not checked")),
+        "{lines:#?}"
+    );
+    // A port the person changed since is checked (and taken) as declared.
+    let mut changed = stack("");
+    changed.services.get_mut("app").unwrap().ports[0].host = Some(8081);
+    let plan = plan_of(&changed, &actual);
+    assert_eq!(
+        (
+            plan.port_checks[0].binding.port,
+            plan.port_checks[0].declared
+        ),
+        (8081, None)
+    );
+    // A fixed port never moved: it is checked as declared.
+    let mut fixed = stack("").tap_env("app", "A", "2");
+    fixed.services.get_mut("app").unwrap().ports[0].fixed = true;
+    let plan = plan_of(&fixed, &actual);
+    assert_eq!(
+        (
+            plan.port_checks[0].binding.port,
+            plan.port_checks[0].declared
+        ),
+        (8080, None)
+    );
+}
+
+fn plan_of(stack: &Stack, actual: &Actual) -> Plan {
+    plan(stack, actual, &PlanOptions::default()).unwrap()
 }
 
 #[test]
