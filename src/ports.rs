@@ -475,27 +475,22 @@ mod tests {
 
     #[test]
     fn the_containers_current_port_wins_even_over_a_free_declared_one() {
-        let mut a = Assigner::default();
         // It holds 18080 itself: that counts as free for it.
-        let (ports, moved) = a
-            .choose(
-                &[port(Some(8080), 8080, false)],
-                &[(8080, 18080)],
-                true,
-                &taken_set(&[18080]),
-            )
-            .unwrap();
+        let choose = |declared: u16, keep: bool| {
+            Assigner::default()
+                .choose(
+                    &[port(Some(declared), 8080, false)],
+                    &[(8080, 18080)],
+                    keep,
+                    &taken_set(&[18080]),
+                )
+                .unwrap()
+        };
+        let (ports, moved) = choose(8080, true);
         assert_eq!(hosts(&ports), [Some(18080)]);
         assert!(moved.is_empty(), "a kept port is no news");
         // Unless the person declared another port since: they get that one.
-        let (ports, _) = Assigner::default()
-            .choose(
-                &[port(Some(8081), 8080, false)],
-                &[(8080, 18080)],
-                false,
-                &taken_set(&[18080]),
-            )
-            .unwrap();
+        let (ports, _) = choose(8081, false);
         assert_eq!(hosts(&ports), [Some(8081)]);
     }
 

@@ -407,6 +407,9 @@ fn r14_a_tls_engine_with_client_certificates_as_the_docker_cli_configures_it() {
         "{err}"
     );
     assert!(err.contains("listens there with TLS"), "{err}");
+    // The cause, once: not the client's wrappers around it.
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(!err.contains("client error"), "{err}");
 
     ok(call(&p, &tls(good), &["down", "-v"]), "down over TLS");
     let out = ok(devenv(&p, &[], &["ps", "--json"]), "ps after down");

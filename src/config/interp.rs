@@ -2,6 +2,8 @@
 //! `${VAR:-default}` (unset or empty), `${VAR-default}` (unset),
 //! `${VAR:?message}` (required) and `$$` for a literal dollar.
 
+use std::ops::Range;
+
 /// Why a value could not be interpolated; the caller adds where.
 #[derive(Debug, PartialEq, Eq)]
 pub struct InterpError {
@@ -18,7 +20,18 @@ pub fn interpolate(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, InterpError> {
-    interpolate_with(text, lookup, false, 0)
+    interpolate_with(text, lookup, false, 0, None)
+}
+
+/// As [`interpolate`], and where in the result each reference's value went
+/// (byte ranges): what came from a variable, as against what was written.
+pub fn interpolate_spans(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, Vec<Range<usize>>), InterpError> {
+    let mut spans = Vec::new();
+    let out = interpolate_with(text, lookup, false, 0, Some(&mut spans))?;
+    Ok((out, spans))
 }
 
 /// As [`interpolate`], but an unset variable without a default is empty, as
@@ -27,7 +40,7 @@ pub fn interpolate_lenient(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, InterpError> {
-    interpolate_with(text, lookup, true, 0)
+    interpolate_with(text, lookup, true, 0, None)
 }
 
 fn interpolate_with(
@@ -35,6 +48,7 @@ fn interpolate_with(
     lookup: &dyn Fn(&str) -> Option<String>,
     lenient: bool,
     depth: usize,
+    mut spans: Option<&mut Vec<Range<usize>>>,
 ) -> Result<String, InterpError> {
     if depth > MAX_NESTING {
         return Err(InterpError {
@@ -58,7 +72,11 @@ fn interpolate_with(
                 message: "unterminated `${`".into(),
                 help: "close the reference with `}`, or write `$$` for a literal dollar".into(),
             })?;
+            let start = out.len();
             out.push_str(&expand(&inner[..end], lookup, lenient, depth)?);
+            if let Some(spans) = spans.as_deref_mut() {
+                spans.push(start..out.len());
+            }
             rest = &inner[end + 1..];
         } else {
             let len = rest
@@ -67,7 +85,11 @@ fn interpolate_with(
             if len == 0 {
                 out.push('$');
             } else {
+                let start = out.len();
                 out.push_str(&expand(&rest[..len], lookup, lenient, depth)?);
+                if let Some(spans) = spans.as_deref_mut() {
+                    spans.push(start..out.len());
+                }
                 rest = &rest[len..];
             }
         }
@@ -125,7 +147,7 @@ fn expand(
     };
     match (op, value) {
         (":-", Some(v)) if !v.is_empty() => Ok(v),
-        (":-", _) | ("-", None) => interpolate_with(arg, lookup, lenient, depth + 1),
+        (":-", _) | ("-", None) => interpolate_with(arg, lookup, lenient, depth + 1, None),
         (":?", Some(v)) if !v.is_empty() => Ok(v),
         ("?", Some(v)) | ("-", Some(v)) | ("", Some(v)) => Ok(v),
         (":?" | "?", _) => Err(InterpError {
@@ -188,6 +210,15 @@ mod tests {
     #[test]
     fn nested_default_expands() {
         assert_eq!(run("${MISSING:-${USER}-db}").unwrap(), "app-db");
+    }
+
+    #[test]
+    fn spans_say_what_came_from_a_variable() {
+        let (out, spans) =
+            interpolate_spans("app:app --user=${USER} $USER/${NONE:-x}$$", &vars).unwrap();
+        assert_eq!(out, "app:app --user=app app/x$");
+        let at: Vec<(usize, &str)> = spans.iter().map(|r| (r.start, &out[r.clone()])).collect();
+        assert_eq!(at, [(15, "app"), (19, "app"), (23, "x")]);
     }
 
     #[test]

@@ -130,6 +130,19 @@ pub struct Service {
     /// The service's `k8s` table (over its preset's), read only by export.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub k8s: Option<super::k8s::ServiceSettings>,
+    /// Its hooks' and command's texts as interpolated, each with where the
+    /// variables' values went: export references a secret by its key there
+    /// and leaves what dev.toml spells out as written (`jwt:secret`).
+    #[serde(skip)]
+    pub interpolated: Vec<Interpolated>,
+}
+
+/// A text after interpolation, and the byte ranges of it that came from a
+/// variable (`${DB_PASSWORD}`), as against written out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interpolated {
+    pub text: String,
+    pub spans: Vec<std::ops::Range<usize>>,
 }
 
 /// An environment value and whether it is a secret (never printed, never in a
@@ -384,6 +397,20 @@ impl Stack {
 }
 
 impl Service {
+    /// Where variables' values went in `text`, one of its interpolated
+    /// texts; `None` for a text not read from a stack file (made in code).
+    pub fn interpolated_spans(&self, text: &str) -> Option<Vec<std::ops::Range<usize>>> {
+        let mut found = self
+            .interpolated
+            .iter()
+            .filter(|i| i.text == text)
+            .peekable();
+        found.peek()?;
+        // The same text twice (a hook and a command word alike): every
+        // range either had counts.
+        Some(found.flat_map(|i| i.spans.iter().cloned()).collect())
+    }
+
     /// Every secret value this service knows (env, build args, probe
     /// password), raw: what [`Service::mask`] hides and what the config hash
     /// must still see, since their printed forms are all the same mask.

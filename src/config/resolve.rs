@@ -10,6 +10,7 @@ mod env;
 mod probe;
 mod syntax;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::error::{ConfigError, Src};
-use super::interp::interpolate;
+use super::interp::{interpolate, interpolate_spans};
 use super::model::*;
 use super::presets::Preset;
 use super::raw::*;
@@ -50,6 +51,24 @@ impl Ctx<'_> {
     pub fn interp(&self, src: &Src, span: Range<usize>, text: &str) -> Result<String, ConfigError> {
         interpolate(text, &|n| self.lookup(n))
             .map_err(|e| ConfigError::invalid(src, span, e.message, "in this value", Some(e.help)))
+    }
+
+    /// As [`Ctx::interp`], noting in `record` where the variables' values went.
+    fn interp_noted(
+        &self,
+        src: &Src,
+        span: Range<usize>,
+        text: &str,
+        record: &RefCell<Vec<Interpolated>>,
+    ) -> Result<String, ConfigError> {
+        let (out, spans) = interpolate_spans(text, &|n| self.lookup(n)).map_err(|e| {
+            ConfigError::invalid(src, span, e.message, "in this value", Some(e.help))
+        })?;
+        record.borrow_mut().push(Interpolated {
+            text: out.clone(),
+            spans,
+        });
+        Ok(out)
     }
 }
 
@@ -150,6 +169,8 @@ pub fn resolve_service(
         }
     };
 
+    // Where variables went in the texts export turns into manifests.
+    let noted = RefCell::new(Vec::new());
     let words = |field: Option<Pick<S<StrOrList>>>| -> Result<Option<Vec<String>>, ConfigError> {
         let Some(f) = field else { return Ok(None) };
         let items = match f.value.get_ref() {
@@ -166,7 +187,7 @@ pub fn resolve_service(
         };
         items
             .iter()
-            .map(|w| ctx.interp(f.src, f.value.span(), w))
+            .map(|w| ctx.interp_noted(f.src, f.value.span(), w, &noted))
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     };
@@ -280,7 +301,7 @@ pub fn resolve_service(
         Some(h) => {
             let list = |cmds: &[S<String>]| -> Result<Vec<String>, ConfigError> {
                 cmds.iter()
-                    .map(|c| ctx.interp(h.src, c.span(), c.get_ref()))
+                    .map(|c| ctx.interp_noted(h.src, c.span(), c.get_ref(), &noted))
                     .collect()
             };
             let after_up = list(&h.value.after_up)?;
@@ -395,6 +416,7 @@ pub fn resolve_service(
         watch,
         mount,
         k8s,
+        interpolated: noted.into_inner(),
     })
 }
 

@@ -123,8 +123,10 @@ pub enum ConnectError {
     #[diagnostic(code(devenv::engine::unreachable))]
     Unreachable {
         endpoint: Endpoint,
+        /// The innermost cause only: the client's wrappers around it
+        /// ("client error (Connect)" twice over) tell a person nothing.
         #[source]
-        source: bollard::errors::Error,
+        source: Cause,
         #[help]
         help: String,
     },
@@ -379,10 +381,15 @@ fn classify(endpoint: &Endpoint, source: bollard::errors::Error) -> ConnectError
     }
     ConnectError::Unreachable {
         endpoint: endpoint.clone(),
-        source,
+        source: Cause(innermost),
         help: help_unreachable(endpoint),
     }
 }
+
+/// Why a connection failed, in the words of its innermost error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Cause(pub String);
 
 fn help_unreachable(endpoint: &Endpoint) -> String {
     let host = endpoint.host.as_str();

@@ -51,8 +51,11 @@ pub(crate) const REDISCLI_AUTH: &str = "REDISCLI_AUTH";
 /// `text` (a hook or a command word) with each secret value of the
 /// service's Secret replaced by a `$(KEY)` reference, which Kubernetes
 /// expands from the container's env: manifests name secrets, never hold
-/// them. `Err` carries the text masked when a secret of the stack is left
-/// that the container has no key for.
+/// them. Only where the text came from a variable (`${DB_PASSWORD}`): what
+/// dev.toml spells out stays as written, so `php artisan jwt:secret` keeps
+/// its word when a password happens to be `secret`. `Err` carries the text
+/// masked when a variable put in a secret of the stack that the container
+/// has no key for.
 pub(crate) fn reference_secrets(
     text: &str,
     service: &Service,
@@ -67,20 +70,37 @@ pub(crate) fn reference_secrets(
         .collect();
     // Longest first, so that a secret inside another leaves no tail.
     held.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
-    let mut out = text.to_string();
-    for (key, value) in held {
-        out = out.replace(value, &format!("$({key})"));
-    }
-    let left = secrets
+    let left: Vec<&str> = secrets
         .iter()
         .map(String::as_str)
         .chain(service.secret_values())
-        .filter(|s| !s.is_empty());
-    let masked = crate::config::secret::mask_in(&out, left);
-    if masked == out {
-        Ok(out)
+        .filter(|s| !s.is_empty())
+        .collect();
+    // A text not read from a stack file (made in code) counts as a
+    // variable's value throughout.
+    let mut spans = service
+        .interpolated_spans(text)
+        .unwrap_or_else(|| std::iter::once(0..text.len()).collect());
+    spans.sort_by_key(|r| (r.start, r.end));
+    let (mut out, mut at, mut leaked) = (String::new(), 0, false);
+    for r in spans.into_iter().filter(|r| r.end <= text.len()) {
+        if r.start < at {
+            continue;
+        }
+        out.push_str(&text[at..r.start]);
+        let mut part = text[r.clone()].to_string();
+        for (key, value) in &held {
+            part = part.replace(value, &format!("$({key})"));
+        }
+        leaked |= crate::config::secret::mask_in(&part, left.iter().copied()) != part;
+        out.push_str(&part);
+        at = r.end;
+    }
+    out.push_str(&text[at..]);
+    if leaked {
+        Err(crate::config::secret::mask_in(&out, left.iter().copied()))
     } else {
-        Err(masked)
+        Ok(out)
     }
 }
 

@@ -61,6 +61,7 @@ pub(crate) fn service(name: &str, image: &str) -> Service {
         watch: Vec::new(),
         mount: None,
         k8s: None,
+        interpolated: Vec::new(),
     }
 }
 
@@ -686,6 +687,34 @@ fn r14_a_mirrored_postgres_image_is_postgres_in_production_too() {
     let (other_kind, other) = production("registry.local:5000/library/pgbouncer:1");
     assert_eq!(other_kind, settings::Kind::Generic);
     assert!(other.contains("registry.local:5000/library/pgbouncer:1"));
+}
+
+#[test]
+fn a_secret_is_referenced_where_a_variable_put_it_and_written_words_stay() {
+    // The example's default password is `secret`, a word Laravel commands
+    // use too: only the interpolated one is the password.
+    let stack = parse_example(
+        r#"[project]
+name = "shop"
+
+[services.db]
+use = "postgres"
+
+[services.app]
+image = "shop-app:dev"
+env = { DB_PASSWORD = "${DB_PASSWORD:-secret}" }
+command = ["php", "artisan", "serve", "--secret-word=secret"]
+hooks = { after_up = ["php artisan jwt:secret --force", "php artisan tenants:migrate --password=${DB_PASSWORD:-secret}"] }
+"#,
+    );
+    let text = tree(&render(&stack, &opts()).unwrap());
+    assert!(text.contains("php artisan jwt:secret --force"), "{text}");
+    assert!(text.contains("--secret-word=secret"), "{text}");
+    assert!(!text.contains(":$(DB_PASSWORD)"), "{text}");
+    assert!(
+        text.contains("php artisan tenants:migrate --password=$(DB_PASSWORD)"),
+        "{text}"
+    );
 }
 
 #[test]
