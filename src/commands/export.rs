@@ -95,10 +95,11 @@ pub fn run(settings: &ExportSettings, out: &mut dyn Write) -> Result<u8, ExportC
             .map_err(report)?;
         }
     }
+    let n = files.len();
     writeln!(
         out,
-        "wrote {} files to `{}`",
-        files.len(),
+        "wrote {n} file{} to `{}`",
+        if n == 1 { "" } else { "s" },
         settings.out_dir.display()
     )
     .map_err(report)?;
