@@ -620,6 +620,37 @@ mod tests {
     }
 
     #[test]
+    fn one_host_port_twice_in_a_service_is_an_error_at_its_line() {
+        let err = parse_str(
+            "[services.cache]\nimage = \"x\"\nports = [\n  \"6379:6379\",\n  { port = \"6379:6380\", fixed = true },\n]\n",
+        )
+        .unwrap_err();
+        let text = format!("{:?}", miette::Report::new(err));
+        assert!(
+            text.contains("host port 6379 is published twice in this service"),
+            "{text}"
+        );
+        assert!(text.contains("dev.toml:5:"), "points at the second: {text}");
+        // Other protocols, other addresses of one family, or the two
+        // families' wildcards are no clash.
+        for ok in [
+            r#"["53:53/udp", "53:53/tcp"]"#,
+            r#"["127.0.0.1:8080:80", "127.0.0.2:8080:81"]"#,
+            r#"["0.0.0.0:8080:80", "[::]:8080:80"]"#,
+        ] {
+            parse_str(&format!("[services.web]\nimage = \"x\"\nports = {ok}\n")).unwrap();
+        }
+        for clash in [
+            r#"["8080:80", "127.0.0.1:8080:81"]"#,
+            r#"["0.0.0.0:8080:80", "127.0.0.1:8080:81"]"#,
+            r#"["8000-8001:8000-8001", "8001:9000"]"#,
+        ] {
+            let err = parse_str(&format!("[services.web]\nimage = \"x\"\nports = {clash}\n"));
+            assert!(err.is_err(), "{clash}");
+        }
+    }
+
+    #[test]
     fn a_fixed_port_needs_a_host_port_and_the_long_form_its_keys() {
         let err = parse_str(
             "[services.db]\nimage = \"x\"\nports = [{ port = \"5432\", fixed = true }]\n",

@@ -439,6 +439,22 @@ fn resolve_list<T>(
         .collect()
 }
 
+/// Whether two host addresses of a port mapping take in a common address:
+/// none given is every address of both families, `0.0.0.0` every IPv4 one,
+/// `::` every IPv6 one (so `0.0.0.0:80` beside `[::]:80` is fine).
+fn addresses_overlap(a: Option<&str>, b: Option<&str>) -> bool {
+    let norm = |ip: Option<&str>| {
+        ip.map(|ip| ip.trim_start_matches('[').trim_end_matches(']').to_string())
+            .filter(|ip| !ip.is_empty())
+    };
+    let (Some(a), Some(b)) = (norm(a), norm(b)) else {
+        return true;
+    };
+    let v6 = |ip: &str| ip.contains(':');
+    let any = |ip: &str| ip == "0.0.0.0" || ip == "::";
+    v6(&a) == v6(&b) && (a == b || any(&a) || any(&b))
+}
+
 /// `ports`: each entry short (`"8080:8080"`) or long (`{ port = "8080:8080", fixed = true }`).
 fn resolve_ports(
     ctx: &Ctx,
@@ -467,6 +483,27 @@ fn resolve_ports(
         }
         for p in &mut ports {
             p.fixed = fixed;
+        }
+        // One host port twice in a service cannot both be published (the
+        // engine refuses the container at start): say so here, at the line.
+        for p in &ports {
+            let Some(host) = p.host else { continue };
+            let twice = out
+                .iter()
+                .chain(ports.iter().take_while(|q| !std::ptr::eq(*q, p)));
+            if let Some(q) = twice.into_iter().find(|q| {
+                q.host == Some(host)
+                    && q.protocol == p.protocol
+                    && addresses_overlap(q.host_ip.as_deref(), p.host_ip.as_deref())
+            }) {
+                return Err(invalid(
+                    format!(
+                        "host port {host} is published twice in this service (for its ports {} and {})",
+                        q.container, p.container
+                    ),
+                    "give each mapping its own host port, or leave the host port out (`\"6380\"`) for the engine to choose one".into(),
+                ));
+            }
         }
         out.extend(ports);
     }
