@@ -30,7 +30,7 @@
 use std::collections::HashSet;
 
 use crate::config::model::{Port, Protocol, Service, Stack};
-use crate::engine::{ContainerInfo, Engine, EngineError};
+use crate::engine::{Engine, EngineError};
 use crate::lifecycle::UpError;
 use crate::plan::ContainerSpec;
 use crate::report::Reporter;
@@ -246,6 +246,8 @@ pub struct Creating {
     pub service: String,
     /// The container it replaces, if any.
     pub replaces: Option<String>,
+    /// What that container publishes now (container port, host port).
+    pub current: Vec<(u16, u16)>,
     /// Its declared ports changed since that container was made: it gets
     /// the new ones, not the ones the old container kept.
     pub ports_changed: bool,
@@ -259,7 +261,6 @@ pub async fn assign(
     engine: &Engine,
     stack: &mut Stack,
     creating: &[Creating],
-    ours: &[ContainerInfo],
     reporter: &dyn Reporter,
 ) -> Result<(), UpError> {
     let publishes = |name: &String| stack.services[name].ports.iter().any(|p| p.host.is_some());
@@ -272,14 +273,11 @@ pub async fn assign(
     for Creating {
         service: name,
         replaces: replacing,
+        current,
         ports_changed,
     } in creating
     {
-        let mut current: Vec<(u16, u16)> = replacing
-            .as_ref()
-            .and_then(|id| ours.iter().find(|c| &c.id == id))
-            .map(|c| c.published.clone())
-            .unwrap_or_default();
+        let mut current = current.clone();
         let svc = stack
             .services
             .get_mut(name)

@@ -206,6 +206,22 @@ pub enum Protocol {
     Sctp,
 }
 
+/// Whether two host addresses of a port mapping take in a common address:
+/// none given is every address of both families, `0.0.0.0` every IPv4 one,
+/// `::` every IPv6 one (so `0.0.0.0:80` beside `[::]:80` is fine).
+pub fn host_addresses_overlap(a: Option<&str>, b: Option<&str>) -> bool {
+    let norm = |ip: Option<&str>| {
+        ip.map(|ip| ip.trim_start_matches('[').trim_end_matches(']').to_string())
+            .filter(|ip| !ip.is_empty())
+    };
+    let (Some(a), Some(b)) = (norm(a), norm(b)) else {
+        return true;
+    };
+    let v6 = |ip: &str| ip.contains(':');
+    let any = |ip: &str| ip == "0.0.0.0" || ip == "::";
+    v6(&a) == v6(&b) && (a == b || any(&a) || any(&b))
+}
+
 /// One published port: `[ip:]host:container[/proto]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Port {

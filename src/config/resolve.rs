@@ -19,7 +19,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::error::{ConfigError, Src};
-use super::interp::{interpolate, interpolate_spans};
+use super::interp::{interpolate, interpolate_spans, InterpError};
 use super::model::*;
 use super::presets::Preset;
 use super::raw::*;
@@ -49,8 +49,7 @@ impl Ctx<'_> {
 
     /// Interpolates a value found at `span` in `src`.
     pub fn interp(&self, src: &Src, span: Range<usize>, text: &str) -> Result<String, ConfigError> {
-        interpolate(text, &|n| self.lookup(n))
-            .map_err(|e| ConfigError::invalid(src, span, e.message, "in this value", Some(e.help)))
+        interpolate(text, &|n| self.lookup(n)).map_err(|e| in_value(src, span, e))
     }
 
     /// As [`Ctx::interp`], noting in `record` where the variables' values went.
@@ -61,15 +60,19 @@ impl Ctx<'_> {
         text: &str,
         record: &RefCell<Vec<Interpolated>>,
     ) -> Result<String, ConfigError> {
-        let (out, spans) = interpolate_spans(text, &|n| self.lookup(n)).map_err(|e| {
-            ConfigError::invalid(src, span, e.message, "in this value", Some(e.help))
-        })?;
+        let (out, spans) =
+            interpolate_spans(text, &|n| self.lookup(n)).map_err(|e| in_value(src, span, e))?;
         record.borrow_mut().push(Interpolated {
             text: out.clone(),
             spans,
         });
         Ok(out)
     }
+}
+
+/// An interpolation error, located at the value it is in.
+fn in_value(src: &Src, span: Range<usize>, e: InterpError) -> ConfigError {
+    ConfigError::invalid(src, span, e.message, "in this value", Some(e.help))
 }
 
 /// A field picked from the service or, failing that, its preset, with the source it came from.
@@ -439,22 +442,6 @@ fn resolve_list<T>(
         .collect()
 }
 
-/// Whether two host addresses of a port mapping take in a common address:
-/// none given is every address of both families, `0.0.0.0` every IPv4 one,
-/// `::` every IPv6 one (so `0.0.0.0:80` beside `[::]:80` is fine).
-fn addresses_overlap(a: Option<&str>, b: Option<&str>) -> bool {
-    let norm = |ip: Option<&str>| {
-        ip.map(|ip| ip.trim_start_matches('[').trim_end_matches(']').to_string())
-            .filter(|ip| !ip.is_empty())
-    };
-    let (Some(a), Some(b)) = (norm(a), norm(b)) else {
-        return true;
-    };
-    let v6 = |ip: &str| ip.contains(':');
-    let any = |ip: &str| ip == "0.0.0.0" || ip == "::";
-    v6(&a) == v6(&b) && (a == b || any(&a) || any(&b))
-}
-
 /// `ports`: each entry short (`"8080:8080"`) or long (`{ port = "8080:8080", fixed = true }`).
 fn resolve_ports(
     ctx: &Ctx,
@@ -494,7 +481,7 @@ fn resolve_ports(
             if let Some(q) = twice.into_iter().find(|q| {
                 q.host == Some(host)
                     && q.protocol == p.protocol
-                    && addresses_overlap(q.host_ip.as_deref(), p.host_ip.as_deref())
+                    && host_addresses_overlap(q.host_ip.as_deref(), p.host_ip.as_deref())
             }) {
                 return Err(invalid(
                     format!(

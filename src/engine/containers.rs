@@ -44,12 +44,6 @@ fn observed(c: ContainerSummary) -> Observed {
             .filter(|m| m.typ.as_deref() == Some("volume"))
             .filter_map(|m| Some((m.destination?, m.name?)))
             .collect(),
-        forwards: c
-            .ports
-            .iter()
-            .flatten()
-            .filter_map(|p| Some((p.private_port, p.public_port?)))
-            .collect(),
         published: c
             .ports
             .unwrap_or_default()
@@ -60,32 +54,45 @@ fn observed(c: ContainerSummary) -> Observed {
                     Some("sctp") => Protocol::Sctp,
                     _ => Protocol::Tcp,
                 };
-                Some(Binding {
+                let binding = Binding {
                     host_ip: p.ip.filter(|ip| !ip.is_empty()),
                     port: p.public_port?,
                     protocol,
-                })
+                };
+                Some((p.private_port, binding))
             })
             .collect(),
     }
 }
 
 impl Engine {
-    async fn observe(
+    /// The containers that match `filters`, stopped ones too: the one
+    /// listing call the planner's and the commands' views share.
+    async fn list_matching(
         &self,
         filters: HashMap<String, Vec<String>>,
-    ) -> Result<Vec<Observed>, EngineError> {
+    ) -> Result<Vec<ContainerSummary>, EngineError> {
         let opts = ListContainersOptions {
             all: true,
             filters: Some(filters),
             ..Default::default()
         };
-        let list = self
-            .docker
+        self.docker
             .list_containers(Some(opts))
             .await
-            .map_err(EngineError::api("listing containers"))?;
-        Ok(list.into_iter().map(observed).collect())
+            .map_err(EngineError::api("listing containers"))
+    }
+
+    async fn observe(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> Result<Vec<Observed>, EngineError> {
+        Ok(self
+            .list_matching(filters)
+            .await?
+            .into_iter()
+            .map(observed)
+            .collect())
     }
 
     /// The project's containers (by label), one-offs included.
@@ -325,17 +332,9 @@ impl Engine {
         &self,
         filters: HashMap<String, Vec<String>>,
     ) -> Result<Vec<ContainerInfo>, EngineError> {
-        let opts = ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        };
-        let list = self
-            .docker
-            .list_containers(Some(opts))
-            .await
-            .map_err(EngineError::api("listing containers"))?;
-        Ok(list
+        Ok(self
+            .list_matching(filters)
+            .await?
             .into_iter()
             .map(|c| {
                 let labels = c.labels.unwrap_or_default();

@@ -212,29 +212,29 @@ pub async fn up(
                 }
                 _ => return None,
             };
+            // What observe listed: no second listing of the project.
+            let current = actual
+                .containers
+                .iter()
+                .find(|c| Some(&c.id) == replaces.as_ref())
+                .map(|c| c.published.iter().map(|(to, b)| (*to, b.port)).collect())
+                .unwrap_or_default();
             Some(Creating {
                 service: s.service.clone(),
                 replaces,
+                current,
                 ports_changed,
             })
         })
         .collect();
     if !creating.is_empty() {
-        let containers = engine.list_containers(&stack.project).await?;
         let mut ported = run.clone();
         for step in &plan.services {
             if let Some(svc) = ported.services.get_mut(&step.service) {
                 svc.ports = step.spec.ports.clone();
             }
         }
-        crate::ports::assign(
-            engine,
-            &mut ported,
-            &creating,
-            &containers,
-            reporter.as_ref(),
-        )
-        .await?;
+        crate::ports::assign(engine, &mut ported, &creating, reporter.as_ref()).await?;
         for step in &mut plan.services {
             if creating.iter().any(|c| c.service == step.service) {
                 step.spec.ports = ported.services[&step.service].ports.clone();
@@ -514,9 +514,10 @@ async fn bring_up(
                     let one = [Creating {
                         service: name.clone(),
                         replaces: None,
+                        current: Vec::new(),
                         ports_changed: false,
                     }];
-                    crate::ports::assign(engine, &mut fresh, &one, &[], reporter).await?;
+                    crate::ports::assign(engine, &mut fresh, &one, reporter).await?;
                     let mut spec = step.spec.clone();
                     spec.ports = fresh.services[name].ports.clone();
                     let id = engine.create_container(&spec).await?;

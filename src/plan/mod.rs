@@ -148,11 +148,9 @@ pub struct Observed {
     pub image_id: String,
     /// Container path → volume name, of its volume mounts.
     pub volume_mounts: BTreeMap<String, String>,
-    /// Host bindings it publishes.
-    pub published: Vec<Binding>,
-    /// (container port, host port) of each of them: where `up` keeps a
-    /// port that once had to move.
-    pub forwards: Vec<(u16, u16)>,
+    /// What it publishes: each container port with its host binding (a
+    /// port that once had to move is kept there by `up`).
+    pub published: Vec<(u16, Binding)>,
 }
 
 impl Observed {
@@ -183,17 +181,14 @@ pub struct Binding {
 }
 
 impl Binding {
-    fn wildcard(&self) -> bool {
-        self.host_ip
-            .as_deref()
-            .is_none_or(|ip| ip.is_empty() || ip == "0.0.0.0" || ip == "::" || ip == "[::]")
-    }
-
     /// Whether the two cannot both be bound on one host.
     pub fn overlaps(&self, other: &Binding) -> bool {
         self.port == other.port
             && self.protocol == other.protocol
-            && (self.wildcard() || other.wildcard() || self.host_ip == other.host_ip)
+            && crate::config::model::host_addresses_overlap(
+                self.host_ip.as_deref(),
+                other.host_ip.as_deref(),
+            )
     }
 }
 
@@ -703,8 +698,8 @@ pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, 
                     if changes.iter().any(|c| c == PORTS_PART));
                 let kept = current
                     .filter(|_| !port.fixed && !ports_changed)
-                    .and_then(|c| c.forwards.iter().find(|f| f.0 == port.container))
-                    .map(|f| f.1)
+                    .and_then(|c| c.published.iter().find(|(to, _)| *to == port.container))
+                    .map(|(_, b)| b.port)
                     .filter(|h| *h != binding.port);
                 let declared = kept.map(|h| std::mem::replace(&mut binding.port, h));
                 plan.port_checks.push(PortCheck {
@@ -809,7 +804,7 @@ fn check_port_clashes(stack: &Stack, plan: &Plan, ours: &[&Observed]) -> Result<
         .flat_map(|c| {
             c.published
                 .iter()
-                .map(|b| (c.service().to_string(), b.clone()))
+                .map(|(_, b)| (c.service().to_string(), b.clone()))
         })
         .collect();
     for step in &plan.services {

@@ -88,11 +88,12 @@ fn container(stack: &Stack, service: &str, state: &str) -> Observed {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect(),
         image_id: id,
-        published: bindings(svc).collect(),
-        forwards: svc
+        published: svc
             .ports
             .iter()
-            .filter_map(|p| Some((p.container, p.host?)))
+            .filter(|p| p.host.is_some())
+            .map(|p| p.container)
+            .zip(bindings(svc))
             .collect(),
         ..Observed::default()
     }
@@ -264,8 +265,7 @@ fn a_port_that_moved_is_checked_where_it_went() {
         .iter_mut()
         .find(|c| c.service() == "app")
         .unwrap();
-    app.published[0].port = 18080;
-    app.forwards = vec![(80, 18080)];
+    app.published[0].1.port = 18080;
     let plan = plan(&after, &actual, &PlanOptions::default()).unwrap();
     let check = &plan.port_checks[0];
     assert_eq!((check.binding.port, check.declared), (18080, Some(8080)));
@@ -430,11 +430,14 @@ fn a_port_clash_across_host_ips_fails_the_plan() {
     mail.id = "id-mail".into();
     mail.name = "shop-mail-1".into();
     mail.labels.insert(LABEL_SERVICE.into(), "mail".into());
-    mail.published = vec![Binding {
-        host_ip: Some("127.0.0.1".into()),
-        port: 8080,
-        protocol: Protocol::Tcp,
-    }];
+    mail.published = vec![(
+        8025,
+        Binding {
+            host_ip: Some("127.0.0.1".into()),
+            port: 8080,
+            protocol: Protocol::Tcp,
+        },
+    )];
     actual.containers.push(mail);
     actual.containers.retain(|c| c.service() != "app");
     let err = plan(&s, &actual, &PlanOptions::default()).unwrap_err();
