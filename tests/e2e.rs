@@ -167,24 +167,54 @@ fn an_interrupted_up_is_completed_by_the_next() {
     warm_images();
     let mut p = Project::new("e2ekill", &three_services(free_port(), free_port()));
     p.uses_docker = true;
-    // Killed at different stages: creating, starting, waiting for readiness.
-    for delay in [150, 400, 700, 1200] {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
-            .args(["--progress", "quiet", "up", "-d"])
-            .current_dir(p.path())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay));
-        let _ = child.kill();
-        let _ = child.wait();
-        p.ok(&["up", "-d"]);
+    // Killed at random moments (creating, starting, waiting for readiness,
+    // running hooks), from three starting points: nothing at all, containers
+    // gone but the volume kept, containers stopped.
+    let (seed, delays) = support::random_delays(20, 1500);
+    eprintln!("random delays from seed {seed} (DEVENV_TEST_SEED replays them)");
+    let began = std::time::Instant::now();
+    for (trial, delay) in delays.into_iter().enumerate() {
+        let from = ["down -v", "down", "stop"][trial % 3];
+        p.ok(&from.split(' ').collect::<Vec<_>>());
+        support::kill_after(p.path(), &["--progress", "quiet", "up", "-d"], delay);
+        let out = p.run(&["--progress", "plain", "up", "-d"]);
+        let what = format!("trial {trial} (from `{from}`, killed after {delay:?}, seed {seed})");
+        assert!(out.status.success(), "{what}:\n{}", text(&out));
         let ps = p.ps();
-        assert_eq!(ps.len(), 3, "killed after {delay} ms: {ps:?}");
+        assert_eq!(ps.len(), 3, "{what}: {ps:?}");
+        assert!(ps.iter().all(|s| s["ready"] == true), "{what}: {ps:?}");
         assert!(
-            ps.iter().all(|s| s["ready"] == true),
-            "killed after {delay} ms: {ps:?}"
+            began.elapsed() < std::time::Duration::from_secs(600),
+            "20 trials are bounded to 10 minutes"
         );
-        p.ok(&["down", "-v"]);
+    }
+}
+
+#[test]
+fn an_interrupted_down_does_not_stop_what_the_next_up_started() {
+    warm_images();
+    let mut p = Project::new("e2ekilldown", &three_services(free_port(), free_port()));
+    p.ok(&["up", "-d"]);
+    let (seed, delays) = support::random_delays(10, 400);
+    eprintln!("random delays from seed {seed} (DEVENV_TEST_SEED replays them)");
+    for (trial, delay) in delays.into_iter().enumerate() {
+        support::kill_after(p.path(), &["--progress", "quiet", "down"], delay);
+        let out = p.run(&["--progress", "plain", "up", "-d"]);
+        let what = format!("trial {trial} (down killed after {delay:?}, seed {seed})");
+        assert!(out.status.success(), "{what}:\n{}", text(&out));
+        // A stop the killed `down` had sent lands within its 10 s grace,
+        // mostly within a second: for 3 s every service must stay up.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while std::time::Instant::now() < until {
+            let ps = p.ps();
+            assert_eq!(ps.len(), 3, "{what}: {ps:?}");
+            assert!(
+                ps.iter().all(|s| s["state"] == "running"),
+                "{what}: a service stopped after `up` said ready: {ps:?}\n{}",
+                text(&out)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
     }
 }
 

@@ -8,10 +8,12 @@
 //! - `exec`: commands in containers (attached or not), archives in and out
 //! - `images`: inspect, pull with progress, build, import a root filesystem
 //! - `connect`: which engine, and how to reach it
+//! - `events`: waiting for what an interrupted command left under way
 
 mod claims;
 mod connect;
 mod containers;
+mod events;
 mod exec;
 mod images;
 mod pipe;
@@ -24,7 +26,7 @@ use bollard::Docker;
 pub use crate::plan::spec::OneOff;
 pub use claims::ProjectClaim;
 pub use connect::{ConnectError, Endpoint};
-pub use exec::ExecAs;
+pub use exec::{Attached, Chunk, ExecAs};
 pub use images::PullError;
 pub use pipe::{ExecPipe, Piped};
 
@@ -121,6 +123,22 @@ impl EngineError {
         )
     }
 
+    /// What the engine said when an object this run planned to act on was
+    /// gone (404) or in another's way (409): the plan went stale under it.
+    pub fn changed_under_us(&self) -> Option<String> {
+        match self {
+            EngineError::Api {
+                action,
+                source:
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404 | 409,
+                        message,
+                    },
+            } => Some(format!("{action}: {message}")),
+            _ => None,
+        }
+    }
+
     /// The container could not start because its command is not in the image.
     pub fn is_missing_executable(&self) -> bool {
         match self {
@@ -166,6 +184,13 @@ pub struct ContainerInfo {
     pub project: String,
     /// Container port → host port, as published on the host.
     pub published: Vec<(u16, u16)>,
+}
+
+/// The container that holds a name, and its labels.
+#[derive(Debug, Clone)]
+pub struct Named {
+    pub id: String,
+    pub labels: HashMap<String, String>,
 }
 
 /// A devenv volume of a project as the engine reports it.

@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use super::hooks::{hooks_done, run_hooks, HOOKS_DONE};
 use super::ready::wait_ready;
 use super::schedule::{self, Started};
-use super::{lock, ServiceOutcome, UpError, UpOptions};
+use super::{lock_for, settle, ServiceOutcome, UpError, UpOptions};
 use crate::config::model::{Mount, Port, Service, Stack};
 use crate::engine::{container_name, project_dir, Engine, EngineError, LABEL_DIR, LABEL_PROJECT};
 use crate::images::Images;
@@ -149,10 +149,40 @@ pub async fn up(
     opts: &UpOptions,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Vec<ServiceOutcome>, UpError> {
-    let _lock = lock(&stack.project, reporter.as_ref())?;
+    let lock = lock_for(&stack.project, "up", reporter.as_ref())?;
+    settle(engine, &stack.project, &lock, reporter.as_ref()).await?;
     let selected = super::select(stack, &opts.services)?;
+    let mut round = 1;
+    loop {
+        match up_once(engine, stack, &selected, opts, reporter.clone()).await {
+            // What the plan acted on changed under it (an interrupted run's
+            // late request, another client): look again and plan anew.
+            Err(e) if round < ROUNDS && e.changed_under_us().is_some() => {
+                round += 1;
+                reporter.notice(&format!(
+                    "{}: the engine changed under this run, looking again ({round} of {ROUNDS})",
+                    e.changed_under_us().unwrap_or_default()
+                ));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// How often `up` observes and plans before an engine that keeps changing
+/// under it is reported as an error.
+const ROUNDS: u32 = 3;
+
+/// One observe → plan → apply round of [`up`], under its lock.
+async fn up_once(
+    engine: &Engine,
+    stack: &Stack,
+    selected: &[String],
+    opts: &UpOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Vec<ServiceOutcome>, UpError> {
     let mut run = as_run(engine, stack);
-    let mut actual = observe(engine, &run, &selected).await?;
+    let mut actual = observe(engine, &run, selected).await?;
     let mut popts = plan_options(opts);
     let mut plan = plan::plan(&run, &actual, &popts)?;
 
@@ -443,11 +473,8 @@ async fn create(
     } else {
         reporter.task(name, "creating");
     }
-    // A leftover container by the same name (from a killed run) is in the
-    // way; the plan checked that it is this project's.
-    engine
-        .remove_container_keeping_volumes(&step.container)
-        .await?;
+    // Containers are only ever removed by id: a removal by name sent by a
+    // killed run can land late and would take this run's new container.
     let mut attempt = 0;
     loop {
         match engine.create_container(&step.spec).await {
@@ -455,16 +482,13 @@ async fn create(
             // container of this project and folder by that name goes, and
             // we try again.
             Err(e) if e.is_conflict() && attempt < 5 => {
-                let labels = engine.container_labels(&step.container).await?;
-                let same = |key: &str| {
-                    labels.as_ref().and_then(|l| l.get(key)) == step.spec.labels.get(key)
-                };
-                if !(same(LABEL_PROJECT) && same(LABEL_DIR)) {
-                    return Err(e.into());
+                if let Some(holder) = engine.named_container(&step.container).await? {
+                    let same = |key: &str| holder.labels.get(key) == step.spec.labels.get(key);
+                    if !(same(LABEL_PROJECT) && same(LABEL_DIR)) {
+                        return Err(e.into());
+                    }
+                    engine.remove_container_keeping_volumes(&holder.id).await?;
                 }
-                engine
-                    .remove_container_keeping_volumes(&step.container)
-                    .await?;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 attempt += 1;
             }

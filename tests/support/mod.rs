@@ -261,3 +261,44 @@ impl Drop for KillOnDrop {
         self.stop();
     }
 }
+
+/// `n` pseudo-random delays below `max_ms`, and the seed they came from
+/// (printed by the caller, so a failing trial can be replayed with
+/// `DEVENV_TEST_SEED`). No crate needed for a test's dice: xorshift.
+pub fn random_delays(n: usize, max_ms: u64) -> (u64, Vec<std::time::Duration>) {
+    let seed = std::env::var("DEVENV_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as u64
+                | 1
+        });
+    let mut x = seed;
+    let delays = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            std::time::Duration::from_millis(x % max_ms)
+        })
+        .collect();
+    (seed, delays)
+}
+
+/// Starts devenv with `args` in `dir`, kills it (SIGKILL, by its PID)
+/// after `delay`, and reaps it.
+pub fn kill_after(dir: &Path, args: &[&str], delay: std::time::Duration) {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    let _ = child.wait();
+}
