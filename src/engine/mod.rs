@@ -30,25 +30,11 @@ pub use exec::{Attached, Chunk, ExecAs};
 pub use images::PullError;
 pub use pipe::{ExecPipe, Piped};
 
-use crate::config::model::Stack;
-
-pub const LABEL_PROJECT: &str = "devenv.project";
-pub const LABEL_SERVICE: &str = "devenv.service";
-pub const LABEL_HASH: &str = "devenv.config-hash";
-/// Marks containers of `devenv run`, which are not the service's container.
-pub const LABEL_ONEOFF: &str = "devenv.oneoff";
-/// The folder of the stack file: with the project name, a project's identity
-/// (two folders with one name are two projects). On containers, networks
-/// and volumes.
-pub const LABEL_DIR: &str = "devenv.project-dir";
-/// On a volume devenv made for an anonymous volume (an image's `VOLUME`):
-/// the container path it is mounted at.
-pub const LABEL_ANONYMOUS: &str = "devenv.anonymous";
-/// Short hashes of each part of the config (`command=…,env=…`), so the next
-/// plan can say which part changed.
-pub const LABEL_PARTS: &str = "devenv.config-parts";
-/// What Docker Compose (and so Sail) labels its objects with.
-pub const LABEL_COMPOSE_PROJECT: &str = "com.docker.compose.project";
+pub use crate::names::{
+    anonymous_volume_name, container_name, network_name, project_dir, volume_name, LABEL_ANONYMOUS,
+    LABEL_COMPOSE_PROJECT, LABEL_DIR, LABEL_HASH, LABEL_ONEOFF, LABEL_PARTS, LABEL_PROJECT,
+    LABEL_SERVICE,
+};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EngineError {
@@ -137,6 +123,19 @@ impl EngineError {
             } => Some(format!("{action}: {message}")),
             _ => None,
         }
+    }
+
+    /// The engine's whole message when it refused a host port that is
+    /// already allocated (the port is in it), `None` for any other error.
+    pub fn port_refusal(&self) -> Option<String> {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        (text.contains("port is already allocated") || text.contains("address already in use"))
+            .then_some(text)
     }
 
     /// The container could not start because its command is not in the image.
@@ -228,47 +227,6 @@ pub struct LogsFrom {
     pub tail: Option<usize>,
     pub since: Option<i64>,
     pub timestamps: bool,
-}
-
-/// Names of the objects devenv makes for a project.
-pub fn container_name(project: &str, service: &str) -> String {
-    format!("{project}-{service}-1")
-}
-pub fn network_name(project: &str) -> String {
-    format!("{project}_default")
-}
-pub fn volume_name(project: &str, volume: &str) -> String {
-    format!("{project}_{volume}")
-}
-
-/// The volume devenv makes for an anonymous volume of a service (an image's
-/// `VOLUME` path): readable, and unique per path by a short hash.
-pub fn anonymous_volume_name(project: &str, service: &str, target: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let readable: String = target
-        .trim_matches('/')
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let digest = Sha256::digest(target.as_bytes());
-    let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{project}_{service}_{readable}-{short}")
-}
-
-/// The stack's folder as devenv labels objects with it: absolute, symlinks resolved.
-pub fn project_dir(stack: &Stack) -> String {
-    stack
-        .root
-        .canonicalize()
-        .unwrap_or_else(|_| stack.root.clone())
-        .display()
-        .to_string()
 }
 
 fn project_filter(project: &str, extra: &[(&str, &str)]) -> HashMap<String, Vec<String>> {

@@ -30,7 +30,7 @@ use crate::plan::PlanError;
 use crate::probe;
 use crate::report::Reporter;
 
-pub use hooks::{exec_shell, run_hooks, stop_hook};
+pub use hooks::{run_hooks, stop_hook};
 pub use oneoff::{create_oneoff, prepare_oneoff, run_oneoff};
 pub use ready::wait_ready;
 pub use up::{dry_run, up};
@@ -49,16 +49,9 @@ pub enum UpError {
     #[diagnostic(transparent)]
     Plan(#[from] PlanError),
 
-    #[error("port {port} for service `{service}` is already taken{}", holder.as_ref().map(|h| format!(" by container `{h}`")).unwrap_or_default())]
-    #[diagnostic(
-        code(devenv::up::port),
-        help("stop whatever holds it{}, or change the host side of the mapping in `ports`", holder.as_ref().map(|h| format!(" (`{h}`)")).unwrap_or_default())
-    )]
-    PortTaken {
-        service: String,
-        port: u16,
-        holder: Option<String>,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Port(#[from] crate::ports::PortError),
 
     #[error("service `{service}` {reason}")]
     #[diagnostic(code(devenv::up::not_ready), help("{hint}"))]
@@ -466,28 +459,6 @@ pub async fn status(engine: &Engine, stack: &Stack) -> Result<Vec<ServiceStatus>
     };
     out.sort_by_key(|s| (order(s), s.service.clone()));
     Ok(out)
-}
-
-/// Why devenv itself restarted a service, kept until the log follower of
-/// the same process says so on the service's restart line.
-static RESTART_NOTES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
-
-/// Records that devenv is about to restart (or recreate) `service`, and why.
-pub fn note_restart(service: &str, why: &str) {
-    let mut notes = RESTART_NOTES
-        .lock()
-        .expect("no panics while holding the lock");
-    notes.retain(|(s, _)| s != service);
-    notes.push((service.to_string(), why.to_string()));
-}
-
-/// The reason recorded by [`note_restart`] for `service`, once.
-pub fn take_restart_note(service: &str) -> Option<String> {
-    let mut notes = RESTART_NOTES
-        .lock()
-        .expect("no panics while holding the lock");
-    let pos = notes.iter().position(|(s, _)| s == service)?;
-    Some(notes.remove(pos).1)
 }
 
 /// A container's exit code in words, where it means more than a number:

@@ -320,11 +320,12 @@ pub fn port_refusal(checks: &[PortCheck]) -> Result<(), UpError> {
         if !p.fixed {
             continue;
         }
-        return Err(UpError::PortTaken {
+        return Err(crate::ports::PortError::Taken {
             service: p.service.clone(),
             port: p.binding.port,
             holder: p.holder.clone(),
-        });
+        }
+        .into());
     }
     Ok(())
 }
@@ -605,4 +606,34 @@ async fn bring_up(
         ready_after,
         hooks_ran,
     })
+}
+
+/// `devenv up --build SERVICE`, as the watcher's `rebuild` rules need it.
+pub struct Rebuilder<'a> {
+    pub engine: &'a Engine,
+    pub stack: &'a Stack,
+    pub reporter: Arc<dyn Reporter>,
+}
+
+impl crate::watch::Rebuild for Rebuilder<'_> {
+    fn rebuild<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> futures_util::future::LocalBoxFuture<
+        'a,
+        Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    > {
+        Box::pin(async move {
+            let opts = UpOptions {
+                services: vec![service.to_string()],
+                build: true,
+                no_hooks: false,
+                ..UpOptions::default()
+            };
+            up(self.engine, self.stack, &opts, self.reporter.clone())
+                .await
+                .map(|_| ())
+                .map_err(Into::into)
+        })
+    }
 }
