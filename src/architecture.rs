@@ -69,11 +69,9 @@ fn test_only_files(root: &Path) -> BTreeSet<PathBuf> {
             };
             let lines: Vec<&str> = text.lines().collect();
             for pair in lines.windows(2) {
-                let Some(name) = pair[1]
-                    .trim()
-                    .strip_prefix("mod ")
-                    .and_then(|m| m.strip_suffix(';'))
-                else {
+                let item = pair[1].trim();
+                let item = item.strip_prefix("pub(crate) ").unwrap_or(item);
+                let Some(name) = item.strip_prefix("mod ").and_then(|m| m.strip_suffix(';')) else {
                     continue;
                 };
                 if pair[0].trim() == "#[cfg(test)]" {

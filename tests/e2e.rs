@@ -2,7 +2,7 @@
 //! the suite builds for itself (official images where a registry answers,
 //! devenv's Debian stand-ins where none does).
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 
@@ -78,7 +78,7 @@ fn a_changed_service_is_recreated_alone_and_a_removed_one_goes() {
     let before = p.ids();
     p.write(
         "dev.toml",
-        "[project]\nname = \"e2echange\"\n\n[services.cache]\nuse = \"redis\"\nports = []\nenv = { CHANGED = \"1\" }\n\n[services.other]\nuse = \"redis\"\nports = []\n",
+        &format!("[project]\nname = \"{}\"\n\n[services.cache]\nuse = \"redis\"\nports = []\nenv = {{ CHANGED = \"1\" }}\n\n[services.other]\nuse = \"redis\"\nports = []\n", p.name),
     );
     p.ok(&["up", "-d"]);
     let after = p.ids();
@@ -95,7 +95,10 @@ fn a_changed_service_is_recreated_alone_and_a_removed_one_goes() {
         "unchanged service must stay"
     );
 
-    p.write("dev.toml", "[project]\nname = \"e2echange\"\n\n[services.cache]\nuse = \"redis\"\nports = []\nenv = { CHANGED = \"1\" }\n");
+    p.write(
+        "dev.toml",
+        &format!("[project]\nname = \"{}\"\n\n[services.cache]\nuse = \"redis\"\nports = []\nenv = {{ CHANGED = \"1\" }}\n", p.name),
+    );
     let out = p.ok(&["up", "-d"]);
     assert!(stderr(&out).contains("removing `other`"), "{}", text(&out));
     let ps = p.ps();
@@ -249,6 +252,7 @@ fn a_sail_style_compose_file_imports_and_comes_up_ready() {
     warm_images();
     let fixtures = support::repo().join("tests/fixtures");
     let mut p = Project::new("e2esail", "");
+    let sail = p.name.clone();
     std::fs::create_dir_all(p.path().join("web")).unwrap();
     for f in ["Dockerfile", "srv/health", "srv/index.html"] {
         let dest = p.path().join("web").join(f);
@@ -274,7 +278,7 @@ fn a_sail_style_compose_file_imports_and_comes_up_ready() {
     );
     let up = p
         .cmd()
-        .args(["-p", "e2esail", "up", "-d"])
+        .args(["-p", &sail, "up", "-d"])
         .env("APP_PORT", app.to_string())
         .env("FORWARD_DB_PORT", db.to_string())
         .env("FORWARD_REDIS_PORT", redis.to_string())
@@ -294,7 +298,7 @@ fn a_sail_style_compose_file_imports_and_comes_up_ready() {
         ("FORWARD_MAILPIT_DASHBOARD_PORT", ui),
     ];
     let mut ps = p.cmd();
-    ps.args(["-p", "e2esail", "ps", "--json"]);
+    ps.args(["-p", &sail, "ps", "--json"]);
     for (k, v) in env {
         ps.env(k, v.to_string());
     }
@@ -320,7 +324,7 @@ fn a_sail_style_compose_file_imports_and_comes_up_ready() {
 
     let exec = |args: &[&str]| {
         let mut c = p.cmd();
-        c.args(["-p", "e2esail", "exec"]).args(args);
+        c.args(["-p", &sail, "exec"]).args(args);
         for (k, v) in env {
             c.env(k, v.to_string());
         }

@@ -17,11 +17,14 @@ pub struct Project {
 
 impl Project {
     /// `name` must be unique per test: tests run in parallel on one engine.
+    /// The project is named `name` plus this run's [`run_suffix`], so two
+    /// runs of the suite on one engine never meet.
     pub fn new(name: &str, toml: &str) -> Project {
         let dir = tempfile::tempdir().unwrap();
+        let name = format!("{name}{}", run_suffix());
         let project = Project {
             dir,
-            name: name.to_string(),
+            name: name.clone(),
             uses_docker: false,
         };
         project.write(
@@ -177,7 +180,53 @@ pub fn with_image_lock(build: impl FnOnce()) {
 }
 
 fn warm_images_once() {
+    sweep_leftovers();
     with_image_lock(warm_three_services);
+}
+
+/// What this test process adds to every project name: `-t` and its pid.
+pub fn run_suffix() -> String {
+    format!("-t{}", std::process::id())
+}
+
+/// Takes down, volumes and all, what killed earlier runs of the suite left
+/// on the engine: projects whose name ends in a run suffix whose process
+/// is gone, made in a temp folder. Nothing else is touched: not another
+/// running suite's projects, not anything named otherwise.
+fn sweep_leftovers() {
+    let ours = run_suffix();
+    let temp = std::env::temp_dir().canonicalize().unwrap();
+    let out = Command::cargo_bin("devenv")
+        .unwrap()
+        .args(["ls", "--json"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "devenv ls --json: {}", text(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    for row in rows {
+        let project = row["project"].as_str().unwrap_or_default();
+        let Some((_, pid)) = project.rsplit_once("-t") else {
+            continue;
+        };
+        let dead = pid
+            .parse::<u32>()
+            .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        let in_temp = row["folder"]
+            .as_str()
+            .is_some_and(|f| std::path::Path::new(f).starts_with(&temp));
+        if dead && in_temp && !project.ends_with(&ours) {
+            eprintln!("sweeping `{project}`, left by a killed run of the suite");
+            let out = Command::cargo_bin("devenv")
+                .unwrap()
+                .args(["-p", project, "down", "-v"])
+                .current_dir(&temp)
+                .env("NO_COLOR", "1")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "sweeping {project}: {}", text(&out));
+        }
+    }
 }
 
 fn warm_three_services() {
