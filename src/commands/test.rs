@@ -56,6 +56,9 @@ struct Stdout;
 
 impl TestOutput for Stdout {
     fn output(&self, worker: Option<usize>, text: &str) {
+        // PHPUnit's output may print the test env's password.
+        let text = crate::config::secret::scrub(text);
+        let text = text.as_ref();
         crate::ui::suspended(|| {
             let mut out = std::io::stdout().lock();
             let _ = match worker {
@@ -71,7 +74,7 @@ impl TestOutput for Stdout {
 
 fn print_lines(source: &str, lines: &[String]) {
     for line in lines {
-        eprintln!("{}", prefixed(source, line));
+        crate::ui::print_err(&prefixed(source, line));
     }
 }
 

@@ -114,9 +114,13 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
 async fn dry_run(engine: &Engine, stack: &Stack, opts: &UpOptions, json: bool) -> Outcome {
     let plan = lifecycle::dry_run(engine, stack, opts).await?;
     if json {
+        // A command's argument (`--requirepass ${REDIS_PASSWORD}`) or an env
+        // value embedding a secret is masked before JSON escapes it.
+        let mut value = serde_json::to_value(&plan).expect("a plan serialises");
+        stack.masker.mask_json(&mut value);
         crate::outln!(
             "{}",
-            serde_json::to_string_pretty(&plan).expect("a plan serialises")
+            serde_json::to_string_pretty(&value).expect("JSON values serialise")
         );
     } else {
         for line in crate::plan::render::lines(&plan) {
