@@ -286,18 +286,31 @@ fn resolve_stack(
         });
     }
 
-    let mut volumes: IndexMap<String, Volume> = raw
-        .volumes
-        .iter()
-        .map(|(k, v)| {
-            let volume = Volume {
+    let mut volumes: IndexMap<String, Volume> = IndexMap::new();
+    for (k, v) in &raw.volumes {
+        let name = match &v.name {
+            Some(name) if !v.external => {
+                return Err(ConfigError::invalid(
+                    &src,
+                    name.span(),
+                    format!("volume `{k}` has a `name` but is not `external`"),
+                    "only for external volumes",
+                    Some("devenv names the volumes it makes after the project; `name` says which existing volume an `external = true` one is".into()),
+                ));
+            }
+            Some(name) => Some(ctx.interp(&src, name.span(), name.get_ref())?),
+            None => None,
+        };
+        volumes.insert(
+            k.clone(),
+            Volume {
                 external: v.external,
+                name,
                 driver: v.driver.clone(),
                 driver_opts: v.driver_opts.clone(),
-            };
-            (k.clone(), volume)
-        })
-        .collect();
+            },
+        );
+    }
     for svc in services.values() {
         for m in &svc.volumes {
             if let Mount::Volume { name, .. } = m {
@@ -314,6 +327,7 @@ fn resolve_stack(
         all.values().map(|(s, _, _)| s),
         test.as_ref(),
         &commands,
+        &project,
     );
     for svc in services.values_mut() {
         svc.hooks.masker = masker.clone();
@@ -349,8 +363,11 @@ fn build_masker<'a>(
     services: impl Iterator<Item = &'a model::Service>,
     test: Option<&model::TestSettings>,
     commands: &IndexMap<String, commands::ProjectCommand>,
+    project: &str,
 ) -> std::sync::Arc<Masker> {
+    let mut names = vec![project];
     for svc in services {
+        names.push(&svc.name);
         for value in svc.secret_values() {
             masker.add_value(value);
         }
@@ -360,6 +377,7 @@ fn build_masker<'a>(
     for value in test_env.chain(command_env).filter(|v| v.secret) {
         masker.add_value(&value.value);
     }
+    masker.spare(names);
     std::sync::Arc::new(masker)
 }
 

@@ -265,12 +265,25 @@ pub enum Mount {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Volume {
-    /// Created outside devenv: never created nor removed by it.
+    /// Created outside devenv: never created nor removed by it, and `up`
+    /// refuses to start without it (the engine would make an empty one).
     pub external: bool,
+    /// The engine's name of an external volume (Compose's `name:`), when it
+    /// is not the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,
+}
+
+impl Volume {
+    /// The engine's name of this volume, when external: its `name` or its key.
+    pub fn external_name<'a>(&'a self, key: &'a str) -> Option<&'a str> {
+        self.external
+            .then(|| self.name.as_deref().unwrap_or(key))
+    }
 }
 
 /// What a dependent waits for.

@@ -173,12 +173,24 @@ impl Masker {
             self.add_value(&text[r.clone()]);
         }
         masked.push_str(&text[at..]);
-        if masked != text && !self.texts.iter().any(|(t, _)| t == text) {
+        // A text that is all secret is a value like any other (and may be
+        // spared); only one with written parts around its spans is a text.
+        if masked != text && masked != MASK && !self.texts.iter().any(|(t, _)| t == text) {
             let at = self
                 .texts
                 .partition_point(|(t, _)| t.len() >= text.len());
             self.texts.insert(at, (text.to_string(), masked));
         }
+    }
+
+    /// Stops hunting these words as values elsewhere: a password that is
+    /// also a service's name (`REDIS_PASSWORD=redis`) stays masked where it
+    /// is the password (its own field, the spans it filled), while `ps`,
+    /// `REDIS_HOST = "redis"` and the JSON keys keep naming the service.
+    pub fn spare<'a>(&mut self, words: impl IntoIterator<Item = &'a str>) {
+        let words: Vec<&str> = words.into_iter().collect();
+        self.values.retain(|v| !words.contains(&v.as_str()));
+        self.texts.retain(|(t, _)| !words.contains(&t.as_str()));
     }
 
     /// Everything `other` hides, hidden here too.
@@ -416,6 +428,15 @@ mod tests {
         assert_eq!(m.mask("abcpdef"), format!("abc{MASK}def"));
         // Elsewhere a short value is still a whole token only.
         assert_eq!(m.mask("p is pretty"), format!("{MASK} is pretty"));
+        // A password that is a service's name: only where it was filled in.
+        let mut m = Masker::default();
+        m.add_spans("redis-server --requirepass redis", &[27..32]);
+        m.spare(["redis"]);
+        assert_eq!(
+            m.mask("redis-server --requirepass redis"),
+            format!("redis-server --requirepass {MASK}")
+        );
+        assert_eq!(m.mask("REDIS_HOST=redis"), "REDIS_HOST=redis");
     }
 
     #[test]
