@@ -22,6 +22,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     let start = Instant::now();
     let stack = ctx.stack()?;
     let engine = ctx.engine().await?;
+    lifecycle::check_external_volumes(&engine, &stack, &args.services).await?;
     // A dry run changes nothing: it takes the name the next `up` would, unclaimed.
     let stack = ctx.named(&engine, stack, !args.dry_run).await?;
     let reporter = ctx.reporter();
