@@ -22,7 +22,8 @@ fn main() -> ExitCode {
     match runtime.block_on(devenv::commands::dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("{:?}", failure.report);
+            // Through the UI: an error may quote a value holding a secret.
+            devenv::ui::print_err(&format!("{:?}", failure.report));
             ExitCode::from(failure.code)
         }
     }

@@ -10,6 +10,7 @@ use console::{style, Style};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::Progress;
+use crate::config::secret::scrub;
 use crate::report::Reporter;
 
 /// A stable colour per service name, for log prefixes.
@@ -77,6 +78,7 @@ pub fn print_out(line: &str) {
 /// SIGPIPE, so the write fails instead) or a `logs -f` writing on forever.
 pub fn write_out(line: &str) {
     use std::io::Write;
+    let line = scrub(line);
     let mut out = std::io::stdout().lock();
     let written = writeln!(out, "{line}").and_then(|()| out.flush());
     match written {
@@ -91,6 +93,7 @@ pub fn write_out(line: &str) {
 
 /// Prints a line on stderr without breaking the progress display.
 pub fn print_err(line: &str) {
+    let line = scrub(line);
     match BARS.get() {
         Some(b) => b.multi.suspend(|| eprintln!("{line}")),
         None => eprintln!("{line}"),
@@ -157,7 +160,7 @@ impl TerminalReporter {
     fn line(&self, text: &str) {
         match self.mode {
             Mode::Bars => print_err(text),
-            Mode::Plain => eprintln!("{text}"),
+            Mode::Plain => eprintln!("{}", scrub(text)),
             Mode::Quiet => {}
         }
     }
@@ -171,6 +174,7 @@ fn spinner_style() -> ProgressStyle {
 
 impl Reporter for TerminalReporter {
     fn task(&self, key: &str, status: &str) {
+        let status = scrub(status);
         match self.mode {
             Mode::Bars => {
                 let bar = self.bar(key);
@@ -202,7 +206,7 @@ impl Reporter for TerminalReporter {
         } else {
             style("✘").red()
         };
-        let text = format!("{mark} {} {status}", style(key).bold());
+        let text = format!("{mark} {} {}", style(key).bold(), scrub(status));
         match self.mode {
             Mode::Bars => {
                 // The finished line goes above the bars as an ordinary line,

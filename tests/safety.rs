@@ -413,3 +413,70 @@ fn r10_devenvs_own_files_never_go_through_a_planted_symlink() {
     assert_eq!(mode & 0o777, 0o700);
     assert!(dir.join("wtsafety-planted.lock").is_file());
 }
+
+/// Issue 22: a missing `external = true` volume is refused before anything
+/// is made (the engine would create it empty, and PostgreSQL would start on
+/// nothing), naming it and how to create it; once the user made it, `up`
+/// mounts it by its own name and `down -v` leaves it alone.
+#[test]
+fn r22_a_missing_external_volume_is_refused_before_anything_is_made() {
+    warm_images();
+    let name = "r22extvol";
+    let volume = format!("{name}-company-data");
+    let mut p = Project::new(
+        name,
+        &format!(
+            "[services.web]\nimage = \"devenv-e2e-web:latest\"\n\
+             command = [\"busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/srv\"]\n\
+             volumes = [\"data:/data\"]\n\n\
+             [volumes.data]\nexternal = true\nname = \"{volume}\"\n"
+        ),
+    );
+    p.uses_docker = true;
+    let nothing_made = |p: &Project| {
+        assert!(!exists("volume", &volume), "the external volume was created");
+        assert_eq!(project_volumes(&p.name), Vec::<String>::new());
+        assert!(!exists("network", &format!("{}_default", p.name)));
+        let (containers, ok) = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=devenv.project={}", p.name),
+        ]);
+        assert!(ok && containers.is_empty(), "containers made: {containers}");
+    };
+    for args in [&["up", "-d"][..], &["up", "--dry-run"], &["run", "web", "--", "true"]] {
+        let out = p.run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(
+            err.contains(&format!("external volume `{volume}`, which does not exist")),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains(&format!("docker volume create {volume}")),
+            "{args:?}: {err}"
+        );
+        nothing_made(&p);
+    }
+
+    // The user makes it (we remove it at the end: this test made it).
+    struct RemoveVolume(String);
+    impl Drop for RemoveVolume {
+        fn drop(&mut self) {
+            docker(&["volume", "rm", &self.0]);
+        }
+    }
+    assert!(docker(&["volume", "create", &volume]).1);
+    let _made = RemoveVolume(volume.clone());
+    p.ok(&["up", "-d"]);
+    let (mounts, ok) = docker(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Name}} {{end}}",
+        &format!("{name}-web-1"),
+    ]);
+    assert!(ok && mounts.split_whitespace().any(|m| m == volume), "{mounts}");
+    p.ok(&["down", "-v"]);
+    assert!(exists("volume", &volume), "`down -v` removed an external volume");
+}

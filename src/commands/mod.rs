@@ -348,6 +348,7 @@ fn export_cmd(ctx: &Context, a: crate::cli::ExportArgs) -> Outcome {
         opts,
         out_dir: a.output,
         check: a.check,
+        force: a.force,
     };
     export::run(&settings, &mut std::io::stdout()).map_err(|e| {
         let code = e.exit_code();

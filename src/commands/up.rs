@@ -22,6 +22,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     let start = Instant::now();
     let stack = ctx.stack()?;
     let engine = ctx.engine().await?;
+    lifecycle::check_external_volumes(&engine, &stack, &args.services).await?;
     // A dry run changes nothing: it takes the name the next `up` would, unclaimed.
     let stack = ctx.named(&engine, stack, !args.dry_run).await?;
     let reporter = ctx.reporter();
@@ -120,9 +121,13 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
 async fn dry_run(engine: &Engine, stack: &Stack, opts: &UpOptions, json: bool) -> Outcome {
     let plan = lifecycle::dry_run(engine, stack, opts).await?;
     if json {
+        // A command's argument (`--requirepass ${REDIS_PASSWORD}`) or an env
+        // value embedding a secret is masked before JSON escapes it.
+        let mut value = serde_json::to_value(&plan).expect("a plan serialises");
+        stack.masker.mask_json(&mut value);
         crate::outln!(
             "{}",
-            serde_json::to_string_pretty(&plan).expect("a plan serialises")
+            serde_json::to_string_pretty(&value).expect("JSON values serialise")
         );
     } else {
         for line in crate::plan::render::lines(&plan) {

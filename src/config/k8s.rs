@@ -224,34 +224,17 @@ fn masked_env<S: serde::Serializer>(
     map.end()
 }
 
-/// Whether a cluster env value is shown masked: a secret-looking name (any
-/// word saying password, secret, token, DSN, credential, private or salt,
-/// as export decides which keys go to a Secret) or a URL with credentials.
+/// Whether a cluster env value is shown masked: a secret name (the one
+/// rule, [`super::secret::is_secret_name`], which export asks too) or a URL
+/// with credentials.
 fn secret_like(key: &str, value: &str) -> bool {
-    let upper = key.to_ascii_uppercase();
-    let words = [
-        "PASSWORD",
-        "PASSWD",
-        "PASS",
-        "PWD",
-        "SECRET",
-        "TOKEN",
-        "DSN",
-        "CREDENTIAL",
-        "CREDENTIALS",
-        "PRIVATE",
-        "SALT",
-    ];
     let url_with_user = value.split_once("://").is_some_and(|(_, rest)| {
         rest.split(['/', '?', '#'])
             .next()
             .unwrap_or("")
             .contains('@')
     });
-    super::looks_secret(key)
-        || upper.ends_with("KEY")
-        || upper.split('_').any(|word| words.contains(&word))
-        || url_with_user
+    super::secret::is_secret_name(key) || url_with_user
 }
 
 impl EnvSettings {

@@ -104,29 +104,11 @@ pub(crate) fn reference_secrets(
     }
 }
 
-/// Whether an env key names a credential: any of its `_`-separated words
-/// says password, secret, token, credential(s), DSN, private or salt, or it
-/// ends in `KEY` (`APP_KEY`, `STRIPE_KEY`, `AWS_ACCESS_KEY_ID` too). Fails
-/// closed: a false positive costs a Secret entry, a miss leaks a password.
+/// Whether an env key names a credential: the one rule of the stack
+/// ([`crate::config::secret::is_secret_name`]), so that what `devenv config`
+/// masks and what goes to a Secret agree.
 pub(crate) fn is_secret_key(key: &str) -> bool {
-    let upper = key.to_ascii_uppercase();
-    const INSIDE: [&str; 6] = [
-        "PASSWORD",
-        "PASSWD",
-        "SECRET",
-        "TOKEN",
-        "CREDENTIAL",
-        "PRIVATE",
-    ];
-    if INSIDE.iter().any(|word| upper.contains(word)) {
-        return true;
-    }
-    let words: Vec<&str> = upper.split(['_', '-', '.']).collect();
-    words
-        .iter()
-        .any(|w| matches!(*w, "PASS" | "PWD" | "DSN" | "SALT" | "APIKEY" | "CREDS"))
-        || words.last().is_some_and(|w| w.ends_with("KEY"))
-        || upper.ends_with("KEY_ID")
+    crate::config::secret::is_secret_name(key)
 }
 
 /// Whether a value carries a credential: a URL with user info

@@ -190,6 +190,7 @@ pub(crate) fn laravel_stack() -> Stack {
         k8s: None,
         test: None,
         commands: Default::default(),
+        masker: Default::default(),
     }
 }
 

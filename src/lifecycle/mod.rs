@@ -345,6 +345,23 @@ pub fn select(stack: &Stack, wanted: &[String]) -> Result<Vec<String>, UpError> 
     })
 }
 
+/// Refuses, before the project's name is claimed or anything else is made,
+/// `wanted` (and what they depend on; all services when empty) mounting an
+/// external volume the engine does not have. The plan checks the same; this
+/// runs first, since claiming a name creates the project's network.
+pub async fn check_external_volumes(
+    engine: &Engine,
+    stack: &Stack,
+    wanted: &[String],
+) -> Result<(), UpError> {
+    let selected = select(stack, wanted)?;
+    let services: Vec<&crate::config::model::Service> =
+        selected.iter().map(|s| &stack.services[s]).collect();
+    let missing = up::missing_external_volumes(engine, stack, &services).await?;
+    crate::plan::check_external_volumes(stack, services, &missing)?;
+    Ok(())
+}
+
 /// Stops and removes the project's containers and network; volumes too with
 /// `volumes`. Only what carries this project's labels (and is this folder's)
 /// is touched: a same-named Compose stack's containers, network and volumes
