@@ -726,7 +726,8 @@ fn r22_sync_mode_a_link_made_during_watch_leads_nowhere_outside() {
     p.ok(&["exec", "web", "--", "sh", "-c", SWAP]);
     let pwn = esc.join("pwn.txt");
     assert!(
-        support::eventually(10, || pwn.is_file() || outside.path().join("pwn.txt").exists()),
+        support::eventually(10, || pwn.is_file()
+            || outside.path().join("pwn.txt").exists()),
         "{}",
         w.log()
     );
@@ -756,9 +757,12 @@ fn r22_sync_mode_a_link_planted_before_up_is_never_followed() {
     // Both files are reported as not copied back (or, before the fix, went out).
     let reported = |w: &Watch| {
         let log = w.log();
-        log.contains("esc/pwn.txt` not copied back") && log.contains("esc/secret.txt` not copied back")
+        log.contains("esc/pwn.txt` not copied back")
+            && log.contains("esc/secret.txt` not copied back")
     };
-    support::eventually(10, || reported(&w) || outside.path().join("pwn.txt").exists());
+    support::eventually(10, || {
+        reported(&w) || outside.path().join("pwn.txt").exists()
+    });
     assert_untouched(outside.path(), &w);
     assert_container_kept_its_own(&p, &w);
     assert!(reported(&w), "{}", w.log());
@@ -769,7 +773,14 @@ fn r22_sync_mode_a_link_planted_before_up_is_never_followed() {
         .is_symlink());
     // A re-sync without a watcher (`restart` copies back too) is as careful.
     drop(w);
-    p.ok(&["exec", "web", "--", "sh", "-c", "echo again > /srv/esc/again.txt"]);
+    p.ok(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo again > /srv/esc/again.txt",
+    ]);
     let out = p.ok(&["restart", "web"]);
     let names: Vec<String> = std::fs::read_dir(outside.path())
         .unwrap()
@@ -790,7 +801,12 @@ fn r22_sync_mode_a_symlinked_watch_root_is_resolved_once() {
     std::os::unix::fs::symlink("real", p.path().join("src")).unwrap();
     let up = p.ok(&["--progress", "plain", "up", "-d"]);
     let out = p.run(&["exec", "web", "--", "cat", "/srv/index.html"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n", "{}", text(&up));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello\n",
+        "{}",
+        text(&up)
+    );
     assert!(
         support::stderr(&up).contains("is a symlink to `real`"),
         "{}",
@@ -816,7 +832,14 @@ fn r22_sync_mode_one_unacceptable_name_does_not_stop_the_initial_sync() {
     p.uses_docker = true;
     assert!(out.status.success(), "{}", text(&out));
     assert!(support::stderr(&out).contains("skipped"), "{}", text(&out));
-    let out = p.ok(&["exec", "web", "--", "cat", "/srv/after.txt", "/srv/index.html"]);
+    let out = p.ok(&[
+        "exec",
+        "web",
+        "--",
+        "cat",
+        "/srv/after.txt",
+        "/srv/index.html",
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "after\nhello\n");
 }
 
@@ -856,7 +879,12 @@ fn r22_sync_mode_a_non_utf8_name_round_trips_as_bytes() {
     assert_eq!(std::fs::read(&host).unwrap(), b"caf\xe9\n");
     assert_consistent(&p, &w);
     let out = p.ok(&["exec", "web", "--", "sh", "-c", "ls /srv | grep -c caf"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "{}", w.log());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1",
+        "{}",
+        w.log()
+    );
     let hosts = std::fs::read_dir(p.path().join("src"))
         .unwrap()
         .flatten()

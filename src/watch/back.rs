@@ -155,7 +155,11 @@ pub async fn collect(
             },
             None => None,
         };
-        let (root, last, mtime) = (rule.path.clone(), mirror.last.get(&container).copied(), found.mtime);
+        let (root, last, mtime) = (
+            rule.path.clone(),
+            mirror.last.get(&container).copied(),
+            found.mtime,
+        );
         let (rel2, root2) = (rel.clone(), root.clone());
         let placed =
             sync::blocking(move || Ok(place(&root2, &rel2, &found, link.as_deref(), last))).await?;
@@ -164,11 +168,7 @@ pub async fn collect(
                 mirror.note(&container, size, mtime);
                 continue;
             }
-            Ok(Placed::Written {
-                at,
-                meta,
-                conflict,
-            }) => (at, meta, conflict),
+            Ok(Placed::Written { at, meta, conflict }) => (at, meta, conflict),
             Err(blocked) => {
                 stats.skipped.push(Skip {
                     path: rel,
@@ -292,9 +292,8 @@ fn place(
     link: Option<&Path>,
     last: Option<(u64, u64)>,
 ) -> Result<Placed, Blocked> {
-    let (parent, name) = beneath::split(rel).ok_or_else(|| {
-        Blocked::Io(std::io::Error::from(std::io::ErrorKind::InvalidInput))
-    })?;
+    let (parent, name) = beneath::split(rel)
+        .ok_or_else(|| Blocked::Io(std::io::Error::from(std::io::ErrorKind::InvalidInput)))?;
     // A folder the host does not have yet holds nothing to compare with.
     let dir = match beneath::open_dir(root, parent, false) {
         Ok(dir) => Some(dir),
@@ -501,7 +500,10 @@ mod tests {
                 "{rel}"
             );
         }
-        let names: Vec<_> = std::fs::read_dir(outside.path()).unwrap().flatten().collect();
+        let names: Vec<_> = std::fs::read_dir(outside.path())
+            .unwrap()
+            .flatten()
+            .collect();
         assert_eq!(names.len(), 1, "nothing written outside");
     }
 
@@ -527,9 +529,21 @@ mod tests {
     fn conflict_copies_get_a_free_name_beside_the_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("web.php"), "host").unwrap();
-        let placed = place(dir.path(), Path::new("web.php"), &file(b"c1"), None, Some((1, 1)));
+        let placed = place(
+            dir.path(),
+            Path::new("web.php"),
+            &file(b"c1"),
+            None,
+            Some((1, 1)),
+        );
         assert!(matches!(placed, Ok(Placed::Written { conflict: true, .. })));
-        let placed = place(dir.path(), Path::new("web.php"), &file(b"c2"), None, Some((1, 1)));
+        let placed = place(
+            dir.path(),
+            Path::new("web.php"),
+            &file(b"c2"),
+            None,
+            Some((1, 1)),
+        );
         match placed {
             Ok(Placed::Written { at, conflict, .. }) => {
                 assert!(conflict);
@@ -551,7 +565,13 @@ mod tests {
         let mut found = file(b"<?php\n");
         found.mode = 0o640;
         let placed = place(dir.path(), Path::new("app/Http/X.php"), &found, None, None);
-        assert!(matches!(placed, Ok(Placed::Written { conflict: false, .. })));
+        assert!(matches!(
+            placed,
+            Ok(Placed::Written {
+                conflict: false,
+                ..
+            })
+        ));
         let path = dir.path().join("app/Http/X.php");
         assert_eq!(std::fs::read(&path).unwrap(), b"<?php\n");
         let meta = std::fs::metadata(&path).unwrap();

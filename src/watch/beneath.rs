@@ -219,7 +219,11 @@ pub fn read_link(dir: &OwnedFd, name: &OsStr) -> io::Result<Option<PathBuf>> {
 
 /// What to put at a name.
 pub enum Content<'a> {
-    File { data: &'a [u8], mode: u32, mtime: u64 },
+    File {
+        data: &'a [u8],
+        mode: u32,
+        mtime: u64,
+    },
     Link(&'a Path),
 }
 
@@ -309,7 +313,10 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!((m.kind, m.mode, m.secs()), (Kind::File, 0o640, 1_700_000_000));
+        assert_eq!(
+            (m.kind, m.mode, m.secs()),
+            (Kind::File, 0o640, 1_700_000_000)
+        );
         assert_eq!(std::fs::read_to_string(&secret).unwrap(), "outside\n");
         assert_eq!(
             std::fs::read_to_string(root.path().join("f")).unwrap(),

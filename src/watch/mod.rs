@@ -305,7 +305,9 @@ fn rules(stack: &Stack, services: &[String]) -> Result<Vec<Rule>, WatchError> {
             // a link it would dangle in the container.
             let linked = rule.action == crate::config::model::WatchAction::Sync
                 && std::fs::symlink_metadata(&rule.path).is_ok_and(|m| m.file_type().is_symlink());
-            let resolved = linked.then(|| std::fs::canonicalize(&rule.path).ok()).flatten();
+            let resolved = linked
+                .then(|| std::fs::canonicalize(&rule.path).ok())
+                .flatten();
             let (path, root) = match &resolved {
                 // The stack folder resolved alike, so that `.gitignore`
                 // files above a folder inside it still count.
@@ -315,11 +317,13 @@ fn rules(stack: &Stack, services: &[String]) -> Result<Vec<Rule>, WatchError> {
                 ),
                 None => (rule.path.clone(), stack.root.clone()),
             };
-            let filter = filter::Filter::new(&path, &root, &dockerignores, &rule.ignore)
-                .map_err(|e| WatchError::Pattern {
-                    service: svc.name.clone(),
-                    pattern: e.pattern,
-                    source: e.source,
+            let filter =
+                filter::Filter::new(&path, &root, &dockerignores, &rule.ignore).map_err(|e| {
+                    WatchError::Pattern {
+                        service: svc.name.clone(),
+                        pattern: e.pattern,
+                        source: e.source,
+                    }
                 })?;
             let mut r = Rule::new(svc, rule, filter);
             if let Some(real) = resolved {
@@ -555,8 +559,8 @@ impl Watcher<'_> {
                 if stats.copied_back > 0 || !stats.conflicts.is_empty() {
                     stats.took = started.elapsed();
                     self.reporter.done(service, &stats.describe(), true);
-                    report_conflicts(self.reporter.as_ref(), service, &stats);
                 }
+                report_conflicts(self.reporter.as_ref(), service, &stats);
             }
             Err(e) => {
                 // Stopped or replaced meanwhile: the next poll syncs it whole.
@@ -686,7 +690,10 @@ impl Watcher<'_> {
                         )
                         .await
                         {
-                            Ok(stats) => reporter.done(service, &stats.describe(), true),
+                            Ok(stats) => {
+                                reporter.done(service, &stats.describe(), true);
+                                report_conflicts(reporter.as_ref(), service, &stats);
+                            }
                             Err(e) => reporter.done(
                                 service,
                                 &format!("sync failed: {}", describe(&e)),

@@ -4,7 +4,9 @@
 //! (`touch $'caf\xe9'`) must come back to the host as the same bytes, and go
 //! in again under them. Each byte of an invalid sequence is held as one
 //! character of the last private-use plane (U+10FF80 + byte − 0x80) and
-//! turned back into that byte wherever a path leaves devenv.
+//! turned back into that byte wherever a path leaves devenv. (A name really
+//! spelled with those code points would cross as the bytes they stand for;
+//! no tool makes such names.)
 
 use std::borrow::Cow;
 
@@ -100,6 +102,9 @@ mod tests {
 
     #[test]
     fn a_printf_format_spells_every_odd_byte_in_octal() {
-        assert_eq!(printf_format(&text(b"/srv/a b%\xe9")), "/srv/a\\040b\\045\\351");
+        assert_eq!(
+            printf_format(&text(b"/srv/a b%\xe9")),
+            "/srv/a\\040b\\045\\351"
+        );
     }
 }

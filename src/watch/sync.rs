@@ -24,6 +24,10 @@ use super::plan::{container_path, Guard, Rule, SyncPath};
 use super::WatchError;
 use crate::engine::Engine;
 
+/// Entries one upload may leave out before the engine's refusal counts as
+/// the upload's failure (each costs a few requests to single out).
+const MAX_REFUSED: usize = 64;
+
 /// Arguments per `rm` exec, well under any ARG_MAX.
 const RM_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -310,7 +314,8 @@ async fn deliver(
 ) -> Result<(usize, Vec<Skip>), WatchError> {
     let mut refused: Vec<(usize, String)> = Vec::new();
     let mut first = None;
-    let mut todo = vec![0..archive.len()];
+    let mut todo = Vec::new();
+    todo.push(0..archive.len());
     while let Some(range) = todo.pop() {
         let Some(tar) = archive.finish(range.clone())? else {
             continue;
@@ -320,6 +325,11 @@ async fn deliver(
         };
         if range.len() == 1 {
             refused.push((range.start, last_cause(&e)));
+            // Refusing this much is the engine or the container, not a
+            // name (a container that stopped): that error, as it is.
+            if refused.len() > MAX_REFUSED {
+                return Err(first.unwrap_or(e).into());
+            }
         } else {
             let mid = range.start + range.len() / 2;
             // The first half first: folders come before what they hold.
@@ -612,7 +622,8 @@ async fn remove(
             // A name that is not UTF-8 reaches the shell spelled for `printf`
             // (the exec API takes UTF-8 arguments).
             let mut cmd = if chunk.iter().any(|p| names::is_raw(p)) {
-                let script = r#"for a; do p=$(printf "$a"; printf x); rm -rf -- "${p%x}" || exit 1; done"#;
+                let script =
+                    r#"for a; do p=$(printf "$a"; printf x); rm -rf -- "${p%x}" || exit 1; done"#;
                 let mut cmd = vec!["sh".to_string(), "-c".into(), script.into(), "sh".into()];
                 cmd.extend(chunk.drain(..).map(|p| names::printf_format(&p)));
                 cmd
@@ -706,9 +717,7 @@ impl Archive {
     }
 
     fn key(&self, i: usize) -> &str {
-        self.entries
-            .get_index(i)
-            .map_or("", |(k, _)| k.as_str())
+        self.entries.get_index(i).map_or("", |(k, _)| k.as_str())
     }
 
     /// Reads `host` (under the rule's folder `root`) now, never through a
