@@ -255,4 +255,6 @@ pub fn check(
 #[cfg(test)]
 mod regressions;
 #[cfg(test)]
+mod releases;
+#[cfg(test)]
 pub(crate) mod tests;

@@ -27,6 +27,9 @@ pub(crate) struct Object {
     /// File stem: the service's name, `namespace` or `network-policies`.
     pub group: String,
     pub value: serde_json::Value,
+    /// The image tag a Job's name ends in (`-<tag>`): the Kustomize tree
+    /// writes the name without it and appends the tag the overlay renders.
+    pub name_tag: Option<String>,
 }
 
 impl Object {
@@ -38,6 +41,7 @@ impl Object {
         Ok(Self {
             group: group.to_string(),
             value,
+            name_tag: None,
         })
     }
 

@@ -195,7 +195,7 @@ pub(crate) fn service_objects(
         // A task others wait on: it runs once per release and is reached by nobody.
         let mut job = one_off_job(placed, pod, &labels, settings, !split.secret.is_empty());
         note_secret(&mut job.metadata, &env_name, provide.as_deref());
-        objects.push(Object::new(name, &job)?);
+        objects.push(job_object(placed, &job)?);
         return Ok(objects);
     }
     let mut probed = pod.clone();
@@ -408,7 +408,7 @@ pub(crate) fn service_objects(
         .map(|hook| reference("`after_up` hook", hook))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(job) = migration_job(placed, pod, settings, &hooks, !split.secret.is_empty())? {
-        objects.push(Object::new(name, &job)?);
+        objects.push(job_object(placed, &job)?);
     }
     Ok(objects)
 }
@@ -656,20 +656,53 @@ fn spread(settings: &Settings, name: &str, component: &str) -> Vec<TopologySprea
 
 /// A Job's name: the service's, then a short hash of what it runs, so that
 /// a changed Job is a new object (a Job's template cannot be changed) and
-/// an unchanged one is left alone by every apply.
-fn job_name(prefix: &str, pod: &PodSpec) -> String {
+/// an unchanged one is left alone by every apply. A Job running the app's
+/// image ends in the image's tag instead of hashing it, so that the usual
+/// CI bump (`kustomize edit set image`, `--set image.tag`) names a new Job
+/// too: the overlays carry a replacement that appends the rendered tag.
+fn job_name(prefix: &str, pod: &PodSpec, tag: Option<&str>) -> String {
+    let mut hashed = pod.clone();
+    if tag.is_some() {
+        for container in &mut hashed.containers {
+            container.image = None;
+        }
+    }
     let mut hasher = Sha256::new();
-    hasher.update(serde_json::to_string(pod).unwrap_or_default());
+    hasher.update(serde_json::to_string(&hashed).unwrap_or_default());
     let digest: String = hasher
         .finalize()
         .iter()
         .take(4)
         .map(|b| format!("{b:02x}"))
         .collect();
+    // The `job-name` label of its pods holds the name: 63 characters at most.
+    let suffix = tag.map_or(String::new(), |tag| format!("-{tag}"));
     let mut prefix = prefix.to_string();
-    prefix.truncate(63 - 9);
-    format!("{}-{digest}", prefix.trim_end_matches('-'))
+    prefix.truncate(63usize.saturating_sub(9 + suffix.len()).max(1));
+    format!("{}-{digest}{suffix}", prefix.trim_end_matches('-'))
 }
+
+/// The tag of the app image a Job runs, which ends its name (see [`job_name`]).
+fn app_tag(placed: &Placed<'_>, pod: &PodSpec) -> Option<String> {
+    let image = pod.containers.first()?.image.as_deref()?;
+    placed
+        .app
+        .then(|| crate::image_ref::ImageRef::parse(image).ok()?.tag().map(String::from))
+        .flatten()
+}
+
+/// A Job as an object, with the tag its name ends in, if any.
+fn job_object(placed: &Placed<'_>, job: &Job) -> Result<Object, ExportError> {
+    let pod = job.spec.as_ref().and_then(|spec| spec.template.spec.as_ref());
+    let mut object = Object::new(placed.name(), job)?;
+    object.name_tag = pod.and_then(|pod| app_tag(placed, pod));
+    Ok(object)
+}
+
+/// Finished Jobs go after a week: long enough to read their logs, short
+/// enough that releases do not pile them up. An apply of the same release
+/// after that creates the Job again, which finds nothing to migrate.
+const JOB_TTL_SECONDS: i32 = 7 * 24 * 3600;
 
 fn job(
     name: String,
@@ -692,6 +725,7 @@ fn job(
         spec: Some(JobSpec {
             backoff_limit: Some(3),
             active_deadline_seconds: Some(900),
+            ttl_seconds_after_finished: Some(JOB_TTL_SECONDS),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
@@ -715,7 +749,7 @@ fn one_off_job(
     settings: &Settings,
     secrets: bool,
 ) -> Job {
-    let name = job_name(placed.name(), &pod);
+    let name = job_name(placed.name(), &pod, app_tag(placed, &pod).as_deref());
     job(
         name,
         labels.clone(),
@@ -749,7 +783,8 @@ fn migration_job(
     // Through the image's entrypoint, as `devenv up` runs them (it prepares storage/).
     container.args = Some(vec!["sh".into(), "-c".into(), hooks.join(" && ")]);
     container.ports = None;
-    let job_name = job_name(&format!("{name}-migrate"), &pod);
+    let tag = app_tag(placed, &pod);
+    let job_name = job_name(&format!("{name}-migrate"), &pod, tag.as_deref());
     Ok(Some(job(
         job_name,
         labels,
