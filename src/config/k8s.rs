@@ -83,6 +83,8 @@ pub struct EnvSettings {
     pub database: Option<Spanned<Endpoint>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<Spanned<Endpoint>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memcached: Option<Spanned<Endpoint>>,
     /// Run the seeders (`db:seed` hooks) in this environment too; on by default in dev and staging.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<bool>,
@@ -194,7 +196,11 @@ pub struct ServiceSettings {
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Postgres,
+    /// MySQL or MariaDB (RDS MySQL/MariaDB in production).
+    Mysql,
     Redis,
+    /// ElastiCache for Memcached in production.
+    Memcached,
     S3,
     Mail,
     Generic,
@@ -288,6 +294,7 @@ pub(super) fn check_stack(src: &Src, k8s: &StackSettings) -> Result<(), ConfigEr
         let spans = [
             ("database", settings.database.as_ref().map(Spanned::span)),
             ("redis", settings.redis.as_ref().map(Spanned::span)),
+            ("memcached", settings.memcached.as_ref().map(Spanned::span)),
             ("smtp", settings.smtp.as_ref().map(Spanned::span)),
             ("s3", settings.s3.as_ref().map(Spanned::span)),
         ];

@@ -202,6 +202,7 @@ pub fn inputs(stack: &Stack, opts: &ExportOptions) -> Result<Vec<String>, Export
     for env in envs {
         let objects = objects::build(stack, &settings, env)?;
         lines.extend(inputs::missing(&settings, env, &objects));
+        lines.extend(inputs::left_out(stack, env));
     }
     Ok(lines)
 }

@@ -4,8 +4,8 @@
 //! autoscaler, disruption budget, service account, and a Job for the
 //! `after_up` hooks. Services run from an image are backing services:
 //! StatefulSets with headless Services when they keep data, Deployments
-//! otherwise; in production the known ones (PostgreSQL, Redis, MinIO,
-//! MailHog) give way to managed endpoints.
+//! otherwise; in production the known ones (PostgreSQL, MySQL/MariaDB,
+//! Redis, Memcached, MinIO, MailHog) give way to managed endpoints.
 
 use std::collections::BTreeMap;
 
@@ -74,6 +74,62 @@ pub(crate) struct Placed<'a> {
     pub k8s_name: String,
     /// Runs to completion once per release: a Job, reached by nobody.
     pub one_off: bool,
+    /// What a service built by devenv runs, which decides its workload.
+    pub role: Role,
+}
+
+/// What an app service runs (from its command), which decides its workload:
+/// a server gets the autoscaler and the disruption budget, a queue worker
+/// is scaled on its own, and a scheduler must run exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Server,
+    /// `queue:work`, `queue:listen`, `horizon`.
+    Worker,
+    /// `schedule:work` (or a loop of `schedule:run`).
+    Scheduler,
+}
+
+impl Role {
+    fn of(service: &Service) -> Role {
+        let words = command_words(service);
+        let runs = |what: &[&str]| words.iter().any(|w| what.contains(&w.as_str()));
+        if runs(&["schedule:work", "schedule:run"]) {
+            Role::Scheduler
+        } else if runs(&["queue:work", "queue:listen", "horizon"]) {
+            Role::Worker
+        } else {
+            Role::Server
+        }
+    }
+}
+
+/// The words a service runs, its entrypoint then its command, with
+/// `sh -c` scripts split at whitespace too.
+fn command_words(service: &Service) -> Vec<String> {
+    service
+        .entrypoint
+        .iter()
+        .chain(&service.command)
+        .flatten()
+        .flat_map(|word| word.split_whitespace().map(String::from))
+        .collect()
+}
+
+/// A developer's tool rather than part of the app (Composer, a Node
+/// package manager, a dev server): what it runs, or `None`. Such services
+/// are left out of staging and production.
+pub(crate) fn dev_tool(service: &Service) -> Option<String> {
+    const TOOLS: [&str; 6] = ["composer", "npm", "npx", "yarn", "pnpm", "bun"];
+    if service.image.base() == "composer" {
+        return Some("composer".into());
+    }
+    let words = command_words(service);
+    let first = words
+        .iter()
+        .map(|w| w.rsplit('/').next().unwrap_or(w))
+        .find(|w| !matches!(*w, "sh" | "bash" | "-c" | "-lc" | "exec" | "env"))?;
+    TOOLS.contains(&first).then(|| first.to_string())
 }
 
 impl Placed<'_> {
@@ -85,10 +141,12 @@ impl Placed<'_> {
     pub fn component(&self) -> &'static str {
         match (self.app, self.kind) {
             _ if self.one_off => "job",
+            (true, _) if self.role == Role::Scheduler => "scheduler",
+            (true, _) if self.role == Role::Worker => "worker",
             (true, _) if self.ports.is_empty() => "worker",
             (true, _) => "server",
-            (false, Kind::Postgres) => "database",
-            (false, Kind::Redis) => "cache",
+            (false, Kind::Postgres | Kind::Mysql) => "database",
+            (false, Kind::Redis | Kind::Memcached) => "cache",
             (false, Kind::S3) => "storage",
             (false, Kind::Mail) => "mail",
             (false, Kind::Generic) => "backend",
@@ -160,11 +218,16 @@ fn place<'a>(
     let mut placed = Vec::new();
     let mut replacements = Vec::new();
     for service in stack.services.values() {
+        if env != Env::Dev && dev_tool(service).is_some() {
+            // A developer's tool: `inputs` says it is left out.
+            continue;
+        }
         let app = service.build.is_some();
         let kind = settings.kind(service);
         let ports = ports(service, settings, kind, app);
         // Something others wait on to complete is a task, not a server.
         let one_off = settings.service(&service.name).job == Some(true)
+            || service.runs_once
             || stack
                 .services
                 .values()
@@ -186,6 +249,7 @@ fn place<'a>(
             ingress: false,
             k8s_name: settings.name(&service.name).to_string(),
             one_off,
+            role: Role::of(service),
         });
     }
     let explicit: Vec<usize> = (0..placed.len())
@@ -195,6 +259,7 @@ fn place<'a>(
         let default = placed.iter().position(|p| {
             p.app
                 && !p.one_off
+                && p.role == Role::Server
                 && p.tcp_ports().next().is_some()
                 && settings.service(&p.service.name).ingress != Some(false)
         });
@@ -238,7 +303,9 @@ fn replacement(
     let production = settings.stack.env(Env::Production);
     let (endpoint, default_port) = match kind {
         Kind::Postgres => (production.database.as_ref().map(|e| e.get_ref()), 5432),
+        Kind::Mysql => (production.database.as_ref().map(|e| e.get_ref()), 3306),
         Kind::Redis => (production.redis.as_ref().map(|e| e.get_ref()), 6379),
+        Kind::Memcached => (production.memcached.as_ref().map(|e| e.get_ref()), 11211),
         Kind::Mail => (production.smtp.as_ref().map(|e| e.get_ref()), 587),
         Kind::S3 | Kind::Generic => (None, ports.first().map_or(443, |p| p.port)),
     };
@@ -287,7 +354,9 @@ fn ports(service: &Service, settings: &Settings, kind: Kind, app: bool) -> Vec<P
             None
         }
         Kind::Postgres => Some(5432),
+        Kind::Mysql => Some(3306),
         Kind::Redis => Some(6379),
+        Kind::Memcached => Some(11211),
         Kind::S3 => Some(9000),
         Kind::Mail => Some(1025),
         Kind::Generic => None,
@@ -316,7 +385,9 @@ fn ports(service: &Service, settings: &Settings, kind: Kind, app: bool) -> Vec<P
             let name = match (app, kind) {
                 (true, _) => "http",
                 (false, Kind::Postgres) => "postgres",
+                (false, Kind::Mysql) => "mysql",
                 (false, Kind::Redis) => "redis",
+                (false, Kind::Memcached) => "memcache",
                 (false, Kind::S3) => "s3",
                 (false, Kind::Mail) => "smtp",
                 (false, Kind::Generic) => return None,

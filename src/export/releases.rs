@@ -211,3 +211,179 @@ fn r25_2_a_tag_bump_names_new_jobs_and_check_accepts_it() {
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names.iter().all(|n| n.ends_with("-4567cdef")), "{names:?}");
 }
+
+/// A Laravel stack as Sail users write it: a queue worker, a scheduler, a
+/// `restart = "no"` one-off, Composer, MySQL and Memcached.
+fn blog() -> Stack {
+    parse_example(include_str!(
+        "../../tests/fixtures/k8s/laravel-mysql/dev.toml"
+    ))
+}
+
+fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+fn data<'a>(objects: &'a [Value], config_map: &str, key: &str) -> &'a Value {
+    &named(objects, "ConfigMap", config_map).unwrap()["data"][key]
+}
+
+#[test]
+fn r25_4_services_get_the_workload_of_what_they_run() {
+    let stack = blog();
+    for env in Env::ALL {
+        let objects = super::regressions::objects_of(&stack, env);
+        let scheduler = named(&objects, "Deployment", "scheduler").unwrap();
+        assert_eq!(scheduler["spec"]["replicas"], 1, "{env}");
+        assert_eq!(scheduler["spec"]["strategy"]["type"], "Recreate", "{env}");
+        let worker = named(&objects, "Deployment", "worker").unwrap();
+        let workers = if env == Env::Dev { 1 } else { 2 };
+        assert_eq!(worker["spec"]["replicas"], workers, "{env}");
+        for name in ["scheduler", "worker"] {
+            assert!(named(&objects, "HorizontalPodAutoscaler", name).is_none());
+            assert!(named(&objects, "Service", name).is_none(), "{env}: {name}");
+        }
+        assert!(named(&objects, "PodDisruptionBudget", "scheduler").is_none());
+        assert_eq!(
+            named(&objects, "PodDisruptionBudget", "worker").is_some(),
+            env != Env::Dev
+        );
+        if env != Env::Dev {
+            assert!(named(&objects, "HorizontalPodAutoscaler", "app").is_some());
+        }
+        // `restart = "no"`: a Job, not a crash-looping Deployment.
+        assert!(named(&objects, "Deployment", "assets").is_none(), "{env}");
+        let one_offs = jobs(&objects)
+            .into_iter()
+            .filter(|job| job["metadata"]["name"].as_str().unwrap().starts_with("assets-"))
+            .count();
+        assert_eq!(one_offs, 1, "{env}");
+        // Composer is a developer's tool: in dev only.
+        let composer = objects
+            .iter()
+            .any(|o| o["metadata"]["name"].as_str().unwrap().starts_with("composer"));
+        assert_eq!(composer, env == Env::Dev, "{env}");
+    }
+    let lines = inputs(&stack, &opts()).unwrap();
+    for env in ["staging", "production"] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(env)
+                && l.contains("`composer` runs `composer`, a developer's tool: left out")),
+            "{lines:#?}"
+        );
+    }
+}
+
+#[test]
+fn r25_5_mysql_and_memcached_are_managed_in_production() {
+    let stack = blog();
+    let dev = super::regressions::objects_of(&stack, Env::Dev);
+    let mysql = named(&dev, "StatefulSet", "mysql").unwrap();
+    assert_eq!(
+        mysql["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mountPath"] == "/var/lib/mysql")
+            .unwrap()["name"],
+        mysql["spec"]["volumeClaimTemplates"][0]["metadata"]["name"]
+    );
+    assert!(named(&dev, "Deployment", "memcached").is_some());
+
+    let production = super::regressions::objects_of(&stack, Env::Production);
+    for name in ["mysql", "memcached"] {
+        assert!(
+            !production
+                .iter()
+                .any(|o| o["metadata"]["name"] == name && o["kind"] != "NetworkPolicy"),
+            "{name}"
+        );
+    }
+    assert_eq!(*data(&production, "app-env", "DB_HOST"), "CHANGE_ME");
+    // Drivers named like the services stay drivers.
+    assert_eq!(*data(&production, "app-env", "DB_CONNECTION"), "mysql");
+    assert_eq!(*data(&production, "app-env", "CACHE_STORE"), "memcached");
+    let lines = inputs(&stack, &opts()).unwrap();
+    for wanted in [
+        "`DB_HOST` of `app-env` has no managed value: set `database = { host = \"…\" }` (RDS)",
+        "`MEMCACHED_HOST` of `app-env` has no managed value: set `memcached = { host = \"…\" }`",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with("production:") && l.contains(wanted)),
+            "{wanted}: {lines:#?}"
+        );
+    }
+
+    let mut given = stack.clone();
+    given.k8s.as_mut().unwrap().production = toml::from_str(
+        "database = { host = \"blog.rds.example\" }\nmemcached = { host = \"blog.cache.example\" }",
+    )
+    .unwrap();
+    let production = super::regressions::objects_of(&given, Env::Production);
+    assert_eq!(*data(&production, "app-env", "DB_HOST"), "blog.rds.example");
+    assert_eq!(*data(&production, "app-env", "DB_PORT"), "3306");
+    assert_eq!(
+        *data(&production, "app-env", "MEMCACHED_HOST"),
+        "blog.cache.example"
+    );
+
+    // Kept in the cluster: a volume claim, and a warning.
+    let mut kept = stack.clone();
+    kept.services.get_mut("mysql").unwrap().k8s = Some(toml::from_str("production = \"keep\"").unwrap());
+    let production = super::regressions::objects_of(&kept, Env::Production);
+    let mysql = named(&production, "StatefulSet", "mysql").unwrap();
+    assert_eq!(mysql["spec"]["volumeClaimTemplates"].as_array().unwrap().len(), 1);
+    let lines = inputs(&kept, &opts()).unwrap();
+    assert!(
+        lines.iter().any(|l| l.starts_with("production: warning: `mysql` keeps its data in the cluster")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn r25_6_managed_mail_storage_and_sessions_are_wired_or_asked_for() {
+    let mut stack = laravel_stack();
+    let app = stack.services.get_mut("app").unwrap();
+    app.env.insert(
+        "MAIL_USERNAME".into(),
+        env(&[("MAIL_USERNAME", "null", false)]).shift_remove("MAIL_USERNAME").unwrap(),
+    );
+    let production = super::regressions::objects_of(&stack, Env::Production);
+    // SES needs SMTP credentials; MinIO's bucket and region are not AWS's.
+    assert!(data(&production, "app-env", "MAIL_USERNAME").is_null());
+    assert_eq!(*data(&production, "app-env", "AWS_BUCKET"), "CHANGE_ME");
+    assert_eq!(*data(&production, "app-env", "AWS_DEFAULT_REGION"), "CHANGE_ME");
+    let lines = inputs(&stack, &opts()).unwrap();
+    for wanted in [
+        "secret `MAIL_USERNAME` of `app-env`",
+        "secret `MAIL_PASSWORD` of `app-env`",
+        "`AWS_BUCKET` of `app-env` has no managed value: set `s3 = { bucket = \"…\" }`",
+        "`AWS_DEFAULT_REGION` of `app-env` has no managed value: set `s3 = { region = \"…\" }`",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with("production:") && l.contains(wanted)),
+            "{wanted}: {lines:#?}"
+        );
+    }
+    // Replicas share sessions and the cache through Redis.
+    for env in Env::ALL {
+        let objects = super::regressions::objects_of(&stack, env);
+        for key in ["SESSION_DRIVER", "CACHE_STORE"] {
+            let value = data(&objects, "app-env", key);
+            if env == Env::Dev {
+                assert!(value.is_null(), "{env}: {key}");
+            } else {
+                assert_eq!(*value, "redis", "{env}: {key}");
+            }
+        }
+    }
+    // Unless the stack chose another shared driver, or the environment says.
+    let app = stack.services.get_mut("app").unwrap();
+    app.env.extend(env(&[("SESSION_DRIVER", "database", false)]));
+    let stack = with_k8s(stack, "[staging.env]\nCACHE_STORE = \"database\"");
+    let staging = super::regressions::objects_of(&stack, Env::Staging);
+    assert_eq!(*data(&staging, "app-env", "SESSION_DRIVER"), "database");
+    assert_eq!(*data(&staging, "app-env", "CACHE_STORE"), "database");
+}

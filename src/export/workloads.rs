@@ -31,7 +31,7 @@ use super::settings::{Kind, Resources, Settings};
 use super::{Env, ExportError};
 use crate::config::model::{Condition, Probe, Protocol, Service, Stack};
 
-use super::objects::{labels, meta, selector, Object, Placed};
+use super::objects::{labels, meta, selector, Object, Placed, Role};
 use super::routing::{cluster_service, ingress};
 use super::storage::Storage;
 
@@ -204,7 +204,7 @@ pub(crate) fn service_objects(
         // start only once the release's migration Job has run.
         probed.init_containers = Some(vec![wait_for_migrations(&container)]);
     }
-    if placed.app && env != Env::Dev {
+    if placed.app && placed.role != Role::Scheduler && env != Env::Dev {
         probed.topology_spread_constraints = Some(spread(settings, name, placed.component()));
     }
     if placed.ingress {
@@ -254,10 +254,15 @@ pub(crate) fn service_objects(
         match_labels: Some(selector_with(settings, name, placed.component())),
         ..Default::default()
     };
-    let autoscale = if placed.app {
-        settings.autoscale(&service.name, env)
-    } else {
-        None
+    // Servers autoscale; a queue worker only where its own `hpa` says
+    // (queue length, not CPU, is its load); a scheduler never.
+    let autoscale = match placed.role {
+        _ if !placed.app => None,
+        Role::Server => settings.autoscale(&service.name, env),
+        Role::Worker if settings.service(&service.name).hpa.is_some() => {
+            settings.autoscale(&service.name, env)
+        }
+        Role::Worker | Role::Scheduler => None,
     };
 
     if placed.app {
@@ -303,10 +308,12 @@ pub(crate) fn service_objects(
             },
         )?);
     } else {
-        let replicas = if placed.app {
-            settings.replicas(&service.name, env)
-        } else {
-            1
+        let replicas = match placed.role {
+            _ if !placed.app => 1,
+            Role::Server => settings.replicas(&service.name, env),
+            Role::Worker => settings.worker_replicas(&service.name, env),
+            // Two schedulers would run every task twice.
+            Role::Scheduler => 1,
         };
         let mut deployment_meta = meta(name, &labels);
         deployment_meta.annotations = Some(checkov_skips(placed, !split.secret.is_empty()));
@@ -335,13 +342,20 @@ pub(crate) fn service_objects(
                         Some(replicas)
                     },
                     selector: pod_selector.clone(),
-                    // Never drop below the wanted capacity while rolling out.
-                    strategy: placed.app.then(|| DeploymentStrategy {
-                        type_: Some("RollingUpdate".into()),
-                        rolling_update: Some(RollingUpdateDeployment {
-                            max_surge: Some(IntOrString::Int(1)),
-                            max_unavailable: Some(IntOrString::Int(0)),
-                        }),
+                    strategy: placed.app.then(|| match placed.role {
+                        // The old scheduler stops before the new one starts.
+                        Role::Scheduler => DeploymentStrategy {
+                            type_: Some("Recreate".into()),
+                            rolling_update: None,
+                        },
+                        // Never drop below the wanted capacity while rolling out.
+                        Role::Server | Role::Worker => DeploymentStrategy {
+                            type_: Some("RollingUpdate".into()),
+                            rolling_update: Some(RollingUpdateDeployment {
+                                max_surge: Some(IntOrString::Int(1)),
+                                max_unavailable: Some(IntOrString::Int(0)),
+                            }),
+                        },
                     }),
                     template,
                     ..Default::default()
@@ -350,7 +364,7 @@ pub(crate) fn service_objects(
             },
         )?);
         let min = autoscale.map_or(replicas, |a| a.min);
-        if placed.app && min >= 2 {
+        if placed.app && placed.role != Role::Scheduler && min >= 2 {
             objects.push(Object::new(
                 name,
                 &PodDisruptionBudget {
@@ -435,6 +449,11 @@ fn checkov_skips(placed: &Placed<'_>, secrets: bool) -> BTreeMap<String, String>
         skips.push(
             "CKV_K8S_35=Laravel reads its configuration from environment variables, not files",
         );
+    }
+    if !placed.one_off && probe_handler(placed).is_none() {
+        // A queue worker or a scheduler: no port to ask and no `ready` probe.
+        skips.push("CKV_K8S_8=it serves no port and has no `ready` probe; Kubernetes restarts it when its process exits");
+        skips.push("CKV_K8S_9=it serves no port, so no Service routes to it and readiness gates nothing");
     }
     let tag = placed.service.image.tag();
     if !placed.app && matches!(tag, None | Some("latest")) {
