@@ -492,6 +492,7 @@ fn the_chart_renders_the_objects_of_each_overlay() {
         laravel_stack(),
         with_k8s(laravel_stack(), PRODUCTION_K8S),
         with_one_off(),
+        super::releases::blog(),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let chart = render(

