@@ -41,11 +41,15 @@ pub(crate) fn left_out(stack: &Stack, env: Env) -> Vec<String> {
     stack
         .services
         .values()
+        .filter(|service| {
+            let k8s = service.k8s.as_ref();
+            k8s.and_then(|k| k.production) != Some(crate::config::k8s::Placement::Keep)
+        })
         .filter_map(|service| {
             let tool = super::objects::dev_tool(service)?;
             Some(format!(
-                "{env}: note: `{}` runs `{tool}`, a developer's tool: left out (build what it makes into the app image)",
-                service.name
+                "{env}: note: `{}` runs `{tool}`, a developer's tool: left out (build what it makes into the app image, or set `production = \"keep\"` in `[services.{}.k8s]`)",
+                service.name, service.name
             ))
         })
         .collect()

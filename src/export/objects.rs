@@ -129,7 +129,11 @@ pub(crate) fn dev_tool(service: &Service) -> Option<String> {
         .iter()
         .map(|w| w.rsplit('/').next().unwrap_or(w))
         .find(|w| !matches!(*w, "sh" | "bash" | "-c" | "-lc" | "exec" | "env"))?;
-    TOOLS.contains(&first).then(|| first.to_string())
+    // `npm start` or `yarn serve` may be a Node server the app needs.
+    let serves = words
+        .iter()
+        .any(|w| matches!(w.as_str(), "start" | "serve" | "preview"));
+    (TOOLS.contains(&first) && (first == "composer" || !serves)).then(|| first.to_string())
 }
 
 impl Placed<'_> {
@@ -218,7 +222,8 @@ fn place<'a>(
     let mut placed = Vec::new();
     let mut replacements = Vec::new();
     for service in stack.services.values() {
-        if env != Env::Dev && dev_tool(service).is_some() {
+        let keep = settings.service(&service.name).production == Some(Placement::Keep);
+        if env != Env::Dev && !keep && dev_tool(service).is_some() {
             // A developer's tool: `inputs` says it is left out.
             continue;
         }

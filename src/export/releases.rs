@@ -387,3 +387,27 @@ fn r25_6_managed_mail_storage_and_sessions_are_wired_or_asked_for() {
     assert_eq!(*data(&staging, "app-env", "SESSION_DRIVER"), "database");
     assert_eq!(*data(&staging, "app-env", "CACHE_STORE"), "database");
 }
+
+#[test]
+fn r25_4_a_node_server_stays_and_a_kept_tool_is_deployed() {
+    let mut stack = blog();
+    let mut ssr = service("ssr", "node:22-alpine");
+    ssr.command = Some(vec!["npm".into(), "run".into(), "start".into()]);
+    ssr.ports = vec![port(3000, 3000)];
+    let mut vite = service("vite", "node:22-alpine");
+    vite.command = Some(vec!["sh".into(), "-c".into(), "npm ci && npm run dev".into()]);
+    stack.services.insert("ssr".into(), ssr);
+    stack.services.insert("vite".into(), vite);
+    let production = super::regressions::objects_of(&stack, Env::Production);
+    assert!(named(&production, "Deployment", "ssr").is_some());
+    assert!(named(&production, "Deployment", "vite").is_none());
+    stack.services.get_mut("composer").unwrap().k8s =
+        Some(toml::from_str("production = \"keep\"").unwrap());
+    let production = super::regressions::objects_of(&stack, Env::Production);
+    assert!(jobs(&production)
+        .iter()
+        .any(|job| job["metadata"]["name"].as_str().unwrap().starts_with("composer-")));
+    let lines = inputs(&stack, &opts()).unwrap();
+    assert!(lines.iter().any(|l| l.contains("`vite` runs `npm`")), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("`composer` runs")), "{lines:#?}");
+}
