@@ -411,3 +411,77 @@ fn r25_4_a_node_server_stays_and_a_kept_tool_is_deployed() {
     assert!(lines.iter().any(|l| l.contains("`vite` runs `npm`")), "{lines:#?}");
     assert!(!lines.iter().any(|l| l.contains("`composer` runs")), "{lines:#?}");
 }
+
+#[test]
+fn r25_7_managed_egress_stays_in_the_vpc_when_told() {
+    let stack = with_k8s(
+        laravel_stack(),
+        &format!("vpc_cidrs = [\"10.0.0.0/16\", \"10.1.0.0/16\"]\n{PRODUCTION_K8S}"),
+    );
+    let production = super::regressions::objects_of(&stack, Env::Production);
+    let egress = named(&production, "NetworkPolicy", "app-egress").unwrap();
+    let rules = egress["spec"]["egress"].as_array().unwrap();
+    let to = |port: u16| {
+        rules
+            .iter()
+            .find(|r| r["ports"][0]["port"] == port)
+            .unwrap_or_else(|| panic!("{port}: {rules:#?}"))["to"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|peer| peer["ipBlock"]["cidr"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    // RDS and ElastiCache inside the VPC; S3 (HTTPS) and SES anywhere.
+    assert_eq!(to(5432), ["10.0.0.0/16", "10.1.0.0/16"]);
+    assert_eq!(to(6379), ["10.0.0.0/16", "10.1.0.0/16"]);
+    assert_eq!(to(443), ["0.0.0.0/0"]);
+    assert_eq!(to(587), ["0.0.0.0/0"]);
+
+    let root = tempfile::tempdir().unwrap();
+    let text = format!("{EXAMPLE_DEV_TOML}\n[k8s]\nvpc_cidrs = [\"10.0.0.0\"]\n");
+    let err = crate::config::parse(
+        &text,
+        "dev.toml",
+        &root.path().join("dev.toml"),
+        root.path(),
+        &crate::config::LoadOptions {
+            cwd: root.path().to_path_buf(),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("`vpc_cidrs` entry `10.0.0.0` is not a CIDR block"),
+        "{err}"
+    );
+}
+
+#[test]
+fn r25_7_the_migration_gate_runs_as_the_istio_proxy_uid() {
+    for istio in [false, true] {
+        let text: String = render(
+            &laravel_stack(),
+            &ExportOptions {
+                env: Some(Env::Production),
+                format: Format::Plain,
+                istio,
+                ..opts()
+            },
+        )
+        .unwrap()
+        .into_values()
+        .collect();
+        let objects = docs(&text);
+        let pod = &named(&objects, "Deployment", "app").unwrap()["spec"]["template"]["spec"];
+        let gate = &pod["initContainers"][0]["securityContext"];
+        let app = &pod["containers"][0]["securityContext"];
+        if istio {
+            assert_eq!(gate["runAsUser"], 1337);
+            assert_eq!(gate["runAsGroup"], 1337);
+        } else {
+            assert_eq!(gate["runAsUser"], app["runAsUser"]);
+        }
+        assert_eq!(gate["runAsNonRoot"], true);
+    }
+}

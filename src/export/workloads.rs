@@ -202,7 +202,7 @@ pub(crate) fn service_objects(
     if placed.app && waits_for_migrations(stack, service) {
         // Under any tool (kubectl apply, Argo CD, Flux, Helm) the new pods
         // start only once the release's migration Job has run.
-        probed.init_containers = Some(vec![wait_for_migrations(&container)]);
+        probed.init_containers = Some(vec![wait_for_migrations(&container, settings.istio)]);
     }
     if placed.app && placed.role != Role::Scheduler && env != Env::Dev {
         probed.topology_spread_constraints = Some(spread(settings, name, placed.component()));
@@ -629,7 +629,18 @@ fn is_seed(hook: &str) -> bool {
 /// pending migration: Laravel's `migrate --pretend` says "Nothing to
 /// migrate" then. It asks the database, not the Kubernetes API, so it needs
 /// no RBAC and works whichever tool applied the release.
-fn wait_for_migrations(app: &Container) -> Container {
+///
+/// Under Istio it runs as uid 1337, the proxy's, whose traffic the
+/// redirection leaves alone: the sidecar starts after the init containers,
+/// so redirected traffic would go nowhere and the gate would never open.
+fn wait_for_migrations(app: &Container, istio: bool) -> Container {
+    let mut security = app.security_context.clone();
+    if istio {
+        if let Some(context) = security.as_mut() {
+            context.run_as_user = Some(ISTIO_PROXY_UID);
+            context.run_as_group = Some(ISTIO_PROXY_UID);
+        }
+    }
     let script = "until php artisan migrate --pretend --force 2>/dev/null | grep -q 'Nothing to migrate'; do echo 'waiting for the migration Job'; sleep 5; done";
     Container {
         name: "wait-for-migrations".into(),
@@ -651,9 +662,13 @@ fn wait_for_migrations(app: &Container) -> Container {
             ])),
             ..Default::default()
         }),
+        security_context: security,
         ..app.clone()
     }
 }
+
+/// The uid Istio's traffic redirection exempts (the proxy's own).
+const ISTIO_PROXY_UID: i64 = 1337;
 
 /// Replicas spread over zones and nodes, preferred rather than required so
 /// that a small cluster still schedules them.
