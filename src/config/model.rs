@@ -117,6 +117,10 @@ pub struct Service {
     #[serde(with = "duration_secs")]
     pub ready_timeout: Duration,
     pub restart: Restart,
+    /// `restart = "no"` is written out (not the default): a task that runs
+    /// to completion, which export makes a Job.
+    #[serde(skip)]
+    pub runs_once: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -273,7 +273,11 @@ pub fn resolve_service(
         })?,
         None => Duration::from_secs(60),
     };
-    let restart = match pick(&raw.restart, src, p, |r| &r.restart) {
+    let restart_pick = pick(&raw.restart, src, p, |r| &r.restart);
+    let runs_once = restart_pick
+        .as_ref()
+        .is_some_and(|r| r.value.get_ref() == "no");
+    let restart = match restart_pick {
         Some(r) => match r.value.get_ref().as_str() {
             "no" => Restart::No,
             "always" => Restart::Always,
@@ -432,6 +436,7 @@ pub fn resolve_service(
         ready,
         ready_timeout,
         restart,
+        runs_once,
         user,
         working_dir,
         extra_hosts,

@@ -53,6 +53,7 @@ pub(crate) fn service(name: &str, image: &str) -> Service {
         ready: None,
         ready_timeout: Duration::from_secs(60),
         restart: Restart::UnlessStopped,
+        runs_once: false,
         user: None,
         working_dir: None,
         extra_hosts: Vec::new(),
