@@ -740,19 +740,43 @@ fn r22_sync_mode_a_link_made_during_watch_leads_nowhere_outside() {
     assert_container_kept_its_own(&p, &w);
 }
 
-/// Issue 22: a link out of the checkout planted before `up` goes into the
-/// container as a link; when the container puts a folder in its place and
-/// writes into it, copy-back never writes through the host's link nor takes
-/// the outside file named like the container's for a conflict to upload.
-#[test]
-fn r22_sync_mode_a_link_planted_before_up_is_never_followed() {
+/// When the host's link out of the checkout is made.
+enum Planted {
+    BeforeUp,
+    DuringWatch,
+}
+
+/// Issue 22: a link out of the checkout planted on the host (before `up`,
+/// or while `watch` runs) goes into the container as a link; when the
+/// container puts a folder in its place and writes into it, copy-back never
+/// writes through the host's link nor takes the outside file named like the
+/// container's for a conflict to upload.
+fn a_planted_link_is_never_followed(name: &str, when: Planted) {
     warm_images();
     let outside = outside_folder();
-    let mut p = project("syncescplanted", "");
-    std::os::unix::fs::symlink(outside.path(), p.path().join("src/esc")).unwrap();
+    let mut p = project(name, "");
+    let esc = p.path().join("src/esc");
+    if let Planted::BeforeUp = when {
+        std::os::unix::fs::symlink(outside.path(), &esc).unwrap();
+    }
     p.ok(&["up", "-d"]);
     let w = Watch::start(&p);
     w.wait_for("initial sync");
+    if let Planted::DuringWatch = when {
+        std::os::unix::fs::symlink(outside.path(), &esc).unwrap();
+        let is_link = |p: &Project| {
+            let out = p.run(&[
+                "exec",
+                "web",
+                "--",
+                "sh",
+                "-c",
+                "test -L /srv/esc && echo link",
+            ]);
+            String::from_utf8_lossy(&out.stdout).trim() == "link"
+        };
+        assert!(support::eventually(10, || is_link(&p)), "{}", w.log());
+    }
     p.ok(&["exec", "web", "--", "sh", "-c", SWAP]);
     // Both files are reported as not copied back (or, before the fix, went out).
     let reported = |w: &Watch| {
@@ -788,6 +812,21 @@ fn r22_sync_mode_a_link_planted_before_up_is_never_followed() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["secret.txt"], "{}", text(&out));
+    assert!(
+        support::stderr(&out).contains("esc/again.txt` not copied back"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn r22_sync_mode_a_link_planted_before_up_is_never_followed() {
+    a_planted_link_is_never_followed("syncescplanted", Planted::BeforeUp);
+}
+
+#[test]
+fn r22_sync_mode_a_link_planted_during_watch_is_never_followed() {
+    a_planted_link_is_never_followed("syncescwatchhost", Planted::DuringWatch);
 }
 
 /// Issue 22: a watch rule whose folder is a symlink (`src` -> `real`) syncs

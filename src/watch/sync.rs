@@ -46,7 +46,8 @@ pub struct Stats {
     pub took: Duration,
 }
 
-/// One path a sync left out: relative to its rule's folder, and why.
+/// One path a sync left out, and why: relative to its rule's folder, or
+/// (what the engine refused) the container path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skip {
     pub path: PathBuf,
@@ -273,9 +274,12 @@ pub async fn apply(
         .into_iter()
         .filter(|(_, container, _, _)| mirror.knows(container))
         .collect();
-    let delivered = match (couriers, archive.finish(0..archive.len())?) {
-        (Some(c), Some(tar)) => c.extract(&tar).await,
-        _ => false,
+    let delivered = match couriers {
+        Some(c) => match archive.finish(0..archive.len())? {
+            Some(tar) => c.extract(&tar).await,
+            None => true,
+        },
+        None => false,
     };
     let (files, skipped) = if delivered {
         archive.noted(mirror, &[])
