@@ -53,7 +53,7 @@ const ANON_DB: &str = "[services.db]\nuse = \"postgres\"\nports = []\nvolumes = 
 #[test]
 fn r10_an_images_anonymous_volume_survives_recreate_and_down_and_goes_only_with_down_v() {
     warm_images();
-    let name = "wtsafety-anon";
+    let name: &str = &support::suffixed("wtsafety-anon");
     let mut p = Project::new(name, ANON_DB);
     // Volumes that are not this project's, by name only or by Compose's label.
     let bystanders = [format!("{name}_bystander"), format!("{name}_composed")];
@@ -149,7 +149,7 @@ fn r10_an_images_anonymous_volume_survives_recreate_and_down_and_goes_only_with_
 #[test]
 fn r10_a_same_named_project_in_another_folder_is_refused_under_p_and_left_whole() {
     warm_images();
-    let name = "wtsafety-twin";
+    let name: &str = &support::suffixed("wtsafety-twin");
     let mut a = Project::new(
         name,
         "[services.db]\nuse = \"postgres\"\nports = []\n\n[services.cache]\nuse = \"redis\"\nports = []\n",
@@ -206,7 +206,7 @@ fn r10_a_same_named_project_in_another_folder_is_refused_under_p_and_left_whole(
     assert_eq!(project_volumes(name), volumes);
 
     // B under a distinct name is a project of its own; its `down -v` leaves A alone.
-    let other = "wtsafety-twin2";
+    let other: &str = &support::suffixed("wtsafety-twin2");
     b.ok(&["-p", other, "up", "-d"]);
     assert_eq!(project_volumes(other).len(), 1);
     b.ok(&["-p", other, "down", "-v"]);
@@ -222,7 +222,7 @@ fn r10_a_same_named_project_in_another_folder_is_refused_under_p_and_left_whole(
 #[test]
 fn r10_a_compose_container_with_a_services_name_is_never_removed() {
     warm_images();
-    let name = "wtsafety-foreign";
+    let name: &str = &support::suffixed("wtsafety-foreign");
     let container = format!("{name}-cache-1");
     let network = format!("{name}_default");
     let compose_label = format!("com.docker.compose.project={name}");
@@ -333,7 +333,7 @@ fn r10_a_compose_container_with_a_services_name_is_never_removed() {
 #[test]
 fn r10_a_container_without_any_label_is_named_as_not_devenvs() {
     warm_images();
-    let name = "wtsafety-bare";
+    let name: &str = &support::suffixed("wtsafety-bare");
     let container = format!("{name}-web-1");
     docker(&["rm", "-f", &container]);
     let (id, ok) = docker(&["create", "--name", &container, "devenv-e2e-web:latest"]);
@@ -411,7 +411,7 @@ fn r10_devenvs_own_files_never_go_through_a_planted_symlink() {
     let dir = runtime.path().join("devenv");
     let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
-    assert!(dir.join("wtsafety-planted.lock").is_file());
+    assert!(dir.join(format!("{}.lock", p.name)).is_file());
 }
 
 /// Issue 22: a missing `external = true` volume is refused before anything

@@ -21,7 +21,7 @@ impl Project {
     /// runs of the suite on one engine never meet.
     pub fn new(name: &str, toml: &str) -> Project {
         let dir = tempfile::tempdir().unwrap();
-        let name = format!("{name}{}", run_suffix());
+        let name = suffixed(name);
         let project = Project {
             dir,
             name: name.clone(),
@@ -182,6 +182,17 @@ pub fn with_image_lock(build: impl FnOnce()) {
 fn warm_images_once() {
     sweep_leftovers();
     with_image_lock(warm_three_services);
+}
+
+/// `base` with this run's suffix (once): the name a test gives objects it
+/// makes on the engine by hand, beside its project.
+pub fn suffixed(base: &str) -> String {
+    let suffix = run_suffix();
+    if base.ends_with(&suffix) {
+        base.to_string()
+    } else {
+        format!("{base}{suffix}")
+    }
 }
 
 /// What this test process adds to every project name: `-t` and its pid.
