@@ -218,8 +218,8 @@ pub async fn snapshot(db: &Database, name: &str) -> Result<Duration, SnapshotErr
         });
     }
     let strategy = clone_strategy(&mut conn).await?;
-    let started = Instant::now();
-    alone(db, &mut conn, async |conn: &mut PgConnection| {
+    let held_for = alone(db, &mut conn, async |conn: &mut PgConnection| {
+        let started = Instant::now();
         exec(
             conn,
             "cloning the database",
@@ -230,9 +230,9 @@ pub async fn snapshot(db: &Database, name: &str) -> Result<Duration, SnapshotErr
             ),
         )
         .await
+        .map(|()| started.elapsed())
     })
     .await?;
-    let held_for = started.elapsed();
     let taken: String = sqlx::query_scalar("SELECT to_char(now(), 'YYYY-MM-DD HH24:MI:SS')")
         .fetch_one(&mut conn)
         .await
@@ -335,9 +335,9 @@ pub async fn restore(db: &Database, name: &str) -> Result<Restored, SnapshotErro
         .await?;
     }
     let old = format!("{REPLACED_PREFIX}{}", std::process::id());
-    let started = Instant::now();
     // Both renames in one transaction: the app's name always names a database.
-    alone(db, &mut conn, async |conn: &mut PgConnection| {
+    let swap = alone(db, &mut conn, async |conn: &mut PgConnection| {
+        let started = Instant::now();
         transaction(
             conn,
             "renaming the snapshot's copy into place",
@@ -355,9 +355,9 @@ pub async fn restore(db: &Database, name: &str) -> Result<Restored, SnapshotErro
             ],
         )
         .await
+        .map(|()| started.elapsed())
     })
     .await?;
-    let swap = started.elapsed();
     // Only the database just set aside goes; it was the app's, replaced at
     // the user's request.
     exec(

@@ -177,7 +177,10 @@ pub async fn run(ctx: &Context, command: DbCommand) -> Outcome {
                 ctx.load.cwd.join(file.unwrap_or_else(|| {
                     PathBuf::from(format!("{}-{}.dump", stack.project, db.name))
                 }));
-            let bytes = dump::save(&engine, &db, &file, force).await?;
+            let bytes = tokio::select! {
+                r = dump::save(&engine, &db, &file, force) => r?,
+                () = interrupt::first() => return Ok(interrupt::EXIT_CODE),
+            };
             reporter.done(
                 &db.service,
                 &format!(
