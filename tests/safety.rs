@@ -579,6 +579,12 @@ fn r22_database_commands_down_and_test_killed_at_random_points_lose_nothing() {
             let at = format!("`{what}` killed after {delay} ms (trial {trial}), then `{next:?}`");
             let out = p.run(next);
             assert!(out.status.success(), "{at}:\n{}", text(&out));
+            let repairs: Vec<String> = stderr(&out)
+                .lines()
+                .filter(|l| l.contains("interrupted"))
+                .map(str::to_string)
+                .collect();
+            eprintln!("{at}: {repairs:?}");
             let (rows, answered) = p.psql("SELECT string_agg(v, ',') FROM marks");
             assert!(answered, "{at}: the app's database answers");
             assert!(

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::{Context, Failure, Outcome};
 use crate::cli::DbCommand;
 use crate::database::Database;
-use crate::dbsafety::{self, ImportError, RecoverError};
+use crate::dbsafety::{self, ImportError};
 use crate::dump;
 use crate::interrupt;
 use crate::lifecycle;
@@ -37,15 +37,6 @@ impl From<ImportError> for Failure {
             ImportError::Snapshot(e) => e.into(),
             ImportError::Dump(e) => e.into(),
             e @ ImportError::Interrupted { .. } => Failure::new(e, interrupt::EXIT_CODE),
-        }
-    }
-}
-
-impl From<RecoverError> for Failure {
-    fn from(e: RecoverError) -> Self {
-        match e {
-            RecoverError::Snapshot(e) => e.into(),
-            RecoverError::Lock(e) => e.into(),
         }
     }
 }
