@@ -303,7 +303,8 @@ pub async fn recover(
                 "the database `{}` does not exist; {}",
                 db.name,
                 if known.is_empty() {
-                    "there is no snapshot to put in its place: `devenv db import FILE` loads a dump".to_string()
+                    "there is no snapshot to put in its place: `devenv db import FILE` loads a dump"
+                        .to_string()
                 } else {
                     format!(
                         "`devenv db restore NAME` puts a snapshot in its place ({})",
@@ -332,31 +333,29 @@ pub async fn recover(
 
 /// [`recover`], for commands that do not otherwise touch the database (`up`,
 /// `psql`): only when a database command was noted as interrupted and the
-/// database is running (otherwise the note stays for the next command).
-pub async fn recover_if_noted(
-    engine: &Engine,
-    stack: &Stack,
-    reporter: &dyn Reporter,
-) -> Result<(), RecoverError> {
-    if scratch::interrupted(&stack.project).is_none() {
-        return Ok(());
-    }
+/// database is running (otherwise the note stays for the next command). It
+/// never fails the command that calls it: what it cannot do, it says, and
+/// the note stays for the next command.
+pub async fn recover_if_noted(engine: &Engine, stack: &Stack, reporter: &dyn Reporter) {
+    let Some(what) = scratch::interrupted(&stack.project) else {
+        return;
+    };
     let db = match Database::locate(engine, stack).await {
         Ok(db) => db,
-        Err(DatabaseError::NotRunning { .. } | DatabaseError::NoDatabase) => return Ok(()),
-        Err(e) => return Err(SnapshotError::from(e).into()),
+        Err(DatabaseError::NotRunning { .. } | DatabaseError::NoDatabase) => return,
+        Err(e) => return cannot(reporter, &what, &e.to_string()),
     };
-    let _lock = crate::lifecycle::lock(&stack.project, reporter)?;
-    Ok(recover(engine, &db, reporter).await?)
+    let repaired = match crate::lifecycle::lock(&stack.project, reporter) {
+        Ok(_lock) => recover(engine, &db, reporter).await,
+        Err(e) => return cannot(reporter, &what, &e.to_string()),
+    };
+    if let Err(e) = repaired {
+        cannot(reporter, &what, &e.to_string());
+    }
 }
 
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum RecoverError {
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Snapshot(#[from] SnapshotError),
-
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Lock(#[from] crate::lifecycle::UpError),
+fn cannot(reporter: &dyn Reporter, what: &str, why: &str) {
+    reporter.notice(&format!(
+        "cannot yet repair what the interrupted `devenv {what}` left ({why}); the next database command tries again"
+    ));
 }

@@ -116,7 +116,11 @@ pub async fn maintenance(db: &Database) -> Result<PgConnection, SnapshotError> {
     Ok(db.connect_as("postgres", APPLICATION_NAME).await?)
 }
 
-pub(crate) async fn exec(conn: &mut PgConnection, action: &str, sql: &str) -> Result<(), SnapshotError> {
+pub(crate) async fn exec(
+    conn: &mut PgConnection,
+    action: &str,
+    sql: &str,
+) -> Result<(), SnapshotError> {
     conn.execute(sql)
         .await
         .map(|_| ())

@@ -548,7 +548,12 @@ fn r22_database_commands_down_and_test_killed_at_random_points_lose_nothing() {
     let commands: [(&str, &[&str], u64, Option<&str>); 5] = [
         ("db snapshot", &["db", "snapshot", "TRIAL"], 2000, None),
         ("db restore", &["db", "restore", "base"], 2500, Some("base")),
-        ("db import", &["db", "import", "dump.sql"], 3000, Some("dumped")),
+        (
+            "db import",
+            &["db", "import", "dump.sql"],
+            3000,
+            Some("dumped"),
+        ),
         ("down", &["down"], 2500, None),
         ("test", &["test"], 15000, None),
     ];
@@ -670,7 +675,9 @@ fn r22_the_next_command_repairs_what_a_killed_one_left_and_says_so() {
     on_server(&mut p, "ALTER DATABASE app RENAME TO devenv_replaced_1");
     let out = p.ok(&["db", "snapshots"]);
     assert!(
-        stderr(&out).contains("put `app` back: an interrupted command had set it aside as `devenv_replaced_1`"),
+        stderr(&out).contains(
+            "put `app` back: an interrupted command had set it aside as `devenv_replaced_1`"
+        ),
         "{}",
         text(&out)
     );
@@ -696,10 +703,12 @@ fn r22_ctrl_c_stops_a_long_import_and_leaves_the_old_data() {
     );
     let mut import = spawn(&p, &["db", "import", "slow.sql"]);
     assert!(
-        support::eventually(30, || p
+        support::eventually(30, || {
+            p
             .psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
             .0
-            == "1"),
+            == "1"
+        }),
         "the import is loading"
     );
     let started = std::time::Instant::now();
@@ -723,7 +732,10 @@ fn send_signal(sig: &str, pid: u32) -> (String, bool) {
         .args([&format!("-{sig}"), &pid.to_string()])
         .output()
         .unwrap();
-    (String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
+    (
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
 }
 
 #[test]

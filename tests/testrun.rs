@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{repo, stderr, text, warm_images, Project};
+use support::{repo, stderr, text, Project};
 
 use support::APP_IMAGE;
 

@@ -80,15 +80,6 @@ impl From<crate::watch::WatchError> for Failure {
     }
 }
 
-impl From<crate::dbsafety::RecoverError> for Failure {
-    fn from(e: crate::dbsafety::RecoverError) -> Self {
-        match e {
-            crate::dbsafety::RecoverError::Snapshot(e) => e.into(),
-            crate::dbsafety::RecoverError::Lock(e) => e.into(),
-        }
-    }
-}
-
 pub type Outcome = Result<u8, Failure>;
 
 /// Settings every command shares, from the global flags.

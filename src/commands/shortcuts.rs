@@ -32,7 +32,7 @@ pub async fn run(ctx: &Context, shortcut: Shortcut, args: PassArgs) -> Outcome {
         let engine = ctx.engine().await?;
         let named = ctx.named(&engine, stack.clone(), false).await?;
         let reporter = ctx.reporter();
-        crate::dbsafety::recover_if_noted(&engine, &named, reporter.as_ref()).await?;
+        crate::dbsafety::recover_if_noted(&engine, &named, reporter.as_ref()).await;
         reporter.clear();
     }
     if shortcut == Shortcut::Tinker {

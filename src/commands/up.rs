@@ -39,7 +39,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     let selected = lifecycle::select(&stack, &opts.services)?;
     // A killed database command is repaired before the probes and hooks use
     // the database, or, when it was not running, once `up` has started it.
-    crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await?;
+    crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
     let outcomes = tokio::select! {
         r = lifecycle::up(&engine, &stack, &opts, reporter.clone()) => match r {
             Ok(o) => o,
@@ -71,7 +71,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
             return Ok(interrupt::EXIT_CODE);
         }
     };
-    crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await?;
+    crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
     reporter.clear();
     // The ports the engine published, which need not be the declared ones.
     let published: Vec<(String, Vec<(u16, u16)>)> = engine

@@ -340,7 +340,11 @@ impl DoomedVolume {
             let names: Vec<String> = self.services.iter().map(|s| format!("`{s}`")).collect();
             what.push(format!(
                 "{} {}",
-                if names.len() == 1 { "service" } else { "services" },
+                if names.len() == 1 {
+                    "service"
+                } else {
+                    "services"
+                },
                 names.join(", ")
             ));
         }
@@ -382,9 +386,7 @@ pub async fn doomed_volumes(engine: &Engine, stack: &Stack) -> Result<Vec<Doomed
         .collect();
     doomed.sort_by(|a, b| a.name.cmp(&b.name));
     let pg = stack.services.values().find_map(|s| match &s.ready {
-        Some(crate::config::model::Probe::Postgres { database, .. }) => {
-            Some((s, database.clone()))
-        }
+        Some(crate::config::model::Probe::Postgres { database, .. }) => Some((s, database.clone())),
         _ => None,
     });
     if let Some((service, database)) = pg {
