@@ -350,6 +350,7 @@ impl DoomedVolume {
         }
         if let Some((database, snapshots)) = &self.database {
             what.push(match snapshots {
+                Some(0) => format!("database `{database}`, no snapshots"),
                 Some(1) => format!("database `{database}` and 1 snapshot"),
                 Some(n) => format!("database `{database}` and {n} snapshots"),
                 None => format!(
@@ -555,6 +556,10 @@ mod tests {
         assert_eq!(
             v("shop_pgdata", &["db"], Some(("app".into(), Some(1)))).describe(),
             "shop_pgdata (service `db`: database `app` and 1 snapshot)"
+        );
+        assert_eq!(
+            v("shop_pgdata", &["db"], Some(("app".into(), Some(0)))).describe(),
+            "shop_pgdata (service `db`: database `app`, no snapshots)"
         );
         assert_eq!(
             v("shop_pgdata", &["db"], Some(("app".into(), None))).describe(),
