@@ -203,9 +203,12 @@ pub struct UpArgs {
 
 #[derive(Debug, Args)]
 pub struct DownArgs {
-    /// Remove named volumes too (their data is lost)
+    /// Remove named volumes too (their data is lost); lists them and asks first on a terminal
     #[arg(short = 'v', long)]
     pub volumes: bool,
+    /// Do not ask before removing volumes
+    #[arg(short = 'y', long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

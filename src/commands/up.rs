@@ -38,6 +38,9 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         return dry_run(&engine, &stack, &opts, args.json).await;
     }
     let selected = lifecycle::select(&stack, &opts.services)?;
+    // A killed database command is repaired before the probes and hooks use
+    // the database, or, when it was not running, once `up` has started it.
+    crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
     let outcomes = tokio::select! {
         r = lifecycle::up(&engine, &stack, &opts, reporter.clone()) => match r {
             Ok(o) => o,
@@ -69,6 +72,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
             return Ok(interrupt::EXIT_CODE);
         }
     };
+    crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
     reporter.clear();
     // The ports the engine published, which need not be the declared ones.
     let published: Vec<(String, Vec<(u16, u16)>)> = engine

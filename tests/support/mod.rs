@@ -251,6 +251,29 @@ fn warm_three_services() {
     p.ok(&["down", "-v"]);
 }
 
+/// The example app's image (docker/app/Dockerfile, target `dev`), as the
+/// `devenv test` end-to-end tests use it.
+pub const APP_IMAGE: &str = "devenv-testrun-app:dev";
+
+/// Builds the app image once per test binary, under the file lock shared
+/// with other test binaries, after the images every end-to-end test needs.
+pub fn warm_app_image() {
+    static WARM: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    WARM.get_or_init(|| {
+        warm_images();
+        with_image_lock(|| {
+            let mut p = Project::new(
+                "trwarm",
+                &format!(
+                    "[services.app]\nbuild = {{ context = \"{}\", dockerfile = \"docker/app/Dockerfile\", target = \"dev\" }}\nimage = \"{APP_IMAGE}\"\n",
+                    repo().display()
+                ),
+            );
+            p.ok(&["--progress", "plain", "run", "--rm", "app", "--", "true"]);
+        })
+    });
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
