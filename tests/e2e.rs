@@ -371,3 +371,45 @@ fn a_sail_style_compose_file_imports_and_comes_up_ready() {
         text(&out)
     );
 }
+
+#[test]
+fn ports_are_published_on_loopback_unless_the_project_binds_all_interfaces() {
+    warm_images();
+    let port = free_port();
+    let services = format!("[services.cache]\nuse = \"redis\"\nports = [\"{port}:6379\"]\n");
+    let mut p = Project::new("e2eloopback", &services);
+    let container = format!("{}-cache-1", p.name);
+    let host_ip = || {
+        let out = std::process::Command::new("docker")
+            .args([
+                "inspect",
+                "-f",
+                "{{range (index .NetworkSettings.Ports \"6379/tcp\")}}{{.HostIp}} {{end}}",
+                &container,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    p.ok(&["up", "-d"]);
+    assert_eq!(host_ip(), "127.0.0.1");
+    // Reachable where the summary says: localhost.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+
+    p.write(
+        "dev.toml",
+        &format!(
+            "[project]\nname = \"{}\"\nbind_all_interfaces = true\n\n{services}",
+            p.name
+        ),
+    );
+    let out = p.ok(&["--progress", "plain", "up", "-d"]);
+    assert!(stdout_of(&out).contains("recreated"), "{}", text(&out));
+    // Every interface, IPv6 too where the engine has it.
+    assert!(host_ip().starts_with("0.0.0.0"), "{}", host_ip());
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -350,6 +350,7 @@ fn resolve_stack(
         test,
         commands,
         masker,
+        bind_all_interfaces: raw.project.bind_all_interfaces,
     })
 }
 
@@ -810,7 +811,10 @@ mod tests {
         let masked = value.to_string();
         assert!(masked.contains("pgsql://app:********@db/app"), "{masked}");
         assert!(masked.contains("\"x********x\""), "{masked}");
-        assert!(masked.contains("\"--requirepass\",\"********\",\"--quiet\""), "{masked}");
+        assert!(
+            masked.contains("\"--requirepass\",\"********\",\"--quiet\""),
+            "{masked}"
+        );
         for arg in ["tok-1", "npm-2", "pw-3"] {
             assert!(!json.contains(arg), "build arg shown: {json}");
         }

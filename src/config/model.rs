@@ -42,6 +42,11 @@ pub struct Stack {
     /// resolved, what every output prints through.
     #[serde(skip)]
     pub masker: std::sync::Arc<super::secret::Masker>,
+    /// `[project] bind_all_interfaces`: a port whose mapping names no host
+    /// address is published on every interface (as Compose does), not only
+    /// on the loopback one (devenv's default on a local engine).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bind_all_interfaces: bool,
 }
 
 impl Stack {
@@ -59,6 +64,7 @@ impl Stack {
             test: None,
             commands: IndexMap::new(),
             masker: Default::default(),
+            bind_all_interfaces: false,
         }
     }
 }
@@ -285,8 +291,7 @@ pub struct Volume {
 impl Volume {
     /// The engine's name of this volume, when external: its `name` or its key.
     pub fn external_name<'a>(&'a self, key: &'a str) -> Option<&'a str> {
-        self.external
-            .then(|| self.name.as_deref().unwrap_or(key))
+        self.external.then(|| self.name.as_deref().unwrap_or(key))
     }
 }
 

@@ -48,6 +48,9 @@ pub struct RawTest {
 #[serde(deny_unknown_fields)]
 pub struct RawProject {
     pub name: Option<S<String>>,
+    /// Publish ports on every interface, not only the loopback one.
+    #[serde(default)]
+    pub bind_all_interfaces: bool,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -67,10 +67,7 @@ pub(crate) fn chart(
                     .unwrap_or_default()
                     .to_string(),
             );
-            homes
-                .entry(key)
-                .or_default()
-                .push((*env, group, value));
+            homes.entry(key).or_default().push((*env, group, value));
         }
     }
     let mut chart = Chart {
@@ -242,7 +239,9 @@ impl Chart<'_> {
         let everywhere = present.len() == values.len();
         if path == "metadata.namespace" && everywhere {
             // The release's namespace, as `helm upgrade --install -n NS` says.
-            out.push(format!("{pad}{key}: {{{{ $.Release.Namespace | toJson }}}}"));
+            out.push(format!(
+                "{pad}{key}: {{{{ $.Release.Namespace | toJson }}}}"
+            ));
             return;
         }
         if path == "metadata.name" && object.starts_with("job/") && everywhere {

@@ -192,6 +192,7 @@ pub(crate) fn laravel_stack() -> Stack {
         test: None,
         commands: Default::default(),
         masker: Default::default(),
+        bind_all_interfaces: false,
     }
 }
 

@@ -453,7 +453,9 @@ fn checkov_skips(placed: &Placed<'_>, secrets: bool) -> BTreeMap<String, String>
     if !placed.one_off && probe_handler(placed).is_none() {
         // A queue worker or a scheduler: no port to ask and no `ready` probe.
         skips.push("CKV_K8S_8=it serves no port and has no `ready` probe; Kubernetes restarts it when its process exits");
-        skips.push("CKV_K8S_9=it serves no port, so no Service routes to it and readiness gates nothing");
+        skips.push(
+            "CKV_K8S_9=it serves no port, so no Service routes to it and readiness gates nothing",
+        );
     }
     let tag = placed.service.image.tag();
     if !placed.app && matches!(tag, None | Some("latest")) {
@@ -721,13 +723,21 @@ fn app_tag(placed: &Placed<'_>, pod: &PodSpec) -> Option<String> {
     let image = pod.containers.first()?.image.as_deref()?;
     placed
         .app
-        .then(|| crate::image_ref::ImageRef::parse(image).ok()?.tag().map(String::from))
+        .then(|| {
+            crate::image_ref::ImageRef::parse(image)
+                .ok()?
+                .tag()
+                .map(String::from)
+        })
         .flatten()
 }
 
 /// A Job as an object, with the tag its name ends in, if any.
 fn job_object(placed: &Placed<'_>, job: &Job) -> Result<Object, ExportError> {
-    let pod = job.spec.as_ref().and_then(|spec| spec.template.spec.as_ref());
+    let pod = job
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.as_ref());
     let mut object = Object::new(placed.name(), job)?;
     object.name_tag = pod.and_then(|pod| app_tag(placed, pod));
     Ok(object)

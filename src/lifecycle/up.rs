@@ -46,14 +46,36 @@ fn plan_options(opts: &UpOptions) -> PlanOptions {
 }
 
 /// The stack as its containers run on this engine: `sync` folders become
-/// bind mounts where the engine can see the host's files.
+/// bind mounts where the engine can see the host's files, and on an engine
+/// of this machine a port whose mapping names no host address is published
+/// on the loopback address only (a database with the preset's password is
+/// not for the café's network); `[project] bind_all_interfaces` or an
+/// address in the mapping says otherwise. A remote engine's ports stay on
+/// all its interfaces: loopback there would reach no one here.
 fn as_run(engine: &Engine, stack: &Stack) -> Stack {
     let mut run = stack.clone();
     for svc in run.services.values_mut() {
         crate::watch::source::prepare(svc, &engine.endpoint);
     }
+    publish_on_loopback(&mut run, engine.endpoint.is_local());
     run
 }
+
+/// Gives every mapping without a host address the loopback one, on an
+/// engine of this machine and unless the stack asks for all interfaces.
+fn publish_on_loopback(stack: &mut Stack, local_engine: bool) {
+    if !local_engine || stack.bind_all_interfaces {
+        return;
+    }
+    for port in stack.services.values_mut().flat_map(|s| &mut s.ports) {
+        if port.host_ip.is_none() {
+            port.host_ip = Some(LOOPBACK.to_string());
+        }
+    }
+}
+
+/// Where a port without a host address is published on a local engine.
+pub const LOOPBACK: &str = "127.0.0.1";
 
 /// Reads what the engine has for the project and the selected services.
 pub async fn observe(
@@ -172,6 +194,18 @@ pub async fn up(
 ) -> Result<Vec<ServiceOutcome>, UpError> {
     let lock = lock_for(&stack.project, "up", reporter.as_ref())?;
     settle(engine, &stack.project, &lock, reporter.as_ref()).await?;
+    if !engine.endpoint.is_local()
+        && !stack.bind_all_interfaces
+        && stack
+            .services
+            .values()
+            .flat_map(|s| &s.ports)
+            .any(|p| p.host_ip.is_none())
+    {
+        reporter.notice(
+            "the engine is on another machine: ports are published on all of its interfaces (its loopback would reach no one here)",
+        );
+    }
     let selected = super::select(stack, &opts.services)?;
     let mut round = 1;
     loop {
@@ -656,5 +690,53 @@ impl crate::watch::Rebuild for Rebuilder<'_> {
                 .map(|_| ())
                 .map_err(Into::into)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(extra: &str) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("dev.toml"),
+            format!("{extra}[services.db]\nimage = \"postgres:16\"\nports = [\"5432:5432\", \"0.0.0.0:8080:80\", \"9000\"]\n"),
+        )
+        .unwrap();
+        crate::config::load(&crate::config::LoadOptions {
+            file: Some(dir.path().join("dev.toml")),
+            project: Some("t".into()),
+            profiles: Vec::new(),
+            cwd: dir.path().into(),
+        })
+        .unwrap()
+    }
+
+    fn addresses(stack: &Stack) -> Vec<Option<String>> {
+        stack.services["db"]
+            .ports
+            .iter()
+            .map(|p| p.host_ip.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_local_engine_publishes_on_loopback_unless_the_mapping_or_the_project_says_otherwise() {
+        let mut s = stack("");
+        publish_on_loopback(&mut s, true);
+        let lo = Some(LOOPBACK.to_string());
+        assert_eq!(
+            addresses(&s),
+            vec![lo.clone(), Some("0.0.0.0".into()), lo.clone()]
+        );
+
+        let mut remote = stack("");
+        publish_on_loopback(&mut remote, false);
+        assert_eq!(addresses(&remote), vec![None, Some("0.0.0.0".into()), None]);
+
+        let mut all = stack("[project]\nbind_all_interfaces = true\n\n");
+        publish_on_loopback(&mut all, true);
+        assert_eq!(addresses(&all), vec![None, Some("0.0.0.0".into()), None]);
     }
 }
