@@ -370,10 +370,16 @@ fn r22_an_external_volume_keeps_its_name() {
     let volumes = doc["volumes"].as_table().unwrap();
     assert_eq!(volumes["legacy"]["name"].as_str(), Some("company-legacy"));
     assert_eq!(volumes["legacy"]["external"].as_bool(), Some(true));
-    assert!(volumes["shared"].get("name").is_none(), "the key is its name");
+    assert!(
+        volumes["shared"].get("name").is_none(),
+        "the key is its name"
+    );
     assert!(volumes["named"].get("name").is_none());
     let warned: Vec<String> = imported.warnings.iter().map(|w| w.key.clone()).collect();
-    assert!(warned.iter().any(|w| w.contains("volumes.named.name")), "{warned:?}");
+    assert!(
+        warned.iter().any(|w| w.contains("volumes.named.name")),
+        "{warned:?}"
+    );
     assert!(!warned.iter().any(|w| w.contains("legacy")), "{warned:?}");
     assert!(agrees_masked("pg://a:********@db", "pg://a:pw@db"));
     assert!(!agrees_masked("pg://a:********@db", "pg://b:pw@db"));

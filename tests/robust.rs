@@ -690,10 +690,14 @@ fn files_holding(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
             if meta.is_dir() {
                 pending.push(path);
             } else if meta.is_file() {
@@ -862,7 +866,10 @@ secrets = ["EXTRA"]
 
     // devenv's own files on the host.
     let leaked = files_holding(&private_dir(), SENTINEL);
-    assert!(leaked.is_empty(), "the private folder holds the secret: {leaked:?}");
+    assert!(
+        leaked.is_empty(),
+        "the private folder holds the secret: {leaked:?}"
+    );
 
     // The manifests: only the dev overlay may carry local values.
     p.ok(&["export", "--k8s", "-o", "k8s", "--tag", "v1"]);

@@ -434,7 +434,10 @@ fn r22_a_missing_external_volume_is_refused_before_anything_is_made() {
     );
     p.uses_docker = true;
     let nothing_made = |p: &Project| {
-        assert!(!exists("volume", &volume), "the external volume was created");
+        assert!(
+            !exists("volume", &volume),
+            "the external volume was created"
+        );
         assert_eq!(project_volumes(&p.name), Vec::<String>::new());
         assert!(!exists("network", &format!("{}_default", p.name)));
         let (containers, ok) = docker(&[
@@ -445,7 +448,11 @@ fn r22_a_missing_external_volume_is_refused_before_anything_is_made() {
         ]);
         assert!(ok && containers.is_empty(), "containers made: {containers}");
     };
-    for args in [&["up", "-d"][..], &["up", "--dry-run"], &["run", "web", "--", "true"]] {
+    for args in [
+        &["up", "-d"][..],
+        &["up", "--dry-run"],
+        &["run", "web", "--", "true"],
+    ] {
         let out = p.run(args);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
@@ -476,7 +483,13 @@ fn r22_a_missing_external_volume_is_refused_before_anything_is_made() {
         "{{range .Mounts}}{{.Name}} {{end}}",
         &format!("{name}-web-1"),
     ]);
-    assert!(ok && mounts.split_whitespace().any(|m| m == volume), "{mounts}");
+    assert!(
+        ok && mounts.split_whitespace().any(|m| m == volume),
+        "{mounts}"
+    );
     p.ok(&["down", "-v"]);
-    assert!(exists("volume", &volume), "`down -v` removed an external volume");
+    assert!(
+        exists("volume", &volume),
+        "`down -v` removed an external volume"
+    );
 }

@@ -219,7 +219,11 @@ fn write_file(out_dir: &Path, relative: &Path, text: &str) -> Result<(), ExportC
         move |source| ExportCommandError::Write { path, source }
     };
     let mut dir = out_dir.to_path_buf();
-    let parents: Vec<_> = relative.parent().into_iter().flat_map(Path::components).collect();
+    let parents: Vec<_> = relative
+        .parent()
+        .into_iter()
+        .flat_map(Path::components)
+        .collect();
     for part in std::iter::once(None).chain(parents.into_iter().map(Some)) {
         if let Some(part) = part {
             dir.push(part);
@@ -383,14 +387,21 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(run(&settings_in(dir.path(), false), &mut out).unwrap(), 0);
         let ours = dir.path().join("k8s/base/app.yaml");
-        assert!(ours.is_file(), "the example exports `base/app.yaml`: {:?}", walkdir(dir.path()));
+        assert!(
+            ours.is_file(),
+            "the example exports `base/app.yaml`: {:?}",
+            walkdir(dir.path())
+        );
         // Export again over its own files: fine.
         assert_eq!(run(&settings_in(dir.path(), false), &mut out).unwrap(), 0);
 
         fs::write(&ours, "# my own app.yaml\nkind: ConfigMap\n").unwrap();
         let before = snapshot(dir.path());
         let err = run(&settings_in(dir.path(), false), &mut out).unwrap_err();
-        assert!(matches!(&err, ExportCommandError::NotOurs { paths } if paths == &[ours.clone()]), "{err:?}");
+        assert!(
+            matches!(&err, ExportCommandError::NotOurs { paths } if paths == std::slice::from_ref(&ours)),
+            "{err:?}"
+        );
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("base/app.yaml"), "{err}");
         assert_eq!(snapshot(dir.path()), before, "a refusal changes nothing");
@@ -421,7 +432,10 @@ mod tests {
             let before = snapshot(dir.path());
             for force in [false, true] {
                 let err = run(&settings_in(dir.path(), force), &mut out).unwrap_err();
-                assert!(matches!(&err, ExportCommandError::Symlink { path } if path == &at), "{link}: {err:?}");
+                assert!(
+                    matches!(&err, ExportCommandError::Symlink { path } if path == &at),
+                    "{link}: {err:?}"
+                );
                 assert_eq!(err.exit_code(), 1);
             }
             assert_eq!(snapshot(dir.path()), before, "{link}: nothing written");
@@ -434,6 +448,9 @@ mod tests {
         std::os::unix::fs::symlink(&victim, dir.path().join("k8s/base/app.yaml")).unwrap();
         write_file(&dir.path().join("k8s"), Path::new("base/app.yaml"), "x").unwrap();
         assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me\n");
-        assert_eq!(fs::read_to_string(dir.path().join("k8s/base/app.yaml")).unwrap(), "x");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("k8s/base/app.yaml")).unwrap(),
+            "x"
+        );
     }
 }

@@ -810,7 +810,10 @@ mod tests {
         let masked = value.to_string();
         assert!(masked.contains("pgsql://app:********@db/app"), "{masked}");
         assert!(masked.contains("\"x********x\""), "{masked}");
-        assert!(masked.contains("\"--requirepass\",\"********\",\"--quiet\""), "{masked}");
+        assert!(
+            masked.contains("\"--requirepass\",\"********\",\"--quiet\""),
+            "{masked}"
+        );
         for arg in ["tok-1", "npm-2", "pw-3"] {
             assert!(!json.contains(arg), "build arg shown: {json}");
         }

@@ -281,8 +281,7 @@ pub struct Volume {
 impl Volume {
     /// The engine's name of this volume, when external: its `name` or its key.
     pub fn external_name<'a>(&'a self, key: &'a str) -> Option<&'a str> {
-        self.external
-            .then(|| self.name.as_deref().unwrap_or(key))
+        self.external.then(|| self.name.as_deref().unwrap_or(key))
     }
 }
 

@@ -357,7 +357,10 @@ fn diff(path: String, ours: &Value, theirs: &Value, secret: bool, out: &mut Vec<
                 .filter(|other| !a.iter().any(|item| item[key] == other[key]))
             {
                 let hidden = hide(&id(item));
-                out.push((format!("{path}[{}]", id(item)), Change::Missing(shown(item, hidden))));
+                out.push((
+                    format!("{path}[{}]", id(item)),
+                    Change::Missing(shown(item, hidden)),
+                ));
             }
         }
         _ => out.push((
@@ -438,8 +441,14 @@ mod tests {
                 "kind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        env:\n        - name: DB_PASSWORD\n          value: {pw}\n        - name: CACHE_URL\n          value: {url}\n---\nkind: ConfigMap\nmetadata:\n  name: app-env\ndata:\n  STRIPE_KEY: {pw}-k\n"
             )
         };
-        let ours = file("w.yaml", &deployment("local-pw-1", "redis://u:local-url-pw@c"));
-        let theirs = file("w.yaml", &deployment("prod-pw-1", "redis://u:prod-url-pw@c"));
+        let ours = file(
+            "w.yaml",
+            &deployment("local-pw-1", "redis://u:local-url-pw@c"),
+        );
+        let theirs = file(
+            "w.yaml",
+            &deployment("prod-pw-1", "redis://u:prod-url-pw@c"),
+        );
         let text: Vec<String> = compare(&ours, &theirs, &[])
             .unwrap()
             .iter()
@@ -447,10 +456,16 @@ mod tests {
             .collect();
         assert_eq!(text.len(), 3, "{text:?}");
         for secret in ["local-pw-1", "prod-pw-1", "local-url-pw", "prod-url-pw"] {
-            assert!(!text.iter().any(|t| t.contains(secret)), "{secret}: {text:?}");
+            assert!(
+                !text.iter().any(|t| t.contains(secret)),
+                "{secret}: {text:?}"
+            );
         }
         // Only an added item under a secret name: still not shown.
-        let added = file("w.yaml", &deployment("prod-pw-1", "x").replace("DB_PASSWORD", "NEW_TOKEN"));
+        let added = file(
+            "w.yaml",
+            &deployment("prod-pw-1", "x").replace("DB_PASSWORD", "NEW_TOKEN"),
+        );
         let text: Vec<String> = compare(&added, &theirs, &[])
             .unwrap()
             .iter()

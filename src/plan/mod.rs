@@ -178,8 +178,7 @@ pub fn check_external_volumes<'a>(
             let Mount::Volume { name, .. } = m else {
                 continue;
             };
-            let Some(external) = stack.volumes.get(name).and_then(|v| v.external_name(name))
-            else {
+            let Some(external) = stack.volumes.get(name).and_then(|v| v.external_name(name)) else {
                 continue;
             };
             if missing.contains(external) {

@@ -800,10 +800,16 @@ fn r22_a_missing_external_volume_stops_the_plan_naming_it() {
     assert!(plan(&s, &actual, &only_cache).is_ok());
     actual.missing_volumes.clear();
     let p = plan(&s, &actual, &PlanOptions::default()).unwrap();
-    assert!(p.volumes.iter().all(|v| v.spec.name != "shop_pgdata"), "{:?}", p.volumes);
+    assert!(
+        p.volumes.iter().all(|v| v.spec.name != "shop_pgdata"),
+        "{:?}",
+        p.volumes
+    );
     let db = &step(&p, "db").spec;
     assert!(
-        db.mounts.iter().any(|m| matches!(m, spec::MountSpec::Volume { source, .. } if source == "shop_pgdata")),
+        db.mounts.iter().any(
+            |m| matches!(m, spec::MountSpec::Volume { source, .. } if source == "shop_pgdata")
+        ),
         "{:?}",
         db.mounts
     );
@@ -823,5 +829,9 @@ fn r22_a_volume_name_needs_external() {
         },
     )
     .unwrap_err();
-    assert!(err.to_string().contains("volume `v` has a `name` but is not `external`"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("volume `v` has a `name` but is not `external`"),
+        "{err}"
+    );
 }
