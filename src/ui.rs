@@ -72,13 +72,18 @@ pub fn print_out(line: &str) {
     }
 }
 
-/// Writes a line on stdout. A reader that went away (`devenv ps --json |
-/// head -1`, `logs -f | grep -m1`) ends devenv quietly with exit 0, as a
-/// closed pipe ends any Unix tool, rather than a panic (Rust ignores
-/// SIGPIPE, so the write fails instead) or a `logs -f` writing on forever.
+/// Writes a line on stdout, every secret of the loaded stacks masked in it.
 pub fn write_out(line: &str) {
+    write_raw(&scrub(line));
+}
+
+/// Writes text on stdout as it is (masked by the caller). A reader that
+/// went away (`devenv ps --json | head -1`, `logs -f | grep -m1`) ends
+/// devenv quietly with exit 0, as a closed pipe ends any Unix tool, rather
+/// than a panic (Rust ignores SIGPIPE, so the write fails instead) or a
+/// `logs -f` writing on forever.
+fn write_raw(line: &str) {
     use std::io::Write;
-    let line = scrub(line);
     let mut out = std::io::stdout().lock();
     let written = writeln!(out, "{line}").and_then(|()| out.flush());
     match written {
@@ -88,6 +93,19 @@ pub fn write_out(line: &str) {
             static SAID: std::sync::Once = std::sync::Once::new();
             SAID.call_once(|| eprintln!("devenv: cannot write to standard output: {e}"));
         }
+    }
+}
+
+/// Prints a `--json` (or `config`'s TOML) output: every string in `value`
+/// masked by the loaded stacks' maskers, then rendered by `render`. Its
+/// keys are left alone: masking the printed text as a whole would hit them
+/// too (`"secret": true` under the password `secret`).
+pub fn print_data(mut value: serde_json::Value, render: impl FnOnce(&serde_json::Value) -> String) {
+    crate::config::secret::scrub_json(&mut value);
+    let text = render(&value);
+    match BARS.get() {
+        Some(b) => b.multi.suspend(|| write_raw(&text)),
+        None => write_raw(&text),
     }
 }
 

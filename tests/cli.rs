@@ -89,6 +89,33 @@ fn dotenv_and_defaults_are_interpolated_and_secrets_masked() {
 }
 
 #[test]
+fn r22_a_password_that_is_a_word_masks_values_not_the_outputs_keys() {
+    // The example's default password is `secret`: it is masked where it is
+    // a value, while `--json` keeps its `"secret"` keys and `config` its
+    // TOML, and a service named like a password keeps its name.
+    let p = Project::new(
+        "cliword",
+        "[services.db]\nimage = \"postgres:16\"\n\
+         env = { POSTGRES_PASSWORD = \"${DB_PASSWORD:-secret}\", NOTE = \"the secret is ${DB_PASSWORD:-secret}\" }\n\
+         [services.redis]\nimage = \"redis:7\"\nenv = { REDIS_PASSWORD = \"redis\" }\n",
+    );
+    let out = p.run(&["config", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let env = &json["services"]["db"]["env"];
+    assert_eq!(env["POSTGRES_PASSWORD"]["secret"], true, "{env}");
+    assert_eq!(env["POSTGRES_PASSWORD"]["value"], "********", "{env}");
+    assert_eq!(env["NOTE"]["value"], "the ******** is ********", "{env}");
+    assert_eq!(json["services"]["redis"]["name"], "redis");
+    let out = p.run(&["config"]);
+    let toml: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(
+        toml["services"]["db"]["env"]["POSTGRES_PASSWORD"]["secret"].as_bool(),
+        Some(true)
+    );
+}
+
+#[test]
 fn a_reader_that_went_away_ends_devenv_quietly() {
     // `devenv config --json | head -1` once panicked (exit 101) on the
     // closed pipe; `logs -f` into one wrote on forever.

@@ -421,10 +421,10 @@ fn r10_devenvs_own_files_never_go_through_a_planted_symlink() {
 #[test]
 fn r22_a_missing_external_volume_is_refused_before_anything_is_made() {
     warm_images();
-    let name = "r22extvol";
-    let volume = format!("{name}-company-data");
+    // Unique per run: the volume is no project's, so no sweep finds it.
+    let volume = format!("r22extvol-company-data-{}", std::process::id());
     let mut p = Project::new(
-        name,
+        "r22extvol",
         &format!(
             "[services.web]\nimage = \"devenv-e2e-web:latest\"\n\
              command = [\"busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/srv\"]\n\
@@ -481,7 +481,7 @@ fn r22_a_missing_external_volume_is_refused_before_anything_is_made() {
         "inspect",
         "-f",
         "{{range .Mounts}}{{.Name}} {{end}}",
-        &format!("{name}-web-1"),
+        &format!("{}-web-1", p.name),
     ]);
     assert!(
         ok && mounts.split_whitespace().any(|m| m == volume),

@@ -8,18 +8,15 @@ use crate::cli::ConfigArgs;
 
 pub fn run(ctx: &Context, args: ConfigArgs) -> Outcome {
     let stack = ctx.stack()?;
-    let mut value = serde_json::to_value(&stack).expect("the model serialises");
-    stack.masker.mask_json(&mut value);
+    let value = serde_json::to_value(&stack).expect("the model serialises");
     if args.json {
-        crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(&value).expect("JSON values serialise")
-        );
+        crate::ui::print_data(value, |v| {
+            serde_json::to_string_pretty(v).expect("JSON values serialise")
+        });
     } else {
-        crate::outln!(
-            "{}",
-            toml::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
-        );
+        crate::ui::print_data(value, |v| {
+            toml::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+        });
     }
     Ok(0)
 }

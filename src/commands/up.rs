@@ -127,12 +127,10 @@ async fn dry_run(engine: &Engine, stack: &Stack, opts: &UpOptions, json: bool) -
     if json {
         // A command's argument (`--requirepass ${REDIS_PASSWORD}`) or an env
         // value embedding a secret is masked before JSON escapes it.
-        let mut value = serde_json::to_value(&plan).expect("a plan serialises");
-        stack.masker.mask_json(&mut value);
-        crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(&value).expect("JSON values serialise")
-        );
+        let value = serde_json::to_value(&plan).expect("a plan serialises");
+        crate::ui::print_data(value, |v| {
+            serde_json::to_string_pretty(v).expect("JSON values serialise")
+        });
     } else {
         for line in crate::plan::render::lines(&plan) {
             crate::outln!("{line}");
