@@ -5,11 +5,11 @@
 //! storage class). One line per input, with the key that sets it.
 
 use super::config::PLACEHOLDER;
-use crate::config::model::Stack;
 use super::objects::Object;
 use super::settings::Settings;
 use super::workloads::PROVIDE_SECRET;
 use super::Env;
+use crate::config::model::Stack;
 
 /// The `[k8s.<env>]` setting that gives a ConfigMap key its managed value,
 /// from the names Laravel reads.

@@ -75,7 +75,10 @@ fn set_image(dir: &Path, name: &str, tag: &str) {
 
 #[test]
 fn r25_1_the_chart_has_no_namespace_and_puts_everything_in_the_releases() {
-    for stack in [with_one_off(), with_k8s(laravel_stack(), "namespace = \"shop\"")] {
+    for stack in [
+        with_one_off(),
+        with_k8s(laravel_stack(), "namespace = \"shop\""),
+    ] {
         let chart = render(
             &stack,
             &ExportOptions {
@@ -170,6 +173,17 @@ fn r25_2_a_tag_bump_names_new_jobs_and_check_accepts_it() {
                 "shop-app:4567cdef"
             );
         }
+        // The version labels follow the tag (issue 25 item 7).
+        let app = named(&after, "Deployment", "app").unwrap();
+        assert_eq!(
+            app["metadata"]["labels"]["app.kubernetes.io/version"],
+            "4567cdef"
+        );
+        assert_eq!(
+            app["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"],
+            "4567cdef"
+        );
+        assert!(app["spec"]["selector"]["matchLabels"]["app.kubernetes.io/version"].is_null());
         // The bumped overlay builds what an export of the next release does.
         let exported = build(&kubectl, &next.path().join(format!("overlays/{env}")));
         assert_eq!(by_id(after), by_id(exported), "{env}");
@@ -210,6 +224,11 @@ fn r25_2_a_tag_bump_names_new_jobs_and_check_accepts_it() {
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names.iter().all(|n| n.ends_with("-4567cdef")), "{names:?}");
+    let app = named(&rendered, "Deployment", "app").unwrap();
+    assert_eq!(
+        app["metadata"]["labels"]["app.kubernetes.io/version"],
+        "4567cdef"
+    );
 }
 
 /// A Laravel stack as Sail users write it: a queue worker, a scheduler, a
@@ -257,13 +276,21 @@ fn r25_4_services_get_the_workload_of_what_they_run() {
         assert!(named(&objects, "Deployment", "assets").is_none(), "{env}");
         let one_offs = jobs(&objects)
             .into_iter()
-            .filter(|job| job["metadata"]["name"].as_str().unwrap().starts_with("assets-"))
+            .filter(|job| {
+                job["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("assets-")
+            })
             .count();
         assert_eq!(one_offs, 1, "{env}");
         // Composer is a developer's tool: in dev only.
-        let composer = objects
-            .iter()
-            .any(|o| o["metadata"]["name"].as_str().unwrap().starts_with("composer"));
+        let composer = objects.iter().any(|o| {
+            o["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("composer")
+        });
         assert_eq!(composer, env == Env::Dev, "{env}");
     }
     let lines = inputs(&stack, &opts()).unwrap();
@@ -311,7 +338,9 @@ fn r25_5_mysql_and_memcached_are_managed_in_production() {
         "`MEMCACHED_HOST` of `app-env` has no managed value: set `memcached = { host = \"…\" }`",
     ] {
         assert!(
-            lines.iter().any(|l| l.starts_with("production:") && l.contains(wanted)),
+            lines
+                .iter()
+                .any(|l| l.starts_with("production:") && l.contains(wanted)),
             "{wanted}: {lines:#?}"
         );
     }
@@ -331,13 +360,22 @@ fn r25_5_mysql_and_memcached_are_managed_in_production() {
 
     // Kept in the cluster: a volume claim, and a warning.
     let mut kept = stack.clone();
-    kept.services.get_mut("mysql").unwrap().k8s = Some(toml::from_str("production = \"keep\"").unwrap());
+    kept.services.get_mut("mysql").unwrap().k8s =
+        Some(toml::from_str("production = \"keep\"").unwrap());
     let production = super::regressions::objects_of(&kept, Env::Production);
     let mysql = named(&production, "StatefulSet", "mysql").unwrap();
-    assert_eq!(mysql["spec"]["volumeClaimTemplates"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        mysql["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let lines = inputs(&kept, &opts()).unwrap();
     assert!(
-        lines.iter().any(|l| l.starts_with("production: warning: `mysql` keeps its data in the cluster")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("production: warning: `mysql` keeps its data in the cluster")),
         "{lines:#?}"
     );
 }
@@ -348,13 +386,18 @@ fn r25_6_managed_mail_storage_and_sessions_are_wired_or_asked_for() {
     let app = stack.services.get_mut("app").unwrap();
     app.env.insert(
         "MAIL_USERNAME".into(),
-        env(&[("MAIL_USERNAME", "null", false)]).shift_remove("MAIL_USERNAME").unwrap(),
+        env(&[("MAIL_USERNAME", "null", false)])
+            .shift_remove("MAIL_USERNAME")
+            .unwrap(),
     );
     let production = super::regressions::objects_of(&stack, Env::Production);
     // SES needs SMTP credentials; MinIO's bucket and region are not AWS's.
     assert!(data(&production, "app-env", "MAIL_USERNAME").is_null());
     assert_eq!(*data(&production, "app-env", "AWS_BUCKET"), "CHANGE_ME");
-    assert_eq!(*data(&production, "app-env", "AWS_DEFAULT_REGION"), "CHANGE_ME");
+    assert_eq!(
+        *data(&production, "app-env", "AWS_DEFAULT_REGION"),
+        "CHANGE_ME"
+    );
     let lines = inputs(&stack, &opts()).unwrap();
     for wanted in [
         "secret `MAIL_USERNAME` of `app-env`",
@@ -363,7 +406,9 @@ fn r25_6_managed_mail_storage_and_sessions_are_wired_or_asked_for() {
         "`AWS_DEFAULT_REGION` of `app-env` has no managed value: set `s3 = { region = \"…\" }`",
     ] {
         assert!(
-            lines.iter().any(|l| l.starts_with("production:") && l.contains(wanted)),
+            lines
+                .iter()
+                .any(|l| l.starts_with("production:") && l.contains(wanted)),
             "{wanted}: {lines:#?}"
         );
     }
@@ -381,7 +426,8 @@ fn r25_6_managed_mail_storage_and_sessions_are_wired_or_asked_for() {
     }
     // Unless the stack chose another shared driver, or the environment says.
     let app = stack.services.get_mut("app").unwrap();
-    app.env.extend(env(&[("SESSION_DRIVER", "database", false)]));
+    app.env
+        .extend(env(&[("SESSION_DRIVER", "database", false)]));
     let stack = with_k8s(stack, "[staging.env]\nCACHE_STORE = \"database\"");
     let staging = super::regressions::objects_of(&stack, Env::Staging);
     assert_eq!(*data(&staging, "app-env", "SESSION_DRIVER"), "database");
@@ -395,7 +441,11 @@ fn r25_4_a_node_server_stays_and_a_kept_tool_is_deployed() {
     ssr.command = Some(vec!["npm".into(), "run".into(), "start".into()]);
     ssr.ports = vec![port(3000, 3000)];
     let mut vite = service("vite", "node:22-alpine");
-    vite.command = Some(vec!["sh".into(), "-c".into(), "npm ci && npm run dev".into()]);
+    vite.command = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "npm ci && npm run dev".into(),
+    ]);
     stack.services.insert("ssr".into(), ssr);
     stack.services.insert("vite".into(), vite);
     let production = super::regressions::objects_of(&stack, Env::Production);
@@ -404,12 +454,19 @@ fn r25_4_a_node_server_stays_and_a_kept_tool_is_deployed() {
     stack.services.get_mut("composer").unwrap().k8s =
         Some(toml::from_str("production = \"keep\"").unwrap());
     let production = super::regressions::objects_of(&stack, Env::Production);
-    assert!(jobs(&production)
-        .iter()
-        .any(|job| job["metadata"]["name"].as_str().unwrap().starts_with("composer-")));
+    assert!(jobs(&production).iter().any(|job| job["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .starts_with("composer-")));
     let lines = inputs(&stack, &opts()).unwrap();
-    assert!(lines.iter().any(|l| l.contains("`vite` runs `npm`")), "{lines:#?}");
-    assert!(!lines.iter().any(|l| l.contains("`composer` runs")), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("`vite` runs `npm`")),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("`composer` runs")),
+        "{lines:#?}"
+    );
 }
 
 #[test]
@@ -452,7 +509,8 @@ fn r25_7_managed_egress_stays_in_the_vpc_when_told() {
     )
     .unwrap_err();
     assert!(
-        err.to_string().contains("`vpc_cidrs` entry `10.0.0.0` is not a CIDR block"),
+        err.to_string()
+            .contains("`vpc_cidrs` entry `10.0.0.0` is not a CIDR block"),
         "{err}"
     );
 }

@@ -188,9 +188,7 @@ impl Settings {
     /// two elsewhere; the environment's `replicas` sizes the servers.
     pub fn worker_replicas(&self, service: &str, env: Env) -> i32 {
         let default = if env == Env::Dev { 1 } else { 2 };
-        self.service(service)
-            .replicas
-            .map_or(default, i32::from)
+        self.service(service).replicas.map_or(default, i32::from)
     }
 
     pub fn autoscale(&self, service: &str, env: Env) -> Option<Autoscale> {

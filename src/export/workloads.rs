@@ -196,6 +196,9 @@ pub(crate) fn service_objects(
         let mut job = one_off_job(placed, pod, &labels, settings, !split.secret.is_empty());
         note_secret(&mut job.metadata, &env_name, provide.as_deref());
         objects.push(job_object(placed, &job)?);
+        if placed.app {
+            objects.iter_mut().for_each(versioned);
+        }
         return Ok(objects);
     }
     let mut probed = pod.clone();
@@ -424,8 +427,40 @@ pub(crate) fn service_objects(
     if let Some(job) = migration_job(placed, pod, settings, &hooks, !split.secret.is_empty())? {
         objects.push(job_object(placed, &job)?);
     }
+    if placed.app {
+        objects.iter_mut().for_each(versioned);
+    }
     Ok(objects)
 }
+
+/// The recommended `app.kubernetes.io/version` label, the app image's tag,
+/// on the workloads that run it and their pods (never in a selector); the
+/// overlays copy the rendered tag into it (see `layout`).
+fn versioned(object: &mut Object) {
+    if !matches!(object.kind(), "Deployment" | "Job") {
+        return;
+    }
+    let image = object.value["spec"]["template"]["spec"]["containers"][0]["image"].as_str();
+    let Some(tag) = image
+        .and_then(|image| crate::image_ref::ImageRef::parse(image).ok())
+        .and_then(|image| image.tag().map(String::from))
+    else {
+        return;
+    };
+    for path in ["/metadata/labels", "/spec/template/metadata/labels"] {
+        if let Some(labels) = object
+            .value
+            .pointer_mut(path)
+            .and_then(|l| l.as_object_mut())
+        {
+            labels.insert(VERSION.into(), tag.clone().into());
+        }
+    }
+    object.app_tag = Some(tag);
+}
+
+/// The label naming the app's version.
+pub(crate) const VERSION: &str = "app.kubernetes.io/version";
 
 /// Names the Secret and the keys the operator must provide (`devenv.dev/provide-secret`).
 fn note_secret(meta: &mut ObjectMeta, secret: &str, keys: Option<&str>) {
@@ -453,7 +488,9 @@ fn checkov_skips(placed: &Placed<'_>, secrets: bool) -> BTreeMap<String, String>
     if !placed.one_off && probe_handler(placed).is_none() {
         // A queue worker or a scheduler: no port to ask and no `ready` probe.
         skips.push("CKV_K8S_8=it serves no port and has no `ready` probe; Kubernetes restarts it when its process exits");
-        skips.push("CKV_K8S_9=it serves no port, so no Service routes to it and readiness gates nothing");
+        skips.push(
+            "CKV_K8S_9=it serves no port, so no Service routes to it and readiness gates nothing",
+        );
     }
     let tag = placed.service.image.tag();
     if !placed.app && matches!(tag, None | Some("latest")) {
@@ -721,13 +758,21 @@ fn app_tag(placed: &Placed<'_>, pod: &PodSpec) -> Option<String> {
     let image = pod.containers.first()?.image.as_deref()?;
     placed
         .app
-        .then(|| crate::image_ref::ImageRef::parse(image).ok()?.tag().map(String::from))
+        .then(|| {
+            crate::image_ref::ImageRef::parse(image)
+                .ok()?
+                .tag()
+                .map(String::from)
+        })
         .flatten()
 }
 
 /// A Job as an object, with the tag its name ends in, if any.
 fn job_object(placed: &Placed<'_>, job: &Job) -> Result<Object, ExportError> {
-    let pod = job.spec.as_ref().and_then(|spec| spec.template.spec.as_ref());
+    let pod = job
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.as_ref());
     let mut object = Object::new(placed.name(), job)?;
     object.name_tag = pod.and_then(|pod| app_tag(placed, pod));
     Ok(object)
