@@ -543,3 +543,40 @@ fn r25_7_the_migration_gate_runs_as_the_istio_proxy_uid() {
         assert_eq!(gate["runAsNonRoot"], true);
     }
 }
+
+#[test]
+fn r25_7_strict_mtls_is_offered_under_istio() {
+    let render_with = |k8s: &str| {
+        let text: String = render(
+            &with_k8s(laravel_stack(), k8s),
+            &ExportOptions {
+                env: Some(Env::Production),
+                format: Format::Plain,
+                ..opts()
+            },
+        )
+        .unwrap()
+        .into_values()
+        .collect();
+        docs(&text)
+    };
+    let objects = render_with("istio = true\nstrict_mtls = true");
+    let default = named(&objects, "PeerAuthentication", "default").unwrap();
+    assert_eq!(default["spec"]["mtls"]["mode"], "STRICT");
+    assert!(default["spec"]["selector"].is_null());
+    // The load balancer is outside the mesh: plain traffic on the app's port.
+    let public = named(&objects, "PeerAuthentication", "app-public").unwrap();
+    assert_eq!(
+        public["spec"]["portLevelMtls"]["8080"]["mode"],
+        "PERMISSIVE"
+    );
+    assert_eq!(
+        public["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+        "app"
+    );
+    for k8s in ["istio = true", "strict_mtls = true"] {
+        assert!(!render_with(k8s)
+            .iter()
+            .any(|o| o["kind"] == "PeerAuthentication"));
+    }
+}
