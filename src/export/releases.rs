@@ -580,3 +580,24 @@ fn r25_7_strict_mtls_is_offered_under_istio() {
             .any(|o| o["kind"] == "PeerAuthentication"));
     }
 }
+
+#[test]
+fn r25_2_a_tag_that_cannot_name_a_job_is_refused() {
+    for tag in ["Release_1", "1.4.2-"] {
+        let err = render(
+            &laravel_stack(),
+            &ExportOptions {
+                tag: Some(tag.into()),
+                ..opts()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "image tag `{tag}` cannot end the name of Job `app-migrate-"
+            )),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -775,6 +775,21 @@ fn job_object(placed: &Placed<'_>, job: &Job) -> Result<Object, ExportError> {
         .and_then(|spec| spec.template.spec.as_ref());
     let mut object = Object::new(placed.name(), job)?;
     object.name_tag = pod.and_then(|pod| app_tag(placed, pod));
+    if let Some(tag) = &object.name_tag {
+        // The name is a DNS subdomain, and its pods' `job-name` label holds it.
+        let name = object.name();
+        let fits = tag
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-'))
+            && !tag.ends_with(['.', '-'])
+            && name.len() <= 63;
+        if !fits {
+            return Err(ExportError::JobTag {
+                tag: tag.clone(),
+                job: name.to_string(),
+            });
+        }
+    }
     Ok(object)
 }
 
