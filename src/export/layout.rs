@@ -7,7 +7,10 @@
 //! and staging have (the in-cluster backing services) lives in `backing/`;
 //! anything else, and every Secret, lives in its overlay. So no local secret
 //! value sits in a file that production builds from, and building an
-//! overlay gives back the plain rendering of its environment.
+//! overlay gives back the plain rendering of its environment. What follows
+//! the app image's tag (the names of the Jobs running it, the version
+//! labels) is filled in by each overlay's `replacements` from the image it
+//! renders, so that CI's `kustomize edit set image` carries through.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
