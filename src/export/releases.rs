@@ -265,6 +265,14 @@ fn r25_4_services_get_the_workload_of_what_they_run() {
             assert!(named(&objects, "Service", name).is_none(), "{env}: {name}");
         }
         assert!(named(&objects, "PodDisruptionBudget", "scheduler").is_none());
+        // Both run the new code only once the release's migrations ran.
+        for name in ["scheduler", "worker"] {
+            let pod = &named(&objects, "Deployment", name).unwrap()["spec"]["template"]["spec"];
+            assert_eq!(
+                pod["initContainers"][0]["name"], "wait-for-migrations",
+                "{env}: {name}"
+            );
+        }
         assert_eq!(
             named(&objects, "PodDisruptionBudget", "worker").is_some(),
             env != Env::Dev

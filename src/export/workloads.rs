@@ -202,7 +202,9 @@ pub(crate) fn service_objects(
         return Ok(objects);
     }
     let mut probed = pod.clone();
-    if placed.app && waits_for_migrations(stack, service) {
+    if placed.app
+        && (waits_for_migrations(stack, service) || runs_beside_migrations(stack, placed, settings))
+    {
         // Under any tool (kubectl apply, Argo CD, Flux, Helm) the new pods
         // start only once the release's migration Job has run.
         probed.init_containers = Some(vec![wait_for_migrations(&container, settings.istio)]);
@@ -656,6 +658,25 @@ fn waits_for_migrations(stack: &Stack, service: &Service) -> bool {
             .filter(|(_, condition)| **condition == Condition::Completed)
             .filter_map(|(name, _)| stack.services.get(name))
             .any(runs_migrations)
+}
+
+/// Whether a queue worker or a scheduler runs the new code against the
+/// stack's migrated database: it talks to a database (so its gate can
+/// ask it) and some app service migrates. It waits like the web pods.
+fn runs_beside_migrations(stack: &Stack, placed: &Placed<'_>, settings: &Settings) -> bool {
+    let reaches_database = placed
+        .service
+        .depends_on
+        .iter()
+        .filter(|(_, condition)| **condition != Condition::Completed)
+        .filter_map(|(name, _)| stack.services.get(name))
+        .any(|dependency| matches!(settings.kind(dependency), Kind::Postgres | Kind::Mysql));
+    placed.role != Role::Server
+        && reaches_database
+        && stack
+            .services
+            .values()
+            .any(|other| other.build.is_some() && waits_for_migrations(stack, other))
 }
 
 fn is_seed(hook: &str) -> bool {
