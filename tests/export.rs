@@ -55,7 +55,7 @@ fn r13_10_in_a_checkout_the_commit_is_the_tag_and_missing_inputs_are_listed() {
     for line in [
         "  production: the app image has no registry: set `image_registry` in `[k8s]` (or pass `--image-registry`)",
         "  production: secret `DB_PASSWORD` of `app-env`: create Secret `app-env` in the namespace with it, or set `external_secrets = true` in `[k8s]`",
-        "  production: `DB_HOST` of `app-env` names no managed endpoint: set `database`, `redis` or `smtp` = { host = \"…\" } in `[k8s.production]`, or `DB_HOST` in `[k8s.production] env`",
+        "  production: `DB_HOST` of `app-env` has no managed value: set `database = { host = \"…\" }` (RDS) in `[k8s.production]`, or `DB_HOST` in `[k8s.production] env`",
     ] {
         assert!(stdout.lines().any(|l| l == line), "{line}\n{stdout}");
     }

@@ -29,6 +29,10 @@ pub struct StackSettings {
     pub storage_size: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub istio: bool,
+    /// With Istio: mesh traffic in the namespace must be mutual TLS
+    /// (`PeerAuthentication` STRICT), the Ingress port excepted.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub strict_mtls: bool,
     /// Production secrets come from an `ExternalSecret` instead of a placeholder `Secret`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub external_secrets: bool,

@@ -253,7 +253,7 @@ impl Chart<'_> {
                 .filter(|_| present.iter().all(|v| *v == present[0]))
             {
                 out.push(format!(
-                    "{pad}{key}: {{{{ printf \"%s-%s\" {} $.Values.image.tag | toJson }}}}",
+                    "{pad}{key}: {{{{ printf \"%s-%s\" {} (toString $.Values.image.tag) | toJson }}}}",
                     quote(stem)
                 ));
                 return;
@@ -339,7 +339,16 @@ impl Chart<'_> {
         match value {
             Value::Object(map) if !map.is_empty() => {
                 out.push(head.to_string());
+                let tag = self.images.first().map(|(_, _, tag)| tag.as_str());
                 for (key, child) in map {
+                    if key == super::workloads::VERSION && child.as_str() == tag {
+                        // The app's version follows `image.tag`.
+                        out.push(format!(
+                            "{pad}  {}: {{{{ $.Values.image.tag | toString | toJson }}}}",
+                            yaml_key(key)
+                        ));
+                        continue;
+                    }
                     self.literal(
                         &format!("{pad}  {}:", yaml_key(key)),
                         child,
@@ -379,7 +388,7 @@ impl Chart<'_> {
                 .find(|(_, repository, tag)| *text == format!("{repository}:{tag}"))
             {
                 return format!(
-                    "{{{{ printf \"%s:%s\" (index $.Values.image.repositories {}) $.Values.image.tag | toJson }}}}",
+                    "{{{{ printf \"%s:%s\" (index $.Values.image.repositories {}) (toString $.Values.image.tag) | toJson }}}}",
                     quote(service)
                 );
             }

@@ -7,7 +7,10 @@
 //! and staging have (the in-cluster backing services) lives in `backing/`;
 //! anything else, and every Secret, lives in its overlay. So no local secret
 //! value sits in a file that production builds from, and building an
-//! overlay gives back the plain rendering of its environment.
+//! overlay gives back the plain rendering of its environment. What follows
+//! the app image's tag (the names of the Jobs running it, the version
+//! labels) is filled in by each overlay's `replacements` from the image it
+//! renders, so that CI's `kustomize edit set image` carries through.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -242,27 +245,40 @@ fn untagged(object: &Object) -> Object {
     object
 }
 
-/// A replacement appending the tag of the Job's image to its name: the
-/// image split at `:` (past a registry's port), the name extended by one
-/// `-` part (an index past the last part appends).
+/// A replacement copying the tag of the image an app workload runs, as the
+/// overlay renders it (after its `images`), into its version labels and,
+/// for a Job, onto its name: the image split at `:` (past a registry's
+/// port), the name extended by one `-` part (an index past the last part
+/// appends).
 fn tag_replacement(object: &Object) -> Option<Value> {
-    object.name_tag.as_ref()?;
-    let name = object.name();
+    object.app_tag.as_ref()?;
+    let (kind, name) = (object.kind(), object.name());
     let image = object.value["spec"]["template"]["spec"]["containers"][0]["image"].as_str()?;
     let repository = crate::image_ref::ImageRef::parse(image).ok()?.name();
-    let select = serde_json::json!({ "kind": "Job", "name": name });
+    let select = serde_json::json!({ "kind": kind, "name": name });
+    let label = format!("[{}]", super::workloads::VERSION);
+    let mut targets = vec![serde_json::json!({
+        "select": select,
+        "fieldPaths": [
+            format!("metadata.labels.{label}"),
+            format!("spec.template.metadata.labels.{label}"),
+        ],
+    })];
+    if object.name_tag.is_some() {
+        targets.push(serde_json::json!({
+            "select": select,
+            "fieldPaths": ["metadata.name"],
+            "options": { "delimiter": "-", "index": name.split('-').count() },
+        }));
+    }
     Some(serde_json::json!({
         "source": {
-            "kind": "Job",
+            "kind": kind,
             "name": name,
             "fieldPath": "spec.template.spec.containers.0.image",
             "options": { "delimiter": ":", "index": repository.matches(':').count() + 1 },
         },
-        "targets": [{
-            "select": select,
-            "fieldPaths": ["metadata.name"],
-            "options": { "delimiter": "-", "index": name.split('-').count() },
-        }],
+        "targets": targets,
     }))
 }
 

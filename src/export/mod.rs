@@ -130,6 +130,9 @@ pub enum ExportError {
         second: String,
         name: String,
     },
+    #[error("image tag `{tag}` cannot end the name of Job `{job}`")]
+    #[diagnostic(help("use a tag of lowercase letters, digits, `.` and `-` (a Job's name follows the tag it runs, 63 characters at most), e.g. `--tag 1.4.2`"))]
+    JobTag { tag: String, job: String },
     #[error("cannot read `{path}`: {message}")]
     Existing { path: PathBuf, message: String },
     #[error("cannot serialise `{object}` to YAML: {message}")]

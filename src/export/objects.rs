@@ -30,6 +30,8 @@ pub(crate) struct Object {
     /// The image tag a Job's name ends in (`-<tag>`): the Kustomize tree
     /// writes the name without it and appends the tag the overlay renders.
     pub name_tag: Option<String>,
+    /// The app image's tag a workload runs, in its `app.kubernetes.io/version` labels.
+    pub app_tag: Option<String>,
 }
 
 impl Object {
@@ -42,6 +44,7 @@ impl Object {
             group: group.to_string(),
             value,
             name_tag: None,
+            app_tag: None,
         })
     }
 

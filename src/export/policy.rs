@@ -168,7 +168,61 @@ pub(crate) fn build(
             ));
         }
     }
-    policies.iter().map(|p| Object::new(GROUP, p)).collect()
+    let mut objects: Vec<Object> = policies
+        .iter()
+        .map(|p| Object::new(GROUP, p))
+        .collect::<Result<_, _>>()?;
+    if settings.istio && settings.stack.strict_mtls {
+        objects.extend(peer_authentications(placed, settings)?);
+    }
+    Ok(objects)
+}
+
+/// Istio `PeerAuthentication`s (a CRD, so JSON): mutual TLS required for
+/// every pod of the namespace, but plain traffic allowed on the port behind
+/// the Ingress, where the load balancer (outside the mesh) connects.
+fn peer_authentications(
+    placed: &[Placed<'_>],
+    settings: &Settings,
+) -> Result<Vec<Object>, ExportError> {
+    let labels = BTreeMap::from([
+        ("app.kubernetes.io/part-of", settings.project.as_str()),
+        ("app.kubernetes.io/managed-by", "devenv"),
+    ]);
+    let mut objects = vec![Object::new(
+        GROUP,
+        &serde_json::json!({
+            "apiVersion": "security.istio.io/v1",
+            "kind": "PeerAuthentication",
+            "metadata": { "name": "default", "labels": labels },
+            "spec": { "mtls": { "mode": "STRICT" } },
+        }),
+    )?];
+    for target in placed.iter().filter(|p| p.ingress) {
+        let ports: serde_json::Map<String, serde_json::Value> = target
+            .tcp_ports()
+            .map(|p| {
+                (
+                    p.port.to_string(),
+                    serde_json::json!({ "mode": "PERMISSIVE" }),
+                )
+            })
+            .collect();
+        objects.push(Object::new(
+            GROUP,
+            &serde_json::json!({
+                "apiVersion": "security.istio.io/v1",
+                "kind": "PeerAuthentication",
+                "metadata": { "name": format!("{}-public", target.name()), "labels": labels },
+                "spec": {
+                    "selector": { "matchLabels": pods(settings, target.name()).match_labels },
+                    "mtls": { "mode": "STRICT" },
+                    "portLevelMtls": ports,
+                },
+            }),
+        )?);
+    }
+    Ok(objects)
 }
 
 /// Where a managed service is: inside the VPC's CIDR blocks when

@@ -493,6 +493,7 @@ fn the_chart_renders_the_objects_of_each_overlay() {
         with_k8s(laravel_stack(), PRODUCTION_K8S),
         with_one_off(),
         super::releases::blog(),
+        with_k8s(laravel_stack(), "strict_mtls = true"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let chart = render(

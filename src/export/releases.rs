@@ -173,12 +173,23 @@ fn r25_2_a_tag_bump_names_new_jobs_and_check_accepts_it() {
                 "shop-app:4567cdef"
             );
         }
+        // The version labels follow the tag (issue 25 item 7).
+        let app = named(&after, "Deployment", "app").unwrap();
+        assert_eq!(
+            app["metadata"]["labels"]["app.kubernetes.io/version"],
+            "4567cdef"
+        );
+        assert_eq!(
+            app["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"],
+            "4567cdef"
+        );
+        assert!(app["spec"]["selector"]["matchLabels"]["app.kubernetes.io/version"].is_null());
         // The bumped overlay builds what an export of the next release does.
         let exported = build(&kubectl, &next.path().join(format!("overlays/{env}")));
         assert_eq!(by_id(after), by_id(exported), "{env}");
     }
     let mut bumped = BTreeMap::new();
-    for (path, _) in &tree {
+    for path in tree.keys() {
         bumped.insert(
             path.clone(),
             std::fs::read_to_string(dir.path().join(path)).unwrap(),
@@ -213,6 +224,11 @@ fn r25_2_a_tag_bump_names_new_jobs_and_check_accepts_it() {
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names.iter().all(|n| n.ends_with("-4567cdef")), "{names:?}");
+    let app = named(&rendered, "Deployment", "app").unwrap();
+    assert_eq!(
+        app["metadata"]["labels"]["app.kubernetes.io/version"],
+        "4567cdef"
+    );
 }
 
 /// A Laravel stack as Sail users write it: a queue worker, a scheduler, a
@@ -249,6 +265,14 @@ fn r25_4_services_get_the_workload_of_what_they_run() {
             assert!(named(&objects, "Service", name).is_none(), "{env}: {name}");
         }
         assert!(named(&objects, "PodDisruptionBudget", "scheduler").is_none());
+        // Both run the new code only once the release's migrations ran.
+        for name in ["scheduler", "worker"] {
+            let pod = &named(&objects, "Deployment", name).unwrap()["spec"]["template"]["spec"];
+            assert_eq!(
+                pod["initContainers"][0]["name"], "wait-for-migrations",
+                "{env}: {name}"
+            );
+        }
         assert_eq!(
             named(&objects, "PodDisruptionBudget", "worker").is_some(),
             env != Env::Dev
@@ -525,5 +549,63 @@ fn r25_7_the_migration_gate_runs_as_the_istio_proxy_uid() {
             assert_eq!(gate["runAsUser"], app["runAsUser"]);
         }
         assert_eq!(gate["runAsNonRoot"], true);
+    }
+}
+
+#[test]
+fn r25_7_strict_mtls_is_offered_under_istio() {
+    let render_with = |k8s: &str| {
+        let text: String = render(
+            &with_k8s(laravel_stack(), k8s),
+            &ExportOptions {
+                env: Some(Env::Production),
+                format: Format::Plain,
+                ..opts()
+            },
+        )
+        .unwrap()
+        .into_values()
+        .collect();
+        docs(&text)
+    };
+    let objects = render_with("istio = true\nstrict_mtls = true");
+    let default = named(&objects, "PeerAuthentication", "default").unwrap();
+    assert_eq!(default["spec"]["mtls"]["mode"], "STRICT");
+    assert!(default["spec"]["selector"].is_null());
+    // The load balancer is outside the mesh: plain traffic on the app's port.
+    let public = named(&objects, "PeerAuthentication", "app-public").unwrap();
+    assert_eq!(
+        public["spec"]["portLevelMtls"]["8080"]["mode"],
+        "PERMISSIVE"
+    );
+    assert_eq!(
+        public["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+        "app"
+    );
+    for k8s in ["istio = true", "strict_mtls = true"] {
+        assert!(!render_with(k8s)
+            .iter()
+            .any(|o| o["kind"] == "PeerAuthentication"));
+    }
+}
+
+#[test]
+fn r25_2_a_tag_that_cannot_name_a_job_is_refused() {
+    for tag in ["Release_1", "1.4.2-"] {
+        let err = render(
+            &laravel_stack(),
+            &ExportOptions {
+                tag: Some(tag.into()),
+                ..opts()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "image tag `{tag}` cannot end the name of Job `app-migrate-"
+            )),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), 2);
     }
 }

@@ -196,10 +196,15 @@ pub(crate) fn service_objects(
         let mut job = one_off_job(placed, pod, &labels, settings, !split.secret.is_empty());
         note_secret(&mut job.metadata, &env_name, provide.as_deref());
         objects.push(job_object(placed, &job)?);
+        if placed.app {
+            objects.iter_mut().for_each(versioned);
+        }
         return Ok(objects);
     }
     let mut probed = pod.clone();
-    if placed.app && waits_for_migrations(stack, service) {
+    if placed.app
+        && (waits_for_migrations(stack, service) || runs_beside_migrations(stack, placed, settings))
+    {
         // Under any tool (kubectl apply, Argo CD, Flux, Helm) the new pods
         // start only once the release's migration Job has run.
         probed.init_containers = Some(vec![wait_for_migrations(&container, settings.istio)]);
@@ -424,8 +429,40 @@ pub(crate) fn service_objects(
     if let Some(job) = migration_job(placed, pod, settings, &hooks, !split.secret.is_empty())? {
         objects.push(job_object(placed, &job)?);
     }
+    if placed.app {
+        objects.iter_mut().for_each(versioned);
+    }
     Ok(objects)
 }
+
+/// The recommended `app.kubernetes.io/version` label, the app image's tag,
+/// on the workloads that run it and their pods (never in a selector); the
+/// overlays copy the rendered tag into it (see `layout`).
+fn versioned(object: &mut Object) {
+    if !matches!(object.kind(), "Deployment" | "Job") {
+        return;
+    }
+    let image = object.value["spec"]["template"]["spec"]["containers"][0]["image"].as_str();
+    let Some(tag) = image
+        .and_then(|image| crate::image_ref::ImageRef::parse(image).ok())
+        .and_then(|image| image.tag().map(String::from))
+    else {
+        return;
+    };
+    for path in ["/metadata/labels", "/spec/template/metadata/labels"] {
+        if let Some(labels) = object
+            .value
+            .pointer_mut(path)
+            .and_then(|l| l.as_object_mut())
+        {
+            labels.insert(VERSION.into(), tag.clone().into());
+        }
+    }
+    object.app_tag = Some(tag);
+}
+
+/// The label naming the app's version.
+pub(crate) const VERSION: &str = "app.kubernetes.io/version";
 
 /// Names the Secret and the keys the operator must provide (`devenv.dev/provide-secret`).
 fn note_secret(meta: &mut ObjectMeta, secret: &str, keys: Option<&str>) {
@@ -623,6 +660,25 @@ fn waits_for_migrations(stack: &Stack, service: &Service) -> bool {
             .any(runs_migrations)
 }
 
+/// Whether a queue worker or a scheduler runs the new code against the
+/// stack's migrated database: it talks to a database (so its gate can
+/// ask it) and some app service migrates. It waits like the web pods.
+fn runs_beside_migrations(stack: &Stack, placed: &Placed<'_>, settings: &Settings) -> bool {
+    let reaches_database = placed
+        .service
+        .depends_on
+        .iter()
+        .filter(|(_, condition)| **condition != Condition::Completed)
+        .filter_map(|(name, _)| stack.services.get(name))
+        .any(|dependency| matches!(settings.kind(dependency), Kind::Postgres | Kind::Mysql));
+    placed.role != Role::Server
+        && reaches_database
+        && stack
+            .services
+            .values()
+            .any(|other| other.build.is_some() && waits_for_migrations(stack, other))
+}
+
 fn is_seed(hook: &str) -> bool {
     hook.contains("db:seed")
 }
@@ -740,6 +796,21 @@ fn job_object(placed: &Placed<'_>, job: &Job) -> Result<Object, ExportError> {
         .and_then(|spec| spec.template.spec.as_ref());
     let mut object = Object::new(placed.name(), job)?;
     object.name_tag = pod.and_then(|pod| app_tag(placed, pod));
+    if let Some(tag) = &object.name_tag {
+        // The name is a DNS subdomain, and its pods' `job-name` label holds it.
+        let name = object.name();
+        let fits = tag
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-'))
+            && !tag.ends_with(['.', '-'])
+            && name.len() <= 63;
+        if !fits {
+            return Err(ExportError::JobTag {
+                tag: tag.clone(),
+                job: name.to_string(),
+            });
+        }
+    }
     Ok(object)
 }
 
