@@ -226,8 +226,9 @@ pub struct LogsArgs {
     /// Each line behind the time the container printed it
     #[arg(short = 't', long)]
     pub timestamps: bool,
-    /// Only lines since then: a duration back (`10m`, `1h30m`) or a time
-    /// (`2026-11-30T09:00:00Z`)
+    /// Only lines since then: a duration back (`10m`, `1h30m`), a time
+    /// (`2026-11-30T09:00:00Z`; local without a zone), a date
+    /// (`2026-11-30`) or Unix seconds
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
     pub services: Vec<String>,
