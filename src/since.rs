@@ -20,7 +20,10 @@ pub fn parse(when: &str, now: SystemTime, local: &TimeZone) -> Option<i64> {
     }
     if let Ok(back) = humantime::parse_duration(when) {
         let at = now.checked_sub(back).unwrap_or(UNIX_EPOCH);
-        return Some(at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64));
+        return Some(
+            at.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        );
     }
     let (civil, offset) = split_zone(when)?;
     let zone = match offset {
@@ -47,7 +50,11 @@ fn split_zone(text: &str) -> Option<(&str, Option<Offset>)> {
         return Some((rest, Some(Offset::UTC)));
     }
     // The date's own dashes end at byte 10 (`2026-12-07`).
-    let Some(at) = text.get(10..).and_then(|t| t.rfind(['+', '-'])).map(|i| i + 10) else {
+    let Some(at) = text
+        .get(10..)
+        .and_then(|t| t.rfind(['+', '-']))
+        .map(|i| i + 10)
+    else {
         return Some((text, None));
     };
     let (civil, zone) = text.split_at(at);

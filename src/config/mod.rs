@@ -615,11 +615,24 @@ mod tests {
         // Once a colleague has it, it is read, after the ones before it.
         std::fs::write(dir.path().join(".env.local"), "B=local\n").unwrap();
         let env = &load(toml).unwrap().services["web"].env;
-        assert_eq!((env["A"].value.as_str(), env["B"].value.as_str()), ("from-file", "local"));
+        assert_eq!(
+            (env["A"].value.as_str(), env["B"].value.as_str()),
+            ("from-file", "local")
+        );
         // A required file (the short form, or `required = true`) must be there.
-        for missing in ["\".env.gone\"", "[{ path = \".env.gone\" }]", "[{ path = \".env.gone\", required = true }]"] {
-            let err = load(&format!("[services.web]\nimage = \"x\"\nenv_file = {missing}\n")).unwrap_err();
-            assert!(err.to_string().contains("cannot read env file"), "{missing}: {err}");
+        for missing in [
+            "\".env.gone\"",
+            "[{ path = \".env.gone\" }]",
+            "[{ path = \".env.gone\", required = true }]",
+        ] {
+            let err = load(&format!(
+                "[services.web]\nimage = \"x\"\nenv_file = {missing}\n"
+            ))
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("cannot read env file"),
+                "{missing}: {err}"
+            );
         }
     }
 

@@ -112,9 +112,8 @@ impl Stack {
             let mut warn = |key: &str, detail: String| {
                 found.push(Warning::new(Some(&name), key).with_detail(detail));
             };
-            let service =
-                Service::from_compose(service.unwrap_or_default(), vars, &mut warn)
-                    .map_err(|e| ImportError::variable(Path::new(&name), e))?;
+            let service = Service::from_compose(service.unwrap_or_default(), vars, &mut warn)
+                .map_err(|e| ImportError::variable(Path::new(&name), e))?;
             warnings.extend(found);
             services.insert(name, service);
         }

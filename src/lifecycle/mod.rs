@@ -263,7 +263,14 @@ pub async fn down(
     let _lock = lock(project, reporter)?;
     let containers = owned_containers(engine, stack).await?;
     let jobs = containers.iter().map(|c| async move {
-        reporter.task(&c.service, "stopping");
+        // A leftover `run` container carries its service's label: it gets
+        // its own line, so the service's stop is not told twice.
+        let key = if c.oneoff {
+            format!("{} (one-off `{}`)", c.service, c.name)
+        } else {
+            c.service.clone()
+        };
+        reporter.task(&key, "stopping");
         engine
             .stop_container(&c.id, Duration::from_secs(10))
             .await?;
@@ -274,7 +281,7 @@ pub async fn down(
         } else {
             engine.remove_container_keeping_volumes(&c.id).await?;
         }
-        reporter.done(&c.service, "removed", true);
+        reporter.done(&key, "removed", true);
         Ok::<_, EngineError>(())
     });
     for r in join_all(jobs).await {
