@@ -55,14 +55,16 @@ pub fn install() {
             match n {
                 1 => {
                     crate::ui::clear_progress();
-                    eprintln!(
-                        "{}",
-                        console::style("interrupted: stopping… press Ctrl-C again to force").dim()
+                    // A closed stderr must not cut the graceful stop short.
+                    crate::ui::try_err(
+                        &console::style("interrupted: stopping… press Ctrl-C again to force")
+                            .dim()
+                            .to_string(),
                     );
                 }
                 _ => {
                     crate::ui::clear_progress();
-                    eprintln!("{}", console::style("forcing: killing…").dim());
+                    crate::ui::try_err(&console::style("forcing: killing…").dim().to_string());
                     tokio::spawn(async {
                         tokio::time::sleep(FORCE_GRACE).await;
                         std::process::exit(i32::from(EXIT_CODE));

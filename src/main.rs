@@ -22,7 +22,8 @@ fn main() -> ExitCode {
     match runtime.block_on(devenv::commands::dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("{:?}", failure.report);
+            // A reader that went away does not change the exit code.
+            devenv::ui::try_err(&format!("{:?}", failure.report));
             ExitCode::from(failure.code)
         }
     }

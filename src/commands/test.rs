@@ -71,7 +71,7 @@ impl TestOutput for Stdout {
 
 fn print_lines(source: &str, lines: &[String]) {
     for line in lines {
-        eprintln!("{}", prefixed(source, line));
+        crate::errln!("{}", prefixed(source, line));
     }
 }
 
