@@ -49,6 +49,17 @@ pub enum UpError {
     #[diagnostic(transparent)]
     Plan(#[from] PlanError),
 
+    #[error("cannot create `{}` for service `{service}`: {source}", path.display())]
+    #[diagnostic(
+        code(devenv::up::create_path),
+        help("make it yourself (with the owner the service's `user` needs), then run `up` again")
+    )]
+    CreatePath {
+        service: String,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+
     #[error("port {port} for service `{service}` is already taken{}", holder.as_ref().map(|h| format!(" by container `{h}`")).unwrap_or_default())]
     #[diagnostic(
         code(devenv::up::port),

@@ -29,6 +29,7 @@
 //!    free are checked by the lifecycle (that needs sockets).
 
 mod hash;
+pub mod paths;
 pub mod render;
 pub mod spec;
 #[cfg(test)]
@@ -48,6 +49,7 @@ use crate::engine::{
 use crate::image_ref::ImageRef;
 
 pub use hash::{changed_parts, config_hash, config_parts, PORTS_PART};
+pub use paths::{Invoker, NewPath, Owner};
 pub use spec::{ContainerSpec, MountSpec, NetworkSpec, OneOff, VolumeSpec};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -85,6 +87,13 @@ pub enum PlanError {
     )]
     MissingBindSource { service: String, path: PathBuf },
 
+    #[error("service `{service}` mounts `{}`, which does not exist, and its name does not say whether it is a file or a folder", path.display())]
+    #[diagnostic(
+        code(devenv::up::bind_source_kind),
+        help("make it yourself, then run `up` again: `mkdir -p {}` for a folder, `touch {}` for a file", path.display(), path.display())
+    )]
+    UnsureBindSource { service: String, path: PathBuf },
+
     #[error(
         "host port `{wanted}` of service `{service}` clashes with `{held}` of service `{other}`"
     )]
@@ -105,7 +114,9 @@ impl PlanError {
     /// Usage errors are 2; a port clash is the stack's state, not bad input (1).
     pub fn exit_code(&self) -> u8 {
         match self {
-            PlanError::PortClash { .. } | PlanError::MissingBindSource { .. } => 1,
+            PlanError::PortClash { .. }
+            | PlanError::MissingBindSource { .. }
+            | PlanError::UnsureBindSource { .. } => 1,
             _ => 2,
         }
     }
@@ -134,6 +145,8 @@ pub struct Actual {
     pub images: BTreeMap<String, ImageInfo>,
     /// Bind sources of the stack that do not exist on the host.
     pub missing_paths: BTreeSet<PathBuf>,
+    /// Who runs devenv: whom what `--create-paths` makes belongs to.
+    pub invoker: Invoker,
 }
 
 /// A container as listed by the engine.
@@ -250,8 +263,11 @@ pub struct PlanOptions {
 pub struct Plan {
     pub project: String,
     pub images: Vec<ImageStep>,
-    /// Missing bind sources to create (`--create-paths`).
-    pub folders: Vec<PathBuf>,
+    /// Missing bind sources to create as folders (`--create-paths`).
+    pub folders: Vec<NewPath>,
+    /// Missing bind sources to create as empty files: their names say they
+    /// are files (see [`paths`]).
+    pub files: Vec<NewPath>,
     pub removals: Vec<Removal>,
     /// The project network, when a container is to be made.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -671,7 +687,7 @@ pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, 
             }
             // The engine would make a missing bind source a root-owned folder.
             for m in &run.volumes {
-                let Mount::Bind { source, .. } = m else {
+                let Mount::Bind { source, target, .. } = m else {
                     continue;
                 };
                 if !actual.missing_paths.contains(source) {
@@ -683,8 +699,34 @@ pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, 
                         path: source.clone(),
                     });
                 }
-                if !plan.folders.contains(source) {
-                    plan.folders.push(source.clone());
+                if plan
+                    .folders
+                    .iter()
+                    .chain(&plan.files)
+                    .any(|p| &p.path == source)
+                {
+                    continue;
+                }
+                let owner = paths::owner(&actual.invoker, run.user.as_deref()).unwrap_or_else(|user| {
+                    plan.notices.push(format!(
+                        "`{}` stays root's: service `{name}` runs as `{user}`, a name no host id stands for; `user = \"UID:GID\"` has it made theirs",
+                        source.display()
+                    ));
+                    None
+                });
+                let new = NewPath {
+                    path: source.clone(),
+                    owner,
+                };
+                match paths::kind(source, target) {
+                    paths::Kind::File => plan.files.push(new),
+                    paths::Kind::Folder => plan.folders.push(new),
+                    paths::Kind::Unsure => {
+                        return Err(PlanError::UnsureBindSource {
+                            service: name.clone(),
+                            path: source.clone(),
+                        })
+                    }
                 }
             }
         }
