@@ -190,7 +190,8 @@ pub struct UpArgs {
     /// Do not run `after_up` hooks
     #[arg(long)]
     pub no_hooks: bool,
-    /// Create missing bind-mount sources as folders instead of refusing
+    /// Create missing bind-mount sources instead of refusing: an empty file
+    /// where the name has an extension (`php.ini`), else a folder
     #[arg(long)]
     pub create_paths: bool,
     /// Print what `up` would do (create, recreate and why, start, keep, remove; images; ports) and change nothing

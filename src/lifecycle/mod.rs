@@ -232,7 +232,7 @@ pub struct UpOptions {
     /// Leave `seeds/*.sql` alone: the caller (a one-off, `devenv test`) is
     /// not bringing up the development stack, whose migrations the seeds need.
     pub no_seeds: bool,
-    /// Create missing bind-mount sources as folders instead of refusing.
+    /// Create missing bind-mount sources (files or folders) instead of refusing.
     pub create_paths: bool,
     /// Publish no host ports on the containers this `up` creates (`devenv
     /// test` reaches its services on the project network); containers that

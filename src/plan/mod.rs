@@ -83,7 +83,7 @@ pub enum PlanError {
     #[error("service `{service}` mounts `{}`, which does not exist", path.display())]
     #[diagnostic(
         code(devenv::up::bind_source),
-        help("fix the path in `volumes` (relative paths start at the stack file's folder), create it, or pass `--create-paths` to have devenv create the missing folders")
+        help("fix the path in `volumes` (relative paths start at the stack file's folder), create it, or pass `--create-paths` to have devenv create it (an empty file where its name has an extension, else a folder)")
     )]
     MissingBindSource { service: String, path: PathBuf },
 
@@ -247,7 +247,7 @@ pub struct PlanOptions {
     pub services: Vec<String>,
     /// Rebuild images of services with `build`.
     pub build: bool,
-    /// Create missing bind-mount sources as folders instead of refusing.
+    /// Create missing bind-mount sources (files or folders) instead of refusing.
     pub create_paths: bool,
     /// Publish no host ports on the containers this plan makes (`devenv
     /// test` reaches its services on the project network); a container
