@@ -360,3 +360,27 @@ pub enum FormatArg {
 pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// The config refuses project commands named like a built-in from its
+    /// own list (it knows no CLI type): the list must be the parser's.
+    #[test]
+    fn the_configs_reserved_names_are_exactly_the_commands() {
+        let cli = super::Cli::command();
+        let mut names = vec!["help".to_string()];
+        for sub in cli.get_subcommands() {
+            names.push(sub.get_name().to_string());
+            names.extend(sub.get_all_aliases().map(String::from));
+        }
+        names.sort();
+        let mut reserved: Vec<String> = crate::config::commands::BUILTIN_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        reserved.sort();
+        assert_eq!(reserved, names);
+    }
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, Row};
 
-use crate::config::model::{Probe, Stack};
+use crate::config::model::{Probe, Service, Stack};
 use crate::database::{Database, DatabaseError};
 use crate::engine::{Engine, EngineError};
 use crate::report::Reporter;
@@ -226,6 +226,42 @@ pub async fn apply_sql_seeds(
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+/// `sh -c command` in the container, streaming lines to the reporter.
+pub async fn exec_shell(
+    engine: &Engine,
+    svc: &Service,
+    id: &str,
+    command: &str,
+    reporter: &dyn Reporter,
+) -> Result<(i64, Vec<String>), EngineError> {
+    let mut lines = Vec::new();
+    let mut partial = String::new();
+    let code = engine
+        .exec(
+            id,
+            vec!["sh".into(), "-c".into(), command.to_string()],
+            Vec::new(),
+            None,
+            |chunk| {
+                partial.push_str(chunk);
+                while let Some(pos) = partial.find('\n') {
+                    let line: String = partial.drain(..=pos).collect();
+                    // A hook that echoes a secret must not print it.
+                    let line = svc.mask(line.trim_end());
+                    reporter.output(&svc.name, &line);
+                    lines.push(line);
+                }
+            },
+        )
+        .await?;
+    if !partial.trim().is_empty() {
+        let line = svc.mask(partial.trim_end());
+        reporter.output(&svc.name, &line);
+        lines.push(line);
+    }
+    Ok((code, lines))
 }
 
 #[cfg(test)]

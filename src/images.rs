@@ -12,6 +12,7 @@ use tokio::sync::OnceCell;
 use crate::config::model::{Build, Service};
 use crate::engine::{Engine, EngineError, PullError};
 use crate::image_ref::ImageRef;
+pub use crate::names::standin_tag;
 use crate::report::Reporter;
 
 /// The base image devenv can make itself from the Debian mirror.
@@ -39,14 +40,6 @@ pub enum ImageError {
 pub struct Images {
     said_offline: AtomicBool,
     once: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
-}
-
-/// The tag a stand-in build gets: `postgres:16-alpine` →
-/// `devenv-local/postgres:16-alpine`, from any registry (a mirror's
-/// `registry.local:5000/library/postgres:16` gets PostgreSQL's stand-in too).
-pub fn standin_tag(image: &ImageRef) -> ImageRef {
-    let tag = format!("devenv-local/{}:{}", image.base(), image.tag_or_latest());
-    ImageRef::parse(&tag).expect("a valid reference's last component and tag make one")
 }
 
 impl Images {

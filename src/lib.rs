@@ -20,6 +20,7 @@ pub mod images;
 pub mod import;
 pub mod interrupt;
 pub mod lifecycle;
+pub mod names;
 pub mod plan;
 pub mod ports;
 pub mod probe;
@@ -31,3 +32,6 @@ pub mod testrun;
 pub mod ui;
 pub mod urls;
 pub mod watch;
+
+#[cfg(test)]
+mod architecture;

@@ -31,7 +31,6 @@ use std::collections::HashSet;
 
 use crate::config::model::{Port, Protocol, Service, Stack};
 use crate::engine::{Engine, EngineError};
-use crate::lifecycle::UpError;
 use crate::plan::ContainerSpec;
 use crate::report::Reporter;
 
@@ -47,6 +46,25 @@ pub struct Moved {
     pub container: u16,
     pub declared: u16,
     pub chosen: u16,
+}
+
+/// Why host ports could not be had.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PortError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Engine(#[from] EngineError),
+
+    #[error("port {port} for service `{service}` is already taken{}", holder.as_ref().map(|h| format!(" by container `{h}`")).unwrap_or_default())]
+    #[diagnostic(
+        code(devenv::up::port),
+        help("stop whatever holds it{}, or change the host side of the mapping in `ports`", holder.as_ref().map(|h| format!(" (`{h}`)")).unwrap_or_default())
+    )]
+    Taken {
+        service: String,
+        port: u16,
+        holder: Option<String>,
+    },
 }
 
 /// Host ports to try for a mapping that declared `declared`, after the
@@ -262,7 +280,7 @@ pub async fn assign(
     stack: &mut Stack,
     creating: &[Creating],
     reporter: &dyn Reporter,
-) -> Result<(), UpError> {
+) -> Result<(), PortError> {
     let publishes = |name: &String| stack.services[name].ports.iter().any(|p| p.host.is_some());
     if !creating.iter().any(|c| publishes(&c.service)) {
         // A no-op `up` asks the engine nothing more.
@@ -298,7 +316,7 @@ pub async fn assign(
             match assigner.choose(&svc.ports, &current, !ports_changed, &|p| in_use.taken(p)) {
                 Ok(chosen) => chosen,
                 Err(Blocked { port }) => {
-                    return Err(UpError::PortTaken {
+                    return Err(PortError::Taken {
                         service: name.clone(),
                         port,
                         holder: engine.port_holder(port).await,
@@ -333,7 +351,7 @@ pub async fn start_created(
     id: String,
     spec: &ContainerSpec,
     reporter: &dyn Reporter,
-) -> Result<String, UpError> {
+) -> Result<String, PortError> {
     let mut spec = std::borrow::Cow::Borrowed(spec);
     let mut id = id;
     let mut tried = HashSet::new();
@@ -346,7 +364,7 @@ pub async fn start_created(
         };
         // Leave nothing behind, whatever comes next.
         engine.remove_container_keeping_volumes(&id).await?;
-        let taken = UpError::PortTaken {
+        let taken = PortError::Taken {
             service: spec.service.clone(),
             port,
             holder: None,
@@ -367,9 +385,9 @@ pub async fn start_created(
     unreachable!("the loop returns")
 }
 
-async fn with_holder(engine: &Engine, e: UpError) -> UpError {
+async fn with_holder(engine: &Engine, e: PortError) -> PortError {
     match e {
-        UpError::PortTaken { service, port, .. } => UpError::PortTaken {
+        PortError::Taken { service, port, .. } => PortError::Taken {
             holder: engine.port_holder(port).await,
             service,
             port,
@@ -381,15 +399,7 @@ async fn with_holder(engine: &Engine, e: UpError) -> UpError {
 /// The host port of the engine's refusal to start a container because it
 /// is already allocated, when that is what `e` is.
 pub fn clashed_port(e: &EngineError, ports: &[Port]) -> Option<u16> {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    if !(text.contains("port is already allocated") || text.contains("address already in use")) {
-        return None;
-    }
+    let text = e.port_refusal()?;
     let hosts = ports.iter().filter_map(|p| p.host);
     hosts
         .clone()

@@ -18,6 +18,9 @@ pub trait Reporter: Send + Sync {
     /// Ends every task still shown as running (one that never reported
     /// `done`), before other output takes the screen.
     fn clear(&self) {}
+    /// devenv itself is about to restart (or recreate) `service`, and why:
+    /// a log follower of the same run says so on its restart line.
+    fn restarting(&self, _service: &str, _why: &str) {}
 }
 
 /// Reports nothing: for tests and `--quiet`.

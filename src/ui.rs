@@ -285,6 +285,28 @@ impl Reporter for TerminalReporter {
     fn clear(&self) {
         clear_progress();
     }
+
+    fn restarting(&self, service: &str, why: &str) {
+        let mut notes = RESTART_NOTES
+            .lock()
+            .expect("no panics while holding the lock");
+        notes.retain(|(s, _)| s != service);
+        notes.push((service.to_string(), why.to_string()));
+    }
+}
+
+/// Why devenv itself restarted a service (told through
+/// [`Reporter::restarting`]), kept until the log follower of the same
+/// process says so on the service's restart line.
+static RESTART_NOTES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The reason reported for `service`'s restart, once.
+pub fn take_restart_note(service: &str) -> Option<String> {
+    let mut notes = RESTART_NOTES
+        .lock()
+        .expect("no panics while holding the lock");
+    let pos = notes.iter().position(|(s, _)| s == service)?;
+    Some(notes.remove(pos).1)
 }
 
 /// `println!` through [`write_out`]: a closed stdout ends devenv quietly.

@@ -5,7 +5,7 @@
 //! moved, the engine's own refusal moves it where the engine is not local,
 //! and `-p NAME` reaches a project from a folder without a stack file.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -268,7 +268,8 @@ fn a_taken_host_port_moves_says_where_and_stays_there_unless_fixed() {
     p.write(
         "dev.toml",
         &format!(
-            "[project]\nname = \"checkouts-moves\"\n\n{}env = {{ CHANGED = \"1\" }}\n",
+            "[project]\nname = \"{}\"\n\n{}env = {{ CHANGED = \"1\" }}\n",
+            p.name,
             cache_stack(&format!("\"{taken}:6379\""))
         ),
     );
@@ -278,9 +279,10 @@ fn a_taken_host_port_moves_says_where_and_stays_there_unless_fixed() {
     assert!(!stderr(&out).contains("is taken"), "{}", text(&out));
 
     // A dry run of the next recreate says where the port stays.
+    let name = p.name.clone();
     let stack_with = |port: u16, changed: &str| {
         format!(
-            "[project]\nname = \"checkouts-moves\"\n\n{}env = {{ CHANGED = \"{changed}\" }}\n",
+            "[project]\nname = \"{name}\"\n\n{}env = {{ CHANGED = \"{changed}\" }}\n",
             cache_stack(&format!("\"{port}:6379\""))
         )
     };
@@ -448,10 +450,11 @@ fn on_an_engine_elsewhere_the_engines_refusal_moves_the_port() {
 fn p_name_reaches_a_project_from_a_folder_without_a_stack_file() {
     warm_images();
     let mut p = Project::new("checkouts-pflag", &cache_stack(""));
+    let pflag = p.name.clone();
     p.ok(&["up", "-d"]);
     let elsewhere = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let args = [&["-p", "checkouts-pflag"][..], args].concat();
+        let args = [&["-p", &pflag][..], args].concat();
         let out = devenv_in(elsewhere.path(), &args);
         assert!(out.status.success(), "{args:?}:\n{}", text(&out));
         out
@@ -473,7 +476,7 @@ fn p_name_reaches_a_project_from_a_folder_without_a_stack_file() {
     assert_eq!(ps[0]["state"], "exited", "{ps:#?}");
     run(&["down"]);
     // No container of that name is left to reach.
-    let out = devenv_in(elsewhere.path(), &["-p", "checkouts-pflag", "ps"]);
+    let out = devenv_in(elsewhere.path(), &["-p", &pflag, "ps"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         stderr(&out).contains("no devenv project `checkouts-pflag`"),

@@ -1,7 +1,7 @@
 //! CLI tests that need no engine: bad config and an unreachable engine each
 //! give one clear screen and the documented exit code, touching nothing.
 
-mod support;
+use crate::support;
 
 use assert_cmd::cargo::CommandCargoExt;
 use support::{stderr, text, Project};

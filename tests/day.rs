@@ -5,7 +5,7 @@
 //! the real engine, and the project's own commands from `[commands.NAME]`.
 //! One stack serves each test, to keep the suite's time.
 
-mod support;
+use crate::support;
 
 use std::process::Output;
 

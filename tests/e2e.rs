@@ -2,7 +2,7 @@
 //! the suite builds for itself (official images where a registry answers,
 //! devenv's Debian stand-ins where none does).
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 
@@ -78,7 +78,7 @@ fn a_changed_service_is_recreated_alone_and_a_removed_one_goes() {
     let before = p.ids();
     p.write(
         "dev.toml",
-        "[project]\nname = \"e2echange\"\n\n[services.cache]\nuse = \"redis\"\nports = []\nenv = { CHANGED = \"1\" }\n\n[services.other]\nuse = \"redis\"\nports = []\n",
+        &format!("[project]\nname = \"{}\"\n\n[services.cache]\nuse = \"redis\"\nports = []\nenv = {{ CHANGED = \"1\" }}\n\n[services.other]\nuse = \"redis\"\nports = []\n", p.name),
     );
     p.ok(&["up", "-d"]);
     let after = p.ids();
@@ -95,7 +95,10 @@ fn a_changed_service_is_recreated_alone_and_a_removed_one_goes() {
         "unchanged service must stay"
     );
 
-    p.write("dev.toml", "[project]\nname = \"e2echange\"\n\n[services.cache]\nuse = \"redis\"\nports = []\nenv = { CHANGED = \"1\" }\n");
+    p.write(
+        "dev.toml",
+        &format!("[project]\nname = \"{}\"\n\n[services.cache]\nuse = \"redis\"\nports = []\nenv = {{ CHANGED = \"1\" }}\n", p.name),
+    );
     let out = p.ok(&["up", "-d"]);
     assert!(stderr(&out).contains("removing `other`"), "{}", text(&out));
     let ps = p.ps();
@@ -167,24 +170,54 @@ fn an_interrupted_up_is_completed_by_the_next() {
     warm_images();
     let mut p = Project::new("e2ekill", &three_services(free_port(), free_port()));
     p.uses_docker = true;
-    // Killed at different stages: creating, starting, waiting for readiness.
-    for delay in [150, 400, 700, 1200] {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
-            .args(["--progress", "quiet", "up", "-d"])
-            .current_dir(p.path())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay));
-        let _ = child.kill();
-        let _ = child.wait();
-        p.ok(&["up", "-d"]);
+    // Killed at random moments (creating, starting, waiting for readiness,
+    // running hooks), from three starting points: nothing at all, containers
+    // gone but the volume kept, containers stopped.
+    let (seed, delays) = support::random_delays(20, 1500);
+    eprintln!("random delays from seed {seed} (DEVENV_TEST_SEED replays them)");
+    let began = std::time::Instant::now();
+    for (trial, delay) in delays.into_iter().enumerate() {
+        let from = ["down -v", "down", "stop"][trial % 3];
+        p.ok(&from.split(' ').collect::<Vec<_>>());
+        support::kill_after(p.path(), &["--progress", "quiet", "up", "-d"], delay);
+        let out = p.run(&["--progress", "plain", "up", "-d"]);
+        let what = format!("trial {trial} (from `{from}`, killed after {delay:?}, seed {seed})");
+        assert!(out.status.success(), "{what}:\n{}", text(&out));
         let ps = p.ps();
-        assert_eq!(ps.len(), 3, "killed after {delay} ms: {ps:?}");
+        assert_eq!(ps.len(), 3, "{what}: {ps:?}");
+        assert!(ps.iter().all(|s| s["ready"] == true), "{what}: {ps:?}");
         assert!(
-            ps.iter().all(|s| s["ready"] == true),
-            "killed after {delay} ms: {ps:?}"
+            began.elapsed() < std::time::Duration::from_secs(600),
+            "20 trials are bounded to 10 minutes"
         );
-        p.ok(&["down", "-v"]);
+    }
+}
+
+#[test]
+fn an_interrupted_down_does_not_stop_what_the_next_up_started() {
+    warm_images();
+    let mut p = Project::new("e2ekilldown", &three_services(free_port(), free_port()));
+    p.ok(&["up", "-d"]);
+    let (seed, delays) = support::random_delays(10, 400);
+    eprintln!("random delays from seed {seed} (DEVENV_TEST_SEED replays them)");
+    for (trial, delay) in delays.into_iter().enumerate() {
+        support::kill_after(p.path(), &["--progress", "quiet", "down"], delay);
+        let out = p.run(&["--progress", "plain", "up", "-d"]);
+        let what = format!("trial {trial} (down killed after {delay:?}, seed {seed})");
+        assert!(out.status.success(), "{what}:\n{}", text(&out));
+        // A stop the killed `down` had sent lands within its 10 s grace,
+        // mostly within a second: for 3 s every service must stay up.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while std::time::Instant::now() < until {
+            let ps = p.ps();
+            assert_eq!(ps.len(), 3, "{what}: {ps:?}");
+            assert!(
+                ps.iter().all(|s| s["state"] == "running"),
+                "{what}: a service stopped after `up` said ready: {ps:?}\n{}",
+                text(&out)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
     }
 }
 
@@ -247,6 +280,7 @@ fn a_sail_style_compose_file_imports_and_comes_up_ready() {
     warm_images();
     let fixtures = support::repo().join("tests/fixtures");
     let mut p = Project::new("e2esail", "");
+    let sail = p.name.clone();
     std::fs::create_dir_all(p.path().join("web")).unwrap();
     for f in ["Dockerfile", "srv/health", "srv/index.html"] {
         let dest = p.path().join("web").join(f);
@@ -272,7 +306,7 @@ fn a_sail_style_compose_file_imports_and_comes_up_ready() {
     );
     let up = p
         .cmd()
-        .args(["-p", "e2esail", "up", "-d"])
+        .args(["-p", &sail, "up", "-d"])
         .env("APP_PORT", app.to_string())
         .env("FORWARD_DB_PORT", db.to_string())
         .env("FORWARD_REDIS_PORT", redis.to_string())
@@ -292,7 +326,7 @@ fn a_sail_style_compose_file_imports_and_comes_up_ready() {
         ("FORWARD_MAILPIT_DASHBOARD_PORT", ui),
     ];
     let mut ps = p.cmd();
-    ps.args(["-p", "e2esail", "ps", "--json"]);
+    ps.args(["-p", &sail, "ps", "--json"]);
     for (k, v) in env {
         ps.env(k, v.to_string());
     }
@@ -318,7 +352,7 @@ fn a_sail_style_compose_file_imports_and_comes_up_ready() {
 
     let exec = |args: &[&str]| {
         let mut c = p.cmd();
-        c.args(["-p", "e2esail", "exec"]).args(args);
+        c.args(["-p", &sail, "exec"]).args(args);
         for (k, v) in env {
             c.env(k, v.to_string());
         }

@@ -5,9 +5,9 @@
 //! local sshd on a free port serves `ssh://…`, where bollard runs
 //! `docker system dial-stdio` as the docker CLI does. Certificates and keys
 //! are made per run with openssl and ssh-keygen. Missing tools are
-//! installed from Debian's packages, as `.ci/run` does for kubectl.
+//! installed by `scripts/test-deps.sh`, which `.ci/run` runs first.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -17,41 +17,18 @@ use support::{eventually, free_port, stderr, text, warm_images, KillOnDrop, Proj
 
 const SOCKET: &str = "/var/run/docker.sock";
 
-/// Installs the Debian package holding `tool` when `tool` is not on PATH.
-/// One install at a time (the tests run in parallel, and dpkg has one
-/// lock), waiting for another apt to finish; no package's service is
-/// started (sshd on port 22): a `policy-rc.d` that refuses is put in
-/// place for the install where the machine has none.
+/// Insists that `tool` is there: `scripts/test-deps.sh` installs it (as
+/// `.ci/run` does); a test installs nothing itself.
 fn ensure_tool(tool: &str, package: &str) {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let found = |t: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    };
-    if found(tool) {
-        return;
-    }
-    let status = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "policy=/usr/sbin/policy-rc.d; made=; \
-                 if [ ! -e $policy ]; then printf '#!/bin/sh\\nexit 101\\n' > $policy && chmod +x $policy && made=1; fi; \
-                 apt-get -o DPkg::Lock::Timeout=300 update -qq && \
-                 apt-get -o DPkg::Lock::Timeout=300 install -y -qq {package}; rc=$?; \
-                 [ -n \"$made\" ] && rm -f $policy; exit $rc"
-            ),
-        ])
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
         .status()
-        .unwrap();
+        .unwrap()
+        .success();
     assert!(
-        status.success() && found(tool),
-        "these tests need `{tool}` (Debian package `{package}`)"
+        found,
+        "these tests need `{tool}` (Debian package `{package}`): run `bash scripts/test-deps.sh` as root once"
     );
 }
 

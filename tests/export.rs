@@ -2,7 +2,7 @@
 //! the checkout, what staging and production still need is listed, and a
 //! chart written by `--format helm` checks clean.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -6,7 +6,7 @@
 //! Both cases run in one test, one after the other: the clone's `dev.toml`
 //! publishes the example's fixed host ports, which two stacks cannot share.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Output;

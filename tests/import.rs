@@ -9,7 +9,7 @@
 //! exactly the same host ports and setting exactly the same variables. The
 //! `dev.toml` and the warnings are an insta snapshot.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -439,6 +439,7 @@ fn a_file_without_services_is_refused() {
 fn sail_stack_comes_up_ready_offline_with_its_own_commands_and_probes() {
     support::require_docker();
     let mut p = support::Project::new("wtimportsail", "");
+    let sail = p.name.clone();
     copy_dir(&fixtures().join("sail-pgsql"), p.path());
     // A tag of its own, so the MinIO stand-in is built from this checkout.
     let compose = fs::read_to_string(p.path().join("docker-compose.yml"))
@@ -463,7 +464,7 @@ fn sail_stack_comes_up_ready_offline_with_its_own_commands_and_probes() {
     p.uses_docker = true;
     let devenv = |args: &[&str]| {
         let mut cmd = p.cmd();
-        cmd.args(["-p", "wtimportsail"]).args(args);
+        cmd.args(["-p", &sail]).args(args);
         for (name, port) in &ports {
             cmd.env(name, port.to_string());
         }
@@ -580,7 +581,7 @@ fn a_redis_probe_with_a_password_authenticates() {
 
     p.write(
         "dev.toml",
-        &format!("[project]\nname = \"wtimportauth\"\n\n{}", stack("wrong")),
+        &format!("[project]\nname = \"{}\"\n\n{}", p.name, stack("wrong")),
     );
     let out = p.run(&["--progress", "plain", "up", "-d"]);
     assert_eq!(out.status.code(), Some(1), "{}", support::text(&out));

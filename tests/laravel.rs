@@ -5,7 +5,7 @@
 //! container runs the checkout's code after `up -d`, restarts and recreates,
 //! and what it makes lands in the checkout, in bind and in sync mode.
 
-mod support;
+use crate::support;
 
 use support::{copy_dir, eventually, free_port, http_get, repo, stderr, text, Project};
 

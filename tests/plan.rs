@@ -4,7 +4,7 @@
 //! run by the real binary on the real engine. Each checks that the dry run
 //! changed nothing on the engine.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Output};
 

@@ -4,7 +4,7 @@
 //! `config`, error messages, `ps`, labels or `up`'s output; a hanging exec
 //! probe fails at its deadline.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::mpsc;

@@ -3,7 +3,7 @@
 //! project, a container devenv did not create) is ever removed, and
 //! `down -v` removes exactly this project's volumes.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 //! byte a keyboard sends into it, and what is asserted is the screen a
 //! terminal shows after the bytes devenv wrote (rendered by `vt100`).
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -348,7 +348,7 @@ fn r11_5_depends_on_ready_without_a_probe_is_refused_before_anything_is_created(
         "{err}"
     );
     // A valid file for the same project, to ask the engine what exists.
-    p.write("dev.toml", "[project]\nname = \"wtsession-noprobe\"\n");
+    p.write("dev.toml", &format!("[project]\nname = \"{}\"\n", p.name));
     assert!(services(&mut p).is_empty(), "nothing may be created");
 }
 
@@ -406,7 +406,7 @@ fn r11_11_one_port_on_two_host_addresses_is_refused_before_anything_is_created()
         text(&out)
     );
     // A valid file for the same project, to ask the engine what exists.
-    p.write("dev.toml", "[project]\nname = \"wtsession-ports\"\n");
+    p.write("dev.toml", &format!("[project]\nname = \"{}\"\n", p.name));
     assert!(services(&mut p).is_empty(), "nothing may be created");
 }
 
@@ -773,7 +773,7 @@ fn r11_11_changed_volume_driver_options_say_the_volume_must_be_recreated() {
     );
     p.write(
         "dev.toml",
-        &format!("[project]\nname = \"wtsession-volopts\"\n\n{}", file("20m")),
+        &format!("[project]\nname = \"{}\"\n\n{}", p.name, file("20m")),
     );
     let out = p.ok(&["up", "-d"]);
     assert!(

@@ -3,7 +3,7 @@
 //! docker/app/Dockerfile (target `dev`) on first use. Fixtures that change
 //! the app (a failing test, a migration) work on a copy of it.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -417,7 +417,8 @@ fn r11_13_no_tests_paths_colours_and_no_green_line_before_a_red_summary() {
     p.write(
         "dev.toml",
         &format!(
-            "[project]\nname = \"wtsession-tredges\"\n\n{}",
+            "[project]\nname = \"{}\"\n\n{}",
+            p.name,
             stack(Path::new("app"), "")
         ),
     );

@@ -3,7 +3,7 @@
 //! the container's tree is compared with the host's by the checksum of every
 //! file. Mounts inside a sync target lose nothing, in both modes.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};

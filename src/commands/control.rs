@@ -20,6 +20,13 @@ pub async fn run(ctx: &Context, action: Action, args: ServicesArgs) -> Outcome {
     let stack = ctx.stack_or_project(&engine).await?;
     super::check_services(&stack, &args.services)?;
     let reporter = ctx.reporter();
+    let word = match action {
+        Action::Stop => "stop",
+        Action::Start => "start",
+        Action::Restart => "restart",
+    };
+    let lock = lifecycle::lock_for(&stack.project, word, reporter.as_ref())?;
+    lifecycle::settle(&engine, &stack.project, &lock, reporter.as_ref()).await?;
     let containers = crate::lifecycle::owned_containers(&engine, &stack).await?;
     let chosen = containers
         .iter()

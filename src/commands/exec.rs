@@ -2,8 +2,7 @@
 //! command in the running container with the terminal attached (a TTY when
 //! devenv runs on one), and exit with its exit code.
 
-use std::process::{Command, Stdio};
-
+use super::terminal::{pump, RawMode};
 use super::{service_container, Context, Outcome};
 use crate::cli::ExecArgs;
 use crate::config::model::Stack;
@@ -36,29 +35,10 @@ pub async fn attached(
     let id = service_container(&engine, stack, service).await?;
     let term = console::Term::stdout();
     let tty = (tty && term.is_term() && console::user_attended_stderr()).then(|| term.size());
-    // The terminal goes raw for the container's TTY and is put back after.
-    let saved = tty.and_then(|_| stty(&["-g"]));
-    if saved.is_some() {
-        stty(&["raw", "-echo"]);
-    }
-    let result = engine.exec_attached_as(&id, command, tty, who).await;
-    if let Some(saved) = saved {
-        stty(&[saved.trim()]);
-    }
-    Ok(exit_code(result?))
-}
-
-/// Runs `stty` on the controlling terminal; its output (for `-g`), if it worked.
-pub(super) fn stty(args: &[&str]) -> Option<String> {
-    let out = Command::new("stty")
-        .args(args)
-        .stdin(Stdio::inherit())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    let attached = engine.exec_attached(&id, command, tty, who).await?;
+    // The terminal goes raw for the container's TTY and comes back after.
+    let _raw = tty.and_then(|_| RawMode::enter());
+    Ok(exit_code(pump(&engine, attached).await?))
 }
 
 /// A container's exit code as a process exit code (255 for out-of-range ones).

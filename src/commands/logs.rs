@@ -17,7 +17,8 @@ use crate::cli::LogsArgs;
 use crate::config::model::{Restart, Stack};
 use crate::engine::{ContainerInfo, Engine, EngineError, LogsFrom};
 use crate::interrupt;
-use crate::lifecycle::{explain_exit, take_restart_note};
+use crate::lifecycle::explain_exit;
+use crate::ui::take_restart_note;
 
 pub async fn run(ctx: &Context, args: LogsArgs) -> Outcome {
     let engine = ctx.engine().await?;

@@ -17,6 +17,7 @@ pub mod open;
 pub mod ps;
 pub mod run;
 pub mod shortcuts;
+mod terminal;
 pub mod test;
 pub mod up;
 pub mod watch;

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use super::exec::{exit_code, stty};
+use super::exec::exit_code;
+use super::terminal::{pump, RawMode};
 use super::{Context, Outcome};
 use crate::cli::RunArgs;
 use crate::engine::OneOff;
@@ -43,13 +44,14 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Outcome {
         let _ = engine.remove_container(&id).await;
         return Err(e.into());
     }
-    // The terminal goes raw for the container's TTY and is put back after.
-    let saved = tty.and_then(|_| stty(&["-g"]));
-    if saved.is_some() {
-        stty(&["raw", "-echo"]);
-    }
+    // The terminal goes raw for the container's TTY and comes back after.
+    let raw = tty.and_then(|_| RawMode::enter());
+    let attached = async {
+        let attached = engine.start_attached(&id, tty).await?;
+        pump(&engine, attached).await
+    };
     let result = tokio::select! {
-        r = engine.start_attached(&id, tty) => r.map(exit_code),
+        r = attached => r.map(exit_code),
         // Without a TTY, Ctrl-C reaches devenv rather than the command: stop it.
         () = interrupt::first() => {
             let stopped = tokio::select! {
@@ -59,9 +61,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Outcome {
             stopped.map(|()| interrupt::EXIT_CODE)
         }
     };
-    if let Some(saved) = saved {
-        stty(&[saved.trim()]);
-    }
+    drop(raw);
     if args.rm {
         engine.remove_container(&id).await?;
     }

@@ -89,7 +89,13 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     // Live sync alongside the logs; if it cannot start, say why and keep following.
     let watching = async {
         if watch::has_rules(&stack, &services) {
-            if let Err(e) = watch::run(&engine, &stack, &services, reporter.clone()).await {
+            let rebuild = crate::lifecycle::up::Rebuilder {
+                engine: &engine,
+                stack: &stack,
+                reporter: reporter.clone(),
+            };
+            if let Err(e) = watch::run(&engine, &stack, &services, &rebuild, reporter.clone()).await
+            {
                 crate::ui::print_err(&format!("{:?}", miette::Report::new(e)));
             }
         }

@@ -16,8 +16,13 @@ pub async fn run(ctx: &Context, args: ServicesArgs) -> Outcome {
     }
     let engine = ctx.engine().await?;
     let stack = ctx.named(&engine, stack, false).await?;
+    let rebuild = crate::lifecycle::up::Rebuilder {
+        engine: &engine,
+        stack: &stack,
+        reporter: ctx.reporter(),
+    };
     tokio::select! {
-        r = crate::watch::run(&engine, &stack, &args.services, ctx.reporter()) => r?,
+        r = crate::watch::run(&engine, &stack, &args.services, &rebuild, ctx.reporter()) => r?,
         () = crate::interrupt::first() => return Ok(crate::interrupt::EXIT_CODE),
     }
     Ok(0)

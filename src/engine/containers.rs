@@ -18,7 +18,8 @@ use futures_util::{Stream, StreamExt};
 
 use super::{
     is_not_found, network_name, project_filter, ContainerInfo, ContainerStatus, Engine,
-    EngineError, LogsFrom, LABEL_DIR, LABEL_HASH, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE,
+    EngineError, LogsFrom, Named, LABEL_DIR, LABEL_HASH, LABEL_ONEOFF, LABEL_PROJECT,
+    LABEL_SERVICE,
 };
 use crate::config::model::{Protocol, Restart};
 use crate::plan::{
@@ -465,31 +466,33 @@ impl Engine {
 
     /// Removes a container by name (and its anonymous volumes) only if it
     /// carries `project`'s label: a name devenv picked may be held by a
-    /// container someone else made, which is never devenv's to remove.
+    /// container someone else made, which is never devenv's to remove. The
+    /// removal goes by the id that was checked, never by the name, which
+    /// could by then be another container's.
     pub async fn remove_project_container(
         &self,
         name: &str,
         project: &str,
     ) -> Result<(), EngineError> {
-        match self.container_labels(name).await? {
-            Some(labels) if labels.get(LABEL_PROJECT).map(String::as_str) == Some(project) => {
-                self.remove_container(name).await
+        match self.named_container(name).await? {
+            Some(c) if c.labels.get(LABEL_PROJECT).map(String::as_str) == Some(project) => {
+                self.remove_container(&c.id).await
             }
             _ => Ok(()),
         }
     }
 
-    /// The labels of a container by name or id, or `None` when there is no such container.
-    pub async fn container_labels(
-        &self,
-        name: &str,
-    ) -> Result<Option<HashMap<String, String>>, EngineError> {
+    /// The container holding a name (or id) right now, or `None`.
+    pub async fn named_container(&self, name: &str) -> Result<Option<Named>, EngineError> {
         match self
             .docker
             .inspect_container(name, None::<InspectContainerOptions>)
             .await
         {
-            Ok(info) => Ok(Some(info.config.and_then(|c| c.labels).unwrap_or_default())),
+            Ok(info) => Ok(Some(Named {
+                id: info.id.unwrap_or_default(),
+                labels: info.config.and_then(|c| c.labels).unwrap_or_default(),
+            })),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(EngineError::api(format!("inspecting container `{name}`"))(
                 e,

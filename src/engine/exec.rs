@@ -6,32 +6,36 @@ use futures_util::StreamExt;
 
 use super::{is_not_found, Engine, EngineError};
 
-/// Copies the user's stdin into an attached container or exec as it comes;
-/// at its end the container's stdin closes too (`echo x | devenv run … cat`
-/// ends). Reading stdin blocks, so a plain thread reads and a task forwards.
-fn forward_stdin(
-    mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
-) -> tokio::task::JoinHandle<()> {
-    use tokio::io::AsyncWriteExt;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut buf = [0u8; 4096];
-        let mut stdin = std::io::stdin();
-        while let Ok(n) = stdin.read(&mut buf) {
-            if n == 0 || tx.blocking_send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            if input.write_all(&bytes).await.is_err() {
-                return;
-            }
-        }
-        let _ = input.shutdown().await;
-    })
+/// What an attached exec or container writes, as it comes.
+#[derive(Debug)]
+pub enum Chunk {
+    /// Its stdout (with a TTY, everything it writes).
+    Stdout(bytes::Bytes),
+    Stderr(bytes::Bytes),
+}
+
+/// An attached exec or container: its output as a stream and its stdin as
+/// a writer. The engine never touches the user's terminal: the command
+/// that asked copies between the two ([`Engine::attached_exit_code`] once the
+/// output ends).
+pub struct Attached {
+    pub output:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Chunk, EngineError>> + Send>>,
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    ended: Ends,
+}
+
+/// Where an attached run's exit code is read from.
+enum Ends {
+    Exec { exec: String, action: String },
+    Container(String),
+}
+
+fn chunk(output: bollard::container::LogOutput) -> Chunk {
+    match output {
+        bollard::container::LogOutput::StdErr { message } => Chunk::Stderr(message),
+        other => Chunk::Stdout(other.into_bytes()),
+    }
 }
 
 /// Who and where an attached exec runs: the container's defaults when unset.
@@ -98,28 +102,17 @@ impl Engine {
         Ok(info.exit_code.unwrap_or(-1))
     }
 
-    /// Runs a command with the user's terminal attached: stdin goes in,
-    /// output comes out as it is produced, and with `tty` the container
-    /// allocates a terminal of the user's size. Returns the exit code.
+    /// Runs a command in a running container with stdin attached (as
+    /// another user, with extra env or in another folder: `exec -u/-e/-w`);
+    /// with `tty` (rows, columns) the container allocates a terminal of
+    /// that size. The caller copies the streams.
     pub async fn exec_attached(
         &self,
         id: &str,
         cmd: Vec<String>,
         tty: Option<(u16, u16)>,
-    ) -> Result<i64, EngineError> {
-        self.exec_attached_as(id, cmd, tty, &ExecAs::default())
-            .await
-    }
-
-    /// [`Engine::exec_attached`] as another user, with extra env or in
-    /// another folder (`exec -u/-e/-w`).
-    pub async fn exec_attached_as(
-        &self,
-        id: &str,
-        cmd: Vec<String>,
-        tty: Option<(u16, u16)>,
         who: &ExecAs,
-    ) -> Result<i64, EngineError> {
+    ) -> Result<Attached, EngineError> {
         use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecResults};
         let action = format!("running `{}` in `{id}`", cmd.join(" "));
         let opts = CreateExecOptions {
@@ -137,49 +130,48 @@ impl Engine {
             .start_exec(&exec, None)
             .await
             .map_err(EngineError::api(action.clone()))?;
-        if let StartExecResults::Attached { mut output, input } = started {
-            if let Some((rows, cols)) = tty {
-                // Best effort: a wrong size only makes full-screen programs look odd.
-                let _ = self
-                    .docker
-                    .resize_exec(
-                        &exec,
-                        ResizeExecOptions {
-                            height: rows,
-                            width: cols,
-                        },
-                    )
-                    .await;
-            }
-            let forward = forward_stdin(input);
-            let mut stdout = std::io::stdout();
-            while let Some(chunk) = output.next().await {
-                use std::io::Write;
-                let chunk = chunk.map_err(EngineError::api(action.clone()))?;
-                let _ = stdout.write_all(&chunk.into_bytes());
-                let _ = stdout.flush();
-            }
-            forward.abort();
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(EngineError::Api {
+                action,
+                source: bollard::errors::Error::DockerResponseServerError {
+                    status_code: 500,
+                    message: "the engine started the exec detached".into(),
+                },
+            });
+        };
+        if let Some((rows, cols)) = tty {
+            // Best effort: a wrong size only makes full-screen programs look odd.
+            let _ = self
+                .docker
+                .resize_exec(
+                    &exec,
+                    ResizeExecOptions {
+                        height: rows,
+                        width: cols,
+                    },
+                )
+                .await;
         }
-        let info = self
-            .docker
-            .inspect_exec(&exec)
-            .await
-            .map_err(EngineError::api(action))?;
-        Ok(info.exit_code.unwrap_or(-1))
+        let read = action.clone();
+        Ok(Attached {
+            output: Box::pin(
+                output.map(move |c| c.map(chunk).map_err(EngineError::api(read.clone()))),
+            ),
+            input,
+            ended: Ends::Exec { exec, action },
+        })
     }
 
-    /// Starts a created container (a one-off made with `stdin`) with the
-    /// user's terminal attached, as [`Engine::exec_attached`] does for an
-    /// exec: stdin goes in, output comes out, and with `tty` the container's
-    /// terminal gets the user's size. Returns its exit code once it stops.
+    /// Starts a created container (a one-off made with `stdin`) with its
+    /// streams attached, as [`Engine::exec_attached`] does for an exec;
+    /// with `tty` the container's terminal gets that size. Attached before
+    /// the start, so not a byte of output is lost.
     pub async fn start_attached(
         &self,
         id: &str,
         tty: Option<(u16, u16)>,
-    ) -> Result<i64, EngineError> {
+    ) -> Result<Attached, EngineError> {
         use bollard::query_parameters::{AttachContainerOptions, ResizeContainerTTYOptions};
-        use std::io::Write;
         let action = format!("attaching to `{id}`");
         let opts = AttachContainerOptions {
             stream: true,
@@ -188,8 +180,7 @@ impl Engine {
             stderr: true,
             ..Default::default()
         };
-        // Attached before the start, so not a byte of output is lost.
-        let bollard::container::AttachContainerResults { mut output, input } = self
+        let bollard::container::AttachContainerResults { output, input } = self
             .docker
             .attach_container(id, Some(opts))
             .await
@@ -208,19 +199,29 @@ impl Engine {
                 )
                 .await;
         }
-        let forward = forward_stdin(input);
-        while let Some(chunk) = output.next().await {
-            let chunk = chunk.map_err(EngineError::api(action.clone()))?;
-            if let bollard::container::LogOutput::StdErr { message } = chunk {
-                let _ = std::io::stderr().write_all(&message);
-            } else {
-                let mut out = std::io::stdout();
-                let _ = out.write_all(&chunk.into_bytes());
-                let _ = out.flush();
+        Ok(Attached {
+            output: Box::pin(
+                output.map(move |c| c.map(chunk).map_err(EngineError::api(action.clone()))),
+            ),
+            input,
+            ended: Ends::Container(id.to_string()),
+        })
+    }
+
+    /// The exit code of an attached exec or container whose output ended
+    /// (a container is waited for until it stops).
+    pub async fn attached_exit_code(&self, attached: &Attached) -> Result<i64, EngineError> {
+        match &attached.ended {
+            Ends::Exec { exec, action } => {
+                let info = self
+                    .docker
+                    .inspect_exec(exec)
+                    .await
+                    .map_err(EngineError::api(action.clone()))?;
+                Ok(info.exit_code.unwrap_or(-1))
             }
+            Ends::Container(id) => self.wait_container(id).await,
         }
-        forward.abort();
-        self.wait_container(id).await
     }
 
     /// Creates an exec whose output is attached; returns its id.

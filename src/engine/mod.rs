@@ -8,10 +8,12 @@
 //! - `exec`: commands in containers (attached or not), archives in and out
 //! - `images`: inspect, pull with progress, build, import a root filesystem
 //! - `connect`: which engine, and how to reach it
+//! - `events`: waiting for what an interrupted command left under way
 
 mod claims;
 mod connect;
 mod containers;
+mod events;
 mod exec;
 mod images;
 mod pipe;
@@ -24,29 +26,15 @@ use bollard::Docker;
 pub use crate::plan::spec::OneOff;
 pub use claims::ProjectClaim;
 pub use connect::{ConnectError, Endpoint};
-pub use exec::ExecAs;
+pub use exec::{Attached, Chunk, ExecAs};
 pub use images::PullError;
 pub use pipe::{ExecPipe, Piped};
 
-use crate::config::model::Stack;
-
-pub const LABEL_PROJECT: &str = "devenv.project";
-pub const LABEL_SERVICE: &str = "devenv.service";
-pub const LABEL_HASH: &str = "devenv.config-hash";
-/// Marks containers of `devenv run`, which are not the service's container.
-pub const LABEL_ONEOFF: &str = "devenv.oneoff";
-/// The folder of the stack file: with the project name, a project's identity
-/// (two folders with one name are two projects). On containers, networks
-/// and volumes.
-pub const LABEL_DIR: &str = "devenv.project-dir";
-/// On a volume devenv made for an anonymous volume (an image's `VOLUME`):
-/// the container path it is mounted at.
-pub const LABEL_ANONYMOUS: &str = "devenv.anonymous";
-/// Short hashes of each part of the config (`command=…,env=…`), so the next
-/// plan can say which part changed.
-pub const LABEL_PARTS: &str = "devenv.config-parts";
-/// What Docker Compose (and so Sail) labels its objects with.
-pub const LABEL_COMPOSE_PROJECT: &str = "com.docker.compose.project";
+pub use crate::names::{
+    anonymous_volume_name, container_name, network_name, project_dir, volume_name, LABEL_ANONYMOUS,
+    LABEL_COMPOSE_PROJECT, LABEL_DIR, LABEL_HASH, LABEL_ONEOFF, LABEL_PARTS, LABEL_PROJECT,
+    LABEL_SERVICE,
+};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EngineError {
@@ -121,6 +109,35 @@ impl EngineError {
         )
     }
 
+    /// What the engine said when an object this run planned to act on was
+    /// gone (404) or in another's way (409): the plan went stale under it.
+    pub fn changed_under_us(&self) -> Option<String> {
+        match self {
+            EngineError::Api {
+                action,
+                source:
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404 | 409,
+                        message,
+                    },
+            } => Some(format!("{action}: {message}")),
+            _ => None,
+        }
+    }
+
+    /// The engine's whole message when it refused a host port that is
+    /// already allocated (the port is in it), `None` for any other error.
+    pub fn port_refusal(&self) -> Option<String> {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        (text.contains("port is already allocated") || text.contains("address already in use"))
+            .then_some(text)
+    }
+
     /// The container could not start because its command is not in the image.
     pub fn is_missing_executable(&self) -> bool {
         match self {
@@ -168,6 +185,13 @@ pub struct ContainerInfo {
     pub published: Vec<(u16, u16)>,
 }
 
+/// The container that holds a name, and its labels.
+#[derive(Debug, Clone)]
+pub struct Named {
+    pub id: String,
+    pub labels: HashMap<String, String>,
+}
+
 /// A devenv volume of a project as the engine reports it.
 #[derive(Debug, Clone)]
 pub struct VolumeInfo {
@@ -203,47 +227,6 @@ pub struct LogsFrom {
     pub tail: Option<usize>,
     pub since: Option<i64>,
     pub timestamps: bool,
-}
-
-/// Names of the objects devenv makes for a project.
-pub fn container_name(project: &str, service: &str) -> String {
-    format!("{project}-{service}-1")
-}
-pub fn network_name(project: &str) -> String {
-    format!("{project}_default")
-}
-pub fn volume_name(project: &str, volume: &str) -> String {
-    format!("{project}_{volume}")
-}
-
-/// The volume devenv makes for an anonymous volume of a service (an image's
-/// `VOLUME` path): readable, and unique per path by a short hash.
-pub fn anonymous_volume_name(project: &str, service: &str, target: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let readable: String = target
-        .trim_matches('/')
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let digest = Sha256::digest(target.as_bytes());
-    let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{project}_{service}_{readable}-{short}")
-}
-
-/// The stack's folder as devenv labels objects with it: absolute, symlinks resolved.
-pub fn project_dir(stack: &Stack) -> String {
-    stack
-        .root
-        .canonicalize()
-        .unwrap_or_else(|_| stack.root.clone())
-        .display()
-        .to_string()
 }
 
 fn project_filter(project: &str, extra: &[(&str, &str)]) -> HashMap<String, Vec<String>> {

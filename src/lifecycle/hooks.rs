@@ -4,7 +4,8 @@
 
 use super::UpError;
 use crate::config::model::Service;
-use crate::engine::{Engine, EngineError};
+use crate::engine::Engine;
+use crate::hooks::exec_shell;
 use crate::report::Reporter;
 
 /// Where a running hook leaves its process group id, so it can be stopped.
@@ -80,40 +81,4 @@ pub async fn run_hooks(
         }
     }
     Ok(())
-}
-
-/// `sh -c command` in the container, streaming lines to the reporter.
-pub async fn exec_shell(
-    engine: &Engine,
-    svc: &Service,
-    id: &str,
-    command: &str,
-    reporter: &dyn Reporter,
-) -> Result<(i64, Vec<String>), EngineError> {
-    let mut lines = Vec::new();
-    let mut partial = String::new();
-    let code = engine
-        .exec(
-            id,
-            vec!["sh".into(), "-c".into(), command.to_string()],
-            Vec::new(),
-            None,
-            |chunk| {
-                partial.push_str(chunk);
-                while let Some(pos) = partial.find('\n') {
-                    let line: String = partial.drain(..=pos).collect();
-                    // A hook that echoes a secret must not print it.
-                    let line = svc.mask(line.trim_end());
-                    reporter.output(&svc.name, &line);
-                    lines.push(line);
-                }
-            },
-        )
-        .await?;
-    if !partial.trim().is_empty() {
-        let line = svc.mask(partial.trim_end());
-        reporter.output(&svc.name, &line);
-        lines.push(line);
-    }
-    Ok((code, lines))
 }

@@ -30,7 +30,7 @@ use crate::plan::PlanError;
 use crate::probe;
 use crate::report::Reporter;
 
-pub use hooks::{exec_shell, run_hooks, stop_hook};
+pub use hooks::{run_hooks, stop_hook};
 pub use oneoff::{create_oneoff, prepare_oneoff, run_oneoff};
 pub use ready::wait_ready;
 pub use up::{dry_run, up};
@@ -60,16 +60,9 @@ pub enum UpError {
         source: std::io::Error,
     },
 
-    #[error("port {port} for service `{service}` is already taken{}", holder.as_ref().map(|h| format!(" by container `{h}`")).unwrap_or_default())]
-    #[diagnostic(
-        code(devenv::up::port),
-        help("stop whatever holds it{}, or change the host side of the mapping in `ports`", holder.as_ref().map(|h| format!(" (`{h}`)")).unwrap_or_default())
-    )]
-    PortTaken {
-        service: String,
-        port: u16,
-        holder: Option<String>,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Port(#[from] crate::ports::PortError),
 
     #[error("service `{service}` {reason}")]
     #[diagnostic(code(devenv::up::not_ready), help("{hint}"))]
@@ -139,6 +132,15 @@ pub enum UpError {
 }
 
 impl UpError {
+    /// Why the plan this error stopped was stale, when it was (see
+    /// [`EngineError::changed_under_us`]).
+    pub fn changed_under_us(&self) -> Option<String> {
+        match self {
+            UpError::Engine(e) => e.changed_under_us(),
+            _ => None,
+        }
+    }
+
     /// Usage errors are 2, everything else a failed job (1).
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -149,8 +151,51 @@ impl UpError {
     }
 }
 
-/// Holds the per-project lock for as long as it lives.
-pub struct ProjectLock(#[allow(dead_code)] File);
+/// Holds the per-project lock for as long as it lives. While held, the
+/// lock file names the command and when it began; a normal end empties it,
+/// so a file found full was left by a command that was killed.
+pub struct ProjectLock {
+    file: File,
+    interrupted: Option<Interrupted>,
+}
+
+/// What a killed command left in the lock file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interrupted {
+    /// Its words, as `up` or `down`.
+    pub command: String,
+    pub pid: u32,
+    /// When it began, in unix seconds.
+    pub since: u64,
+}
+
+impl Interrupted {
+    fn parse(text: &str) -> Option<Interrupted> {
+        let mut words = text.split_whitespace();
+        let pid = words.next()?.parse().ok()?;
+        let since = words.next()?.parse().ok()?;
+        let command = words.collect::<Vec<_>>().join(" ");
+        Some(Interrupted {
+            command,
+            pid,
+            since,
+        })
+    }
+}
+
+impl ProjectLock {
+    /// The command before this one that was killed while it held the lock.
+    pub fn interrupted(&self) -> Option<&Interrupted> {
+        self.interrupted.as_ref()
+    }
+}
+
+impl Drop for ProjectLock {
+    fn drop(&mut self) {
+        // Emptied: this command ended as it should.
+        let _ = self.file.set_len(0);
+    }
+}
 
 /// Takes the per-project lock so two devenv commands on one project do not
 /// interleave; waits (saying so) when another holds it.
@@ -158,6 +203,17 @@ pub struct ProjectLock(#[allow(dead_code)] File);
 /// The lock file lives in devenv's private folder (see [`crate::scratch`]),
 /// never at a predictable path in a shared `/tmp`.
 pub fn lock(project: &str, reporter: &dyn Reporter) -> Result<ProjectLock, UpError> {
+    lock_for(project, "a devenv command", reporter)
+}
+
+/// [`lock`], recording `command` (`up`, `down`) so that the next command
+/// can tell which one was interrupted.
+pub fn lock_for(
+    project: &str,
+    command: &str,
+    reporter: &dyn Reporter,
+) -> Result<ProjectLock, UpError> {
+    use std::io::{Read, Seek, Write};
     let dir = crate::scratch::private_dir().map_err(|source| UpError::Lock {
         path: "devenv's private folder".into(),
         source,
@@ -167,9 +223,10 @@ pub fn lock(project: &str, reporter: &dyn Reporter) -> Result<ProjectLock, UpErr
         path: path.display().to_string(),
         source,
     };
-    let file = File::options()
+    let mut file = File::options()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(&path)
         .map_err(err)?;
@@ -179,7 +236,46 @@ pub fn lock(project: &str, reporter: &dyn Reporter) -> Result<ProjectLock, UpErr
         ));
         file.lock().map_err(err)?;
     }
-    Ok(ProjectLock(file))
+    let mut left = String::new();
+    file.read_to_string(&mut left).map_err(err)?;
+    let interrupted = Interrupted::parse(&left);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    file.set_len(0).map_err(err)?;
+    file.rewind().map_err(err)?;
+    write!(file, "{} {since} {command}", std::process::id()).map_err(err)?;
+    Ok(ProjectLock { file, interrupted })
+}
+
+/// After a killed command, waits until the stops and removals it had sent
+/// have landed in the engine (they finish without it), so that what is
+/// observed next stays true. Says so only when there was something to wait for.
+pub async fn settle(
+    engine: &Engine,
+    project: &str,
+    lock: &ProjectLock,
+    reporter: &dyn Reporter,
+) -> Result<(), UpError> {
+    let Some(killed) = lock.interrupted() else {
+        return Ok(());
+    };
+    // A request the killed process wrote just before it died may still be
+    // on its way into the engine.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A stop gives a container 10 s before SIGKILL; a little more for the kill.
+    let waited = engine
+        .settle(project, killed.since, Duration::from_secs(15))
+        .await?;
+    if waited > 0 {
+        reporter.notice(&format!(
+            "an interrupted `{}` (pid {}) had {waited} container{} of `{project}` stopping: waited for the engine to finish",
+            killed.command,
+            killed.pid,
+            if waited == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(())
 }
 
 /// The project's containers, after checking that the project is this
@@ -271,7 +367,8 @@ pub async fn down(
     reporter: &dyn Reporter,
 ) -> Result<(), UpError> {
     let project = &stack.project;
-    let _lock = lock(project, reporter)?;
+    let lock = lock_for(project, "down", reporter)?;
+    settle(engine, project, &lock, reporter).await?;
     let containers = owned_containers(engine, stack).await?;
     let jobs = containers.iter().map(|c| async move {
         // A leftover `run` container carries its service's label: it gets
@@ -382,28 +479,6 @@ pub async fn status(engine: &Engine, stack: &Stack) -> Result<Vec<ServiceStatus>
     Ok(out)
 }
 
-/// Why devenv itself restarted a service, kept until the log follower of
-/// the same process says so on the service's restart line.
-static RESTART_NOTES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
-
-/// Records that devenv is about to restart (or recreate) `service`, and why.
-pub fn note_restart(service: &str, why: &str) {
-    let mut notes = RESTART_NOTES
-        .lock()
-        .expect("no panics while holding the lock");
-    notes.retain(|(s, _)| s != service);
-    notes.push((service.to_string(), why.to_string()));
-}
-
-/// The reason recorded by [`note_restart`] for `service`, once.
-pub fn take_restart_note(service: &str) -> Option<String> {
-    let mut notes = RESTART_NOTES
-        .lock()
-        .expect("no panics while holding the lock");
-    let pos = notes.iter().position(|(s, _)| s == service)?;
-    Some(notes.remove(pos).1)
-}
-
 /// A container's exit code in words, where it means more than a number:
 /// 137 and 143 are signals, and 137 is what an out-of-memory kill looks like.
 pub fn explain_exit(code: i64, oom_killed: bool) -> String {
@@ -427,5 +502,38 @@ mod tests {
             "exited with code 137 (killed: out of memory)"
         );
         assert_eq!(UpError::UnknownService("x".into()).exit_code(), 2);
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_file_left_full_names_the_interrupted_command_and_a_normal_end_empties_it() {
+        let project = format!("devenv-unit-lock-{}", std::process::id());
+        let path = crate::scratch::private_dir()
+            .unwrap()
+            .join(format!("{project}.lock"));
+        // What a killed `down` leaves behind.
+        std::fs::write(&path, "4242 1796604376 down").unwrap();
+        let reporter = crate::report::Silent;
+        let lock = lock_for(&project, "up", &reporter).unwrap();
+        assert_eq!(
+            lock.interrupted(),
+            Some(&Interrupted {
+                command: "down".into(),
+                pid: 4242,
+                since: 1796604376,
+            })
+        );
+        let held = std::fs::read_to_string(&path).unwrap();
+        assert!(held.ends_with(" up"), "{held:?}");
+        drop(lock);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        let again = lock_for(&project, "up", &reporter).unwrap();
+        assert_eq!(again.interrupted(), None);
+        drop(again);
+        std::fs::remove_file(&path).unwrap();
     }
 }

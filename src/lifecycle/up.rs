@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use super::hooks::{hooks_done, run_hooks, HOOKS_DONE};
 use super::ready::wait_ready;
 use super::schedule::{self, Started};
-use super::{lock, ServiceOutcome, UpError, UpOptions};
+use super::{lock_for, settle, ServiceOutcome, UpError, UpOptions};
 use crate::config::model::{Mount, Port, Service, Stack};
 use crate::engine::{container_name, project_dir, Engine, EngineError, LABEL_DIR, LABEL_PROJECT};
 use crate::images::Images;
@@ -161,10 +161,40 @@ pub async fn up(
     opts: &UpOptions,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Vec<ServiceOutcome>, UpError> {
-    let _lock = lock(&stack.project, reporter.as_ref())?;
+    let lock = lock_for(&stack.project, "up", reporter.as_ref())?;
+    settle(engine, &stack.project, &lock, reporter.as_ref()).await?;
     let selected = super::select(stack, &opts.services)?;
+    let mut round = 1;
+    loop {
+        match up_once(engine, stack, &selected, opts, reporter.clone()).await {
+            // What the plan acted on changed under it (an interrupted run's
+            // late request, another client): look again and plan anew.
+            Err(e) if round < ROUNDS && e.changed_under_us().is_some() => {
+                round += 1;
+                reporter.notice(&format!(
+                    "{}: the engine changed under this run, looking again ({round} of {ROUNDS})",
+                    e.changed_under_us().unwrap_or_default()
+                ));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// How often `up` observes and plans before an engine that keeps changing
+/// under it is reported as an error.
+const ROUNDS: u32 = 3;
+
+/// One observe → plan → apply round of [`up`], under its lock.
+async fn up_once(
+    engine: &Engine,
+    stack: &Stack,
+    selected: &[String],
+    opts: &UpOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Vec<ServiceOutcome>, UpError> {
     let mut run = as_run(engine, stack);
-    let mut actual = observe(engine, &run, &selected).await?;
+    let mut actual = observe(engine, &run, selected).await?;
     let mut popts = plan_options(opts);
     let mut plan = plan::plan(&run, &actual, &popts)?;
 
@@ -302,11 +332,12 @@ pub fn port_refusal(checks: &[PortCheck]) -> Result<(), UpError> {
         if !p.fixed {
             continue;
         }
-        return Err(UpError::PortTaken {
+        return Err(crate::ports::PortError::Taken {
             service: p.service.clone(),
             port: p.binding.port,
             holder: p.holder.clone(),
-        });
+        }
+        .into());
     }
     Ok(())
 }
@@ -492,11 +523,8 @@ async fn create(
     } else {
         reporter.task(name, "creating");
     }
-    // A leftover container by the same name (from a killed run) is in the
-    // way; the plan checked that it is this project's.
-    engine
-        .remove_container_keeping_volumes(&step.container)
-        .await?;
+    // Containers are only ever removed by id: a removal by name sent by a
+    // killed run can land late and would take this run's new container.
     let mut attempt = 0;
     loop {
         match engine.create_container(&step.spec).await {
@@ -504,16 +532,13 @@ async fn create(
             // container of this project and folder by that name goes, and
             // we try again.
             Err(e) if e.is_conflict() && attempt < 5 => {
-                let labels = engine.container_labels(&step.container).await?;
-                let same = |key: &str| {
-                    labels.as_ref().and_then(|l| l.get(key)) == step.spec.labels.get(key)
-                };
-                if !(same(LABEL_PROJECT) && same(LABEL_DIR)) {
-                    return Err(e.into());
+                if let Some(holder) = engine.named_container(&step.container).await? {
+                    let same = |key: &str| holder.labels.get(key) == step.spec.labels.get(key);
+                    if !(same(LABEL_PROJECT) && same(LABEL_DIR)) {
+                        return Err(e.into());
+                    }
+                    engine.remove_container_keeping_volumes(&holder.id).await?;
                 }
-                engine
-                    .remove_container_keeping_volumes(&step.container)
-                    .await?;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 attempt += 1;
             }
@@ -630,4 +655,34 @@ async fn bring_up(
         ready_after,
         hooks_ran,
     })
+}
+
+/// `devenv up --build SERVICE`, as the watcher's `rebuild` rules need it.
+pub struct Rebuilder<'a> {
+    pub engine: &'a Engine,
+    pub stack: &'a Stack,
+    pub reporter: Arc<dyn Reporter>,
+}
+
+impl crate::watch::Rebuild for Rebuilder<'_> {
+    fn rebuild<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> futures_util::future::LocalBoxFuture<
+        'a,
+        Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    > {
+        Box::pin(async move {
+            let opts = UpOptions {
+                services: vec![service.to_string()],
+                build: true,
+                no_hooks: false,
+                ..UpOptions::default()
+            };
+            up(self.engine, self.stack, &opts, self.reporter.clone())
+                .await
+                .map(|_| ())
+                .map_err(Into::into)
+        })
+    }
 }

@@ -42,11 +42,11 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::config::model::{Condition, Mount, Protocol, Service, Stack};
-use crate::engine::{
+use crate::image_ref::ImageRef;
+use crate::names::{
     container_name, volume_name, LABEL_COMPOSE_PROJECT, LABEL_DIR, LABEL_HASH, LABEL_ONEOFF,
     LABEL_PARTS, LABEL_PROJECT, LABEL_SERVICE,
 };
-use crate::image_ref::ImageRef;
 
 pub use hash::{changed_parts, config_hash, config_parts, PORTS_PART};
 pub use paths::{Invoker, NewPath, Owner};
@@ -545,7 +545,7 @@ fn resolve_image<'a>(
         return found;
     }
     if svc.fallback.is_some() {
-        let standin = crate::images::standin_tag(&svc.image);
+        let standin = crate::names::standin_tag(&svc.image);
         // Built on an earlier offline run: used rather than retrying the registry.
         if let Some(found) = present(&standin) {
             return found;

@@ -10,11 +10,11 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::config::model::{EnvValue, Mount, Port, Restart, Service, Stack};
-use crate::engine::{
+use crate::image_ref::ImageRef;
+use crate::names::{
     anonymous_volume_name, container_name, network_name, volume_name, LABEL_ANONYMOUS, LABEL_DIR,
     LABEL_HASH, LABEL_ONEOFF, LABEL_PARTS, LABEL_PROJECT, LABEL_SERVICE,
 };
-use crate::image_ref::ImageRef;
 
 /// One container as devenv wants it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

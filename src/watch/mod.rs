@@ -62,7 +62,6 @@ use tree::{Signal, Tree};
 
 use crate::config::model::Stack;
 use crate::engine::{Engine, EngineError};
-use crate::lifecycle::{self, UpOptions};
 use crate::report::Reporter;
 
 /// Quiet time that ends a batch: long enough to merge the writes, renames
@@ -181,12 +180,27 @@ pub fn has_rules(stack: &Stack, services: &[String]) -> bool {
         .any(|s| (services.is_empty() || services.contains(&s.name)) && !s.watch.is_empty())
 }
 
+/// What a `rebuild` rule needs of the rest of devenv: the service's image
+/// built again and its container brought up ready on it (as `devenv up
+/// --build SERVICE`). The command gives it, so the watcher stays below the
+/// lifecycle instead of calling back into it.
+pub trait Rebuild: Send + Sync {
+    fn rebuild<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> futures_util::future::LocalBoxFuture<
+        'a,
+        Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    >;
+}
+
 /// Watches the rules of `services` (all when empty) until the future is
 /// dropped; returns only when watching cannot start.
 pub async fn run(
     engine: &Engine,
     stack: &Stack,
     services: &[String],
+    rebuild: &dyn Rebuild,
     reporter: Arc<dyn Reporter>,
 ) -> Result<(), WatchError> {
     // The rules as the containers were made: in bind mode their folders are mounted.
@@ -215,6 +229,7 @@ pub async fn run(
     let mut w = Watcher {
         engine,
         stack,
+        rebuild,
         known: names.iter().map(|n| (n.clone(), None)).collect(),
         rules,
         reporter,
@@ -334,6 +349,7 @@ struct Known {
 struct Watcher<'a> {
     engine: &'a Engine,
     stack: &'a Stack,
+    rebuild: &'a dyn Rebuild,
     rules: Vec<Rule>,
     reporter: Arc<dyn Reporter>,
     known: HashMap<String, Option<Known>>,
@@ -689,7 +705,7 @@ impl Watcher<'_> {
         };
         for command in &plan.exec {
             let started = Instant::now();
-            match lifecycle::exec_shell(self.engine, svc, &id, command, self.reporter.as_ref())
+            match crate::hooks::exec_shell(self.engine, svc, &id, command, self.reporter.as_ref())
                 .await
             {
                 Ok((0, _)) => self.reporter.done(
@@ -709,7 +725,8 @@ impl Watcher<'_> {
 
     async fn restart(&mut self, service: &str, id: &str) {
         let started = Instant::now();
-        lifecycle::note_restart(service, "a `restart` watch rule fired");
+        self.reporter
+            .restarting(service, "a `restart` watch rule fired");
         if let Err(e) = self.engine.restart_container(id).await {
             return self.fail(service, "restart", &e);
         }
@@ -739,20 +756,15 @@ impl Watcher<'_> {
     async fn rebuild(&mut self, service: &str) {
         let started = Instant::now();
         self.reporter.task(service, "rebuilding");
-        lifecycle::note_restart(service, "a `rebuild` watch rule rebuilt it");
-        let opts = UpOptions {
-            services: vec![service.to_string()],
-            build: true,
-            no_hooks: false,
-            ..UpOptions::default()
-        };
-        match lifecycle::up(self.engine, self.stack, &opts, self.reporter.clone()).await {
+        self.reporter
+            .restarting(service, "a `rebuild` watch rule rebuilt it");
+        match self.rebuild.rebuild(service).await {
             Ok(_) => self.reporter.done(
                 service,
                 &format!("rebuilt in {:.1} s", started.elapsed().as_secs_f64()),
                 true,
             ),
-            Err(e) => self.fail(service, "rebuild", &e),
+            Err(e) => self.fail(service, "rebuild", e.as_ref()),
         }
     }
 }

@@ -17,11 +17,14 @@ pub struct Project {
 
 impl Project {
     /// `name` must be unique per test: tests run in parallel on one engine.
+    /// The project is named `name` plus this run's [`run_suffix`], so two
+    /// runs of the suite on one engine never meet.
     pub fn new(name: &str, toml: &str) -> Project {
         let dir = tempfile::tempdir().unwrap();
+        let name = format!("{name}{}", run_suffix());
         let project = Project {
             dir,
-            name: name.to_string(),
+            name: name.clone(),
             uses_docker: false,
         };
         project.write(
@@ -177,7 +180,53 @@ pub fn with_image_lock(build: impl FnOnce()) {
 }
 
 fn warm_images_once() {
+    sweep_leftovers();
     with_image_lock(warm_three_services);
+}
+
+/// What this test process adds to every project name: `-t` and its pid.
+pub fn run_suffix() -> String {
+    format!("-t{}", std::process::id())
+}
+
+/// Takes down, volumes and all, what killed earlier runs of the suite left
+/// on the engine: projects whose name ends in a run suffix whose process
+/// is gone, made in a temp folder. Nothing else is touched: not another
+/// running suite's projects, not anything named otherwise.
+fn sweep_leftovers() {
+    let ours = run_suffix();
+    let temp = std::env::temp_dir().canonicalize().unwrap();
+    let out = Command::cargo_bin("devenv")
+        .unwrap()
+        .args(["ls", "--json"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "devenv ls --json: {}", text(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    for row in rows {
+        let project = row["project"].as_str().unwrap_or_default();
+        let Some((_, pid)) = project.rsplit_once("-t") else {
+            continue;
+        };
+        let dead = pid
+            .parse::<u32>()
+            .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        let in_temp = row["folder"]
+            .as_str()
+            .is_some_and(|f| std::path::Path::new(f).starts_with(&temp));
+        if dead && in_temp && !project.ends_with(&ours) {
+            eprintln!("sweeping `{project}`, left by a killed run of the suite");
+            let out = Command::cargo_bin("devenv")
+                .unwrap()
+                .args(["-p", project, "down", "-v"])
+                .current_dir(&temp)
+                .env("NO_COLOR", "1")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "sweeping {project}: {}", text(&out));
+        }
+    }
 }
 
 fn warm_three_services() {
@@ -260,4 +309,45 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `n` pseudo-random delays below `max_ms`, and the seed they came from
+/// (printed by the caller, so a failing trial can be replayed with
+/// `DEVENV_TEST_SEED`). No crate needed for a test's dice: xorshift.
+pub fn random_delays(n: usize, max_ms: u64) -> (u64, Vec<std::time::Duration>) {
+    let seed = std::env::var("DEVENV_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as u64
+                | 1
+        });
+    let mut x = seed;
+    let delays = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            std::time::Duration::from_millis(x % max_ms)
+        })
+        .collect();
+    (seed, delays)
+}
+
+/// Starts devenv with `args` in `dir`, kills it (SIGKILL, by its PID)
+/// after `delay`, and reaps it.
+pub fn kill_after(dir: &Path, args: &[&str], delay: std::time::Duration) {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    let _ = child.wait();
 }
