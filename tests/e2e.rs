@@ -266,10 +266,9 @@ fn r31_down_tells_a_leftover_one_off_apart_from_its_service() {
         1,
         "the service's own stop, once: {err}"
     );
+    let oneoff = format!("cache (one-off `{}-cache-run-", p.name);
     assert!(
-        stopping
-            .iter()
-            .any(|l| l.starts_with("cache (one-off `e2edownoneoff-cache-run-")),
+        stopping.iter().any(|l| l.starts_with(&oneoff)),
         "the one-off says it is one: {err}"
     );
     assert_eq!(p.ps().len(), 0, "both are gone");
