@@ -36,7 +36,8 @@ fi
 for file in "${values[@]}"; do
     env=$(basename "$file" .yaml)
     env=${env#values-}
-    helm template release "$out" -f "$file" > "$rendered/helm-$env.yaml"
+    # Into a namespace, as `helm upgrade --install -n NS` does (the chart holds none).
+    helm template release "$out" -n "release-$env" -f "$file" > "$rendered/helm-$env.yaml"
     echo "helm template: $env renders $(grep -c '^kind:' "$rendered/helm-$env.yaml") objects"
 done
 

@@ -9,6 +9,10 @@ use crate::config::model::{Probe, Stack};
 use crate::engine::{Engine, EngineError};
 use crate::probe::Target;
 
+/// What devenv's database commands call their sessions on the server, so
+/// that the next command can end those a killed devenv left running.
+pub const APPLICATION_NAME: &str = "devenv-db";
+
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DatabaseError {
     #[error(transparent)]
@@ -42,6 +46,8 @@ pub enum DatabaseError {
 /// The stack's running PostgreSQL server, located.
 #[derive(Debug, Clone)]
 pub struct Database {
+    /// The project's name on the engine (its journal in devenv's private folder).
+    pub project: String,
     pub service: String,
     pub container: String,
     /// The database the app uses (`POSTGRES_DB`, or the probe's `database`).
@@ -93,6 +99,7 @@ impl Database {
                 message: "no address reaches it".into(),
             })?;
         Ok(Database {
+            project: stack.project.clone(),
             service,
             container: container.id,
             name,
@@ -105,7 +112,17 @@ impl Database {
 
     /// A connection to `database` on the server, as the stack's user.
     pub async fn connect(&self, database: &str) -> Result<PgConnection, DatabaseError> {
+        self.connect_as(database, "devenv").await
+    }
+
+    /// A connection to `database` that shows as `application` on the server.
+    pub async fn connect_as(
+        &self,
+        database: &str,
+        application: &str,
+    ) -> Result<PgConnection, DatabaseError> {
         sqlx::postgres::PgConnectOptions::new()
+            .application_name(application)
             .host(&self.host)
             .port(self.port)
             .username(&self.user)
@@ -124,8 +141,13 @@ impl Database {
         }
     }
 
-    /// `PGPASSWORD` for client programs run inside the container.
+    /// `PGPASSWORD` for client programs run inside the container, and the
+    /// name devenv's own sessions go by (an import's client left running by
+    /// a killed devenv is then found and ended by the next command).
     pub fn client_env(&self) -> Vec<String> {
-        vec![format!("PGPASSWORD={}", self.password.expose())]
+        vec![
+            format!("PGPASSWORD={}", self.password.expose()),
+            format!("PGAPPNAME={}", APPLICATION_NAME),
+        ]
     }
 }

@@ -81,12 +81,22 @@ impl Format {
     }
 }
 
-/// Loads `file` into the (empty) app database; returns the `ERROR:` lines
-/// the client printed, which a dump from another server may have (roles
-/// that do not exist here), so the caller can show them.
+/// Where an import's file is copied in the database's container while it
+/// loads (the pid makes it this run's).
+pub fn import_path(pid: u32) -> String {
+    format!("{IMPORT_FILE_PREFIX}{pid}")
+}
+
+/// What every import's file in the container's `/tmp` is named from.
+pub const IMPORT_FILE_PREFIX: &str = "/tmp/devenv-import-";
+
+/// Loads `file` into the empty database `into` on the server; returns the
+/// `ERROR:` lines the client printed, which a dump from another server may
+/// have (roles that do not exist here), so the caller can show them.
 pub async fn load(
     engine: &Engine,
     db: &Database,
+    into: &str,
     file: &Path,
     mut on_output: impl FnMut(&str) + Send,
 ) -> Result<Vec<String>, DumpError> {
@@ -96,7 +106,7 @@ pub async fn load(
     };
     let bytes = std::fs::read(file).map_err(read)?;
     let format = Format::sniff(&bytes[..bytes.len().min(8)]);
-    let inside = format!("/tmp/devenv-import-{}", std::process::id());
+    let inside = import_path(std::process::id());
     let mut tar = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(bytes.len() as u64);
@@ -114,7 +124,7 @@ pub async fn load(
         .upload_archive(&db.container, "/tmp", archive)
         .await?;
 
-    let (user, name) = (db.user.as_str(), db.name.as_str());
+    let (user, name) = (db.user.as_str(), into);
     let (program, command): (&'static str, Vec<String>) = match format {
         Format::Sql => (
             "psql",

@@ -9,6 +9,7 @@ pub mod clip;
 pub mod commands;
 pub mod config;
 pub mod database;
+pub mod dbsafety;
 pub mod dump;
 pub mod engine;
 pub mod export;

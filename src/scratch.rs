@@ -8,6 +8,10 @@
 //! with mode 0700 and, when it already exists, used only if it is a real
 //! folder (not a symlink) owned by this user and closed to everyone else.
 //!
+//! A database command notes itself in `<project>.db-journal` while it runs
+//! (see [`journal`]): a killed one leaves the note, which tells the next
+//! command to look for what it left on the server.
+//!
 //! A run's files go in a fresh folder inside it that holds a lock file for
 //! as long as the run lives. A killed run cannot remove its folder, so every
 //! new run first removes the folders whose lock nobody holds any more.
@@ -141,6 +145,53 @@ fn sweep(base: &Path) {
     }
 }
 
+/// A database command's note that it is under way; removed when dropped.
+/// A killed command cannot remove it, which is the point.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn journal_path(base: &Path, project: &str) -> PathBuf {
+    base.join(format!("{project}.db-journal"))
+}
+
+/// Notes that database command `what` runs on `project`'s database.
+pub fn journal(project: &str, what: &str) -> io::Result<Journal> {
+    journal_in(&private_dir()?, project, what)
+}
+
+fn journal_in(base: &Path, project: &str, what: &str) -> io::Result<Journal> {
+    let path = journal_path(base, project);
+    // A file of ours in a folder only we may enter: no symlink can be planted here.
+    std::fs::write(&path, format!("{what}\n"))?;
+    Ok(Journal { path })
+}
+
+/// The database command a killed devenv left noted for `project`, if any.
+pub fn interrupted(project: &str) -> Option<String> {
+    interrupted_in(&private_dir().ok()?, project)
+}
+
+fn interrupted_in(base: &Path, project: &str) -> Option<String> {
+    std::fs::read_to_string(journal_path(base, project))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Removes `project`'s note once what it names has been repaired.
+pub fn clear_journal(project: &str) {
+    if let Ok(base) = private_dir() {
+        let _ = std::fs::remove_file(journal_path(&base, project));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +277,24 @@ mod tests {
         assert!(live.path().exists(), "a live run's folder is left alone");
         assert!(base.join("shop.lock").exists());
         drop(next);
+    }
+
+    #[test]
+    fn a_database_commands_note_stays_only_when_it_is_not_dropped() {
+        let (_tmp, base) = base();
+        let done = journal_in(&base, "shop", "db restore base").unwrap();
+        assert_eq!(
+            interrupted_in(&base, "shop").as_deref(),
+            Some("db restore base")
+        );
+        drop(done);
+        assert_eq!(interrupted_in(&base, "shop"), None);
+        // A killed command never drops its note: the next one finds it.
+        std::mem::forget(journal_in(&base, "shop", "db import x.sql").unwrap());
+        assert_eq!(
+            interrupted_in(&base, "shop").as_deref(),
+            Some("db import x.sql")
+        );
+        assert_eq!(interrupted_in(&base, "other"), None);
     }
 }

@@ -4,26 +4,40 @@
 //!
 //! # How it works
 //!
-//! `snapshot NAME` clones the app's database into `devenv_snap_NAME` (closed
-//! to connections, so nothing changes it) and clones that once more into
-//! `devenv_snapnext_NAME`, a spare. `restore NAME` then only renames: the
-//! app's database is set aside, the spare takes its name, and the old one
-//! is dropped — milliseconds, whatever the size, where reloading a dump
-//! takes seconds to minutes. A new spare is cloned after the restore has
-//! been reported, ready for the next one. Connections to the app's database
-//! are refused and ended for the moment of each clone or swap (PostgreSQL
-//! needs that), then allowed again whatever happened.
+//! `snapshot NAME` clones the app's database into `devenv_snaptmp_NAME`,
+//! closes that to connections (so nothing changes it) and renames it to
+//! `devenv_snap_NAME` in one transaction, then clones it once more into
+//! `devenv_snapnext_NAME`, a spare. `restore NAME` then only renames: in one
+//! transaction the app's database is set aside as `devenv_replaced_<pid>`
+//! and the spare takes its name; the old one is dropped after the commit —
+//! milliseconds, whatever the size, where reloading a dump takes seconds to
+//! minutes. A new spare is cloned after the restore has been reported.
+//!
+//! # Crash safety
+//!
+//! The app's database is never dropped, never closed to connections and
+//! never missing: a clone or a swap ends the sessions on it (PostgreSQL
+//! needs it alone), and while the clone or the rename holds it, new
+//! connections wait instead of being refused. Every step is one statement or
+//! one transaction, so a killed devenv leaves either the old state or the
+//! new one, plus at most a database with a temporary name that the next
+//! command removes or finishes (see [`crate::dbsafety`]).
 
 use std::time::{Duration, Instant};
 
 use sqlx::{Executor, PgConnection, Row};
 
-use crate::database::{Database, DatabaseError};
+use crate::database::{Database, DatabaseError, APPLICATION_NAME};
+use crate::scratch;
 
 /// Prefix of snapshot databases.
 pub const SNAPSHOT_PREFIX: &str = "devenv_snap_";
 /// Prefix of each snapshot's spare copy, renamed into place by a restore.
 pub const SPARE_PREFIX: &str = "devenv_snapnext_";
+/// Prefix of a snapshot being cloned: it gets its name only once complete.
+pub const TAKING_PREFIX: &str = "devenv_snaptmp_";
+/// Prefix of the app's database set aside by a restore, until it is dropped.
+pub const REPLACED_PREFIX: &str = "devenv_replaced_";
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum SnapshotError {
@@ -52,6 +66,16 @@ pub enum SnapshotError {
     #[error("{action} failed: {message}")]
     #[diagnostic(code(devenv::db::sql))]
     Sql { action: String, message: String },
+
+    #[error("cannot record the database command in devenv's private folder")]
+    #[diagnostic(
+        code(devenv::db::journal),
+        help("devenv notes a database command there while it runs, so that the next command can finish or undo it if this one is killed; the cause is below")
+    )]
+    Journal {
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// One snapshot as `devenv db snapshots` lists it.
@@ -82,17 +106,21 @@ pub fn check_name(name: &str) -> Result<(), SnapshotError> {
 }
 
 /// A PostgreSQL identifier, quoted.
-fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A connection to the server's maintenance database, from which the app's
 /// database can be cloned, renamed and dropped.
 pub async fn maintenance(db: &Database) -> Result<PgConnection, SnapshotError> {
-    Ok(db.connect("postgres").await?)
+    Ok(db.connect_as("postgres", APPLICATION_NAME).await?)
 }
 
-async fn exec(conn: &mut PgConnection, action: &str, sql: &str) -> Result<(), SnapshotError> {
+pub(crate) async fn exec(
+    conn: &mut PgConnection,
+    action: &str,
+    sql: &str,
+) -> Result<(), SnapshotError> {
     conn.execute(sql)
         .await
         .map(|_| ())
@@ -102,7 +130,7 @@ async fn exec(conn: &mut PgConnection, action: &str, sql: &str) -> Result<(), Sn
         })
 }
 
-async fn exists(conn: &mut PgConnection, database: &str) -> Result<bool, SnapshotError> {
+pub(crate) async fn exists(conn: &mut PgConnection, database: &str) -> Result<bool, SnapshotError> {
     sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
         .bind(database)
         .fetch_optional(&mut *conn)
@@ -116,7 +144,7 @@ async fn exists(conn: &mut PgConnection, database: &str) -> Result<bool, Snapsho
 
 /// `STRATEGY = FILE_COPY` (PostgreSQL 15+) copies the files at once instead
 /// of writing every page to the WAL: much faster for a large database.
-async fn clone_strategy(conn: &mut PgConnection) -> Result<&'static str, SnapshotError> {
+pub(crate) async fn clone_strategy(conn: &mut PgConnection) -> Result<&'static str, SnapshotError> {
     let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
         .fetch_one(&mut *conn)
         .await
@@ -131,60 +159,62 @@ async fn clone_strategy(conn: &mut PgConnection) -> Result<&'static str, Snapsho
     })
 }
 
-/// Runs `work` with connections to `database` refused and the open ones
-/// ended; connections are allowed again afterwards, whatever `work` did.
-async fn closed<T>(
+/// Runs `work` on `conn` while ending, again and again until it is done,
+/// every other session on the app's database. `CREATE DATABASE … TEMPLATE`
+/// and `ALTER DATABASE … RENAME` need a database nobody is connected to;
+/// once they hold it, new connections wait for them instead of failing. The
+/// app's database is never closed to connections for this: a closed
+/// database would stay closed if devenv were killed.
+pub(crate) async fn alone<T>(
+    db: &Database,
     conn: &mut PgConnection,
-    database: &str,
     work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, SnapshotError>,
 ) -> Result<T, SnapshotError> {
-    exec(
-        conn,
-        "closing the database to connections",
-        &format!(
-            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
-            ident(database)
-        ),
-    )
-    .await?;
-    let ended = sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(database)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| SnapshotError::Sql {
-        action: "ending connections".into(),
-        message: e.to_string(),
-    });
-    let result = match ended {
-        Ok(_) => work(conn).await,
-        Err(e) => Err(e),
+    let mut ender = maintenance(db).await?;
+    let name = db.name.clone();
+    let ending = async move {
+        loop {
+            // A failure here shows up as the work's own "being accessed" error.
+            let _ = sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(&name)
+            .execute(&mut ender)
+            .await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     };
-    // `database` names the app's database again by now, whether the work
-    // renamed another into its place or failed and left it as it was.
-    let reopened = exec(
-        conn,
-        "opening the database to connections",
-        &format!(
-            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-            ident(database)
-        ),
-    )
-    .await;
-    let value = result?;
-    reopened?;
-    Ok(value)
+    tokio::select! {
+        r = work(conn) => r,
+        () = ending => unreachable!("the ending loop never ends"),
+    }
+}
+
+/// Runs `statements` as one transaction: all of them or none. A failed one
+/// leaves the session's transaction aborted, so it is rolled back here.
+pub(crate) async fn transaction(
+    conn: &mut PgConnection,
+    action: &str,
+    statements: &[String],
+) -> Result<(), SnapshotError> {
+    let sql = format!("BEGIN; {}; COMMIT", statements.join("; "));
+    let result = exec(conn, action, &sql).await;
+    if result.is_err() {
+        let _ = conn.execute("ROLLBACK").await;
+    }
+    result
 }
 
 /// Clones the app's database into snapshot `name` and its spare; returns
-/// how long the app's database was closed.
+/// how long the app's database was held (new connections waited).
 pub async fn snapshot(db: &Database, name: &str) -> Result<Duration, SnapshotError> {
     check_name(name)?;
+    let _journal = journal(db, &format!("db snapshot {name}"))?;
     let mut conn = maintenance(db).await?;
-    let (snap, spare) = (
+    let (snap, spare, taking) = (
         format!("{SNAPSHOT_PREFIX}{name}"),
         format!("{SPARE_PREFIX}{name}"),
+        format!("{TAKING_PREFIX}{name}"),
     );
     if exists(&mut conn, &snap).await? {
         return Err(SnapshotError::Exists {
@@ -192,21 +222,21 @@ pub async fn snapshot(db: &Database, name: &str) -> Result<Duration, SnapshotErr
         });
     }
     let strategy = clone_strategy(&mut conn).await?;
-    let started = Instant::now();
-    closed(&mut conn, &db.name, async |conn: &mut PgConnection| {
+    let held_for = alone(db, &mut conn, async |conn: &mut PgConnection| {
+        let started = Instant::now();
         exec(
             conn,
             "cloning the database",
             &format!(
                 "CREATE DATABASE {} TEMPLATE {}{strategy}",
-                ident(&snap),
+                ident(&taking),
                 ident(&db.name)
             ),
         )
         .await
+        .map(|()| started.elapsed())
     })
     .await?;
-    let closed_for = started.elapsed();
     let taken: String = sqlx::query_scalar("SELECT to_char(now(), 'YYYY-MM-DD HH24:MI:SS')")
         .fetch_one(&mut conn)
         .await
@@ -214,16 +244,27 @@ pub async fn snapshot(db: &Database, name: &str) -> Result<Duration, SnapshotErr
             action: "reading the time".into(),
             message: e.to_string(),
         })?;
-    // The snapshot itself never takes connections: nothing can change it.
-    exec(
+    // The snapshot never takes connections, so nothing can change it; it
+    // gets its name only together with that, complete.
+    transaction(
         &mut conn,
         "protecting the snapshot",
-        &format!(
-            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false; COMMENT ON DATABASE {} IS 'devenv snapshot of {} taken {taken}'",
-            ident(&snap),
-            ident(&snap),
-            db.name.replace('\'', "''")
-        ),
+        &[
+            format!(
+                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+                ident(&taking)
+            ),
+            format!(
+                "COMMENT ON DATABASE {} IS 'devenv snapshot of {} taken {taken}'",
+                ident(&taking),
+                db.name.replace('\'', "''")
+            ),
+            format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                ident(&taking),
+                ident(&snap)
+            ),
+        ],
     )
     .await?;
     exec(
@@ -236,13 +277,20 @@ pub async fn snapshot(db: &Database, name: &str) -> Result<Duration, SnapshotErr
         ),
     )
     .await?;
-    Ok(closed_for)
+    Ok(held_for)
+}
+
+/// Marks a database command as under way in devenv's private folder until
+/// the mark is dropped, so that the next command knows to look for what a
+/// killed one left (see [`crate::dbsafety::recover`]).
+pub(crate) fn journal(db: &Database, what: &str) -> Result<scratch::Journal, SnapshotError> {
+    scratch::journal(&db.project, what).map_err(|source| SnapshotError::Journal { source })
 }
 
 /// What a restore did.
 #[derive(Debug, Clone, Copy)]
 pub struct Restored {
-    /// From the app's database being closed to its being back, restored.
+    /// How long the app's database was held for the swap (new connections waited).
     pub swap: Duration,
     /// Whether a spare was ready (a rename) or the snapshot was cloned.
     pub from_spare: bool,
@@ -252,6 +300,7 @@ pub struct Restored {
 /// call [`prepare_spare`] afterwards for the next restore.
 pub async fn restore(db: &Database, name: &str) -> Result<Restored, SnapshotError> {
     check_name(name)?;
+    let _journal = journal(db, &format!("db restore {name}"))?;
     let mut conn = maintenance(db).await?;
     let (snap, spare) = (
         format!("{SNAPSHOT_PREFIX}{name}"),
@@ -289,46 +338,30 @@ pub async fn restore(db: &Database, name: &str) -> Result<Restored, SnapshotErro
         )
         .await?;
     }
-    let old = format!("devenv_replaced_{}", std::process::id());
-    let started = Instant::now();
-    closed(&mut conn, &db.name, async |conn: &mut PgConnection| {
-        exec(
-            conn,
-            "setting the database aside",
-            &format!(
-                "ALTER DATABASE {} RENAME TO {}",
-                ident(&db.name),
-                ident(&old)
-            ),
-        )
-        .await?;
-        let swapped = exec(
+    let old = format!("{REPLACED_PREFIX}{}", std::process::id());
+    // Both renames in one transaction: the app's name always names a database.
+    let swap = alone(db, &mut conn, async |conn: &mut PgConnection| {
+        let started = Instant::now();
+        transaction(
             conn,
             "renaming the snapshot's copy into place",
-            &format!(
-                "ALTER DATABASE {} RENAME TO {}",
-                ident(&spare),
-                ident(&db.name)
-            ),
-        )
-        .await;
-        if swapped.is_err() {
-            // Put the app's own database back before reporting.
-            let _ = exec(
-                conn,
-                "putting the database back",
-                &format!(
+            &[
+                format!(
                     "ALTER DATABASE {} RENAME TO {}",
-                    ident(&old),
+                    ident(&db.name),
+                    ident(&old)
+                ),
+                format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    ident(&spare),
                     ident(&db.name)
                 ),
-            )
-            .await;
-        }
-        swapped
+            ],
+        )
+        .await
+        .map(|()| started.elapsed())
     })
     .await?;
-    let swap = started.elapsed();
     // Only the database just set aside goes; it was the app's, replaced at
     // the user's request.
     exec(
@@ -417,34 +450,6 @@ pub async fn drop_snapshot(db: &Database, name: &str) -> Result<(), SnapshotErro
         .await?;
     }
     Ok(())
-}
-
-/// Empties the app's database (drop and create, as its user), for an import.
-pub async fn recreate_empty(db: &Database) -> Result<(), SnapshotError> {
-    let mut conn = maintenance(db).await?;
-    let name = db.name.clone();
-    // Closed while it is dropped; the new one is created open.
-    exec(
-        &mut conn,
-        "closing the database to connections",
-        &format!(
-            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
-            ident(&name)
-        ),
-    )
-    .await?;
-    exec(
-        &mut conn,
-        "dropping the database",
-        &format!("DROP DATABASE {} WITH (FORCE)", ident(&name)),
-    )
-    .await?;
-    exec(
-        &mut conn,
-        "creating the database",
-        &format!("CREATE DATABASE {}", ident(&name)),
-    )
-    .await
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use console::{style, Style};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::Progress;
+use crate::config::secret::scrub;
 use crate::report::Reporter;
 
 /// A stable colour per service name, for log prefixes.
@@ -77,6 +78,7 @@ pub fn print_out(line: &str) {
 /// SIGPIPE, so the write fails instead) or a `logs -f` writing on forever.
 pub fn write_out(line: &str) {
     use std::io::Write;
+    let line = scrub(line);
     let mut out = std::io::stdout().lock();
     let written = writeln!(out, "{line}").and_then(|()| out.flush());
     match written {
@@ -94,13 +96,13 @@ pub fn write_out(line: &str) {
 /// stdout (`eprintln!` would panic: exit 101).
 pub fn write_err(line: &str) {
     // Any other failure: there is nowhere left to say it.
-    let _ = quit_if_gone(write_err_line(line));
+    let _ = quit_if_gone(write_err_line(&scrub(line)));
 }
 
 /// Writes a line on stderr and goes on whatever happens to it: for what
 /// must not end devenv (the Ctrl-C handler's notes, the last error).
 pub fn try_err(line: &str) {
-    let _ = write_err_line(line);
+    let _ = write_err_line(&scrub(line));
 }
 
 fn write_err_line(line: &str) -> std::io::Result<()> {
@@ -141,6 +143,7 @@ fn quit_if_gone<T>(written: std::io::Result<T>) -> std::io::Result<T> {
 
 /// Prints a line on stderr without breaking the progress display.
 pub fn print_err(line: &str) {
+    // `write_err` scrubs secrets.
     match BARS.get() {
         Some(b) => b.multi.suspend(|| write_err(line)),
         None => write_err(line),
@@ -221,6 +224,7 @@ fn spinner_style() -> ProgressStyle {
 
 impl Reporter for TerminalReporter {
     fn task(&self, key: &str, status: &str) {
+        let status = scrub(status);
         match self.mode {
             Mode::Bars => {
                 let bar = self.bar(key);
@@ -252,7 +256,7 @@ impl Reporter for TerminalReporter {
         } else {
             style("✘").red()
         };
-        let text = format!("{mark} {} {status}", style(key).bold());
+        let text = format!("{mark} {} {}", style(key).bold(), scrub(status));
         match self.mode {
             Mode::Bars => {
                 // The finished line goes above the bars as an ordinary line,

@@ -479,7 +479,7 @@ fn p_name_reaches_a_project_from_a_folder_without_a_stack_file() {
     let out = devenv_in(elsewhere.path(), &["-p", &pflag, "ps"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        stderr(&out).contains("no devenv project `checkouts-pflag`"),
+        stderr(&out).contains(&format!("no devenv project `{pflag}`")),
         "{}",
         text(&out)
     );

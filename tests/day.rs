@@ -84,8 +84,8 @@ fn shortcuts_run_in_the_right_service_with_the_stack_credentials() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["project"] == "e2eday")
-        .unwrap_or_else(|| panic!("e2eday is listed: {projects}"));
+        .find(|r| r["project"] == p.name.as_str())
+        .unwrap_or_else(|| panic!("{} is listed: {projects}", p.name));
     let folder = p.path().canonicalize().unwrap();
     assert_eq!(me["folder"], folder.display().to_string());
     assert_eq!(

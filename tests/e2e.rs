@@ -22,7 +22,11 @@ fn up_detached_brings_a_ready_chain_up_and_a_second_up_changes_nothing() {
     let mut p = Project::new("e2elife", &three_services(free_port(), free_port()));
     let out = p.ok(&["up", "-d"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("e2elife ready in"), "{}", text(&out));
+    assert!(
+        stdout.contains(&format!("{} ready in", p.name)),
+        "{}",
+        text(&out)
+    );
 
     let ps = p.ps();
     assert_eq!(ps.len(), 3, "{ps:?}");

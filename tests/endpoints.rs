@@ -265,7 +265,7 @@ fn r14_a_tls_engine_with_client_certificates_as_the_docker_cli_configures_it() {
     p.uses_docker = true;
     let out = ok(call(&p, &tls(good), &["up", "-d"]), "up over TLS");
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("engine-tls ready in"),
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{} ready in", p.name)),
         "{}",
         text(&out)
     );
@@ -508,7 +508,7 @@ fn r14_an_ssh_engine_through_a_local_sshd() {
     p.uses_docker = true;
     let out = ok(devenv(&p, &env, &["up", "-d"]), "up over ssh");
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("engine-ssh ready in"),
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{} ready in", p.name)),
         "{}",
         text(&out)
     );

@@ -672,12 +672,54 @@ impl Drop for RemoveImage {
     }
 }
 
-/// Issue 14's sentinel: one password, used as an env secret (three
-/// services), the PostgreSQL probe's credential, a build arg, the test env,
-/// in hooks (one echoes it, one fails on it) and printed by a service
-/// itself. It must not come back out of `config`, `config --json`, `ps`,
-/// `ps --json`, `up`'s output, `logs`, error messages, nor the containers'
-/// labels and commands on the engine.
+/// devenv's private folder, as `devenv::scratch` finds it.
+fn private_dir() -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => Path::new(&dir).join("devenv"),
+        None => {
+            let probe = tempfile::NamedTempFile::new().unwrap();
+            let uid = probe.as_file().metadata().unwrap().uid();
+            std::env::temp_dir().join(format!("devenv-{uid}"))
+        }
+    }
+}
+
+/// Every file under `dir` (not following links) that holds `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                pending.push(path);
+            } else if meta.is_file() {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Issue 14's sentinel, widened by issue 22: one password, from `.env`,
+/// used as an env secret (three services), inside a URL's user info of an
+/// env value whose name says nothing (`DATABASE_URL`), as a command
+/// argument, as a build arg named just `TOKEN`, the PostgreSQL probe's
+/// credential, the test env, in hooks (one echoes it, one fails on it) and
+/// printed by a service itself. It must not come back out of `config`,
+/// `config --json`, `up`, `up --dry-run` (and `--json`), `ps`, `ps --json`,
+/// `ls --json`, `logs`, error messages, the containers' labels, devenv's
+/// private folder, nor the exported manifests outside dev.
 #[test]
 fn r14_a_sentinel_password_never_comes_back_out() {
     support::warm_images();
@@ -692,9 +734,9 @@ ready = { postgres = { password = "${TYPES_PW}" } }
 hooks = { after_up = ["echo connecting with ${TYPES_PW}"], migrate = ["test ${TYPES_PW} = nope"] }
 
 [services.app]
-build = { context = "app", args = { GITHUB_TOKEN = "${TYPES_PW}", VERSION = "1" } }
-env = { API_TOKEN = "${TYPES_PW}" }
-command = ["sh", "-c", "echo token is $$API_TOKEN; exec busybox httpd -f -p 8080 -h /srv"]
+build = { context = "app", args = { TOKEN = "${TYPES_PW}", VERSION = "1" } }
+env = { API_TOKEN = "${TYPES_PW}", DATABASE_URL = "postgres://app:${TYPES_PW}@db:5432/app" }
+command = ["sh", "-c", "echo token is $$API_TOKEN; echo url is $$DATABASE_URL; exec busybox httpd -f -p 8080 -h /srv", "app", "--requirepass", "${TYPES_PW}"]
 depends_on = { db = "ready" }
 ready = { http = { port = 8080, path = "/health" } }
 
@@ -710,12 +752,22 @@ secrets = ["EXTRA"]
     // The build arg is used, so the build fails without it.
     p.write(
         "app/Dockerfile",
-        "FROM devenv-e2e-web:latest\nARG GITHUB_TOKEN\nRUN test -n \"$GITHUB_TOKEN\"\n",
+        "FROM devenv-e2e-web:latest\nARG TOKEN\nRUN test -n \"$TOKEN\"\n",
     );
     p.uses_docker = true;
     let clean = |what: &str, out: &str| {
         assert!(!out.contains(SENTINEL), "{what} shows the secret:\n{out}");
     };
+    // The plan, before anything exists: words and JSON.
+    for args in [&["up", "--dry-run"][..], &["up", "--dry-run", "--json"]] {
+        let out = p.ok(args);
+        clean(&format!("`{args:?}`"), &text(&out));
+    }
+    let plan = text(&p.ok(&["up", "--dry-run", "--json"]));
+    assert!(
+        plan.contains("postgres://app:********@db:5432/app") && plan.contains("\"--requirepass\""),
+        "the URL and the argument are shown, masked:\n{plan}"
+    );
 
     let up = p.run(&["--progress", "plain", "up", "-d"]);
     let shown = text(&up);
@@ -729,9 +781,12 @@ secrets = ["EXTRA"]
     for args in [
         &["ps"][..],
         &["ps", "--json"],
+        &["ls", "--json"],
         &["config"],
         &["config", "--json"],
         &["logs"],
+        &["up", "--dry-run"],
+        &["up", "--dry-run", "--json"],
     ] {
         let out = p.ok(args);
         clean(&format!("`{args:?}`"), &text(&out));
@@ -742,8 +797,14 @@ secrets = ["EXTRA"]
         "the service printed it; logs mask it:\n{logs}"
     );
     let config = text(&p.ok(&["config", "--json"]));
+    assert!(
+        logs.contains("url is postgres://app:********@db:5432/app"),
+        "a URL's password is masked in logs:\n{logs}"
+    );
     for needle in [
-        "GITHUB_TOKEN",
+        "\"TOKEN\"",
+        "postgres://app:********@db:5432/app",
+        "--requirepass",
         "POSTGRES_PASSWORD",
         "API_TOKEN",
         "EXTRA",
@@ -784,7 +845,8 @@ secrets = ["EXTRA"]
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
     clean("an interpolation error", &stderr(&bad));
 
-    // What `docker ps` shows: labels, commands, names.
+    // What `docker ps` shows: labels and names. (A container's command
+    // holds the argument it was given, as it must to run.)
     let filter = format!("{{\"label\":[\"devenv.project={}\"]}}", p.name);
     let listed = engine_get(&format!(
         "/containers/json?all=1&filters={}",
@@ -793,6 +855,27 @@ secrets = ["EXTRA"]
             .map(|b| format!("%{b:02X}"))
             .collect::<String>()
     ));
-    assert!(listed.contains("devenv.service"), "{listed}");
-    clean("the engine's container list", &listed);
+    let body = listed.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let containers: Vec<serde_json::Value> = serde_json::from_str(body).expect("a JSON list");
+    assert_eq!(containers.len(), 2, "{listed}");
+    for c in &containers {
+        assert!(c["Labels"]["devenv.service"].is_string(), "{c}");
+        clean("a container's labels", &c["Labels"].to_string());
+        clean("a container's names", &c["Names"].to_string());
+    }
+
+    // devenv's own files on the host.
+    let leaked = files_holding(&private_dir(), SENTINEL);
+    assert!(
+        leaked.is_empty(),
+        "the private folder holds the secret: {leaked:?}"
+    );
+
+    // The manifests: only the dev overlay may carry local values.
+    p.ok(&["export", "--k8s", "-o", "k8s", "--tag", "v1"]);
+    let leaked: Vec<_> = files_holding(&p.path().join("k8s"), SENTINEL)
+        .into_iter()
+        .filter(|f| !f.starts_with(p.path().join("k8s/overlays/dev")))
+        .collect();
+    assert!(leaked.is_empty(), "exported outside dev: {leaked:?}");
 }

@@ -53,7 +53,7 @@ const ANON_DB: &str = "[services.db]\nuse = \"postgres\"\nports = []\nvolumes = 
 #[test]
 fn r10_an_images_anonymous_volume_survives_recreate_and_down_and_goes_only_with_down_v() {
     warm_images();
-    let name = "wtsafety-anon";
+    let name: &str = &support::suffixed("wtsafety-anon");
     let mut p = Project::new(name, ANON_DB);
     // Volumes that are not this project's, by name only or by Compose's label.
     let bystanders = [format!("{name}_bystander"), format!("{name}_composed")];
@@ -149,7 +149,7 @@ fn r10_an_images_anonymous_volume_survives_recreate_and_down_and_goes_only_with_
 #[test]
 fn r10_a_same_named_project_in_another_folder_is_refused_under_p_and_left_whole() {
     warm_images();
-    let name = "wtsafety-twin";
+    let name: &str = &support::suffixed("wtsafety-twin");
     let mut a = Project::new(
         name,
         "[services.db]\nuse = \"postgres\"\nports = []\n\n[services.cache]\nuse = \"redis\"\nports = []\n",
@@ -206,7 +206,7 @@ fn r10_a_same_named_project_in_another_folder_is_refused_under_p_and_left_whole(
     assert_eq!(project_volumes(name), volumes);
 
     // B under a distinct name is a project of its own; its `down -v` leaves A alone.
-    let other = "wtsafety-twin2";
+    let other: &str = &support::suffixed("wtsafety-twin2");
     b.ok(&["-p", other, "up", "-d"]);
     assert_eq!(project_volumes(other).len(), 1);
     b.ok(&["-p", other, "down", "-v"]);
@@ -222,7 +222,7 @@ fn r10_a_same_named_project_in_another_folder_is_refused_under_p_and_left_whole(
 #[test]
 fn r10_a_compose_container_with_a_services_name_is_never_removed() {
     warm_images();
-    let name = "wtsafety-foreign";
+    let name: &str = &support::suffixed("wtsafety-foreign");
     let container = format!("{name}-cache-1");
     let network = format!("{name}_default");
     let compose_label = format!("com.docker.compose.project={name}");
@@ -333,7 +333,7 @@ fn r10_a_compose_container_with_a_services_name_is_never_removed() {
 #[test]
 fn r10_a_container_without_any_label_is_named_as_not_devenvs() {
     warm_images();
-    let name = "wtsafety-bare";
+    let name: &str = &support::suffixed("wtsafety-bare");
     let container = format!("{name}-web-1");
     docker(&["rm", "-f", &container]);
     let (id, ok) = docker(&["create", "--name", &container, "devenv-e2e-web:latest"]);
@@ -411,5 +411,443 @@ fn r10_devenvs_own_files_never_go_through_a_planted_symlink() {
     let dir = runtime.path().join("devenv");
     let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
-    assert!(dir.join("wtsafety-planted.lock").is_file());
+    assert!(dir.join(format!("{}.lock", p.name)).is_file());
+}
+
+/// Issue 22: a missing `external = true` volume is refused before anything
+/// is made (the engine would create it empty, and PostgreSQL would start on
+/// nothing), naming it and how to create it; once the user made it, `up`
+/// mounts it by its own name and `down -v` leaves it alone.
+#[test]
+fn r22_a_missing_external_volume_is_refused_before_anything_is_made() {
+    warm_images();
+    let name = "r22extvol";
+    let volume = format!("{name}-company-data");
+    let mut p = Project::new(
+        name,
+        &format!(
+            "[services.web]\nimage = \"devenv-e2e-web:latest\"\n\
+             command = [\"busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/srv\"]\n\
+             volumes = [\"data:/data\"]\n\n\
+             [volumes.data]\nexternal = true\nname = \"{volume}\"\n"
+        ),
+    );
+    p.uses_docker = true;
+    let nothing_made = |p: &Project| {
+        assert!(
+            !exists("volume", &volume),
+            "the external volume was created"
+        );
+        assert_eq!(project_volumes(&p.name), Vec::<String>::new());
+        assert!(!exists("network", &format!("{}_default", p.name)));
+        let (containers, ok) = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=devenv.project={}", p.name),
+        ]);
+        assert!(ok && containers.is_empty(), "containers made: {containers}");
+    };
+    for args in [
+        &["up", "-d"][..],
+        &["up", "--dry-run"],
+        &["run", "web", "--", "true"],
+    ] {
+        let out = p.run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(
+            err.contains(&format!("external volume `{volume}`, which does not exist")),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains(&format!("docker volume create {volume}")),
+            "{args:?}: {err}"
+        );
+        nothing_made(&p);
+    }
+
+    // The user makes it (we remove it at the end: this test made it).
+    struct RemoveVolume(String);
+    impl Drop for RemoveVolume {
+        fn drop(&mut self) {
+            docker(&["volume", "rm", &self.0]);
+        }
+    }
+    assert!(docker(&["volume", "create", &volume]).1);
+    let _made = RemoveVolume(volume.clone());
+    p.ok(&["up", "-d"]);
+    let (mounts, ok) = docker(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Name}} {{end}}",
+        &format!("{name}-web-1"),
+    ]);
+    assert!(
+        ok && mounts.split_whitespace().any(|m| m == volume),
+        "{mounts}"
+    );
+    p.ok(&["down", "-v"]);
+    assert!(
+        exists("volume", &volume),
+        "`down -v` removed an external volume"
+    );
+}
+
+/// A small xorshift for the crash trials' random delays (no crate needed);
+/// the seed is printed so that a failing run can be replayed with
+/// `DEVENV_CRASH_SEED`.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Rng {
+        let seed = std::env::var("DEVENV_CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("crash trials: DEVENV_CRASH_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// The database, Redis and the example app with `[test]`, publishing nothing.
+fn crash_stack() -> String {
+    format!(
+        r#"[services.db]
+use = "postgres"
+ports = []
+
+[services.cache]
+use = "redis"
+ports = []
+
+[services.app]
+build = {{ context = "{repo}", dockerfile = "docker/app/Dockerfile", target = "dev" }}
+image = "{image}"
+env = {{ APP_KEY = "base64:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", DB_HOST = "db", DB_DATABASE = "app", DB_USERNAME = "app", DB_PASSWORD = "secret", REDIS_HOST = "cache" }}
+depends_on = {{ db = "ready", cache = "ready" }}
+
+[test]
+source = "{app}"
+env = {{ APP_ENV = "testing", CACHE_DRIVER = "array", QUEUE_CONNECTION = "sync", MAIL_MAILER = "array", SESSION_DRIVER = "array" }}
+"#,
+        repo = support::repo().display(),
+        image = support::APP_IMAGE,
+        app = support::repo().join("examples/laravel").display(),
+    )
+}
+
+/// The app's rows, one word per trial: what "its last committed rows" are.
+fn set_rows(p: &mut Project, word: &str) {
+    psql_ok(
+        p,
+        &format!("DELETE FROM marks; INSERT INTO marks VALUES ('{word}');"),
+    );
+}
+
+/// Every file under `dir` with its content.
+fn files_of(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut all = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                todo.push(path);
+            } else {
+                all.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    all
+}
+
+/// devenv as a child process of the test, output discarded, to be killed.
+fn spawn(p: &Project, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
+        .args(args)
+        .current_dir(p.path())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The temporary databases of devenv's database commands still on the server.
+fn leftovers(p: &Project) -> String {
+    p.psql(
+        "SELECT coalesce(string_agg(datname, ','), '') FROM pg_database \
+         WHERE datname LIKE 'devenv\\_import\\_%' OR datname LIKE 'devenv\\_snaptmp\\_%' \
+         OR datname LIKE 'devenv\\_replaced\\_%' OR (datname = 'app' AND NOT datallowconn)",
+    )
+    .0
+}
+
+#[test]
+fn r22_database_commands_down_and_test_killed_at_random_points_lose_nothing() {
+    support::warm_app_image();
+    let mut rng = Rng::seeded();
+    let trials: usize = std::env::var("DEVENV_CRASH_TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let mut p = Project::new("wtsafety-crash", &crash_stack());
+    p.write("notes/mine.txt", "my notes\n");
+    p.ok(&["up", "-d", "db"]);
+    psql_ok(&mut p, "CREATE TABLE marks (v text);");
+    set_rows(&mut p, "dumped");
+    p.ok(&["db", "export", "dump.sql"]);
+    set_rows(&mut p, "base");
+    p.ok(&["db", "snapshot", "base"]);
+    p.ok(&[
+        "exec",
+        "db",
+        "--",
+        "sh",
+        "-c",
+        "echo kept > /var/lib/postgresql/data/devenv-crash-sentinel",
+    ]);
+    let checkout = files_of(p.path());
+
+    // What each command is, how long it takes here at most (the random
+    // point falls within), and what the app's rows are once it committed.
+    let commands: [(&str, &[&str], u64, Option<&str>); 5] = [
+        ("db snapshot", &["db", "snapshot", "TRIAL"], 2000, None),
+        ("db restore", &["db", "restore", "base"], 2500, Some("base")),
+        (
+            "db import",
+            &["db", "import", "dump.sql"],
+            3000,
+            Some("dumped"),
+        ),
+        ("down", &["down"], 2500, None),
+        ("test", &["test"], 15000, None),
+    ];
+    let mut n = 0;
+    for (what, args, max_ms, committed) in commands {
+        for trial in 0..trials {
+            n += 1;
+            let live = format!("live-{n}");
+            set_rows(&mut p, &live);
+            let name = format!("t{n}");
+            let args: Vec<&str> = args
+                .iter()
+                .map(|a| if *a == "TRIAL" { name.as_str() } else { a })
+                .collect();
+            let mut child = spawn(&p, &args);
+            let delay = rng.below(max_ms);
+            // The random point is the test: there is no condition to await.
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+            child.kill().unwrap(); // SIGKILL, by the child's PID
+            child.wait().unwrap();
+
+            // The next command, any of them, repairs what the killed one left.
+            let next: &[&str] = match (what, trial % 3) {
+                ("down", _) | (_, 0) => &["up", "-d", "db"],
+                (_, 1) => &["db", "snapshots"],
+                _ => &["psql", "-c", "SELECT 1"],
+            };
+            let at = format!("`{what}` killed after {delay} ms (trial {trial}), then `{next:?}`");
+            let out = p.run(next);
+            assert!(out.status.success(), "{at}:\n{}", text(&out));
+            let repairs: Vec<String> = stderr(&out)
+                .lines()
+                .filter(|l| l.contains("interrupted"))
+                .map(str::to_string)
+                .collect();
+            eprintln!("{at}: {repairs:?}");
+            let (rows, answered) = p.psql("SELECT string_agg(v, ',') FROM marks");
+            assert!(answered, "{at}: the app's database answers");
+            assert!(
+                rows == live || Some(rows.as_str()) == committed,
+                "{at}: the app holds {rows:?}, not its last committed rows ({live:?} or {committed:?})"
+            );
+            assert_eq!(leftovers(&p), "", "{at}: nothing half-done is left");
+            let out = p.run(&[
+                "exec",
+                "db",
+                "--",
+                "cat",
+                "/var/lib/postgresql/data/devenv-crash-sentinel",
+            ]);
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                "kept",
+                "{at}: the file in the named volume"
+            );
+            assert!(files_of(p.path()) == checkout, "{at}: the checkout's files");
+        }
+    }
+
+    // Issue 22, item 10: `down -v` in another terminal waits for a running
+    // `test` (the project lock) instead of pulling its database away.
+    // `--repeat` keeps PHPUnit busy long enough for `down` to meet it.
+    let mut test = spawn(&p, &["test", "--", "--repeat", "40"]);
+    assert!(
+        support::eventually(120, || p
+            .psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'devenv\\_test\\_%'")
+            .0
+            == "1"),
+        "the test run got its database"
+    );
+    let down = p.run(&["down", "-v", "-y"]);
+    let status = test.wait().unwrap();
+    assert!(status.success(), "the test run finished: {status:?}");
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(
+        stderr(&down).contains("waiting for another devenv working on project `wtsafety-crash`"),
+        "{}",
+        text(&down)
+    );
+    assert!(project_volumes("wtsafety-crash").is_empty());
+}
+
+/// A database service on its own, with the postgres preset's named volume.
+const DB_ONLY: &str = "[services.db]\nuse = \"postgres\"\nports = []\n";
+
+#[test]
+fn r22_the_next_command_repairs_what_a_killed_one_left_and_says_so() {
+    warm_images();
+    let mut p = Project::new("wtsafety-repair", DB_ONLY);
+    p.ok(&["up", "-d"]);
+    psql_ok(
+        &mut p,
+        "CREATE TABLE marks (v text); INSERT INTO marks VALUES ('mine');",
+    );
+    // What killed commands leave: a half-loaded import, a half-taken
+    // snapshot, and (devenv before issue 22) the app's database closed.
+    let on_server = |p: &mut Project, sql: &str| {
+        p.ok(&[
+            "exec", "db", "--", "psql", "-U", "app", "-d", "postgres", "-c", sql,
+        ]);
+    };
+    on_server(&mut p, "CREATE DATABASE devenv_import_999");
+    on_server(&mut p, "CREATE DATABASE devenv_snaptmp_mid");
+    on_server(&mut p, "ALTER DATABASE app WITH ALLOW_CONNECTIONS false");
+    let out = p.ok(&["db", "snapshots"]);
+    let said = stderr(&out);
+    for line in [
+        "rolled back an interrupted import: `app` keeps the data it had",
+        "rolled back the interrupted snapshot `mid`: `devenv db snapshot mid` takes it again",
+        "opened `app` to connections again: an interrupted command had closed it",
+    ] {
+        assert!(said.contains(line), "{line}\n{}", text(&out));
+    }
+    assert_eq!(leftovers(&p), "");
+    assert_eq!(p.psql("SELECT string_agg(v, ',') FROM marks").0, "mine");
+
+    // The database an import of devenv before issue 22 dropped and never
+    // created again: a restore killed between its renames left it aside.
+    on_server(&mut p, "ALTER DATABASE app RENAME TO devenv_replaced_1");
+    let out = p.ok(&["db", "snapshots"]);
+    assert!(
+        stderr(&out).contains(
+            "put `app` back: an interrupted command had set it aside as `devenv_replaced_1`"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(p.psql("SELECT string_agg(v, ',') FROM marks").0, "mine");
+    // A second command finds nothing to say.
+    let out = p.ok(&["db", "snapshots"]);
+    assert!(!stderr(&out).contains("interrupted"), "{}", text(&out));
+}
+
+#[test]
+fn r22_ctrl_c_stops_a_long_import_and_leaves_the_old_data() {
+    warm_images();
+    let mut p = Project::new("wtsafety-ctrlc", DB_ONLY);
+    p.ok(&["up", "-d"]);
+    psql_ok(
+        &mut p,
+        "CREATE TABLE marks (v text); INSERT INTO marks VALUES ('before');",
+    );
+    // A dump that takes a minute to load.
+    p.write(
+        "slow.sql",
+        "CREATE TABLE marks (v text);\nINSERT INTO marks VALUES ('imported');\nSELECT pg_sleep(60);\n",
+    );
+    let mut import = spawn(&p, &["db", "import", "slow.sql"]);
+    assert!(
+        support::eventually(30, || {
+            p
+            .psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
+            .0
+            == "1"
+        }),
+        "the import is loading"
+    );
+    let started = std::time::Instant::now();
+    let (_, sent) = send_signal("INT", import.id());
+    assert!(sent);
+    let status = import.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "Ctrl-C exits 130");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(p.psql("SELECT string_agg(v, ',') FROM marks").0, "before");
+    assert_eq!(leftovers(&p), "");
+    assert_eq!(
+        p.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()").0,
+        "0",
+        "the load in the container was stopped too"
+    );
+}
+
+/// Sends signal `sig` to process `pid` with the system's `kill`.
+fn send_signal(sig: &str, pid: u32) -> (String, bool) {
+    let out = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+#[test]
+fn r22_down_v_lists_the_volumes_and_snapshots_it_removes_and_off_a_terminal_goes_ahead() {
+    warm_images();
+    let mut p = Project::new("wtsafety-downv", DB_ONLY);
+    p.ok(&["up", "-d"]);
+    p.ok(&["db", "snapshot", "one"]);
+    p.ok(&["db", "snapshot", "two"]);
+    assert_eq!(project_volumes("wtsafety-downv"), ["wtsafety-downv_pgdata"]);
+    // Not on a terminal (stdin is not one here): the list, then no question.
+    let out = p
+        .cmd()
+        .args(["down", "-v"])
+        .write_stdin("")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let err = stderr(&out);
+    let listed: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.starts_with("down -v removes"))
+        .take(2)
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "down -v removes these volumes and everything in them:",
+            "  wtsafety-downv_pgdata (service `db`: database `app` and 2 snapshots)",
+        ],
+        "{err}"
+    );
+    assert!(!err.contains("[y/N]"), "no question off a terminal: {err}");
+    assert!(project_volumes("wtsafety-downv").is_empty());
 }

@@ -827,7 +827,7 @@ fn r11_2_up_d_on_a_fresh_database_leaves_no_seed_spinner_behind() {
         screen.contains("✔ db applied seeds/001_note.sql"),
         "{screen}"
     );
-    assert!(screen.contains("wtsession-seeds ready in"), "{screen}");
+    assert!(screen.contains(&format!("{} ready in", p.name)), "{screen}");
     let spinners = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
     assert!(
         !screen.contains(&spinners[..]),

@@ -6,11 +6,10 @@
 use crate::support;
 
 use std::path::Path;
-use std::sync::OnceLock;
 
-use support::{repo, stderr, text, warm_images, Project};
+use support::{repo, stderr, text, Project};
 
-const APP_IMAGE: &str = "devenv-testrun-app:dev";
+use support::APP_IMAGE;
 
 /// PostgreSQL, Redis and the app, publishing nothing (tests share one
 /// engine), with `[test]` running the app at `app_dir`.
@@ -40,23 +39,9 @@ env = {{ APP_ENV = "testing", CACHE_DRIVER = "array", QUEUE_CONNECTION = "sync",
     )
 }
 
-/// Builds the app image once per test binary, under a file lock shared
-/// with other test binaries, after the images every end-to-end test needs.
+/// The example app's image, built once (see `support::warm_app_image`).
 fn warm() {
-    static WARM: OnceLock<()> = OnceLock::new();
-    WARM.get_or_init(|| {
-        warm_images();
-        support::with_image_lock(|| {
-        let mut p = Project::new(
-            "trwarm",
-            &format!(
-                "[services.app]\nbuild = {{ context = \"{}\", dockerfile = \"docker/app/Dockerfile\", target = \"dev\" }}\nimage = \"{APP_IMAGE}\"\n",
-                repo().display()
-            ),
-        );
-        p.ok(&["--progress", "plain", "run", "--rm", "app", "--", "true"]);
-        })
-    });
+    support::warm_app_image();
 }
 
 /// A copy of the example app to change freely.

@@ -651,3 +651,283 @@ target = "/srv"
         w.log()
     );
 }
+
+/// A folder outside every checkout, with a file a container must never see.
+fn outside_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "host secret\n").unwrap();
+    dir
+}
+
+/// The outside folder holds exactly its secret, untouched.
+fn assert_untouched(outside: &Path, w: &Watch) {
+    let names: Vec<String> = std::fs::read_dir(outside)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["secret.txt"],
+        "devenv wrote outside the checkout:\n{}",
+        w.log()
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.join("secret.txt")).unwrap(),
+        "host secret\n"
+    );
+}
+
+/// The container's `/srv/esc/secret.txt`, which the container wrote itself.
+fn assert_container_kept_its_own(p: &Project, w: &Watch) {
+    let out = p.run(&["exec", "web", "--", "cat", "/srv/esc/secret.txt"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "container\n",
+        "a host file from outside the checkout reached the container:\n{}",
+        w.log()
+    );
+    assert!(!w.log().contains("changed on both sides"), "{}", w.log());
+}
+
+/// The container swaps its link for a folder and writes into it, one file
+/// named like one outside the checkout.
+const SWAP: &str = "rm -f /srv/esc && mkdir /srv/esc && echo pwn > /srv/esc/pwn.txt && echo container > /srv/esc/secret.txt";
+
+/// Issue 22: a link the container makes during `watch`, pointing out of the
+/// checkout, is reported and not copied back; when the container then puts
+/// a folder there and writes into it, the files land in the checkout, never
+/// in the folder outside, and nothing of that folder reaches the container.
+#[test]
+fn r22_sync_mode_a_link_made_during_watch_leads_nowhere_outside() {
+    warm_images();
+    let outside = outside_folder();
+    let mut p = project("syncescwatch", "");
+    p.ok(&["up", "-d"]);
+    let w = Watch::start(&p);
+    w.wait_for("initial sync");
+    let esc = p.path().join("src/esc");
+    let link = format!("ln -s {} /srv/esc", outside.path().display());
+    p.ok(&["exec", "web", "--", "sh", "-c", &link]);
+    assert!(
+        support::eventually(10, || {
+            w.log().contains("not copied back") || std::fs::symlink_metadata(&esc).is_ok()
+        }),
+        "{}",
+        w.log()
+    );
+    assert!(
+        std::fs::symlink_metadata(&esc).is_err(),
+        "a link out of the checkout came back to the host:\n{}",
+        w.log()
+    );
+    assert!(w.log().contains("outside the synced folder"), "{}", w.log());
+
+    p.ok(&["exec", "web", "--", "sh", "-c", SWAP]);
+    let pwn = esc.join("pwn.txt");
+    assert!(
+        support::eventually(10, || pwn.is_file()
+            || outside.path().join("pwn.txt").exists()),
+        "{}",
+        w.log()
+    );
+    assert_untouched(outside.path(), &w);
+    assert!(
+        std::fs::symlink_metadata(&esc).unwrap().is_dir(),
+        "a real folder in the checkout"
+    );
+    assert_eq!(std::fs::read_to_string(&pwn).unwrap(), "pwn\n");
+    assert_container_kept_its_own(&p, &w);
+}
+
+/// When the host's link out of the checkout is made.
+enum Planted {
+    BeforeUp,
+    DuringWatch,
+}
+
+/// Issue 22: a link out of the checkout planted on the host (before `up`,
+/// or while `watch` runs) goes into the container as a link; when the
+/// container puts a folder in its place and writes into it, copy-back never
+/// writes through the host's link nor takes the outside file named like the
+/// container's for a conflict to upload.
+fn a_planted_link_is_never_followed(name: &str, when: Planted) {
+    warm_images();
+    let outside = outside_folder();
+    let mut p = project(name, "");
+    let esc = p.path().join("src/esc");
+    if let Planted::BeforeUp = when {
+        std::os::unix::fs::symlink(outside.path(), &esc).unwrap();
+    }
+    p.ok(&["up", "-d"]);
+    let w = Watch::start(&p);
+    w.wait_for("initial sync");
+    if let Planted::DuringWatch = when {
+        std::os::unix::fs::symlink(outside.path(), &esc).unwrap();
+        let is_link = |p: &Project| {
+            let out = p.run(&[
+                "exec",
+                "web",
+                "--",
+                "sh",
+                "-c",
+                "test -L /srv/esc && echo link",
+            ]);
+            String::from_utf8_lossy(&out.stdout).trim() == "link"
+        };
+        assert!(support::eventually(10, || is_link(&p)), "{}", w.log());
+    }
+    p.ok(&["exec", "web", "--", "sh", "-c", SWAP]);
+    // Both files are reported as not copied back (or, before the fix, went out).
+    let reported = |w: &Watch| {
+        let log = w.log();
+        log.contains("esc/pwn.txt` not copied back")
+            && log.contains("esc/secret.txt` not copied back")
+    };
+    support::eventually(10, || {
+        reported(&w) || outside.path().join("pwn.txt").exists()
+    });
+    assert_untouched(outside.path(), &w);
+    assert_container_kept_its_own(&p, &w);
+    assert!(reported(&w), "{}", w.log());
+    assert!(w.log().contains("never goes through"), "{}", w.log());
+    assert!(std::fs::symlink_metadata(p.path().join("src/esc"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // A re-sync without a watcher (`restart` copies back too) is as careful.
+    drop(w);
+    p.ok(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo again > /srv/esc/again.txt",
+    ]);
+    let out = p.ok(&["restart", "web"]);
+    let names: Vec<String> = std::fs::read_dir(outside.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["secret.txt"], "{}", text(&out));
+    assert!(
+        support::stderr(&out).contains("esc/again.txt` not copied back"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn r22_sync_mode_a_link_planted_before_up_is_never_followed() {
+    a_planted_link_is_never_followed("syncescplanted", Planted::BeforeUp);
+}
+
+#[test]
+fn r22_sync_mode_a_link_planted_during_watch_is_never_followed() {
+    a_planted_link_is_never_followed("syncescwatchhost", Planted::DuringWatch);
+}
+
+/// Issue 22: a watch rule whose folder is a symlink (`src` -> `real`) syncs
+/// the folder it points to, and says so; the container's target never
+/// becomes a dangling link.
+#[test]
+fn r22_sync_mode_a_symlinked_watch_root_is_resolved_once() {
+    warm_images();
+    let mut p = project("synclinkedroot", "");
+    std::fs::rename(p.path().join("src"), p.path().join("real")).unwrap();
+    std::os::unix::fs::symlink("real", p.path().join("src")).unwrap();
+    let up = p.ok(&["--progress", "plain", "up", "-d"]);
+    let out = p.run(&["exec", "web", "--", "cat", "/srv/index.html"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello\n",
+        "{}",
+        text(&up)
+    );
+    assert!(
+        support::stderr(&up).contains("is a symlink to `real`"),
+        "{}",
+        text(&up)
+    );
+    let w = Watch::start(&p);
+    w.wait_for("initial sync");
+    assert!(w.log().contains("is a symlink to `real`"), "{}", w.log());
+    p.write("real/new.txt", "new\n");
+    assert_consistent(&p, &w);
+}
+
+/// Issue 22: one file whose name the engine cannot take (254 bytes) is
+/// reported and skipped; the rest of the initial sync goes through.
+#[test]
+fn r22_sync_mode_one_unacceptable_name_does_not_stop_the_initial_sync() {
+    warm_images();
+    let mut p = project("synclongname", "");
+    let long = "n".repeat(254);
+    p.write(&format!("src/{long}"), "long\n");
+    p.write("src/after.txt", "after\n");
+    let out = p.run(&["--progress", "plain", "up", "-d"]);
+    p.uses_docker = true;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(support::stderr(&out).contains("skipped"), "{}", text(&out));
+    let out = p.ok(&[
+        "exec",
+        "web",
+        "--",
+        "cat",
+        "/srv/after.txt",
+        "/srv/index.html",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "after\nhello\n");
+}
+
+/// Issue 22: a file the container makes under a name that is not UTF-8
+/// comes back to the host under the same bytes, once (no mangled twin on
+/// either side).
+#[test]
+fn r22_sync_mode_a_non_utf8_name_round_trips_as_bytes() {
+    use std::os::unix::ffi::OsStrExt;
+    warm_images();
+    let mut p = project("syncrawname", "");
+    p.ok(&["up", "-d"]);
+    let w = Watch::start(&p);
+    w.wait_for("initial sync");
+    p.ok(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "printf 'caf\\351\\n' > \"/srv/$(printf 'caf\\351').txt\"",
+    ]);
+    let host = p
+        .path()
+        .join("src")
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
+    assert!(
+        support::eventually(10, || host.is_file()),
+        "{:?}\n{}",
+        std::fs::read_dir(p.path().join("src"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect::<Vec<_>>(),
+        w.log()
+    );
+    assert_eq!(std::fs::read(&host).unwrap(), b"caf\xe9\n");
+    assert_consistent(&p, &w);
+    let out = p.ok(&["exec", "web", "--", "sh", "-c", "ls /srv | grep -c caf"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1",
+        "{}",
+        w.log()
+    );
+    let hosts = std::fs::read_dir(p.path().join("src"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().as_bytes().starts_with(b"caf"))
+        .count();
+    assert_eq!(hosts, 1, "{}", w.log());
+}

@@ -1,13 +1,18 @@
 //! `devenv db snapshot|restore|snapshots|drop-snapshot|import|export`: the
 //! stack's PostgreSQL database saved and put back by cloning (see
-//! `snapshot`), and dumps in and out (see `dump`).
+//! `snapshot`), and dumps in and out (see `dump`). Each holds the project
+//! lock and first repairs what a killed database command left (see
+//! `dbsafety`).
 
 use std::path::PathBuf;
 
 use super::{Context, Failure, Outcome};
 use crate::cli::DbCommand;
 use crate::database::Database;
+use crate::dbsafety::{self, ImportError};
 use crate::dump;
+use crate::interrupt;
+use crate::lifecycle;
 use crate::snapshot::{self, SnapshotError};
 
 impl From<SnapshotError> for Failure {
@@ -26,6 +31,16 @@ impl From<dump::DumpError> for Failure {
     }
 }
 
+impl From<ImportError> for Failure {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::Snapshot(e) => e.into(),
+            ImportError::Dump(e) => e.into(),
+            e @ ImportError::Interrupted { .. } => Failure::new(e, interrupt::EXIT_CODE),
+        }
+    }
+}
+
 impl From<crate::database::DatabaseError> for Failure {
     fn from(e: crate::database::DatabaseError) -> Self {
         Failure::new(e, 1)
@@ -38,19 +53,23 @@ pub async fn run(ctx: &Context, command: DbCommand) -> Outcome {
     let stack = ctx.named(&engine, stack, false).await?;
     let reporter = ctx.reporter();
     let db = Database::locate(&engine, &stack).await?;
+    // One database command at a time per project (and none beside `down`
+    // or `test`), so the repair below never mistakes a live one for a killed one.
+    let _lock = lifecycle::lock(&stack.project, reporter.as_ref())?;
+    dbsafety::recover(&engine, &db, reporter.as_ref()).await?;
     match command {
         DbCommand::Snapshot { name } => {
             let name = match name {
                 Some(n) => n,
                 None => time_name(&db).await?,
             };
-            let closed = snapshot::snapshot(&db, &name).await?;
+            let held = snapshot::snapshot(&db, &name).await?;
             reporter.done(
                 &db.service,
                 &format!(
-                    "snapshot `{name}` of `{}` taken (the database was closed for {} ms)",
+                    "snapshot `{name}` of `{}` taken (new connections waited {} ms)",
                     db.name,
-                    closed.as_millis()
+                    held.as_millis()
                 ),
                 true,
             );
@@ -109,17 +128,20 @@ pub async fn run(ctx: &Context, command: DbCommand) -> Outcome {
             }
             // What the database held stays as a snapshot: an import never loses it.
             let before = format!("before-import-{}", time_name(&db).await?);
-            snapshot::snapshot(&db, &before).await?;
+            let imported = dbsafety::import(
+                &engine,
+                &db,
+                &file,
+                &before,
+                reporter.as_ref(),
+                interrupt::first(),
+            )
+            .await?;
             reporter.notice(&format!(
-                "the current content of `{}` is kept as snapshot `{before}` (`devenv db restore {before}` puts it back)",
+                "the previous content of `{}` is kept as snapshot `{before}` (`devenv db restore {before}` puts it back)",
                 db.name
             ));
-            snapshot::recreate_empty(&db).await?;
-            reporter.task(&db.service, &format!("importing {}", file.display()));
-            let errors = dump::load(&engine, &db, &file, |line| {
-                reporter.output(&db.service, line)
-            })
-            .await?;
+            let errors = imported.errors;
             if errors.is_empty() {
                 reporter.done(&db.service, &format!("imported into `{}`", db.name), true);
             } else {
@@ -132,6 +154,12 @@ pub async fn run(ctx: &Context, command: DbCommand) -> Outcome {
                     ),
                     false,
                 );
+            }
+            // The kept snapshot's spare, so that restoring it is a rename.
+            if let Err(e) = snapshot::prepare_spare(&db, &before).await {
+                reporter.notice(&format!("no quick restore of `{before}` prepared: {e}"));
+            }
+            if !errors.is_empty() {
                 return Ok(1);
             }
         }
@@ -140,7 +168,10 @@ pub async fn run(ctx: &Context, command: DbCommand) -> Outcome {
                 ctx.load.cwd.join(file.unwrap_or_else(|| {
                     PathBuf::from(format!("{}-{}.dump", stack.project, db.name))
                 }));
-            let bytes = dump::save(&engine, &db, &file, force).await?;
+            let bytes = tokio::select! {
+                r = dump::save(&engine, &db, &file, force) => r?,
+                () = interrupt::first() => return Ok(interrupt::EXIT_CODE),
+            };
             reporter.done(
                 &db.service,
                 &format!(

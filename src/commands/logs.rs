@@ -60,7 +60,7 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> Outcome {
                 while let Some(chunk) = stream.next().await {
                     for line in chunk?.lines() {
                         // A service that prints its own secret does not show it.
-                        print_line(&c.service, &stack.mask(line));
+                        print_line(&c.service, line);
                     }
                 }
             }
@@ -92,6 +92,7 @@ struct BadSince {
     when: String,
 }
 
+/// The UI masks the stack's secrets in it (a service may print its password).
 fn print_line(service: &str, line: &str) {
     crate::ui::print_out(&crate::ui::prefixed(service, line));
 }
@@ -168,7 +169,7 @@ async fn follow_service(
         last = Some(instance);
         while let Some(chunk) = stream.next().await {
             for line in chunk?.lines() {
-                print_line(service, &stack.mask(line));
+                print_line(service, line);
             }
         }
         // The stream ends when the container stops: see whether it comes back.

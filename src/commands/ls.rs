@@ -83,9 +83,12 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
         });
     }
     if args.json {
+        // Every project's stack read above registered its secrets.
+        let mut value = serde_json::to_value(&rows).expect("project rows serialise");
+        crate::config::secret::scrub_json(&mut value);
         crate::outln!(
             "{}",
-            serde_json::to_string_pretty(&rows).expect("project rows serialise")
+            serde_json::to_string_pretty(&value).expect("JSON values serialise")
         );
         return Ok(0);
     }

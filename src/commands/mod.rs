@@ -170,6 +170,9 @@ pub async fn dispatch(cli: Cli) -> Outcome {
             | Command::Watch(_)
             | Command::Test(_)
             | Command::Run(_)
+            // A database command is never dropped halfway: its steps are
+            // short and whole, and an import stops itself (see `db`).
+            | Command::Db(_)
     );
     let outcome = tokio::select! {
         r = command(&ctx, cli.command) => r,
@@ -348,6 +351,7 @@ fn export_cmd(ctx: &Context, a: crate::cli::ExportArgs) -> Outcome {
         opts,
         out_dir: a.output,
         check: a.check,
+        force: a.force,
     };
     export::run(&settings, &mut crate::ui::Stream::Out).map_err(|e| {
         let code = e.exit_code();

@@ -11,9 +11,11 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
     let stack = ctx.stack_or_project(&engine).await?;
     let rows = lifecycle::status(&engine, &stack).await?;
     if args.json {
+        let mut value = serde_json::to_value(&rows).expect("status rows serialise");
+        stack.masker.mask_json(&mut value);
         crate::outln!(
             "{}",
-            serde_json::to_string_pretty(&rows).expect("status rows serialise")
+            serde_json::to_string_pretty(&value).expect("JSON values serialise")
         );
         return Ok(0);
     }

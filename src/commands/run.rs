@@ -19,6 +19,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Outcome {
         return Err(UpError::UnknownService(args.service).into());
     }
     let engine = ctx.engine().await?;
+    lifecycle::check_external_volumes(&engine, &stack, std::slice::from_ref(&args.service)).await?;
     let stack = ctx.named(&engine, stack, true).await?;
     let (svc, _) =
         lifecycle::prepare_oneoff(&engine, &stack, &args.service, &[], ctx.reporter()).await?;

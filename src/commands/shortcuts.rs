@@ -27,6 +27,14 @@ const TINKER_PATH: &str = "/tmp/devenv-tinker.php";
 pub async fn run(ctx: &Context, shortcut: Shortcut, args: PassArgs) -> Outcome {
     let stack = ctx.stack()?;
     let (service, command, who) = words(&stack, shortcut, args.args)?;
+    if shortcut == Shortcut::Psql {
+        // A killed database command is repaired before the session opens on it.
+        let engine = ctx.engine().await?;
+        let named = ctx.named(&engine, stack.clone(), false).await?;
+        let reporter = ctx.reporter();
+        crate::dbsafety::recover_if_noted(&engine, &named, reporter.as_ref()).await;
+        reporter.clear();
+    }
     if shortcut == Shortcut::Tinker {
         let engine = ctx.engine().await?;
         let named = ctx.named(&engine, stack.clone(), false).await?;

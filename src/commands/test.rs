@@ -16,6 +16,19 @@ use crate::ui::prefixed;
 pub async fn run(ctx: &Context, args: TestArgs) -> Outcome {
     let stack = ctx.stack()?;
     let engine = ctx.engine().await?;
+    if let Some(test) = &stack.test {
+        let wanted: Vec<String> = [&test.service, &test.database]
+            .into_iter()
+            .chain(&test.redis)
+            .filter(|s| stack.services.contains_key(*s))
+            .cloned()
+            .collect();
+        if !wanted.is_empty() {
+            crate::lifecycle::check_external_volumes(&engine, &stack, &wanted)
+                .await
+                .map_err(Failure::from)?;
+        }
+    }
     let stack = ctx.named(&engine, stack, true).await?;
     let mut phpunit_args = args.phpunit_args;
     if let Some(source) = stack.test.as_ref().and_then(|t| t.source.as_deref()) {
@@ -56,6 +69,9 @@ struct Stdout;
 
 impl TestOutput for Stdout {
     fn output(&self, worker: Option<usize>, text: &str) {
+        // PHPUnit's output may print the test env's password.
+        let text = crate::config::secret::scrub(text);
+        let text = text.as_ref();
         crate::ui::suspended(|| {
             let mut out = std::io::stdout().lock();
             let _ = match worker {
@@ -71,7 +87,7 @@ impl TestOutput for Stdout {
 
 fn print_lines(source: &str, lines: &[String]) {
     for line in lines {
-        crate::errln!("{}", prefixed(source, line));
+        crate::ui::print_err(&prefixed(source, line));
     }
 }
 

@@ -22,6 +22,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     let start = Instant::now();
     let stack = ctx.stack()?;
     let engine = ctx.engine().await?;
+    lifecycle::check_external_volumes(&engine, &stack, &args.services).await?;
     // A dry run changes nothing: it takes the name the next `up` would, unclaimed.
     let stack = ctx.named(&engine, stack, !args.dry_run).await?;
     let reporter = ctx.reporter();
@@ -37,6 +38,9 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         return dry_run(&engine, &stack, &opts, args.json).await;
     }
     let selected = lifecycle::select(&stack, &opts.services)?;
+    // A killed database command is repaired before the probes and hooks use
+    // the database, or, when it was not running, once `up` has started it.
+    crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
     let outcomes = tokio::select! {
         r = lifecycle::up(&engine, &stack, &opts, reporter.clone()) => match r {
             Ok(o) => o,
@@ -68,6 +72,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
             return Ok(interrupt::EXIT_CODE);
         }
     };
+    crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
     reporter.clear();
     // The ports the engine published, which need not be the declared ones.
     let published: Vec<(String, Vec<(u16, u16)>)> = engine
@@ -120,9 +125,13 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
 async fn dry_run(engine: &Engine, stack: &Stack, opts: &UpOptions, json: bool) -> Outcome {
     let plan = lifecycle::dry_run(engine, stack, opts).await?;
     if json {
+        // A command's argument (`--requirepass ${REDIS_PASSWORD}`) or an env
+        // value embedding a secret is masked before JSON escapes it.
+        let mut value = serde_json::to_value(&plan).expect("a plan serialises");
+        stack.masker.mask_json(&mut value);
         crate::outln!(
             "{}",
-            serde_json::to_string_pretty(&plan).expect("a plan serialises")
+            serde_json::to_string_pretty(&value).expect("JSON values serialise")
         );
     } else {
         for line in crate::plan::render::lines(&plan) {

@@ -70,28 +70,6 @@ impl ProjectCommand {
         words
     }
 
-    /// Masks `secrets` and the command's own secret env values in what it
-    /// runs and where (for `devenv config`; env values mask themselves).
-    pub fn mask<'a>(&mut self, secrets: impl IntoIterator<Item = &'a str>) {
-        let own: Vec<String> = self
-            .env
-            .values()
-            .filter(|v| v.secret)
-            .map(|v| v.value.clone())
-            .collect();
-        let mut all: Vec<&str> = secrets.into_iter().collect();
-        all.extend(own.iter().map(String::as_str));
-        let hide = |t: &mut String| *t = super::secret::mask_in(t, all.iter().copied());
-        match &mut self.run {
-            Run::Line(line) => hide(line),
-            Run::Argv(words) => words.iter_mut().for_each(hide),
-        }
-        self.user
-            .iter_mut()
-            .chain(self.workdir.iter_mut())
-            .for_each(hide);
-    }
-
     /// `KEY=VALUE` pairs for the exec.
     pub fn env_pairs(&self) -> Vec<String> {
         self.env

@@ -29,9 +29,28 @@ pub fn interpolate_spans(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(String, Vec<Range<usize>>), InterpError> {
+    let (out, spans) = interpolate_named(text, lookup)?;
+    Ok((out, spans.into_iter().map(|(range, _)| range).collect()))
+}
+
+/// As [`interpolate_spans`], each range with the name of the variable whose
+/// reference produced it (`DB_PASSWORD` for `${DB_PASSWORD:-secret}`, its
+/// default included): what tells a secret's span from a host name's.
+pub fn interpolate_named(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, Vec<(Range<usize>, String)>), InterpError> {
     let mut spans = Vec::new();
     let out = interpolate_with(text, lookup, false, 0, Some(&mut spans))?;
     Ok((out, spans))
+}
+
+/// The variable a reference's expression names (`A` of `A:-x`).
+fn name_of(expr: &str) -> String {
+    let len = expr
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(expr.len());
+    expr[..len].to_string()
 }
 
 /// As [`interpolate`], but an unset variable without a default is empty, as
@@ -48,7 +67,7 @@ fn interpolate_with(
     lookup: &dyn Fn(&str) -> Option<String>,
     lenient: bool,
     depth: usize,
-    mut spans: Option<&mut Vec<Range<usize>>>,
+    mut spans: Option<&mut Vec<(Range<usize>, String)>>,
 ) -> Result<String, InterpError> {
     if depth > MAX_NESTING {
         return Err(InterpError {
@@ -75,7 +94,7 @@ fn interpolate_with(
             let start = out.len();
             out.push_str(&expand(&inner[..end], lookup, lenient, depth)?);
             if let Some(spans) = spans.as_deref_mut() {
-                spans.push(start..out.len());
+                spans.push((start..out.len(), name_of(&inner[..end])));
             }
             rest = &inner[end + 1..];
         } else {
@@ -88,7 +107,7 @@ fn interpolate_with(
                 let start = out.len();
                 out.push_str(&expand(&rest[..len], lookup, lenient, depth)?);
                 if let Some(spans) = spans.as_deref_mut() {
-                    spans.push(start..out.len());
+                    spans.push((start..out.len(), rest[..len].to_string()));
                 }
                 rest = &rest[len..];
             }

@@ -35,6 +35,10 @@ pub struct StackSettings {
     /// The `ClusterSecretStore` the `ExternalSecret`s read from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_store: Option<String>,
+    /// The VPC's CIDR blocks: egress to the managed databases and caches
+    /// (RDS, ElastiCache) goes there only, instead of anywhere on their port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vpc_cidrs: Vec<Spanned<String>>,
     /// `Kind/name` or `Kind/name:field.path` entries that `--check` does not report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_drift: Vec<Spanned<String>>,
@@ -83,6 +87,8 @@ pub struct EnvSettings {
     pub database: Option<Spanned<Endpoint>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<Spanned<Endpoint>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memcached: Option<Spanned<Endpoint>>,
     /// Run the seeders (`db:seed` hooks) in this environment too; on by default in dev and staging.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<bool>,
@@ -194,7 +200,11 @@ pub struct ServiceSettings {
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Postgres,
+    /// MySQL or MariaDB (RDS MySQL/MariaDB in production).
+    Mysql,
     Redis,
+    /// ElastiCache for Memcached in production.
+    Memcached,
     S3,
     Mail,
     Generic,
@@ -224,34 +234,17 @@ fn masked_env<S: serde::Serializer>(
     map.end()
 }
 
-/// Whether a cluster env value is shown masked: a secret-looking name (any
-/// word saying password, secret, token, DSN, credential, private or salt,
-/// as export decides which keys go to a Secret) or a URL with credentials.
+/// Whether a cluster env value is shown masked: a secret name (the one
+/// rule, [`super::secret::is_secret_name`], which export asks too) or a URL
+/// with credentials.
 fn secret_like(key: &str, value: &str) -> bool {
-    let upper = key.to_ascii_uppercase();
-    let words = [
-        "PASSWORD",
-        "PASSWD",
-        "PASS",
-        "PWD",
-        "SECRET",
-        "TOKEN",
-        "DSN",
-        "CREDENTIAL",
-        "CREDENTIALS",
-        "PRIVATE",
-        "SALT",
-    ];
     let url_with_user = value.split_once("://").is_some_and(|(_, rest)| {
         rest.split(['/', '?', '#'])
             .next()
             .unwrap_or("")
             .contains('@')
     });
-    super::looks_secret(key)
-        || upper.ends_with("KEY")
-        || upper.split('_').any(|word| words.contains(&word))
-        || url_with_user
+    super::secret::is_secret_name(key) || url_with_user
 }
 
 impl EnvSettings {
@@ -288,6 +281,7 @@ pub(super) fn check_stack(src: &Src, k8s: &StackSettings) -> Result<(), ConfigEr
         let spans = [
             ("database", settings.database.as_ref().map(Spanned::span)),
             ("redis", settings.redis.as_ref().map(Spanned::span)),
+            ("memcached", settings.memcached.as_ref().map(Spanned::span)),
             ("smtp", settings.smtp.as_ref().map(Spanned::span)),
             ("s3", settings.s3.as_ref().map(Spanned::span)),
         ];
@@ -298,6 +292,18 @@ pub(super) fn check_stack(src: &Src, k8s: &StackSettings) -> Result<(), ConfigEr
                 format!("`{key}` in `[k8s.{env}]`: managed endpoints replace in-cluster services in production only"),
                 "here",
                 Some(format!("move `{key}` to `[k8s.production]`")),
+            ));
+        }
+    }
+    for entry in &k8s.vpc_cidrs {
+        let text = entry.get_ref();
+        if !is_cidr(text) {
+            return Err(ConfigError::invalid(
+                src,
+                entry.span(),
+                format!("`vpc_cidrs` entry `{text}` is not a CIDR block"),
+                "this entry",
+                Some("e.g. `10.0.0.0/16` (the VPC's, as Terraform outputs it)".into()),
             ));
         }
     }
@@ -327,6 +333,19 @@ pub(super) fn check_stack(src: &Src, k8s: &StackSettings) -> Result<(), ConfigEr
         check_hpa(src, settings.hpa.as_ref(), &format!("k8s.{env}"))?;
     }
     Ok(())
+}
+
+/// `address/prefix`, IPv4 or IPv6.
+fn is_cidr(text: &str) -> bool {
+    let Some((address, prefix)) = text.split_once('/') else {
+        return false;
+    };
+    let max = match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => 32,
+        Ok(std::net::IpAddr::V6(_)) => 128,
+        Err(_) => return false,
+    };
+    prefix.parse::<u8>().is_ok_and(|p| p <= max)
 }
 
 /// What serde cannot say about a service's table: autoscaling bounds and

@@ -25,7 +25,7 @@ use error::Src;
 use model::{EnvValue, Mount, Stack, Volume};
 use raw::RawFile;
 pub use resolve::looks_secret;
-pub use secret::Secret;
+pub use secret::{Masker, Secret};
 
 /// The stack file names looked for, in order, from the current folder upwards.
 pub const FILE_NAMES: [&str; 1] = ["dev.toml"];
@@ -109,7 +109,7 @@ pub fn parse(
     }
     let dotenv = read_dotenv(root)?;
     // An error may quote an interpolated value: never one that is a secret.
-    resolve_stack(&src, raw, file, root, opts, &dotenv).map_err(|e| {
+    let stack = resolve_stack(&src, raw, file, root, opts, &dotenv).map_err(|e| {
         let secrets = dotenv
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -117,7 +117,10 @@ pub fn parse(
             .filter(|(name, value)| looks_secret(name) && !value.is_empty())
             .map(|(_, value)| value);
         e.masked(&secrets.collect::<Vec<_>>())
-    })
+    })?;
+    // Whatever the process prints from now on hides this stack's secrets.
+    secret::register(&stack.masker);
+    Ok(stack)
 }
 
 /// Resolves the parsed file: services, profiles, dependencies, volumes, tests.
@@ -137,6 +140,7 @@ fn resolve_stack(
         root,
         project: &project,
         dotenv: &dotenv,
+        secrets: Default::default(),
     };
 
     let mut shared_env = IndexMap::new();
@@ -282,18 +286,31 @@ fn resolve_stack(
         });
     }
 
-    let mut volumes: IndexMap<String, Volume> = raw
-        .volumes
-        .iter()
-        .map(|(k, v)| {
-            let volume = Volume {
+    let mut volumes: IndexMap<String, Volume> = IndexMap::new();
+    for (k, v) in &raw.volumes {
+        let name = match &v.name {
+            Some(name) if !v.external => {
+                return Err(ConfigError::invalid(
+                    &src,
+                    name.span(),
+                    format!("volume `{k}` has a `name` but is not `external`"),
+                    "only for external volumes",
+                    Some("devenv names the volumes it makes after the project; `name` says which existing volume an `external = true` one is".into()),
+                ));
+            }
+            Some(name) => Some(ctx.interp(&src, name.span(), name.get_ref())?),
+            None => None,
+        };
+        volumes.insert(
+            k.clone(),
+            Volume {
                 external: v.external,
+                name,
                 driver: v.driver.clone(),
                 driver_opts: v.driver_opts.clone(),
-            };
-            (k.clone(), volume)
-        })
-        .collect();
+            },
+        );
+    }
     for svc in services.values() {
         for m in &svc.volumes {
             if let Mount::Volume { name, .. } = m {
@@ -303,9 +320,18 @@ fn resolve_stack(
     }
 
     let test = testrun::resolve(&ctx, raw.test.as_ref(), &services)?;
-    quote_secrets(&mut services, test.as_ref(), &dotenv);
     let declared: Vec<&str> = all.keys().map(String::as_str).collect();
     let commands = commands::resolve(&ctx, &raw.commands, &declared, &services, test.as_ref())?;
+    let masker = build_masker(
+        ctx.secrets.take(),
+        all.values().map(|(s, _, _)| s),
+        test.as_ref(),
+        &commands,
+        &project,
+    );
+    for svc in services.values_mut() {
+        svc.hooks.masker = masker.clone();
+    }
 
     let inactive = all
         .iter()
@@ -323,55 +349,36 @@ fn resolve_stack(
         k8s: raw.k8s,
         test,
         commands,
+        masker,
     })
 }
 
-/// Lets each service mask the secrets of the rest of the stack its hooks
-/// and command quote: `up` prints `php artisan x --password=${DB_PASSWORD}`
-/// from a service whose own env lacks `DB_PASSWORD`, masked all the same.
-fn quote_secrets(
-    services: &mut IndexMap<String, model::Service>,
+/// The stack's one masker: the spans secret variables filled (noted while
+/// interpolating), and every secret value of every service (active or not:
+/// a hook may quote an inactive one's), of the test env and of project
+/// commands. Shared by each service, so a hook quoting another service's
+/// password (`psql --password ${DB_PASSWORD}`) is masked too.
+fn build_masker<'a>(
+    mut masker: Masker,
+    services: impl Iterator<Item = &'a model::Service>,
     test: Option<&model::TestSettings>,
-    dotenv: &HashMap<String, String>,
-) {
-    let test_env = test
-        .iter()
-        .flat_map(|t| t.env.values())
-        .filter(|v| v.secret);
-    let named = dotenv
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .chain(std::env::vars())
-        .filter(|(name, value)| looks_secret(name) && !value.is_empty())
-        .map(|(_, value)| value);
-    let stack: Vec<String> = services
-        .values()
-        .flat_map(model::Service::secret_values)
-        .chain(test_env.map(|v| v.value.as_str()))
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .chain(named)
-        .collect();
-    for svc in services.values_mut() {
-        let own: Vec<String> = svc.secret_values().map(String::from).collect();
-        let texts: Vec<&String> = svc
-            .hooks
-            .after_up
-            .iter()
-            .chain(&svc.hooks.migrate)
-            .chain(&svc.hooks.seed)
-            .chain(svc.command.iter().flatten())
-            .chain(svc.entrypoint.iter().flatten())
-            .collect();
-        let mut quoted: Vec<Secret> = Vec::new();
-        for secret in &stack {
-            let in_text = texts.iter().any(|t| t.contains(secret.as_str()));
-            if in_text && !own.contains(secret) && !quoted.iter().any(|q| q.expose() == secret) {
-                quoted.push(Secret::new(secret.clone()));
-            }
+    commands: &IndexMap<String, commands::ProjectCommand>,
+    project: &str,
+) -> std::sync::Arc<Masker> {
+    let mut names = vec![project];
+    for svc in services {
+        names.push(&svc.name);
+        for value in svc.secret_values() {
+            masker.add_value(value);
         }
-        svc.hooks.quoted_secrets = quoted;
     }
+    let test_env = test.iter().flat_map(|t| t.env.values());
+    let command_env = commands.values().flat_map(|c| c.env.values());
+    for value in test_env.chain(command_env).filter(|v| v.secret) {
+        masker.add_value(&value.value);
+    }
+    masker.spare(names);
+    std::sync::Arc::new(masker)
 }
 
 /// Two services publishing one host port would fail at start; say so now.
@@ -454,6 +461,7 @@ fn project_name(
             root,
             project: "",
             dotenv,
+            secrets: Default::default(),
         };
         let value = ctx.interp(src, name.span(), name.get_ref())?;
         return normalize_project(&value).ok_or_else(|| {
@@ -822,11 +830,36 @@ mod tests {
         .unwrap();
         let app = &stack.services["app"];
         assert_eq!(app.mask(&app.hooks.after_up[0]), "psql --password ********");
-        assert!(
-            stack.services["db"].hooks.quoted_secrets.is_empty(),
-            "its own secrets are not repeated"
-        );
         let json = serde_json::to_string(app).unwrap();
-        assert!(!json.contains("quoted_secrets"), "{json}");
+        assert!(!json.contains("masker"), "{json}");
+    }
+
+    #[test]
+    fn r22_a_secret_variable_inside_another_value_is_masked() {
+        // Issue 22: `DATABASE_URL` is no secret by name; the password a
+        // secret variable put in it is, however short; and a one-letter
+        // password garbles nothing else.
+        let stack = parse_str(
+            "[services.app]\nimage = \"y\"\n\
+             env = { DATABASE_URL = \"pgsql://app:${R22_DB_PASSWORD:-q}@db/app\", GREETING = \"x${R22_DB_PASSWORD:-q}x\" }\n\
+             command = [\"redis-server\", \"--requirepass\", \"${R22_DB_PASSWORD:-q}\", \"--quiet\"]\n\
+             build = { context = \".\", args = { TOKEN = \"tok-1\", NPM_AUTH = \"npm-2\", PASSWORD = \"pw-3\" } }\n",
+        )
+        .unwrap();
+        let app = &stack.services["app"];
+        let json = serde_json::to_string(&stack).unwrap();
+        let mut value = serde_json::to_value(&stack).unwrap();
+        stack.masker.mask_json(&mut value);
+        let masked = value.to_string();
+        assert!(masked.contains("pgsql://app:********@db/app"), "{masked}");
+        assert!(masked.contains("\"x********x\""), "{masked}");
+        assert!(
+            masked.contains("\"--requirepass\",\"********\",\"--quiet\""),
+            "{masked}"
+        );
+        for arg in ["tok-1", "npm-2", "pw-3"] {
+            assert!(!json.contains(arg), "build arg shown: {json}");
+        }
+        assert_eq!(app.mask("a quiet app"), "a quiet app");
     }
 }

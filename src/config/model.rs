@@ -38,6 +38,10 @@ pub struct Stack {
     /// `[commands.NAME]`: project-defined commands, `devenv NAME args…`.
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub commands: IndexMap<String, super::commands::ProjectCommand>,
+    /// Hides the stack's secrets in any text; built once when the stack is
+    /// resolved, what every output prints through.
+    #[serde(skip)]
+    pub masker: std::sync::Arc<super::secret::Masker>,
 }
 
 impl Stack {
@@ -54,6 +58,7 @@ impl Stack {
             k8s: None,
             test: None,
             commands: IndexMap::new(),
+            masker: Default::default(),
         }
     }
 }
@@ -112,6 +117,10 @@ pub struct Service {
     #[serde(with = "duration_secs")]
     pub ready_timeout: Duration,
     pub restart: Restart,
+    /// `restart = "no"` is written out (not the default): a task that runs
+    /// to completion, which export makes a Job.
+    #[serde(skip)]
+    pub runs_once: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -260,12 +269,24 @@ pub enum Mount {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Volume {
-    /// Created outside devenv: never created nor removed by it.
+    /// Created outside devenv: never created nor removed by it, and `up`
+    /// refuses to start without it (the engine would make an empty one).
     pub external: bool,
+    /// The engine's name of an external volume (Compose's `name:`), when it
+    /// is not the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,
+}
+
+impl Volume {
+    /// The engine's name of this volume, when external: its `name` or its key.
+    pub fn external_name<'a>(&'a self, key: &'a str) -> Option<&'a str> {
+        self.external.then(|| self.name.as_deref().unwrap_or(key))
+    }
 }
 
 /// What a dependent waits for.
@@ -406,9 +427,9 @@ impl Stack {
             .collect()
     }
 
-    /// `text` with every secret value of the stack masked.
+    /// `text` with every secret of the stack masked.
     pub fn mask(&self, text: &str) -> String {
-        super::secret::mask_in(text, self.secret_values())
+        self.masker.mask(text).into_owned()
     }
 }
 
@@ -450,12 +471,12 @@ impl Service {
             .filter(|v| v.secret)
             .map(|v| v.value.as_str())
             .chain(password)
-            .chain(self.hooks.quoted_secrets.iter().map(|s| s.expose()))
     }
 
-    /// `text` (a hook command, say) with this service's secret values masked.
+    /// `text` (a hook command, say) with every secret of the stack masked:
+    /// a hook may quote another service's password.
     pub fn mask(&self, text: &str) -> String {
-        super::secret::mask_in(text, self.secret_values())
+        self.hooks.masker.mask(text).into_owned()
     }
 }
 
@@ -480,11 +501,10 @@ pub struct Hooks {
     /// How long one command may run before it is stopped and `up` fails.
     #[serde(with = "duration_secs")]
     pub timeout: Duration,
-    /// Secrets of the rest of the stack (another service's, the test env's,
-    /// a secret-named `.env` variable) that these hooks or the service's
-    /// command quote: masked wherever the service's text is shown.
+    /// The stack's masker (one, shared): these hooks and the service's
+    /// command may quote any secret of the stack, another service's too.
     #[serde(skip)]
-    pub quoted_secrets: Vec<super::Secret>,
+    pub masker: std::sync::Arc<super::secret::Masker>,
 }
 
 impl Default for Hooks {
@@ -494,7 +514,7 @@ impl Default for Hooks {
             migrate: Vec::new(),
             seed: Vec::new(),
             timeout: Duration::from_secs(600),
-            quoted_secrets: Vec::new(),
+            masker: Default::default(),
         }
     }
 }

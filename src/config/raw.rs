@@ -55,6 +55,8 @@ pub struct RawProject {
 pub struct RawVolume {
     #[serde(default)]
     pub external: bool,
+    /// The engine's name of an `external` volume, when not the key's.
+    pub name: Option<S<String>>,
     pub driver: Option<String>,
     #[serde(default)]
     pub driver_opts: std::collections::BTreeMap<String, String>,

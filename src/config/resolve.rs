@@ -19,7 +19,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::error::{ConfigError, Src};
-use super::interp::{interpolate, interpolate_spans, InterpError};
+use super::interp::{interpolate_named, InterpError};
 use super::model::*;
 use super::presets::Preset;
 use super::raw::*;
@@ -38,6 +38,9 @@ pub struct Ctx<'a> {
     pub project: &'a str,
     /// `.env` beside the stack file; the process environment wins over it.
     pub dotenv: &'a HashMap<String, String>,
+    /// Where secret variables' values went in every interpolated text: the
+    /// start of the stack's [`Masker`](super::secret::Masker).
+    pub secrets: RefCell<super::secret::Masker>,
 }
 
 impl Ctx<'_> {
@@ -49,7 +52,26 @@ impl Ctx<'_> {
 
     /// Interpolates a value found at `span` in `src`.
     pub fn interp(&self, src: &Src, span: Range<usize>, text: &str) -> Result<String, ConfigError> {
-        interpolate(text, &|n| self.lookup(n)).map_err(|e| in_value(src, span, e))
+        self.interp_spans(src, span, text).map(|(out, _)| out)
+    }
+
+    /// As [`Ctx::interp`], with where every variable's value went; the
+    /// spans a secret-named variable filled are noted for the masker.
+    fn interp_spans(
+        &self,
+        src: &Src,
+        span: Range<usize>,
+        text: &str,
+    ) -> Result<(String, Vec<Range<usize>>), ConfigError> {
+        let (out, named) =
+            interpolate_named(text, &|n| self.lookup(n)).map_err(|e| in_value(src, span, e))?;
+        let secret: Vec<Range<usize>> = named
+            .iter()
+            .filter(|(_, name)| super::secret::is_secret_name(name))
+            .map(|(range, _)| range.clone())
+            .collect();
+        self.secrets.borrow_mut().add_spans(&out, &secret);
+        Ok((out, named.into_iter().map(|(range, _)| range).collect()))
     }
 
     /// As [`Ctx::interp`], noting in `record` where the variables' values went.
@@ -60,8 +82,7 @@ impl Ctx<'_> {
         text: &str,
         record: &RefCell<Vec<Interpolated>>,
     ) -> Result<String, ConfigError> {
-        let (out, spans) =
-            interpolate_spans(text, &|n| self.lookup(n)).map_err(|e| in_value(src, span, e))?;
+        let (out, spans) = self.interp_spans(src, span, text)?;
         record.borrow_mut().push(Interpolated {
             text: out.clone(),
             spans,
@@ -252,7 +273,11 @@ pub fn resolve_service(
         })?,
         None => Duration::from_secs(60),
     };
-    let restart = match pick(&raw.restart, src, p, |r| &r.restart) {
+    let restart_pick = pick(&raw.restart, src, p, |r| &r.restart);
+    let runs_once = restart_pick
+        .as_ref()
+        .is_some_and(|r| r.value.get_ref() == "no");
+    let restart = match restart_pick {
         Some(r) => match r.value.get_ref().as_str() {
             "no" => Restart::No,
             "always" => Restart::Always,
@@ -330,7 +355,7 @@ pub fn resolve_service(
             };
             Hooks {
                 timeout,
-                quoted_secrets: Vec::new(),
+                masker: Default::default(),
                 migrate: h
                     .value
                     .migrate
@@ -411,6 +436,7 @@ pub fn resolve_service(
         ready,
         ready_timeout,
         restart,
+        runs_once,
         user,
         working_dir,
         extra_hosts,

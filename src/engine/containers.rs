@@ -326,6 +326,16 @@ impl Engine {
         }
     }
 
+    /// Whether the engine has a volume of this name (an external one, which
+    /// devenv must not create by mounting it).
+    pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
+        match self.docker.inspect_volume(name).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(EngineError::api(format!("inspecting volume `{name}`"))(e)),
+        }
+    }
+
     /// Creates a labelled volume; creating an existing one is a no-op in the Engine API.
     pub async fn ensure_volume(&self, spec: &VolumeSpec) -> Result<(), EngineError> {
         let req = VolumeCreateRequest {

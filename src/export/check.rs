@@ -300,17 +300,27 @@ fn diff(path: String, ours: &Value, theirs: &Value, secret: bool, out: &mut Vec<
             format!("{path}.{key}")
         }
     };
-    let show = |value: &Value| (!secret).then(|| short(value));
+    // Under a secret name (`data.DB_PASSWORD`, `env[STRIPE_SECRET]`) a value
+    // is not shown either, whatever object holds it; a URL's password never.
+    let hide = |name: &str| secret || crate::config::secret::is_secret_name(name);
+    let shown = |value: &Value, hidden: bool| {
+        (!hidden).then(|| {
+            crate::config::secret::Masker::default()
+                .mask(&short(value))
+                .into_owned()
+        })
+    };
+    let show = |value: &Value| shown(value, secret);
     match (ours, theirs) {
         (Value::Object(a), Value::Object(b)) => {
             for (key, value) in a {
                 match b.get(key) {
-                    Some(other) => diff(join(key), value, other, secret, out),
-                    None => out.push((join(key), Change::Added(show(value)))),
+                    Some(other) => diff(join(key), value, other, hide(key), out),
+                    None => out.push((join(key), Change::Added(shown(value, hide(key))))),
                 }
             }
             for (key, value) in b.iter().filter(|(key, _)| !a.contains_key(*key)) {
-                out.push((join(key), Change::Missing(show(value))));
+                out.push((join(key), Change::Missing(shown(value, hide(key)))));
             }
         }
         (Value::Array(a), Value::Array(b)) => {
@@ -336,16 +346,21 @@ fn diff(path: String, ours: &Value, theirs: &Value, secret: bool, out: &mut Vec<
             };
             for item in a {
                 let at = format!("{path}[{}]", id(item));
+                let hidden = hide(&id(item));
                 match b.iter().find(|other| other[key] == item[key]) {
-                    Some(other) => diff(at, item, other, secret, out),
-                    None => out.push((at, Change::Added(show(item)))),
+                    Some(other) => diff(at, item, other, hidden, out),
+                    None => out.push((at, Change::Added(shown(item, hidden)))),
                 }
             }
             for item in b
                 .iter()
                 .filter(|other| !a.iter().any(|item| item[key] == other[key]))
             {
-                out.push((format!("{path}[{}]", id(item)), Change::Missing(show(item))));
+                let hidden = hide(&id(item));
+                out.push((
+                    format!("{path}[{}]", id(item)),
+                    Change::Missing(shown(item, hidden)),
+                ));
             }
         }
         _ => out.push((
@@ -415,6 +430,48 @@ mod tests {
         let drifts = compare(&ours, &theirs, &[]).unwrap();
         let text = drifts[0].to_string();
         assert!(!text.contains("one") && !text.contains("two"), "{text}");
+    }
+
+    #[test]
+    fn r25_values_of_secret_named_keys_are_not_shown_anywhere() {
+        // A production password pasted into a Deployment's env, a ConfigMap
+        // key named like a secret, a URL with a password: none is printed.
+        let deployment = |pw: &str, url: &str| {
+            format!(
+                "kind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        env:\n        - name: DB_PASSWORD\n          value: {pw}\n        - name: CACHE_URL\n          value: {url}\n---\nkind: ConfigMap\nmetadata:\n  name: app-env\ndata:\n  STRIPE_KEY: {pw}-k\n"
+            )
+        };
+        let ours = file(
+            "w.yaml",
+            &deployment("local-pw-1", "redis://u:local-url-pw@c"),
+        );
+        let theirs = file(
+            "w.yaml",
+            &deployment("prod-pw-1", "redis://u:prod-url-pw@c"),
+        );
+        let text: Vec<String> = compare(&ours, &theirs, &[])
+            .unwrap()
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        for secret in ["local-pw-1", "prod-pw-1", "local-url-pw", "prod-url-pw"] {
+            assert!(
+                !text.iter().any(|t| t.contains(secret)),
+                "{secret}: {text:?}"
+            );
+        }
+        // Only an added item under a secret name: still not shown.
+        let added = file(
+            "w.yaml",
+            &deployment("prod-pw-1", "x").replace("DB_PASSWORD", "NEW_TOKEN"),
+        );
+        let text: Vec<String> = compare(&added, &theirs, &[])
+            .unwrap()
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert!(!text.iter().any(|t| t.contains("prod-pw-1")), "{text:?}");
     }
 
     #[test]

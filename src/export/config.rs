@@ -104,29 +104,11 @@ pub(crate) fn reference_secrets(
     }
 }
 
-/// Whether an env key names a credential: any of its `_`-separated words
-/// says password, secret, token, credential(s), DSN, private or salt, or it
-/// ends in `KEY` (`APP_KEY`, `STRIPE_KEY`, `AWS_ACCESS_KEY_ID` too). Fails
-/// closed: a false positive costs a Secret entry, a miss leaks a password.
+/// Whether an env key names a credential: the one rule of the stack
+/// ([`crate::config::secret::is_secret_name`]), so that what `devenv config`
+/// masks and what goes to a Secret agree.
 pub(crate) fn is_secret_key(key: &str) -> bool {
-    let upper = key.to_ascii_uppercase();
-    const INSIDE: [&str; 6] = [
-        "PASSWORD",
-        "PASSWD",
-        "SECRET",
-        "TOKEN",
-        "CREDENTIAL",
-        "PRIVATE",
-    ];
-    if INSIDE.iter().any(|word| upper.contains(word)) {
-        return true;
-    }
-    let words: Vec<&str> = upper.split(['_', '-', '.']).collect();
-    words
-        .iter()
-        .any(|w| matches!(*w, "PASS" | "PWD" | "DSN" | "SALT" | "APIKEY" | "CREDS"))
-        || words.last().is_some_and(|w| w.ends_with("KEY"))
-        || upper.ends_with("KEY_ID")
+    crate::config::secret::is_secret_name(key)
 }
 
 /// Whether a value carries a credential: a URL with user info
@@ -192,6 +174,10 @@ pub(crate) fn split_env(
                 Rewrite::Keep => {}
                 Rewrite::Drop => continue,
                 Rewrite::Value(new) => value = new,
+                Rewrite::FillIn => {
+                    value = PLACEHOLDER.to_string();
+                    split.fill_in.push(key.clone());
+                }
                 Rewrite::Endpoint(replacement) => {
                     if let Some(stem) = key.strip_suffix("_HOST") {
                         ports.push((format!("{stem}_PORT"), replacement.port.to_string()));
@@ -243,8 +229,26 @@ pub(crate) fn split_env(
             }
         }
     }
+    if env == Env::Production {
+        if let Some(mail) = replacements.iter().find(|r| r.kind == Kind::Mail) {
+            if service.env.values().any(|v| v.value == mail.service) {
+                // SES's SMTP interface takes SMTP credentials (made from an
+                // IAM user), never MailHog's none.
+                for key in ["MAIL_USERNAME", "MAIL_PASSWORD"] {
+                    split.config.shift_remove(key);
+                    split
+                        .secret
+                        .entry(key.into())
+                        .or_insert_with(|| PLACEHOLDER.into());
+                }
+            }
+        }
+    }
     if service.build.is_some() {
         laravel_defaults(&mut split.config, env);
+        if env != Env::Dev && shares_state(service, settings, env) {
+            shared_sessions_and_cache(service, &mut split.config);
+        }
         for (key, value) in &settings.stack.env(env).env {
             let side = if is_secret_key(key) || is_secret_value(value) {
                 &mut split.secret
@@ -281,6 +285,41 @@ pub(crate) fn split_env(
         }
     }
     Ok(split)
+}
+
+/// Whether the service runs as more than one pod in `env`.
+fn shares_state(service: &Service, settings: &Settings, env: Env) -> bool {
+    settings.replicas(&service.name, env) > 1
+        || settings
+            .autoscale(&service.name, env)
+            .is_some_and(|scale| scale.max > 1)
+}
+
+/// Replicas cannot share sessions or a cache on local files: where the app
+/// reaches Redis (else Memcached), `file` (or nothing) becomes `redis`
+/// (`memcached`). Another driver the
+/// stack chose (`database`, `cookie`, `memcached`) stays, and
+/// `[k8s.<env>] env` overrides it all.
+fn shared_sessions_and_cache(service: &Service, config: &mut IndexMap<String, String>) {
+    let has = |key: &str| service.env.contains_key(key);
+    let store = if has("REDIS_HOST") || has("REDIS_URL") {
+        "redis"
+    } else if has("MEMCACHED_HOST") {
+        "memcached"
+    } else {
+        return;
+    };
+    let mut keys = vec!["SESSION_DRIVER", "CACHE_STORE"];
+    if service.env.contains_key("CACHE_DRIVER") {
+        // Laravel 10 and older read this name.
+        keys.push("CACHE_DRIVER");
+    }
+    for key in keys {
+        let local = config.get(key).map(String::as_str);
+        if matches!(local, None | Some("file" | "array")) {
+            config.insert(key.into(), store.into());
+        }
+    }
 }
 
 /// A Laravel app must not run with `APP_ENV=local` or `APP_DEBUG=true` in a
@@ -321,6 +360,8 @@ enum Rewrite<'a> {
     Keep,
     Drop,
     Value(String),
+    /// A local value with no managed counterpart named: a placeholder.
+    FillIn,
     Endpoint(&'a Replacement),
 }
 
@@ -330,11 +371,12 @@ fn rewrite<'a>(key: &str, value: &str, replacements: &'a [Replacement]) -> Rewri
             // The IRSA role gives the SDK its credentials.
             "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => return Rewrite::Drop,
             "AWS_USE_PATH_STYLE_ENDPOINT" => return Rewrite::Value("false".into()),
-            "AWS_DEFAULT_REGION" | "AWS_REGION" if s3.region.is_some() => {
-                return Rewrite::Value(s3.region.clone().unwrap_or_default())
+            // MinIO's bucket and region mean nothing to AWS: they are asked for.
+            "AWS_DEFAULT_REGION" | "AWS_REGION" => {
+                return s3.region.clone().map_or(Rewrite::FillIn, Rewrite::Value)
             }
-            _ if key.ends_with("_BUCKET") && s3.bucket.is_some() => {
-                return Rewrite::Value(s3.bucket.clone().unwrap_or_default())
+            _ if key.ends_with("_BUCKET") => {
+                return s3.bucket.clone().map_or(Rewrite::FillIn, Rewrite::Value)
             }
             // The SDK's regional endpoint replaces MinIO's.
             _ if url_host(value).is_some_and(|(host, _)| host == s3.service) => {
@@ -343,8 +385,15 @@ fn rewrite<'a>(key: &str, value: &str, replacements: &'a [Replacement]) -> Rewri
             _ => {}
         }
     }
+    // A bare service name is a host only under a host-like key: Sail's
+    // `DB_CONNECTION=mysql` or `CACHE_STORE=memcached` name a driver that
+    // happens to share the service's name.
+    let upper = key.to_ascii_uppercase();
+    let host_key = ["HOST", "SERVER", "ADDR", "ENDPOINT"]
+        .iter()
+        .any(|word| upper.contains(word));
     for replacement in replacements.iter().filter(|r| r.kind != Kind::S3) {
-        if value == replacement.service {
+        if value == replacement.service && host_key {
             return Rewrite::Endpoint(replacement);
         }
         if let Some((host, range)) = url_host(value) {

@@ -11,14 +11,16 @@
 //! a missing path leaves the field out. `environment` picks the
 //! environment (`values.yaml` says `dev`; `values-<env>.yaml` sets it and
 //! repeats that environment's holes, to edit there). The app's image is
-//! `image.repositories.<service>` with `image.tag`, for `--set image.tag=…`;
-//! every object's namespace is `namespace`.
+//! `image.repositories.<service>` with `image.tag`, for `--set image.tag=…`.
 //!
-//! The Jobs (migrations, one-offs) and what they read are `pre-install`/
-//! `pre-upgrade` hooks (ServiceAccount, ConfigMap and Secret at weight -5,
-//! the Jobs at 0), recreated on each release, so that a new image tag
-//! (`--set image.tag=…`) never meets a Job's immutable template and the
-//! release waits for them; otherwise the objects are those of the overlay.
+//! Helm's conventions: the chart holds no Namespace (Helm refuses one it
+//! does not own, and `helm upgrade --install -n NS --create-namespace`
+//! makes it first); every object is in `.Release.Namespace`. There are no
+//! hooks: a Job running the app's image is named after the tag
+//! (`<service>-migrate-<hash>-<tag>`), so a new `image.tag` is a new Job
+//! rather than a change to an immutable one, and the app pods wait for its
+//! migrations themselves, as under `kubectl apply -k`. So the objects are
+//! those of the overlay, less its Namespace.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -55,6 +57,9 @@ pub(crate) fn chart(
     let mut homes: Homes = IndexMap::new();
     for (env, objects) in per_env {
         for (group, value) in namespaced(objects, settings, *env) {
+            if value["kind"] == "Namespace" {
+                continue;
+            }
             let key = (
                 value["kind"].as_str().unwrap_or_default().to_string(),
                 value["metadata"]["name"]
@@ -62,10 +67,7 @@ pub(crate) fn chart(
                     .unwrap_or_default()
                     .to_string(),
             );
-            homes
-                .entry(key)
-                .or_default()
-                .push((*env, group, hook(value, per_env, *env)));
+            homes.entry(key).or_default().push((*env, group, value));
         }
     }
     let mut chart = Chart {
@@ -130,7 +132,7 @@ pub(crate) fn chart(
         PathBuf::from("values.yaml"),
         values_text(
             "Values of the dev environment; `-f values-<env>.yaml` picks another.",
-            &json!({ "environment": "dev", "namespace": settings.namespace(Env::Dev), "image": image, "environments": all }),
+            &json!({ "environment": "dev", "image": image, "environments": all }),
         )?,
     );
     for env in Env::ALL {
@@ -138,7 +140,7 @@ pub(crate) fn chart(
             PathBuf::from(format!("values-{env}.yaml")),
             values_text(
                 &format!("The {env} environment: `helm template -f values-{env}.yaml`. Set a field to null to leave it out of the objects."),
-                &json!({ "environment": env.as_str(), "namespace": settings.namespace(env), "environments": { env.as_str(): holes_of(env) } }),
+                &json!({ "environment": env.as_str(), "environments": { env.as_str(): holes_of(env) } }),
             )?,
         );
     }
@@ -157,49 +159,6 @@ pub(crate) fn chart(
 fn values_text(note: &str, value: &Value) -> Result<String, ExportError> {
     let text = to_yaml(std::slice::from_ref(value))?;
     Ok(text.replacen('\n', &format!("\n# {note}\n"), 1))
-}
-
-/// The hook annotations of the Jobs and of what they read.
-fn hook(value: Value, per_env: &[(Env, Vec<Object>)], env: Env) -> Value {
-    let mut value = value;
-    let kind = value["kind"].as_str().unwrap_or_default().to_string();
-    let name = value["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let objects = &per_env.iter().find(|(e, _)| *e == env).expect("rendered").1;
-    // Every Job: the migrations, and one-offs others wait on.
-    let jobs: Vec<&Object> = objects.iter().filter(|o| o.kind() == "Job").collect();
-    let weight = if kind == "Job" && jobs.iter().any(|o| o.name() == name) {
-        Some("0")
-    } else {
-        let reads = jobs.iter().any(|job| {
-            let pod = &job.value["spec"]["template"]["spec"];
-            let account = pod["serviceAccountName"].as_str() == Some(name.as_str());
-            let env_from = pod["containers"][0]["envFrom"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|source| {
-                    source["configMapRef"]["name"].as_str() == Some(name.as_str())
-                        || source["secretRef"]["name"].as_str() == Some(name.as_str())
-                });
-            (kind == "ServiceAccount" && account)
-                || (matches!(kind.as_str(), "ConfigMap" | "Secret") && env_from)
-        });
-        reads.then_some("-5")
-    };
-    if let Some(weight) = weight {
-        let annotations = value["metadata"]
-            .as_object_mut()
-            .expect("metadata")
-            .entry("annotations")
-            .or_insert_with(|| json!({}));
-        annotations["helm.sh/hook"] = json!("pre-install,pre-upgrade");
-        annotations["helm.sh/hook-weight"] = json!(weight);
-        annotations["helm.sh/hook-delete-policy"] = json!("before-hook-creation");
-    }
-    value
 }
 
 /// What list items are matched on across environments.
@@ -279,12 +238,31 @@ impl Chart<'_> {
         let present: Vec<&Value> = values.iter().flatten().copied().collect();
         let everywhere = present.len() == values.len();
         if path == "metadata.namespace" && everywhere {
-            // Every object's namespace is the environment's: one knob.
-            out.push(format!("{pad}{key}: {{{{ $.Values.namespace | toJson }}}}"));
+            // The release's namespace, as `helm upgrade --install -n NS` says.
+            out.push(format!(
+                "{pad}{key}: {{{{ $.Release.Namespace | toJson }}}}"
+            ));
             return;
         }
+        if path == "metadata.name" && object.starts_with("job/") && everywhere {
+            // A Job running the app's image is named after its tag (see workloads).
+            let tag = self.images.first().map(|(_, _, tag)| format!("-{tag}"));
+            if let Some(stem) = tag
+                .as_deref()
+                .and_then(|tag| present[0].as_str()?.strip_suffix(tag))
+                .filter(|_| present.iter().all(|v| *v == present[0]))
+            {
+                out.push(format!(
+                    "{pad}{key}: {{{{ printf \"%s-%s\" {} $.Values.image.tag | toJson }}}}",
+                    quote(stem)
+                ));
+                return;
+            }
+        }
         let knob = is_knob(object, path);
+        // Metadata is walked, for its namespace.
         if !knob
+            && path != "metadata"
             && everywhere
             && present.iter().all(|v| *v == present[0])
             && !has_braces(present[0])

@@ -9,6 +9,51 @@ use super::objects::Object;
 use super::settings::Settings;
 use super::workloads::PROVIDE_SECRET;
 use super::Env;
+use crate::config::model::Stack;
+
+/// The `[k8s.<env>]` setting that gives a ConfigMap key its managed value,
+/// from the names Laravel reads.
+fn setting_for(key: &str) -> &'static str {
+    let upper = key.to_ascii_uppercase();
+    if upper.ends_with("_BUCKET") {
+        "`s3 = { bucket = \"…\" }`"
+    } else if upper.contains("REGION") {
+        "`s3 = { region = \"…\" }`"
+    } else if upper.starts_with("MAIL_") || upper.starts_with("SMTP_") {
+        "`smtp = { host = \"…\" }` (SES: `email-smtp.<region>.amazonaws.com`)"
+    } else if upper.starts_with("REDIS_") {
+        "`redis = { host = \"…\" }` (ElastiCache)"
+    } else if upper.starts_with("MEMCACHED_") {
+        "`memcached = { host = \"…\" }` (ElastiCache for Memcached)"
+    } else if upper.starts_with("DB_") || upper.starts_with("DATABASE") {
+        "`database = { host = \"…\" }` (RDS)"
+    } else {
+        "`database`, `redis`, `memcached` or `smtp` = { host = \"…\" }"
+    }
+}
+
+/// Services export leaves out of staging and production: a developer's
+/// tools (Composer, a Node package manager or dev server), one line each.
+pub(crate) fn left_out(stack: &Stack, env: Env) -> Vec<String> {
+    if env == Env::Dev {
+        return Vec::new();
+    }
+    stack
+        .services
+        .values()
+        .filter(|service| {
+            let k8s = service.k8s.as_ref();
+            k8s.and_then(|k| k.production) != Some(crate::config::k8s::Placement::Keep)
+        })
+        .filter_map(|service| {
+            let tool = super::objects::dev_tool(service)?;
+            Some(format!(
+                "{env}: note: `{}` runs `{tool}`, a developer's tool: left out (build what it makes into the app image, or set `production = \"keep\"` in `[services.{}.k8s]`)",
+                service.name, service.name
+            ))
+        })
+        .collect()
+}
 
 pub(crate) fn missing(settings: &Settings, env: Env, objects: &[Object]) -> Vec<String> {
     if env == Env::Dev {
@@ -47,6 +92,11 @@ pub(crate) fn missing(settings: &Settings, env: Env, objects: &[Object]) -> Vec<
     }
     for object in objects {
         let name = object.name();
+        if object.kind() == "StatefulSet" && env == Env::Production {
+            lines.push(format!(
+                "{env}: warning: `{name}` keeps its data in the cluster (a StatefulSet with a volume claim per pod): back the volume up, or set `production = \"external\"` in `[services.{name}.k8s]` and name the managed service"
+            ));
+        }
         match object.kind() {
             "Deployment" | "StatefulSet" | "Job" => {
                 let note = object.value["metadata"]["annotations"][PROVIDE_SECRET].as_str();
@@ -78,7 +128,8 @@ pub(crate) fn missing(settings: &Settings, env: Env, objects: &[Object]) -> Vec<
                 for (key, value) in object.value["data"].as_object().into_iter().flatten() {
                     if value.as_str().is_some_and(|v| v.contains(PLACEHOLDER)) {
                         lines.push(format!(
-                            "{env}: `{key}` of `{name}` names no managed endpoint: set `database`, `redis` or `smtp` = {{ host = \"…\" }} in `{table}`, or `{key}` in `{table} env`"
+                            "{env}: `{key}` of `{name}` has no managed value: set {} in `{table}`, or `{key}` in `{table} env`",
+                            setting_for(key)
                         ));
                     }
                 }

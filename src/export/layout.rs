@@ -67,6 +67,10 @@ struct Kustomization {
     resources: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     patches: Vec<PatchRef>,
+    /// Each Job named after the app's image tag gets the tag the overlay
+    /// renders appended to its name (after `images`, which CI edits).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    replacements: Vec<Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,6 +86,7 @@ impl Kustomization {
             namespace,
             resources,
             patches,
+            replacements: Vec::new(),
         }
     }
 }
@@ -112,8 +117,14 @@ pub(crate) fn kustomize(
     settings: &Settings,
     only: Option<Env>,
 ) -> Result<BTreeMap<PathBuf, String>, ExportError> {
+    // The Kustomize files name a Job running the app's image without its
+    // tag; each overlay appends the tag it renders (see `tag_replacement`).
+    let per_env: Vec<(Env, Vec<Object>)> = per_env
+        .iter()
+        .map(|(env, objects)| (*env, objects.iter().map(untagged).collect()))
+        .collect();
     let mut homes: IndexMap<(String, String), Vec<(Env, &Object)>> = IndexMap::new();
-    for (env, objects) in per_env {
+    for (env, objects) in &per_env {
         for object in objects {
             homes
                 .entry((object.kind().to_string(), object.name().to_string()))
@@ -159,13 +170,22 @@ pub(crate) fn kustomize(
     let mut files = BTreeMap::new();
     let wanted: Vec<Env> = only.map_or(Env::ALL.to_vec(), |env| vec![env]);
     let uses_backing = |env: Env| !backing.files.is_empty() && env != Env::Production;
-    write_dir(&mut files, "base", &base, None, Vec::new(), Vec::new())?;
+    write_dir(
+        &mut files,
+        "base",
+        &base,
+        None,
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    )?;
     if wanted.iter().any(|env| uses_backing(*env)) {
         write_dir(
             &mut files,
             "backing",
             &backing,
             None,
+            Vec::new(),
             Vec::new(),
             Vec::new(),
         )?;
@@ -191,6 +211,12 @@ pub(crate) fn kustomize(
                 to_yaml(docs)?,
             );
         }
+        let replacements = per_env
+            .iter()
+            .filter(|(e, _)| *e == env)
+            .flat_map(|(_, objects)| objects)
+            .filter_map(tag_replacement)
+            .collect();
         write_dir(
             &mut files,
             &dir,
@@ -198,9 +224,46 @@ pub(crate) fn kustomize(
             Some(settings.namespace(env)),
             resources,
             patches,
+            replacements,
         )?;
     }
     Ok(files)
+}
+
+/// The object as the Kustomize files hold it: a Job's name without the tag it ends in.
+fn untagged(object: &Object) -> Object {
+    let mut object = object.clone();
+    if let Some(tag) = &object.name_tag {
+        let name = object.name().to_string();
+        if let Some(stem) = name.strip_suffix(&format!("-{tag}")) {
+            object.value["metadata"]["name"] = Value::String(stem.to_string());
+        }
+    }
+    object
+}
+
+/// A replacement appending the tag of the Job's image to its name: the
+/// image split at `:` (past a registry's port), the name extended by one
+/// `-` part (an index past the last part appends).
+fn tag_replacement(object: &Object) -> Option<Value> {
+    object.name_tag.as_ref()?;
+    let name = object.name();
+    let image = object.value["spec"]["template"]["spec"]["containers"][0]["image"].as_str()?;
+    let repository = crate::image_ref::ImageRef::parse(image).ok()?.name();
+    let select = serde_json::json!({ "kind": "Job", "name": name });
+    Some(serde_json::json!({
+        "source": {
+            "kind": "Job",
+            "name": name,
+            "fieldPath": "spec.template.spec.containers.0.image",
+            "options": { "delimiter": ":", "index": repository.matches(':').count() + 1 },
+        },
+        "targets": [{
+            "select": select,
+            "fieldPaths": ["metadata.name"],
+            "options": { "delimiter": "-", "index": name.split('-').count() },
+        }],
+    }))
 }
 
 fn write_dir(
@@ -210,12 +273,14 @@ fn write_dir(
     namespace: Option<String>,
     mut resources: Vec<String>,
     patches: Vec<PatchRef>,
+    replacements: Vec<Value>,
 ) -> Result<(), ExportError> {
     for (file, docs) in &contents.files {
         files.insert(PathBuf::from(format!("{dir}/{file}")), to_yaml(docs)?);
         resources.push(file.clone());
     }
-    let kustomization = Kustomization::new(namespace, resources, patches);
+    let mut kustomization = Kustomization::new(namespace, resources, patches);
+    kustomization.replacements = replacements;
     let value = serde_json::to_value(&kustomization).map_err(|err| ExportError::Yaml {
         object: format!("{dir}/kustomization.yaml"),
         message: err.to_string(),

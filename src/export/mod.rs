@@ -202,6 +202,7 @@ pub fn inputs(stack: &Stack, opts: &ExportOptions) -> Result<Vec<String>, Export
     for env in envs {
         let objects = objects::build(stack, &settings, env)?;
         lines.extend(inputs::missing(&settings, env, &objects));
+        lines.extend(inputs::left_out(stack, env));
     }
     Ok(lines)
 }
@@ -254,5 +255,7 @@ pub fn check(
 
 #[cfg(test)]
 mod regressions;
+#[cfg(test)]
+mod releases;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -4,8 +4,8 @@
 //! autoscaler, disruption budget, service account, and a Job for the
 //! `after_up` hooks. Services run from an image are backing services:
 //! StatefulSets with headless Services when they keep data, Deployments
-//! otherwise; in production the known ones (PostgreSQL, Redis, MinIO,
-//! MailHog) give way to managed endpoints.
+//! otherwise; in production the known ones (PostgreSQL, MySQL/MariaDB,
+//! Redis, Memcached, MinIO, MailHog) give way to managed endpoints.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +27,9 @@ pub(crate) struct Object {
     /// File stem: the service's name, `namespace` or `network-policies`.
     pub group: String,
     pub value: serde_json::Value,
+    /// The image tag a Job's name ends in (`-<tag>`): the Kustomize tree
+    /// writes the name without it and appends the tag the overlay renders.
+    pub name_tag: Option<String>,
 }
 
 impl Object {
@@ -38,6 +41,7 @@ impl Object {
         Ok(Self {
             group: group.to_string(),
             value,
+            name_tag: None,
         })
     }
 
@@ -70,6 +74,66 @@ pub(crate) struct Placed<'a> {
     pub k8s_name: String,
     /// Runs to completion once per release: a Job, reached by nobody.
     pub one_off: bool,
+    /// What a service built by devenv runs, which decides its workload.
+    pub role: Role,
+}
+
+/// What an app service runs (from its command), which decides its workload:
+/// a server gets the autoscaler and the disruption budget, a queue worker
+/// is scaled on its own, and a scheduler must run exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Server,
+    /// `queue:work`, `queue:listen`, `horizon`.
+    Worker,
+    /// `schedule:work` (or a loop of `schedule:run`).
+    Scheduler,
+}
+
+impl Role {
+    fn of(service: &Service) -> Role {
+        let words = command_words(service);
+        let runs = |what: &[&str]| words.iter().any(|w| what.contains(&w.as_str()));
+        if runs(&["schedule:work", "schedule:run"]) {
+            Role::Scheduler
+        } else if runs(&["queue:work", "queue:listen", "horizon"]) {
+            Role::Worker
+        } else {
+            Role::Server
+        }
+    }
+}
+
+/// The words a service runs, its entrypoint then its command, with
+/// `sh -c` scripts split at whitespace too.
+fn command_words(service: &Service) -> Vec<String> {
+    service
+        .entrypoint
+        .iter()
+        .chain(&service.command)
+        .flatten()
+        .flat_map(|word| word.split_whitespace().map(String::from))
+        .collect()
+}
+
+/// A developer's tool rather than part of the app (Composer, a Node
+/// package manager, a dev server): what it runs, or `None`. Such services
+/// are left out of staging and production.
+pub(crate) fn dev_tool(service: &Service) -> Option<String> {
+    const TOOLS: [&str; 6] = ["composer", "npm", "npx", "yarn", "pnpm", "bun"];
+    if service.image.base() == "composer" {
+        return Some("composer".into());
+    }
+    let words = command_words(service);
+    let first = words
+        .iter()
+        .map(|w| w.rsplit('/').next().unwrap_or(w))
+        .find(|w| !matches!(*w, "sh" | "bash" | "-c" | "-lc" | "exec" | "env"))?;
+    // `npm start` or `yarn serve` may be a Node server the app needs.
+    let serves = words
+        .iter()
+        .any(|w| matches!(w.as_str(), "start" | "serve" | "preview"));
+    (TOOLS.contains(&first) && (first == "composer" || !serves)).then(|| first.to_string())
 }
 
 impl Placed<'_> {
@@ -81,10 +145,12 @@ impl Placed<'_> {
     pub fn component(&self) -> &'static str {
         match (self.app, self.kind) {
             _ if self.one_off => "job",
+            (true, _) if self.role == Role::Scheduler => "scheduler",
+            (true, _) if self.role == Role::Worker => "worker",
             (true, _) if self.ports.is_empty() => "worker",
             (true, _) => "server",
-            (false, Kind::Postgres) => "database",
-            (false, Kind::Redis) => "cache",
+            (false, Kind::Postgres | Kind::Mysql) => "database",
+            (false, Kind::Redis | Kind::Memcached) => "cache",
             (false, Kind::S3) => "storage",
             (false, Kind::Mail) => "mail",
             (false, Kind::Generic) => "backend",
@@ -156,11 +222,17 @@ fn place<'a>(
     let mut placed = Vec::new();
     let mut replacements = Vec::new();
     for service in stack.services.values() {
+        let keep = settings.service(&service.name).production == Some(Placement::Keep);
+        if env != Env::Dev && !keep && dev_tool(service).is_some() {
+            // A developer's tool: `inputs` says it is left out.
+            continue;
+        }
         let app = service.build.is_some();
         let kind = settings.kind(service);
         let ports = ports(service, settings, kind, app);
         // Something others wait on to complete is a task, not a server.
         let one_off = settings.service(&service.name).job == Some(true)
+            || service.runs_once
             || stack
                 .services
                 .values()
@@ -182,6 +254,7 @@ fn place<'a>(
             ingress: false,
             k8s_name: settings.name(&service.name).to_string(),
             one_off,
+            role: Role::of(service),
         });
     }
     let explicit: Vec<usize> = (0..placed.len())
@@ -191,6 +264,7 @@ fn place<'a>(
         let default = placed.iter().position(|p| {
             p.app
                 && !p.one_off
+                && p.role == Role::Server
                 && p.tcp_ports().next().is_some()
                 && settings.service(&p.service.name).ingress != Some(false)
         });
@@ -234,7 +308,9 @@ fn replacement(
     let production = settings.stack.env(Env::Production);
     let (endpoint, default_port) = match kind {
         Kind::Postgres => (production.database.as_ref().map(|e| e.get_ref()), 5432),
+        Kind::Mysql => (production.database.as_ref().map(|e| e.get_ref()), 3306),
         Kind::Redis => (production.redis.as_ref().map(|e| e.get_ref()), 6379),
+        Kind::Memcached => (production.memcached.as_ref().map(|e| e.get_ref()), 11211),
         Kind::Mail => (production.smtp.as_ref().map(|e| e.get_ref()), 587),
         Kind::S3 | Kind::Generic => (None, ports.first().map_or(443, |p| p.port)),
     };
@@ -283,7 +359,9 @@ fn ports(service: &Service, settings: &Settings, kind: Kind, app: bool) -> Vec<P
             None
         }
         Kind::Postgres => Some(5432),
+        Kind::Mysql => Some(3306),
         Kind::Redis => Some(6379),
+        Kind::Memcached => Some(11211),
         Kind::S3 => Some(9000),
         Kind::Mail => Some(1025),
         Kind::Generic => None,
@@ -312,7 +390,9 @@ fn ports(service: &Service, settings: &Settings, kind: Kind, app: bool) -> Vec<P
             let name = match (app, kind) {
                 (true, _) => "http",
                 (false, Kind::Postgres) => "postgres",
+                (false, Kind::Mysql) => "mysql",
                 (false, Kind::Redis) => "redis",
+                (false, Kind::Memcached) => "memcache",
                 (false, Kind::S3) => "s3",
                 (false, Kind::Mail) => "smtp",
                 (false, Kind::Generic) => return None,

@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::Replacement;
 use super::objects::{selector, Object, Placed, PortSpec};
-use super::settings::Settings;
+use super::settings::{Kind, Settings};
 use super::{Env, ExportError};
 use crate::config::model::{Condition, Protocol};
 
@@ -139,7 +139,7 @@ pub(crate) fn build(
             } else if let Some(replacement) = replacements.iter().find(|r| &r.service == dependency)
             {
                 rules.push(NetworkPolicyEgressRule {
-                    to: Some(vec![anywhere.clone()]),
+                    to: Some(managed_peers(replacement, settings, &anywhere)),
                     ports: Some(vec![port(replacement.port, "TCP")]),
                 });
             }
@@ -169,6 +169,30 @@ pub(crate) fn build(
         }
     }
     policies.iter().map(|p| Object::new(GROUP, p)).collect()
+}
+
+/// Where a managed service is: inside the VPC's CIDR blocks when
+/// `[k8s] vpc_cidrs` names them (RDS, ElastiCache), anywhere otherwise and
+/// for the public AWS endpoints (S3, SES).
+fn managed_peers(
+    replacement: &Replacement,
+    settings: &Settings,
+    anywhere: &NetworkPolicyPeer,
+) -> Vec<NetworkPolicyPeer> {
+    let cidrs = &settings.stack.vpc_cidrs;
+    if cidrs.is_empty() || matches!(replacement.kind, Kind::S3 | Kind::Mail) {
+        return vec![anywhere.clone()];
+    }
+    cidrs
+        .iter()
+        .map(|cidr| NetworkPolicyPeer {
+            ip_block: Some(IPBlock {
+                cidr: cidr.get_ref().clone(),
+                except: None,
+            }),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// The services `placed` reaches; one that runs to completion is reached by nobody.

@@ -184,6 +184,13 @@ impl Settings {
         )
     }
 
+    /// Replicas of a queue worker: its own `replicas`, else one in dev and
+    /// two elsewhere; the environment's `replicas` sizes the servers.
+    pub fn worker_replicas(&self, service: &str, env: Env) -> i32 {
+        let default = if env == Env::Dev { 1 } else { 2 };
+        self.service(service).replicas.map_or(default, i32::from)
+    }
+
     pub fn autoscale(&self, service: &str, env: Env) -> Option<Autoscale> {
         let setting = self
             .stack
@@ -263,7 +270,9 @@ impl Settings {
         // `registry.local:5000/library/postgres:16` is PostgreSQL too.
         match service.image.base() {
             "postgres" | "postgis" => Kind::Postgres,
+            "mysql" | "mariadb" | "percona" => Kind::Mysql,
             "redis" | "valkey" | "keydb" => Kind::Redis,
+            "memcached" => Kind::Memcached,
             "minio" => Kind::S3,
             "mailhog" | "mailpit" | "maildump" => Kind::Mail,
             _ => Kind::Generic,

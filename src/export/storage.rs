@@ -37,6 +37,10 @@ impl Storage {
                 if placed.kind == Kind::Postgres && !placed.app {
                     paths.push("/var/run/postgresql".into());
                 }
+                if placed.kind == Kind::Mysql && !placed.app {
+                    // The server's socket and pid file.
+                    paths.push("/var/run/mysqld".into());
+                }
                 paths
             });
         let mut claims = Vec::new();
@@ -59,8 +63,9 @@ impl Storage {
         }
         let data_path = match placed.kind {
             Kind::Postgres => Some("/var/lib/postgresql/data"),
+            Kind::Mysql => Some("/var/lib/mysql"),
             Kind::Redis | Kind::S3 => Some("/data"),
-            Kind::Mail | Kind::Generic => None,
+            Kind::Memcached | Kind::Mail | Kind::Generic => None,
         };
         if let Some(path) = data_path.filter(|_| !placed.app && claims.is_empty()) {
             claims.push(("data".into(), path.into()));

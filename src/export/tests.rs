@@ -53,6 +53,7 @@ pub(crate) fn service(name: &str, image: &str) -> Service {
         ready: None,
         ready_timeout: Duration::from_secs(60),
         restart: Restart::UnlessStopped,
+        runs_once: false,
         user: None,
         working_dir: None,
         extra_hosts: Vec::new(),
@@ -190,6 +191,7 @@ pub(crate) fn laravel_stack() -> Stack {
         k8s: None,
         test: None,
         commands: Default::default(),
+        masker: Default::default(),
     }
 }
 

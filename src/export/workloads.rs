@@ -31,7 +31,7 @@ use super::settings::{Kind, Resources, Settings};
 use super::{Env, ExportError};
 use crate::config::model::{Condition, Probe, Protocol, Service, Stack};
 
-use super::objects::{labels, meta, selector, Object, Placed};
+use super::objects::{labels, meta, selector, Object, Placed, Role};
 use super::routing::{cluster_service, ingress};
 use super::storage::Storage;
 
@@ -195,16 +195,16 @@ pub(crate) fn service_objects(
         // A task others wait on: it runs once per release and is reached by nobody.
         let mut job = one_off_job(placed, pod, &labels, settings, !split.secret.is_empty());
         note_secret(&mut job.metadata, &env_name, provide.as_deref());
-        objects.push(Object::new(name, &job)?);
+        objects.push(job_object(placed, &job)?);
         return Ok(objects);
     }
     let mut probed = pod.clone();
     if placed.app && waits_for_migrations(stack, service) {
         // Under any tool (kubectl apply, Argo CD, Flux, Helm) the new pods
         // start only once the release's migration Job has run.
-        probed.init_containers = Some(vec![wait_for_migrations(&container)]);
+        probed.init_containers = Some(vec![wait_for_migrations(&container, settings.istio)]);
     }
-    if placed.app && env != Env::Dev {
+    if placed.app && placed.role != Role::Scheduler && env != Env::Dev {
         probed.topology_spread_constraints = Some(spread(settings, name, placed.component()));
     }
     if placed.ingress {
@@ -254,10 +254,15 @@ pub(crate) fn service_objects(
         match_labels: Some(selector_with(settings, name, placed.component())),
         ..Default::default()
     };
-    let autoscale = if placed.app {
-        settings.autoscale(&service.name, env)
-    } else {
-        None
+    // Servers autoscale; a queue worker only where its own `hpa` says
+    // (queue length, not CPU, is its load); a scheduler never.
+    let autoscale = match placed.role {
+        _ if !placed.app => None,
+        Role::Server => settings.autoscale(&service.name, env),
+        Role::Worker if settings.service(&service.name).hpa.is_some() => {
+            settings.autoscale(&service.name, env)
+        }
+        Role::Worker | Role::Scheduler => None,
     };
 
     if placed.app {
@@ -303,10 +308,12 @@ pub(crate) fn service_objects(
             },
         )?);
     } else {
-        let replicas = if placed.app {
-            settings.replicas(&service.name, env)
-        } else {
-            1
+        let replicas = match placed.role {
+            _ if !placed.app => 1,
+            Role::Server => settings.replicas(&service.name, env),
+            Role::Worker => settings.worker_replicas(&service.name, env),
+            // Two schedulers would run every task twice.
+            Role::Scheduler => 1,
         };
         let mut deployment_meta = meta(name, &labels);
         deployment_meta.annotations = Some(checkov_skips(placed, !split.secret.is_empty()));
@@ -335,13 +342,20 @@ pub(crate) fn service_objects(
                         Some(replicas)
                     },
                     selector: pod_selector.clone(),
-                    // Never drop below the wanted capacity while rolling out.
-                    strategy: placed.app.then(|| DeploymentStrategy {
-                        type_: Some("RollingUpdate".into()),
-                        rolling_update: Some(RollingUpdateDeployment {
-                            max_surge: Some(IntOrString::Int(1)),
-                            max_unavailable: Some(IntOrString::Int(0)),
-                        }),
+                    strategy: placed.app.then(|| match placed.role {
+                        // The old scheduler stops before the new one starts.
+                        Role::Scheduler => DeploymentStrategy {
+                            type_: Some("Recreate".into()),
+                            rolling_update: None,
+                        },
+                        // Never drop below the wanted capacity while rolling out.
+                        Role::Server | Role::Worker => DeploymentStrategy {
+                            type_: Some("RollingUpdate".into()),
+                            rolling_update: Some(RollingUpdateDeployment {
+                                max_surge: Some(IntOrString::Int(1)),
+                                max_unavailable: Some(IntOrString::Int(0)),
+                            }),
+                        },
                     }),
                     template,
                     ..Default::default()
@@ -350,7 +364,7 @@ pub(crate) fn service_objects(
             },
         )?);
         let min = autoscale.map_or(replicas, |a| a.min);
-        if placed.app && min >= 2 {
+        if placed.app && placed.role != Role::Scheduler && min >= 2 {
             objects.push(Object::new(
                 name,
                 &PodDisruptionBudget {
@@ -408,7 +422,7 @@ pub(crate) fn service_objects(
         .map(|hook| reference("`after_up` hook", hook))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(job) = migration_job(placed, pod, settings, &hooks, !split.secret.is_empty())? {
-        objects.push(Object::new(name, &job)?);
+        objects.push(job_object(placed, &job)?);
     }
     Ok(objects)
 }
@@ -434,6 +448,13 @@ fn checkov_skips(placed: &Placed<'_>, secrets: bool) -> BTreeMap<String, String>
     if secrets {
         skips.push(
             "CKV_K8S_35=Laravel reads its configuration from environment variables, not files",
+        );
+    }
+    if !placed.one_off && probe_handler(placed).is_none() {
+        // A queue worker or a scheduler: no port to ask and no `ready` probe.
+        skips.push("CKV_K8S_8=it serves no port and has no `ready` probe; Kubernetes restarts it when its process exits");
+        skips.push(
+            "CKV_K8S_9=it serves no port, so no Service routes to it and readiness gates nothing",
         );
     }
     let tag = placed.service.image.tag();
@@ -610,7 +631,18 @@ fn is_seed(hook: &str) -> bool {
 /// pending migration: Laravel's `migrate --pretend` says "Nothing to
 /// migrate" then. It asks the database, not the Kubernetes API, so it needs
 /// no RBAC and works whichever tool applied the release.
-fn wait_for_migrations(app: &Container) -> Container {
+///
+/// Under Istio it runs as uid 1337, the proxy's, whose traffic the
+/// redirection leaves alone: the sidecar starts after the init containers,
+/// so redirected traffic would go nowhere and the gate would never open.
+fn wait_for_migrations(app: &Container, istio: bool) -> Container {
+    let mut security = app.security_context.clone();
+    if istio {
+        if let Some(context) = security.as_mut() {
+            context.run_as_user = Some(ISTIO_PROXY_UID);
+            context.run_as_group = Some(ISTIO_PROXY_UID);
+        }
+    }
     let script = "until php artisan migrate --pretend --force 2>/dev/null | grep -q 'Nothing to migrate'; do echo 'waiting for the migration Job'; sleep 5; done";
     Container {
         name: "wait-for-migrations".into(),
@@ -632,9 +664,13 @@ fn wait_for_migrations(app: &Container) -> Container {
             ])),
             ..Default::default()
         }),
+        security_context: security,
         ..app.clone()
     }
 }
+
+/// The uid Istio's traffic redirection exempts (the proxy's own).
+const ISTIO_PROXY_UID: i64 = 1337;
 
 /// Replicas spread over zones and nodes, preferred rather than required so
 /// that a small cluster still schedules them.
@@ -656,20 +692,61 @@ fn spread(settings: &Settings, name: &str, component: &str) -> Vec<TopologySprea
 
 /// A Job's name: the service's, then a short hash of what it runs, so that
 /// a changed Job is a new object (a Job's template cannot be changed) and
-/// an unchanged one is left alone by every apply.
-fn job_name(prefix: &str, pod: &PodSpec) -> String {
+/// an unchanged one is left alone by every apply. A Job running the app's
+/// image ends in the image's tag instead of hashing it, so that the usual
+/// CI bump (`kustomize edit set image`, `--set image.tag`) names a new Job
+/// too: the overlays carry a replacement that appends the rendered tag.
+fn job_name(prefix: &str, pod: &PodSpec, tag: Option<&str>) -> String {
+    let mut hashed = pod.clone();
+    if tag.is_some() {
+        for container in &mut hashed.containers {
+            container.image = None;
+        }
+    }
     let mut hasher = Sha256::new();
-    hasher.update(serde_json::to_string(pod).unwrap_or_default());
+    hasher.update(serde_json::to_string(&hashed).unwrap_or_default());
     let digest: String = hasher
         .finalize()
         .iter()
         .take(4)
         .map(|b| format!("{b:02x}"))
         .collect();
+    // The `job-name` label of its pods holds the name: 63 characters at most.
+    let suffix = tag.map_or(String::new(), |tag| format!("-{tag}"));
     let mut prefix = prefix.to_string();
-    prefix.truncate(63 - 9);
-    format!("{}-{digest}", prefix.trim_end_matches('-'))
+    prefix.truncate(63usize.saturating_sub(9 + suffix.len()).max(1));
+    format!("{}-{digest}{suffix}", prefix.trim_end_matches('-'))
 }
+
+/// The tag of the app image a Job runs, which ends its name (see [`job_name`]).
+fn app_tag(placed: &Placed<'_>, pod: &PodSpec) -> Option<String> {
+    let image = pod.containers.first()?.image.as_deref()?;
+    placed
+        .app
+        .then(|| {
+            crate::image_ref::ImageRef::parse(image)
+                .ok()?
+                .tag()
+                .map(String::from)
+        })
+        .flatten()
+}
+
+/// A Job as an object, with the tag its name ends in, if any.
+fn job_object(placed: &Placed<'_>, job: &Job) -> Result<Object, ExportError> {
+    let pod = job
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.as_ref());
+    let mut object = Object::new(placed.name(), job)?;
+    object.name_tag = pod.and_then(|pod| app_tag(placed, pod));
+    Ok(object)
+}
+
+/// Finished Jobs go after a week: long enough to read their logs, short
+/// enough that releases do not pile them up. An apply of the same release
+/// after that creates the Job again, which finds nothing to migrate.
+const JOB_TTL_SECONDS: i32 = 7 * 24 * 3600;
 
 fn job(
     name: String,
@@ -692,6 +769,7 @@ fn job(
         spec: Some(JobSpec {
             backoff_limit: Some(3),
             active_deadline_seconds: Some(900),
+            ttl_seconds_after_finished: Some(JOB_TTL_SECONDS),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
@@ -715,7 +793,7 @@ fn one_off_job(
     settings: &Settings,
     secrets: bool,
 ) -> Job {
-    let name = job_name(placed.name(), &pod);
+    let name = job_name(placed.name(), &pod, app_tag(placed, &pod).as_deref());
     job(
         name,
         labels.clone(),
@@ -749,7 +827,8 @@ fn migration_job(
     // Through the image's entrypoint, as `devenv up` runs them (it prepares storage/).
     container.args = Some(vec!["sh".into(), "-c".into(), hooks.join(" && ")]);
     container.ports = None;
-    let job_name = job_name(&format!("{name}-migrate"), &pod);
+    let tag = app_tag(placed, &pod);
+    let job_name = job_name(&format!("{name}-migrate"), &pod, tag.as_deref());
     Ok(Some(job(
         job_name,
         labels,

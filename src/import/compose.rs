@@ -115,12 +115,15 @@ pub(crate) struct TopVolume {
     pub driver: Option<String>,
     pub driver_opts: Option<IndexMap<String, String>>,
     pub external: Option<ShortOr<ExternalName>>,
+    /// The engine's name of the volume (kept for an external one).
+    pub name: Option<String>,
 }
 
-/// The legacy `external: { name: ... }` form. Only its presence matters
-/// here; [`super::keys`] reports the name.
+/// The legacy `external: { name: ... }` form.
 #[derive(Debug, Deserialize)]
-pub(crate) struct ExternalName {}
+pub(crate) struct ExternalName {
+    pub name: Option<String>,
+}
 
 /// A command or entrypoint: the form is kept, since a string and a list mean
 /// different things to the engine (shell words vs. exec form).

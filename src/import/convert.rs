@@ -96,6 +96,8 @@ pub(crate) struct Volume {
     pub driver: Option<String>,
     pub driver_opts: IndexMap<String, String>,
     pub external: bool,
+    /// The engine's name of an external volume, when not its key.
+    pub name: Option<String>,
 }
 
 type Warn<'w> = dyn FnMut(&str, String) + 'w;
@@ -271,15 +273,19 @@ impl Build {
 
 impl Volume {
     fn from_compose(volume: compose::TopVolume) -> Volume {
+        let (external, legacy_name) = match volume.external {
+            Some(ShortOr::Short(flag)) => (flag == "true", None),
+            Some(ShortOr::Long(long)) => (true, long.name),
+            None => (false, None),
+        };
         Volume {
             // `local` is what Docker uses anyway; saying so adds nothing.
             driver: volume.driver.filter(|driver| driver != "local"),
             driver_opts: volume.driver_opts.unwrap_or_default(),
-            external: match volume.external {
-                Some(ShortOr::Short(flag)) => flag == "true",
-                Some(ShortOr::Long(_)) => true,
-                None => false,
-            },
+            external,
+            // The volume `up` mounts: an external one's own name (a
+            // non-external one's is reported by `keys` as not carried over).
+            name: external.then(|| volume.name.or(legacy_name)).flatten(),
         }
     }
 }

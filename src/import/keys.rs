@@ -65,7 +65,7 @@ const NESTED: &[(&str, &[&str])] = &[
 
 const WATCH: &[&str] = &["path", "action", "target", "ignore", "exec"];
 
-const VOLUME: &[&str] = &["driver", "driver_opts", "external"];
+const VOLUME: &[&str] = &["driver", "driver_opts", "external", "name"];
 
 /// Lists what the merged document sets that `dev.toml` cannot express.
 pub(crate) fn unsupported(doc: &Node, warnings: &mut Vec<Warning>) {
@@ -76,11 +76,14 @@ pub(crate) fn unsupported(doc: &Node, warnings: &mut Vec<Warning>) {
     }
     if let Some(volumes) = doc.get("volumes") {
         for (name, volume) in volumes.entries() {
-            for (key, value) in volume.entries() {
-                if !VOLUME.contains(&key.as_str()) {
+            for (key, _) in volume.entries() {
+                // `name` is kept for an external volume (the one `up`
+                // mounts); devenv names the volumes it makes itself.
+                let external = volume
+                    .get("external")
+                    .is_some_and(|e| e.scalar().map_or(true, |flag| flag == "true"));
+                if !VOLUME.contains(&key.as_str()) || (key == "name" && !external) {
                     warnings.push(Warning::new(None, format!("volumes.{name}.{key}")));
-                } else if key == "external" && value.get("name").is_some() {
-                    warnings.push(Warning::new(None, format!("volumes.{name}.external.name")));
                 }
             }
         }

@@ -255,6 +255,7 @@ fn watch(w: &Watch) -> Value {
 fn volume_table(v: &Volume) -> Table {
     let mut t = Table::default();
     t.set("external", v.external.then_some(Value::Bool(true)));
+    t.set("name", v.name.as_deref().map(string));
     t.set("driver", v.driver.as_deref().map(string));
     t.set("driver_opts", map(&v.driver_opts));
     t

@@ -17,6 +17,7 @@ mod schedule;
 pub mod up;
 
 use std::fs::File;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -151,12 +152,23 @@ impl UpError {
     }
 }
 
-/// Holds the per-project lock for as long as it lives. While held, the
-/// lock file names the command and when it began; a normal end empties it,
-/// so a file found full was left by a command that was killed.
-pub struct ProjectLock {
+/// Holds the per-project lock for as long as it lives (and any copy of it).
+/// While held, the lock file names the command and when it began; the last
+/// copy's end empties it, so a file found full was left by a command that
+/// was killed.
+#[derive(Clone)]
+pub struct ProjectLock(Arc<Held>);
+
+struct Held {
     file: File,
     interrupted: Option<Interrupted>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Emptied: this command ended as it should.
+        let _ = self.file.set_len(0);
+    }
 }
 
 /// What a killed command left in the lock file.
@@ -184,21 +196,23 @@ impl Interrupted {
 }
 
 impl ProjectLock {
-    /// The command before this one that was killed while it held the lock.
+    /// The command before this one that was killed while it held the lock
+    /// (the same for a lock taken again within this process, so a nested
+    /// `up` still waits for what that command left under way).
     pub fn interrupted(&self) -> Option<&Interrupted> {
-        self.interrupted.as_ref()
+        self.0.interrupted.as_ref()
     }
 }
 
-impl Drop for ProjectLock {
-    fn drop(&mut self) {
-        // Emptied: this command ended as it should.
-        let _ = self.file.set_len(0);
-    }
-}
+/// The project locks this process holds: a command that holds its
+/// project's lock for its whole run (`test`, `db`) calls code that takes it
+/// again (`up`), and a second `flock` on a new descriptor would wait for
+/// the first forever.
+static HELD: Mutex<Vec<(String, Weak<Held>)>> = Mutex::new(Vec::new());
 
 /// Takes the per-project lock so two devenv commands on one project do not
-/// interleave; waits (saying so) when another holds it.
+/// interleave; waits (saying so) when another holds it. Taking it again in
+/// the process that holds it returns at once.
 ///
 /// The lock file lives in devenv's private folder (see [`crate::scratch`]),
 /// never at a predictable path in a shared `/tmp`.
@@ -214,6 +228,15 @@ pub fn lock_for(
     reporter: &dyn Reporter,
 ) -> Result<ProjectLock, UpError> {
     use std::io::{Read, Seek, Write};
+    let mut held = HELD.lock().expect("no panics while holding the list");
+    held.retain(|(_, h)| h.strong_count() > 0);
+    if let Some(h) = held
+        .iter()
+        .find(|(p, _)| p == project)
+        .and_then(|(_, h)| h.upgrade())
+    {
+        return Ok(ProjectLock(h));
+    }
     let dir = crate::scratch::private_dir().map_err(|source| UpError::Lock {
         path: "devenv's private folder".into(),
         source,
@@ -245,7 +268,9 @@ pub fn lock_for(
     file.set_len(0).map_err(err)?;
     file.rewind().map_err(err)?;
     write!(file, "{} {since} {command}", std::process::id()).map_err(err)?;
-    Ok(ProjectLock { file, interrupted })
+    let h = Arc::new(Held { file, interrupted });
+    held.push((project.to_string(), Arc::downgrade(&h)));
+    Ok(ProjectLock(h))
 }
 
 /// After a killed command, waits until the stops and removals it had sent
@@ -356,6 +381,23 @@ pub fn select(stack: &Stack, wanted: &[String]) -> Result<Vec<String>, UpError> 
     })
 }
 
+/// Refuses, before the project's name is claimed or anything else is made,
+/// `wanted` (and what they depend on; all services when empty) mounting an
+/// external volume the engine does not have. The plan checks the same; this
+/// runs first, since claiming a name creates the project's network.
+pub async fn check_external_volumes(
+    engine: &Engine,
+    stack: &Stack,
+    wanted: &[String],
+) -> Result<(), UpError> {
+    let selected = select(stack, wanted)?;
+    let services: Vec<&crate::config::model::Service> =
+        selected.iter().map(|s| &stack.services[s]).collect();
+    let missing = up::missing_external_volumes(engine, stack, &services).await?;
+    crate::plan::check_external_volumes(stack, services, &missing)?;
+    Ok(())
+}
+
 /// Stops and removes the project's containers and network; volumes too with
 /// `volumes`. Only what carries this project's labels (and is this folder's)
 /// is touched: a same-named Compose stack's containers, network and volumes
@@ -414,6 +456,117 @@ pub async fn down(
         }
     }
     Ok(())
+}
+
+/// A volume `down -v` would remove, and what in it a user would miss.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoomedVolume {
+    pub name: String,
+    /// The services that mount it.
+    pub services: Vec<String>,
+    /// When it holds the stack's database: its name, and how many snapshots
+    /// live beside it (`None` when the server is not running to count them).
+    pub database: Option<(String, Option<usize>)>,
+}
+
+impl DoomedVolume {
+    /// One line of `down -v`'s list.
+    pub fn describe(&self) -> String {
+        let mut what = Vec::new();
+        if !self.services.is_empty() {
+            let names: Vec<String> = self.services.iter().map(|s| format!("`{s}`")).collect();
+            what.push(format!(
+                "{} {}",
+                if names.len() == 1 {
+                    "service"
+                } else {
+                    "services"
+                },
+                names.join(", ")
+            ));
+        }
+        if let Some((database, snapshots)) = &self.database {
+            what.push(match snapshots {
+                Some(0) => format!("database `{database}`, no snapshots"),
+                Some(1) => format!("database `{database}` and 1 snapshot"),
+                Some(n) => format!("database `{database}` and {n} snapshots"),
+                None => format!(
+                    "database `{database}` and its snapshots (not counted: the server is not running)"
+                ),
+            });
+        }
+        if what.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{} ({})", self.name, what.join(": "))
+        }
+    }
+}
+
+/// The project's volumes that `down -v` would remove, with the services
+/// that mount them and, for the database's, how many snapshots live in it.
+pub async fn doomed_volumes(engine: &Engine, stack: &Stack) -> Result<Vec<DoomedVolume>, UpError> {
+    let project = &stack.project;
+    let mut doomed: Vec<DoomedVolume> = engine
+        .list_volumes(project)
+        .await?
+        .into_iter()
+        .map(|v| DoomedVolume {
+            services: stack
+                .services
+                .values()
+                .filter(|s| mounts_volume(project, s, &v.name))
+                .map(|s| s.name.clone())
+                .collect(),
+            name: v.name,
+            database: None,
+        })
+        .collect();
+    doomed.sort_by(|a, b| a.name.cmp(&b.name));
+    let pg = stack.services.values().find_map(|s| match &s.ready {
+        Some(crate::config::model::Probe::Postgres { database, .. }) => Some((s, database.clone())),
+        _ => None,
+    });
+    if let Some((service, database)) = pg {
+        let theirs: Vec<usize> = (0..doomed.len())
+            .filter(|i| doomed[*i].services.contains(&service.name))
+            .collect();
+        // The data folder's volume: the one under PostgreSQL's folder, else the only one.
+        let data = theirs
+            .iter()
+            .copied()
+            .find(|i| {
+                service.volumes.iter().any(|m| match m {
+                    crate::config::model::Mount::Volume { name, target, .. } => {
+                        crate::engine::volume_name(project, name) == doomed[*i].name
+                            && target.contains("postgres")
+                    }
+                    _ => false,
+                }) || doomed[*i].name.contains("postgresql")
+            })
+            .or_else(|| (theirs.len() == 1).then(|| theirs[0]));
+        if let Some(i) = data {
+            let snapshots = match crate::database::Database::locate(engine, stack).await {
+                Ok(db) => crate::snapshot::list(&db).await.ok().map(|l| l.len()),
+                Err(_) => None,
+            };
+            doomed[i].database = Some((database, snapshots));
+        }
+    }
+    Ok(doomed)
+}
+
+/// Whether `service` mounts the engine volume `name`: a named volume of its
+/// config, or one devenv made for an anonymous volume of its.
+fn mounts_volume(project: &str, service: &crate::config::model::Service, name: &str) -> bool {
+    let anonymous = format!("{project}_{}_", service.name);
+    name.starts_with(&anonymous)
+        || service.volumes.iter().any(|m| match m {
+            crate::config::model::Mount::Volume { name: v, .. } => {
+                crate::engine::volume_name(project, v) == name
+            }
+            _ => false,
+        })
 }
 
 /// One service as `ps` shows it.
@@ -502,6 +655,53 @@ mod tests {
             "exited with code 137 (killed: out of memory)"
         );
         assert_eq!(UpError::UnknownService("x".into()).exit_code(), 2);
+    }
+
+    #[test]
+    fn down_v_names_each_volume_its_services_and_the_snapshots_in_it() {
+        let v = |name: &str, services: &[&str], database| DoomedVolume {
+            name: name.into(),
+            services: services.iter().map(|s| s.to_string()).collect(),
+            database,
+        };
+        assert_eq!(
+            v("shop_pgdata", &["db"], Some(("app".into(), Some(3)))).describe(),
+            "shop_pgdata (service `db`: database `app` and 3 snapshots)"
+        );
+        assert_eq!(
+            v("shop_pgdata", &["db"], Some(("app".into(), Some(1)))).describe(),
+            "shop_pgdata (service `db`: database `app` and 1 snapshot)"
+        );
+        assert_eq!(
+            v("shop_pgdata", &["db"], Some(("app".into(), Some(0)))).describe(),
+            "shop_pgdata (service `db`: database `app`, no snapshots)"
+        );
+        assert_eq!(
+            v("shop_pgdata", &["db"], Some(("app".into(), None))).describe(),
+            "shop_pgdata (service `db`: database `app` and its snapshots (not counted: the server is not running))"
+        );
+        assert_eq!(
+            v("shop_shared", &["app", "worker"], None).describe(),
+            "shop_shared (services `app`, `worker`)"
+        );
+        assert_eq!(v("shop_old", &[], None).describe(), "shop_old");
+    }
+
+    #[test]
+    fn a_process_takes_its_own_project_lock_again_without_waiting() {
+        let project = format!("lock-reentry-{}", std::process::id());
+        let outer = lock(&project, &crate::report::Silent).unwrap();
+        // Would wait forever if the second `flock` were on a new descriptor.
+        let inner = lock(&project, &crate::report::Silent).unwrap();
+        drop(outer);
+        drop(inner);
+        let again = lock(&project, &crate::report::Silent).unwrap();
+        drop(again);
+        let _ = std::fs::remove_file(
+            crate::scratch::private_dir()
+                .unwrap()
+                .join(format!("{project}.lock")),
+        );
     }
 }
 

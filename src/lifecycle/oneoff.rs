@@ -27,6 +27,10 @@ pub async fn prepare_oneoff(
         return Err(UpError::UnknownService(service.to_string()));
     };
     owned_containers(engine, stack).await?;
+    // Before anything is made: the one-off's own external volumes exist
+    // (the services it needs are checked by their `up`).
+    let missing = super::up::missing_external_volumes(engine, stack, &[svc]).await?;
+    crate::plan::check_external_volumes(stack, [svc], &missing)?;
     let mut needs: Vec<String> = svc.depends_on.keys().cloned().collect();
     needs.extend(
         also.iter()

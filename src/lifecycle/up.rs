@@ -13,7 +13,7 @@
 //! chain does not hold the chain back. After a failure nothing more starts;
 //! what is under way finishes, and the first failure is reported.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,6 +105,7 @@ pub async fn observe(
             _ => None,
         })
         .collect();
+    let missing_volumes = missing_external_volumes(engine, stack, &services).await?;
     Ok(Actual {
         dir: project_dir(stack),
         existing_dirs,
@@ -114,6 +115,7 @@ pub async fn observe(
         volumes,
         images,
         missing_paths,
+        missing_volumes,
         invoker: invoker(),
     })
 }
@@ -127,6 +129,25 @@ fn invoker() -> plan::Invoker {
         _ => None,
     };
     plan::Invoker { root, sudo }
+}
+
+/// The external volumes `services` mount that the engine does not have.
+pub(crate) async fn missing_external_volumes(
+    engine: &Engine,
+    stack: &Stack,
+    services: &[&Service],
+) -> Result<BTreeSet<String>, EngineError> {
+    let names: Vec<&str> = plan::external_volumes(stack, services.iter().copied())
+        .into_iter()
+        .collect();
+    let found = join_all(names.iter().map(|n| engine.volume_exists(n))).await;
+    let mut missing = BTreeSet::new();
+    for (name, exists) in names.into_iter().zip(found) {
+        if !exists? {
+            missing.insert(name.to_string());
+        }
+    }
+    Ok(missing)
 }
 
 async fn inspect_images(

@@ -94,6 +94,17 @@ pub enum PlanError {
     )]
     UnsureBindSource { service: String, path: PathBuf },
 
+    #[error("service `{service}` mounts the external volume `{name}`, which does not exist")]
+    #[diagnostic(
+        code(devenv::up::external_volume),
+        help("an `external = true` volume is made outside devenv, and devenv will not start on an empty stand-in; create it (`docker volume create {name}`) or restore it, or drop `external = true` to have devenv make and own `{volume}`")
+    )]
+    MissingExternalVolume {
+        service: String,
+        volume: String,
+        name: String,
+    },
+
     #[error(
         "host port `{wanted}` of service `{service}` clashes with `{held}` of service `{other}`"
     )]
@@ -116,7 +127,8 @@ impl PlanError {
         match self {
             PlanError::PortClash { .. }
             | PlanError::MissingBindSource { .. }
-            | PlanError::UnsureBindSource { .. } => 1,
+            | PlanError::UnsureBindSource { .. }
+            | PlanError::MissingExternalVolume { .. } => 1,
             _ => 2,
         }
     }
@@ -147,6 +159,50 @@ pub struct Actual {
     pub missing_paths: BTreeSet<PathBuf>,
     /// Who runs devenv: whom what `--create-paths` makes belongs to.
     pub invoker: Invoker,
+    /// External volumes (by the engine's name) the engine does not have.
+    pub missing_volumes: BTreeSet<String>,
+}
+
+/// The external volumes (their engine names) that `services` mount.
+pub fn external_volumes<'a>(
+    stack: &'a Stack,
+    services: impl IntoIterator<Item = &'a Service>,
+) -> BTreeSet<&'a str> {
+    services
+        .into_iter()
+        .flat_map(|s| &s.volumes)
+        .filter_map(|m| match m {
+            Mount::Volume { name, .. } => stack.volumes.get(name)?.external_name(name),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Refuses a service that mounts an external volume the engine lacks: the
+/// engine would make an empty one, and PostgreSQL would start on nothing.
+pub fn check_external_volumes<'a>(
+    stack: &Stack,
+    services: impl IntoIterator<Item = &'a Service>,
+    missing: &BTreeSet<String>,
+) -> Result<(), PlanError> {
+    for svc in services {
+        for m in &svc.volumes {
+            let Mount::Volume { name, .. } = m else {
+                continue;
+            };
+            let Some(external) = stack.volumes.get(name).and_then(|v| v.external_name(name)) else {
+                continue;
+            };
+            if missing.contains(external) {
+                return Err(PlanError::MissingExternalVolume {
+                    service: svc.name.clone(),
+                    volume: name.clone(),
+                    name: external.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A container as listed by the engine.
@@ -592,6 +648,11 @@ fn bindings(svc: &Service) -> impl Iterator<Item = Binding> + '_ {
 pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, PlanError> {
     let selected = select(stack, &opts.services)?;
     check_folder(stack, actual)?;
+    check_external_volumes(
+        stack,
+        selected.iter().map(|s| &stack.services[s.as_str()]),
+        &actual.missing_volumes,
+    )?;
     let project = &stack.project;
     let mut plan = Plan {
         project: project.clone(),

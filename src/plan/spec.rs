@@ -198,12 +198,11 @@ fn declared_mounts(stack: &Stack, svc: &Service) -> Vec<MountSpec> {
                 target,
                 read_only,
             } => {
-                let external = stack.volumes.get(name).is_some_and(|v| v.external);
+                let external = stack.volumes.get(name).and_then(|v| v.external_name(name));
                 Some(MountSpec::Volume {
-                    source: if external {
-                        name.clone()
-                    } else {
-                        volume_name(&stack.project, name)
+                    source: match external {
+                        Some(external) => external.to_string(),
+                        None => volume_name(&stack.project, name),
                     },
                     target: target.clone(),
                     read_only: *read_only,

@@ -862,3 +862,70 @@ fn a_dry_run_reads_as_what_up_would_do_in_order() {
         ]
     );
 }
+
+#[test]
+fn r22_a_missing_external_volume_stops_the_plan_naming_it() {
+    // Issue 22: the engine would make an empty `shop_pgdata`, and
+    // PostgreSQL would start on nothing.
+    let s = stack("[volumes.pgdata]\nexternal = true\nname = \"shop_pgdata\"\n");
+    let mut actual = images_only(&s);
+    actual.missing_volumes.insert("shop_pgdata".into());
+    let err = plan(&s, &actual, &PlanOptions::default()).unwrap_err();
+    match &err {
+        PlanError::MissingExternalVolume {
+            service,
+            volume,
+            name,
+        } => assert_eq!(
+            (service.as_str(), volume.as_str(), name.as_str()),
+            ("db", "pgdata", "shop_pgdata")
+        ),
+        other => panic!("{other}"),
+    }
+    assert_eq!(err.exit_code(), 1);
+    let help = miette::Diagnostic::help(&err).unwrap().to_string();
+    assert!(help.contains("docker volume create shop_pgdata"), "{help}");
+    // Services that do not mount it still plan; once it exists, all do,
+    // mounting it by its own name and never making it.
+    let only_cache = PlanOptions {
+        services: vec!["cache".into()],
+        ..PlanOptions::default()
+    };
+    assert!(plan(&s, &actual, &only_cache).is_ok());
+    actual.missing_volumes.clear();
+    let p = plan(&s, &actual, &PlanOptions::default()).unwrap();
+    assert!(
+        p.volumes.iter().all(|v| v.spec.name != "shop_pgdata"),
+        "{:?}",
+        p.volumes
+    );
+    let db = &step(&p, "db").spec;
+    assert!(
+        db.mounts.iter().any(
+            |m| matches!(m, spec::MountSpec::Volume { source, .. } if source == "shop_pgdata")
+        ),
+        "{:?}",
+        db.mounts
+    );
+}
+
+#[test]
+fn r22_a_volume_name_needs_external() {
+    let dir = std::env::temp_dir();
+    let err = crate::config::parse(
+        "[services.db]\nimage = \"x\"\nvolumes = [\"v:/d\"]\n[volumes.v]\nname = \"other\"\n",
+        "dev.toml",
+        &dir.join("dev.toml"),
+        &dir,
+        &crate::config::LoadOptions {
+            cwd: dir.clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("volume `v` has a `name` but is not `external`"),
+        "{err}"
+    );
+}

@@ -27,8 +27,9 @@
 //!    templates of other migration sets.
 //!
 //! devenv works from the server's `postgres` database: the development
-//! database is never connected to. One test run at a time per project (a
-//! lock), so everything named `devenv_test_*` at the start is stale.
+//! database is never connected to. One test run at a time per project, and
+//! nothing else that changes the stack meanwhile (the project lock), so
+//! everything named `devenv_test_*` at the start is stale.
 
 mod database;
 pub mod files;
@@ -64,6 +65,10 @@ pub enum TestError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Engine(#[from] EngineError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Recover(#[from] crate::snapshot::SnapshotError),
 
     #[error("the stack file does not say how to run the tests")]
     #[diagnostic(
@@ -248,7 +253,10 @@ pub async fn run(
             asked: opts.parallel,
         });
     }
-    let _lock = lifecycle::lock(&format!("{}-test", stack.project), reporter.as_ref())?;
+    // The project's own lock, for the whole run: a `down -v` or a database
+    // command in another terminal waits for the tests instead of pulling
+    // their database away (the `up` below takes it again, which is allowed).
+    let _lock = lifecycle::lock(&stack.project, reporter.as_ref())?;
     let shares = shares(settings, opts, reporter.as_ref())?;
     let hash =
         files::migrations_hash(&settings.migrations, &settings.migrate).map_err(|source| {
@@ -271,6 +279,12 @@ pub async fn run(
     )
     .await?;
     let server = server(engine, stack, settings, &outcomes).await?;
+    // What a killed database command left is repaired before the template
+    // is cloned (a database set aside or closed would fail the run).
+    let db = crate::database::Database::locate(engine, stack)
+        .await
+        .map_err(crate::snapshot::SnapshotError::from)?;
+    crate::dbsafety::recover(engine, &db, reporter.as_ref()).await?;
     let redis = match &settings.redis {
         Some(name) => Some((
             name.clone(),

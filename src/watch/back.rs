@@ -11,13 +11,16 @@
 //! changed too is a conflict: the host's copy stays (and goes back into the
 //! container), the container's is saved beside it as `NAME.from-container`.
 
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::beneath::{self, Blocked, Content, Kind};
 use super::courier::Couriers;
+use super::names;
 use super::plan::Rule;
-use super::sync::{self, Mirror, Owner, Stats};
+use super::sync::{self, Mirror, Owner, Skip, Stats};
 use super::WatchError;
 use crate::engine::Engine;
 
@@ -43,16 +46,17 @@ if [ -e "$m" ]; then
 fi
 mv -f "$m.$$" "$m""#;
 
-/// One listed path, with its size and whole-second mtime when known.
+/// One listed path (its bytes kept, [`super::names`]), with its size and
+/// whole-second mtime when known.
 fn parse_item(item: &[u8]) -> Option<(String, Option<(u64, u64)>)> {
-    let text = String::from_utf8_lossy(item);
-    if let Some(path) = text.strip_prefix("p ") {
-        return Some((path.to_string(), None));
+    if let Some(path) = item.strip_prefix(b"p ") {
+        return Some((names::text(path).into_owned(), None));
     }
-    let mut parts = text.strip_prefix("s ")?.splitn(3, ' ');
-    let size = parts.next()?.parse().ok()?;
-    let mtime = parts.next()?.split('.').next()?.parse().ok()?;
-    Some((parts.next()?.to_string(), Some((size, mtime))))
+    let mut parts = item.strip_prefix(b"s ")?.splitn(3, |b| *b == b' ');
+    let size = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    let mtime = std::str::from_utf8(parts.next()?).ok()?;
+    let mtime = mtime.split('.').next()?.parse().ok()?;
+    Some((names::text(parts.next()?).into_owned(), Some((size, mtime))))
 }
 
 /// One file as the container has it.
@@ -68,6 +72,11 @@ struct Found {
 /// (a whole-tree sync uploads everything anyway and passes `None`). The
 /// look's answer is `listed` when it already ran ([`super::courier::look`]);
 /// else it goes through `couriers` (an exec when they cannot).
+///
+/// Nothing is written or read on the host through a symlink
+/// ([`super::beneath`]): a path whose folder on the host is a link is
+/// reported and skipped, and a link the container made comes back only
+/// when it points inside the synced folder.
 pub async fn collect(
     engine: &Engine,
     id: &str,
@@ -114,9 +123,10 @@ pub async fn collect(
         {
             continue;
         }
-        let Some((rule, host)) = host_path(rules, &container) else {
+        let Some((rule, rel)) = host_path(rules, &container) else {
             continue;
         };
+        let host = rule.path.join(&rel);
         if rule.guard.in_mount(&container) || rule.filter.is_ignored(&host, false) {
             continue;
         }
@@ -128,61 +138,75 @@ pub async fn collect(
         if mirror.last.get(&container) == Some(&(size, found.mtime)) {
             continue;
         }
-        let host_meta = std::fs::symlink_metadata(&host).ok();
-        let same = host_meta.is_some()
-            && match &found.link {
-                Some(to) => std::fs::read_link(&host).ok().as_ref() == Some(to),
-                None => std::fs::read(&host).ok().as_deref() == Some(found.data.as_slice()),
-            };
-        if same {
-            mirror.note(&container, size, found.mtime);
-            continue;
-        }
-        // The host's copy is as devenv last put it there: the container's change wins.
-        let host_unchanged = match (&host_meta, mirror.last.get(&container)) {
-            (None, None) => true,
-            (Some(m), Some(&(s, t))) => m.len() == s && secs(m.modified().ok()) == t,
-            _ => false,
+        let target = rule.target.as_deref().unwrap_or_default();
+        let link = match &found.link {
+            Some(to) => match link_inside(target, &container, to) {
+                Some(to) => Some(to),
+                None => {
+                    stats.skipped.push(Skip {
+                        path: rel.clone(),
+                        why: format!(
+                            "not copied back: a symlink to `{}`, outside the synced folder",
+                            to.display()
+                        ),
+                    });
+                    continue;
+                }
+            },
+            None => None,
         };
-        let write_to = if host_unchanged {
-            host.clone()
-        } else {
-            beside(&host)
-        };
-        let mtime = found.mtime;
-        let path = write_to.clone();
-        let written = sync::blocking(move || write(&path, &found)).await?;
-        mirror.echo.insert(
-            write_to.clone(),
-            (written.len(), written.modified().unwrap_or(UNIX_EPOCH)),
+        let (root, last, mtime) = (
+            rule.path.clone(),
+            mirror.last.get(&container).copied(),
+            found.mtime,
         );
-        if host_unchanged {
+        let (rel2, root2) = (rel.clone(), root.clone());
+        let placed =
+            sync::blocking(move || Ok(place(&root2, &rel2, &found, link.as_deref(), last))).await?;
+        let (written, meta, conflict) = match placed {
+            Ok(Placed::Same) => {
+                mirror.note(&container, size, mtime);
+                continue;
+            }
+            Ok(Placed::Written { at, meta, conflict }) => (at, meta, conflict),
+            Err(blocked) => {
+                stats.skipped.push(Skip {
+                    path: rel,
+                    why: format!("not copied back: {}", blocked.describe(&root)),
+                });
+                continue;
+            }
+        };
+        mirror.echo.insert(written.clone(), (meta.size, meta.mtime));
+        if conflict {
+            stats.conflicts.push((host.clone(), written));
+            push_back.push(container);
+        } else {
             mirror.note(&container, size, mtime);
             stats.copied_back += 1;
-        } else {
-            stats.conflicts.push((host.clone(), write_to));
-            push_back.push(container);
         }
     }
     if let (Some(owner), false) = (owner, push_back.is_empty()) {
         let paths: Vec<super::plan::SyncPath> = push_back
             .iter()
             .filter_map(|c| {
-                let (rule, host) = host_path(rules, c)?;
+                let (rule, rel) = host_path(rules, c)?;
                 let index = rules.iter().position(|r| std::ptr::eq(*r, rule))?;
                 Some(super::plan::SyncPath {
                     rule: index,
-                    host,
+                    host: rule.path.join(rel),
                     container: c.clone(),
                 })
             })
             .collect();
-        sync::apply(engine, id, owner, rules, &paths, mirror, couriers).await?;
+        let pushed = sync::apply(engine, id, owner, rules, &paths, mirror, couriers).await?;
+        stats.skipped.extend(pushed.skipped);
     }
     Ok(stats)
 }
 
-/// The rule whose target holds `container` (the deepest) and the host path.
+/// The rule whose target holds `container` (the deepest) and the path
+/// below the rule's folder (its bytes kept); never one that leaves it.
 fn host_path<'a>(rules: &[&'a Rule], container: &str) -> Option<(&'a Rule, PathBuf)> {
     let (rule, rel) = rules
         .iter()
@@ -190,76 +214,182 @@ fn host_path<'a>(rules: &[&'a Rule], container: &str) -> Option<(&'a Rule, PathB
             let rel = Path::new(container)
                 .strip_prefix(r.target.as_deref()?)
                 .ok()?;
-            Some((*r, rel.to_path_buf()))
+            Some((*r, rel.to_str()?.to_string()))
         })
         .max_by_key(|(r, _)| r.target.as_deref().map_or(0, str::len))?;
-    // Never outside the rule's folder.
-    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+    let rel = names::host_path(&rel);
+    // Never outside the rule's folder, never the folder itself.
+    if rel.as_os_str().is_empty() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
         return None;
     }
-    Some((rule, rule.path.join(rel)))
+    Some((rule, rel))
 }
 
-/// `NAME.from-container`, or `NAME.from-container-2`… when taken.
-fn beside(host: &Path) -> PathBuf {
-    let name = host.file_name().unwrap_or_default().to_string_lossy();
-    (1..)
-        .map(|n| {
-            let suffix = if n == 1 {
-                String::new()
-            } else {
-                format!("-{n}")
-            };
-            host.with_file_name(format!("{name}.from-container{suffix}"))
-        })
-        .find(|p| std::fs::symlink_metadata(p).is_err())
-        .expect("some name is free")
-}
-
-/// Writes the container's file at `path` (through a temporary file renamed
-/// over it, so an editor never sees half of it), with its mode and mtime.
-fn write(path: &Path, found: &Found) -> Result<std::fs::Metadata, WatchError> {
-    let io = |source| WatchError::Read {
-        path: path.to_path_buf(),
-        source,
+/// Where a link the container made at `container` (under the rule's
+/// `target`) may point on the host: its own target when that stays inside
+/// the synced folder (an absolute one under `target`, such as Laravel's
+/// `storage:link`, made relative), `None` when it leads out. Judged by the
+/// name alone: `..` may never climb above the folder at any step.
+fn link_inside(target: &str, container: &str, to: &Path) -> Option<PathBuf> {
+    let rel = Path::new(container).strip_prefix(target).ok()?;
+    let depth = rel.parent()?.components().count();
+    // Where the link's own folder is, and what its target adds to that.
+    let (start, rest) = match to.strip_prefix(target) {
+        Ok(rest) => (0, rest),
+        Err(_) if to.is_absolute() => return None,
+        Err(_) => (depth, to),
     };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
-    match &found.link {
-        #[cfg(unix)]
-        Some(to) => {
-            std::os::unix::fs::symlink(to, path).map_err(io)?;
-        }
-        #[cfg(not(unix))]
-        Some(_) => {}
-        None => {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let tmp = path.with_file_name(format!(".{name}.devenv-tmp"));
-            std::fs::write(&tmp, &found.data).map_err(io)?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = found.mode & 0o777;
-                let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode));
+    let mut at = start;
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in rest.components() {
+        match c {
+            Component::Normal(n) => {
+                at += 1;
+                parts.push(n);
             }
-            let file = std::fs::File::options()
-                .write(true)
-                .open(&tmp)
-                .map_err(io)?;
-            let _ = file.set_modified(UNIX_EPOCH + Duration::from_secs(found.mtime));
-            drop(file);
-            std::fs::rename(&tmp, path).map_err(io)?;
+            Component::CurDir => {}
+            Component::ParentDir => {
+                at = at.checked_sub(1)?;
+                parts.pop();
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
         }
     }
-    std::fs::symlink_metadata(path).map_err(io)
+    if !to.is_absolute() {
+        return Some(to.to_path_buf());
+    }
+    let mut out = PathBuf::new();
+    for _ in 0..depth {
+        out.push("..");
+    }
+    out.extend(parts);
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    Some(out)
+}
+
+/// What [`place`] did.
+enum Placed {
+    /// The host already has it.
+    Same,
+    /// Written at `at`: over the host's copy, or beside it on a conflict.
+    Written {
+        at: PathBuf,
+        meta: beneath::Meta,
+        conflict: bool,
+    },
+}
+
+/// Puts the container's `found` at `rel` under `root` on the host, never
+/// through a link ([`beneath`]): over the host's copy when that is as
+/// devenv last left it (`last`: size and mtime), else beside it as
+/// `NAME.from-container`. `link` is where a link points on the host.
+fn place(
+    root: &Path,
+    rel: &Path,
+    found: &Found,
+    link: Option<&Path>,
+    last: Option<(u64, u64)>,
+) -> Result<Placed, Blocked> {
+    let (parent, name) = beneath::split(rel)
+        .ok_or_else(|| Blocked::Io(std::io::Error::from(std::io::ErrorKind::InvalidInput)))?;
+    // A folder the host does not have yet holds nothing to compare with.
+    let dir = match beneath::open_dir(root, parent, false) {
+        Ok(dir) => Some(dir),
+        Err(Blocked::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(b) => return Err(b),
+    };
+    let host = match &dir {
+        Some(d) => beneath::stat(d, name)?,
+        None => None,
+    };
+    let same = match (&dir, host) {
+        (Some(d), Some(m)) => match link {
+            Some(to) => m.kind == Kind::Link && beneath::read_link(d, name)?.as_deref() == Some(to),
+            None => {
+                m.kind == Kind::File
+                    && beneath::read_file(d, name)?.is_some_and(|(_, data)| data == found.data)
+            }
+        },
+        _ => false,
+    };
+    if same {
+        return Ok(Placed::Same);
+    }
+    // The host's copy is as devenv last put it there: the container's change wins.
+    let unchanged = match (host, last) {
+        (None, None) => true,
+        (Some(m), Some((s, t))) => m.size == s && m.secs() == t,
+        _ => false,
+    };
+    let dir = match dir {
+        Some(d) => d,
+        None => beneath::open_dir(root, parent, true)?,
+    };
+    let at = if unchanged {
+        name.to_os_string()
+    } else {
+        beside(&dir, name)?
+    };
+    let content = match link {
+        Some(to) => Content::Link(to),
+        None => Content::File {
+            data: &found.data,
+            mode: found.mode,
+            mtime: found.mtime,
+        },
+    };
+    let meta = beneath::put(&dir, &at, &content)?;
+    Ok(Placed::Written {
+        at: root.join(parent).join(at),
+        meta,
+        conflict: !unchanged,
+    })
+}
+
+/// `NAME.from-container`, or `NAME.from-container-2`… when taken, in `dir`.
+fn beside(dir: &OwnedFd, name: &OsStr) -> std::io::Result<OsString> {
+    for n in 1.. {
+        let mut free = name.to_os_string();
+        free.push(".from-container");
+        if n > 1 {
+            free.push(format!("-{n}"));
+        }
+        if beneath::stat(dir, &free)?.is_none() {
+            return Ok(free);
+        }
+    }
+    unreachable!("some name is free")
 }
 
 /// The file at `path` in the container, or `None` when it is gone or not a
 /// file or link.
 async fn download(engine: &Engine, id: &str, path: &str) -> Result<Option<Found>, WatchError> {
-    let Some(tar) = engine.download_archive(id, path).await? else {
-        return Ok(None);
+    let tar = if names::is_raw(path) {
+        // The archive API takes a path as UTF-8 text: the container's own
+        // `tar` names the file by its bytes (spelled for `printf`).
+        let script = r#"p=$(printf "$1"; printf x); p=${p%x}; cd "${p%/*}/" 2>/dev/null && exec tar -cf - -- "${p##*/}" 2>/dev/null"#;
+        let cmd = ["sh", "-c", script, "sh", &names::printf_format(path)];
+        let mut out = Vec::new();
+        let code = engine
+            .exec_bytes(
+                id,
+                cmd.iter().map(|a| a.to_string()).collect(),
+                Vec::new(),
+                Some("0".into()),
+                |b| out.extend_from_slice(b),
+            )
+            .await?;
+        if code != 0 {
+            return Ok(None);
+        }
+        out
+    } else {
+        match engine.download_archive(id, path).await? {
+            Some(tar) => tar,
+            None => return Ok(None),
+        }
     };
     sync::blocking(move || {
         let unreadable = |source| WatchError::Archive { source };
@@ -302,11 +432,6 @@ async fn download(engine: &Engine, id: &str, path: &str) -> Result<Option<Found>
     .await
 }
 
-fn secs(t: Option<SystemTime>) -> u64 {
-    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,37 +447,143 @@ mod tests {
     }
 
     #[test]
-    fn conflict_copies_get_a_free_name_beside_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("web.php");
-        std::fs::write(&f, "host").unwrap();
-        assert_eq!(beside(&f), dir.path().join("web.php.from-container"));
-        std::fs::write(dir.path().join("web.php.from-container"), "old").unwrap();
-        assert_eq!(beside(&f), dir.path().join("web.php.from-container-2"));
+    fn listed_names_that_are_not_utf8_keep_their_bytes() {
+        let (path, stat) = parse_item(b"s 4 1700000000.5 /srv/caf\xe9.txt").unwrap();
+        assert_eq!(stat, Some((4, 1_700_000_000)));
+        assert_eq!(&*names::bytes(&path), b"/srv/caf\xe9.txt");
     }
 
     #[test]
-    fn written_files_keep_the_containers_mode_and_mtime() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app/Http/X.php");
-        let meta = write(
-            &path,
-            &Found {
-                data: b"<?php\n".to_vec(),
-                link: None,
-                mode: 0o640,
-                mtime: 1_700_000_000,
-            },
-        )
-        .unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"<?php\n");
-        assert_eq!(secs(meta.modified().ok()), 1_700_000_000);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    fn a_link_comes_back_only_when_it_stays_inside_the_synced_folder() {
+        let inside = |c: &str, to: &str| link_inside("/srv", c, Path::new(to));
+        assert_eq!(inside("/srv/a/l", "b/c"), Some(PathBuf::from("b/c")));
+        assert_eq!(inside("/srv/a/l", "../x"), Some(PathBuf::from("../x")));
+        assert_eq!(inside("/srv/a/l", "../.."), None);
+        assert_eq!(inside("/srv/l", "../srv/x"), None, "climbs out on the way");
+        assert_eq!(inside("/srv/l", "/etc/passwd"), None);
+        assert_eq!(inside("/srv/l", "/srv2/x"), None);
+        assert_eq!(inside("/srv/l", "/home/me"), None);
+        // Laravel's `storage:link` makes an absolute link inside the app.
+        assert_eq!(
+            inside("/srv/public/storage", "/srv/storage/app/public"),
+            Some(PathBuf::from("../storage/app/public"))
+        );
+        assert_eq!(inside("/srv/l", "/srv"), Some(PathBuf::from(".")));
+        assert_eq!(inside("/srv/l", "/srv/../etc"), None);
+    }
+
+    fn file(data: &[u8]) -> Found {
+        Found {
+            data: data.to_vec(),
+            link: None,
+            mode: 0o644,
+            mtime: 1_700_000_000,
         }
+    }
+
+    /// A checkout whose `esc` is a link to a folder outside it.
+    fn planted() -> (tempfile::TempDir, tempfile::TempDir) {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "host secret\n").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("esc")).unwrap();
+        (root, outside)
+    }
+
+    #[test]
+    fn r22_copy_back_never_writes_through_a_host_link() {
+        let (root, outside) = planted();
+        for rel in ["esc/pwn.txt", "esc/deeper/pwn.txt"] {
+            let placed = place(root.path(), Path::new(rel), &file(b"pwn\n"), None, None);
+            assert!(
+                matches!(&placed, Err(Blocked::Link(p)) if p == &root.path().join("esc")),
+                "{rel}"
+            );
+        }
+        let names: Vec<_> = std::fs::read_dir(outside.path())
+            .unwrap()
+            .flatten()
+            .collect();
+        assert_eq!(names.len(), 1, "nothing written outside");
+    }
+
+    #[test]
+    fn r22_a_file_named_like_one_outside_is_no_conflict() {
+        let (root, outside) = planted();
+        let placed = place(
+            root.path(),
+            Path::new("esc/secret.txt"),
+            &file(b"container\n"),
+            None,
+            None,
+        );
+        assert!(matches!(placed, Err(Blocked::Link(_))));
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("secret.txt")).unwrap(),
+            "host secret\n"
+        );
+        assert!(!outside.path().join("secret.txt.from-container").exists());
+    }
+
+    #[test]
+    fn conflict_copies_get_a_free_name_beside_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("web.php"), "host").unwrap();
+        let placed = place(
+            dir.path(),
+            Path::new("web.php"),
+            &file(b"c1"),
+            None,
+            Some((1, 1)),
+        );
+        assert!(matches!(placed, Ok(Placed::Written { conflict: true, .. })));
+        let placed = place(
+            dir.path(),
+            Path::new("web.php"),
+            &file(b"c2"),
+            None,
+            Some((1, 1)),
+        );
+        match placed {
+            Ok(Placed::Written { at, conflict, .. }) => {
+                assert!(conflict);
+                assert_eq!(at, dir.path().join("web.php.from-container-2"));
+            }
+            _ => panic!("written beside"),
+        }
+        assert_eq!(std::fs::read(dir.path().join("web.php")).unwrap(), b"host");
+        assert_eq!(
+            std::fs::read(dir.path().join("web.php.from-container")).unwrap(),
+            b"c1"
+        );
+    }
+
+    #[test]
+    fn written_files_keep_the_containers_mode_and_mtime_in_new_folders() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut found = file(b"<?php\n");
+        found.mode = 0o640;
+        let placed = place(dir.path(), Path::new("app/Http/X.php"), &found, None, None);
+        assert!(matches!(
+            placed,
+            Ok(Placed::Written {
+                conflict: false,
+                ..
+            })
+        ));
+        let path = dir.path().join("app/Http/X.php");
+        assert_eq!(std::fs::read(&path).unwrap(), b"<?php\n");
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            meta.modified().unwrap(),
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)
+        );
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left");
+        // The same again: nothing to do.
+        let again = place(dir.path(), Path::new("app/Http/X.php"), &found, None, None);
+        assert!(matches!(again, Ok(Placed::Same)));
     }
 }

@@ -301,7 +301,7 @@ impl Couriers {
     pub async fn remove(&mut self, paths: &[String]) -> bool {
         let mut list = Vec::new();
         for p in paths {
-            list.extend_from_slice(p.as_bytes());
+            list.extend_from_slice(&super::names::bytes(p));
             list.push(0);
         }
         let answer = frame(self.put.as_mut(), 'r', &list).await;

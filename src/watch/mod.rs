@@ -37,9 +37,11 @@
 //! whatever a failed batch missed.
 
 mod back;
+mod beneath;
 mod courier;
 mod debounce;
 mod filter;
+mod names;
 mod plan;
 pub mod source;
 mod sync;
@@ -212,6 +214,7 @@ pub async fn run(
     if rules.is_empty() {
         return Err(WatchError::NoRules);
     }
+    report_links(reporter.as_ref(), &rules, &stack.root);
     for r in rules.iter().filter(|r| r.mounted) {
         reporter.notice(&format!(
             "{}: `{}` is bind-mounted at `{}`; nothing to copy",
@@ -312,13 +315,37 @@ fn rules(stack: &Stack, services: &[String]) -> Result<Vec<Rule>, WatchError> {
                     path: rule.path.clone(),
                 });
             }
-            let filter = filter::Filter::new(&rule.path, &stack.root, &dockerignores, &rule.ignore)
-                .map_err(|e| WatchError::Pattern {
-                    service: svc.name.clone(),
-                    pattern: e.pattern,
-                    source: e.source,
+            // A rule whose folder is a symlink (`path = "linked"` -> `real`)
+            // syncs the folder it points to, resolved once here: copied as
+            // a link it would dangle in the container.
+            let linked = rule.action == crate::config::model::WatchAction::Sync
+                && std::fs::symlink_metadata(&rule.path).is_ok_and(|m| m.file_type().is_symlink());
+            let resolved = linked
+                .then(|| std::fs::canonicalize(&rule.path).ok())
+                .flatten();
+            let (path, root) = match &resolved {
+                // The stack folder resolved alike, so that `.gitignore`
+                // files above a folder inside it still count.
+                Some(real) => (
+                    real.clone(),
+                    std::fs::canonicalize(&stack.root).unwrap_or_else(|_| stack.root.clone()),
+                ),
+                None => (rule.path.clone(), stack.root.clone()),
+            };
+            let filter =
+                filter::Filter::new(&path, &root, &dockerignores, &rule.ignore).map_err(|e| {
+                    WatchError::Pattern {
+                        service: svc.name.clone(),
+                        pattern: e.pattern,
+                        source: e.source,
+                    }
                 })?;
-            out.push(Rule::new(svc, rule, filter));
+            let mut r = Rule::new(svc, rule, filter);
+            if let Some(real) = resolved {
+                r.path = real;
+                r.linked = Some(rule.path.clone());
+            }
+            out.push(r);
         }
     }
     Ok(out)
@@ -548,8 +575,8 @@ impl Watcher<'_> {
                 if stats.copied_back > 0 || !stats.conflicts.is_empty() {
                     stats.took = started.elapsed();
                     self.reporter.done(service, &stats.describe(), true);
-                    report_conflicts(self.reporter.as_ref(), service, &stats);
                 }
+                report_conflicts(self.reporter.as_ref(), service, &stats);
             }
             Err(e) => {
                 // Stopped or replaced meanwhile: the next poll syncs it whole.
@@ -679,7 +706,10 @@ impl Watcher<'_> {
                         )
                         .await
                         {
-                            Ok(stats) => reporter.done(service, &stats.describe(), true),
+                            Ok(stats) => {
+                                reporter.done(service, &stats.describe(), true);
+                                report_conflicts(reporter.as_ref(), service, &stats);
+                            }
                             Err(e) => reporter.done(
                                 service,
                                 &format!("sync failed: {}", describe(&e)),
@@ -769,7 +799,8 @@ impl Watcher<'_> {
     }
 }
 
-/// One line per conflict: which copy stayed and where the other went.
+/// One line per conflict: which copy stayed and where the other went; and
+/// one per path left out, with why.
 fn report_conflicts(reporter: &dyn Reporter, service: &str, stats: &Stats) {
     for (kept, saved) in &stats.conflicts {
         reporter.notice(&format!(
@@ -777,6 +808,29 @@ fn report_conflicts(reporter: &dyn Reporter, service: &str, stats: &Stats) {
             kept.display(),
             saved.display()
         ));
+    }
+    for skip in &stats.skipped {
+        reporter.notice(&format!(
+            "{service}: `{}` {}",
+            skip.path.display(),
+            skip.why
+        ));
+    }
+}
+
+/// Says which rules' folders are symlinks, and what is synced instead.
+fn report_links(reporter: &dyn Reporter, rules: &[Rule], root: &Path) {
+    for r in rules.iter().filter(|r| r.copies()) {
+        if let Some(linked) = &r.linked {
+            let to = std::fs::read_link(linked).unwrap_or_else(|_| r.path.clone());
+            reporter.notice(&format!(
+                "{}: watch path `{}` is a symlink to `{}`: syncing `{}`",
+                r.service,
+                linked.strip_prefix(root).unwrap_or(linked).display(),
+                to.display(),
+                r.path.display()
+            ));
+        }
     }
 }
 
@@ -813,6 +867,7 @@ pub async fn sync_service(
     if copying.is_empty() {
         return Ok(None);
     }
+    report_links(reporter, &rules, &stack.root);
     let owner = sync::owner(engine, id).await?;
     let stats = sync::full(engine, id, owner, &copying, &mut Mirror::default()).await?;
     report_conflicts(reporter, service, &stats);

@@ -24,6 +24,9 @@ pub struct Rule {
     /// What of the target belongs to a mount rather than to the sync.
     pub guard: Arc<Guard>,
     pub filter: Arc<Filter>,
+    /// The configured path when it is a symlink; `path` is then the folder
+    /// it resolved to.
+    pub linked: Option<PathBuf>,
 }
 
 /// The service's mounts as a `sync` rule must respect them: what lies under
@@ -91,6 +94,7 @@ impl Rule {
             mounted: rule.action == WatchAction::Sync && is_bind_mounted(service, rule),
             guard: Arc::new(Guard::new(service, rule.target.as_deref())),
             filter: Arc::new(filter),
+            linked: None,
         }
     }
 
@@ -121,7 +125,8 @@ pub fn container_path(target: &str, root: &Path, path: &Path) -> String {
         .components()
     {
         out.push('/');
-        out.push_str(&part.as_os_str().to_string_lossy());
+        // Bytes kept: a name that is not UTF-8 goes in under the same bytes.
+        out.push_str(&super::names::text(part.as_os_str().as_encoded_bytes()));
     }
     if out.is_empty() {
         out.push('/');
@@ -222,6 +227,7 @@ mod tests {
             run: (action == WatchAction::Exec).then(|| extra.unwrap().to_string()),
             mounted: false,
             guard: Default::default(),
+            linked: None,
         }
     }
 

@@ -16,11 +16,17 @@ use std::time::{Duration, Instant};
 
 use indexmap::{IndexMap, IndexSet};
 
+use super::beneath::{self, Blocked, Kind, Meta};
 use super::courier::Couriers;
 use super::filter::Filter;
+use super::names;
 use super::plan::{container_path, Guard, Rule, SyncPath};
 use super::WatchError;
 use crate::engine::Engine;
+
+/// Entries one upload may leave out before the engine's refusal counts as
+/// the upload's failure (each costs a few requests to single out).
+const MAX_REFUSED: usize = 64;
 
 /// Arguments per `rm` exec, well under any ARG_MAX.
 const RM_CHUNK_BYTES: usize = 64 * 1024;
@@ -34,7 +40,18 @@ pub struct Stats {
     pub copied_back: usize,
     /// Host paths kept over a differing container copy, and where that copy went.
     pub conflicts: Vec<(PathBuf, PathBuf)>,
+    /// What was left out, and why (a link out of the synced folder, a name
+    /// the engine refuses), to report one by one.
+    pub skipped: Vec<Skip>,
     pub took: Duration,
+}
+
+/// One path a sync left out, and why: relative to its rule's folder, or
+/// (what the engine refused) the container path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip {
+    pub path: PathBuf,
+    pub why: String,
 }
 
 impl Stats {
@@ -54,6 +71,9 @@ impl Stats {
                 "copied {} file{s} back from the container",
                 self.copied_back
             ));
+        }
+        if !self.skipped.is_empty() {
+            parts.push(format!("skipped {}", self.skipped.len()));
         }
         format!("{} in {} ms", parts.join(", "), self.took.as_millis())
     }
@@ -179,8 +199,11 @@ pub async fn apply(
         // Folders uploaded whole, to list afterwards.
         let mut folders = Vec::new();
         for w in &work {
-            match std::fs::symlink_metadata(&w.host) {
-                Ok(meta) if meta.is_dir() => {
+            let root = w.filter.root();
+            // Looked at without following a link on the way (a folder
+            // swapped for one since its event): such a path is skipped.
+            match beneath::stat_path(root, &w.host) {
+                Ok(Some(meta)) if meta.kind == Kind::Dir => {
                     folders.push((
                         w.host.clone(),
                         w.container.clone(),
@@ -188,17 +211,16 @@ pub async fn apply(
                         w.guard.clone(),
                     ));
                     for e in w.filter.walk(&w.host) {
-                        let at = container_path(&w.target, w.filter.root(), &e.path);
+                        let at = container_path(&w.target, root, &e.path);
                         if !w.guard.in_mount(&at) {
-                            archive.add(&e.path, &at, &mut gone)?;
+                            archive.add(root, &e.path, &at, &mut gone)?;
                         }
                     }
                 }
-                Ok(_) => archive.add(&w.host, &w.container, &mut gone)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    gone.push(w.container.clone())
-                }
-                Err(source) => {
+                Ok(Some(_)) => archive.add(root, &w.host, &w.container, &mut gone)?,
+                Ok(None) => gone.push(w.container.clone()),
+                Err(Blocked::Link(link)) => archive.skip(root, &w.host, &Blocked::Link(link)),
+                Err(Blocked::Io(source)) => {
                     return Err(WatchError::Read {
                         path: w.host.clone(),
                         source,
@@ -252,23 +274,18 @@ pub async fn apply(
         .into_iter()
         .filter(|(_, container, _, _)| mirror.knows(container))
         .collect();
-    let files = archive.files;
-    let uploaded = archive.record();
-    if let Some(tar) = archive.finish()? {
-        let delivered = match couriers {
-            Some(c) => c.extract(&tar).await,
-            None => false,
-        };
-        if !delivered {
-            engine.upload_archive(id, "/", tar).await?;
-        }
-    }
-    for (path, size, mtime) in uploaded {
-        match size {
-            Some(size) => mirror.note(&path, size, mtime),
-            None => mirror.note_dir(&path),
-        }
-    }
+    let delivered = match couriers {
+        Some(c) => match archive.finish(0..archive.len())? {
+            Some(tar) => c.extract(&tar).await,
+            None => true,
+        },
+        None => false,
+    };
+    let (files, skipped) = if delivered {
+        archive.noted(mirror, &[])
+    } else {
+        deliver(engine, id, archive, mirror).await?
+    };
     // A folder moved away and another moved in under its name leaves only
     // the folder's own event: what the container still has there that the
     // host lacks is found by listing that folder (only it, and only if
@@ -282,9 +299,73 @@ pub async fn apply(
     Ok(Stats {
         files,
         removed,
+        skipped,
         took: start.elapsed(),
         ..Stats::default()
     })
+}
+
+/// Uploads `archive` through the engine and notes what went in. When the
+/// engine refuses it (one name too long for its file system), the entries
+/// it refuses are found by halves and left out, and the rest goes in; only
+/// when it refuses every entry is that an error. Returns the files that
+/// went in and what was left out.
+async fn deliver(
+    engine: &Engine,
+    id: &str,
+    archive: Archive,
+    mirror: &mut Mirror,
+) -> Result<(usize, Vec<Skip>), WatchError> {
+    let mut refused: Vec<(usize, String)> = Vec::new();
+    let mut first = None;
+    let mut todo = Vec::new();
+    todo.push(0..archive.len());
+    while let Some(range) = todo.pop() {
+        let Some(tar) = archive.finish(range.clone())? else {
+            continue;
+        };
+        let Err(e) = engine.upload_archive(id, "/", tar).await else {
+            continue;
+        };
+        if range.len() == 1 {
+            refused.push((range.start, last_cause(&e)));
+            // Refusing this much is the engine or the container, not a
+            // name (a container that stopped): that error, as it is.
+            if refused.len() > MAX_REFUSED {
+                return Err(first.unwrap_or(e).into());
+            }
+        } else {
+            let mid = range.start + range.len() / 2;
+            // The first half first: folders come before what they hold.
+            todo.push(mid..range.end);
+            todo.push(range.start..mid);
+        }
+        first.get_or_insert(e);
+    }
+    if let Some(e) = first.filter(|_| refused.len() == archive.len()) {
+        return Err(e.into());
+    }
+    let why: Vec<(String, String)> = refused
+        .into_iter()
+        .map(|(i, why)| (archive.key(i).to_string(), why))
+        .collect();
+    let (files, mut skipped) = archive.noted(mirror, &why);
+    skipped.extend(why.into_iter().map(|(container, why)| Skip {
+        path: PathBuf::from(container),
+        why: format!("skipped: the engine refused it ({why})"),
+    }));
+    Ok((files, skipped))
+}
+
+/// The innermost cause of an engine error, the part that names the file.
+fn last_cause(e: &dyn std::error::Error) -> String {
+    let mut last = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        last = s.to_string();
+        source = s.source();
+    }
+    last
 }
 
 /// Makes the container's copy of every copying rule match the host: first
@@ -314,21 +395,25 @@ pub async fn full(
             .await?;
         }
     }
-    stats.files = upload(engine, id, owner, rules, mirror).await?;
+    let (files, skipped) = upload(engine, id, owner, rules, mirror).await?;
+    stats.files = files;
+    stats.skipped.extend(skipped);
     stats.took = start.elapsed();
     Ok(stats)
 }
 
 /// Uploads each rule's whole tree (minus skipped paths and mounts); works on
-/// a container that has not started yet. Returns the number of files.
+/// a container that has not started yet. Returns the number of files and
+/// what was left out.
 pub async fn upload(
     engine: &Engine,
     id: &str,
     owner: Owner,
     rules: &[&Rule],
     mirror: &mut Mirror,
-) -> Result<usize, WatchError> {
+) -> Result<(usize, Vec<Skip>), WatchError> {
     let mut files = 0;
+    let mut skipped = Vec::new();
     for rule in rules {
         let target = rule.target.clone().unwrap_or_default();
         let (root, filter, guard) = (rule.path.clone(), rule.filter.clone(), rule.guard.clone());
@@ -339,25 +424,17 @@ pub async fn upload(
             for e in filter.walk(&root) {
                 let at = container_path(&target, &root, &e.path);
                 if !guard.in_mount(&at) {
-                    archive.add(&e.path, &at, &mut gone)?;
+                    archive.add(&root, &e.path, &at, &mut gone)?;
                 }
             }
             Ok(archive)
         })
         .await?;
-        files += archive.files;
-        let uploaded = archive.record();
-        if let Some(tar) = archive.finish()? {
-            engine.upload_archive(id, "/", tar).await?;
-        }
-        for (path, size, mtime) in uploaded {
-            match size {
-                Some(size) => mirror.note(&path, size, mtime),
-                None => mirror.note_dir(&path),
-            }
-        }
+        let (n, left_out) = deliver(engine, id, archive, mirror).await?;
+        files += n;
+        skipped.extend(left_out);
     }
-    Ok(files)
+    Ok((files, skipped))
 }
 
 /// Every mount point inside a copying rule's target: the last guard of `remove`.
@@ -410,7 +487,11 @@ async fn prune_gone(
     let listing = list(engine, id, container).await?;
     let mut gone: Vec<String> = Vec::new();
     for (rel, _) in &listing {
-        let at = format!("{}/{}", container.trim_end_matches('/'), rel.display());
+        let at = format!(
+            "{}/{}",
+            container.trim_end_matches('/'),
+            names::text(rel.as_os_str().as_encoded_bytes())
+        );
         if gone.iter().any(|g| Path::new(&at).starts_with(g)) || !guard.may_remove(&at) {
             continue;
         }
@@ -445,7 +526,11 @@ fn extras(
             continue;
         }
         let path = host.join(rel);
-        if std::fs::symlink_metadata(&path).is_err() && !filter.is_ignored(&path, *is_dir) {
+        // Looked up without following a link: a container path under a
+        // host link (`esc/x` where the host's `esc` is one) is not in the
+        // checkout, whatever lies where the link points.
+        let there = beneath::stat_path(filter.root(), &path).is_ok_and(|m| m.is_some());
+        if !there && !filter.is_ignored(&path, *is_dir) {
             out.push(rel.clone());
         }
     }
@@ -538,7 +623,17 @@ async fn remove(
                     continue;
                 }
             }
-            let mut cmd = vec!["rm".to_string(), "-rf".into(), "--".into()];
+            // A name that is not UTF-8 reaches the shell spelled for `printf`
+            // (the exec API takes UTF-8 arguments).
+            let mut cmd = if chunk.iter().any(|p| names::is_raw(p)) {
+                let script =
+                    r#"for a; do p=$(printf "$a"; printf x); rm -rf -- "${p%x}" || exit 1; done"#;
+                let mut cmd = vec!["sh".to_string(), "-c".into(), script.into(), "sh".into()];
+                cmd.extend(chunk.drain(..).map(|p| names::printf_format(&p)));
+                cmd
+            } else {
+                vec!["rm".to_string(), "-rf".into(), "--".into()]
+            };
             cmd.append(&mut chunk);
             let mut out = Vec::new();
             let code = engine
@@ -593,12 +688,22 @@ struct Archive {
     owner: Owner,
     entries: IndexMap<String, Item>,
     files: usize,
+    /// Paths left out while reading, and why.
+    skipped: Vec<Skip>,
 }
 
 enum Item {
-    Dir(std::fs::Metadata),
-    File(std::fs::Metadata, Vec<u8>),
-    Link(std::fs::Metadata, PathBuf),
+    Dir(Meta),
+    File(Meta, Vec<u8>),
+    Link(Meta, PathBuf),
+}
+
+impl Item {
+    fn meta(&self) -> &Meta {
+        match self {
+            Item::Dir(m) | Item::File(m, _) | Item::Link(m, _) => m,
+        }
+    }
 }
 
 impl Archive {
@@ -607,12 +712,25 @@ impl Archive {
             owner,
             entries: IndexMap::new(),
             files: 0,
+            skipped: Vec::new(),
         }
     }
 
-    /// Reads `host` now; a path that vanished meanwhile is noted as gone.
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn key(&self, i: usize) -> &str {
+        self.entries.get_index(i).map_or("", |(k, _)| k.as_str())
+    }
+
+    /// Reads `host` (under the rule's folder `root`) now, never through a
+    /// link ([`beneath`]); a path that vanished meanwhile is noted as gone,
+    /// one whose folder became a link is left out and said so, a FIFO or
+    /// device is left out.
     fn add(
         &mut self,
+        root: &Path,
         host: &Path,
         container: &str,
         gone: &mut Vec<String>,
@@ -621,85 +739,139 @@ impl Archive {
             path: host.to_path_buf(),
             source,
         };
-        let item = std::fs::symlink_metadata(host).and_then(|meta| {
-            Ok(if meta.is_dir() {
-                Item::Dir(meta)
-            } else if meta.file_type().is_symlink() {
-                Item::Link(meta, std::fs::read_link(host)?)
-            } else {
-                // Whole file in memory: a file still being written must not
-                // disagree with the size in its header.
-                Item::File(meta, std::fs::read(host)?)
-            })
-        });
-        match item {
-            Ok(item) => {
-                if !matches!(item, Item::Dir(_)) && !self.entries.contains_key(container) {
-                    self.files += 1;
-                }
-                self.entries.insert(container.to_string(), item);
-                Ok(())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let item = match read_item(root, host) {
+            Ok(Some(Some(item))) => item,
+            Ok(Some(None)) => return Ok(()),
+            Ok(None) => {
                 gone.push(container.to_string());
-                Ok(())
+                return Ok(());
             }
-            Err(e) => Err(read(e)),
-        }
-    }
-
-    /// Each entry's container path, size (`None` for a folder) and mtime.
-    fn record(&self) -> Vec<(String, Option<u64>, u64)> {
-        let mtime = |m: &std::fs::Metadata| {
-            m.modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs())
+            Err(Blocked::Io(e)) => return Err(read(e)),
+            Err(b) => {
+                self.skip(root, host, &b);
+                return Ok(());
+            }
         };
-        self.entries
-            .iter()
-            .map(|(path, item)| match item {
-                Item::Dir(m) => (path.clone(), None, mtime(m)),
-                Item::File(m, data) => (path.clone(), Some(data.len() as u64), mtime(m)),
-                Item::Link(m, _) => (path.clone(), Some(0), mtime(m)),
-            })
-            .collect()
+        if !matches!(item, Item::Dir(_)) && !self.entries.contains_key(container) {
+            self.files += 1;
+        }
+        self.entries.insert(container.to_string(), item);
+        Ok(())
     }
 
-    /// The archive, or `None` when there is nothing to upload.
-    fn finish(self) -> Result<Option<Vec<u8>>, WatchError> {
-        if self.entries.is_empty() {
-            return Ok(None);
+    /// Notes `host` as left out.
+    fn skip(&mut self, root: &Path, host: &Path, why: &Blocked) {
+        self.skipped.push(Skip {
+            path: host.strip_prefix(root).unwrap_or(host).to_path_buf(),
+            why: format!("not synced: {}", why.describe(root)),
+        });
+    }
+
+    /// Notes in `mirror` what went in (all but `refused`, by container
+    /// path); the files that did and what was left out.
+    fn noted(self, mirror: &mut Mirror, refused: &[(String, String)]) -> (usize, Vec<Skip>) {
+        let mut files = self.files;
+        for (path, item) in &self.entries {
+            if refused.iter().any(|(r, _)| r == path) {
+                files -= usize::from(!matches!(item, Item::Dir(_)));
+                continue;
+            }
+            let m = item.meta();
+            match item {
+                Item::Dir(_) => mirror.note_dir(path),
+                Item::File(_, data) => mirror.note(path, data.len() as u64, m.secs()),
+                Item::Link(..) => mirror.note(path, 0, m.secs()),
+            }
         }
+        (files, self.skipped)
+    }
+
+    /// The archive of the entries in `range`, or `None` when there is
+    /// nothing to upload. Names are the container paths' bytes.
+    fn finish(&self, range: std::ops::Range<usize>) -> Result<Option<Vec<u8>>, WatchError> {
+        let Some(entries) = self.entries.get_range(range).filter(|e| !e.is_empty()) else {
+            return Ok(None);
+        };
         let io = |source| WatchError::Archive { source };
         let mut b = tar::Builder::new(Vec::new());
-        for (path, item) in &self.entries {
-            let name = path.trim_start_matches('/');
-            let name = if name.is_empty() { "." } else { name };
-            let mut h = tar::Header::new_gnu();
-            let meta = match item {
-                Item::Dir(m) | Item::File(m, _) | Item::Link(m, _) => m,
+        for (path, item) in entries {
+            let name = names::host_path(path.trim_start_matches('/'));
+            let name = if name.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                name
             };
-            h.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+            let meta = item.meta();
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(meta.mode);
+            h.set_mtime(meta.secs());
             h.set_uid(self.owner.uid);
             h.set_gid(self.owner.gid);
             match item {
                 Item::Dir(_) => {
+                    h.set_entry_type(tar::EntryType::Directory);
                     h.set_size(0);
-                    b.append_data(&mut h, name, std::io::empty()).map_err(io)?;
+                    b.append_data(&mut h, &name, std::io::empty()).map_err(io)?;
                 }
                 Item::File(_, data) => {
+                    h.set_entry_type(tar::EntryType::Regular);
                     h.set_size(data.len() as u64);
-                    b.append_data(&mut h, name, data.as_slice()).map_err(io)?;
+                    b.append_data(&mut h, &name, data.as_slice()).map_err(io)?;
                 }
                 Item::Link(_, to) => {
+                    h.set_entry_type(tar::EntryType::Symlink);
                     h.set_size(0);
-                    b.append_link(&mut h, name, to).map_err(io)?;
+                    b.append_link(&mut h, &name, to).map_err(io)?;
                 }
             }
         }
         b.into_inner().map(Some).map_err(io)
     }
+}
+
+/// What is at `host` under `root`, read without following a link: `None`
+/// when it is gone, `Some(None)` when it is nothing to sync (a FIFO, a
+/// socket, a device).
+fn read_item(root: &Path, host: &Path) -> Result<Option<Option<Item>>, Blocked> {
+    let rel = host.strip_prefix(root).map_err(|_| {
+        Blocked::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{}` is not under `{}`", host.display(), root.display()),
+        ))
+    })?;
+    if rel.as_os_str().is_empty() {
+        let dir = beneath::open_dir(root, rel, false);
+        return match dir {
+            Ok(dir) => Ok(Some(Some(Item::Dir(beneath::stat_dir(&dir)?)))),
+            Err(Blocked::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(b) => Err(b),
+        };
+    }
+    let Some((parent, name)) = beneath::split(rel) else {
+        return Ok(None);
+    };
+    let dir = match beneath::open_dir(root, parent, false) {
+        Ok(dir) => dir,
+        Err(Blocked::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(b) => return Err(b),
+    };
+    let Some(meta) = beneath::stat(&dir, name)? else {
+        return Ok(None);
+    };
+    Ok(Some(match meta.kind {
+        Kind::Dir => Some(Item::Dir(meta)),
+        // Whole file in memory: a file still being written must not
+        // disagree with the size in its header.
+        Kind::File => match beneath::read_file(&dir, name)? {
+            Some((meta, data)) => Some(Item::File(meta, data)),
+            None => return Ok(None),
+        },
+        Kind::Link => match beneath::read_link(&dir, name)? {
+            Some(to) => Some(Item::Link(meta, to)),
+            None => return Ok(None),
+        },
+        Kind::Other => None,
+    }))
 }
 
 #[cfg(test)]
@@ -781,16 +953,29 @@ mod tests {
             gid: 1000,
         });
         let mut gone = Vec::new();
-        a.add(dir.path(), "/srv", &mut gone).unwrap();
-        a.add(&script, "/srv/run.sh", &mut gone).unwrap();
-        a.add(&script, "/srv/run.sh", &mut gone).unwrap();
-        a.add(&dir.path().join("link"), "/srv/link", &mut gone)
+        let root = dir.path();
+        a.add(root, root, "/srv", &mut gone).unwrap();
+        a.add(root, &script, "/srv/run.sh", &mut gone).unwrap();
+        a.add(root, &script, "/srv/run.sh", &mut gone).unwrap();
+        a.add(root, &root.join("link"), "/srv/link", &mut gone)
             .unwrap();
-        a.add(&dir.path().join("missing"), "/srv/missing", &mut gone)
+        a.add(root, &root.join("missing"), "/srv/missing", &mut gone)
             .unwrap();
+        // A name that is not UTF-8 goes in under its own bytes.
+        use std::os::unix::ffi::OsStrExt;
+        let raw = root.join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+        std::fs::write(&raw, "x").unwrap();
+        let at = container_path("/srv", root, &raw);
+        a.add(root, &raw, &at, &mut gone).unwrap();
         assert_eq!(gone, ["/srv/missing"]);
-        assert_eq!(a.files, 2, "the same path counts once");
-        let tar = a.finish().unwrap().unwrap();
+        assert_eq!(a.files, 3, "the same path counts once");
+        let tar = a.finish(0..a.len()).unwrap().unwrap();
+        let names: Vec<Vec<u8>> = tar::Archive::new(tar.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path_bytes().into_owned())
+            .collect();
+        assert_eq!(names[3], b"srv/caf\xe9");
         let mut read = tar::Archive::new(tar.as_slice());
         let entries: Vec<(String, u32, u64, u64)> = read
             .entries()

@@ -21,7 +21,7 @@ impl Project {
     /// runs of the suite on one engine never meet.
     pub fn new(name: &str, toml: &str) -> Project {
         let dir = tempfile::tempdir().unwrap();
-        let name = format!("{name}{}", run_suffix());
+        let name = suffixed(name);
         let project = Project {
             dir,
             name: name.clone(),
@@ -184,6 +184,17 @@ fn warm_images_once() {
     with_image_lock(warm_three_services);
 }
 
+/// `base` with this run's suffix (once): the name a test gives objects it
+/// makes on the engine by hand, beside its project.
+pub fn suffixed(base: &str) -> String {
+    let suffix = run_suffix();
+    if base.ends_with(&suffix) {
+        base.to_string()
+    } else {
+        format!("{base}{suffix}")
+    }
+}
+
 /// What this test process adds to every project name: `-t` and its pid.
 pub fn run_suffix() -> String {
     format!("-t{}", std::process::id())
@@ -238,6 +249,29 @@ fn warm_three_services() {
     );
     p.ok(&["--progress", "plain", "up", "-d"]);
     p.ok(&["down", "-v"]);
+}
+
+/// The example app's image (docker/app/Dockerfile, target `dev`), as the
+/// `devenv test` end-to-end tests use it.
+pub const APP_IMAGE: &str = "devenv-testrun-app:dev";
+
+/// Builds the app image once per test binary, under the file lock shared
+/// with other test binaries, after the images every end-to-end test needs.
+pub fn warm_app_image() {
+    static WARM: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    WARM.get_or_init(|| {
+        warm_images();
+        with_image_lock(|| {
+            let mut p = Project::new(
+                "trwarm",
+                &format!(
+                    "[services.app]\nbuild = {{ context = \"{}\", dockerfile = \"docker/app/Dockerfile\", target = \"dev\" }}\nimage = \"{APP_IMAGE}\"\n",
+                    repo().display()
+                ),
+            );
+            p.ok(&["--progress", "plain", "run", "--rm", "app", "--", "true"]);
+        })
+    });
 }
 
 /// A port nothing listens on right now.

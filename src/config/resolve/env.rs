@@ -15,17 +15,10 @@ use super::super::raw::*;
 use super::syntax::normalize;
 use super::Ctx;
 
-/// Env names treated as secrets even when not listed in `secrets`.
+/// Env names treated as secrets even when not listed in `secrets`: the
+/// one rule, [`is_secret_name`](super::super::secret::is_secret_name).
 pub fn looks_secret(name: &str) -> bool {
-    const SUFFIXES: [&str; 6] = [
-        "_PASSWORD",
-        "_PASS",
-        "_SECRET",
-        "_KEY",
-        "_TOKEN",
-        "_SECRET_ACCESS_KEY",
-    ];
-    name == "APP_KEY" || SUFFIXES.iter().any(|s| name.ends_with(s))
+    super::super::secret::is_secret_name(name)
 }
 
 pub(super) fn resolve_build(
@@ -173,6 +166,9 @@ mod tests {
         assert!(looks_secret("APP_KEY"));
         assert!(looks_secret("AWS_SECRET_ACCESS_KEY"));
         assert!(!looks_secret("DB_HOST"));
-        assert!(!looks_secret("AWS_ACCESS_KEY_ID"));
+        // Issue 22: a build arg named `TOKEN`, `NPM_AUTH` or `PASSWORD`.
+        for name in ["TOKEN", "NPM_AUTH", "PASSWORD", "AWS_ACCESS_KEY_ID"] {
+            assert!(looks_secret(name), "{name}");
+        }
     }
 }
