@@ -399,7 +399,7 @@ mod tests {
         let before = snapshot(dir.path());
         let err = run(&settings_in(dir.path(), false), &mut out).unwrap_err();
         assert!(
-            matches!(&err, ExportCommandError::NotOurs { paths } if paths == &[ours.clone()]),
+            matches!(&err, ExportCommandError::NotOurs { paths } if paths == std::slice::from_ref(&ours)),
             "{err:?}"
         );
         assert_eq!(err.exit_code(), 2);

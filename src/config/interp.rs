@@ -33,13 +33,16 @@ pub fn interpolate_spans(
     Ok((out, spans.into_iter().map(|(range, _)| range).collect()))
 }
 
+/// Ranges of an interpolated text, each with the variable that produced it.
+pub type NamedSpans = Vec<(Range<usize>, String)>;
+
 /// As [`interpolate_spans`], each range with the name of the variable whose
 /// reference produced it (`DB_PASSWORD` for `${DB_PASSWORD:-secret}`, its
 /// default included): what tells a secret's span from a host name's.
 pub fn interpolate_named(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<(String, Vec<(Range<usize>, String)>), InterpError> {
+) -> Result<(String, NamedSpans), InterpError> {
     let mut spans = Vec::new();
     let out = interpolate_with(text, lookup, false, 0, Some(&mut spans))?;
     Ok((out, spans))

@@ -178,7 +178,7 @@ fn r25_2_a_tag_bump_names_new_jobs_and_check_accepts_it() {
         assert_eq!(by_id(after), by_id(exported), "{env}");
     }
     let mut bumped = BTreeMap::new();
-    for (path, _) in &tree {
+    for path in tree.keys() {
         bumped.insert(
             path.clone(),
             std::fs::read_to_string(dir.path().join(path)).unwrap(),

@@ -81,7 +81,7 @@ pub(crate) fn unsupported(doc: &Node, warnings: &mut Vec<Warning>) {
                 // mounts); devenv names the volumes it makes itself.
                 let external = volume
                     .get("external")
-                    .is_some_and(|e| e.scalar().map_or(true, |flag| flag == "true"));
+                    .is_some_and(|e| e.scalar().is_none_or(|flag| flag == "true"));
                 if !VOLUME.contains(&key.as_str()) || (key == "name" && !external) {
                     warnings.push(Warning::new(None, format!("volumes.{name}.{key}")));
                 }
