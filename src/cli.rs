@@ -190,7 +190,8 @@ pub struct UpArgs {
     /// Do not run `after_up` hooks
     #[arg(long)]
     pub no_hooks: bool,
-    /// Create missing bind-mount sources as folders instead of refusing
+    /// Create missing bind-mount sources instead of refusing: an empty file
+    /// where the name has an extension (`php.ini`), else a folder
     #[arg(long)]
     pub create_paths: bool,
     /// Print what `up` would do (create, recreate and why, start, keep, remove; images; ports) and change nothing
@@ -229,8 +230,9 @@ pub struct LogsArgs {
     /// Each line behind the time the container printed it
     #[arg(short = 't', long)]
     pub timestamps: bool,
-    /// Only lines since then: a duration back (`10m`, `1h30m`) or a time
-    /// (`2026-11-30T09:00:00Z`)
+    /// Only lines since then: a duration back (`10m`, `1h30m`), a time
+    /// (`2026-11-30T09:00:00Z`; local without a zone), a date
+    /// (`2026-11-30`) or Unix seconds
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
     pub services: Vec<String>,

@@ -55,7 +55,8 @@ pub fn install() {
             match n {
                 1 => {
                     crate::ui::clear_progress();
-                    crate::ui::print_err(
+                    // A closed stderr must not cut the graceful stop short.
+                    crate::ui::try_err(
                         &console::style("interrupted: stopping… press Ctrl-C again to force")
                             .dim()
                             .to_string(),
@@ -63,7 +64,7 @@ pub fn install() {
                 }
                 _ => {
                     crate::ui::clear_progress();
-                    crate::ui::print_err(&console::style("forcing: killing…").dim().to_string());
+                    crate::ui::try_err(&console::style("forcing: killing…").dim().to_string());
                     tokio::spawn(async {
                         tokio::time::sleep(FORCE_GRACE).await;
                         std::process::exit(i32::from(EXIT_CODE));

@@ -27,6 +27,7 @@ pub mod ports;
 pub mod probe;
 pub mod report;
 pub mod scratch;
+pub mod since;
 pub mod snapshot;
 pub mod testrun;
 pub mod ui;

@@ -22,8 +22,9 @@ fn main() -> ExitCode {
     match runtime.block_on(devenv::commands::dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            // Through the UI: an error may quote a value holding a secret.
-            devenv::ui::print_err(&format!("{:?}", failure.report));
+            // Through the UI: an error may quote a value holding a secret; a
+            // reader that went away does not change the exit code.
+            devenv::ui::try_err(&format!("{:?}", failure.report));
             ExitCode::from(failure.code)
         }
     }

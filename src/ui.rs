@@ -91,7 +91,7 @@ fn write_raw(line: &str) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         Err(e) => {
             static SAID: std::sync::Once = std::sync::Once::new();
-            SAID.call_once(|| eprintln!("devenv: cannot write to standard output: {e}"));
+            SAID.call_once(|| try_err(&format!("devenv: cannot write to standard output: {e}")));
         }
     }
 }
@@ -109,12 +109,62 @@ pub fn print_data(mut value: serde_json::Value, render: impl FnOnce(&serde_json:
     }
 }
 
+/// Writes a line on stderr; a reader that went away (`devenv logs 2>&1
+/// >/dev/null | head -3`) ends devenv quietly, as [`write_out`] does for
+/// stdout (`eprintln!` would panic: exit 101).
+pub fn write_err(line: &str) {
+    // Any other failure: there is nowhere left to say it.
+    let _ = quit_if_gone(write_err_line(&scrub(line)));
+}
+
+/// Writes a line on stderr and goes on whatever happens to it: for what
+/// must not end devenv (the Ctrl-C handler's notes, the last error).
+pub fn try_err(line: &str) {
+    let _ = write_err_line(&scrub(line));
+}
+
+fn write_err_line(line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    writeln!(err, "{line}").and_then(|()| err.flush())
+}
+
+/// Standard output or error as a writer (for code that takes `dyn Write`):
+/// a reader that went away ends devenv quietly, as in [`write_out`].
+pub enum Stream {
+    Out,
+    Err,
+}
+
+impl std::io::Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        quit_if_gone(match self {
+            Stream::Out => std::io::stdout().write(buf),
+            Stream::Err => std::io::stderr().write(buf),
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        quit_if_gone(match self {
+            Stream::Out => std::io::stdout().flush(),
+            Stream::Err => std::io::stderr().flush(),
+        })
+    }
+}
+
+fn quit_if_gone<T>(written: std::io::Result<T>) -> std::io::Result<T> {
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other,
+    }
+}
+
 /// Prints a line on stderr without breaking the progress display.
 pub fn print_err(line: &str) {
-    let line = scrub(line);
+    // `write_err` scrubs secrets.
     match BARS.get() {
-        Some(b) => b.multi.suspend(|| eprintln!("{line}")),
-        None => eprintln!("{line}"),
+        Some(b) => b.multi.suspend(|| write_err(line)),
+        None => write_err(line),
     }
 }
 
@@ -178,7 +228,7 @@ impl TerminalReporter {
     fn line(&self, text: &str) {
         match self.mode {
             Mode::Bars => print_err(text),
-            Mode::Plain => eprintln!("{}", scrub(text)),
+            Mode::Plain => write_err(text),
             Mode::Quiet => {}
         }
     }
@@ -199,7 +249,7 @@ impl Reporter for TerminalReporter {
                 bar.set_style(spinner_style());
                 bar.set_message(status.to_string());
             }
-            Mode::Plain => eprintln!("{} {status}", style(key).bold()),
+            Mode::Plain => write_err(&format!("{} {status}", style(key).bold())),
             Mode::Quiet => {}
         }
     }
@@ -241,7 +291,7 @@ impl Reporter for TerminalReporter {
                 }
                 print_err(&text);
             }
-            Mode::Plain => eprintln!("{text}"),
+            Mode::Plain => write_err(&text),
             Mode::Quiet => {}
         }
     }
@@ -286,5 +336,13 @@ pub fn take_restart_note(service: &str) -> Option<String> {
 macro_rules! outln {
     ($($arg:tt)*) => {
         $crate::ui::write_out(&format!($($arg)*))
+    };
+}
+
+/// `eprintln!` through [`write_err`]: a closed stderr ends devenv quietly.
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::ui::write_err(&format!($($arg)*))
     };
 }

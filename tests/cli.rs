@@ -136,6 +136,38 @@ fn a_reader_that_went_away_ends_devenv_quietly() {
 }
 
 #[test]
+fn r31_a_closed_stderr_ends_devenv_quietly() {
+    // `devenv logs --since … 2>&1 >/dev/null | head -3` exited 101: a
+    // write to a stderr whose reader had gone panicked.
+    let p = Project::new(
+        "clierrpipe",
+        "[services.db]\nimage = \"postgres:16\"\nports = [\"1:2:3:4\"]\n",
+    );
+    p.write(
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx\n    stop_signal: SIGTERM\n",
+    );
+    let closed_stderr = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        std::process::Command::cargo_bin("devenv")
+            .unwrap()
+            .current_dir(p.dir.path())
+            .args(args)
+            .stderr(writer)
+            .output()
+            .unwrap()
+    };
+    // The last word (a config error): its exit code stays.
+    let out = closed_stderr(&["config"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // Warnings on the way (import's, then its summary): the job is done.
+    let out = closed_stderr(&["import", "-o", "imported.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(p.dir.path().join("imported.toml").is_file());
+}
+
+#[test]
 fn an_unreachable_engine_is_exit_1_naming_what_was_tried() {
     let p = Project::new("cliengine", "[services.db]\nimage = \"postgres\"\n");
     let out = p

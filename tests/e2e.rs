@@ -252,6 +252,33 @@ fn exec_passes_the_exit_code_through_and_run_makes_a_one_off_container() {
 }
 
 #[test]
+fn r31_down_tells_a_leftover_one_off_apart_from_its_service() {
+    warm_images();
+    let mut p = Project::new(
+        "e2edownoneoff",
+        "[services.cache]\nuse = \"redis\"\nports = []\n",
+    );
+    p.ok(&["up", "-d"]);
+    // `run` without `--rm` leaves its container, labelled `cache` too.
+    p.ok(&["run", "cache", "--", "true"]);
+    let out = p.ok(&["down"]);
+    let err = stderr(&out);
+    let stopping: Vec<&str> = err.lines().filter(|l| l.contains("stopping")).collect();
+    assert_eq!(stopping.len(), 2, "{err}");
+    assert_eq!(
+        stopping.iter().filter(|l| **l == "cache stopping").count(),
+        1,
+        "the service's own stop, once: {err}"
+    );
+    let oneoff = format!("cache (one-off `{}-cache-run-", p.name);
+    assert!(
+        stopping.iter().any(|l| l.starts_with(&oneoff)),
+        "the one-off says it is one: {err}"
+    );
+    assert_eq!(p.ps().len(), 0, "both are gone");
+}
+
+#[test]
 fn a_sail_style_compose_file_imports_and_comes_up_ready() {
     warm_images();
     let fixtures = support::repo().join("tests/fixtures");

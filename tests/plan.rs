@@ -397,3 +397,21 @@ fn a_host_port_another_process_holds_is_named_by_the_dry_run() {
     assert_eq!(check["fixed"], false, "{check:#}");
     assert_eq!(engine_state(&p.name), before);
 }
+
+#[test]
+fn r31_ten_thousand_services_are_planned() {
+    support::require_docker();
+    // The listing of the containers holding the services' names once had
+    // one filter value per name: "uri too long" at this size.
+    let services: String = (0..10_000)
+        .map(|i| format!("[services.s{i}]\nimage = \"devenv-e2e-web:latest\"\n"))
+        .collect();
+    let mut p = Project::new("plan-huge", &services);
+    let (lines, plan) = dry_run(&mut p, &[]);
+    assert_eq!(plan["services"].as_array().unwrap().len(), 10_000);
+    assert!(
+        has(&lines, "would create and start `s9999`"),
+        "{:?}",
+        &lines[..5]
+    );
+}

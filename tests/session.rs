@@ -669,7 +669,59 @@ fn r11_11_a_missing_bind_source_is_refused_unless_asked_to_create_it() {
     assert!(services(&mut p).is_empty(), "nothing may be created");
 
     p.ok(&["up", "-d", "--create-paths"]);
-    assert!(p.path().join("confg/app.conf").is_dir());
+    // A name with an extension is a file: an empty one, not a folder the
+    // app then fails on with "Is a directory" (issue 22).
+    let made = p.path().join("confg/app.conf");
+    assert!(made.is_file(), "{}", made.display());
+    assert_eq!(std::fs::read(&made).unwrap(), b"");
+    let out = p.run(&["exec", "app", "--", "test", "-f", "/etc/app.conf"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn r31_folders_made_by_create_paths_are_writable_by_the_services_user() {
+    use std::os::unix::fs::MetadataExt;
+    // Root's folders go to the service's numeric user; anyone else's stay
+    // theirs, so the service runs as them here.
+    let me = std::fs::metadata(std::env::temp_dir()).unwrap();
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    let (uid, gid) = if root {
+        (1000, 1000)
+    } else {
+        (me.uid(), me.gid())
+    };
+    let mut p = Project::new(
+        "wtsession-owner",
+        &shell_service(
+            "app",
+            "exec sleep 1000",
+            &format!("user = \"{uid}:{gid}\"\nvolumes = [\"./newdir/sub:/data\", \"./conf/php.ini:/etc/php.ini\"]"),
+        ),
+    );
+    p.ok(&["up", "-d", "--create-paths"]);
+    let out = p.run(&[
+        "exec",
+        "app",
+        "--",
+        "sh",
+        "-c",
+        "touch /data/x && echo ok >> /etc/php.ini",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    for made in [
+        "newdir",
+        "newdir/sub",
+        "newdir/sub/x",
+        "conf",
+        "conf/php.ini",
+    ] {
+        let meta = std::fs::metadata(p.path().join(made)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{made}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("conf/php.ini")).unwrap(),
+        "ok\n"
+    );
 }
 
 #[test]

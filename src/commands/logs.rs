@@ -69,31 +69,24 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> Outcome {
     Ok(0)
 }
 
-/// `--since`: a duration back from now (`10m`) or a time (RFC 3339), as unix seconds.
+/// `--since`: what `docker logs --since` accepts (see [`crate::since`]), as unix seconds.
 fn since(when: &str) -> Result<i64, super::Failure> {
     let now = std::time::SystemTime::now();
-    let at = humantime::parse_duration(when)
-        .ok()
-        .and_then(|back| now.checked_sub(back))
-        .or_else(|| humantime::parse_rfc3339_weak(when).ok())
-        .ok_or_else(|| {
-            super::Failure::new(
-                BadSince {
-                    when: when.to_string(),
-                },
-                2,
-            )
-        })?;
-    Ok(at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64))
+    crate::since::parse(when, now, &jiff::tz::TimeZone::system()).ok_or_else(|| {
+        super::Failure::new(
+            BadSince {
+                when: when.to_string(),
+            },
+            2,
+        )
+    })
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("`--since {when}` is neither a duration nor a time")]
 #[diagnostic(
     code(devenv::logs::since),
-    help("write a duration back from now (`10m`, `1h30m`) or a time (`2026-11-30T09:00:00Z`)")
+    help("write a duration back from now (`10m`, `1h30m`), a time (`2026-11-30T09:00:00Z`, or `2026-11-30T09:00` in local time), a date (`2026-11-30`) or Unix seconds (`1796604376`)")
 )]
 struct BadSince {
     when: String,

@@ -212,7 +212,7 @@ async fn command(ctx: &Context, command: Command) -> Outcome {
                 output: a.output,
                 force: a.force,
             };
-            match import::run(&settings, &mut std::io::stderr()) {
+            match import::run(&settings, &mut crate::ui::Stream::Err) {
                 Ok(()) => Ok(0),
                 Err(e) => {
                     let code = e.exit_code();
@@ -353,7 +353,7 @@ fn export_cmd(ctx: &Context, a: crate::cli::ExportArgs) -> Outcome {
         check: a.check,
         force: a.force,
     };
-    export::run(&settings, &mut std::io::stdout()).map_err(|e| {
+    export::run(&settings, &mut crate::ui::Stream::Out).map_err(|e| {
         let code = e.exit_code();
         Failure::new(e, code)
     })

@@ -87,7 +87,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         return Ok(0);
     }
     let services: Vec<String> = outcomes.iter().map(|o| o.service.clone()).collect();
-    eprintln!(
+    crate::errln!(
         "{}",
         style("following logs; Ctrl-C stops the stack (twice: kills it)").dim()
     );
@@ -110,7 +110,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         r = logs::follow(&engine, &stack, &services, Default::default(), logs::Until::Removed) => {
             // Every container is gone: someone ran `devenv down` elsewhere.
             r?;
-            eprintln!("{}", style("the stack's containers were removed; nothing left to follow").dim());
+            crate::errln!("{}", style("the stack's containers were removed; nothing left to follow").dim());
             return Ok(0);
         }
         _ = watching => {}
@@ -135,7 +135,7 @@ async fn dry_run(engine: &Engine, stack: &Stack, opts: &UpOptions, json: bool) -
         for line in crate::plan::render::lines(&plan) {
             crate::outln!("{line}");
         }
-        eprintln!("{}", style("dry run: nothing was changed").dim());
+        crate::errln!("{}", style("dry run: nothing was changed").dim());
     }
     lifecycle::up::port_refusal(&plan.port_checks)?;
     Ok(0)

@@ -603,6 +603,49 @@ mod tests {
     }
 
     #[test]
+    fn r31_an_optional_env_file_may_be_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".env.web"), "A=from-file\nB=from-file\n").unwrap();
+        let load = |toml: &str| {
+            parse(
+                toml,
+                "dev.toml",
+                &dir.path().join("dev.toml"),
+                dir.path(),
+                &LoadOptions {
+                    cwd: dir.path().to_owned(),
+                    ..LoadOptions::default()
+                },
+            )
+        };
+        let toml = "[services.web]\nimage = \"x\"\nenv_file = [\".env.web\", { path = \".env.local\", required = false }]\n";
+        let stack = load(toml).unwrap();
+        assert_eq!(stack.services["web"].env["A"].value, "from-file");
+        // Once a colleague has it, it is read, after the ones before it.
+        std::fs::write(dir.path().join(".env.local"), "B=local\n").unwrap();
+        let env = &load(toml).unwrap().services["web"].env;
+        assert_eq!(
+            (env["A"].value.as_str(), env["B"].value.as_str()),
+            ("from-file", "local")
+        );
+        // A required file (the short form, or `required = true`) must be there.
+        for missing in [
+            "\".env.gone\"",
+            "[{ path = \".env.gone\" }]",
+            "[{ path = \".env.gone\", required = true }]",
+        ] {
+            let err = load(&format!(
+                "[services.web]\nimage = \"x\"\nenv_file = {missing}\n"
+            ))
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("cannot read env file"),
+                "{missing}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn a_port_is_fixed_only_in_the_long_form() {
         let stack = parse_str(
             "[services.db]\nimage = \"x\"\nports = [\"8080:80\", { port = \"127.0.0.1:${PG:-5432}:5432\", fixed = true }, { port = \"9000-9001:9000-9001\" }]\n",

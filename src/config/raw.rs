@@ -82,6 +82,52 @@ impl StrOrList {
     }
 }
 
+/// `env_file = ".env.web"`, or a list whose items are a path or
+/// `{ path = ".env.local", required = false }` (Compose's long form: an
+/// optional file may be missing).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum RawEnvFiles {
+    One(RawEnvFile),
+    List(Vec<RawEnvFile>),
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum RawEnvFile {
+    Path(String),
+    Table(RawEnvFileTable),
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvFileTable {
+    pub path: String,
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl RawEnvFiles {
+    /// Each file with whether it must exist.
+    pub fn files(&self) -> Vec<(&str, bool)> {
+        let items = match self {
+            RawEnvFiles::One(f) => std::slice::from_ref(f),
+            RawEnvFiles::List(v) => v.as_slice(),
+        };
+        items
+            .iter()
+            .map(|f| match f {
+                RawEnvFile::Path(p) => (p.as_str(), true),
+                RawEnvFile::Table(t) => (t.path.as_str(), t.required),
+            })
+            .collect()
+    }
+}
+
 /// One service table, or a preset file (which has the same keys plus `fallback`).
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -94,7 +140,7 @@ pub struct RawService {
     pub command: Option<S<StrOrList>>,
     pub entrypoint: Option<S<StrOrList>>,
     pub env: Option<IndexMap<String, S<String>>>,
-    pub env_file: Option<S<StrOrList>>,
+    pub env_file: Option<S<RawEnvFiles>>,
     /// Variables passed on from the environment (or `.env`) when set there,
     /// left out otherwise: Compose's key-only `environment: [FOO]`.
     pub pass_env: Option<Vec<S<String>>>,

@@ -26,6 +26,28 @@ use crate::plan::{
     Binding, ContainerSpec, ImageInfo, MountSpec, NetworkSpec, Observed, ObservedVolume, VolumeSpec,
 };
 
+/// The engine's `name` filter (a regular expression) for the longest
+/// prefix every one of `names` shares: `shop-` for `shop-web-1`,
+/// `shop-db-1`, …; empty (every container) when they share none.
+fn name_filter(names: &[String]) -> String {
+    let first = names.first().map_or("", String::as_str);
+    let mut len = first.len();
+    for n in names {
+        len = len.min(n.len());
+        while !n.is_char_boundary(len) || !first.is_char_boundary(len) || n[..len] != first[..len] {
+            len -= 1;
+        }
+    }
+    first[..len]
+        .chars()
+        .map(|c| match c {
+            '_' | '-' => c.to_string(),
+            c if c.is_ascii_punctuation() => format!("\\{c}"),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 fn observed(c: ContainerSummary) -> Observed {
     Observed {
         id: c.id.unwrap_or_default(),
@@ -106,10 +128,14 @@ impl Engine {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        // The engine's name filter matches parts of names: compare exactly.
-        let filters = HashMap::from([("name".to_string(), names.to_vec())]);
+        // One name filter whatever the stack's size: one value per name
+        // made a query string that 10,000 services pushed past what the
+        // engine reads ("uri too long"). The filter is a regular expression
+        // matched against parts of names; the exact match is made here.
+        let filters = HashMap::from([("name".to_string(), vec![name_filter(names)])]);
+        let wanted: std::collections::HashSet<&String> = names.iter().collect();
         let mut found = self.observe(filters).await?;
-        found.retain(|c| names.contains(&c.name));
+        found.retain(|c| wanted.contains(&c.name));
         Ok(found)
     }
 
@@ -648,5 +674,19 @@ impl Engine {
                     .to_string()
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_filter;
+
+    #[test]
+    fn r31_one_short_name_filter_whatever_the_stack_size() {
+        let names: Vec<String> = (0..10_000).map(|i| format!("big.shop-s{i}-1")).collect();
+        assert_eq!(name_filter(&names), "big\\.shop-s");
+        assert_eq!(name_filter(&names[..1]), "big\\.shop-s0-1");
+        let apart = ["a-web-1".to_string(), "b-web-1".to_string()];
+        assert_eq!(name_filter(&apart), "");
     }
 }

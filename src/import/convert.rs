@@ -33,7 +33,8 @@ pub(crate) struct Service {
     pub env: IndexMap<String, String>,
     /// Key-only variables: passed on when set.
     pub pass_env: Vec<String>,
-    pub env_file: Vec<String>,
+    /// Each env file and whether it must exist (`required: false`: optional).
+    pub env_file: Vec<(String, bool)>,
     pub ports: Vec<String>,
     pub volumes: Vec<Mount>,
     pub depends_on: IndexMap<String, &'static str>,
@@ -105,7 +106,6 @@ impl Stack {
     pub(crate) fn from_compose(
         file: compose::ComposeFile,
         vars: &mut Vars,
-        out_dir: &Path,
         warnings: &mut Vec<Warning>,
     ) -> Result<Stack, ImportError> {
         let mut services = IndexMap::new();
@@ -114,9 +114,8 @@ impl Stack {
             let mut warn = |key: &str, detail: String| {
                 found.push(Warning::new(Some(&name), key).with_detail(detail));
             };
-            let service =
-                Service::from_compose(service.unwrap_or_default(), vars, out_dir, &mut warn)
-                    .map_err(|e| ImportError::variable(Path::new(&name), e))?;
+            let service = Service::from_compose(service.unwrap_or_default(), vars, &mut warn)
+                .map_err(|e| ImportError::variable(Path::new(&name), e))?;
             warnings.extend(found);
             services.insert(name, service);
         }
@@ -155,7 +154,6 @@ impl Service {
     fn from_compose(
         s: compose::Service,
         vars: &mut Vars,
-        out_dir: &Path,
         warn: &mut Warn,
     ) -> Result<Service, crate::config::interp::InterpError> {
         let (env, pass_env) = environment(s.environment.unwrap_or_default());
@@ -201,15 +199,10 @@ impl Service {
             .map(|files| files.0)
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|file| match file {
-                ShortOr::Short(path) => Some(path),
-                // An optional file that is not there is skipped, as Compose does.
-                ShortOr::Long(file) if file.required == Some(false) => {
-                    out_dir.join(&file.path).is_file().then_some(file.path)
-                }
-                ShortOr::Long(file) => Some(file.path),
+            .map(|file| match file {
+                ShortOr::Short(path) => (escape(&path), true),
+                ShortOr::Long(file) => (escape(&file.path), file.required != Some(false)),
             })
-            .map(|path| escape(&path))
             .collect();
         Ok(Service {
             image: s.image,

@@ -104,11 +104,8 @@ pub(crate) fn unsupported(doc: &Node, warnings: &mut Vec<Warning>) {
                     map => vec![map],
                 };
                 for map in maps {
-                    for (sub, sub_value) in map.entries() {
-                        let dropped = !allowed.contains(&sub.as_str())
-                            // An optional env file may be missing; devenv's may not.
-                            || (sub == "required" && sub_value.scalar() == Some("false"));
-                        if dropped {
+                    for (sub, _) in map.entries() {
+                        if !allowed.contains(&sub.as_str()) {
                             nested.insert(format!("{key}.{sub}"));
                         }
                     }

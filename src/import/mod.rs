@@ -111,7 +111,7 @@ pub fn import_compose(
             message: err.to_string(),
         }
     })?;
-    let stack = convert::Stack::from_compose(file, &mut vars, &out_dir, &mut warnings)?;
+    let stack = convert::Stack::from_compose(file, &mut vars, &mut warnings)?;
     if stack.services.is_empty() {
         let names: Vec<String> = files
             .iter()

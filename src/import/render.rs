@@ -163,8 +163,9 @@ fn service_table(s: &Service) -> Table {
     t.set(
         "env_file",
         match s.env_file.as_slice() {
-            [one] => Some(string(one)),
-            files => strings(files),
+            [(one, true)] => Some(string(one)),
+            [] => None,
+            files => Some(Value::Array(files.iter().map(env_file).collect())),
         },
     );
     if !s.pass_env.is_empty() {
@@ -292,6 +293,17 @@ fn inline(value: &Value) -> String {
     }
 }
 
+/// A required env file as its path; an optional one in the long form.
+fn env_file((path, required): &(String, bool)) -> Value {
+    if *required {
+        return string(path);
+    }
+    let mut t = Table::default();
+    t.set("path", string(path));
+    t.set("required", Value::Bool(false));
+    Value::Table(t)
+}
+
 fn is_array_of_tables(value: &Value) -> bool {
     matches!(value, Value::Array(items)
         if !items.is_empty() && items.iter().all(|i| matches!(i, Value::Table(_))))
@@ -305,7 +317,10 @@ fn write_section(out: &mut String, path: &[String], table: &Table) {
         let line = format!("{} = {}", key(k), inline(value));
         match value {
             Value::Table(_) if path.len() < 2 || line.len() > WIDTH => sections.push((k, value)),
-            Value::Array(_) if is_array_of_tables(value) => sections.push((k, value)),
+            // `env_file = [{ path = …, required = false }]` reads best inline.
+            Value::Array(_) if is_array_of_tables(value) && k != "env_file" => {
+                sections.push((k, value))
+            }
             Value::Array(items) if line.len() > WIDTH => {
                 out.push_str(&format!("{} = [\n", key(k)));
                 for item in items {

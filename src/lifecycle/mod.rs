@@ -50,6 +50,17 @@ pub enum UpError {
     #[diagnostic(transparent)]
     Plan(#[from] PlanError),
 
+    #[error("cannot create `{}` for service `{service}`: {source}", path.display())]
+    #[diagnostic(
+        code(devenv::up::create_path),
+        help("make it yourself (with the owner the service's `user` needs), then run `up` again")
+    )]
+    CreatePath {
+        service: String,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+
     #[error(transparent)]
     #[diagnostic(transparent)]
     Port(#[from] crate::ports::PortError),
@@ -342,7 +353,7 @@ pub struct UpOptions {
     /// Leave `seeds/*.sql` alone: the caller (a one-off, `devenv test`) is
     /// not bringing up the development stack, whose migrations the seeds need.
     pub no_seeds: bool,
-    /// Create missing bind-mount sources as folders instead of refusing.
+    /// Create missing bind-mount sources (files or folders) instead of refusing.
     pub create_paths: bool,
     /// Publish no host ports on the containers this `up` creates (`devenv
     /// test` reaches its services on the project network); containers that
@@ -402,7 +413,14 @@ pub async fn down(
     settle(engine, project, &lock, reporter).await?;
     let containers = owned_containers(engine, stack).await?;
     let jobs = containers.iter().map(|c| async move {
-        reporter.task(&c.service, "stopping");
+        // A leftover `run` container carries its service's label: it gets
+        // its own line, so the service's stop is not told twice.
+        let key = if c.oneoff {
+            format!("{} (one-off `{}`)", c.service, c.name)
+        } else {
+            c.service.clone()
+        };
+        reporter.task(&key, "stopping");
         engine
             .stop_container(&c.id, Duration::from_secs(10))
             .await?;
@@ -413,7 +431,7 @@ pub async fn down(
         } else {
             engine.remove_container_keeping_volumes(&c.id).await?;
         }
-        reporter.done(&c.service, "removed", true);
+        reporter.done(&key, "removed", true);
         Ok::<_, EngineError>(())
     });
     for r in join_all(jobs).await {

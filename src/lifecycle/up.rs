@@ -30,7 +30,7 @@ use crate::engine::{container_name, project_dir, Engine, EngineError, LABEL_DIR,
 use crate::images::Images;
 use crate::plan::PORTS_PART;
 use crate::plan::{
-    self, Actual, ContainerAction, ImageAction, Plan, PlanError, PlanOptions, PortCheck, RemoveWhy,
+    self, Actual, ContainerAction, ImageAction, Plan, PlanOptions, PortCheck, RemoveWhy,
     ServiceStep,
 };
 use crate::ports::Creating;
@@ -138,7 +138,19 @@ pub async fn observe(
         images,
         missing_paths,
         missing_volumes,
+        invoker: invoker(),
     })
+}
+
+/// Who runs devenv: root, and the user behind `sudo` when through it.
+fn invoker() -> plan::Invoker {
+    let root = rustix::process::geteuid().is_root();
+    let id = |name: &str| std::env::var(name).ok()?.parse::<u32>().ok();
+    let sudo = match (id("SUDO_UID"), id("SUDO_GID")) {
+        (Some(uid), Some(gid)) if root && uid != 0 => Some(plan::Owner { uid, gid }),
+        _ => None,
+    };
+    plan::Invoker { root, sudo }
 }
 
 /// The external volumes `services` mount that the engine does not have.
@@ -385,6 +397,54 @@ pub fn port_refusal(checks: &[PortCheck]) -> Result<(), UpError> {
     Ok(())
 }
 
+/// Makes a missing bind source (`--create-paths`): a folder, or an empty
+/// file; each folder made on the way and the path itself go to `owner`.
+/// What exists already is neither replaced nor given away.
+fn make_path(
+    path: &std::path::Path,
+    file: bool,
+    owner: Option<plan::Owner>,
+) -> std::io::Result<()> {
+    let made: Vec<&std::path::Path> = path.ancestors().take_while(|p| !p.exists()).collect();
+    if file {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
+            Ok(_) => {}
+            // Made meanwhile (another `up`): it is there, which is all we want.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    } else {
+        std::fs::create_dir_all(path)?;
+    }
+    if let Some(o) = owner {
+        for p in made {
+            std::os::unix::fs::lchown(p, Some(o.uid), Some(o.gid))?;
+        }
+    }
+    Ok(())
+}
+
+/// The service that mounts `path`, for an error about it.
+fn mounting(plan: &Plan, path: &std::path::Path) -> String {
+    plan.services
+        .iter()
+        .find(|s| {
+            s.spec
+                .mounts
+                .iter()
+                .any(|m| matches!(m, plan::MountSpec::Bind { source, .. } if source == path))
+        })
+        .map(|s| s.service.clone())
+        .unwrap_or_default()
+}
+
 /// Carries out a plan whose images are all present.
 async fn apply(
     engine: &Engine,
@@ -394,24 +454,13 @@ async fn apply(
     opts: &UpOptions,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Vec<ServiceOutcome>, UpError> {
-    for folder in &plan.folders {
-        if std::fs::create_dir_all(folder).is_err() {
-            let service = plan
-                .services
-                .iter()
-                .find(|s| {
-                    s.spec.mounts.iter().any(
-                        |m| matches!(m, plan::MountSpec::Bind { source, .. } if source == folder),
-                    )
-                })
-                .map(|s| s.service.clone())
-                .unwrap_or_default();
-            return Err(PlanError::MissingBindSource {
-                service,
-                path: folder.clone(),
-            }
-            .into());
-        }
+    let folders = plan.folders.iter().map(|p| (p, false));
+    for (new, file) in folders.chain(plan.files.iter().map(|p| (p, true))) {
+        make_path(&new.path, file, new.owner).map_err(|source| UpError::CreatePath {
+            service: mounting(plan, &new.path),
+            path: new.path.clone(),
+            source,
+        })?;
     }
     for r in &plan.removals {
         if r.why == RemoveWhy::Orphan {

@@ -29,6 +29,7 @@
 //!    free are checked by the lifecycle (that needs sockets).
 
 mod hash;
+pub mod paths;
 pub mod render;
 pub mod spec;
 #[cfg(test)]
@@ -48,6 +49,7 @@ use crate::names::{
 };
 
 pub use hash::{changed_parts, config_hash, config_parts, PORTS_PART};
+pub use paths::{Invoker, NewPath, Owner};
 pub use spec::{ContainerSpec, MountSpec, NetworkSpec, OneOff, VolumeSpec};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -81,9 +83,16 @@ pub enum PlanError {
     #[error("service `{service}` mounts `{}`, which does not exist", path.display())]
     #[diagnostic(
         code(devenv::up::bind_source),
-        help("fix the path in `volumes` (relative paths start at the stack file's folder), create it, or pass `--create-paths` to have devenv create the missing folders")
+        help("fix the path in `volumes` (relative paths start at the stack file's folder), create it, or pass `--create-paths` to have devenv create it (an empty file where its name has an extension, else a folder)")
     )]
     MissingBindSource { service: String, path: PathBuf },
+
+    #[error("service `{service}` mounts `{}`, which does not exist, and its name does not say whether it is a file or a folder", path.display())]
+    #[diagnostic(
+        code(devenv::up::bind_source_kind),
+        help("make it yourself, then run `up` again: `mkdir -p {}` for a folder, `touch {}` for a file", path.display(), path.display())
+    )]
+    UnsureBindSource { service: String, path: PathBuf },
 
     #[error("service `{service}` mounts the external volume `{name}`, which does not exist")]
     #[diagnostic(
@@ -118,6 +127,7 @@ impl PlanError {
         match self {
             PlanError::PortClash { .. }
             | PlanError::MissingBindSource { .. }
+            | PlanError::UnsureBindSource { .. }
             | PlanError::MissingExternalVolume { .. } => 1,
             _ => 2,
         }
@@ -147,6 +157,8 @@ pub struct Actual {
     pub images: BTreeMap<String, ImageInfo>,
     /// Bind sources of the stack that do not exist on the host.
     pub missing_paths: BTreeSet<PathBuf>,
+    /// Who runs devenv: whom what `--create-paths` makes belongs to.
+    pub invoker: Invoker,
     /// External volumes (by the engine's name) the engine does not have.
     pub missing_volumes: BTreeSet<String>,
 }
@@ -291,7 +303,7 @@ pub struct PlanOptions {
     pub services: Vec<String>,
     /// Rebuild images of services with `build`.
     pub build: bool,
-    /// Create missing bind-mount sources as folders instead of refusing.
+    /// Create missing bind-mount sources (files or folders) instead of refusing.
     pub create_paths: bool,
     /// Publish no host ports on the containers this plan makes (`devenv
     /// test` reaches its services on the project network); a container
@@ -307,8 +319,11 @@ pub struct PlanOptions {
 pub struct Plan {
     pub project: String,
     pub images: Vec<ImageStep>,
-    /// Missing bind sources to create (`--create-paths`).
-    pub folders: Vec<PathBuf>,
+    /// Missing bind sources to create as folders (`--create-paths`).
+    pub folders: Vec<NewPath>,
+    /// Missing bind sources to create as empty files: their names say they
+    /// are files (see [`paths`]).
+    pub files: Vec<NewPath>,
     pub removals: Vec<Removal>,
     /// The project network, when a container is to be made.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -733,7 +748,7 @@ pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, 
             }
             // The engine would make a missing bind source a root-owned folder.
             for m in &run.volumes {
-                let Mount::Bind { source, .. } = m else {
+                let Mount::Bind { source, target, .. } = m else {
                     continue;
                 };
                 if !actual.missing_paths.contains(source) {
@@ -745,8 +760,34 @@ pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, 
                         path: source.clone(),
                     });
                 }
-                if !plan.folders.contains(source) {
-                    plan.folders.push(source.clone());
+                if plan
+                    .folders
+                    .iter()
+                    .chain(&plan.files)
+                    .any(|p| &p.path == source)
+                {
+                    continue;
+                }
+                let owner = paths::owner(&actual.invoker, run.user.as_deref()).unwrap_or_else(|user| {
+                    plan.notices.push(format!(
+                        "`{}` stays root's: service `{name}` runs as `{user}`, a name no host id stands for; `user = \"UID:GID\"` has it made theirs",
+                        source.display()
+                    ));
+                    None
+                });
+                let new = NewPath {
+                    path: source.clone(),
+                    owner,
+                };
+                match paths::kind(source, target) {
+                    paths::Kind::File => plan.files.push(new),
+                    paths::Kind::Folder => plan.folders.push(new),
+                    paths::Kind::Unsure => {
+                        return Err(PlanError::UnsureBindSource {
+                            service: name.clone(),
+                            path: source.clone(),
+                        })
+                    }
                 }
             }
         }

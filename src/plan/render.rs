@@ -23,8 +23,23 @@ pub fn lines(plan: &Plan) -> Vec<String> {
             )),
         }
     }
+    let owned = |p: &super::NewPath| match p.owner {
+        Some(o) => format!(" owned by {o}"),
+        None => String::new(),
+    };
     for f in &plan.folders {
-        out.push(format!("would create folder `{}`", f.display()));
+        out.push(format!(
+            "would create folder `{}`{}",
+            f.path.display(),
+            owned(f)
+        ));
+    }
+    for f in &plan.files {
+        out.push(format!(
+            "would create empty file `{}`{}",
+            f.path.display(),
+            owned(f)
+        ));
     }
     for r in &plan.removals {
         let why = match r.why {

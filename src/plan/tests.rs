@@ -556,7 +556,101 @@ fn a_missing_bind_source_fails_unless_folders_may_be_made() {
         create_paths: true,
         ..PlanOptions::default()
     };
-    assert_eq!(plan(&s, &actual, &opts).unwrap().folders, [path]);
+    let made = plan(&s, &actual, &opts).unwrap();
+    assert_eq!(made.folders, [NewPath { path, owner: None }]);
+    assert!(made.files.is_empty());
+}
+
+/// The plan for one service mounting `volumes`, none of whose sources
+/// exist, with `--create-paths`, run by `invoker`.
+fn creating(service: &str, invoker: Invoker) -> Result<Plan, PlanError> {
+    let s = stack(&format!("[services.web]\nimage = \"x\"\n{service}"));
+    let mut actual = images_only(&s);
+    actual.images.insert("x".into(), ImageInfo::default());
+    actual.invoker = invoker;
+    for m in &s.services["web"].volumes {
+        if let Mount::Bind { source, .. } = m {
+            actual.missing_paths.insert(source.clone());
+        }
+    }
+    let opts = PlanOptions {
+        create_paths: true,
+        ..PlanOptions::default()
+    };
+    plan(&s, &actual, &opts)
+}
+
+#[test]
+fn r22_a_missing_file_mount_is_made_a_file_and_an_unsure_one_refused() {
+    let p = creating(
+        "volumes = [\"./php/php.ini:/usr/local/etc/php/php.ini\", \"./conf.d:/etc/nginx/conf.d\"]\n",
+        Invoker::default(),
+    )
+    .unwrap();
+    let names = |v: &[NewPath]| -> Vec<String> {
+        v.iter()
+            .map(|p| p.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(names(&p.files), ["php.ini"]);
+    assert_eq!(names(&p.folders), ["conf.d"]);
+    let lines = super::render::lines(&p);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("would create empty file `") && l.ends_with("php/php.ini`")),
+        "{lines:?}"
+    );
+    let err = creating(
+        "volumes = [\"./.npmrc:/root/.npmrc\"]\n",
+        Invoker::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, PlanError::UnsureBindSource { .. }), "{err}");
+}
+
+#[test]
+fn r31_made_paths_are_given_to_the_services_numeric_user_when_root_runs_devenv() {
+    let root = Invoker {
+        root: true,
+        sudo: None,
+    };
+    let p = creating(
+        "user = \"1000:1000\"\nvolumes = [\"./newdir:/data\"]\n",
+        root.clone(),
+    )
+    .unwrap();
+    let owner = Some(Owner {
+        uid: 1000,
+        gid: 1000,
+    });
+    assert_eq!(p.folders[0].owner, owner);
+    let lines = super::render::lines(&p);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("newdir` owned by 1000:1000")),
+        "{lines:?}"
+    );
+    // Not root: the invoking user makes them, and they are theirs already.
+    let mine = creating(
+        "user = \"1000:1000\"\nvolumes = [\"./newdir:/data\"]\n",
+        Invoker::default(),
+    )
+    .unwrap();
+    assert_eq!(mine.folders[0].owner, None);
+    // A user name: no host id to give it to, and a note says so.
+    let named = creating(
+        "user = \"www-data\"\nvolumes = [\"./newdir:/data\"]\n",
+        root,
+    )
+    .unwrap();
+    assert_eq!(named.folders[0].owner, None);
+    assert!(
+        named.notices.iter().any(|n| n.contains("`www-data`")),
+        "{:?}",
+        named.notices
+    );
 }
 
 #[test]

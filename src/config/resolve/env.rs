@@ -96,8 +96,12 @@ pub(super) fn resolve_env(
         .chain([(raw, ctx.src)]);
     for (layer, src) in layers {
         if let Some(files) = &layer.env_file {
-            for file in files.get_ref().clone().into_vec() {
-                let path = ctx.root.join(ctx.interp(src, files.span(), &file)?);
+            for (file, required) in files.get_ref().files() {
+                let path = ctx.root.join(ctx.interp(src, files.span(), file)?);
+                // An optional file a colleague does not have is skipped, as Compose does.
+                if !required && !path.exists() {
+                    continue;
+                }
                 let pairs =
                     super::super::dotenv::read(&path, &|n| ctx.lookup(n)).map_err(|e| match e {
                         Ok(e) => e.at(&path),
@@ -106,7 +110,7 @@ pub(super) fn resolve_env(
                             files.span(),
                             format!("cannot read env file `{}`: {e}", path.display()),
                             "this env_file",
-                            Some("create the file or remove it from `env_file`".into()),
+                            Some("create the file, remove it from `env_file`, or mark it optional: `env_file = [{ path = \"…\", required = false }]`".into()),
                         ),
                     })?;
                 for (k, v) in pairs {

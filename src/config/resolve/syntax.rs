@@ -13,7 +13,7 @@ pub fn parse_port(text: &str) -> Result<Vec<Port>, (String, String)> {
     let bad = |why: &str| {
         (
             format!("invalid port mapping `{text}`: {why}"),
-            "write `HOST:CONTAINER`, `IP:HOST:CONTAINER` or `CONTAINER`, optionally with `/udp`"
+            "write `HOST:CONTAINER`, `IP:HOST:CONTAINER` (an IPv6 address in brackets: `[::1]:8080:80`) or `CONTAINER`, optionally with `/udp`"
                 .to_string(),
         )
     };
@@ -33,7 +33,20 @@ pub fn parse_port(text: &str) -> Result<Vec<Port>, (String, String)> {
         match parts.len() {
             1 | 2 => (None, spec),
             3 => (Some(parts[0].to_string()), &spec[parts[0].len() + 1..]),
-            _ => return Err(bad("too many `:`")),
+            // Compose's unbracketed IPv6 form `::1:8080:80`: the last two
+            // fields are the ports, everything before them the address,
+            // taken only when it is one (`::1:80` is not).
+            n => {
+                let ip = parts[..n - 2].join(":");
+                if ip.parse::<std::net::Ipv6Addr>().is_err() {
+                    return Err(bad(&format!(
+                        "too many `:`; an IPv6 address goes in brackets: `[::1]:{}:{}`",
+                        parts[n - 2],
+                        parts[n - 1]
+                    )));
+                }
+                (Some(ip.clone()), &spec[ip.len() + 1..])
+            }
         }
     };
     let range = |s: &str| -> Result<(u16, u16), (String, String)> {
@@ -299,6 +312,24 @@ mod tests {
         assert_eq!(any.host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!((any.host, any.container), (None, 80));
         assert!(parse_port("::80").is_err());
+    }
+
+    #[test]
+    fn r31_an_unbracketed_ipv6_address_is_read_as_compose_reads_it() {
+        for (text, ip, host) in [
+            ("::1:19345:80", "::1", Some(19345)),
+            ("[::1]:19345:80", "::1", Some(19345)),
+            ("fe80::1:2:8080:80/udp", "fe80::1:2", Some(8080)),
+            ("::1::80", "::1", None),
+        ] {
+            let port = &parse_port(text).unwrap()[0];
+            assert_eq!(port.host_ip.as_deref(), Some(ip), "{text}");
+            assert_eq!((port.host, port.container), (host, 80), "{text}");
+        }
+        // Not an address: say how to write one.
+        let (message, help) = parse_port("1:2:3:4").unwrap_err();
+        assert!(message.contains("`[::1]:3:4`"), "{message}");
+        assert!(help.contains("`[::1]:8080:80`"), "{help}");
     }
 
     #[test]
