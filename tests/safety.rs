@@ -709,7 +709,10 @@ fn r22_database_commands_down_and_test_killed_at_random_points_lose_nothing() {
     assert!(status.success(), "the test run finished: {status:?}");
     assert!(down.status.success(), "{}", text(&down));
     assert!(
-        stderr(&down).contains("waiting for another devenv working on project `wtsafety-crash`"),
+        stderr(&down).contains(&format!(
+            "waiting for another devenv working on project `{}`",
+            p.name
+        )),
         "{}",
         text(&down)
     );
@@ -825,7 +828,8 @@ fn r22_down_v_lists_the_volumes_and_snapshots_it_removes_and_off_a_terminal_goes
     p.ok(&["up", "-d"]);
     p.ok(&["db", "snapshot", "one"]);
     p.ok(&["db", "snapshot", "two"]);
-    assert_eq!(project_volumes("wtsafety-downv"), ["wtsafety-downv_pgdata"]);
+    let pgdata = format!("{}_pgdata", p.name);
+    assert_eq!(project_volumes(&p.name), [pgdata.clone()]);
     // Not on a terminal (stdin is not one here): the list, then no question.
     let out = p
         .cmd()
@@ -844,10 +848,10 @@ fn r22_down_v_lists_the_volumes_and_snapshots_it_removes_and_off_a_terminal_goes
         listed,
         [
             "down -v removes these volumes and everything in them:",
-            "  wtsafety-downv_pgdata (service `db`: database `app` and 2 snapshots)",
+            &format!("  {pgdata} (service `db`: database `app` and 2 snapshots)"),
         ],
         "{err}"
     );
     assert!(!err.contains("[y/N]"), "no question off a terminal: {err}");
-    assert!(project_volumes("wtsafety-downv").is_empty());
+    assert!(project_volumes(&p.name).is_empty());
 }
