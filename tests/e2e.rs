@@ -177,15 +177,14 @@ fn an_interrupted_up_is_completed_by_the_next() {
     // Killed at random moments (creating, starting, waiting for readiness,
     // running hooks), from three starting points: nothing at all, containers
     // gone but the volume kept, containers stopped.
-    let (seed, delays) = support::random_delays(20, 1500);
-    eprintln!("random delays from seed {seed} (DEVENV_TEST_SEED replays them)");
+    let delays = support::random_delays(20, 1500);
     let began = std::time::Instant::now();
     for (trial, delay) in delays.into_iter().enumerate() {
         let from = ["down -v", "down", "stop"][trial % 3];
         p.ok(&from.split(' ').collect::<Vec<_>>());
         support::kill_after(p.path(), &["--progress", "quiet", "up", "-d"], delay);
         let out = p.run(&["--progress", "plain", "up", "-d"]);
-        let what = format!("trial {trial} (from `{from}`, killed after {delay:?}, seed {seed})");
+        let what = format!("trial {trial} (from `{from}`, killed after {delay:?})");
         assert!(out.status.success(), "{what}:\n{}", text(&out));
         let ps = p.ps();
         assert_eq!(ps.len(), 3, "{what}: {ps:?}");
@@ -202,12 +201,11 @@ fn an_interrupted_down_does_not_stop_what_the_next_up_started() {
     warm_images();
     let mut p = Project::new("e2ekilldown", &three_services(free_port(), free_port()));
     p.ok(&["up", "-d"]);
-    let (seed, delays) = support::random_delays(10, 400);
-    eprintln!("random delays from seed {seed} (DEVENV_TEST_SEED replays them)");
+    let delays = support::random_delays(10, 400);
     for (trial, delay) in delays.into_iter().enumerate() {
         support::kill_after(p.path(), &["--progress", "quiet", "down"], delay);
         let out = p.run(&["--progress", "plain", "up", "-d"]);
-        let what = format!("trial {trial} (down killed after {delay:?}, seed {seed})");
+        let what = format!("trial {trial} (down killed after {delay:?})");
         assert!(out.status.success(), "{what}:\n{}", text(&out));
         // A stop the killed `down` had sent lands within its 10 s grace,
         // mostly within a second: for 3 s every service must stay up.

@@ -494,61 +494,6 @@ fn r22_a_missing_external_volume_is_refused_before_anything_is_made() {
     );
 }
 
-/// A small xorshift for the crash trials' random delays (no crate needed);
-/// the seed is printed so that a failing run can be replayed with
-/// `DEVENV_CRASH_SEED`.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let seed = std::env::var("DEVENV_CRASH_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        eprintln!("crash trials: DEVENV_CRASH_SEED={seed}");
-        Rng(seed | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
-
-/// The database, Redis and the example app with `[test]`, publishing nothing.
-fn crash_stack() -> String {
-    format!(
-        r#"[services.db]
-use = "postgres"
-ports = []
-
-[services.cache]
-use = "redis"
-ports = []
-
-[services.app]
-build = {{ context = "{repo}", dockerfile = "docker/app/Dockerfile", target = "dev" }}
-image = "{image}"
-env = {{ APP_KEY = "base64:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", DB_HOST = "db", DB_DATABASE = "app", DB_USERNAME = "app", DB_PASSWORD = "secret", REDIS_HOST = "cache" }}
-depends_on = {{ db = "ready", cache = "ready" }}
-
-[test]
-source = "{app}"
-env = {{ APP_ENV = "testing", CACHE_DRIVER = "array", QUEUE_CONNECTION = "sync", MAIL_MAILER = "array", SESSION_DRIVER = "array" }}
-"#,
-        repo = support::repo().display(),
-        image = support::APP_IMAGE,
-        app = support::repo().join("examples/laravel").display(),
-    )
-}
-
 /// The app's rows, one word per trial: what "its last committed rows" are.
 fn set_rows(p: &mut Project, word: &str) {
     psql_ok(
@@ -600,12 +545,15 @@ fn leftovers(p: &Project) -> String {
 #[test]
 fn r22_database_commands_down_and_test_killed_at_random_points_lose_nothing() {
     support::warm_app_image();
-    let mut rng = Rng::seeded();
+    let mut rng = support::Rng::seeded("DEVENV_CRASH_SEED");
     let trials: usize = std::env::var("DEVENV_CRASH_TRIALS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    let mut p = Project::new("wtsafety-crash", &crash_stack());
+    let mut p = Project::new(
+        "wtsafety-crash",
+        &support::app_stack(&support::repo().join("examples/laravel"), ""),
+    );
     p.write("notes/mine.txt", "my notes\n");
     p.ok(&["up", "-d", "db"]);
     psql_ok(&mut p, "CREATE TABLE marks (v text);");

@@ -7,37 +7,9 @@ use crate::support;
 
 use std::path::Path;
 
-use support::{repo, stderr, text, Project};
+use support::{app_stack, repo, stderr, text, Project};
 
 use support::APP_IMAGE;
-
-/// PostgreSQL, Redis and the app, publishing nothing (tests share one
-/// engine), with `[test]` running the app at `app_dir`.
-fn stack(app_dir: &Path, test_extra: &str) -> String {
-    format!(
-        r#"[services.db]
-use = "postgres"
-ports = []
-
-[services.cache]
-use = "redis"
-ports = []
-
-[services.app]
-build = {{ context = "{repo}", dockerfile = "docker/app/Dockerfile", target = "dev" }}
-image = "{APP_IMAGE}"
-env = {{ APP_KEY = "base64:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", DB_HOST = "db", DB_DATABASE = "app", DB_USERNAME = "app", DB_PASSWORD = "secret", REDIS_HOST = "cache" }}
-depends_on = {{ db = "ready", cache = "ready" }}
-
-[test]
-source = "{app}"
-env = {{ APP_ENV = "testing", CACHE_DRIVER = "array", QUEUE_CONNECTION = "sync", MAIL_MAILER = "array", SESSION_DRIVER = "array" }}
-{test_extra}
-"#,
-        repo = repo().display(),
-        app = app_dir.display(),
-    )
-}
 
 /// The example app's image, built once (see `support::warm_app_image`).
 fn warm() {
@@ -107,7 +79,7 @@ fn test_run(p: &mut Project, args: &[&str]) -> std::process::Output {
 #[test]
 fn the_example_suite_passes_and_the_summary_counts_what_phpunit_ran() {
     warm();
-    let mut p = Project::new("trpass", &stack(&repo().join("examples/laravel"), ""));
+    let mut p = Project::new("trpass", &app_stack(&repo().join("examples/laravel"), ""));
     let out = test_run(&mut p, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = stdout(&out);
@@ -149,7 +121,7 @@ class FailingTest extends TestCase
 "#,
     )
     .unwrap();
-    let mut p = Project::new("trfail", &stack(app.path(), ""));
+    let mut p = Project::new("trfail", &app_stack(app.path(), ""));
     let out = test_run(&mut p, &[]);
     assert_eq!(
         out.status.code(),
@@ -175,7 +147,7 @@ class FailingTest extends TestCase
 fn a_second_run_reuses_the_template_and_a_changed_migration_rebuilds_it_once() {
     warm();
     let app = app_copy();
-    let mut p = Project::new("trtemplate", &stack(app.path(), ""));
+    let mut p = Project::new("trtemplate", &app_stack(app.path(), ""));
     let built = |out: &std::process::Output| stderr(out).contains("building template");
 
     let first = test_run(&mut p, &[]);
@@ -247,7 +219,7 @@ class {name} extends TestCase
         )
         .unwrap();
     }
-    let mut p = Project::new("trparallel", &stack(app.path(), ""));
+    let mut p = Project::new("trparallel", &app_stack(app.path(), ""));
     let out = test_run(&mut p, &["--parallel", "2"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let printed = stdout(&out);
@@ -288,7 +260,7 @@ class {name} extends TestCase
 #[test]
 fn the_development_database_is_untouched_by_a_test_run() {
     warm();
-    let mut p = Project::new("trdevdb", &stack(&repo().join("examples/laravel"), ""));
+    let mut p = Project::new("trdevdb", &app_stack(&repo().join("examples/laravel"), ""));
     p.ok(&["up", "-d", "db", "cache"]);
     sql(
         &mut p,
@@ -317,7 +289,7 @@ fn an_image_without_the_test_command_is_named_and_nothing_is_left() {
     warm();
     let mut p = Project::new(
         "trnophpunit",
-        &stack(
+        &app_stack(
             &repo().join("examples/laravel"),
             "command = [\"phpunit-missing\"]",
         ),
@@ -355,7 +327,7 @@ return new class extends Migration
 "#,
     )
     .unwrap();
-    let mut p = Project::new("trbadmigration", &stack(app.path(), ""));
+    let mut p = Project::new("trbadmigration", &app_stack(app.path(), ""));
     let out = test_run(&mut p, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = stderr(&out);
@@ -374,7 +346,7 @@ return new class extends Migration
 #[test]
 fn a_database_that_never_gets_ready_fails_the_run_naming_it() {
     warm();
-    let text_stack = stack(&repo().join("examples/laravel"), "").replace(
+    let text_stack = app_stack(&repo().join("examples/laravel"), "").replace(
         "use = \"postgres\"\nports = []",
         "use = \"postgres\"\nports = []\nready = { postgres = { port = 5999 } }\nready_timeout = \"2s\"",
     );
@@ -404,7 +376,7 @@ fn r11_13_no_tests_paths_colours_and_no_green_line_before_a_red_summary() {
         &format!(
             "[project]\nname = \"{}\"\n\n{}",
             p.name,
-            stack(Path::new("app"), "")
+            app_stack(Path::new("app"), "")
         ),
     );
 

@@ -345,30 +345,40 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// `n` pseudo-random delays below `max_ms`, and the seed they came from
-/// (printed by the caller, so a failing trial can be replayed with
-/// `DEVENV_TEST_SEED`). No crate needed for a test's dice: xorshift.
-pub fn random_delays(n: usize, max_ms: u64) -> (u64, Vec<std::time::Duration>) {
-    let seed = std::env::var("DEVENV_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos() as u64
-                | 1
-        });
-    let mut x = seed;
-    let delays = (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            std::time::Duration::from_millis(x % max_ms)
-        })
-        .collect();
-    (seed, delays)
+/// A test's dice, no crate needed: xorshift, seeded from `var` when set
+/// (to replay a failing run) or from the clock; the seed is printed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded(var: &str) -> Rng {
+        let seed = std::env::var(var)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("random delays: {var}={seed} replays them");
+        Rng(seed | 1)
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// `n` random delays below `max_ms` (`DEVENV_TEST_SEED` replays them).
+pub fn random_delays(n: usize, max_ms: u64) -> Vec<std::time::Duration> {
+    let mut rng = Rng::seeded("DEVENV_TEST_SEED");
+    (0..n)
+        .map(|_| std::time::Duration::from_millis(rng.below(max_ms)))
+        .collect()
 }
 
 /// Starts devenv with `args` in `dir`, kills it (SIGKILL, by its PID)
@@ -384,4 +394,32 @@ pub fn kill_after(dir: &Path, args: &[&str], delay: std::time::Duration) {
     std::thread::sleep(delay);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// PostgreSQL, Redis and the app, publishing nothing (tests share one
+/// engine), with `[test]` running the app at `app_dir`.
+pub fn app_stack(app_dir: &Path, test_extra: &str) -> String {
+    format!(
+        r#"[services.db]
+use = "postgres"
+ports = []
+
+[services.cache]
+use = "redis"
+ports = []
+
+[services.app]
+build = {{ context = "{repo}", dockerfile = "docker/app/Dockerfile", target = "dev" }}
+image = "{APP_IMAGE}"
+env = {{ APP_KEY = "base64:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", DB_HOST = "db", DB_DATABASE = "app", DB_USERNAME = "app", DB_PASSWORD = "secret", REDIS_HOST = "cache" }}
+depends_on = {{ db = "ready", cache = "ready" }}
+
+[test]
+source = "{app}"
+env = {{ APP_ENV = "testing", CACHE_DRIVER = "array", QUEUE_CONNECTION = "sync", MAIL_MAILER = "array", SESSION_DRIVER = "array" }}
+{test_extra}
+"#,
+        repo = repo().display(),
+        app = app_dir.display(),
+    )
 }
