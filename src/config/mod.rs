@@ -60,6 +60,21 @@ pub fn locate(opts: &LoadOptions) -> Result<PathBuf, ConfigError> {
     })
 }
 
+/// For unit tests: the stack of `toml` written as a `dev.toml` in a
+/// folder of its own (project `t`).
+#[cfg(test)]
+pub(crate) fn load_toml(toml: &str) -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dev.toml"), toml).unwrap();
+    load(&LoadOptions {
+        file: Some(dir.path().join("dev.toml")),
+        project: Some("t".into()),
+        profiles: Vec::new(),
+        cwd: dir.path().into(),
+    })
+    .unwrap()
+}
+
 /// Reads, resolves and validates the stack.
 pub fn load(opts: &LoadOptions) -> Result<Stack, ConfigError> {
     let file = locate(opts)?;

@@ -747,19 +747,9 @@ mod tests {
     use super::*;
 
     fn stack(extra: &str) -> Stack {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("dev.toml"),
-            format!("{extra}[services.db]\nimage = \"postgres:16\"\nports = [\"5432:5432\", \"0.0.0.0:8080:80\", \"9000\"]\n"),
-        )
-        .unwrap();
-        crate::config::load(&crate::config::LoadOptions {
-            file: Some(dir.path().join("dev.toml")),
-            project: Some("t".into()),
-            profiles: Vec::new(),
-            cwd: dir.path().into(),
-        })
-        .unwrap()
+        crate::config::load_toml(&format!(
+            "{extra}[services.db]\nimage = \"postgres:16\"\nports = [\"5432:5432\", \"0.0.0.0:8080:80\", \"9000\"]\n"
+        ))
     }
 
     fn addresses(stack: &Stack) -> Vec<Option<String>> {

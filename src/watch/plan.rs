@@ -371,18 +371,7 @@ mod tests {
         assert!(g.may_remove("/srv/app/lib"));
     }
 
-    /// The stack of `toml` written as a `dev.toml` in a folder of its own.
-    fn load(toml: &str) -> crate::config::model::Stack {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("dev.toml"), toml).unwrap();
-        crate::config::load(&crate::config::LoadOptions {
-            file: Some(dir.path().join("dev.toml")),
-            project: Some("t".into()),
-            profiles: Vec::new(),
-            cwd: dir.path().into(),
-        })
-        .unwrap()
-    }
+    use crate::config::load_toml as load;
 
     #[test]
     fn guards_come_from_the_services_mounts() {
