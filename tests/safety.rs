@@ -777,7 +777,7 @@ fn r22_down_v_lists_the_volumes_and_snapshots_it_removes_and_off_a_terminal_goes
     p.ok(&["db", "snapshot", "one"]);
     p.ok(&["db", "snapshot", "two"]);
     let pgdata = format!("{}_pgdata", p.name);
-    assert_eq!(project_volumes(&p.name), [pgdata.clone()]);
+    assert_eq!(project_volumes(&p.name), std::slice::from_ref(&pgdata));
     // Not on a terminal (stdin is not one here): the list, then no question.
     let out = p
         .cmd()
