@@ -290,7 +290,7 @@ fn a_taken_host_port_moves_says_where_and_stays_there_unless_fixed() {
     let out = p.ok(&["up", "--dry-run"]);
     assert!(
         stdout(&out).contains(&format!(
-            "host port {moved} (kept where it moved from {taken}) for `cache`"
+            "host port 127.0.0.1:{moved} (kept where it moved from {taken}) for `cache`"
         )),
         "{}",
         text(&out)

@@ -171,7 +171,10 @@ fn dry_run_shows_what_up_would_do_in_each_state_and_changes_nothing() {
     );
     assert!(has(&lines, "would create and start `db`"), "{lines:#?}");
     assert!(
-        has(&lines, &format!("host port {app_port} for `app`: free")),
+        has(
+            &lines,
+            &format!("host port 127.0.0.1:{app_port} for `app`: free")
+        ),
         "{lines:#?}"
     );
     assert!(engine_state(&name).ends_with("networks: \nvolumes: "));
@@ -388,7 +391,9 @@ fn a_host_port_another_process_holds_is_named_by_the_dry_run() {
     assert!(
         has(
             &lines,
-            &format!("host port {port} for `app`: taken: would publish on a free port instead")
+            &format!(
+                "host port 127.0.0.1:{port} for `app`: taken: would publish on a free port instead"
+            )
         ),
         "{lines:#?}"
     );
