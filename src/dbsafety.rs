@@ -345,7 +345,7 @@ pub async fn recover_if_noted(engine: &Engine, stack: &Stack, reporter: &dyn Rep
         Err(DatabaseError::NotRunning { .. } | DatabaseError::NoDatabase) => return,
         Err(e) => return cannot(reporter, &what, &e.to_string()),
     };
-    let repaired = match crate::lifecycle::lock(&stack.project, reporter) {
+    let repaired = match crate::lifecycle::lock_for(&stack.project, "db repair", reporter) {
         Ok(_lock) => recover(engine, &db, reporter).await,
         Err(e) => return cannot(reporter, &what, &e.to_string()),
     };

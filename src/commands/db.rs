@@ -55,7 +55,7 @@ pub async fn run(ctx: &Context, command: DbCommand) -> Outcome {
     let db = Database::locate(&engine, &stack).await?;
     // One database command at a time per project (and none beside `down`
     // or `test`), so the repair below never mistakes a live one for a killed one.
-    let _lock = lifecycle::lock(&stack.project, reporter.as_ref())?;
+    let _lock = lifecycle::lock_for(&stack.project, "db", reporter.as_ref())?;
     dbsafety::recover(&engine, &db, reporter.as_ref()).await?;
     match command {
         DbCommand::Snapshot { name } => {

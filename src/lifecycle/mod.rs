@@ -217,7 +217,7 @@ static HELD: Mutex<Vec<(String, Weak<Held>)>> = Mutex::new(Vec::new());
 /// The lock file lives in devenv's private folder (see [`crate::scratch`]),
 /// never at a predictable path in a shared `/tmp`.
 pub fn lock(project: &str, reporter: &dyn Reporter) -> Result<ProjectLock, UpError> {
-    lock_for(project, "a devenv command", reporter)
+    lock_for(project, "devenv", reporter)
 }
 
 /// [`lock`], recording `command` (`up`, `down`) so that the next command

@@ -256,7 +256,7 @@ pub async fn run(
     // The project's own lock, for the whole run: a `down -v` or a database
     // command in another terminal waits for the tests instead of pulling
     // their database away (the `up` below takes it again, which is allowed).
-    let _lock = lifecycle::lock(&stack.project, reporter.as_ref())?;
+    let _lock = lifecycle::lock_for(&stack.project, "test", reporter.as_ref())?;
     let shares = shares(settings, opts, reporter.as_ref())?;
     let hash =
         files::migrations_hash(&settings.migrations, &settings.migrate).map_err(|source| {
