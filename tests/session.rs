@@ -679,6 +679,51 @@ fn r11_11_a_missing_bind_source_is_refused_unless_asked_to_create_it() {
 }
 
 #[test]
+fn r22_the_image_tells_whether_a_missing_source_is_a_file() {
+    // `debian_version` has no extension (the name alone says "folder") and
+    // `.inputrc` could be either; the image has both as files, and its word
+    // wins. Its `apt` folder stays a folder. (The image must be on the
+    // engine to be asked; without it, the names decide.)
+    support::warm_images();
+    let mut p = Project::new(
+        "wtsession-inimage",
+        &shell_service(
+            "app",
+            "exec sleep 1000",
+            "volumes = [\"./etc/debian_version:/etc/debian_version\", \"./.profile:/etc/profile\", \"./apt:/etc/apt\"]",
+        ),
+    );
+    let out = p.ok(&["up", "--dry-run", "--create-paths"]);
+    let dry = text(&out);
+    assert!(dry.contains("debian_version"), "{dry}");
+    p.ok(&["up", "-d", "--create-paths"]);
+    for file in ["etc/debian_version", ".profile"] {
+        let made = p.path().join(file);
+        assert!(made.is_file(), "{} should be an empty file", made.display());
+        assert_eq!(std::fs::read(&made).unwrap(), b"");
+    }
+    assert!(p.path().join("apt").is_dir());
+    let out = p.run(&[
+        "exec",
+        "app",
+        "--",
+        "sh",
+        "-c",
+        "test -f /etc/debian_version && test -f /etc/profile && test -d /etc/apt",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The containers made to ask the image are gone again: the project has
+    // its one service container and nothing else.
+    let all = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter"])
+        .arg(format!("label=devenv.project={}", p.name))
+        .output()
+        .unwrap();
+    let ids = String::from_utf8_lossy(&all.stdout);
+    assert_eq!(ids.lines().count(), 1, "{ids}");
+}
+
+#[test]
 fn r31_folders_made_by_create_paths_are_writable_by_the_services_user() {
     use std::os::unix::fs::MetadataExt;
     // Root's folders go to the service's numeric user; anyone else's stay

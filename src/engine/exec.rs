@@ -5,6 +5,7 @@ use bollard::query_parameters::{DownloadFromContainerOptions, UploadToContainerO
 use futures_util::StreamExt;
 
 use super::{is_not_found, Engine, EngineError};
+use crate::plan::PathKind;
 
 /// What an attached exec or container writes, as it comes.
 #[derive(Debug)]
@@ -268,6 +269,72 @@ impl Engine {
             }
         }
         Ok(Some(archive))
+    }
+
+    /// What `path` is in `image`: a folder, a file (anything else that is
+    /// not a link), or `None` where the image lacks it or it is a link (its
+    /// target could be either). The engine has no way to read an image's
+    /// files but through a container, so one is made from it, never started,
+    /// labelled with `labels` (a killed run's is found by them), read from,
+    /// and removed again by its id with the anonymous volumes it made.
+    pub async fn path_in_image(
+        &self,
+        image: &str,
+        path: &str,
+        labels: std::collections::HashMap<String, String>,
+    ) -> Result<Option<PathKind>, EngineError> {
+        use bollard::models::ContainerCreateBody;
+        use bollard::query_parameters::CreateContainerOptions;
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            // Never run: a command is named only because images without
+            // one could not be made into a container at all.
+            cmd: Some(vec!["true".into()]),
+            entrypoint: Some(vec![]),
+            labels: Some(labels),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(None::<CreateContainerOptions>, body)
+            .await
+            .map_err(EngineError::api(format!(
+                "making a container of `{image}` to look at `{path}`"
+            )))?;
+        let kind = self.first_entry(&created.id, path).await;
+        self.remove_container(&created.id).await?;
+        kind
+    }
+
+    /// The kind of the first entry of `path`'s archive, read from the
+    /// archive's first header only: a folder is not copied whole.
+    async fn first_entry(&self, id: &str, path: &str) -> Result<Option<PathKind>, EngineError> {
+        let opts = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let mut stream = self.docker.download_from_container(id, Some(opts));
+        let mut head = Vec::with_capacity(512);
+        while head.len() < 512 {
+            match stream.next().await {
+                Some(Ok(bytes)) => head.extend_from_slice(&bytes),
+                Some(Err(e)) if is_not_found(&e) => return Ok(None),
+                Some(Err(e)) => {
+                    return Err(EngineError::api(format!("looking at `{path}` in `{id}`"))(
+                        e,
+                    ))
+                }
+                None => return Ok(None),
+            }
+        }
+        let mut block = [0u8; 512];
+        block.copy_from_slice(&head[..512]);
+        let header = tar::Header::from_byte_slice(&block);
+        Ok(match header.entry_type() {
+            tar::EntryType::Directory => Some(PathKind::Folder),
+            tar::EntryType::Symlink => None,
+            _ => Some(PathKind::File),
+        })
     }
 
     /// The contents of one file in a container (running or stopped), or

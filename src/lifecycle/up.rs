@@ -26,7 +26,9 @@ use super::ready::wait_ready;
 use super::schedule::{self, Started};
 use super::{lock_for, settle, ServiceOutcome, UpError, UpOptions};
 use crate::config::model::{Mount, Port, Service, Stack};
-use crate::engine::{container_name, project_dir, Engine, EngineError, LABEL_DIR, LABEL_PROJECT};
+use crate::engine::{
+    container_name, project_dir, Engine, EngineError, LABEL_DIR, LABEL_ONEOFF, LABEL_PROJECT,
+};
 use crate::images::Images;
 use crate::plan::PORTS_PART;
 use crate::plan::{
@@ -128,6 +130,7 @@ pub async fn observe(
         })
         .collect();
     let missing_volumes = missing_external_volumes(engine, stack, &services).await?;
+    let in_image = in_image(engine, stack, &services, &images).await?;
     Ok(Actual {
         dir: project_dir(stack),
         existing_dirs,
@@ -139,7 +142,45 @@ pub async fn observe(
         missing_paths,
         missing_volumes,
         invoker: invoker(),
+        in_image,
     })
+}
+
+/// What the images have at the container paths of missing bind sources
+/// (what `--create-paths` would make of them), for the images the engine
+/// has: the one the plan uses, else its stand-in.
+async fn in_image(
+    engine: &Engine,
+    stack: &Stack,
+    services: &[&Service],
+    images: &BTreeMap<String, plan::ImageInfo>,
+) -> Result<BTreeMap<(String, String), plan::PathKind>, EngineError> {
+    let mut found = BTreeMap::new();
+    // One at a time: missing sources are few, and each ask makes a container.
+    for s in services {
+        let standin = crate::images::standin_tag(&s.image);
+        let Some(image) = [s.image.to_string(), standin.to_string()]
+            .into_iter()
+            .find(|r| images.contains_key(r))
+        else {
+            continue;
+        };
+        for m in &s.volumes {
+            if let Mount::Bind { source, target, .. } = m {
+                if !source.exists() {
+                    let labels = HashMap::from([
+                        (LABEL_PROJECT.to_string(), stack.project.clone()),
+                        (LABEL_DIR.to_string(), project_dir(stack)),
+                        (LABEL_ONEOFF.to_string(), "true".to_string()),
+                    ]);
+                    if let Some(kind) = engine.path_in_image(&image, target, labels).await? {
+                        found.insert((s.name.clone(), target.clone()), kind);
+                    }
+                }
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Who runs devenv: root, and the user behind `sudo` when through it.

@@ -49,7 +49,7 @@ use crate::names::{
 };
 
 pub use hash::{changed_parts, config_hash, config_parts, PORTS_PART};
-pub use paths::{Invoker, NewPath, Owner};
+pub use paths::{Invoker, Kind as PathKind, NewPath, Owner};
 pub use spec::{ContainerSpec, MountSpec, NetworkSpec, OneOff, VolumeSpec};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -161,6 +161,10 @@ pub struct Actual {
     pub invoker: Invoker,
     /// External volumes (by the engine's name) the engine does not have.
     pub missing_volumes: BTreeSet<String>,
+    /// For a missing bind source, what its image has at the container path,
+    /// by (service, container path); absent where the image lacks the path,
+    /// has a link there, or was not on the engine to ask.
+    pub in_image: BTreeMap<(String, String), PathKind>,
 }
 
 /// The external volumes (their engine names) that `services` mount.
@@ -779,7 +783,8 @@ pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, 
                     path: source.clone(),
                     owner,
                 };
-                match paths::kind(source, target) {
+                let in_image = actual.in_image.get(&(name.clone(), target.clone()));
+                match paths::decide(paths::kind(source, target), in_image.copied()) {
                     paths::Kind::File => plan.files.push(new),
                     paths::Kind::Folder => plan.folders.push(new),
                     paths::Kind::Unsure => {

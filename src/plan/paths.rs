@@ -6,7 +6,9 @@
 //! then fails with "Is a directory"). So the names decide: a name with an
 //! extension (`php.ini`, `.env.local`) is a file, made empty; a plain name
 //! (`data`, `conf.d`, `php8.2`) a folder; a dot-name without one (`.npmrc`,
-//! `.cache`) could be either, and is refused with how to make it.
+//! `.cache`) could be either, and is refused with how to make it. Where the
+//! image has the container path, the image decides (`Caddyfile` is a file
+//! there, whatever its name says).
 
 use std::path::{Path, PathBuf};
 
@@ -75,6 +77,13 @@ pub fn kind(source: &Path, target: &str) -> Kind {
     } else {
         Kind::Folder
     }
+}
+
+/// What is made for a missing source: what the image has at the container
+/// path when it has it (a mount over it must be of the same kind), else what
+/// the names say.
+pub fn decide(names: Kind, in_image: Option<Kind>) -> Kind {
+    in_image.unwrap_or(names)
 }
 
 fn name_kind(name: &str) -> Kind {

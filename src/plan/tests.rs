@@ -929,3 +929,41 @@ fn r22_a_volume_name_needs_external() {
         "{err}"
     );
 }
+
+#[test]
+fn r22_the_image_decides_a_missing_sources_kind_where_it_has_the_path() {
+    let s = stack(
+        "[services.web]\nimage = \"x\"\nvolumes = [\"./Caddyfile:/etc/caddy/Caddyfile\", \"./.npmrc:/root/.npmrc\", \"./site.conf:/etc/nginx/site.conf\"]\n",
+    );
+    let mut actual = images_only(&s);
+    actual.images.insert("x".into(), ImageInfo::default());
+    for m in &s.services["web"].volumes {
+        if let Mount::Bind { source, .. } = m {
+            actual.missing_paths.insert(source.clone());
+        }
+    }
+    let opts = PlanOptions {
+        create_paths: true,
+        ..PlanOptions::default()
+    };
+    // Without the image's word: `Caddyfile` would be a folder, `.npmrc` refused.
+    let err = plan(&s, &actual, &opts).unwrap_err();
+    assert!(matches!(err, PlanError::UnsureBindSource { .. }), "{err}");
+    let at = |t: &str| ("web".to_string(), t.to_string());
+    actual
+        .in_image
+        .insert(at("/etc/caddy/Caddyfile"), PathKind::File);
+    actual.in_image.insert(at("/root/.npmrc"), PathKind::File);
+    // An image's folder wins over a name that looks like a file.
+    actual
+        .in_image
+        .insert(at("/etc/nginx/site.conf"), PathKind::Folder);
+    let p = plan(&s, &actual, &opts).unwrap();
+    let names = |v: &[NewPath]| -> Vec<String> {
+        v.iter()
+            .map(|p| p.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(names(&p.files), ["Caddyfile", ".npmrc"]);
+    assert_eq!(names(&p.folders), ["site.conf"]);
+}
