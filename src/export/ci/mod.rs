@@ -109,10 +109,7 @@ impl Pipeline {
             if images.iter().any(|i| i.repository == repository) {
                 continue;
             }
-            let context = build.context.strip_prefix(&stack.root).map_or_else(
-                |_| build.context.display().to_string(),
-                |p| p.display().to_string(),
-            );
+            let context = relative(&stack.root, &build.context);
             images.push(Image {
                 repository,
                 context: if context.is_empty() {
@@ -176,6 +173,21 @@ impl Pipeline {
         }
         lines
     }
+}
+
+/// `to` from `root`, with `..` where it lies outside: the workflows run in
+/// the checkout, where no absolute host path means anything.
+fn relative(root: &std::path::Path, to: &std::path::Path) -> String {
+    let root: Vec<_> = root.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = root.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = vec!["..".into(); root.len() - common];
+    parts.extend(
+        to[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
 }
 
 /// An ECR registry's region: `<account>.dkr.ecr.<region>.amazonaws.com[/…]`.

@@ -184,6 +184,14 @@ fn r29_plain_is_not_a_flavour_to_deploy() {
 }
 
 #[test]
+fn build_contexts_are_relative_to_the_stack_file() {
+    use std::path::Path;
+    assert_eq!(relative(Path::new("/r"), Path::new("/r")), "");
+    assert_eq!(relative(Path::new("/r"), Path::new("/r/app")), "app");
+    assert_eq!(relative(Path::new("/r/a/b"), Path::new("/r/c")), "../../c");
+}
+
+#[test]
 fn ecr_regions() {
     assert_eq!(
         ecr_region("123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop"),
