@@ -334,9 +334,9 @@ pub struct ExportArgs {
     /// Output folder (default: `k8s`, or `.github/workflows` with `--ci github`)
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
-    /// With `--ci`: where the manifests are committed, relative to dev.toml's folder
-    #[arg(long, value_name = "DIR", default_value = "k8s", requires = "ci")]
-    pub manifests: String,
+    /// With `--ci`: where the manifests are committed, relative to dev.toml's folder (default: `k8s`)
+    #[arg(long, value_name = "DIR", conflicts_with = "k8s")]
+    pub manifests: Option<String>,
     /// The manifests' flavour (with `--ci`: how the workflows deploy)
     #[arg(long, value_enum, default_value_t = FormatArg::Kustomize)]
     pub format: FormatArg,

@@ -349,7 +349,7 @@ fn export_cmd(ctx: &Context, a: crate::cli::ExportArgs) -> Outcome {
     let ci =
         a.ci.map(|crate::cli::CiArg::Github| crate::export::ci::CiOptions {
             ci: crate::export::ci::Ci::Github,
-            manifests: a.manifests,
+            manifests: a.manifests.unwrap_or_else(|| "k8s".into()),
         });
     let default_out = if ci.is_some() {
         ".github/workflows"
