@@ -277,6 +277,9 @@ pub struct TestArgs {
     /// Rebuild the template database even when the migrations did not change
     #[arg(long)]
     pub fresh: bool,
+    /// Write the JUnit report (every worker's, merged) to this file on the host
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<std::path::PathBuf>,
     /// Arguments for PHPUnit, unchanged (after `--`), e.g. `-- --filter test_login`
     #[arg(last = true, value_name = "PHPUNIT_ARGS")]
     pub phpunit_args: Vec<String>,
@@ -317,16 +320,24 @@ pub struct ImportArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["k8s", "ci"])))]
 pub struct ExportArgs {
-    /// Kubernetes manifests (the only target so far)
-    #[arg(long, required = true)]
+    /// Kubernetes manifests
+    #[arg(long)]
     pub k8s: bool,
+    /// CI workflows that test, check, scan, build and deploy the exported manifests
+    #[arg(long, value_enum, value_name = "SYSTEM", conflicts_with_all = ["k8s", "check", "env"])]
+    pub ci: Option<CiArg>,
     /// One environment (default: all three overlays, or dev for --format plain)
     #[arg(long, value_enum)]
     pub env: Option<EnvArg>,
-    /// Output folder
-    #[arg(short = 'o', long, default_value = "k8s")]
-    pub output: PathBuf,
+    /// Output folder (default: `k8s`, or `.github/workflows` with `--ci github`)
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// With `--ci`: where the manifests are committed, relative to dev.toml's folder (default: `k8s`)
+    #[arg(long, value_name = "DIR", conflicts_with = "k8s")]
+    pub manifests: Option<String>,
+    /// The manifests' flavour (with `--ci`: how the workflows deploy)
     #[arg(long, value_enum, default_value_t = FormatArg::Kustomize)]
     pub format: FormatArg,
     /// Registry the app image is pushed to (e.g. an ECR repository)
@@ -352,6 +363,12 @@ pub enum EnvArg {
     Dev,
     Staging,
     Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CiArg {
+    /// GitHub Actions workflows
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

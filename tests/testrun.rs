@@ -143,6 +143,83 @@ class FailingTest extends TestCase
     assert_nothing_left(&mut p);
 }
 
+/// The test cases of a JUnit file, read by a real XML parser (a malformed
+/// file fails it): `Class::method` (PHPUnit's `class`) and whether each
+/// holds a `<failure>`; and the root element's name.
+fn junit_cases(xml: &str) -> (String, Vec<(String, bool)>) {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut root = String::new();
+    let mut cases = Vec::new();
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            Event::Start(e) | Event::Empty(e) => {
+                let qname = e.name();
+                let name: &str = qname.as_ref();
+                let name = name.to_string();
+                if root.is_empty() {
+                    root = name.clone();
+                }
+                let attr = |key: &str| {
+                    e.try_get_attribute(key)
+                        .unwrap()
+                        .map(|a| a.value.to_string())
+                        .unwrap_or_default()
+                };
+                match name.as_str() {
+                    "testcase" => {
+                        cases.push((format!("{}::{}", attr("class"), attr("name")), false))
+                    }
+                    "failure" => cases.last_mut().expect("a failure inside a testcase").1 = true,
+                    _ => {}
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    (root, cases)
+}
+
+#[test]
+fn r26_3_junit_lands_on_the_host_merged_across_workers_with_the_failure_named() {
+    warm();
+    let app = app_copy();
+    std::fs::write(
+        app.path().join("tests/Feature/FailingTest.php"),
+        "<?php\n\nnamespace Tests\\Feature;\n\nuse Tests\\TestCase;\n\nclass FailingTest extends TestCase\n{\n    public function test_it_fails()\n    {\n        $this->assertSame('expected', 'actual');\n    }\n}\n",
+    )
+    .unwrap();
+    let mut p = Project::new("trjunit", &app_stack(app.path(), ""));
+    let out = test_run(&mut p, &["--parallel", "2", "--junit", "reports/junit.xml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let path = p.path().join("reports/junit.xml");
+    let xml = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), text(&out)));
+    let (root, cases) = junit_cases(&xml);
+    assert_eq!(root, "testsuites", "{xml}");
+    let failed: Vec<&str> = cases
+        .iter()
+        .filter(|(_, failed)| *failed)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        [r"Tests\Feature\FailingTest::test_it_fails"],
+        "{xml}"
+    );
+    // Both workers' cases, as many as the summary line counts.
+    let summary = stdout(&out);
+    assert!(
+        summary.contains(&format!("✘ {} tests,", cases.len())),
+        "{} cases in the file:\n{}",
+        cases.len(),
+        text(&out)
+    );
+    assert!(summary.contains("(2 workers)"), "{}", text(&out));
+    assert_nothing_left(&mut p);
+}
+
 #[test]
 fn a_second_run_reuses_the_template_and_a_changed_migration_rebuilds_it_once() {
     warm();
@@ -295,7 +372,7 @@ fn an_image_without_the_test_command_is_named_and_nothing_is_left() {
         ),
     );
     let out = test_run(&mut p, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         stderr(&out).contains(&format!(
             "`phpunit-missing` is not in the image `{APP_IMAGE}` of service `app`"
@@ -329,7 +406,7 @@ return new class extends Migration
     .unwrap();
     let mut p = Project::new("trbadmigration", &app_stack(app.path(), ""));
     let out = test_run(&mut p, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let err = stderr(&out);
     assert!(
         err.contains("migrations failed while building the template database"),
@@ -352,7 +429,7 @@ fn a_database_that_never_gets_ready_fails_the_run_naming_it() {
     );
     let mut p = Project::new("trnotready", &text_stack);
     let out = test_run(&mut p, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         stderr(&out).contains("service `db` was not ready after 2s"),
         "{}",

@@ -8,6 +8,7 @@
 mod support;
 
 mod checkouts;
+mod ci;
 mod cli;
 mod day;
 mod e2e;

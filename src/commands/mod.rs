@@ -346,12 +346,23 @@ fn export_cmd(ctx: &Context, a: crate::cli::ExportArgs) -> Outcome {
         commit: export::checkout_commit(&stack.root),
         ..opts
     };
+    let ci =
+        a.ci.map(|crate::cli::CiArg::Github| crate::export::ci::CiOptions {
+            ci: crate::export::ci::Ci::Github,
+            manifests: a.manifests.unwrap_or_else(|| "k8s".into()),
+        });
+    let default_out = if ci.is_some() {
+        ".github/workflows"
+    } else {
+        "k8s"
+    };
     let settings = export::ExportSettings {
         stack,
         opts,
-        out_dir: a.output,
+        out_dir: a.output.unwrap_or_else(|| default_out.into()),
         check: a.check,
         force: a.force,
+        ci,
     };
     export::run(&settings, &mut crate::ui::Stream::Out).map_err(|e| {
         let code = e.exit_code();

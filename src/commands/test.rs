@@ -1,6 +1,7 @@
-//! `devenv test [--parallel N] [--fresh] [-- PHPUNIT_ARGS…]`: flags to
-//! options, PHPUnit's output to stdout as it comes, then a one-line summary
-//! from the JUnit report; the exit code is PHPUnit's.
+//! `devenv test [--parallel N] [--fresh] [--junit PATH] [-- PHPUNIT_ARGS…]`:
+//! flags to options, PHPUnit's output to stdout as it comes, then a one-line
+//! summary from the JUnit report (written to PATH, merged, with `--junit`);
+//! the exit code is PHPUnit's, 3 when the tests could not run.
 
 use std::io::Write;
 
@@ -50,7 +51,19 @@ pub async fn run(ctx: &Context, args: TestArgs) -> Outcome {
     };
     let cancel = crate::interrupt::first();
     match testrun::run(&engine, &stack, &opts, ctx.reporter(), &Stdout, cancel).await {
-        Ok(report) => Ok(print_summary(&report)),
+        Ok(report) => {
+            if let Some(path) = &args.junit {
+                let path = ctx.load.cwd.join(path);
+                let written = testrun::write_junit(&report, &path).map_err(|e| {
+                    let code = e.exit_code();
+                    Failure::new(e, code)
+                })?;
+                if written {
+                    crate::outln!("JUnit report: {}", path.display());
+                }
+            }
+            Ok(print_summary(&report))
+        }
         Err(e) => {
             match &e {
                 TestError::Migrate { output, .. } => print_lines("migrate", output),
@@ -111,7 +124,7 @@ fn print_summary(report: &TestReport) -> u8 {
             style("✘").red(),
             report.code()
         );
-        return code;
+        return testrun::ERRORED;
     };
     let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     let mark = if s.passed() && report.code() == 0 {

@@ -25,6 +25,13 @@ pub struct StackSettings {
     pub tag: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
+    /// The AWS region of the registry and the cluster, for the CI workflows
+    /// (`export --ci`); an ECR registry's own region by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The EKS cluster the CI workflows deploy to (an environment may name its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_size: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
@@ -71,6 +78,13 @@ pub struct EnvSettings {
     /// IAM role for the app's service account (IRSA).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+    /// IAM role the CI workflows assume through GitHub OIDC to push the
+    /// images (staging's) and deploy to this environment (`export --ci`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deploy_role_arn: Option<String>,
+    /// The EKS cluster of this environment, instead of `[k8s] cluster`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// Replicas, resources and autoscaling of the app services in this environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u16>,

@@ -12,6 +12,7 @@
 //! write now. Everything here is pure: no file, no network, no clock.
 
 mod check;
+pub mod ci;
 mod config;
 mod helm;
 mod inputs;
@@ -135,6 +136,9 @@ pub enum ExportError {
     JobTag { tag: String, job: String },
     #[error("cannot read `{path}`: {message}")]
     Existing { path: PathBuf, message: String },
+    #[error("`--ci` writes the deploy steps of a Kustomize tree or a Helm chart, not of `--format plain`")]
+    #[diagnostic(help("pass `--format kustomize` (the default) or `--format helm`: the flavour the committed manifests are in"))]
+    CiFormat,
     #[error("cannot serialise `{object}` to YAML: {message}")]
     Yaml { object: String, message: String },
 }
@@ -220,6 +224,18 @@ pub fn check(
     existing: &BTreeMap<PathBuf, String>,
 ) -> Result<Vec<Drift>, ExportError> {
     let settings = Settings::read(stack, opts)?;
+    // A tag that only follows the checkout's commit is not configuration: a
+    // tree exported at an earlier commit (every committed tree: the commit
+    // that holds it comes after) is compared with the tag it holds.
+    if opts.tag.is_none() && settings.stack.tag.is_none() {
+        if let Some(tag) = tree_tag(stack, opts, existing)? {
+            let opts = ExportOptions {
+                tag: Some(tag),
+                ..opts.clone()
+            };
+            return check(stack, &opts, existing);
+        }
+    }
     let ignore: Vec<String> = settings
         .stack
         .ignore_drift
@@ -255,6 +271,48 @@ pub fn check(
         _ => existing.clone(),
     };
     check::compare(&rendered, &existing, ignore)
+}
+
+/// The app image's tag in a tree export wrote: a chart's `image.tag`, else
+/// the tag after the first app repository named in the manifests.
+fn tree_tag(
+    stack: &Stack,
+    opts: &ExportOptions,
+    existing: &BTreeMap<PathBuf, String>,
+) -> Result<Option<String>, ExportError> {
+    if let Some(values) = existing.get(Path::new("values.yaml")) {
+        let values: serde_json::Value = serde_saphyr::from_str(values).unwrap_or_default();
+        if let Some(tag) = values["image"]["tag"].as_str() {
+            return Ok(Some(tag.to_string()));
+        }
+    }
+    let settings = Settings::read(
+        stack,
+        &ExportOptions {
+            tag: Some("tag".into()),
+            ..opts.clone()
+        },
+    )?;
+    for service in stack.services.values().filter(|s| s.build.is_some()) {
+        let image = settings.app_image(stack, service, Env::Production)?;
+        let Some(repository) = image.strip_suffix(":tag") else {
+            continue;
+        };
+        let needle = format!("image: {repository}:");
+        for text in existing.values() {
+            let Some(at) = text.find(&needle) else {
+                continue;
+            };
+            let tag: String = text[at + needle.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+                .collect();
+            if !tag.is_empty() {
+                return Ok(Some(tag));
+            }
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -281,6 +281,7 @@ impl Run<'_> {
                 files: files.as_ref().map(Vec::len),
                 code: 0,
                 summary: None,
+                junit: None,
             });
         }
         Ok(workers)

@@ -1,6 +1,7 @@
 //! Just enough of PHPUnit's JUnit XML for a one-line summary: the counts on
-//! the outermost `<testsuite>` and the names of test cases holding a
-//! `<failure>` or `<error>`. A tag scanner, not an XML parser: the report
+//! the outermost `<testsuite>` (or on a merged report's `<testsuites>`) and
+//! the names of test cases holding a `<failure>` or `<error>`; and the merge
+//! of several workers' reports into one (`devenv test --junit`). A tag scanner, not an XML parser: the report
 //! is PHPUnit's own, regular output.
 
 use std::ops::AddAssign;
@@ -44,7 +45,11 @@ pub fn parse(xml: &str) -> Option<Summary> {
     let mut case: Option<String> = None;
     for tag in tags(xml) {
         match tag.name {
-            "testsuite" if summary.is_none() => {
+            // A merged report's `<testsuites>` adds its workers' suites up.
+            "testsuite" | "testsuites"
+                if summary.is_none()
+                    && (tag.name == "testsuite" || tag.attr("tests").is_some()) =>
+            {
                 let num = |k: &str| tag.attr(k).and_then(|v| v.parse().ok()).unwrap_or(0);
                 summary = Some(Summary {
                     tests: num("tests"),
@@ -120,6 +125,47 @@ fn tags(xml: &str) -> impl Iterator<Item = Tag<'_>> {
     })
 }
 
+/// One report of several workers' (`devenv test --junit`): each worker's
+/// suites side by side under one `<testsuites>`, whose attributes add them
+/// up. A lone report is kept as PHPUnit wrote it.
+pub fn merge(reports: &[&str]) -> String {
+    if let [one] = reports {
+        return one.to_string();
+    }
+    let mut total = Summary::default();
+    let mut suites = String::new();
+    for report in reports {
+        if let Some(summary) = parse(report) {
+            total += summary;
+        }
+        suites.push_str(inner(report).trim_matches('\n'));
+        suites.push('\n');
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites tests=\"{}\" assertions=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.6}\">\n{suites}</testsuites>\n",
+        total.tests, total.assertions, total.failures, total.errors, total.skipped, total.time
+    )
+}
+
+/// What a report holds inside its `<testsuites>` (the whole report, less its
+/// XML declaration, when it has none).
+fn inner(report: &str) -> &str {
+    let mut body = report.trim();
+    if body.starts_with("<?xml") {
+        body = body.find("?>").map_or(body, |end| body[end + 2..].trim());
+    }
+    let Some(rest) = body.strip_prefix("<testsuites") else {
+        return body;
+    };
+    if rest.trim_start().starts_with("/>") {
+        return "";
+    }
+    match (rest.find('>'), rest.rfind("</testsuites>")) {
+        (Some(open), Some(close)) if open < close => &rest[open + 1..close],
+        _ => body,
+    }
+}
+
 fn unescape(s: &str) -> String {
     s.replace("&quot;", "\"")
         .replace("&apos;", "'")
@@ -181,6 +227,29 @@ Failed asserting that &lt;b&gt; is true.</failure>
         assert!(s.passed());
         assert_eq!(parse("<testsuites/>"), None);
         assert_eq!(parse(""), None);
+    }
+
+    #[test]
+    fn workers_reports_merge_into_one_that_parses_to_their_sum() {
+        assert_eq!(merge(&[REPORT]), REPORT, "a lone report is kept");
+        let other = r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites>
+  <testsuite name="w2" tests="2" assertions="2" errors="0" warnings="0" failures="1" skipped="0" time="0.9">
+    <testcase name="test_b" class="Tests\Unit\BTest" classname="Tests.Unit.BTest" assertions="1" time="0.9">
+      <failure type="x">no</failure>
+    </testcase>
+    <testcase name="test_c" class="Tests\Unit\BTest" classname="Tests.Unit.BTest" assertions="1" time="0"/>
+  </testsuite>
+</testsuites>
+"#;
+        let merged = merge(&[REPORT, other, "<testsuites/>"]);
+        assert_eq!(merged.matches("<?xml").count(), 1, "{merged}");
+        assert_eq!(merged.matches("<testsuites").count(), 1, "{merged}");
+        assert!(merged.trim_end().ends_with("</testsuites>"), "{merged}");
+        let s = parse(&merged).unwrap();
+        assert_eq!((s.tests, s.failures, s.errors), (7, 2, 1), "{merged}");
+        assert_eq!(s.failed.len(), 3, "{merged}");
+        assert!(s.failed.contains(&r"Tests\Unit\BTest::test_b".to_string()));
     }
 
     #[test]

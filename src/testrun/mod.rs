@@ -142,6 +142,17 @@ pub enum TestError {
     )]
     TooManyWorkers { asked: usize },
 
+    #[error("cannot write the JUnit report to `{}`", path.display())]
+    #[diagnostic(
+        code(devenv::test::junit),
+        help("`--junit` takes a file path whose folder devenv may create")
+    )]
+    Junit {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
     #[error("interrupted")]
     #[diagnostic(
         code(devenv::test::interrupted),
@@ -151,15 +162,42 @@ pub enum TestError {
 }
 
 impl TestError {
-    /// Bad usage or settings are 2, an interrupt 130, a failed job 1.
+    /// Bad usage or settings are 2, an interrupt 130; tests that could not
+    /// run (no database, a failed migration, no PHPUnit) are 3, apart from
+    /// PHPUnit's own 1 for failing tests, so CI tells a red suite from a
+    /// broken run.
     pub fn exit_code(&self) -> u8 {
         match self {
-            TestError::Up(e) => e.exit_code(),
+            TestError::Up(e) => match e.exit_code() {
+                code @ (2 | 130) => code,
+                _ => ERRORED,
+            },
             TestError::NoSettings | TestError::TooManyWorkers { .. } => 2,
             TestError::Interrupted => 130,
-            _ => 1,
+            _ => ERRORED,
         }
     }
+}
+
+/// The exit code of a run whose tests could not run or report (a test
+/// *error*, as against PHPUnit's 1 for failing tests and 2 for bad config).
+pub const ERRORED: u8 = 3;
+
+/// Writes the run's JUnit report (the workers' merged) to `path`, making
+/// its folder; `false` when no worker wrote a report.
+pub fn write_junit(report: &TestReport, path: &Path) -> Result<bool, TestError> {
+    let Some(xml) = report.junit() else {
+        return Ok(false);
+    };
+    let err = |source| TestError::Junit {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    std::fs::write(path, xml).map_err(err)?;
+    Ok(true)
 }
 
 /// What `devenv test` was asked for.
@@ -197,6 +235,8 @@ pub struct WorkerReport {
     pub code: i64,
     /// From its JUnit report; `None` when PHPUnit wrote none.
     pub summary: Option<Summary>,
+    /// The JUnit report itself, as PHPUnit wrote it.
+    pub junit: Option<String>,
 }
 
 /// What a test run did and found.
@@ -216,6 +256,17 @@ impl TestReport {
             .map(|w| w.code)
             .find(|c| *c != 0)
             .unwrap_or(0)
+    }
+
+    /// One JUnit report of every worker's suites (`--junit`); `None` when
+    /// no worker wrote one.
+    pub fn junit(&self) -> Option<String> {
+        let reports: Vec<&str> = self
+            .workers
+            .iter()
+            .filter_map(|w| w.junit.as_deref())
+            .collect();
+        (!reports.is_empty()).then(|| junit::merge(&reports))
     }
 
     /// The workers' reports added up; `None` when none wrote one.
@@ -430,9 +481,9 @@ impl Run<'_> {
                 .notice(&format!("no spare test database for the next run: {e}"));
         }
         for (w, r) in workers.iter_mut().zip(results) {
-            let (code, summary) = r?;
+            let (code, report) = r?;
             w.code = code;
-            w.summary = summary;
+            (w.summary, w.junit) = report.unzip();
         }
         // Green only when PHPUnit says so: never a green line above a red summary.
         let passed = workers.iter().all(|w| w.code == 0);
@@ -491,6 +542,7 @@ mod tests {
             files: None,
             code,
             summary: None,
+            junit: None,
         };
         let report = |codes: &[i64]| TestReport {
             template: String::new(),

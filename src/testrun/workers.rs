@@ -69,7 +69,7 @@ impl Run<'_> {
         config: Option<(PathBuf, String)>,
         opts: &TestOptions,
         several: bool,
-    ) -> Result<(i64, Option<Summary>), TestError> {
+    ) -> Result<(i64, Option<(Summary, String)>), TestError> {
         let name = self.container(&worker.number.to_string());
         let mut command = self.settings.command.clone();
         command.extend(
@@ -115,7 +115,8 @@ impl Run<'_> {
             .engine
             .download_file(&name, JUNIT)
             .await?
-            .and_then(|xml| junit::parse(&String::from_utf8_lossy(&xml)));
+            .map(|xml| String::from_utf8_lossy(&xml).into_owned())
+            .and_then(|xml| Some((junit::parse(&xml)?, xml)));
         self.engine
             .remove_project_container(&name, &self.stack.project)
             .await?;
