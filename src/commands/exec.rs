@@ -55,14 +55,21 @@ pub async fn attached(
         if let Some(t) = &target {
             engine.signal_exec(t, name).await;
         }
-        std::future::pending::<()>().await
+        // It gets a moment to end by itself (its output keeps coming); one
+        // that ignores the signal does not hold devenv longer.
+        tokio::select! {
+            () = tokio::time::sleep(FORWARD_GRACE) => {}
+            () = crate::interrupt::second() => {}
+        }
     };
     tokio::select! {
         r = pump(&engine, attached) => Ok(exit_code(r?)),
-        () = signals => unreachable!("forwarding signals never ends"),
-        () = crate::interrupt::second() => Ok(crate::interrupt::exit_code()),
+        () = signals => Ok(crate::interrupt::exit_code()),
     }
 }
+
+/// How long a command that was passed a signal may take to end.
+const FORWARD_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A container's exit code as a process exit code (255 for out-of-range ones).
 pub fn exit_code(code: i64) -> u8 {

@@ -95,8 +95,10 @@ enum Doomed {
 
 /// Restarts within [`CRASH_WINDOW`] that make a crash loop: one restart is
 /// a service that crashed once (its database was not up yet) and may well
-/// come up now, as Compose's `--wait` lets it.
-const CRASH_LOOP: usize = 3;
+/// come up now, as Compose's `--wait` lets it; crashing again after that is
+/// a loop (each restart can take seconds on a busy engine: more would not
+/// fail fast).
+const CRASH_LOOP: usize = 2;
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
 
 /// Resolves only when the service cannot become ready: the engine keeps
