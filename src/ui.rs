@@ -152,6 +152,12 @@ impl LogBlock {
         }
     }
 
+    /// What was gathered and not written yet.
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Writes what was gathered, with the progress display lifted.
     pub fn flush(&mut self) {
         use std::io::Write;

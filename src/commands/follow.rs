@@ -193,11 +193,16 @@ async fn follow_service(
             .log_bytes(&c.id, &from, true)
             .ready_chunks(512)
             .boxed();
+        let mut reading = Reading {
+            past: false,
+            last: String::new(),
+        };
         while let Some(frames) = stream.next().await {
             for frame in frames {
-                show(&mut block, &frame?, &mut cursor, tail.timestamps);
+                show(&mut block, &frame?, cursor, &mut reading, tail.timestamps);
             }
             block.flush();
+            cursor = moved(cursor, &reading);
         }
         // Nothing shown yet: what comes next is after following began.
         cursor.get_or_insert(tail.begin);
@@ -209,35 +214,44 @@ async fn follow_service(
     }
 }
 
-/// Adds the lines of a timestamped frame that come after `cursor`, and
-/// moves it on; the timestamp stays only when asked for (`-t`).
-fn show(block: &mut LogBlock, frame: &[u8], cursor: &mut Option<Timestamp>, timestamps: bool) {
+/// Where a stream stands against the service's cursor.
+struct Reading {
+    /// A line past the cursor came: the stream's later lines are too (one
+    /// container's log is in time order), so they are not compared again.
+    past: bool,
+    /// The last shown line's timestamp, parsed into the cursor once per
+    /// batch rather than once per line (a buffer reused, not a copy per line).
+    last: String,
+}
+
+/// Adds the lines of a timestamped frame that come after `cursor`; the
+/// timestamp stays only when asked for (`-t`).
+fn show(
+    block: &mut LogBlock,
+    frame: &[u8],
+    cursor: Option<Timestamp>,
+    r: &mut Reading,
+    timestamps: bool,
+) {
     for line in frame_lines(frame) {
         let line = String::from_utf8_lossy(line);
-        let (at, rest) = split_timestamp(&line);
-        if let Some(at) = at {
-            if cursor.is_some_and(|c| at <= c) {
+        let (ts, rest) = line.split_once(' ').unwrap_or((&line, ""));
+        if !r.past {
+            let at = ts.parse::<Timestamp>().ok();
+            if at.is_some_and(|at| cursor.is_some_and(|c| at <= c)) {
                 continue;
             }
-            *cursor = Some(at);
+            r.past = true;
         }
+        r.last.clear();
+        r.last.push_str(ts);
         block.line(if timestamps { &line } else { rest });
     }
 }
 
-/// A log line's engine timestamp and the text after it.
-fn split_timestamp(line: &str) -> (Option<Timestamp>, &str) {
-    match line.split_once(' ') {
-        Some((ts, rest)) => match ts.parse::<Timestamp>() {
-            Ok(at) => (Some(at), rest),
-            Err(_) => (None, line),
-        },
-        None => match line.parse::<Timestamp>() {
-            // An empty line behind its timestamp.
-            Ok(at) => (Some(at), ""),
-            Err(_) => (None, line),
-        },
-    }
+/// The cursor after a batch: the last shown line's time, if it had one.
+fn moved(cursor: Option<Timestamp>, r: &Reading) -> Option<Timestamp> {
+    r.last.parse::<Timestamp>().ok().or(cursor)
 }
 
 /// The UI masks the stack's secrets in it (a service may print its password).
@@ -355,11 +369,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_log_line_splits_into_its_engine_time_and_text() {
-        let (at, rest) = split_timestamp("2026-11-30T17:50:01.123456789Z hello world");
-        assert_eq!(rest, "hello world");
-        assert_eq!(at.unwrap().to_string(), "2026-11-30T17:50:01.123456789Z");
-        assert_eq!(split_timestamp("no time here"), (None, "no time here"));
-        assert_eq!(split_timestamp("2026-11-30T17:50:01Z").1, "");
+    fn lines_up_to_the_cursor_are_skipped_and_the_cursor_moves_once_per_batch() {
+        let cursor = "2026-11-30T17:50:01.5Z".parse().ok();
+        let mut r = Reading {
+            past: false,
+            last: String::new(),
+        };
+        let mut block = LogBlock::new("s");
+        let frame =
+            b"2026-11-30T17:50:01.4Z old\n2026-11-30T17:50:01.5Z same\n2026-11-30T17:50:02Z new\n";
+        show(&mut block, frame, cursor, &mut r, false);
+        let shown = String::from_utf8_lossy(block.pending()).into_owned();
+        assert!(shown.ends_with(" new\n"), "{shown}");
+        assert!(!shown.contains("old") && !shown.contains("same"), "{shown}");
+        assert!(r.past);
+        let moved = moved(cursor, &r).unwrap().to_string();
+        assert_eq!(moved, "2026-11-30T17:50:02Z");
+        // `-t` keeps the engine's timestamp.
+        let mut block = LogBlock::new("s");
+        show(
+            &mut block,
+            b"2026-11-30T17:50:03Z later\n",
+            cursor,
+            &mut r,
+            true,
+        );
+        let shown = String::from_utf8_lossy(block.pending()).into_owned();
+        assert!(shown.ends_with(" 2026-11-30T17:50:03Z later\n"), "{shown}");
     }
 }
