@@ -49,6 +49,8 @@ pub enum Command {
     Down(DownArgs),
     /// List the stack's containers
     Ps(PsArgs),
+    /// Each service's image, state, URLs and connection details (host, port, user, password, URL)
+    Describe(DescribeArgs),
     /// Show service logs
     Logs(LogsArgs),
     /// Run a command in a running service container
@@ -200,6 +202,12 @@ pub struct UpArgs {
     /// With --dry-run: print the plan as JSON
     #[arg(long, requires = "dry_run")]
     pub json: bool,
+    /// Stop the stack when any service's container exits, and exit with its code (as in Compose)
+    #[arg(long, conflicts_with = "detach")]
+    pub abort_on_container_exit: bool,
+    /// Exit with this service's exit code; stops the stack when any container exits (implies --abort-on-container-exit)
+    #[arg(long, value_name = "SERVICE", conflicts_with = "detach")]
+    pub exit_code_from: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +225,18 @@ pub struct PsArgs {
     /// Print a JSON array
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// Only this service
+    pub service: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Show passwords and keys instead of masking them
+    #[arg(long)]
+    pub reveal: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod database;
 pub mod dbsafety;
+pub mod describe;
 pub mod dump;
 pub mod engine;
 pub mod export;

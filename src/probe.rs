@@ -430,8 +430,9 @@ pub async fn await_ready(
         let Some(probe) = probe else {
             return Ok(start.elapsed());
         };
-        // The address is known once the container runs; it does not change after.
-        let t = target.get_or_insert_with(|| Target::from_status(container, &status));
+        // Read again each time: a container the engine restarted runs at a
+        // new address (probing the old one would time out while it answers).
+        let t = &*target.insert(Target::from_status(container, &status));
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let budget = if is_network(probe) {
             limit.min(left)

@@ -77,6 +77,12 @@ pub fn write_out(line: &str) {
     write_raw(&scrub(line));
 }
 
+/// Writes a line on stdout unmasked: only for what the user asked to see
+/// (`describe --reveal`), never for a service's output or an error.
+pub fn print_revealed(line: &str) {
+    suspended(|| write_raw(line));
+}
+
 /// Writes text on stdout as it is (masked by the caller). A reader that
 /// went away (`devenv ps --json | head -1`, `logs -f | grep -m1`) ends
 /// devenv quietly with exit 0, as a closed pipe ends any Unix tool, rather
@@ -86,6 +92,11 @@ fn write_raw(line: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let written = writeln!(out, "{line}").and_then(|()| out.flush());
+    said_written(written);
+}
+
+/// What [`write_raw`] does with a write's result.
+fn said_written(written: std::io::Result<()>) {
     match written {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
@@ -93,6 +104,71 @@ fn write_raw(line: &str) {
             static SAID: std::sync::Once = std::sync::Once::new();
             SAID.call_once(|| try_err(&format!("devenv: cannot write to standard output: {e}")));
         }
+    }
+}
+
+/// The lines of a log frame, as `str::lines` splits text: no empty last
+/// line after a final newline, a carriage return before it dropped.
+pub fn frame_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let lines = (!bytes.is_empty()).then(|| body.split(|b| *b == b'\n'));
+    lines
+        .into_iter()
+        .flatten()
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+}
+
+/// A service's log lines gathered into one write: the prefix made once,
+/// each line decoded in place (a copy only for invalid UTF-8) and masked
+/// (a copy only where a secret is), then one locked write and flush per
+/// block instead of per line (`logs` reads thousands of lines a second).
+pub struct LogBlock {
+    prefix: String,
+    buf: Vec<u8>,
+}
+
+impl LogBlock {
+    pub fn new(service: &str) -> LogBlock {
+        LogBlock {
+            prefix: format!(
+                "{} ",
+                service_style(service).apply_to(format!("{service} |"))
+            ),
+            buf: Vec::with_capacity(64 * 1024),
+        }
+    }
+
+    /// Adds one line (without its newline).
+    pub fn line(&mut self, line: &str) {
+        self.buf.extend_from_slice(self.prefix.as_bytes());
+        self.buf.extend_from_slice(scrub(line).as_bytes());
+        self.buf.push(b'\n');
+    }
+
+    /// Adds every line of a frame of bytes.
+    pub fn lines(&mut self, bytes: &[u8]) {
+        for line in frame_lines(bytes) {
+            self.line(&String::from_utf8_lossy(line));
+        }
+    }
+
+    /// What was gathered and not written yet.
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Writes what was gathered, with the progress display lifted.
+    pub fn flush(&mut self) {
+        use std::io::Write;
+        if self.buf.is_empty() {
+            return;
+        }
+        suspended(|| {
+            let mut out = std::io::stdout().lock();
+            said_written(out.write_all(&self.buf).and_then(|()| out.flush()));
+        });
+        self.buf.clear();
     }
 }
 

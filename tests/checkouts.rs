@@ -89,11 +89,19 @@ fn project_of_up(out: &Output) -> String {
     last.split_whitespace().next().unwrap().to_string()
 }
 
-/// Every host port in `ps --json`'s `ports` (`"18080->8080"`).
+/// Every host port in `ps --json`'s `ports` (`"127.0.0.1:18080->8080/tcp"`).
 fn host_ports(ps: &[serde_json::Value]) -> BTreeSet<u16> {
     ps.iter()
         .flat_map(|s| s["ports"].as_array().cloned().unwrap_or_default())
-        .filter_map(|p| p.as_str()?.split("->").next()?.parse().ok())
+        .filter_map(|p| {
+            p.as_str()?
+                .split("->")
+                .next()?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect()
 }
 

@@ -19,14 +19,14 @@ const ROWS: u16 = 3000;
 const COLS: u16 = 160;
 
 /// A devenv command running in a pseudo-terminal.
-struct Term {
-    child: Child,
+pub(crate) struct Term {
+    pub(crate) child: Child,
     stdin: ChildStdin,
     out: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Term {
-    fn spawn(p: &mut Project, args: &str) -> Term {
+    pub(crate) fn spawn(p: &mut Project, args: &str) -> Term {
         p.uses_docker = true;
         let bin = assert_cmd::cargo::cargo_bin("devenv");
         let cmd = format!(
@@ -59,14 +59,14 @@ impl Term {
     }
 
     /// What a terminal shows now.
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         let mut parser = vt100::Parser::new(ROWS, COLS, 0);
         parser.process(&self.out.lock().unwrap());
         parser.screen().contents()
     }
 
     /// Waits until the screen shows `text`; fails with the screen otherwise.
-    fn wait_for(&self, text: &str, secs: u64) {
+    pub(crate) fn wait_for(&self, text: &str, secs: u64) {
         assert!(
             eventually(secs, || self.screen().contains(text)),
             "the screen never showed {text:?}:\n{}",
@@ -74,13 +74,13 @@ impl Term {
         );
     }
 
-    fn ctrl_c(&mut self) {
+    pub(crate) fn ctrl_c(&mut self) {
         self.stdin.write_all(b"\x03").unwrap();
         self.stdin.flush().unwrap();
     }
 
     /// The exit code, once it ends within `secs`; `None` (and killed) if it does not.
-    fn exit_code(&mut self, secs: u64) -> Option<i32> {
+    pub(crate) fn exit_code(&mut self, secs: u64) -> Option<i32> {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -101,14 +101,14 @@ impl Drop for Term {
 }
 
 /// A service of the base image running `script` under `sh`.
-fn shell_service(name: &str, script: &str, extra: &str) -> String {
+pub(crate) fn shell_service(name: &str, script: &str, extra: &str) -> String {
     format!(
         "[services.{name}]\nimage = \"debian:bookworm-slim\"\ncommand = [\"sh\", \"-c\", {script:?}]\n{extra}\n"
     )
 }
 
 /// `ps --json`'s state per service.
-fn states(p: &mut Project) -> Vec<(String, String)> {
+pub(crate) fn states(p: &mut Project) -> Vec<(String, String)> {
     p.ps()
         .iter()
         .map(|s| {

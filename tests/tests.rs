@@ -13,6 +13,7 @@ mod cli;
 mod day;
 mod e2e;
 mod endpoints;
+mod everyday;
 mod export;
 mod fresh_clone;
 mod import;

@@ -36,7 +36,7 @@ impl From<ImportError> for Failure {
         match e {
             ImportError::Snapshot(e) => e.into(),
             ImportError::Dump(e) => e.into(),
-            e @ ImportError::Interrupted { .. } => Failure::new(e, interrupt::EXIT_CODE),
+            e @ ImportError::Interrupted { .. } => Failure::new(e, interrupt::exit_code()),
         }
     }
 }
@@ -170,7 +170,7 @@ pub async fn run(ctx: &Context, command: DbCommand) -> Outcome {
                 }));
             let bytes = tokio::select! {
                 r = dump::save(&engine, &db, &file, force) => r?,
-                () = interrupt::first() => return Ok(interrupt::EXIT_CODE),
+                () = interrupt::first() => return Ok(interrupt::exit_code()),
             };
             reporter.done(
                 &db.service,

@@ -38,8 +38,38 @@ pub async fn attached(
     let attached = engine.exec_attached(&id, command, tty, who).await?;
     // The terminal goes raw for the container's TTY and comes back after.
     let _raw = tty.and_then(|_| RawMode::enter());
-    Ok(exit_code(pump(&engine, attached).await?))
+    if tty.is_some() {
+        // Ctrl-C is a byte the container's terminal turns into its signal.
+        return Ok(exit_code(pump(&engine, attached).await?));
+    }
+    // Without a TTY, Ctrl-C (or SIGTERM, SIGHUP) reaches devenv: it is passed
+    // on to the command, which then ends as it sees fit; a second forces.
+    let target = attached.exec_target();
+    let signals = async {
+        crate::interrupt::first().await;
+        let name = match crate::interrupt::exit_code() {
+            129 => "HUP",
+            143 => "TERM",
+            _ => "INT",
+        };
+        if let Some(t) = &target {
+            engine.signal_exec(t, name).await;
+        }
+        // It gets a moment to end by itself (its output keeps coming); one
+        // that ignores the signal does not hold devenv longer.
+        tokio::select! {
+            () = tokio::time::sleep(FORWARD_GRACE) => {}
+            () = crate::interrupt::second() => {}
+        }
+    };
+    tokio::select! {
+        r = pump(&engine, attached) => Ok(exit_code(r?)),
+        () = signals => Ok(crate::interrupt::exit_code()),
+    }
 }
+
+/// How long a command that was passed a signal may take to end.
+const FORWARD_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A container's exit code as a process exit code (255 for out-of-range ones).
 pub fn exit_code(code: i64) -> u8 {

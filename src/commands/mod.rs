@@ -6,9 +6,11 @@ pub mod config;
 pub mod control;
 pub mod custom;
 pub mod db;
+pub mod describe;
 pub mod down;
 pub mod exec;
 pub mod export;
+mod follow;
 pub mod import;
 pub mod logs;
 pub mod ls;
@@ -167,6 +169,8 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         Command::Up(_)
             | Command::Down(_)
             | Command::Logs(_)
+            // Passes Ctrl-C on to the command it runs (see `exec`).
+            | Command::Exec(_)
             | Command::Watch(_)
             | Command::Test(_)
             | Command::Run(_)
@@ -176,15 +180,15 @@ pub async fn dispatch(cli: Cli) -> Outcome {
     );
     let outcome = tokio::select! {
         r = command(&ctx, cli.command) => r,
-        () = crate::interrupt::first(), if !cleans_up => Ok(crate::interrupt::EXIT_CODE),
+        () = crate::interrupt::first(), if !cleans_up => Ok(crate::interrupt::exit_code()),
     };
     crate::ui::clear_progress();
     // An interrupted command exits 130, whatever it was doing when it stopped.
     match outcome {
         _ if !crate::interrupt::happened() => outcome,
-        Ok(_) => Ok(crate::interrupt::EXIT_CODE),
+        Ok(_) => Ok(crate::interrupt::exit_code()),
         Err(f) => Err(Failure {
-            code: crate::interrupt::EXIT_CODE,
+            code: crate::interrupt::exit_code(),
             ..f
         }),
     }
@@ -195,6 +199,7 @@ async fn command(ctx: &Context, command: Command) -> Outcome {
         Command::Up(a) => up::run(ctx, a).await,
         Command::Down(a) => down::run(ctx, a).await,
         Command::Ps(a) => ps::run(ctx, a).await,
+        Command::Describe(a) => describe::run(ctx, a).await,
         Command::Logs(a) => logs::run(ctx, a).await,
         Command::Exec(a) => exec::run(ctx, a).await,
         Command::Run(a) => run::run(ctx, a).await,

@@ -52,5 +52,9 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
             urls.join("  ")
         );
     }
+    crate::errln!(
+        "{}",
+        style("connection details (user, password, URL): devenv describe").dim()
+    );
     Ok(0)
 }

@@ -59,7 +59,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Outcome {
                 r = engine.stop_container(&id, Duration::from_secs(10)) => r,
                 () = interrupt::second() => engine.stop_container(&id, Duration::ZERO).await,
             };
-            stopped.map(|()| interrupt::EXIT_CODE)
+            stopped.map(|()| interrupt::exit_code())
         }
     };
     drop(raw);

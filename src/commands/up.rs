@@ -9,7 +9,8 @@ use console::style;
 
 use futures_util::future::join_all;
 
-use super::{logs, Context, Failure, Outcome};
+use super::follow::{self, Follow, Start, Until};
+use super::{Context, Failure, Outcome};
 use crate::cli::UpArgs;
 use crate::config::model::Stack;
 use crate::engine::Engine;
@@ -37,7 +38,14 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     if args.dry_run {
         return dry_run(&engine, &stack, &opts, args.json).await;
     }
+    if let Some(s) = &args.exit_code_from {
+        super::check_services(&stack, std::slice::from_ref(s))?;
+    }
+    let abort = args.abort_on_container_exit || args.exit_code_from.is_some();
     let selected = lifecycle::select(&stack, &opts.services)?;
+    // Attached, it shows what happens from here on (`logs` has the history):
+    // the boot lines of what it starts, never a previous run's.
+    let begin = follow::engine_now(&engine).await?;
     // A killed database command is repaired before the probes and hooks use
     // the database, or, when it was not running, once `up` has started it.
     crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
@@ -69,7 +77,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
             } else {
                 stop(&engine, &stack, &selected, reporter.as_ref()).await?;
             }
-            return Ok(interrupt::EXIT_CODE);
+            return Ok(interrupt::exit_code());
         }
     };
     crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
@@ -107,7 +115,12 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         std::future::pending::<()>().await
     };
     tokio::select! {
-        r = logs::follow(&engine, &stack, &services, Default::default(), logs::Until::Removed) => {
+        r = follow::follow(&engine, &stack, Follow {
+            services: Some(&services),
+            start: Start::After(begin),
+            until: Until::Removed,
+            timestamps: false,
+        }) => {
             // Every container is gone: someone ran `devenv down` elsewhere.
             r?;
             crate::errln!("{}", style("the stack's containers were removed; nothing left to follow").dim());
@@ -115,9 +128,63 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         }
         _ = watching => {}
         () = interrupt::first() => {}
+        r = first_exit(&engine, &stack, &services), if abort => {
+            let (service, code) = r?;
+            crate::errln!("{}", style(format!("`{service}` exited with code {code}: stopping the stack")).dim());
+            stop(&engine, &stack, &services, reporter.as_ref()).await?;
+            let code = match &args.exit_code_from {
+                Some(from) => exit_code_of(&engine, &stack, from).await?,
+                None => code,
+            };
+            // A code past 255 or below 0 still says it failed.
+            return Ok(u8::try_from(code).unwrap_or(1));
+        }
     }
     stop(&engine, &stack, &services, reporter.as_ref()).await?;
-    Ok(interrupt::EXIT_CODE)
+    Ok(interrupt::exit_code())
+}
+
+/// Resolves when the first of `services`' containers has exited (and the
+/// engine is not restarting it): its service and exit code. A task others
+/// wait on to complete (a migration) is meant to exit: it does not count.
+async fn first_exit(
+    engine: &Engine,
+    stack: &Stack,
+    services: &[String],
+) -> Result<(String, i64), Failure> {
+    let awaited = |service: &str| {
+        stack
+            .services
+            .values()
+            .any(|s| s.depends_on.get(service) == Some(&crate::config::model::Condition::Completed))
+    };
+    loop {
+        for c in engine.list_containers(&stack.project).await? {
+            if c.oneoff
+                || c.state != "exited"
+                || !services.contains(&c.service)
+                || awaited(&c.service)
+            {
+                continue;
+            }
+            let st = engine.inspect_container(&c.id, &stack.project).await?;
+            if !st.running && !st.restarting {
+                return Ok((c.service, st.exit_code.unwrap_or(0)));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The exit code of `service`'s container (`--exit-code-from`).
+async fn exit_code_of(engine: &Engine, stack: &Stack, service: &str) -> Result<i64, Failure> {
+    for c in engine.list_containers(&stack.project).await? {
+        if c.service == service && !c.oneoff {
+            let st = engine.inspect_container(&c.id, &stack.project).await?;
+            return Ok(st.exit_code.unwrap_or(0));
+        }
+    }
+    Ok(0)
 }
 
 /// `up --dry-run`: the plan in words (or JSON), the host ports checked;

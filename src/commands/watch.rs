@@ -23,7 +23,7 @@ pub async fn run(ctx: &Context, args: ServicesArgs) -> Outcome {
     };
     tokio::select! {
         r = crate::watch::run(&engine, &stack, &args.services, &rebuild, ctx.reporter()) => r?,
-        () = crate::interrupt::first() => return Ok(crate::interrupt::EXIT_CODE),
+        () = crate::interrupt::first() => return Ok(crate::interrupt::exit_code()),
     }
     Ok(0)
 }

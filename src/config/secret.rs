@@ -103,14 +103,26 @@ pub const WHOLE_TOKEN_BELOW: usize = 8;
 /// short the value), and the password of any URL's user info. Built once per
 /// stack; `devenv config`, `up` and its dry run, `ps`, `ls`, `logs`, hooks and
 /// errors all print through it.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Masker {
     /// Interpolated texts holding a secret's span, with their masked form;
     /// longest first, so a text inside another cannot leave a tail.
     texts: Vec<(String, String)>,
     /// Secret values, longest first.
     values: Vec<String>,
+    /// One automaton over every value and text, built on first
+    /// use: a line with none of them (most log lines) is passed through
+    /// after one scan instead of one search per secret.
+    matcher: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>>,
 }
+
+impl PartialEq for Masker {
+    fn eq(&self, other: &Masker) -> bool {
+        self.texts == other.texts && self.values == other.values
+    }
+}
+
+impl Eq for Masker {}
 
 impl fmt::Debug for Masker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -148,6 +160,7 @@ impl Masker {
         if value.is_empty() || value == MASK || is_flag(value) {
             return;
         }
+        self.matcher = std::sync::OnceLock::new();
         if let Err(at) = self.values.binary_search_by(|v| {
             value
                 .len()
@@ -183,6 +196,7 @@ impl Masker {
         // A text that is all secret is a value like any other (and may be
         // spared); only one with written parts around its spans is a text.
         if masked != text && masked != MASK && !self.texts.iter().any(|(t, _)| t == text) {
+            self.matcher = std::sync::OnceLock::new();
             let at = self.texts.partition_point(|(t, _)| t.len() >= text.len());
             self.texts.insert(at, (text.to_string(), masked));
         }
@@ -194,6 +208,7 @@ impl Masker {
     /// `REDIS_HOST = "redis"` and the JSON keys keep naming the service.
     pub fn spare<'a>(&mut self, words: impl IntoIterator<Item = &'a str>) {
         let words: Vec<&str> = words.into_iter().collect();
+        self.matcher = std::sync::OnceLock::new();
         self.values.retain(|v| !words.contains(&v.as_str()));
         self.texts.retain(|(t, _)| !words.contains(&t.as_str()));
     }
@@ -205,6 +220,7 @@ impl Masker {
         }
         for (text, masked) in &other.texts {
             if !self.texts.iter().any(|(t, _)| t == text) {
+                self.matcher = std::sync::OnceLock::new();
                 let at = self.texts.partition_point(|(t, _)| t.len() >= text.len());
                 self.texts.insert(at, (text.clone(), masked.clone()));
             }
@@ -216,8 +232,28 @@ impl Masker {
         self.values.is_empty() && self.texts.is_empty()
     }
 
+    /// Whether `text` may hold a secret value (a text's span is one too).
+    fn may_hold_secret(&self, text: &str) -> bool {
+        let matcher = self.matcher.get_or_init(|| {
+            let needles = self.values.iter().chain(self.texts.iter().map(|(t, _)| t));
+            // Built from a few short strings: it cannot fail; if it did,
+            // every text is searched the slow way.
+            aho_corasick::AhoCorasick::new(needles).ok()
+        });
+        match matcher {
+            Some(m) => m.is_match(text),
+            None => !self.values.is_empty() || !self.texts.is_empty(),
+        }
+    }
+
     /// `text` with every secret masked.
     pub fn mask<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        if !self.may_hold_secret(text) {
+            return match mask_url_passwords(text) {
+                Some(new) => Cow::Owned(new),
+                None => Cow::Borrowed(text),
+            };
+        }
         let mut out = Cow::Borrowed(text);
         for (whole, masked) in &self.texts {
             if let Some(new) = replace(&out, whole, masked) {

@@ -18,7 +18,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::{
     is_not_found, network_name, project_filter, ContainerInfo, ContainerStatus, Engine,
-    EngineError, LogsFrom, Named, LABEL_DIR, LABEL_HASH, LABEL_ONEOFF, LABEL_PROJECT,
+    EngineError, HostBinding, LogsFrom, Named, LABEL_DIR, LABEL_HASH, LABEL_ONEOFF, LABEL_PROJECT,
     LABEL_SERVICE,
 };
 use crate::config::model::{Protocol, Restart};
@@ -549,24 +549,34 @@ impl Engine {
             .and_then(|e| e.ip_address.clone())
             .filter(|ip| !ip.is_empty());
         let mut published = HashMap::new();
+        let mut bindings = Vec::new();
         for (key, binds) in settings.ports.unwrap_or_default() {
-            let Some(port) = key.split('/').next().and_then(|p| p.parse::<u16>().ok()) else {
+            let (port, protocol) = key.split_once('/').unwrap_or((&key, "tcp"));
+            let Ok(port) = port.parse::<u16>() else {
                 continue;
             };
-            let host = binds
-                .unwrap_or_default()
-                .iter()
-                .find_map(|b| b.host_port.as_deref().and_then(|p| p.parse::<u16>().ok()));
-            if let Some(h) = host {
-                published.insert(port, h);
+            for b in binds.unwrap_or_default() {
+                let Some(h) = b.host_port.as_deref().and_then(|p| p.parse::<u16>().ok()) else {
+                    continue;
+                };
+                published.entry(port).or_insert(h);
+                bindings.push(HostBinding {
+                    container: port,
+                    protocol: protocol.to_string(),
+                    host_ip: b.host_ip.unwrap_or_default(),
+                    host: h,
+                });
             }
         }
+        bindings.sort();
+        bindings.dedup();
         Ok(ContainerStatus {
             running: state.running.unwrap_or(false),
             exit_code: state.exit_code,
             health: state.health.and_then(|h| h.status).map(|s| s.to_string()),
             ip,
             published,
+            bindings,
             started_at: state.started_at,
             restart_count: info.restart_count.unwrap_or(0),
             restarting: state.restarting.unwrap_or(false),
@@ -605,6 +615,18 @@ impl Engine {
         from: &LogsFrom,
         follow: bool,
     ) -> impl Stream<Item = Result<String, EngineError>> + Send + 'static {
+        self.log_bytes(id, from, follow)
+            .map(|item| item.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// [`Engine::logs_from`] as the engine's frames, undecoded: `logs`
+    /// decodes each line in place, without a copy per line.
+    pub fn log_bytes(
+        &self,
+        id: &str,
+        from: &LogsFrom,
+        follow: bool,
+    ) -> impl Stream<Item = Result<bytes::Bytes, EngineError>> + Send + 'static {
         let opts = LogsOptions {
             follow,
             stdout: true,
@@ -620,7 +642,7 @@ impl Engine {
         };
         let id = id.to_string();
         self.docker.logs(&id, Some(opts)).map(move |item| {
-            item.map(|out| String::from_utf8_lossy(&out.into_bytes()).into_owned())
+            item.map(|out| out.into_bytes())
                 .map_err(EngineError::api(format!("reading logs of `{id}`")))
         })
     }
@@ -639,6 +661,18 @@ impl Engine {
             timestamps: true,
         };
         self.logs_from(id, &from, true)
+    }
+
+    /// The engine's clock now (RFC 3339), which its log timestamps and
+    /// containers' start times are read against: the host's clock may differ
+    /// (a remote engine, a VM).
+    pub async fn now(&self) -> Result<String, EngineError> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(EngineError::api("reading the engine's clock".to_string()))?;
+        Ok(info.system_time.unwrap_or_default())
     }
 
     /// Waits for a container to stop and returns its exit code.

@@ -26,9 +26,35 @@ pub struct Attached {
     ended: Ends,
 }
 
+/// An attached exec, for [`Engine::signal_exec`].
+#[derive(Debug, Clone)]
+pub struct ExecTarget {
+    exec: String,
+    container: String,
+}
+
+impl Attached {
+    /// The exec to signal; `None` for an attached container.
+    pub fn exec_target(&self) -> Option<ExecTarget> {
+        match &self.ended {
+            Ends::Exec {
+                exec, container, ..
+            } => Some(ExecTarget {
+                exec: exec.clone(),
+                container: container.clone(),
+            }),
+            Ends::Container(_) => None,
+        }
+    }
+}
+
 /// Where an attached run's exit code is read from.
 enum Ends {
-    Exec { exec: String, action: String },
+    Exec {
+        exec: String,
+        action: String,
+        container: String,
+    },
     Container(String),
 }
 
@@ -159,7 +185,11 @@ impl Engine {
                 output.map(move |c| c.map(chunk).map_err(EngineError::api(read.clone()))),
             ),
             input,
-            ended: Ends::Exec { exec, action },
+            ended: Ends::Exec {
+                exec,
+                action,
+                container: id.to_string(),
+            },
         })
     }
 
@@ -213,7 +243,7 @@ impl Engine {
     /// (a container is waited for until it stops).
     pub async fn attached_exit_code(&self, attached: &Attached) -> Result<i64, EngineError> {
         match &attached.ended {
-            Ends::Exec { exec, action } => {
+            Ends::Exec { exec, action, .. } => {
                 let info = self
                     .docker
                     .inspect_exec(exec)
@@ -223,6 +253,33 @@ impl Engine {
             }
             Ends::Container(id) => self.wait_container(id).await,
         }
+    }
+
+    /// Sends `signal` (`INT`, `TERM`, `HUP`) to the process of an attached
+    /// exec, which the engine's API cannot do: its host process id (from
+    /// the engine) is mapped to the container's own through the host's
+    /// `/proc` (its `NSpid` line), and a `kill` runs in the container as
+    /// root. `false` when that is not possible (a remote engine, a process
+    /// already gone, an attached container rather than an exec).
+    pub async fn signal_exec(&self, target: &ExecTarget, signal: &str) -> bool {
+        let ExecTarget { exec, container } = target;
+        let Ok(info) = self.docker.inspect_exec(exec).await else {
+            return false;
+        };
+        let Some(host_pid) = info.pid.filter(|p| *p > 0) else {
+            return false;
+        };
+        let Some(pid) = container_pid(host_pid) else {
+            return false;
+        };
+        let cmd = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            format!("kill -s {signal} {pid}"),
+        ];
+        self.exec(container, cmd, Vec::new(), Some("0".into()), |_| {})
+            .await
+            .is_ok_and(|code| code == 0)
     }
 
     /// Creates an exec whose output is attached; returns its id.
@@ -381,4 +438,12 @@ impl Engine {
             .await
             .map_err(EngineError::api(format!("copying files into `{id}`")))
     }
+}
+
+/// The process id a host process has in its own (innermost) namespace:
+/// the last field of `NSpid:` in `/proc/PID/status`.
+fn container_pid(host_pid: i64) -> Option<i64> {
+    let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
+    line.split_whitespace().last()?.parse().ok()
 }

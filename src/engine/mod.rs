@@ -26,7 +26,7 @@ use bollard::Docker;
 pub use crate::plan::spec::OneOff;
 pub use claims::ProjectClaim;
 pub use connect::{ConnectError, Endpoint};
-pub use exec::{Attached, Chunk, ExecAs};
+pub use exec::{Attached, Chunk, ExecAs, ExecTarget};
 pub use images::PullError;
 pub use pipe::{ExecPipe, Piped};
 
@@ -200,6 +200,29 @@ pub struct VolumeInfo {
     pub dir: Option<String>,
 }
 
+/// One host address and port a container port is published on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HostBinding {
+    pub container: u16,
+    /// `tcp`, `udp`, `sctp`.
+    pub protocol: String,
+    /// Empty when the engine names none (all addresses).
+    pub host_ip: String,
+    pub host: u16,
+}
+
+impl std::fmt::Display for HostBinding {
+    /// As Compose's `ps` writes it: `127.0.0.1:8080->80/tcp`, `[::]:8080->80/tcp`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (host, container, protocol) = (self.host, self.container, &self.protocol);
+        match self.host_ip.as_str() {
+            "" => write!(f, "{host}->{container}/{protocol}"),
+            ip if ip.contains(':') => write!(f, "[{ip}]:{host}->{container}/{protocol}"),
+            ip => write!(f, "{ip}:{host}->{container}/{protocol}"),
+        }
+    }
+}
+
 /// What `inspect` tells about a container's life.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerStatus {
@@ -211,6 +234,9 @@ pub struct ContainerStatus {
     pub ip: Option<String>,
     /// Container port → published host port.
     pub published: HashMap<u16, u16>,
+    /// Every host binding of every container port (IPv4 and IPv6, several
+    /// host addresses), sorted: what `ps` shows.
+    pub bindings: Vec<HostBinding>,
     pub started_at: Option<String>,
     /// How often the engine restarted it by its restart policy.
     pub restart_count: i64,

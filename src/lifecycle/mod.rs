@@ -13,7 +13,7 @@
 mod hooks;
 mod oneoff;
 mod ready;
-mod schedule;
+pub(crate) mod schedule;
 pub mod up;
 
 use std::fs::File;
@@ -580,6 +580,9 @@ pub struct ServiceStatus {
     pub ports: Vec<String>,
     /// Where to reach it from the host, labelled (app, mail UI, S3 console).
     pub urls: Vec<crate::urls::Url>,
+    /// Every host binding (`describe` reads the address to connect to).
+    #[serde(skip)]
+    pub bindings: Vec<crate::engine::HostBinding>,
 }
 
 /// The state of every service container, with readiness probed once, in parallel.
@@ -593,11 +596,14 @@ pub async fn status(engine: &Engine, stack: &Stack) -> Result<Vec<ServiceStatus>
             let mut ready = false;
             let mut ports = Vec::new();
             let mut urls = Vec::new();
+            let mut bindings = Vec::new();
             if c.state == "running" {
                 let st = engine.inspect_container(&c.id, &stack.project).await?;
                 let mut published: Vec<_> = st.published.iter().collect();
                 published.sort();
-                ports = published.iter().map(|(c, h)| format!("{h}->{c}")).collect();
+                // Every binding, as `up`'s summary and Compose show them.
+                ports = st.bindings.iter().map(ToString::to_string).collect();
+                bindings.clone_from(&st.bindings);
                 let pairs: Vec<(u16, u16)> = published.iter().map(|(c, h)| (**c, **h)).collect();
                 urls = crate::urls::service_urls(&c.service, svc, &pairs);
                 ready = match svc.and_then(|s| s.ready.as_ref()) {
@@ -615,6 +621,7 @@ pub async fn status(engine: &Engine, stack: &Stack) -> Result<Vec<ServiceStatus>
                 ready,
                 ports,
                 urls,
+                bindings,
             })
         });
     let mut out = join_all(jobs)

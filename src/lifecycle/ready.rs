@@ -93,10 +93,20 @@ enum Doomed {
     Probe(String),
 }
 
-/// Resolves only when the service cannot become ready: its restart count
-/// grows while we wait, or its probe fails in a way no retry will fix.
+/// Restarts within [`CRASH_WINDOW`] that make a crash loop: one restart is
+/// a service that crashed once (its database was not up yet) and may well
+/// come up now, as Compose's `--wait` lets it; crashing again after that is
+/// a loop (each restart can take seconds on a busy engine: more would not
+/// fail fast).
+const CRASH_LOOP: usize = 2;
+const CRASH_WINDOW: Duration = Duration::from_secs(60);
+
+/// Resolves only when the service cannot become ready: the engine keeps
+/// restarting it (a crash loop), or its probe fails in a way no retry will fix.
 async fn doomed(engine: &Engine, project: &str, svc: &Service, id: &str) -> Doomed {
-    let mut first: Option<i64> = None;
+    let mut seen: Option<i64> = None;
+    let mut restarts: std::collections::VecDeque<std::time::Instant> = Default::default();
+    let mut total = 0;
     let mut probed_once = false;
     let mut last_exit = None;
     loop {
@@ -105,12 +115,24 @@ async fn doomed(engine: &Engine, project: &str, svc: &Service, id: &str) -> Doom
             if !st.running || st.restarting {
                 last_exit = st.exit_code.map(|c| explain_exit(c, st.oom_killed));
             }
-            let base = *first.get_or_insert(st.restart_count);
-            if st.restart_count > base {
-                return Doomed::CrashLoop {
-                    restarts: st.restart_count - base,
-                    exit: last_exit,
-                };
+            let before = *seen.get_or_insert(st.restart_count);
+            if st.restart_count > before {
+                seen = Some(st.restart_count);
+                total += st.restart_count - before;
+                // A new run: its probe may be hopeless or not, as the last.
+                probed_once = false;
+                for _ in before..st.restart_count {
+                    restarts.push_back(std::time::Instant::now());
+                }
+                while restarts.front().is_some_and(|t| t.elapsed() > CRASH_WINDOW) {
+                    restarts.pop_front();
+                }
+                if restarts.len() >= CRASH_LOOP {
+                    return Doomed::CrashLoop {
+                        restarts: total,
+                        exit: last_exit,
+                    };
+                }
             }
             if st.running && !st.restarting && !probed_once {
                 probed_once = true;

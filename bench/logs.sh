@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): reading logs. SERVICES services (default 20) each
+# print LINES lines (default 200,000); then, RUNS times (default 5), medians:
+#   - `devenv logs` (everything, to /dev/null) beside SERVICES parallel
+#     `docker logs` on the same containers (the docker CLI's wall time);
+#   - a storm: every service prints LINES more lines at once while
+#     `devenv logs -f -n 0` follows (its lines/s until the last line, and
+#     its peak RSS), beside SERVICES parallel `docker logs -f --tail 0`.
+#   bench/logs.sh [SERVICES] [LINES] [RUNS]     (needs Docker and bc)
+#   DEVENV=target/debug/devenv bench/logs.sh    (use a given binary)
+set -euo pipefail
+services=${1:-20}
+lines=${2:-200000}
+runs=${3:-5}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+cleanup() {
+  [ -f "$work/dev.toml" ] && (cd "$work" && "$devenv" --progress quiet down >/dev/null 2>&1 || true)
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# DEVENV=/path/to/devenv skips the release build (figures then say which build).
+if [ -z "${DEVENV:-}" ]; then
+  (cd "$repo" && cargo build --release --locked -q)
+fi
+devenv=$(realpath "${DEVENV:-$repo/target/release/devenv}")
+build=$(basename "$(dirname "$devenv")")
+
+# Each service prints its lines, then prints them again whenever /tmp/go appears.
+script="emit() { seq -f '%g a line of benchmark output from a service, about eighty bytes' 1 $lines; }; emit; while :; do if [ -f /tmp/go ]; then rm -f /tmp/go; emit; fi; sleep 0.05; done"
+{
+  echo "[project]"
+  echo "name = \"benchlogs$$\""
+  for i in $(seq 1 "$services"); do
+    printf '\n[services.s%02d]\nimage = "debian:bookworm-slim"\ncommand = ["sh", "-c", %s]\n' \
+      "$i" "\"$script\""
+  done
+} >"$work/dev.toml"
+cd "$work"
+"$devenv" --progress quiet up -d >/dev/null
+ids=$(docker ps -q --filter "label=devenv.project=benchlogs$$")
+total=$((services * lines))
+
+# Until every container printed its lines.
+for id in $ids; do
+  until docker logs --tail 1 "$id" 2>/dev/null | grep -q "^$lines a line"; do sleep 0.5; done
+done
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+now() { date +%s.%N; }
+
+logs_devenv=() logs_docker=()
+for _ in $(seq 1 "$runs"); do
+  t0=$(now); "$devenv" logs >/dev/null; t1=$(now)
+  logs_devenv+=("$(echo "$t1 - $t0" | bc)")
+  t0=$(now)
+  for id in $ids; do docker logs "$id" >/dev/null 2>&1 & done
+  wait
+  t1=$(now)
+  logs_docker+=("$(echo "$t1 - $t0" | bc)")
+done
+
+follow_devenv=() follow_docker=() rss=()
+for _ in $(seq 1 "$runs"); do
+  "$devenv" logs -f -n 0 >"$work/fifo.devenv" &
+  dpid=$!
+  sleep 2
+  t0=$(now)
+  for id in $ids; do docker exec "$id" touch /tmp/go >/dev/null & done
+  wait $(jobs -p | grep -v "^$dpid$") 2>/dev/null || true
+  until [ "$(wc -l <"$work/fifo.devenv")" -ge "$total" ]; do sleep 0.05; done
+  t1=$(now)
+  rss+=("$(awk '/VmHWM/ {print $2}' "/proc/$dpid/status")")
+  kill "$dpid"; wait "$dpid" 2>/dev/null || true
+  rm -f "$work/fifo.devenv"
+  follow_devenv+=("$(echo "$t1 - $t0" | bc)")
+
+  pids=()
+  for id in $ids; do docker logs -f --tail 0 "$id" >>"$work/fifo.docker" 2>&1 & pids+=($!); done
+  sleep 2
+  t0=$(now)
+  for id in $ids; do docker exec "$id" touch /tmp/go >/dev/null & done
+  until [ "$(wc -l <"$work/fifo.docker")" -ge "$total" ]; do sleep 0.05; done
+  t1=$(now)
+  kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+  rm -f "$work/fifo.docker"
+  follow_docker+=("$(echo "$t1 - $t0" | bc)")
+done
+
+d=$(printf '%s\n' "${logs_devenv[@]}" | median)
+k=$(printf '%s\n' "${logs_docker[@]}" | median)
+fd=$(printf '%s\n' "${follow_devenv[@]}" | median)
+fk=$(printf '%s\n' "${follow_docker[@]}" | median)
+r=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
+echo "devenv ($build build): $services services x $lines lines, medians of $runs"
+printf 'logs:     devenv %.2fs   %d x docker logs %.2fs   ratio %.2f\n' "$d" "$services" "$k" "$(echo "$d / $k" | bc -l)"
+printf 'logs -f:  devenv %.2fs (%.0f lines/s)   %d x docker logs -f %.2fs (%.0f lines/s)   devenv peak RSS %d MB\n' \
+  "$fd" "$(echo "$total / $fd" | bc -l)" "$services" "$fk" "$(echo "$total / $fk" | bc -l)" "$((r / 1024))"
