@@ -48,6 +48,7 @@ pub enum Command {
     /// Stop and remove containers and the network (named volumes stay unless -v)
     Down(DownArgs),
     /// List the stack's containers
+    #[command(visible_alias = "status")]
     Ps(PsArgs),
     /// Show service logs
     Logs(LogsArgs),
@@ -99,6 +100,7 @@ pub enum Command {
     )]
     RedisCli(PassArgs),
     /// A shell in a service's container (the app's by default)
+    #[command(visible_aliases = ["ssh", "bash"])]
     Shell(ShellArgs),
     /// Database snapshots, imports and exports on the stack's PostgreSQL
     #[command(subcommand)]
@@ -108,6 +110,7 @@ pub enum Command {
     /// List every devenv project on the engine, from any folder
     Ls(PsArgs),
     /// Open a service's URL in the browser (print it where there is none)
+    #[command(visible_alias = "launch")]
     Open(OpenArgs),
     /// A project-defined command from `[commands.NAME]` in dev.toml (or
     /// `__complete`, which the completion scripts call)

@@ -21,6 +21,7 @@ use crate::watch;
 pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     let start = Instant::now();
     let stack = ctx.stack()?;
+    super::check_services(&stack, &args.services)?;
     let engine = ctx.engine().await?;
     lifecycle::check_external_volumes(&engine, &stack, &args.services).await?;
     // A dry run changes nothing: it takes the name the next `up` would, unclaimed.
