@@ -178,6 +178,21 @@ pub enum DbCommand {
         #[arg(long)]
         force: bool,
     },
+    /// A database per git branch: `on`, `off`, `prune` (drop the copies of
+    /// branches git no longer has); alone, switch to the checkout's branch now
+    Branch {
+        #[arg(value_enum)]
+        action: Option<BranchAction>,
+    },
+    /// List the branches' databases, with their sizes
+    Branches,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BranchAction {
+    On,
+    Off,
+    Prune,
 }
 
 #[derive(Debug, Args)]

@@ -42,6 +42,9 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     // A killed database command is repaired before the probes and hooks use
     // the database, or, when it was not running, once `up` has started it.
     crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
+    // A database per branch: the branch's own, before the hooks migrate it
+    // (when the database runs already; else once `up` has started it, below).
+    let _ = super::dbbranch::follow_at_up(ctx, &engine, &stack).await;
     let outcomes = tokio::select! {
         r = lifecycle::up(&engine, &stack, &opts, reporter.clone()) => match r {
             Ok(o) => o,
@@ -74,6 +77,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         }
     };
     crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
+    super::dbbranch::follow_at_up(ctx, &engine, &stack).await?;
     reporter.clear();
     // The ports the engine published, which need not be the declared ones.
     let published: Vec<(String, Vec<(u16, u16)>)> = engine
