@@ -97,7 +97,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         style("following logs; Ctrl-C stops the stack (twice: kills it)").dim()
     );
     // Live sync alongside the logs; if it cannot start, say why and keep following.
-    let watching = async {
+    let sync = async {
         if watch::has_rules(&stack, &services) {
             let rebuild = crate::lifecycle::up::Rebuilder {
                 engine: &engine,
@@ -109,7 +109,13 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
                 crate::ui::print_err(&format!("{:?}", miette::Report::new(e)));
             }
         }
-        std::future::pending::<()>().await
+    };
+    // …and a database per branch follows `git checkout` (it never ends).
+    let watching = async {
+        tokio::join!(
+            sync,
+            super::dbbranch::watch_head(&engine, &stack, reporter.as_ref())
+        );
     };
     tokio::select! {
         r = logs::follow(&engine, &stack, &services, Default::default(), logs::Until::Removed) => {
