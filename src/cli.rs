@@ -48,6 +48,7 @@ pub enum Command {
     /// Stop and remove containers and the network (named volumes stay unless -v)
     Down(DownArgs),
     /// List the stack's containers
+    #[command(visible_alias = "status")]
     Ps(PsArgs),
     /// Each service's image, state, URLs and connection details (host, port, user, password, URL)
     Describe(DescribeArgs),
@@ -101,6 +102,7 @@ pub enum Command {
     )]
     RedisCli(PassArgs),
     /// A shell in a service's container (the app's by default)
+    #[command(visible_aliases = ["ssh", "bash"])]
     Shell(ShellArgs),
     /// Database snapshots, imports and exports on the stack's PostgreSQL
     #[command(subcommand)]
@@ -110,6 +112,7 @@ pub enum Command {
     /// List every devenv project on the engine, from any folder
     Ls(PsArgs),
     /// Open a service's URL in the browser (print it where there is none)
+    #[command(visible_alias = "launch")]
     Open(OpenArgs),
     /// A project-defined command from `[commands.NAME]` in dev.toml (or
     /// `__complete`, which the completion scripts call)
@@ -177,6 +180,21 @@ pub enum DbCommand {
         #[arg(long)]
         force: bool,
     },
+    /// A database per git branch: `on`, `off`, `prune` (drop the copies of
+    /// branches git no longer has); alone, switch to the checkout's branch now
+    Branch {
+        #[arg(value_enum)]
+        action: Option<BranchAction>,
+    },
+    /// List the branches' databases, with their sizes
+    Branches,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BranchAction {
+    On,
+    Off,
+    Prune,
 }
 
 #[derive(Debug, Args)]

@@ -6,10 +6,10 @@
 //! A project is its name plus its folder (the `devenv.project-dir` label on
 //! every container, network and volume). The name from `dev.toml` (or the
 //! folder's) is the first choice; when a devenv project of that name
-//! belongs to another folder that still exists, this checkout takes the
-//! name plus its folder's name (`shop-feature-x`; the folder's name alone
-//! when it starts with the project's, `shop-review`), and when even that is
-//! another folder's, the name plus a short hash of the path. The choice is
+//! belongs to another folder that still exists, this checkout takes its
+//! folder's own name (`shopdev`, `feature-x`), and when that is another
+//! folder's too (a second clone in a folder also called `shop`), the
+//! folder's name plus `-2`, `-3`, … (`shop-2`). The choice is
 //! stable without any state of devenv's own: every command first looks for
 //! one of those names whose objects carry this folder's label, and only
 //! then takes the first name nobody else holds. The command that takes a
@@ -22,13 +22,16 @@
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use crate::config::model::Stack;
 use crate::engine::{project_dir, Engine, EngineError, ProjectClaim};
 use crate::report::Reporter;
 
-/// The names a checkout in folder `dir` may go by, in order of preference.
+/// How many numbered names (`shop-2` … `shop-99`) a checkout may try.
+const NUMBERED: u32 = 99;
+
+/// The names a checkout in folder `dir` may go by, in order of preference:
+/// the name from the file (`base`), the folder's own name (lowercased,
+/// other characters turned into `-`), then that name plus `-2`, `-3`, ….
 pub fn candidates(base: &str, dir: &str) -> Vec<String> {
     let folder: String = Path::new(dir)
         .file_name()
@@ -44,21 +47,13 @@ pub fn candidates(base: &str, dir: &str) -> Vec<String> {
         })
         .collect();
     let folder = folder.trim_matches(['-', '_']);
-    let digest = Sha256::digest(dir.as_bytes());
-    let hash: String = digest[..3].iter().map(|b| format!("{b:02x}")).collect();
-    // `shop-review` for the folder `shop-review`, not `shop-shop-review`.
-    let named =
-        if folder.starts_with(&format!("{base}-")) || folder.starts_with(&format!("{base}_")) {
-            folder.to_string()
-        } else {
-            format!("{base}-{folder}")
-        };
-    if folder.is_empty() || folder == base {
-        vec![base.to_string(), format!("{base}-{hash}")]
-    } else {
-        let hashed = format!("{named}-{hash}");
-        vec![base.to_string(), named, hashed]
+    let stem = if folder.is_empty() { base } else { folder };
+    let mut names = vec![base.to_string()];
+    if stem != base {
+        names.push(stem.to_string());
     }
+    names.extend((2..=NUMBERED).map(|n| format!("{stem}-{n}")));
+    names
 }
 
 /// What [`choose`] found.
@@ -185,16 +180,15 @@ mod tests {
     }
 
     #[test]
-    fn candidates_add_the_folder_then_a_hash_of_the_path() {
+    fn r26_candidates_are_the_files_name_the_folders_then_numbered() {
         let c = candidates("shop", "/home/a/Feature X");
-        assert_eq!(c[..2], ["shop".to_string(), "shop-feature-x".to_string()]);
-        assert!(c[2].starts_with("shop-feature-x-") && c[2].len() == "shop-feature-x-".len() + 6);
-        // A folder named after the project is the name as it is.
+        assert_eq!(c[..3], ["shop", "feature-x", "feature-x-2"]);
+        assert_eq!(candidates("shop", "/src/shopdev")[1], "shopdev");
         assert_eq!(candidates("shop", "/src/shop-review")[1], "shop-review");
-        // A folder named like the project adds nothing readable: a hash straight away.
+        // A folder named like the project: numbered straight away.
         let c = candidates("shop", "/tmp/b/shop");
-        assert_eq!(c.len(), 2);
-        assert_ne!(c[1], candidates("shop", "/tmp/c/shop")[1]);
+        assert_eq!(c[..3], ["shop", "shop-2", "shop-3"]);
+        assert_eq!(c.last().unwrap(), "shop-99");
     }
 
     #[test]
@@ -221,23 +215,31 @@ mod tests {
     fn a_name_another_folder_holds_gives_a_name_with_the_folder_and_it_stays() {
         let others = [claim("shop", Some("/a/shop"))];
         let c = choose("shop", "/b/feature", &others, &|_| true);
-        assert_eq!(c.name, "shop-feature");
+        assert_eq!(c.name, "feature");
         assert!(c.unclaimed);
         assert_eq!(c.because.as_deref(), Some("/a/shop"));
         // Once claimed, every later command finds it, even when `shop` is free again.
-        let claimed = [claim("shop-feature", Some("/b/feature"))];
+        let claimed = [claim("feature", Some("/b/feature"))];
         let c = choose("shop", "/b/feature", &claimed, &|_| true);
-        assert_eq!((c.name.as_str(), c.unclaimed), ("shop-feature", false));
+        assert_eq!((c.name.as_str(), c.unclaimed), ("feature", false));
     }
 
     #[test]
-    fn a_third_checkout_gets_a_hash() {
+    fn a_third_checkout_in_a_folder_of_the_same_name_gets_the_next_number() {
         let others = [
             claim("shop", Some("/a/shop")),
-            claim("shop-feature", Some("/b/feature")),
+            claim("shop-2", Some("/b/shop")),
         ];
-        let c = choose("shop", "/c/feature", &others, &|_| true);
-        assert_eq!(c.name, candidates("shop", "/c/feature")[2]);
+        let c = choose("shop", "/c/shop", &others, &|_| true);
+        assert_eq!(c.name, "shop-3");
+        let others = [
+            claim("shop", Some("/a/shop")),
+            claim("feature", Some("/b/feature")),
+        ];
+        assert_eq!(
+            choose("shop", "/c/feature", &others, &|_| true).name,
+            "feature-2"
+        );
     }
 
     #[test]

@@ -124,15 +124,27 @@ impl Images {
                 message: e.to_string(),
             })?;
         }
-        if let Some(prepare) = &build.prepare {
-            reporter.task(service, &format!("preparing ({})", prepare.display()));
-            run_script(prepare, &[], reporter, service).await?;
-        }
+        let prepared = match &build.prepare {
+            Some(prepare) => {
+                let dir = crate::assets::prepared_dir(&build.context);
+                std::fs::create_dir_all(&dir).map_err(|e| ImageError::Script {
+                    script: prepare.display().to_string(),
+                    message: format!("cannot make `{}`: {e}", dir.display()),
+                })?;
+                reporter.task(service, &format!("preparing ({})", prepare.display()));
+                let env = [("DEVENV_PREPARED", dir.as_os_str())];
+                run_script(prepare, &[], &env, reporter, service).await?;
+                Some(dir)
+            }
+            None => None,
+        };
         for base in base_images(&build.context.join(&build.dockerfile)) {
             self.ensure_base(engine, &base, reporter).await?;
         }
         reporter.task(service, "building");
-        engine.build_image(service, build, tag, reporter).await?;
+        engine
+            .build_image(service, build, prepared.as_deref(), tag, reporter)
+            .await?;
         reporter.done(service, "built", true);
         Ok(())
     }
@@ -178,7 +190,7 @@ impl Images {
                     "base image",
                     &format!("bootstrapping {image} from the Debian mirror"),
                 );
-                run_script(&script, &[out.as_os_str()], reporter, "bootstrap").await?;
+                run_script(&script, &[out.as_os_str()], &[], reporter, "bootstrap").await?;
                 let tar = tokio::fs::read(&out)
                     .await
                     .map_err(|e| ImageError::Script {
@@ -226,6 +238,7 @@ fn first_line(s: &str) -> &str {
 async fn run_script(
     script: &Path,
     args: &[&std::ffi::OsStr],
+    env: &[(&str, &std::ffi::OsStr)],
     reporter: &dyn Reporter,
     source: &str,
 ) -> Result<(), ImageError> {
@@ -240,6 +253,7 @@ async fn run_script(
         .arg("exec bash \"$0\" \"$@\" 2>&1")
         .arg(script)
         .args(args)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| fail(e.to_string()))?;

@@ -4,6 +4,7 @@
 //! [`plan`] (what to change) → [`engine`] (the Docker Engine API).
 
 pub mod assets;
+pub mod branchdb;
 pub mod cli;
 pub mod clip;
 pub mod commands;

@@ -354,13 +354,17 @@ fn without_pid(out: &str) -> String {
         .join("\n")
 }
 
+/// The `User-Agent` of devenv's readiness requests: an image can keep them
+/// out of its access log by it (docker/app's Nginx does).
+pub const USER_AGENT: &str = "devenv-probe";
+
 /// A minimal HTTP/1.0 GET: devenv only needs the status code.
 async fn http_status(host: &str, port: u16, path: &str) -> Result<u16, String> {
     let mut stream = TcpStream::connect((host, port))
         .await
         .map_err(|e| format!("port {port}: {e}"))?;
     let req = format!(
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: devenv\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(req.as_bytes())

@@ -50,12 +50,16 @@ pub fn service_urls(name: &str, svc: Option<&Service>, published: &[(u16, u16)])
         .collect()
 }
 
-/// The URL `devenv open` opens: the service's probed HTTP port, else its
-/// first web one.
+/// The URL `devenv open` opens: a page made for people (the S3 console,
+/// the mail UI) rather than an API the service is probed on, else the
+/// service's probed HTTP port, else its first web one.
 pub fn browser_url(urls: &[Url], name: &str) -> Option<String> {
+    let web = |u: &&Url| u.url.starts_with("http");
     urls.iter()
-        .find(|u| u.label == name && u.url.starts_with("http"))
-        .or_else(|| urls.iter().find(|u| u.url.starts_with("http")))
+        .filter(web)
+        .find(|u| u.label.ends_with(" console") || u.label.ends_with(" UI"))
+        .or_else(|| urls.iter().filter(web).find(|u| u.label == name))
+        .or_else(|| urls.iter().find(web))
         .map(|u| u.url.clone())
 }
 
@@ -84,7 +88,34 @@ mod tests {
         assert_eq!(browser_url(&db, "db"), None);
         assert_eq!(
             browser_url(&urls, "s3").as_deref(),
-            Some("http://localhost:19000")
+            Some("http://localhost:19001")
+        );
+    }
+
+    /// Issue 26: `open s3` opened the API the service is probed on.
+    #[test]
+    fn r26_open_prefers_the_console_to_the_probed_api() {
+        let urls = [
+            Url {
+                label: "s3".into(),
+                url: "http://localhost:9000".into(),
+            },
+            Url {
+                label: "S3 console".into(),
+                url: "http://localhost:9001".into(),
+            },
+        ];
+        assert_eq!(
+            browser_url(&urls, "s3").as_deref(),
+            Some("http://localhost:9001")
+        );
+        let app = [Url {
+            label: "app".into(),
+            url: "http://localhost:8080".into(),
+        }];
+        assert_eq!(
+            browser_url(&app, "app").as_deref(),
+            Some("http://localhost:8080")
         );
     }
 }

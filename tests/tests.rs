@@ -21,6 +21,7 @@ mod laravel;
 mod plan;
 mod robust;
 mod safety;
+mod secondday;
 mod session;
 mod testrun;
 mod watch;

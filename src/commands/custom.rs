@@ -51,7 +51,7 @@ fn parse_from(args: Vec<OsString>) -> Cli {
                     Err(ConfigError::NotFound { .. }) => None,
                     Err(_) => return cli,
                 };
-                unknown_name(&args, stack.as_ref());
+                unknown_name(&args, &words[0], stack.as_ref());
             }
             cli
         }
@@ -76,8 +76,15 @@ fn parse_from(args: Vec<OsString>) -> Cli {
 
 /// clap's screen for an unknown subcommand, the project's commands among the
 /// suggestions; exits 2.
-fn unknown_name(args: &[OsString], stack: Option<&Stack>) -> ! {
-    let cli = stack.map_or_else(Cli::command, with_commands);
+fn unknown_name(args: &[OsString], name: &str, stack: Option<&Stack>) -> ! {
+    let mut cli = stack.map_or_else(Cli::command, with_commands);
+    if let Some(instead) = other_tools_word(name) {
+        cli.error(
+            clap::error::ErrorKind::InvalidSubcommand,
+            format!("`{name}` is not a devenv command; {instead}"),
+        )
+        .exit()
+    }
     // Without the catch-all for external subcommands (which the derive
     // turns on through its value parser), clap says what it says of a typo.
     let err = match cli
@@ -92,6 +99,29 @@ fn unknown_name(args: &[OsString], stack: Option<&Stack>) -> ! {
             .unwrap_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
     };
     err.exit()
+}
+
+/// Sail's and DDEV's words that have no devenv command of that name (those
+/// that have one are aliases: `status`, `ssh`, `bash`, `launch`), and what
+/// to type instead.
+const OTHER_TOOLS: &[(&str, &str)] = &[
+    (
+        "build",
+        "`devenv up` builds what is missing, `devenv up --build` builds again",
+    ),
+    ("poweroff", "`devenv down` stops and removes the stack"),
+    ("import-db", "`devenv db import FILE` loads a dump"),
+    ("export-db", "`devenv db export` writes one"),
+    ("snapshot", "`devenv db snapshot [NAME]` takes one"),
+    ("mysql", "`devenv psql` opens the stack's database"),
+    ("root-shell", "`devenv shell --root` is a root shell"),
+];
+
+fn other_tools_word(word: &str) -> Option<&'static str> {
+    OTHER_TOOLS
+        .iter()
+        .find(|(w, _)| *w == word)
+        .map(|(_, instead)| *instead)
 }
 
 /// The CLI with the stack's commands: hidden subcommands (so that `devenv

@@ -57,7 +57,15 @@ pub async fn run(ctx: &Context, command: DbCommand) -> Outcome {
     // or `test`), so the repair below never mistakes a live one for a killed one.
     let _lock = lifecycle::lock_for(&stack.project, "db", reporter.as_ref())?;
     dbsafety::recover(&engine, &db, reporter.as_ref()).await?;
+    // Every database command sees the branch's own database (when on).
+    if !matches!(command, DbCommand::Branch { .. }) {
+        super::dbbranch::follow(&engine, &stack, &db, reporter.as_ref()).await?;
+    }
     match command {
+        DbCommand::Branch { action } => {
+            return super::dbbranch::run(&engine, &stack, &db, action, reporter.as_ref()).await;
+        }
+        DbCommand::Branches => super::dbbranch::list(&db, reporter.as_ref()).await?,
         DbCommand::Snapshot { name } => {
             let name = match name {
                 Some(n) => n,
@@ -202,7 +210,7 @@ async fn time_name(db: &Database) -> Result<String, Failure> {
         })
 }
 
-fn human_size(bytes: i64) -> String {
+pub(super) fn human_size(bytes: i64) -> String {
     let b = bytes as f64;
     if b >= 1e9 {
         format!("{:.1} GB", b / 1e9)

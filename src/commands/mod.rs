@@ -6,6 +6,7 @@ pub mod config;
 pub mod control;
 pub mod custom;
 pub mod db;
+pub mod dbbranch;
 pub mod describe;
 pub mod down;
 pub mod exec;

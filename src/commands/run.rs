@@ -11,13 +11,11 @@ use super::{Context, Outcome};
 use crate::cli::RunArgs;
 use crate::engine::OneOff;
 use crate::interrupt;
-use crate::lifecycle::{self, UpError};
+use crate::lifecycle;
 
 pub async fn run(ctx: &Context, args: RunArgs) -> Outcome {
     let stack = ctx.stack()?;
-    if !stack.services.contains_key(&args.service) {
-        return Err(UpError::UnknownService(args.service).into());
-    }
+    super::check_services(&stack, std::slice::from_ref(&args.service))?;
     let engine = ctx.engine().await?;
     lifecycle::check_external_volumes(&engine, &stack, std::slice::from_ref(&args.service)).await?;
     let stack = ctx.named(&engine, stack, true).await?;

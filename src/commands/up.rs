@@ -22,6 +22,7 @@ use crate::watch;
 pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     let start = Instant::now();
     let stack = ctx.stack()?;
+    super::check_services(&stack, &args.services)?;
     let engine = ctx.engine().await?;
     lifecycle::check_external_volumes(&engine, &stack, &args.services).await?;
     // A dry run changes nothing: it takes the name the next `up` would, unclaimed.
@@ -49,6 +50,9 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     // A killed database command is repaired before the probes and hooks use
     // the database, or, when it was not running, once `up` has started it.
     crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
+    // A database per branch: the branch's own, before the hooks migrate it
+    // (when the database runs already; else once `up` has started it, below).
+    let _ = super::dbbranch::follow_at_up(ctx, &engine, &stack).await;
     let outcomes = tokio::select! {
         r = lifecycle::up(&engine, &stack, &opts, reporter.clone()) => match r {
             Ok(o) => o,
@@ -81,6 +85,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         }
     };
     crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
+    super::dbbranch::follow_at_up(ctx, &engine, &stack).await?;
     reporter.clear();
     // The ports the engine published, which need not be the declared ones.
     let published: Vec<(String, Vec<(u16, u16)>)> = engine
@@ -100,7 +105,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         style("following logs; Ctrl-C stops the stack (twice: kills it)").dim()
     );
     // Live sync alongside the logs; if it cannot start, say why and keep following.
-    let watching = async {
+    let sync = async {
         if watch::has_rules(&stack, &services) {
             let rebuild = crate::lifecycle::up::Rebuilder {
                 engine: &engine,
@@ -112,7 +117,13 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
                 crate::ui::print_err(&format!("{:?}", miette::Report::new(e)));
             }
         }
-        std::future::pending::<()>().await
+    };
+    // …and a database per branch follows `git checkout` (it never ends).
+    let watching = async {
+        tokio::join!(
+            sync,
+            super::dbbranch::watch_head(&engine, &stack, reporter.as_ref())
+        );
     };
     tokio::select! {
         r = follow::follow(&engine, &stack, Follow {

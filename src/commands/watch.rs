@@ -21,8 +21,11 @@ pub async fn run(ctx: &Context, args: ServicesArgs) -> Outcome {
         stack: &stack,
         reporter: ctx.reporter(),
     };
+    let reporter = ctx.reporter();
     tokio::select! {
         r = crate::watch::run(&engine, &stack, &args.services, &rebuild, ctx.reporter()) => r?,
+        // A database per branch follows `git checkout` while watching.
+        () = super::dbbranch::watch_head(&engine, &stack, reporter.as_ref()) => {}
         () = crate::interrupt::first() => return Ok(crate::interrupt::exit_code()),
     }
     Ok(0)

@@ -228,6 +228,11 @@ pub const BUILTIN_NAMES: &[&str] = &[
     "xdebug",
     "ls",
     "open",
+    // Aliases, the words Sail and DDEV users type.
+    "status",
+    "ssh",
+    "bash",
+    "launch",
 ];
 
 fn check_name(ctx: &Ctx, name: &S<String>) -> Result<(), ConfigError> {

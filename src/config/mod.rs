@@ -366,6 +366,7 @@ fn resolve_stack(
         commands,
         masker,
         bind_all_interfaces: raw.project.bind_all_interfaces,
+        db_per_branch: raw.db.per_branch,
     })
 }
 

@@ -47,6 +47,9 @@ pub struct Stack {
     /// on the loopback one (devenv's default on a local engine).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub bind_all_interfaces: bool,
+    /// `[db] per_branch`: a database per git branch (see `crate::branchdb`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub db_per_branch: bool,
 }
 
 impl Stack {
@@ -65,6 +68,7 @@ impl Stack {
             commands: IndexMap::new(),
             masker: Default::default(),
             bind_all_interfaces: false,
+            db_per_branch: false,
         }
     }
 }

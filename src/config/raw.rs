@@ -23,6 +23,17 @@ pub struct RawFile {
     /// `[commands.NAME]`: project-defined commands.
     #[serde(default)]
     pub commands: IndexMap<S<String>, S<super::commands::RawCommand>>,
+    #[serde(default)]
+    pub db: RawDb,
+}
+
+/// The `[db]` table: how devenv treats the stack's PostgreSQL database.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDb {
+    /// A database per git branch (as `devenv db branch on` turns it on).
+    #[serde(default)]
+    pub per_branch: bool,
 }
 
 /// The `[test]` table: how `devenv test` runs the suite.

@@ -112,14 +112,18 @@ impl Engine {
         &self,
         service: &str,
         build: &Build,
+        prepared: Option<&Path>,
         tag: &str,
         reporter: &dyn Reporter,
     ) -> Result<String, EngineError> {
         let context = build.context.clone();
         let dockerfile = build.dockerfile.clone();
-        let tar = tokio::task::spawn_blocking(move || build_context_tar(&context, &dockerfile))
-            .await
-            .expect("the context tar task does not panic")?;
+        let prepared = prepared.map(Path::to_path_buf);
+        let tar = tokio::task::spawn_blocking(move || {
+            build_context_tar(&context, &dockerfile, prepared.as_deref())
+        })
+        .await
+        .expect("the context tar task does not panic")?;
         let opts = BuildImageOptions {
             dockerfile: build.dockerfile.clone(),
             t: Some(tag.to_string()),
@@ -237,8 +241,13 @@ fn dockerignore(context: &Path) -> Gitignore {
 }
 
 /// The build context as a tar, without what `.dockerignore` excludes (the
-/// Dockerfile itself always goes in, as Docker does).
-pub fn build_context_tar(context: &Path, dockerfile: &str) -> Result<Vec<u8>, EngineError> {
+/// Dockerfile itself always goes in, as Docker does), plus what a `prepare`
+/// script left in `prepared` (kept outside the source tree), at the root.
+pub fn build_context_tar(
+    context: &Path,
+    dockerfile: &str,
+    prepared: Option<&Path>,
+) -> Result<Vec<u8>, EngineError> {
     let err = |source| EngineError::Context {
         path: context.display().to_string(),
         source,
@@ -276,6 +285,22 @@ pub fn build_context_tar(context: &Path, dockerfile: &str) -> Result<Vec<u8>, En
     if df.is_file() {
         // Appending it again is harmless: the later entry wins when unpacked.
         tar.append_path_with_name(&df, dockerfile).map_err(err)?;
+    }
+    if let Some(prepared) = prepared.filter(|p| p.is_dir()) {
+        for entry in ignore::WalkBuilder::new(prepared)
+            .standard_filters(false)
+            .hidden(false)
+            .build()
+        {
+            let entry = entry.map_err(|e| err(std::io::Error::other(e.to_string())))?;
+            let rel = entry
+                .path()
+                .strip_prefix(prepared)
+                .expect("walk stays inside");
+            if !rel.as_os_str().is_empty() {
+                tar.append_path_with_name(entry.path(), rel).map_err(err)?;
+            }
+        }
     }
     tar.into_inner().map_err(err)
 }
@@ -336,7 +361,10 @@ mod tests {
             "target\napp/logs/*\n!app/logs/keep.txt\nDockerfile\n",
         )
         .unwrap();
-        let tar = build_context_tar(root, "Dockerfile").unwrap();
+        let extra = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(extra.path().join("wheels")).unwrap();
+        std::fs::write(extra.path().join("wheels/a.whl"), "x").unwrap();
+        let tar = build_context_tar(root, "Dockerfile", Some(extra.path())).unwrap();
         let mut names: Vec<String> = tar::Archive::new(tar.as_slice())
             .entries()
             .unwrap()
@@ -350,5 +378,6 @@ mod tests {
         assert!(names.contains(&"Dockerfile".to_string()));
         assert!(!names.iter().any(|n| n.starts_with("target")));
         assert!(!names.contains(&"app/logs/a.log".to_string()));
+        assert!(names.contains(&"wheels/a.whl".to_string()), "{names:?}");
     }
 }

@@ -193,6 +193,7 @@ pub(crate) fn laravel_stack() -> Stack {
         commands: Default::default(),
         masker: Default::default(),
         bind_all_interfaces: false,
+        db_per_branch: false,
     }
 }
 

@@ -61,7 +61,35 @@ pub fn prepare(svc: &mut Service, endpoint: &Endpoint) {
         .any(|r| super::plan::is_bind_mounted(svc, r));
     if (added || has_bind) && svc.user.is_none() {
         svc.user = host_user();
+        // The name the image's entrypoint gives the host's uid when it has
+        // no passwd entry there (docker/app adds one, with a home, as
+        // Sail's `WWWUSER` does): prompts, `whoami`, Composer's cache.
+        if let Some(name) = host_user_name() {
+            svc.env
+                .entry(HOST_USER_VAR.to_string())
+                .or_insert(crate::config::model::EnvValue {
+                    value: name,
+                    secret: false,
+                });
+        }
     }
+}
+
+/// The variable that carries the invoking user's name into a bind-mode container.
+pub const HOST_USER_VAR: &str = "DEVENV_HOST_USER";
+
+/// The invoking user's login name, if it is one a passwd entry can carry.
+fn host_user_name() -> Option<String> {
+    let name = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()?;
+    let fits = !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    fits.then_some(name)
 }
 
 /// `uid:gid` of the invoking user, the container's user in bind mode.
@@ -174,6 +202,11 @@ mod tests {
                 .as_str()
             )
         );
+        // Issue 26: the entrypoint names the uid after the invoking user.
+        assert_eq!(
+            svc.env.get(HOST_USER_VAR).map(|v| v.value.clone()),
+            host_user_name()
+        );
         let once = svc.clone();
         prepare(&mut svc, &local);
         assert_eq!(
@@ -195,6 +228,7 @@ mod tests {
         let mut svc = stack("user = \"www-data\"\nmount = \"bind\"").services["app"].clone();
         prepare(&mut svc, &local);
         assert_eq!(svc.user.as_deref(), Some("www-data"));
+        assert!(!svc.env.contains_key(HOST_USER_VAR));
         assert_eq!(svc.volumes.len(), 2);
     }
 }
