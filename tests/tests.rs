@@ -15,6 +15,7 @@ mod endpoints;
 mod export;
 mod fresh_clone;
 mod import;
+mod import_exact;
 mod laravel;
 mod plan;
 mod robust;
