@@ -137,7 +137,17 @@ impl Assigner {
                             ..p.clone()
                         }))
             };
-            let host = if p.fixed {
+            let host = if let Some(last) = p.host_last {
+                // A range is any free port of it, and only of it (fixed or not).
+                let now = current
+                    .iter()
+                    .find(|c| keep && c.0 == p.container && (want..=last).contains(&c.1))
+                    .map(|c| c.1);
+                now.into_iter()
+                    .chain(want..=last)
+                    .find(|h| free(self, *h, true))
+                    .ok_or(Blocked { port: want })?
+            } else if p.fixed {
                 if !free(self, want, true) {
                     return Err(Blocked { port: want });
                 }
@@ -190,11 +200,17 @@ pub fn next_after_clash(
     let Some(i) = ports.iter().position(|p| p.host == Some(clashed)) else {
         return Err(blocked);
     };
-    if ports[i].fixed {
+    if ports[i].fixed && ports[i].host_last.is_none() {
         return Err(blocked);
     }
     let used: HashSet<u16> = ports.iter().filter_map(|p| p.host).collect();
-    let host = candidates(clashed)
+    // A range's mapping tries the rest of its range, and only that.
+    let within: Box<dyn Iterator<Item = u16>> = match ports[i].host_last {
+        Some(last) => Box::new(clashed.saturating_add(1)..=last),
+        None => Box::new(candidates(clashed)),
+    };
+    let host = within
+        .into_iter()
         .find(|h| {
             !tried.contains(h)
                 && !used.contains(h)
@@ -418,6 +434,7 @@ mod tests {
             container,
             protocol: Protocol::Tcp,
             fixed,
+            host_last: None,
         }
     }
 
@@ -479,6 +496,38 @@ mod tests {
         );
         let (ports, _) = a.choose(&fixed, &[], true, &taken_set(&[])).unwrap();
         assert_eq!(hosts(&ports), [Some(5432)]);
+    }
+
+    #[test]
+    fn a_host_range_takes_any_free_port_of_it_and_none_outside() {
+        // `6005-6007:80`, as Compose publishes it.
+        let range = Port {
+            host_last: Some(6007),
+            ..port(Some(6005), 80, false)
+        };
+        let choose = |taken: &[u16]| {
+            Assigner::default()
+                .choose(std::slice::from_ref(&range), &[], true, &taken_set(taken))
+                .map(|(ports, moved)| (hosts(&ports), moved))
+        };
+        assert_eq!(choose(&[]).unwrap(), (vec![Some(6005)], vec![]));
+        assert_eq!(choose(&[6005, 6006]).unwrap(), (vec![Some(6007)], vec![]));
+        assert_eq!(
+            choose(&[6005, 6006, 6007]).unwrap_err(),
+            Blocked { port: 6005 }
+        );
+        let mut tried = HashSet::new();
+        let chosen = Port {
+            host: Some(6006),
+            ..range.clone()
+        };
+        let (ports, _) = next_after_clash(&[chosen], 6006, &mut tried, &taken_set(&[])).unwrap();
+        assert_eq!(hosts(&ports), [Some(6007)]);
+        let last = Port {
+            host: Some(6007),
+            ..range
+        };
+        assert!(next_after_clash(&[last], 6007, &mut tried, &taken_set(&[])).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod everyday;
 mod export;
 mod fresh_clone;
 mod import;
+mod import_exact;
 mod laravel;
 mod plan;
 mod robust;

@@ -25,6 +25,8 @@ use error::Src;
 use model::{EnvValue, Mount, Stack, Volume};
 use raw::RawFile;
 pub use resolve::looks_secret;
+// `devenv import` checks what it writes with the same readers.
+pub use resolve::{parse_mount, parse_port, split_words};
 pub use secret::{Masker, Secret};
 
 /// The stack file names looked for, in order, from the current folder upwards.

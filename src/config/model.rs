@@ -255,6 +255,11 @@ pub struct Port {
     /// publishing the service on a free one (`{ port = "…", fixed = true }`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub fixed: bool,
+    /// The last port of a host range for one container port
+    /// (`6005-6015:80`): any free port from `host` to this one, as Compose
+    /// publishes it, and never one outside.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_last: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -35,6 +35,7 @@ pub(crate) fn port(host: u16, container: u16) -> Port {
         container,
         protocol: Protocol::Tcp,
         fixed: false,
+        host_last: None,
     }
 }
 
@@ -524,6 +525,7 @@ fn a_udp_only_app_cannot_get_the_ingress() {
         container: 5353,
         protocol: Protocol::Udp,
         fixed: false,
+        host_last: None,
     }];
     app.ready = None;
     app.k8s = Some(toml::from_str("ingress = true").unwrap());

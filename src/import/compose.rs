@@ -41,6 +41,8 @@ pub(crate) struct Service {
     pub working_dir: Option<String>,
     pub profiles: Option<Vec<String>>,
     pub develop: Option<Develop>,
+    pub links: Option<Vec<String>>,
+    pub extra_hosts: Option<ExtraHosts>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,6 +151,11 @@ pub(crate) struct OneOrMany<T>(pub Vec<T>);
 /// host's environment.
 #[derive(Debug, Default)]
 pub(crate) struct KeyValues(pub IndexMap<String, Option<String>>);
+
+/// `extra_hosts`: a list of `name:address` (or `name=address`), or a
+/// mapping of name to one address or several; kept as `name:address`.
+#[derive(Debug, Default)]
+pub(crate) struct ExtraHosts(pub Vec<String>);
 
 /// `depends_on`: a list of names, or a mapping of name to condition.
 #[derive(Debug)]
@@ -266,6 +273,34 @@ impl<'de> Deserialize<'de> for DependsOn {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<DependsOn, A::Error> {
                 IndexMap::deserialize(MapAccessDeserializer::new(map)).map(DependsOn::Conditions)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for ExtraHosts {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ExtraHosts;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of `name:address` strings or a mapping")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ExtraHosts, A::Error> {
+                Vec::deserialize(SeqAccessDeserializer::new(seq)).map(ExtraHosts)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ExtraHosts, A::Error> {
+                let hosts: IndexMap<String, OneOrMany<String>> =
+                    IndexMap::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(ExtraHosts(
+                    hosts
+                        .into_iter()
+                        .flat_map(|(name, addresses)| {
+                            addresses.0.into_iter().map(move |a| format!("{name}:{a}"))
+                        })
+                        .collect(),
+                ))
             }
         }
         deserializer.deserialize_any(V)

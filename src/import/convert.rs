@@ -14,7 +14,7 @@ use indexmap::IndexMap;
 use super::compose::{self, DependsOn, KeyValues, ShortOr, Words};
 use super::vars::{escape, Vars};
 use super::{ImportError, Warning};
-use crate::image_ref::ImageRef;
+use crate::config::interp::InterpError;
 
 /// A whole stack in `dev.toml` terms.
 #[derive(Debug, Default)]
@@ -45,6 +45,7 @@ pub(crate) struct Service {
     pub user: Option<String>,
     pub working_dir: Option<String>,
     pub profiles: Vec<String>,
+    pub extra_hosts: Vec<String>,
     pub watch: Vec<Watch>,
 }
 
@@ -65,11 +66,6 @@ pub(crate) struct Mount {
 
 #[derive(Debug, PartialEq)]
 pub(crate) enum Probe {
-    Postgres {
-        port: Option<u16>,
-        user: Option<String>,
-        database: Option<String>,
-    },
     Redis {
         port: Option<u16>,
         username: Option<String>,
@@ -155,12 +151,17 @@ impl Service {
         s: compose::Service,
         vars: &mut Vars,
         warn: &mut Warn,
-    ) -> Result<Service, crate::config::interp::InterpError> {
+    ) -> Result<Service, InterpError> {
         let (env, pass_env) = environment(s.environment.unwrap_or_default());
         let mut ports: Vec<String> = Vec::new();
         let mut seen = Vec::new();
         for port in s.ports.unwrap_or_default() {
             let (spec, literal) = port_spec(port, vars)?;
+            // What `devenv` could not read is said, never written.
+            if let Err((why, _)) = crate::config::parse_port(&literal) {
+                warn("ports", why);
+                continue;
+            }
             // Compose drops a port mapping given twice.
             if !seen.contains(&literal) {
                 seen.push(literal);
@@ -169,7 +170,7 @@ impl Service {
         }
         let mut volumes: Vec<Mount> = Vec::new();
         for volume in s.volumes.unwrap_or_default() {
-            if let Some(mount) = mount(volume, warn) {
+            if let Some(mount) = mount(volume, warn).filter(|m| runnable(m, warn)) {
                 // One mount per container path, the later one winning.
                 match volumes.iter_mut().find(|m| m.target == mount.target) {
                     Some(existing) => *existing = mount,
@@ -177,23 +178,10 @@ impl Service {
                 }
             }
         }
-        let (mut ready, ready_timeout) = match s.healthcheck {
-            Some(check) => healthcheck(check, s.image.as_deref(), vars)?,
+        let (ready, ready_timeout) = match s.healthcheck {
+            Some(check) => super::probe::healthcheck(check, &env, vars)?,
             None => (None, None),
         };
-        // `pg_isready -U ${DB_USERNAME}` next to `POSTGRES_USER: ${DB_USERNAME}`
-        // says what the probe assumes anyway: keep the file's single source.
-        if let Some(Probe::Postgres { user, database, .. }) = &mut ready {
-            for (value, key) in [(user, "POSTGRES_USER"), (database, "POSTGRES_DB")] {
-                let same = value.as_ref().zip(env.get(key)).is_some_and(|(v, e)| {
-                    let e = vars.expand(e, None).unwrap_or_default();
-                    *v == e
-                });
-                if same {
-                    *value = None;
-                }
-            }
-        }
         let env_file = s
             .env_file
             .map(|files| files.0)
@@ -204,20 +192,22 @@ impl Service {
                 ShortOr::Long(file) => (escape(&file.path), file.required != Some(false)),
             })
             .collect();
+        let mut depends_on = s
+            .depends_on
+            .map(|d| depends_on(d, warn))
+            .unwrap_or_default();
+        links(s.links.unwrap_or_default(), &mut depends_on, warn);
         Ok(Service {
             image: s.image,
             build: s.build.map(|b| Build::from_compose(b, vars)),
-            command: s.command,
-            entrypoint: s.entrypoint,
+            command: s.command.map(|c| split_after(c, vars)).transpose()?,
+            entrypoint: s.entrypoint.map(|c| split_after(c, vars)).transpose()?,
             env,
             pass_env,
             env_file,
             ports,
             volumes,
-            depends_on: s
-                .depends_on
-                .map(|d| depends_on(d, warn))
-                .unwrap_or_default(),
+            depends_on,
             ready,
             ready_timeout,
             restart: s.restart.and_then(|policy| restart(policy, warn)),
@@ -229,6 +219,13 @@ impl Service {
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|p| !p.is_empty())
+                .collect(),
+            extra_hosts: s
+                .extra_hosts
+                .map(|h| h.0)
+                .unwrap_or_default()
+                .iter()
+                .map(|h| escape(h))
                 .collect(),
             watch: s
                 .develop
@@ -309,7 +306,7 @@ fn environment(pairs: KeyValues) -> (IndexMap<String, String>, Vec<String>) {
 fn port_spec(
     port: ShortOr<compose::Port>,
     vars: &mut Vars,
-) -> Result<(String, String), crate::config::interp::InterpError> {
+) -> Result<(String, String), InterpError> {
     let spec = match port {
         ShortOr::Short(spec) => spec,
         ShortOr::Long(p) => {
@@ -397,6 +394,68 @@ fn short_mount(spec: &str, warn: &mut Warn) -> Mount {
     }
 }
 
+/// Whether the engine can make the mount: Compose accepts `volumes:
+/// [workspace]` (an anonymous volume at a relative path), the engine does
+/// not, and neither does `dev.toml`; such a mount is said, not written.
+fn runnable(mount: &Mount, warn: &mut Warn) -> bool {
+    let spec = mount.spec.replace("$$", "$");
+    if !mount.target.starts_with('/') {
+        warn(
+            "volumes",
+            format!(
+                "`{spec}`: the container path `{}` is not absolute, which the engine refuses",
+                mount.target
+            ),
+        );
+        return false;
+    }
+    match crate::config::parse_mount(&spec, Path::new("/")) {
+        Ok(_) => true,
+        Err((why, _)) => {
+            warn("volumes", why);
+            false
+        }
+    }
+}
+
+/// Compose interpolates a command line, then splits it into words: a
+/// `"${COMMAND}"` of `echo hello` is two words, an unset one none. `devenv`
+/// splits first, then interpolates each word; where the two differ, the
+/// words Compose runs are written as a list (literal: their variables are
+/// resolved now), else the line keeps its references.
+fn split_after(words: Words, vars: &mut Vars) -> Result<Words, InterpError> {
+    let Words::Line(line) = &words else {
+        return Ok(words);
+    };
+    let expanded = vars.expand(line, None)?;
+    let Some(compose) = crate::config::split_words(&expanded) else {
+        return Ok(words);
+    };
+    let devenv = crate::config::split_words(line)
+        .map(|raw| {
+            raw.iter()
+                .map(|w| vars.expand(w, None))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    if devenv.as_ref() == Some(&compose) {
+        return Ok(words);
+    }
+    Ok(Words::List(compose.iter().map(|w| escape(w)).collect()))
+}
+
+/// `links: [db, "cache:redis"]` starts after `db` and `cache`, as Compose
+/// orders it; an alias other than the name has no `dev.toml` spelling.
+fn links(links: Vec<String>, depends_on: &mut IndexMap<String, &'static str>, warn: &mut Warn) {
+    for link in links {
+        let (name, alias) = link.split_once(':').unwrap_or((&link, &link));
+        if alias != name {
+            warn("links", format!("alias `{alias}` of `{name}`"));
+        }
+        depends_on.entry(name.to_owned()).or_insert("started");
+    }
+}
+
 fn depends_on(depends_on: DependsOn, warn: &mut Warn) -> IndexMap<String, &'static str> {
     match depends_on {
         DependsOn::Names(names) => names.into_iter().map(|name| (name, "started")).collect(),
@@ -430,170 +489,6 @@ fn restart(policy: String, warn: &mut Warn) -> Option<String> {
             None
         }
     }
-}
-
-/// The probe a healthcheck becomes, and how long Compose would give it.
-#[allow(clippy::type_complexity)]
-fn healthcheck(
-    check: compose::Healthcheck,
-    image: Option<&str>,
-    vars: &mut Vars,
-) -> Result<(Option<Probe>, Option<String>), crate::config::interp::InterpError> {
-    if check.disable == Some(true) {
-        return Ok((None, None));
-    }
-    let (args, shell) = match check.test {
-        None => return Ok((None, None)),
-        Some(Words::Line(line)) => (Vec::new(), Some(line)),
-        Some(Words::List(list)) => match list.split_first() {
-            Some((first, _)) if first == "NONE" => return Ok((None, None)),
-            Some((first, rest)) if first == "CMD-SHELL" => (Vec::new(), Some(rest.join(" "))),
-            Some((first, rest)) if first == "CMD" => (rest.to_vec(), None),
-            _ => (list, None),
-        },
-    };
-    // As the container would run it: interpolated, `$$` now a plain `$`.
-    let expanded_args = args
-        .iter()
-        .map(|arg| vars.expand(arg, None))
-        .collect::<Result<Vec<_>, _>>()?;
-    let expanded_shell = shell.as_deref().map(|s| vars.expand(s, None)).transpose()?;
-    let words: Vec<String> = match &expanded_shell {
-        Some(line) => line.split_whitespace().map(str::to_owned).collect(),
-        None => expanded_args.clone(),
-    };
-    let raw_words: Vec<String> = match &shell {
-        Some(line) => line.split_whitespace().map(str::to_owned).collect(),
-        None => args.clone(),
-    };
-    let probe = native_probe(&words, &raw_words, image).unwrap_or_else(|| match expanded_shell {
-        Some(line) => Probe::Exec(vec!["sh".to_owned(), "-c".to_owned(), line]),
-        None => Probe::Exec(expanded_args),
-    });
-    let timing = [
-        &check.interval,
-        &check.timeout,
-        &check.retries,
-        &check.start_period,
-    ];
-    let timeout = timing.iter().any(|t| t.is_some()).then(|| {
-        let secs = |t: &Option<String>, default: f64| {
-            t.as_deref().and_then(go_duration).unwrap_or(default)
-        };
-        let retries = check
-            .retries
-            .as_deref()
-            .and_then(|r| r.parse::<f64>().ok())
-            .unwrap_or(3.0);
-        // The checks Compose runs before it gives up, the last one to its timeout.
-        let total = secs(&check.start_period, 0.0)
-            + retries * secs(&check.interval, 30.0)
-            + secs(&check.timeout, 30.0);
-        format!("{}s", total.ceil() as u64)
-    });
-    Ok((Some(probe), timeout))
-}
-
-/// A probe `devenv` runs itself, where it checks what the command checks.
-fn native_probe(words: &[String], raw: &[String], image: Option<&str>) -> Option<Probe> {
-    let program = words.first()?.rsplit('/').next()?;
-    // Only a single, plain command: `a && b` or `|| exit 1` say more.
-    let plain = !words.iter().any(|w| matches!(w.as_str(), "&&" | ";" | "|"));
-    let option = |names: &[&str]| -> Option<String> {
-        let at = words.iter().position(|w| names.contains(&w.as_str()))?;
-        words.get(at + 1).cloned()
-    };
-    let raw_option = |names: &[&str]| -> Option<String> {
-        let at = raw.iter().position(|w| names.contains(&w.as_str()))?;
-        raw.get(at + 1).cloned()
-    };
-    let local = |host: Option<String>| {
-        host.is_none_or(|h| matches!(h.as_str(), "localhost" | "127.0.0.1" | "::1"))
-    };
-    match program {
-        "pg_isready"
-            if plain && local(option(&["-h", "--host"])) && is_image(image, "postgres") =>
-        {
-            Some(Probe::Postgres {
-                port: option(&["-p", "--port"]).and_then(|p| p.parse().ok()),
-                user: option(&["-U", "--username"]),
-                database: option(&["-d", "--dbname"]),
-            })
-        }
-        "redis-cli"
-            if plain
-                && local(option(&["-h"]))
-                && words.last().is_some_and(|w| w.eq_ignore_ascii_case("ping"))
-                && !words.iter().any(|w| w.starts_with("-u") || w == "--tls") =>
-        {
-            Some(Probe::Redis {
-                port: option(&["-p"]).and_then(|p| p.parse().ok()),
-                username: raw_option(&["--user"]),
-                // As written: `dev.toml` interpolates the probe's password.
-                password: raw_option(&["-a", "--pass"]),
-            })
-        }
-        "curl" | "wget" if plain || words.iter().any(|w| w == "||") => {
-            http_check(&words.join(" ")).map(|(port, path)| Probe::Http { port, path })
-        }
-        _ => None,
-    }
-}
-
-/// The image is `name` (any registry, any namespace, any tag or digest).
-fn is_image(image: Option<&str>, name: &str) -> bool {
-    image
-        .and_then(|image| ImageRef::parse(image).ok())
-        .is_some_and(|image| image.base() == name)
-}
-
-/// Go's duration syntax as Compose writes it: `1m30s`, `500ms`, `10s`.
-fn go_duration(text: &str) -> Option<f64> {
-    let mut total = 0.0;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let split = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-        let (number, tail) = rest.split_at(split);
-        let number: f64 = number.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        total += number
-            * match unit {
-                "ns" => 1e-9,
-                "us" | "µs" => 1e-6,
-                "ms" => 1e-3,
-                "s" => 1.0,
-                "m" => 60.0,
-                "h" => 3600.0,
-                _ => return None,
-            };
-        rest = tail;
-    }
-    Some(total)
-}
-
-/// A `curl` or `wget` of a local plain-HTTP URL: `devenv` can make that
-/// request itself.
-fn http_check(text: &str) -> Option<(u16, String)> {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let url = words.iter().find_map(|w| {
-        w.trim_matches(|c| c == '"' || c == '\'')
-            .strip_prefix("http://")
-    })?;
-    let (authority, path) = match url.find('/') {
-        Some(slash) => (&url[..slash], &url[slash..]),
-        None => (url, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => (host, port.parse().ok()?),
-        _ => (authority, 80),
-    };
-    matches!(host, "localhost" | "127.0.0.1" | "0.0.0.0" | "[::1]").then(|| (port, path.to_owned()))
 }
 
 /// `sync+restart` and `sync+exec` are two `dev.toml` rules: sync, then act.
@@ -652,49 +547,6 @@ fn shell_quote(arg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http_checks_become_http_probes() {
-        assert_eq!(
-            http_check("curl -fsS http://localhost:8080/health || exit 1"),
-            Some((8080, "/health".to_owned()))
-        );
-        assert_eq!(
-            http_check("wget -qO- http://127.0.0.1/"),
-            Some((80, "/".to_owned()))
-        );
-        assert_eq!(http_check("curl -f http://example.com/health"), None);
-        assert_eq!(http_check("curl -f https://localhost/health"), None);
-    }
-
-    #[test]
-    fn native_probes_only_where_they_check_the_same_thing() {
-        let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-        let probe = |s: &str, image: &str| native_probe(&words(s), &words(s), Some(image));
-        assert!(matches!(
-            probe("pg_isready -U app -d shop", "postgres:16"),
-            Some(Probe::Postgres { .. })
-        ));
-        assert_eq!(probe("pg_isready -h db", "postgres:16"), None);
-        assert_eq!(probe("pg_isready", "php:8.3"), None);
-        assert_eq!(probe("pg_isready", "postgrest/postgrest"), None);
-        assert_eq!(
-            probe("redis-cli -a ${REDIS_PASSWORD} ping", "redis"),
-            Some(Probe::Redis {
-                port: None,
-                username: None,
-                password: Some("${REDIS_PASSWORD}".into())
-            })
-        );
-        assert_eq!(probe("redis-cli -h cache ping", "redis"), None);
-    }
-
-    #[test]
-    fn durations_in_go_syntax() {
-        assert_eq!(go_duration("1m30s"), Some(90.0));
-        assert_eq!(go_duration("500ms"), Some(0.5));
-        assert_eq!(go_duration("soon"), None);
-    }
 
     #[test]
     fn ports_keep_their_references() {

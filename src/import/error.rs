@@ -34,6 +34,22 @@ pub enum ImportError {
         span: SourceSpan,
     },
 
+    #[error("`{}` is not a valid Compose file: {}{reason}", src.name(), if location.is_empty() { String::new() } else { format!("{location} ") })]
+    #[diagnostic(
+        code(devenv::import::schema),
+        help("`docker compose` refuses it too; fix the file and import again")
+    )]
+    Schema {
+        /// Where, as Compose says it: `services.web.ports.0`.
+        location: String,
+        /// Why, in Compose's words: `must be a string`.
+        reason: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("here")]
+        span: SourceSpan,
+    },
+
     #[error("`{file}`: {message}")]
     #[diagnostic(code(devenv::import::variable), help("{help}"))]
     Variable {
@@ -53,10 +69,6 @@ pub enum ImportError {
     #[error("the merged compose files are not valid: {message}")]
     #[diagnostic(code(devenv::import::invalid))]
     Invalid { message: String },
-
-    #[error("no services in {files}")]
-    #[diagnostic(code(devenv::import::empty))]
-    NoServices { files: String },
 
     #[error("no compose file in `{}`", dir.display())]
     #[diagnostic(
@@ -112,6 +124,21 @@ impl ImportError {
             message: message.into_owned(),
             src: NamedSource::new(path.display().to_string(), text.to_owned()),
             span: span(text, err.location()),
+        }
+    }
+
+    pub(super) fn schema(
+        path: &Path,
+        text: &str,
+        location: String,
+        reason: String,
+        span: (usize, usize),
+    ) -> ImportError {
+        ImportError::Schema {
+            location,
+            reason,
+            src: NamedSource::new(path.display().to_string(), text.to_owned()),
+            span: SourceSpan::from(span),
         }
     }
 

@@ -36,6 +36,8 @@ const SERVICE: &[&str] = &[
     "develop",
     "networks",
     "extends",
+    "links",
+    "extra_hosts",
 ];
 
 /// Sub-keys carried over, for the service keys that hold mappings.
@@ -168,11 +170,14 @@ fn networks(doc: &Node, services: &Node, warnings: &mut Vec<Warning>) {
             }
             Some(Node::Map(attached)) => {
                 used.extend(attached.keys().cloned());
-                if attached
-                    .values()
-                    .any(|settings| settings.entries().next().is_some())
-                {
-                    warnings.push(Warning::new(Some(name.as_str()), "networks"));
+                // `aliases`, `ipv4_address`, …: each said, with its network.
+                for (network, settings) in attached {
+                    for (key, _) in settings.entries() {
+                        warnings.push(
+                            Warning::new(Some(name.as_str()), format!("networks.{key}"))
+                                .with_detail(format!("on network `{network}`")),
+                        );
+                    }
                 }
             }
             Some(list) => {
@@ -187,9 +192,9 @@ fn networks(doc: &Node, services: &Node, warnings: &mut Vec<Warning>) {
     }
     if used.len() > 1 {
         for (name, service) in services.entries() {
-            let warned = warnings
-                .iter()
-                .any(|w| w.service.as_deref() == Some(name.as_str()) && w.key == "networks");
+            let warned = warnings.iter().any(|w| {
+                w.service.as_deref() == Some(name.as_str()) && w.key.starts_with("networks")
+            });
             if service.get("networks").is_some() && !warned {
                 warnings.push(Warning::new(Some(name.as_str()), "networks"));
             }

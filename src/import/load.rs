@@ -54,6 +54,8 @@ impl<'v, 'a> Loader<'v, 'a> {
             check_version(name, text, &doc)?;
             merge(&mut node, doc, &[]);
         }
+        // What Compose refuses, refused with its reason.
+        super::schema::check(name, text)?;
         // The typed reading, for its errors, which point at the value.
         if docs_are_one(text) {
             let _: compose::ComposeFile = parse(name, text)?;

@@ -1,11 +1,14 @@
 //! `devenv import`: turns Compose files into a `dev.toml`.
 //!
-//! How it works: each file is read as a plain YAML tree ([`yaml`]), every
+//! How it works: each file is checked against the Compose specification's
+//! JSON schema, so that what Compose refuses is refused with its reason
+//! ([`schema`]), then read as a plain YAML tree ([`yaml`]), every
 //! document of it, with its variables given Compose's meaning ([`vars`]),
 //! its relative paths rebased and its `include:` and `extends:` resolved
 //! ([`load`]); the trees are merged in order by Compose's rules, read into
 //! the typed subset of the Compose specification that has a `dev.toml`
-//! equivalent ([`compose`]), converted ([`convert`]) and laid out as TOML
+//! equivalent ([`compose`]), converted ([`convert`], healthchecks in
+//! [`probe`]) and laid out as TOML
 //! by hand ([`render`]). Every key left behind is named in a [`Warning`]
 //! ([`keys`]). Variable references such as `${DB_PASSWORD:-secret}` are
 //! kept where `devenv` interpolates them itself, from the same `.env`.
@@ -15,7 +18,9 @@ mod convert;
 mod error;
 mod keys;
 mod load;
+mod probe;
 mod render;
+mod schema;
 mod vars;
 mod yaml;
 
@@ -112,15 +117,6 @@ pub fn import_compose(
         }
     })?;
     let stack = convert::Stack::from_compose(file, &mut vars, &mut warnings)?;
-    if stack.services.is_empty() {
-        let names: Vec<String> = files
-            .iter()
-            .map(|(path, _)| format!("`{}`", path.display()))
-            .collect();
-        return Err(ImportError::NoServices {
-            files: names.join(", "),
-        });
-    }
     keys::unsupported(&tree, &mut warnings);
     let mut seen = Vec::new();
     warnings.retain(|w| {

@@ -189,6 +189,7 @@ fn service_table(s: &Service) -> Table {
     t.set("user", s.user.as_deref().map(string));
     t.set("working_dir", s.working_dir.as_deref().map(string));
     t.set("profiles", strings(&s.profiles));
+    t.set("extra_hosts", strings(&s.extra_hosts));
     let rules: Vec<Value> = s.watch.iter().map(watch).collect();
     t.set("watch", (!rules.is_empty()).then_some(Value::Array(rules)));
     t
@@ -209,17 +210,6 @@ fn ready(ready: &Option<Probe>) -> Option<Value> {
     let text = |text: &Option<String>| text.as_deref().map(string);
     let mut t = Table::default();
     match probe {
-        Probe::Postgres {
-            port: p,
-            user,
-            database,
-        } => {
-            let mut pg = Table::default();
-            pg.set("port", port(p));
-            pg.set("user", text(user));
-            pg.set("database", text(database));
-            t.set("postgres", Value::Table(pg));
-        }
         Probe::Redis {
             port: p,
             username,

@@ -402,6 +402,7 @@ pub async fn probe_ports(engine: &Engine, checks: &mut [PortCheck]) -> Result<()
             container: 0,
             protocol: p.binding.protocol,
             fixed: p.fixed,
+            host_last: None,
         };
         let free = !in_use.taken(&port);
         p.free = Some(free);

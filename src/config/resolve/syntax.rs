@@ -49,6 +49,8 @@ pub fn parse_port(text: &str) -> Result<Vec<Port>, (String, String)> {
             }
         }
     };
+    // `::80` and `:80` name no address.
+    let host_ip = host_ip.filter(|ip| !ip.is_empty());
     let range = |s: &str| -> Result<(u16, u16), (String, String)> {
         let (a, b) = s.split_once('-').unwrap_or((s, s));
         let a: u16 = a
@@ -66,13 +68,15 @@ pub fn parse_port(text: &str) -> Result<Vec<Port>, (String, String)> {
     };
     let (host, container) = match rest.split_once(':') {
         // `127.0.0.1::80`: any free host port on that address.
-        Some(("", c)) if host_ip.as_deref().is_some_and(|ip| !ip.is_empty()) => (None, range(c)?),
+        // `:80` too, as Compose reads an unset `${PORT}:80`.
+        Some(("", c)) => (None, range(c)?),
         Some((h, c)) => (Some(range(h)?), range(c)?),
         None => (None, range(rest)?),
     };
     let count = container.1 - container.0;
+    // One container port behind a host range: any free port of the range.
+    let host_last = host.filter(|h| count == 0 && h.1 > h.0).map(|h| h.1);
     let host = match host {
-        // One container port behind a host range: take the range's first port.
         Some(h) if count == 0 => Some((h.0, h.0)),
         Some(h) if h.1 - h.0 != count => {
             return Err(bad("host and container ranges differ in length"))
@@ -86,6 +90,7 @@ pub fn parse_port(text: &str) -> Result<Vec<Port>, (String, String)> {
             container: container.0 + i,
             protocol,
             fixed: false,
+            host_last,
         })
         .collect())
 }
@@ -286,6 +291,24 @@ mod tests {
         assert_eq!((p[1].host, p[1].container), (Some(9001), 9001));
         let p = parse_port("[::1]:8080:80").unwrap();
         assert_eq!(p[0].host_ip.as_deref(), Some("::1"));
+        // Compose's forms: an empty host port (an unset `${PORT}`), a host
+        // range for one container port, an unbracketed IPv6 address.
+        let p = parse_port(":8080").unwrap();
+        assert_eq!((p[0].host, p[0].container), (None, 8080));
+        let p = parse_port("6005-6015:80").unwrap();
+        assert_eq!(
+            (p[0].host, p[0].host_last, p.len()),
+            (Some(6005), Some(6015), 1)
+        );
+        assert_eq!(
+            parse_port("9000-9001:9000-9001").unwrap()[0].host_last,
+            None
+        );
+        let p = parse_port("::1:19345:80").unwrap();
+        assert_eq!(
+            (p[0].host_ip.as_deref(), p[0].host),
+            (Some("::1"), Some(19345))
+        );
     }
 
     #[test]
@@ -311,7 +334,12 @@ mod tests {
         let any = &parse_port("127.0.0.1::80").unwrap()[0];
         assert_eq!(any.host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!((any.host, any.container), (None, 80));
-        assert!(parse_port("::80").is_err());
+        // Compose reads `::80` as port 80 on any host port too.
+        let any = &parse_port("::80").unwrap()[0];
+        assert_eq!(
+            (any.host_ip.as_deref(), any.host, any.container),
+            (None, None, 80)
+        );
     }
 
     #[test]
