@@ -255,8 +255,9 @@ fn warm_three_services() {
 /// `devenv test` end-to-end tests use it.
 pub const APP_IMAGE: &str = "devenv-testrun-app:dev";
 
-/// Builds the app image once per test binary, under the file lock shared
-/// with other test binaries, after the images every end-to-end test needs.
+/// Builds the app image once per test binary (again where docker/app
+/// changed), under the file lock shared with other test binaries, after the
+/// images every end-to-end test needs.
 pub fn warm_app_image() {
     static WARM: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     WARM.get_or_init(|| {
@@ -269,7 +270,11 @@ pub fn warm_app_image() {
                     repo().display()
                 ),
             );
-            p.ok(&["--progress", "plain", "run", "--rm", "app", "--", "true"]);
+            // `--build`: a cached image made from an older docker/app would
+            // test yesterday's image; the engine's layer cache keeps an
+            // unchanged one quick.
+            p.ok(&["--progress", "plain", "up", "-d", "--build", "--no-hooks"]);
+            p.ok(&["down"]);
         })
     });
 }
