@@ -256,7 +256,9 @@ impl InUse {
     }
 }
 
-/// Whether a socket on this machine can bind the mapping's host address and port.
+/// Whether a socket on this machine can bind the mapping's host address
+/// and port (and `[::1]` at that port, where the mapping is published there
+/// too: a dev server listening on the IPv6 loopback only holds it).
 fn bindable(port: &Port) -> bool {
     let Some(host) = port.host else { return true };
     let ip = port
@@ -266,7 +268,13 @@ fn bindable(port: &Port) -> bool {
         .unwrap_or("0.0.0.0")
         .trim_start_matches('[')
         .trim_end_matches(']');
-    match port.protocol {
+    bindable_at(ip, host, port.protocol)
+        && (!port.loopback_v6
+            || bindable_at(crate::config::model::LOOPBACK_V6, host, port.protocol))
+}
+
+fn bindable_at(ip: &str, host: u16, protocol: Protocol) -> bool {
+    match protocol {
         Protocol::Tcp => std::net::TcpListener::bind((ip, host)).is_ok(),
         Protocol::Udp => std::net::UdpSocket::bind((ip, host)).is_ok(),
         // std has no SCTP socket: let the engine say if it is taken.
@@ -435,6 +443,7 @@ mod tests {
             protocol: Protocol::Tcp,
             fixed,
             host_last: None,
+            loopback_v6: false,
         }
     }
 
@@ -503,6 +512,7 @@ mod tests {
         // `6005-6007:80`, as Compose publishes it.
         let range = Port {
             host_last: Some(6007),
+            loopback_v6: false,
             ..port(Some(6005), 80, false)
         };
         let choose = |taken: &[u16]| {

@@ -415,12 +415,33 @@ fn ports_are_published_on_loopback_unless_the_project_binds_all_interfaces() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let mut ips: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        ips.sort();
+        ips.join(" ")
     };
     p.ok(&["up", "-d"]);
-    assert_eq!(host_ip(), "127.0.0.1");
-    // Reachable where the summary says: localhost.
+    // Both loopback addresses `localhost` means, at one port (this machine
+    // has an IPv6 loopback; one without gets `127.0.0.1` alone).
+    let v6 = std::net::TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).is_ok();
+    assert!(v6, "this test expects a machine with an IPv6 loopback");
+    assert_eq!(host_ip(), "127.0.0.1 ::1");
+    // Reachable where the summary says: localhost, over IPv4 and IPv6.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    assert!(std::net::TcpStream::connect((std::net::Ipv6Addr::LOCALHOST, port)).is_ok());
+    // `ps` lists both bindings.
+    let ps = p.ok(&["ps", "--json"]);
+    let ports = stdout_of(&ps);
+    assert!(
+        ports.contains(&format!("127.0.0.1:{port}->6379/tcp")),
+        "{ports}"
+    );
+    assert!(
+        ports.contains(&format!("[::1]:{port}->6379/tcp")),
+        "{ports}"
+    );
 
     p.write(
         "dev.toml",
@@ -437,4 +458,56 @@ fn ports_are_published_on_loopback_unless_the_project_binds_all_interfaces() {
 
 fn stdout_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// PostgreSQL's first start runs a temporary server for the init scripts.
+/// A healthcheck that asks the usual socket (Sail's `pg_isready`, as
+/// imported) must not find it there: it would call the stack ready, and the
+/// next command would meet "the database system is starting up" when the
+/// real server replaces it.
+#[test]
+fn postgres_answers_no_one_on_its_socket_while_its_init_scripts_run() {
+    warm_images();
+    let mut p = Project::new(
+        "e2epginit",
+        "[services.db]\nuse = \"postgres\"\nports = []\nvolumes = [\"./initdb:/docker-entrypoint-initdb.d:ro\"]\n",
+    );
+    p.write(
+        "initdb/10-slow.sh",
+        "touch /tmp/init-running\nsleep 5\nrm /tmp/init-running\n",
+    );
+    p.uses_docker = true;
+    let container = format!("{}-db-1", p.name);
+    let in_db = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .args(["exec", &container])
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let up = std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
+        .args(["--progress", "plain", "up", "-d"])
+        .current_dir(p.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let up = std::thread::spawn(move || up.wait_with_output().unwrap());
+    assert!(
+        support::eventually(120, || in_db(&["test", "-e", "/tmp/init-running"])),
+        "the init script never ran"
+    );
+    // The init script is still running: nothing on the usual socket.
+    assert!(
+        !in_db(&["pg_isready", "-q"]),
+        "pg_isready answered during init"
+    );
+    let out = up.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(in_db(&["pg_isready", "-q"]));
+    let (rows, ok) = p.psql("SELECT 1");
+    assert!(ok && rows.trim() == "1", "{rows}");
 }

@@ -103,9 +103,14 @@ printf "\nlisten_addresses = '*'\n" >>"$PGDATA/postgresql.conf"
 # (An "md5" line also accepts the scram verifiers PostgreSQL 15 stores.)
 printf '\nhost all all all %s\n' "$auth" >>"$PGDATA/pg_hba.conf"
 
-# Temporary server on the Unix socket only, for creating the database and
-# running init scripts; nothing outside can connect half-initialised.
-pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c fsync=off" -w -s start
+# Temporary server on a private Unix socket only, for creating the database
+# and running init scripts: nothing outside can connect half-initialised,
+# and a healthcheck's `pg_isready` on the usual socket (Sail's) does not
+# call the stack ready before the real server runs. The init scripts reach
+# it through PGHOST.
+initsock=$(mktemp -d)
+pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories='$initsock' -c fsync=off" -w -s start
+export PGHOST=$initsock
 
 psql_base=(psql -v ON_ERROR_STOP=1 --no-psqlrc --no-password --username "$POSTGRES_USER")
 if [[ $POSTGRES_DB != postgres ]]; then
@@ -135,6 +140,8 @@ done
 unset PGUSER PGDATABASE
 
 pg_ctl -D "$PGDATA" -m fast -w -s stop
+unset PGHOST
+rm -rf "$initsock"
 log "initialisation complete; starting server"
 
 exec "$@"

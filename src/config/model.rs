@@ -241,6 +241,10 @@ pub fn host_addresses_overlap(a: Option<&str>, b: Option<&str>) -> bool {
     v6(&a) == v6(&b) && (a == b || any(&a) || any(&b))
 }
 
+/// The IPv6 loopback address, where a [`Port::loopback_v6`] mapping is
+/// published beside `127.0.0.1`.
+pub const LOOPBACK_V6: &str = "::1";
+
 /// One published port: `[ip:]host:container[/proto]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Port {
@@ -260,6 +264,11 @@ pub struct Port {
     /// publishes it, and never one outside.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_last: Option<u16>,
+    /// Published on `[::1]` too, at the same host port: `up` sets it on an
+    /// engine of this machine for a mapping that names no address, so that
+    /// `localhost` reaches the service over IPv4 and IPv6 alike.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub loopback_v6: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

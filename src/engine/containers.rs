@@ -195,14 +195,21 @@ impl Engine {
             };
             let key = format!("{}/{proto}", p.container);
             exposed.push(key.clone());
-            bindings
+            let host_port = Some(p.host.map(|h| h.to_string()).unwrap_or_default());
+            let list = bindings
                 .entry(key)
                 .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new)
-                .push(PortBinding {
-                    host_ip: p.host_ip.clone(),
-                    host_port: Some(p.host.map(|h| h.to_string()).unwrap_or_default()),
+                .get_or_insert_with(Vec::new);
+            list.push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: host_port.clone(),
+            });
+            if p.loopback_v6 && p.host.is_some() {
+                list.push(PortBinding {
+                    host_ip: Some(crate::config::model::LOOPBACK_V6.to_string()),
+                    host_port,
                 });
+            }
         }
         let ro = |read_only: bool| if read_only { ":ro" } else { "" };
         let mut binds = Vec::new();

@@ -36,6 +36,7 @@ pub(crate) fn port(host: u16, container: u16) -> Port {
         protocol: Protocol::Tcp,
         fixed: false,
         host_last: None,
+        loopback_v6: false,
     }
 }
 
@@ -526,6 +527,7 @@ fn a_udp_only_app_cannot_get_the_ingress() {
         protocol: Protocol::Udp,
         fixed: false,
         host_last: None,
+        loopback_v6: false,
     }];
     app.ready = None;
     app.k8s = Some(toml::from_str("ingress = true").unwrap());

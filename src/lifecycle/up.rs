@@ -59,21 +59,32 @@ fn as_run(engine: &Engine, stack: &Stack) -> Stack {
     for svc in run.services.values_mut() {
         crate::watch::source::prepare(svc, &engine.endpoint);
     }
-    publish_on_loopback(&mut run, engine.endpoint.is_local());
+    let local = engine.endpoint.is_local();
+    publish_on_loopback(&mut run, local, local && has_ipv6_loopback());
     run
 }
 
-/// Gives every mapping without a host address the loopback one, on an
-/// engine of this machine and unless the stack asks for all interfaces.
-fn publish_on_loopback(stack: &mut Stack, local_engine: bool) {
+/// Gives every mapping without a host address the loopback ones, on an
+/// engine of this machine and unless the stack asks for all interfaces:
+/// `127.0.0.1`, and `[::1]` at the same port where this machine has an
+/// IPv6 loopback (`localhost` is both; a port the engine picks has no
+/// same port to share, so it stays on IPv4).
+fn publish_on_loopback(stack: &mut Stack, local_engine: bool, ipv6_loopback: bool) {
     if !local_engine || stack.bind_all_interfaces {
         return;
     }
     for port in stack.services.values_mut().flat_map(|s| &mut s.ports) {
         if port.host_ip.is_none() {
             port.host_ip = Some(LOOPBACK.to_string());
+            port.loopback_v6 = ipv6_loopback && port.host.is_some();
         }
     }
+}
+
+/// Whether this machine has an IPv6 loopback to publish on (a host or
+/// container without IPv6 has none, and the engine would refuse `[::1]`).
+fn has_ipv6_loopback() -> bool {
+    std::net::TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).is_ok()
 }
 
 /// Where a port without a host address is published on a local engine.
@@ -403,6 +414,7 @@ pub async fn probe_ports(engine: &Engine, checks: &mut [PortCheck]) -> Result<()
             protocol: p.binding.protocol,
             fixed: p.fixed,
             host_last: None,
+            loopback_v6: false,
         };
         let free = !in_use.taken(&port);
         p.free = Some(free);
@@ -805,19 +817,36 @@ mod tests {
     #[test]
     fn a_local_engine_publishes_on_loopback_unless_the_mapping_or_the_project_says_otherwise() {
         let mut s = stack("");
-        publish_on_loopback(&mut s, true);
+        publish_on_loopback(&mut s, true, true);
         let lo = Some(LOOPBACK.to_string());
         assert_eq!(
             addresses(&s),
             vec![lo.clone(), Some("0.0.0.0".into()), lo.clone()]
         );
+        // `[::1]` too, where the port is devenv's to choose and only there.
+        assert_eq!(v6(&s), [true, false, false]);
+
+        let mut no_v6 = stack("");
+        publish_on_loopback(&mut no_v6, true, false);
+        assert_eq!(addresses(&no_v6), addresses(&s));
+        assert_eq!(v6(&no_v6), [false, false, false]);
 
         let mut remote = stack("");
-        publish_on_loopback(&mut remote, false);
+        publish_on_loopback(&mut remote, false, true);
         assert_eq!(addresses(&remote), vec![None, Some("0.0.0.0".into()), None]);
+        assert_eq!(v6(&remote), [false, false, false]);
 
         let mut all = stack("[project]\nbind_all_interfaces = true\n\n");
-        publish_on_loopback(&mut all, true);
+        publish_on_loopback(&mut all, true, true);
         assert_eq!(addresses(&all), vec![None, Some("0.0.0.0".into()), None]);
+        assert_eq!(v6(&all), [false, false, false]);
+    }
+
+    fn v6(stack: &Stack) -> Vec<bool> {
+        stack.services["db"]
+            .ports
+            .iter()
+            .map(|p| p.loopback_v6)
+            .collect()
     }
 }

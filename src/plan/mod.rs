@@ -636,6 +636,8 @@ fn start_order(stack: &Stack, selected: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The host binding each published mapping makes (one per mapping: a
+/// `loopback_v6` mapping's `[::1]` twin is checked where ports are).
 fn bindings(svc: &Service) -> impl Iterator<Item = Binding> + '_ {
     svc.ports.iter().filter_map(|p| {
         Some(Binding {
@@ -810,15 +812,22 @@ pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, 
                     .map(|(_, b)| b.port)
                     .filter(|h| *h != binding.port);
                 let declared = kept.map(|h| std::mem::replace(&mut binding.port, h));
-                plan.port_checks.push(PortCheck {
-                    service: name.clone(),
-                    binding,
-                    fixed: port.fixed,
-                    declared,
-                    own: own.clone(),
-                    free: None,
-                    holder: None,
+                // `localhost` is two addresses: the IPv6 loopback must be free too.
+                let v6 = port.loopback_v6.then(|| Binding {
+                    host_ip: Some(crate::config::model::LOOPBACK_V6.to_string()),
+                    ..binding.clone()
                 });
+                for binding in std::iter::once(binding).chain(v6) {
+                    plan.port_checks.push(PortCheck {
+                        service: name.clone(),
+                        binding,
+                        fixed: port.fixed,
+                        declared,
+                        own: own.clone(),
+                        free: None,
+                        holder: None,
+                    });
+                }
             }
         }
 

@@ -413,6 +413,7 @@ fn a_port_clash_across_host_ips_fails_the_plan() {
         protocol: Protocol::Tcp,
         fixed: true,
         host_last: None,
+        loopback_v6: false,
     });
     // A port that is only a wish (`5432` on db) moves to a free one: no clash.
     assert!(plan(&s, &images_only(&s), &PlanOptions::default()).is_ok());

@@ -91,6 +91,7 @@ pub fn parse_port(text: &str) -> Result<Vec<Port>, (String, String)> {
             protocol,
             fixed: false,
             host_last,
+            loopback_v6: false,
         })
         .collect())
 }
