@@ -15,8 +15,16 @@
 //! DATABASE … TEMPLATE`) of the branch it was created from (git's reflog
 //! says which; else the database of the branch just left) under a
 //! temporary name, which the swap renames into place; the caller then runs
-//! the migrate hooks. A killed switch leaves the old state or the new one,
-//! plus at most a temporary clone that the next switch drops.
+//! the migrate hooks.
+//!
+//! # Crash safety
+//!
+//! A switch runs under the project lock (the one `db`, `test` and `down`
+//! take) and notes itself in the private folder's journal while it runs, as
+//! the other database commands do. The clone is made under a temporary name
+//! and the swap is one transaction, so a killed switch leaves the old state
+//! or the new one, plus at most the temporary clone, which the next command
+//! drops (see [`crate::dbsafety::recover`]) before it switches again.
 //!
 //! Nothing is dropped without the caller saying so: `prune` drops only the
 //! copies of branches git no longer has, and returns their names.
@@ -217,6 +225,9 @@ pub async fn switch(
     if old == branch {
         return Ok(Switched::Nothing);
     }
+    // Noted in the private folder until it returns: a killed switch is
+    // looked after by the next command (see `crate::dbsafety::recover`).
+    let _journal = snapshot::journal(db, "db branch")?;
     let started = Instant::now();
     let (kept, wanted) = (database_for(&old), database_for(branch));
     if exists(&mut conn, &kept).await? {
@@ -246,7 +257,7 @@ pub async fn switch(
             }
         };
         // One name: callers hold the project lock, and a clone a killed
-        // switch left under it is dropped here.
+        // switch left under it is dropped here (if the repair has not).
         let tmp = CLONING.to_string();
         exec(
             &mut conn,

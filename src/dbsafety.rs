@@ -5,16 +5,18 @@
 //! # How it works
 //!
 //! Every command that changes the app's database (`db snapshot`,
-//! `db restore`, `db import`) does it in steps that are each one statement
-//! or one transaction, so that at every instant the app's name names a
-//! complete database that accepts connections: the old one until the swap
-//! commits, the new one after. What a killed command can leave is a
-//! database with a temporary name, a session still running on the server,
-//! and its note in devenv's private folder ([`crate::scratch::journal`]).
-//! [`recover`] ends the sessions, then drops what was not finished (a
-//! half-loaded import, a half-taken snapshot) and finishes what was (drops
-//! the database a committed restore replaced). Every `db` command and `test`
-//! run it first; `up` and `psql` when a note says a command was killed.
+//! `db restore`, `db import`, the switch of a database per branch) does it
+//! in steps that are each one statement or one transaction, so that at
+//! every instant the app's name names a complete database that accepts
+//! connections: the old one until the swap commits, the new one after.
+//! What a killed command can leave is a database with a temporary name, a
+//! session still running on the server, and its note in devenv's private
+//! folder ([`crate::scratch::journal`]). [`recover`] ends the sessions, then
+//! drops what was not finished (a half-loaded import, a half-taken
+//! snapshot, a branch's half-made clone) and finishes what was (drops the
+//! database a committed restore replaced). Every `db` command and `test`
+//! run it first; `up`, `psql` and a branch switch when a note says a
+//! command was killed.
 //! Commands hold the project lock, so the repair never sees a live one.
 
 use std::future::Future;
@@ -246,6 +248,13 @@ pub async fn recover(
             drop_database(&mut conn, name).await?;
             repaired.push(format!(
                 "rolled back the interrupted snapshot `{snap}`: `devenv db snapshot {snap}` takes it again"
+            ));
+        } else if name == crate::branchdb::CLONING {
+            // Not swapped in yet: a copy, never the only one of anything.
+            drop_database(&mut conn, name).await?;
+            repaired.push(format!(
+                "rolled back an interrupted switch of the branch's database: `{}` keeps the branch it had",
+                db.name
             ));
         } else if name.starts_with(REPLACED_PREFIX) {
             if app.is_none() {
