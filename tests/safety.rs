@@ -811,7 +811,8 @@ fn r26_a_branch_switch_killed_at_random_points_loses_nothing() {
             p.psql(
                 "SELECT coalesce(string_agg(datname, ','), '') FROM pg_database \
                  WHERE datname LIKE 'devenv\\_branch\\_%' \
-                 AND shobj_description(oid, 'pg_database') IS DISTINCT FROM 'devenv branch: ' || substr(datname, 15)"
+                 AND split_part(shobj_description(oid, 'pg_database'), ' (', 1) \
+                     IS DISTINCT FROM 'devenv branch: ' || substr(datname, 15)"
             )
             .0,
             "",
@@ -837,6 +838,54 @@ fn r26_a_branch_switch_killed_at_random_points_loses_nothing() {
         "{trials} trials took {:?}",
         started.elapsed()
     );
+}
+
+/// Issue 26: a switch to a new branch killed while the branch's
+/// migrations run (after the swap committed) has them run by the next
+/// command, which says so.
+#[test]
+fn r26_a_switch_killed_during_its_migrations_has_them_run_by_the_next_command() {
+    warm_images();
+    // While `/tmp/slow` exists, the migration says it started and hangs
+    // (the killed switch's copy never finishes: only the next one can).
+    let migrate = "if test -e /tmp/slow; then touch /tmp/started; sleep 3600; fi; \
+        psql -U app -d app -c 'CREATE TABLE IF NOT EXISTS migrated (n int); INSERT INTO migrated VALUES (1)'";
+    let mut p = Project::new(
+        "wtsafety-brmigrate",
+        &format!("{DB_ONLY}hooks = {{ migrate = [{migrate:?}] }}\n"),
+    );
+    support::git(p.path(), &["init", "-q"]);
+    support::git(p.path(), &["add", "dev.toml"]);
+    support::git(p.path(), &["commit", "-qm", "init"]);
+    p.ok(&["up", "-d"]);
+    p.ok(&["db", "branch", "on"]);
+    p.ok(&["exec", "db", "--", "touch", "/tmp/slow"]);
+    support::git(p.path(), &["checkout", "-q", "-b", "feature"]);
+    let mut switch = spawn(&p, &["db", "branch"]);
+    assert!(
+        support::eventually(60, || p
+            .run(&["exec", "db", "--", "test", "-e", "/tmp/started"])
+            .status
+            .success()),
+        "the switch swapped `feature`'s database in and runs its migrations"
+    );
+    switch.kill().unwrap(); // SIGKILL, by the child's PID
+    switch.wait().unwrap();
+    p.ok(&["exec", "db", "--", "rm", "/tmp/slow"]);
+
+    let out = p.ok(&["db", "branches"]);
+    assert!(
+        stderr(&out).contains("branch `feature`'s database has not had its migrations yet"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(support::db_branch(&p), "feature");
+    let (n, migrated) = p.psql("SELECT count(*) > 0 FROM migrated");
+    assert!(
+        migrated && n == "t",
+        "the next command ran the migrations: {n}"
+    );
+    assert_eq!(leftovers(&p), "");
 }
 
 #[test]

@@ -64,14 +64,28 @@ pub async fn follow(
                 ),
                 true,
             );
-            migrate(engine, stack, reporter).await?;
+            migrate(engine, stack, db, &branch, reporter).await?;
+        }
+        Switched::MigrationsDue => {
+            reporter.notice(&format!(
+                "branch `{branch}`'s database has not had its migrations yet (a switch was interrupted, or the app was not running): running them"
+            ));
+            migrate(engine, stack, db, &branch, reporter).await?;
         }
     }
     Ok(())
 }
 
-/// The migrate hooks of the services that have them and run.
-async fn migrate(engine: &Engine, stack: &Stack, reporter: &dyn Reporter) -> Result<(), Failure> {
+/// The migrate hooks of the services that have them and run; once every
+/// one has run, `branch`'s database is marked as migrated.
+async fn migrate(
+    engine: &Engine,
+    stack: &Stack,
+    db: &Database,
+    branch: &str,
+    reporter: &dyn Reporter,
+) -> Result<(), Failure> {
+    let mut all_ran = true;
     for svc in stack
         .services
         .values()
@@ -82,9 +96,13 @@ async fn migrate(engine: &Engine, stack: &Stack, reporter: &dyn Reporter) -> Res
                 "`{}` is not running: its migrations run at the next `devenv up`",
                 svc.name
             ));
+            all_ran = false;
             continue;
         };
         crate::lifecycle::run_hooks(engine, svc, &id, &svc.hooks.migrate, reporter).await?;
+    }
+    if all_ran {
+        branchdb::migrated(db, branch).await?;
     }
     Ok(())
 }
