@@ -462,6 +462,17 @@ fn r26_test_and_up_switch_to_the_checkouts_branch_under_the_project_lock() {
         p.psql("select string_agg(title, ',') from notes").0,
         "made on main"
     );
+
+    // A `test` that has to start the database switches once it has.
+    p.ok(&["down"]);
+    git(p.path(), &["checkout", "-q", "-b", "third"]);
+    let out = p.ok(&["test"]);
+    assert!(
+        text(&out).contains("branch `third` is new: its database is a copy of `main`'s"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(support::db_branch(&p), "third");
 }
 
 /// Issue 26: an attached `up` follows `git checkout` while it runs (it
