@@ -115,35 +115,36 @@ pub async fn import(
             action: "reading the time".into(),
             message: e.to_string(),
         })?;
+    // A database per branch: the imported database is the branch's too.
+    let label = crate::branchdb::keep_label(&mut conn, db).await?;
     // One transaction: the old database becomes the snapshot (a rename,
     // no copy) as the imported one takes its name.
     let swapped = alone(db, &mut conn, async |conn: &mut PgConnection| {
-        transaction(
-            conn,
-            "swapping the imported database in",
-            &[
-                format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    ident(&db.name),
-                    ident(&kept)
-                ),
-                format!(
-                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
-                    ident(&kept)
-                ),
-                format!(
-                    "COMMENT ON DATABASE {} IS 'devenv snapshot of {} taken {taken}'",
-                    ident(&kept),
-                    db.name.replace('\'', "''")
-                ),
-                format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    ident(&staging),
-                    ident(&db.name)
-                ),
-            ],
-        )
-        .await
+        let statements: Vec<String> = [
+            format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                ident(&db.name),
+                ident(&kept)
+            ),
+            format!(
+                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+                ident(&kept)
+            ),
+            format!(
+                "COMMENT ON DATABASE {} IS 'devenv snapshot of {} taken {taken}'",
+                ident(&kept),
+                db.name.replace('\'', "''")
+            ),
+            format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                ident(&staging),
+                ident(&db.name)
+            ),
+        ]
+        .into_iter()
+        .chain(label.clone())
+        .collect();
+        transaction(conn, "swapping the imported database in", &statements).await
     })
     .await;
     if let Err(e) = swapped {

@@ -339,27 +339,29 @@ pub async fn restore(db: &Database, name: &str) -> Result<Restored, SnapshotErro
         .await?;
     }
     let old = format!("{REPLACED_PREFIX}{}", std::process::id());
+    // A database per branch: the restored database is the branch's too.
+    let label = crate::branchdb::keep_label(&mut conn, db).await?;
     // Both renames in one transaction: the app's name always names a database.
     let swap = alone(db, &mut conn, async |conn: &mut PgConnection| {
         let started = Instant::now();
-        transaction(
-            conn,
-            "renaming the snapshot's copy into place",
-            &[
-                format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    ident(&db.name),
-                    ident(&old)
-                ),
-                format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    ident(&spare),
-                    ident(&db.name)
-                ),
-            ],
-        )
-        .await
-        .map(|()| started.elapsed())
+        let statements: Vec<String> = [
+            format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                ident(&db.name),
+                ident(&old)
+            ),
+            format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                ident(&spare),
+                ident(&db.name)
+            ),
+        ]
+        .into_iter()
+        .chain(label.clone())
+        .collect();
+        transaction(conn, "renaming the snapshot's copy into place", &statements)
+            .await
+            .map(|()| started.elapsed())
     })
     .await?;
     // Only the database just set aside goes; it was the app's, replaced at

@@ -394,6 +394,14 @@ fn r26_each_branch_keeps_its_own_database() {
     assert!(listed.lines().any(|l| l.starts_with("* main ")), "{listed}");
     assert!(listed.contains("devenv_branch_feature"), "{listed}");
 
+    // A restore and an import swap another database in: it stays the branch's.
+    p.ok(&["db", "snapshot", "s"]);
+    p.ok(&["db", "restore", "s"]);
+    assert_eq!(support::db_branch(&p), "main", "after a restore");
+    p.ok(&["db", "export", "d.sql"]);
+    p.ok(&["db", "import", "d.sql"]);
+    assert_eq!(support::db_branch(&p), "main", "after an import");
+
     git(p.path(), &["branch", "-q", "-D", "feature"]);
     let pruned = p.ok(&["db", "branch", "prune"]);
     assert!(
