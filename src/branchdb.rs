@@ -209,19 +209,6 @@ pub async fn turn_on(db: &Database, branch: &str) -> Result<(), SnapshotError> {
     .await
 }
 
-/// The statement that labels the database about to take the app's name
-/// with the app's branch, if the app's database has one: a restore or an
-/// import swaps in a clone or a load, which no comment follows, and the
-/// branch's database must stay the branch's.
-pub(crate) async fn keep_label(
-    conn: &mut PgConnection,
-    db: &Database,
-) -> Result<Option<String>, SnapshotError> {
-    Ok(label_of(conn, &db.name)
-        .await?
-        .map(|l| label_sql(&db.name, &l.branch, l.migrations_due)))
-}
-
 /// Records that the migrate hooks of `branch` (the app's database's now)
 /// have run: the mark a new branch's database carries until then goes.
 pub async fn migrated(db: &Database, branch: &str) -> Result<(), SnapshotError> {

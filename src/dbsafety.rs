@@ -115,8 +115,7 @@ pub async fn import(
             action: "reading the time".into(),
             message: e.to_string(),
         })?;
-    // A database per branch: the imported database is the branch's too.
-    let label = crate::branchdb::keep_label(&mut conn, db).await?;
+    let label = snapshot::keep_comment(&mut conn, db).await?;
     // One transaction: the old database becomes the snapshot (a rename,
     // no copy) as the imported one takes its name.
     let swapped = alone(db, &mut conn, async |conn: &mut PgConnection| {
