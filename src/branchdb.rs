@@ -15,8 +15,18 @@
 //! DATABASE … TEMPLATE`) of the branch it was created from (git's reflog
 //! says which; else the database of the branch just left) under a
 //! temporary name, which the swap renames into place; the caller then runs
-//! the migrate hooks. A killed switch leaves the old state or the new one,
-//! plus at most a temporary clone that the next switch drops.
+//! the migrate hooks. Until they have run, the label says the migrations
+//! are due ([`migrated`] clears it), so that a switch killed between the
+//! swap and the end of the migrations has them run by the next one.
+//!
+//! # Crash safety
+//!
+//! A switch runs under the project lock (the one `db`, `test` and `down`
+//! take) and notes itself in the private folder's journal while it runs, as
+//! the other database commands do. The clone is made under a temporary name
+//! and the swap is one transaction, so a killed switch leaves the old state
+//! or the new one, plus at most the temporary clone, which the next command
+//! drops (see [`crate::dbsafety::recover`]) before it switches again.
 //!
 //! Nothing is dropped without the caller saying so: `prune` drops only the
 //! copies of branches git no longer has, and returns their names.
@@ -35,6 +45,31 @@ pub const BRANCH_PREFIX: &str = "devenv_branch_";
 pub const CLONING: &str = "devenv_branchtmp";
 /// What a branch's database comment starts with.
 const LABEL: &str = "devenv branch: ";
+/// Ends the label of a new branch's database until its migrate hooks have
+/// run: a switch killed before they finished leaves it, so the next one
+/// runs them. Git allows no space in a branch name: it cannot be one's end.
+const MIGRATIONS_DUE: &str = " (migrations due)";
+
+/// What a database's label says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Label {
+    branch: String,
+    migrations_due: bool,
+}
+
+fn parse_label(comment: &str) -> Option<Label> {
+    let rest = comment.strip_prefix(LABEL)?;
+    Some(match rest.strip_suffix(MIGRATIONS_DUE) {
+        Some(branch) => Label {
+            branch: branch.to_string(),
+            migrations_due: true,
+        },
+        None => Label {
+            branch: rest.to_string(),
+            migrations_due: false,
+        },
+    })
+}
 
 /// The git branch checked out in the repository holding `dir`; `None`
 /// outside git or on a detached HEAD (the database then stays as it is).
@@ -132,13 +167,10 @@ pub fn database_for(branch: &str) -> String {
 /// The branch the app's database belongs to; `None` when the feature is off.
 pub async fn current(db: &Database) -> Result<Option<String>, SnapshotError> {
     let mut conn = snapshot::maintenance(db).await?;
-    label_of(&mut conn, &db.name).await
+    Ok(label_of(&mut conn, &db.name).await?.map(|l| l.branch))
 }
 
-async fn label_of(
-    conn: &mut PgConnection,
-    database: &str,
-) -> Result<Option<String>, SnapshotError> {
+async fn label_of(conn: &mut PgConnection, database: &str) -> Result<Option<Label>, SnapshotError> {
     let comment: Option<String> = sqlx::query_scalar(
         "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
     )
@@ -147,7 +179,7 @@ async fn label_of(
     .await
     .map_err(|e| sql("reading the database's branch", e))?
     .flatten();
-    Ok(comment.and_then(|c| c.strip_prefix(LABEL).map(str::to_string)))
+    Ok(comment.as_deref().and_then(parse_label))
 }
 
 fn sql(action: &str, e: sqlx::Error) -> SnapshotError {
@@ -157,11 +189,12 @@ fn sql(action: &str, e: sqlx::Error) -> SnapshotError {
     }
 }
 
-fn label_sql(database: &str, branch: &str) -> String {
+fn label_sql(database: &str, branch: &str, migrations_due: bool) -> String {
     format!(
-        "COMMENT ON DATABASE {} IS '{LABEL}{}'",
+        "COMMENT ON DATABASE {} IS '{LABEL}{}{}'",
         ident(database),
-        branch.replace('\'', "''")
+        branch.replace('\'', "''"),
+        if migrations_due { MIGRATIONS_DUE } else { "" }
     )
 }
 
@@ -171,7 +204,19 @@ pub async fn turn_on(db: &Database, branch: &str) -> Result<(), SnapshotError> {
     exec(
         &mut conn,
         "labelling the database",
-        &label_sql(&db.name, branch),
+        &label_sql(&db.name, branch, false),
+    )
+    .await
+}
+
+/// Records that the migrate hooks of `branch` (the app's database's now)
+/// have run: the mark a new branch's database carries until then goes.
+pub async fn migrated(db: &Database, branch: &str) -> Result<(), SnapshotError> {
+    let mut conn = snapshot::maintenance(db).await?;
+    exec(
+        &mut conn,
+        "labelling the database as migrated",
+        &label_sql(&db.name, branch, false),
     )
     .await
 }
@@ -201,6 +246,9 @@ pub enum Switched {
         source: String,
         took: Duration,
     },
+    /// The database is the branch's already, but its migrations are due:
+    /// a switch was killed before they finished.
+    MigrationsDue,
 }
 
 /// Makes the app's database `branch`'s (see the module docs); `parent` is
@@ -214,9 +262,17 @@ pub async fn switch(
     let Some(old) = label_of(&mut conn, &db.name).await? else {
         return Ok(Switched::Nothing);
     };
-    if old == branch {
-        return Ok(Switched::Nothing);
+    if old.branch == branch {
+        return Ok(if old.migrations_due {
+            Switched::MigrationsDue
+        } else {
+            Switched::Nothing
+        });
     }
+    let old = old.branch;
+    // Noted in the private folder until it returns: a killed switch is
+    // looked after by the next command (see `crate::dbsafety::recover`).
+    let _journal = snapshot::journal(db, "db branch")?;
     let started = Instant::now();
     let (kept, wanted) = (database_for(&old), database_for(branch));
     if exists(&mut conn, &kept).await? {
@@ -226,7 +282,12 @@ pub async fn switch(
         });
     }
     let mut source = None;
+    // A kept copy keeps its own mark (migrations due, or not).
+    let mut migrations_due = true;
     let incoming = if exists(&mut conn, &wanted).await? {
+        migrations_due = label_of(&mut conn, &wanted)
+            .await?
+            .is_some_and(|l| l.migrations_due);
         wanted
     } else {
         // The parent's kept copy, else the database of the branch just left.
@@ -246,7 +307,7 @@ pub async fn switch(
             }
         };
         // One name: callers hold the project lock, and a clone a killed
-        // switch left under it is dropped here.
+        // switch left under it is dropped here (if the repair has not).
         let tmp = CLONING.to_string();
         exec(
             &mut conn,
@@ -285,7 +346,7 @@ pub async fn switch(
                     ident(&incoming),
                     ident(&db.name)
                 ),
-                label_sql(&db.name, branch),
+                label_sql(&db.name, branch, migrations_due),
             ],
         )
         .await
@@ -330,7 +391,7 @@ pub async fn list(db: &Database) -> Result<Vec<BranchDb>, SnapshotError> {
             let label: Option<String> = r.get("label");
             let database: String = r.get("datname");
             Some(BranchDb {
-                branch: label?.strip_prefix(LABEL)?.to_string(),
+                branch: parse_label(&label?)?.branch,
                 current: database == db.name,
                 database,
                 bytes: r.get("bytes"),
@@ -376,6 +437,29 @@ mod tests {
         assert!(odd.starts_with("devenv_branch_feature_login_"), "{odd}");
         assert_ne!(odd, database_for("feature/login"));
         assert!(database_for(&"x".repeat(200)).len() <= 63);
+    }
+
+    #[test]
+    fn labels_carry_the_branch_and_whether_its_migrations_are_due() {
+        let plain = label_sql("app", "feature/x", false);
+        assert!(plain.ends_with("IS 'devenv branch: feature/x'"), "{plain}");
+        let due = label_sql("app", "it's", true);
+        assert!(
+            due.ends_with("IS 'devenv branch: it''s (migrations due)'"),
+            "{due}"
+        );
+        let label = |branch: &str, migrations_due| {
+            Some(Label {
+                branch: branch.into(),
+                migrations_due,
+            })
+        };
+        assert_eq!(parse_label("devenv branch: main"), label("main", false));
+        assert_eq!(
+            parse_label("devenv branch: main (migrations due)"),
+            label("main", true)
+        );
+        assert_eq!(parse_label("devenv snapshot of app taken 2026"), None);
     }
 
     #[test]

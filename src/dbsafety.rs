@@ -5,16 +5,18 @@
 //! # How it works
 //!
 //! Every command that changes the app's database (`db snapshot`,
-//! `db restore`, `db import`) does it in steps that are each one statement
-//! or one transaction, so that at every instant the app's name names a
-//! complete database that accepts connections: the old one until the swap
-//! commits, the new one after. What a killed command can leave is a
-//! database with a temporary name, a session still running on the server,
-//! and its note in devenv's private folder ([`crate::scratch::journal`]).
-//! [`recover`] ends the sessions, then drops what was not finished (a
-//! half-loaded import, a half-taken snapshot) and finishes what was (drops
-//! the database a committed restore replaced). Every `db` command and `test`
-//! run it first; `up` and `psql` when a note says a command was killed.
+//! `db restore`, `db import`, the switch of a database per branch) does it
+//! in steps that are each one statement or one transaction, so that at
+//! every instant the app's name names a complete database that accepts
+//! connections: the old one until the swap commits, the new one after.
+//! What a killed command can leave is a database with a temporary name, a
+//! session still running on the server, and its note in devenv's private
+//! folder ([`crate::scratch::journal`]). [`recover`] ends the sessions, then
+//! drops what was not finished (a half-loaded import, a half-taken
+//! snapshot, a branch's half-made clone) and finishes what was (drops the
+//! database a committed restore replaced). Every `db` command and `test`
+//! run it first; `up`, `psql` and a branch switch when a note says a
+//! command was killed.
 //! Commands hold the project lock, so the repair never sees a live one.
 
 use std::future::Future;
@@ -113,35 +115,35 @@ pub async fn import(
             action: "reading the time".into(),
             message: e.to_string(),
         })?;
+    let label = snapshot::keep_comment(&mut conn, db).await?;
     // One transaction: the old database becomes the snapshot (a rename,
     // no copy) as the imported one takes its name.
     let swapped = alone(db, &mut conn, async |conn: &mut PgConnection| {
-        transaction(
-            conn,
-            "swapping the imported database in",
-            &[
-                format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    ident(&db.name),
-                    ident(&kept)
-                ),
-                format!(
-                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
-                    ident(&kept)
-                ),
-                format!(
-                    "COMMENT ON DATABASE {} IS 'devenv snapshot of {} taken {taken}'",
-                    ident(&kept),
-                    db.name.replace('\'', "''")
-                ),
-                format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    ident(&staging),
-                    ident(&db.name)
-                ),
-            ],
-        )
-        .await
+        let statements: Vec<String> = [
+            format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                ident(&db.name),
+                ident(&kept)
+            ),
+            format!(
+                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+                ident(&kept)
+            ),
+            format!(
+                "COMMENT ON DATABASE {} IS 'devenv snapshot of {} taken {taken}'",
+                ident(&kept),
+                db.name.replace('\'', "''")
+            ),
+            format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                ident(&staging),
+                ident(&db.name)
+            ),
+        ]
+        .into_iter()
+        .chain(label.clone())
+        .collect();
+        transaction(conn, "swapping the imported database in", &statements).await
     })
     .await;
     if let Err(e) = swapped {
@@ -246,6 +248,13 @@ pub async fn recover(
             drop_database(&mut conn, name).await?;
             repaired.push(format!(
                 "rolled back the interrupted snapshot `{snap}`: `devenv db snapshot {snap}` takes it again"
+            ));
+        } else if name == crate::branchdb::CLONING {
+            // Not swapped in yet: a copy, never the only one of anything.
+            drop_database(&mut conn, name).await?;
+            repaired.push(format!(
+                "rolled back an interrupted switch of the branch's database: `{}` keeps the branch it had",
+                db.name
             ));
         } else if name.starts_with(REPLACED_PREFIX) {
             if app.is_none() {

@@ -190,6 +190,34 @@ pub(crate) async fn alone<T>(
     }
 }
 
+/// The statement that gives the database about to take the app's name the
+/// app's database's comment, if it has one: a restore or an import swaps
+/// in a clone or a load, which no comment follows, and a database per
+/// branch keeps the branch's name there (see `crate::branchdb`).
+pub(crate) async fn keep_comment(
+    conn: &mut PgConnection,
+    db: &Database,
+) -> Result<Option<String>, SnapshotError> {
+    let comment: Option<String> = sqlx::query_scalar(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+    )
+    .bind(&db.name)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| SnapshotError::Sql {
+        action: "reading the database's comment".into(),
+        message: e.to_string(),
+    })?
+    .flatten();
+    Ok(comment.map(|c| {
+        format!(
+            "COMMENT ON DATABASE {} IS '{}'",
+            ident(&db.name),
+            c.replace('\'', "''")
+        )
+    }))
+}
+
 /// Runs `statements` as one transaction: all of them or none. A failed one
 /// leaves the session's transaction aborted, so it is rolled back here.
 pub(crate) async fn transaction(
@@ -339,27 +367,28 @@ pub async fn restore(db: &Database, name: &str) -> Result<Restored, SnapshotErro
         .await?;
     }
     let old = format!("{REPLACED_PREFIX}{}", std::process::id());
+    let label = keep_comment(&mut conn, db).await?;
     // Both renames in one transaction: the app's name always names a database.
     let swap = alone(db, &mut conn, async |conn: &mut PgConnection| {
         let started = Instant::now();
-        transaction(
-            conn,
-            "renaming the snapshot's copy into place",
-            &[
-                format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    ident(&db.name),
-                    ident(&old)
-                ),
-                format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    ident(&spare),
-                    ident(&db.name)
-                ),
-            ],
-        )
-        .await
-        .map(|()| started.elapsed())
+        let statements: Vec<String> = [
+            format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                ident(&db.name),
+                ident(&old)
+            ),
+            format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                ident(&spare),
+                ident(&db.name)
+            ),
+        ]
+        .into_iter()
+        .chain(label.clone())
+        .collect();
+        transaction(conn, "renaming the snapshot's copy into place", &statements)
+            .await
+            .map(|()| started.elapsed())
     })
     .await?;
     // Only the database just set aside goes; it was the app's, replaced at

@@ -537,7 +537,8 @@ fn leftovers(p: &Project) -> String {
     p.psql(
         "SELECT coalesce(string_agg(datname, ','), '') FROM pg_database \
          WHERE datname LIKE 'devenv\\_import\\_%' OR datname LIKE 'devenv\\_snaptmp\\_%' \
-         OR datname LIKE 'devenv\\_replaced\\_%' OR (datname = 'app' AND NOT datallowconn)",
+         OR datname LIKE 'devenv\\_replaced\\_%' OR datname = 'devenv_branchtmp' \
+         OR (datname = 'app' AND NOT datallowconn)",
     )
     .0
 }
@@ -688,6 +689,8 @@ fn r22_the_next_command_repairs_what_a_killed_one_left_and_says_so() {
     };
     on_server(&mut p, "CREATE DATABASE devenv_import_999");
     on_server(&mut p, "CREATE DATABASE devenv_snaptmp_mid");
+    // A branch's clone a switch (issue 26) was killed before swapping in.
+    on_server(&mut p, "CREATE DATABASE devenv_branchtmp");
     on_server(&mut p, "ALTER DATABASE app WITH ALLOW_CONNECTIONS false");
     let out = p.ok(&["db", "snapshots"]);
     let said = stderr(&out);
@@ -695,6 +698,7 @@ fn r22_the_next_command_repairs_what_a_killed_one_left_and_says_so() {
         "rolled back an interrupted import: `app` keeps the data it had",
         "rolled back the interrupted snapshot `mid`: `devenv db snapshot mid` takes it again",
         "opened `app` to connections again: an interrupted command had closed it",
+        "rolled back an interrupted switch of the branch's database: `app` keeps the branch it had",
     ] {
         assert!(said.contains(line), "{line}\n{}", text(&out));
     }
@@ -716,6 +720,172 @@ fn r22_the_next_command_repairs_what_a_killed_one_left_and_says_so() {
     // A second command finds nothing to say.
     let out = p.ok(&["db", "snapshots"]);
     assert!(!stderr(&out).contains("interrupted"), "{}", text(&out));
+}
+
+/// Issue 26: a database per branch's switch (`db branch`, or `up -d`
+/// after a `git checkout`) killed at random points loses nothing: after
+/// the next command (`db branches` or `up -d`), the app's database is
+/// there, answers, is the checkout's branch's and holds that branch's
+/// rows; every kept copy holds its own branch's; no half-made clone is left.
+#[test]
+fn r26_a_branch_switch_killed_at_random_points_loses_nothing() {
+    warm_images();
+    let mut rng = support::Rng::seeded("DEVENV_CRASH_SEED");
+    let trials: usize = std::env::var("DEVENV_CRASH_TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    let started = std::time::Instant::now();
+    let mut p = Project::new("wtsafety-branch", DB_ONLY);
+    support::git(p.path(), &["init", "-q"]);
+    support::git(p.path(), &["add", "dev.toml"]);
+    support::git(p.path(), &["commit", "-qm", "init"]);
+    p.ok(&["up", "-d"]);
+    p.ok(&["db", "branch", "on"]);
+    psql_ok(&mut p, "CREATE TABLE marks (v text);");
+    set_rows(&mut p, "main-0");
+    // Each branch's last committed rows.
+    let mut rows = std::collections::HashMap::from([("main".to_string(), "main-0".to_string())]);
+    let mut current = "main".to_string();
+    for n in 1..=trials {
+        // Every other trial a new branch (a clone, then the swap), else
+        // back to `main` (the swap alone).
+        let target = if n % 2 == 1 {
+            let b = format!("b{n}");
+            support::git(p.path(), &["checkout", "-q", "-b", &b]);
+            b
+        } else {
+            support::git(p.path(), &["checkout", "-q", "main"]);
+            "main".to_string()
+        };
+        // A new branch starts from the one it was created from.
+        let expected = rows.get(&target).unwrap_or(&rows[&current]).clone();
+        // Which command switches, and how long it takes here at most (the
+        // random point falls within); each meets both kinds of switch.
+        let (killed, max_ms): (&[&str], u64) = if (n / 2) % 2 == 0 {
+            (&["db", "branch"], 1500)
+        } else {
+            (&["up", "-d"], 3000)
+        };
+        let mut child = spawn(&p, killed);
+        let delay = rng.below(max_ms);
+        // The random point is the test: there is no condition to await.
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        child.kill().unwrap(); // SIGKILL, by the child's PID
+        child.wait().unwrap();
+        // Now and then the developer goes back before the switch is
+        // finished: whatever the killed one left must not stay behind.
+        let (target, expected) = if n % 6 == 3 {
+            support::git(p.path(), &["checkout", "-q", &current]);
+            (current.clone(), rows[&current].clone())
+        } else {
+            (target, expected)
+        };
+
+        let next: &[&str] = if n % 4 < 2 {
+            &["db", "branches"]
+        } else {
+            &["up", "-d"]
+        };
+        let at = format!(
+            "`{killed:?}` killed after {delay} ms (trial {n}), then `{next:?}` on `{target}`"
+        );
+        let out = p.run(next);
+        assert!(out.status.success(), "{at}:\n{}", text(&out));
+        let repairs: Vec<String> = stderr(&out)
+            .lines()
+            .filter(|l| l.contains("interrupted") || l.contains("branch `"))
+            .map(str::to_string)
+            .collect();
+        eprintln!("{at}: {repairs:?}");
+        assert_eq!(
+            support::db_branch(&p),
+            target,
+            "{at}: the checkout's branch's database"
+        );
+        let (got, answered) = p.psql("SELECT string_agg(v, ',') FROM marks");
+        assert!(answered, "{at}: the app's database answers");
+        assert_eq!(got, expected, "{at}: the branch's rows");
+        assert_eq!(leftovers(&p), "", "{at}: nothing half-done is left");
+        assert_eq!(
+            p.psql(
+                "SELECT coalesce(string_agg(datname, ','), '') FROM pg_database \
+                 WHERE datname LIKE 'devenv\\_branch\\_%' \
+                 AND split_part(shobj_description(oid, 'pg_database'), ' (', 1) \
+                     IS DISTINCT FROM 'devenv branch: ' || substr(datname, 15)"
+            )
+            .0,
+            "",
+            "{at}: every kept copy is labelled with its own branch"
+        );
+        let word = format!("{target}-{n}");
+        set_rows(&mut p, &word);
+        rows.insert(target.clone(), word);
+        current = target;
+    }
+    // Back on each branch once more: every kept copy holds its rows.
+    for (branch, want) in rows.clone() {
+        support::git(p.path(), &["checkout", "-q", &branch]);
+        p.ok(&["db", "branch"]);
+        assert_eq!(
+            p.psql("SELECT string_agg(v, ',') FROM marks").0,
+            want,
+            "{branch}"
+        );
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15 * 60),
+        "{trials} trials took {:?}",
+        started.elapsed()
+    );
+}
+
+/// Issue 26: a switch to a new branch killed while the branch's
+/// migrations run (after the swap committed) has them run by the next
+/// command, which says so.
+#[test]
+fn r26_a_switch_killed_during_its_migrations_has_them_run_by_the_next_command() {
+    warm_images();
+    // While `/tmp/slow` exists, the migration says it started and hangs
+    // (the killed switch's copy never finishes: only the next one can).
+    let migrate = "if test -e /tmp/slow; then touch /tmp/started; sleep 3600; fi; \
+        psql -U app -d app -c 'CREATE TABLE IF NOT EXISTS migrated (n int); INSERT INTO migrated VALUES (1)'";
+    let mut p = Project::new(
+        "wtsafety-brmigrate",
+        &format!("{DB_ONLY}hooks = {{ migrate = [{migrate:?}] }}\n"),
+    );
+    support::git(p.path(), &["init", "-q"]);
+    support::git(p.path(), &["add", "dev.toml"]);
+    support::git(p.path(), &["commit", "-qm", "init"]);
+    p.ok(&["up", "-d"]);
+    p.ok(&["db", "branch", "on"]);
+    p.ok(&["exec", "db", "--", "touch", "/tmp/slow"]);
+    support::git(p.path(), &["checkout", "-q", "-b", "feature"]);
+    let mut switch = spawn(&p, &["db", "branch"]);
+    assert!(
+        support::eventually(60, || p
+            .run(&["exec", "db", "--", "test", "-e", "/tmp/started"])
+            .status
+            .success()),
+        "the switch swapped `feature`'s database in and runs its migrations"
+    );
+    switch.kill().unwrap(); // SIGKILL, by the child's PID
+    switch.wait().unwrap();
+    p.ok(&["exec", "db", "--", "rm", "/tmp/slow"]);
+
+    let out = p.ok(&["db", "branches"]);
+    assert!(
+        stderr(&out).contains("branch `feature`'s database has not had its migrations yet"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(support::db_branch(&p), "feature");
+    let (n, migrated) = p.psql("SELECT count(*) > 0 FROM migrated");
+    assert!(
+        migrated && n == "t",
+        "the next command ran the migrations: {n}"
+    );
+    assert_eq!(leftovers(&p), "");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use crate::support;
 
-use support::{text, warm_images, Project};
+use support::{git, text, warm_images, Project};
 
 /// A `prepare` script's files reach the build through devenv's cache
 /// folder: nothing is written into the build context's folder (for the
@@ -326,23 +326,6 @@ fn r26_bind_mode_user_has_a_name_and_home_and_the_app_survives_artisan() {
     assert_eq!(support::http_get(port, "/health").0, 200);
 }
 
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", text(&out));
-}
-
 /// The milliseconds a `db branch` switch reported (`… swapped in (12 ms)`).
 fn switch_ms(out: &std::process::Output) -> u64 {
     let all = text(out);
@@ -411,6 +394,14 @@ fn r26_each_branch_keeps_its_own_database() {
     assert!(listed.lines().any(|l| l.starts_with("* main ")), "{listed}");
     assert!(listed.contains("devenv_branch_feature"), "{listed}");
 
+    // A restore and an import swap another database in: it stays the branch's.
+    p.ok(&["db", "snapshot", "s"]);
+    p.ok(&["db", "restore", "s"]);
+    assert_eq!(support::db_branch(&p), "main", "after a restore");
+    p.ok(&["db", "export", "d.sql"]);
+    p.ok(&["db", "import", "d.sql"]);
+    assert_eq!(support::db_branch(&p), "main", "after an import");
+
     git(p.path(), &["branch", "-q", "-D", "feature"]);
     let pruned = p.ok(&["db", "branch", "prune"]);
     assert!(
@@ -420,4 +411,115 @@ fn r26_each_branch_keeps_its_own_database() {
         text(&pruned)
     );
     assert_eq!(p.psql("select title from notes").0, "made on main");
+}
+
+/// Issue 26: `devenv test` and `devenv up` see a `git checkout` too, and
+/// switch under the project lock: while another devenv holds it (a
+/// `db snapshot` in another terminal would), the app's database stays the
+/// old branch's; once it is free, it is the checkout's branch's.
+#[test]
+fn r26_test_and_up_switch_to_the_checkouts_branch_under_the_project_lock() {
+    support::warm_app_image();
+    let mut p = Project::new(
+        "brtest",
+        &support::app_stack(&support::repo().join("examples/laravel"), ""),
+    );
+    git(p.path(), &["init", "-q"]);
+    git(p.path(), &["add", "dev.toml"]);
+    git(p.path(), &["commit", "-qm", "init"]);
+    p.ok(&["up", "-d", "db"]);
+    p.ok(&["db", "branch", "on"]);
+    assert!(p.psql("create table notes (title text)").1);
+    assert!(p.psql("insert into notes values ('made on main')").1);
+
+    let waiting = format!("waiting for another devenv working on project `{}`", p.name);
+    for (args, from, to) in [
+        (&["test"][..], "main", "other"),
+        (&["up", "-d", "db"][..], "other", "main"),
+    ] {
+        if to == "other" {
+            git(p.path(), &["checkout", "-q", "-b", "other"]);
+        } else {
+            git(p.path(), &["checkout", "-q", "main"]);
+        }
+        let lock = support::hold_project_lock(&p.name);
+        let cmd = support::Background::spawn(&p, args);
+        cmd.wait_for(&waiting, 120);
+        assert_eq!(
+            support::db_branch(&p),
+            from,
+            "`{args:?}` switched while another devenv held the lock:\n{}",
+            cmd.stderr()
+        );
+        drop(lock);
+        let (status, err) = cmd.finish();
+        assert!(status.success(), "{args:?}: {err}");
+        assert_eq!(support::db_branch(&p), to, "{args:?}: {err}");
+        if to == "other" {
+            assert!(
+                err.contains("branch `other` is new: its database is a copy of `main`'s"),
+                "{err}"
+            );
+            // Made on `other`, so `main`'s copy must not have it.
+            assert!(p.psql("insert into notes values ('made on other')").1);
+        } else {
+            assert!(err.contains("branch `main`'s database swapped in"), "{err}");
+        }
+    }
+    assert_eq!(
+        p.psql("select string_agg(title, ',') from notes").0,
+        "made on main"
+    );
+
+    // A `test` that has to start the database switches once it has.
+    p.ok(&["down"]);
+    git(p.path(), &["checkout", "-q", "-b", "third"]);
+    let out = p.ok(&["test"]);
+    assert!(
+        text(&out).contains("branch `third` is new: its database is a copy of `main`'s"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(support::db_branch(&p), "third");
+}
+
+/// Issue 26: an attached `up` follows `git checkout` while it runs (it
+/// reads `.git/HEAD`), switching the app's database and saying so.
+#[test]
+fn r26_attached_up_switches_the_database_when_the_branch_changes() {
+    warm_images();
+    let mut p = Project::new(
+        "brattached",
+        "[db]\nper_branch = true\n\n[services.db]\nuse = \"postgres\"\nports = []\n",
+    );
+    git(p.path(), &["init", "-q"]);
+    git(p.path(), &["add", "dev.toml"]);
+    git(p.path(), &["commit", "-qm", "init"]);
+    let mut t = crate::session::Term::spawn(&mut p, "up");
+    t.wait_for("following logs", 120);
+    assert_eq!(
+        support::db_branch(&p),
+        "main",
+        "`per_branch = true` turned it on"
+    );
+    assert!(p.psql("create table notes (title text)").1);
+    assert!(p.psql("insert into notes values ('made on main')").1);
+
+    git(p.path(), &["checkout", "-q", "-b", "other"]);
+    t.wait_for(
+        "branch `other` is new: its database is a copy of `main`'s",
+        30,
+    );
+    assert_eq!(support::db_branch(&p), "other");
+    assert!(p.psql("insert into notes values ('made on other')").1);
+
+    git(p.path(), &["checkout", "-q", "main"]);
+    t.wait_for("branch `main`'s database swapped in", 30);
+    assert_eq!(support::db_branch(&p), "main");
+    assert_eq!(
+        p.psql("select string_agg(title, ',') from notes").0,
+        "made on main"
+    );
+    t.ctrl_c();
+    assert_eq!(t.exit_code(60), Some(130), "{}", t.screen());
 }

@@ -1,6 +1,7 @@
 //! `devenv db branch [on|off|prune]` and `devenv db branches`: a database
-//! per git branch (see `branchdb`), and the switch every database command
-//! and `up` make first when the checkout's branch changed.
+//! per git branch (see `branchdb`), and the switch every database command,
+//! `up`, `test` and the watchers make when the checkout's branch changed,
+//! always under the project lock.
 
 use super::{service_container, Context, Failure, Outcome};
 use crate::branchdb::{self, Switched};
@@ -21,6 +22,15 @@ pub async fn follow(
     let Some(branch) = branchdb::git_branch(&stack.root) else {
         return Ok(());
     };
+    // The lock `db`, `test` and `down` share (a caller holding it already
+    // gets it at once): a `db snapshot` in another terminal cannot
+    // interleave with the switch, and the repair below sees no live command.
+    let _lock = crate::lifecycle::lock_for(&stack.project, "db branch", reporter)?;
+    // What a killed command (a switch, too) left is repaired first: a
+    // database set aside or a half-made clone would fail the switch.
+    if crate::scratch::interrupted(&stack.project).is_some() {
+        crate::dbsafety::recover(engine, db, reporter).await?;
+    }
     // `[db] per_branch = true` turns it on as `devenv db branch on` does.
     if stack.db_per_branch && branchdb::current(db).await?.is_none() {
         branchdb::turn_on(db, &branch).await?;
@@ -54,14 +64,28 @@ pub async fn follow(
                 ),
                 true,
             );
-            migrate(engine, stack, reporter).await?;
+            migrate(engine, stack, db, &branch, reporter).await?;
+        }
+        Switched::MigrationsDue => {
+            reporter.notice(&format!(
+                "branch `{branch}`'s database has not had its migrations yet (a switch was interrupted, or the app was not running): running them"
+            ));
+            migrate(engine, stack, db, &branch, reporter).await?;
         }
     }
     Ok(())
 }
 
-/// The migrate hooks of the services that have them and run.
-async fn migrate(engine: &Engine, stack: &Stack, reporter: &dyn Reporter) -> Result<(), Failure> {
+/// The migrate hooks of the services that have them and run; once every
+/// one has run, `branch`'s database is marked as migrated.
+async fn migrate(
+    engine: &Engine,
+    stack: &Stack,
+    db: &Database,
+    branch: &str,
+    reporter: &dyn Reporter,
+) -> Result<(), Failure> {
+    let mut all_ran = true;
     for svc in stack
         .services
         .values()
@@ -72,9 +96,13 @@ async fn migrate(engine: &Engine, stack: &Stack, reporter: &dyn Reporter) -> Res
                 "`{}` is not running: its migrations run at the next `devenv up`",
                 svc.name
             ));
+            all_ran = false;
             continue;
         };
         crate::lifecycle::run_hooks(engine, svc, &id, &svc.hooks.migrate, reporter).await?;
+    }
+    if all_ran {
+        branchdb::migrated(db, branch).await?;
     }
     Ok(())
 }
@@ -167,8 +195,8 @@ pub async fn list(db: &Database, reporter: &dyn Reporter) -> Result<(), Failure>
     Ok(())
 }
 
-/// `up`'s switch: after the services are ready, before anyone works on
-/// the database. Quiet when the stack has no PostgreSQL or the feature is off.
+/// `up`'s and `test`'s switch: before anyone works on the database. Quiet
+/// when the stack has no PostgreSQL, it is not running or the feature is off.
 pub async fn follow_at_up(ctx: &Context, engine: &Engine, stack: &Stack) -> Result<(), Failure> {
     let Some(_) = branchdb::git_branch(&stack.root) else {
         return Ok(());
@@ -181,8 +209,8 @@ pub async fn follow_at_up(ctx: &Context, engine: &Engine, stack: &Stack) -> Resu
 }
 
 /// The watcher's part: `.git/HEAD` is read every half second (a file of a
-/// few bytes), and a changed branch is followed under the project lock, as
-/// `devenv db branch` would. Runs until dropped; a failure is said, and
+/// few bytes), and a changed branch is followed (under the project lock)
+/// as `devenv db branch` would. Runs until dropped; a failure is said, and
 /// the next change tries again.
 pub async fn watch_head(engine: &Engine, stack: &Stack, reporter: &dyn Reporter) {
     let mut last = branchdb::git_branch(&stack.root);
@@ -196,11 +224,7 @@ pub async fn watch_head(engine: &Engine, stack: &Stack, reporter: &dyn Reporter)
         let Ok(db) = Database::locate(engine, stack).await else {
             continue;
         };
-        let result = match crate::lifecycle::lock_for(&stack.project, "db branch", reporter) {
-            Ok(_lock) => follow(engine, stack, &db, reporter).await,
-            Err(e) => Err(e.into()),
-        };
-        if let Err(e) = result {
+        if let Err(e) = follow(engine, stack, &db, reporter).await {
             reporter.notice(&format!(
                 "the branch's database was not switched: {}",
                 e.report

@@ -31,8 +31,19 @@ pub async fn run(ctx: &Context, args: TestArgs) -> Outcome {
         }
     }
     let stack = ctx.named(&engine, stack, true).await?;
-    // A database per branch: the checkout's branch's (when the database runs).
-    let _ = super::dbbranch::follow_at_up(ctx, &engine, &stack).await;
+    // A database per branch: the checkout's branch's (when the database
+    // runs; else once the run has started it, below). The tests' own
+    // databases come from the migrations, so a switch that fails is said
+    // and the tests still run.
+    let follow = async || {
+        if let Err(e) = super::dbbranch::follow_at_up(ctx, &engine, &stack).await {
+            ctx.reporter().notice(&format!(
+                "the branch's database was not switched: {}",
+                e.report
+            ));
+        }
+    };
+    follow().await;
     let mut phpunit_args = args.phpunit_args;
     if let Some(source) = stack.test.as_ref().and_then(|t| t.source.as_deref()) {
         phpunit_args = files::container_args(&phpunit_args, &ctx.load.cwd, &stack.root, source);
@@ -52,7 +63,11 @@ pub async fn run(ctx: &Context, args: TestArgs) -> Outcome {
         phpunit_args,
     };
     let cancel = crate::interrupt::first();
-    match testrun::run(&engine, &stack, &opts, ctx.reporter(), &Stdout, cancel).await {
+    let result = testrun::run(&engine, &stack, &opts, ctx.reporter(), &Stdout, cancel).await;
+    if !crate::interrupt::happened() {
+        follow().await;
+    }
+    match result {
         Ok(report) => {
             if let Some(path) = &args.junit {
                 let path = ctx.load.cwd.join(path);

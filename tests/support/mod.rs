@@ -428,3 +428,97 @@ env = {{ APP_ENV = "testing", CACHE_DRIVER = "array", QUEUE_CONNECTION = "sync",
         app = app_dir.display(),
     )
 }
+
+/// git in `dir`, with an author and `main` as the first branch's name.
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", text(&out));
+}
+
+/// The branch the app's database (`app` in the `db` service) belongs to,
+/// as a database per branch labels it on the server; empty when unlabelled.
+pub fn db_branch(p: &Project) -> String {
+    let (label, ok) = p.psql(
+        "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = 'app'",
+    );
+    assert!(ok, "the app's database answers");
+    label
+        .strip_prefix("devenv branch: ")
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Holds `project`'s lock (the one devenv's commands take, in its private
+/// folder) until dropped, as a `db snapshot` in another terminal would.
+pub fn hold_project_lock(project: &str) -> std::fs::File {
+    let path = devenv::scratch::private_dir()
+        .unwrap()
+        .join(format!("{project}.lock"));
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    file.lock().unwrap();
+    file
+}
+
+/// A devenv command in the background whose stderr the test reads while
+/// it runs; killed (by its PID) if the test ends first.
+pub struct Background {
+    child: KillOnDrop,
+    err: tempfile::NamedTempFile,
+}
+
+impl Background {
+    pub fn spawn(p: &Project, args: &[&str]) -> Background {
+        let err = tempfile::NamedTempFile::new().unwrap();
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
+            .args(args)
+            .current_dir(p.path())
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(err.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        Background {
+            child: KillOnDrop(child),
+            err,
+        }
+    }
+
+    /// What it has written to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.err.path()).unwrap_or_default()
+    }
+
+    /// Waits until its stderr shows `text`; fails with what it shows otherwise.
+    pub fn wait_for(&self, text: &str, secs: u64) {
+        assert!(
+            eventually(secs, || self.stderr().contains(text)),
+            "stderr never showed {text:?}:\n{}",
+            self.stderr()
+        );
+    }
+
+    /// Its exit status once it ends, and all it wrote to stderr.
+    pub fn finish(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.0.wait().unwrap();
+        (status, self.stderr())
+    }
+}
