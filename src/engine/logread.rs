@@ -25,8 +25,8 @@ use tokio::net::UnixStream;
 /// How much one read asks of the socket.
 const READ: usize = 64 * 1024;
 
-/// A log request on a Unix socket: `path` is the socket, `target` the
-/// request's path and query (`/v1.41/containers/ID/logs?…`).
+/// A log request on a Unix socket: `target` is the request's path and
+/// query (`/v1.41/containers/ID/logs?…`).
 pub(super) struct Request {
     pub socket: PathBuf,
     pub target: String,
@@ -140,7 +140,6 @@ impl Reader {
                 Err(e) => return e,
             }
         }
-        text.extend_from_slice(&self.frames);
         let text = String::from_utf8_lossy(&text).into_owned();
         #[derive(serde::Deserialize)]
         struct Said {
