@@ -49,6 +49,21 @@ done
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 now() { date +%s.%N; }
+# Until FILE holds TOTAL lines, or has not grown for 30 s (lines lost: the
+# run is then reported short rather than waited for forever). Prints the
+# time the last line came and how many lines came.
+until_lines() {
+  local file=$1 n=0 seen=-1 since at
+  since=$(now); at=$since
+  while :; do
+    n=$(wc -l <"$file" 2>/dev/null || echo 0)
+    if [ "$n" -ne "$seen" ]; then seen=$n; at=$(now); since=$at; fi
+    [ "$n" -ge "$total" ] && break
+    [ "$(echo "$(now) - $since > 30" | bc)" = 1 ] && break
+    sleep 0.05
+  done
+  echo "$at $n"
+}
 
 logs_devenv=() logs_docker=()
 for _ in $(seq 1 "$runs"); do
@@ -59,9 +74,10 @@ for _ in $(seq 1 "$runs"); do
   wait
   t1=$(now)
   logs_docker+=("$(echo "$t1 - $t0" | bc)")
+  echo "logs run: devenv ${logs_devenv[-1]}s, docker ${logs_docker[-1]}s" >&2
 done
 
-follow_devenv=() follow_docker=() rss=()
+follow_devenv=() follow_docker=() rss=() short=()
 for _ in $(seq 1 "$runs"); do
   "$devenv" logs -f -n 0 >"$work/fifo.devenv" &
   dpid=$!
@@ -69,8 +85,8 @@ for _ in $(seq 1 "$runs"); do
   t0=$(now)
   for id in $ids; do docker exec "$id" touch /tmp/go >/dev/null & done
   wait $(jobs -p | grep -v "^$dpid$") 2>/dev/null || true
-  until [ "$(wc -l <"$work/fifo.devenv")" -ge "$total" ]; do sleep 0.05; done
-  t1=$(now)
+  read -r t1 got < <(until_lines "$work/fifo.devenv")
+  [ "$got" -ge "$total" ] || short+=("devenv: $got of $total lines")
   rss+=("$(awk '/VmHWM/ {print $2}' "/proc/$dpid/status")")
   kill "$dpid"; wait "$dpid" 2>/dev/null || true
   rm -f "$work/fifo.devenv"
@@ -81,11 +97,12 @@ for _ in $(seq 1 "$runs"); do
   sleep 2
   t0=$(now)
   for id in $ids; do docker exec "$id" touch /tmp/go >/dev/null & done
-  until [ "$(wc -l <"$work/fifo.docker")" -ge "$total" ]; do sleep 0.05; done
-  t1=$(now)
+  read -r t1 got < <(until_lines "$work/fifo.docker")
+  [ "$got" -ge "$total" ] || short+=("docker: $got of $total lines")
   kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
   rm -f "$work/fifo.docker"
   follow_docker+=("$(echo "$t1 - $t0" | bc)")
+  echo "logs -f run: devenv ${follow_devenv[-1]}s (RSS ${rss[-1]} kB), docker ${follow_docker[-1]}s" >&2
 done
 
 d=$(printf '%s\n' "${logs_devenv[@]}" | median)
@@ -97,3 +114,4 @@ echo "devenv ($build build): $services services x $lines lines, medians of $runs
 printf 'logs:     devenv %.2fs   %d x docker logs %.2fs   ratio %.2f\n' "$d" "$services" "$k" "$(echo "$d / $k" | bc -l)"
 printf 'logs -f:  devenv %.2fs (%.0f lines/s)   %d x docker logs -f %.2fs (%.0f lines/s)   devenv peak RSS %d MB\n' \
   "$fd" "$(echo "$total / $fd" | bc -l)" "$services" "$fk" "$(echo "$total / $fk" | bc -l)" "$((r / 1024))"
+for s in "${short[@]}"; do echo "a storm run came out short (no line for 30 s): $s"; done

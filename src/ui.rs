@@ -118,6 +118,11 @@ pub fn frame_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
 }
 
+/// How much of a service's log [`LogBlock`] gathers before it writes,
+/// when more is already there: few writes, and memory bounded however
+/// fast a service prints.
+pub const LOG_BLOCK: usize = 256 * 1024;
+
 /// A service's log lines gathered into one write: the prefix made once,
 /// each line decoded in place (a copy only for invalid UTF-8) and masked
 /// (a copy only where a secret is), then one locked write and flush per
@@ -125,6 +130,21 @@ pub fn frame_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
 pub struct LogBlock {
     prefix: String,
     buf: Vec<u8>,
+}
+
+/// What a chunk of log text needs: [`Scan::of`] looks at the whole chunk
+/// once, so that its lines need neither decoding nor masking one by one
+/// when it is valid UTF-8 with nothing to mask anywhere in it.
+#[derive(Debug, Clone, Copy)]
+pub struct Scan {
+    clean: bool,
+}
+
+impl Scan {
+    pub fn of(chunk: &[u8]) -> Scan {
+        let clean = std::str::from_utf8(chunk).is_ok_and(crate::config::secret::leaves_alone);
+        Scan { clean }
+    }
 }
 
 impl LogBlock {
@@ -145,11 +165,29 @@ impl LogBlock {
         self.buf.push(b'\n');
     }
 
-    /// Adds every line of a frame of bytes.
-    pub fn lines(&mut self, bytes: &[u8]) {
-        for line in frame_lines(bytes) {
+    /// Adds one line of a chunk that `scan` looked at: as it is when the
+    /// chunk is clean, else decoded and masked as [`LogBlock::line`] does.
+    pub fn line_of(&mut self, line: &[u8], scan: Scan) {
+        if scan.clean {
+            self.buf.extend_from_slice(self.prefix.as_bytes());
+            self.buf.extend_from_slice(line);
+            self.buf.push(b'\n');
+        } else {
             self.line(&String::from_utf8_lossy(line));
         }
+    }
+
+    /// Adds every line of a chunk of bytes.
+    pub fn lines(&mut self, bytes: &[u8]) {
+        let scan = Scan::of(bytes);
+        for line in frame_lines(bytes) {
+            self.line_of(line, scan);
+        }
+    }
+
+    /// How many bytes wait to be written.
+    pub fn size(&self) -> usize {
+        self.buf.len()
     }
 
     /// What was gathered and not written yet.
@@ -421,4 +459,43 @@ macro_rules! errln {
     ($($arg:tt)*) => {
         $crate::ui::write_err(&format!($($arg)*))
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each line as [`LogBlock::line`] adds it on its own: decoded, masked.
+    fn line_by_line(chunk: &[u8]) -> Vec<u8> {
+        let mut block = LogBlock::new("s");
+        for line in frame_lines(chunk) {
+            block.line(&String::from_utf8_lossy(line));
+        }
+        block.pending().to_vec()
+    }
+
+    #[test]
+    fn a_chunk_reads_as_its_lines_one_by_one_masked_or_clean() {
+        crate::config::secret::register(&crate::config::secret::Masker::of(["logblock-s3cr3t"]));
+        let chunks: [&[u8]; 5] = [
+            b"plain one\r\nplain two\n\nlast without newline",
+            b"a line\nthe logblock-s3cr3t in a line\nafter it\n",
+            b"db at postgres://app:pw@db:5432/app\nplain\n",
+            b"bad \xff utf-8\nplain\n",
+            b"",
+        ];
+        for chunk in chunks {
+            let mut block = LogBlock::new("s");
+            block.lines(chunk);
+            assert_eq!(
+                String::from_utf8_lossy(block.pending()),
+                String::from_utf8_lossy(&line_by_line(chunk)),
+            );
+        }
+        let mut block = LogBlock::new("s");
+        block.lines(chunks[1]);
+        let shown = String::from_utf8_lossy(block.pending()).into_owned();
+        assert!(!shown.contains("logblock-s3cr3t"), "{shown}");
+        assert!(shown.contains("after it"), "{shown}");
+    }
 }

@@ -17,13 +17,14 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use console::style;
+use futures_util::future::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use jiff::Timestamp;
 
 use crate::config::model::{Restart, Stack};
 use crate::engine::{ContainerInfo, Engine, EngineError, LogsFrom};
 use crate::lifecycle::explain_exit;
-use crate::ui::{frame_lines, take_restart_note, LogBlock};
+use crate::ui::{frame_lines, take_restart_note, LogBlock, Scan, LOG_BLOCK};
 
 /// When following a service ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,18 +189,19 @@ async fn follow_service(
             (Start::After(_), None) => LogsFrom::default(),
         };
         last = Some(instance);
-        // Whatever frames are there already go out in one write.
-        let mut stream = engine
-            .log_bytes(&c.id, &from, true)
-            .ready_chunks(512)
-            .boxed();
+        let mut stream = engine.log_bytes(&c.id, &from, true).fuse();
         let mut reading = Reading {
             past: false,
             last: String::new(),
         };
-        while let Some(frames) = stream.next().await {
-            for frame in frames {
-                show(&mut block, &frame?, cursor, &mut reading, tail.timestamps);
+        while let Some(chunk) = stream.next().await {
+            show(&mut block, &chunk?, cursor, &mut reading, tail.timestamps);
+            // Whatever is there already goes out in the same write.
+            while block.size() < LOG_BLOCK {
+                let Some(Some(chunk)) = stream.next().now_or_never() else {
+                    break;
+                };
+                show(&mut block, &chunk?, cursor, &mut reading, tail.timestamps);
             }
             block.flush();
             cursor = moved(cursor, &reading);
@@ -233,19 +235,27 @@ fn show(
     r: &mut Reading,
     timestamps: bool,
 ) {
+    let scan = Scan::of(frame);
+    let mut last: Option<&[u8]> = None;
     for line in frame_lines(frame) {
-        let line = String::from_utf8_lossy(line);
-        let (ts, rest) = line.split_once(' ').unwrap_or((&line, ""));
+        let split = line.iter().position(|b| *b == b' ');
+        let (ts, rest) = split.map_or((line, &[][..]), |at| (&line[..at], &line[at + 1..]));
         if !r.past {
-            let at = ts.parse::<Timestamp>().ok();
+            let at = std::str::from_utf8(ts)
+                .ok()
+                .and_then(|ts| ts.parse::<Timestamp>().ok());
             if at.is_some_and(|at| cursor.is_some_and(|c| at <= c)) {
                 continue;
             }
             r.past = true;
         }
+        last = Some(ts);
+        block.line_of(if timestamps { line } else { rest }, scan);
+    }
+    // Only the chunk's last shown line sets where the cursor moves.
+    if let Some(ts) = last {
         r.last.clear();
-        r.last.push_str(ts);
-        block.line(if timestamps { &line } else { rest });
+        r.last.push_str(&String::from_utf8_lossy(ts));
     }
 }
 

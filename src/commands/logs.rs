@@ -1,7 +1,7 @@
 //! `devenv logs`: the services' output, prefixed and coloured per service;
 //! `-f` follows them (see [`super::follow`]).
 
-use futures_util::future::join_all;
+use futures_util::future::{join_all, FutureExt};
 use futures_util::stream::StreamExt;
 
 use super::follow::{follow, Follow, Start, Until};
@@ -9,7 +9,7 @@ use super::{Context, Outcome};
 use crate::cli::LogsArgs;
 use crate::engine::LogsFrom;
 use crate::interrupt;
-use crate::ui::LogBlock;
+use crate::ui::{LogBlock, LOG_BLOCK};
 
 pub async fn run(ctx: &Context, args: LogsArgs) -> Outcome {
     let engine = ctx.engine().await?;
@@ -54,13 +54,18 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> Outcome {
             .iter()
             .filter(|c| services.contains(&c.service) && !c.oneoff)
             .map(|c| {
-                let mut stream = engine.log_bytes(&c.id, &from, false).ready_chunks(512);
+                let mut stream = engine.log_bytes(&c.id, &from, false).fuse();
                 async move {
                     let mut block = LogBlock::new(&c.service);
-                    while let Some(frames) = stream.next().await {
-                        for frame in frames {
-                            // A service that prints its own secret does not show it.
-                            block.lines(&frame?);
+                    while let Some(chunk) = stream.next().await {
+                        // A service that prints its own secret does not show it.
+                        block.lines(&chunk?);
+                        // What is there already goes out in the same write.
+                        while block.size() < LOG_BLOCK {
+                            let Some(Some(chunk)) = stream.next().now_or_never() else {
+                                break;
+                            };
+                            block.lines(&chunk?);
                         }
                         block.flush();
                     }

@@ -647,11 +647,29 @@ impl Engine {
             timestamps: from.timestamps,
             ..Default::default()
         };
-        let id = id.to_string();
-        self.docker.logs(&id, Some(opts)).map(move |item| {
-            item.map(|out| out.into_bytes())
-                .map_err(EngineError::api(format!("reading logs of `{id}`")))
-        })
+        let action = format!("reading logs of `{id}`");
+        // A local engine is read straight off its socket (see `logread`):
+        // bollard hands over one line per item.
+        if let Some(socket) = self.unix_socket() {
+            let target = format!(
+                "/v{}/containers/{id}/logs?follow={}&stdout=true&stderr=true&since={}&timestamps={}&tail={}",
+                self.docker.client_version(),
+                opts.follow,
+                opts.since,
+                opts.timestamps,
+                opts.tail,
+            );
+            return super::logread::read(super::logread::Request { socket, target })
+                .map(move |item| item.map_err(EngineError::api(action.clone())))
+                .left_stream();
+        }
+        self.docker
+            .logs(id, Some(opts))
+            .map(move |item| {
+                item.map(|out| out.into_bytes())
+                    .map_err(EngineError::api(action.clone()))
+            })
+            .right_stream()
     }
 
     /// Log lines from `since` (unix seconds) on, each behind its RFC 3339

@@ -16,6 +16,7 @@ mod containers;
 mod events;
 mod exec;
 mod images;
+mod logread;
 mod pipe;
 
 use std::collections::HashMap;
@@ -270,6 +271,16 @@ impl Engine {
     pub async fn connect_to(endpoint: Endpoint) -> Result<Engine, EngineError> {
         let docker = connect::docker(&endpoint).await?;
         Ok(Engine { docker, endpoint })
+    }
+
+    /// The engine's Unix socket, when it is reached through one.
+    fn unix_socket(&self) -> Option<std::path::PathBuf> {
+        let host = &self.endpoint.host;
+        if self.endpoint.tls.is_some() {
+            return None;
+        }
+        let path = host.strip_prefix("unix://").unwrap_or(host);
+        path.starts_with('/').then(|| path.into())
     }
 
     // ---- networks and volumes ----------------------------------------------
