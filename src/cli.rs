@@ -111,13 +111,38 @@ pub enum Command {
     Xdebug(XdebugArgs),
     /// List every devenv project on the engine, from any folder
     Ls(PsArgs),
-    /// Open a service's URL in the browser (print it where there is none)
+    /// Open a service's URL in the browser (print it where there is none);
+    /// `open ui`: a running `devenv ui`'s page
     #[command(visible_alias = "launch")]
     Open(OpenArgs),
+    /// A live page of the stack in the browser: services, the last `up`'s
+    /// timeline, logs and actions, until Ctrl-C
+    Ui(UiArgs),
     /// A project-defined command from `[commands.NAME]` in dev.toml (or
     /// `__complete`, which the completion scripts call)
     #[command(external_subcommand)]
     Custom(Vec<String>),
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    #[command(flatten)]
+    pub at: UiAt,
+    /// Open the page in the browser
+    #[arg(long)]
+    pub open: bool,
+}
+
+/// Where `devenv ui` (and `up --ui`) listens.
+#[derive(Debug, Args)]
+pub struct UiAt {
+    /// The port (default: a free one)
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Listen on this address instead of 127.0.0.1: other machines can
+    /// reach the page (still with its token)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +251,11 @@ pub struct UpArgs {
     /// Exit with this service's exit code; stops the stack when any container exits (implies --abort-on-container-exit)
     #[arg(long, value_name = "SERVICE", conflicts_with = "detach")]
     pub exit_code_from: Option<String>,
+    /// Serve the live page (`devenv ui`) while attached
+    #[arg(long, conflicts_with_all = ["detach", "dry_run"])]
+    pub ui: bool,
+    #[command(flatten)]
+    pub ui_at: UiAt,
 }
 
 #[derive(Debug, Args)]

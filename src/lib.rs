@@ -32,9 +32,11 @@ pub mod scratch;
 pub mod since;
 pub mod snapshot;
 pub mod testrun;
+pub mod timeline;
 pub mod ui;
 pub mod urls;
 pub mod watch;
+pub mod webui;
 
 #[cfg(test)]
 mod architecture;

@@ -23,10 +23,14 @@ pub fn service_style(name: &str) -> Style {
         console::Color::Blue,
         console::Color::Red,
     ];
-    let idx = name
-        .bytes()
-        .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
-    Style::new().fg(COLOURS[idx % COLOURS.len()])
+    Style::new().fg(COLOURS[colour_index(name)])
+}
+
+/// Which of the six log colours service `name` has (`devenv ui` uses the same).
+pub fn colour_index(name: &str) -> usize {
+    name.bytes()
+        .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize))
+        % 6
 }
 
 /// `line` behind its source's coloured `name |` prefix, as logs show it.

@@ -22,6 +22,7 @@ pub mod run;
 pub mod shortcuts;
 mod terminal;
 pub mod test;
+pub mod ui;
 pub mod up;
 pub mod watch;
 pub mod xdebug;
@@ -178,6 +179,8 @@ pub async fn dispatch(cli: Cli) -> Outcome {
             // A database command is never dropped halfway: its steps are
             // short and whole, and an import stops itself (see `db`).
             | Command::Db(_)
+            // Stops its server and removes its note in the private folder.
+            | Command::Ui(_)
     );
     let outcome = tokio::select! {
         r = command(&ctx, cli.command) => r,
@@ -205,9 +208,11 @@ async fn command(ctx: &Context, command: Command) -> Outcome {
         Command::Exec(a) => exec::run(ctx, a).await,
         Command::Run(a) => run::run(ctx, a).await,
         Command::Test(a) => test::run(ctx, a).await,
-        Command::Stop(a) => control::run(ctx, control::Action::Stop, a).await,
-        Command::Start(a) => control::run(ctx, control::Action::Start, a).await,
-        Command::Restart(a) => control::run(ctx, control::Action::Restart, a).await,
+        Command::Stop(a) => control::run(ctx, crate::lifecycle::control::Action::Stop, a).await,
+        Command::Start(a) => control::run(ctx, crate::lifecycle::control::Action::Start, a).await,
+        Command::Restart(a) => {
+            control::run(ctx, crate::lifecycle::control::Action::Restart, a).await
+        }
         Command::Watch(a) => watch::run(ctx, a).await,
         Command::Migrate(a) => migrate::run(ctx, migrate::Kind::Migrate, a).await,
         Command::Seed(a) => migrate::run(ctx, migrate::Kind::Seed, a).await,
@@ -242,6 +247,7 @@ async fn command(ctx: &Context, command: Command) -> Outcome {
         Command::Xdebug(a) => xdebug::run(ctx, a).await,
         Command::Ls(a) => ls::run(ctx, a).await,
         Command::Open(a) => open::run(ctx, a).await,
+        Command::Ui(a) => ui::run(ctx, a).await,
         Command::Custom(words) => custom::run(ctx, words).await,
     }
 }

@@ -12,6 +12,9 @@ pub async fn run(ctx: &Context, args: OpenArgs) -> Outcome {
         Some(s) => s,
         None => app_service(&stack)?,
     };
+    if service == "ui" && !stack.services.contains_key("ui") {
+        return open_ui(ctx, stack).await;
+    }
     super::check_services(&stack, std::slice::from_ref(&service))?;
     let engine = ctx.engine().await?;
     let stack = ctx.named(&engine, stack, false).await?;
@@ -28,16 +31,52 @@ pub async fn run(ctx: &Context, args: OpenArgs) -> Outcome {
                 1,
             )
         })?;
+    launch(&url);
+    Ok(0)
+}
+
+/// `devenv open ui`: the page of the newest `devenv ui` running for this project.
+async fn open_ui(ctx: &Context, stack: crate::config::model::Stack) -> Outcome {
+    let engine = ctx.engine().await?;
+    let stack = ctx.named(&engine, stack, false).await?;
+    let url = crate::webui::running(&stack.project).pop().ok_or_else(|| {
+        Failure::new(
+            NoUi {
+                project: stack.project.clone(),
+            },
+            1,
+        )
+    })?;
+    launch(&url);
+    Ok(0)
+}
+
+/// Prints `url` and opens it where a person can see a browser.
+fn launch(url: &str) {
     crate::outln!("{url}");
+    in_browser(url);
+}
+
+/// Opens `url` where a person can see a browser; nothing elsewhere.
+pub(super) fn in_browser(url: &str) {
     if let Some(opener) = opener() {
         // The browser's own chatter is not ours to show.
         let _ = std::process::Command::new(opener)
-            .arg(&url)
+            .arg(url)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn();
     }
-    Ok(0)
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("no `devenv ui` is running for project `{project}`")]
+#[diagnostic(
+    code(devenv::open::no_ui),
+    help("start one with `devenv ui` (or `devenv up --ui`)")
+)]
+struct NoUi {
+    project: String,
 }
 
 /// The program that opens a URL here, if a person can see the result.

@@ -27,7 +27,12 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     lifecycle::check_external_volumes(&engine, &stack, &args.services).await?;
     // A dry run changes nothing: it takes the name the next `up` would, unclaimed.
     let stack = ctx.named(&engine, stack, !args.dry_run).await?;
-    let reporter = ctx.reporter();
+    // Every task's changes are kept for `devenv ui`'s timeline of the last `up`.
+    let timeline = std::sync::Arc::new(crate::timeline::Recorder::new(
+        &stack.project,
+        ctx.reporter(),
+    ));
+    let reporter: std::sync::Arc<dyn Reporter> = timeline.clone();
     let opts = UpOptions {
         services: args.services,
         build: args.build,
@@ -43,6 +48,13 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         super::check_services(&stack, std::slice::from_ref(s))?;
     }
     let abort = args.abort_on_container_exit || args.exit_code_from.is_some();
+    // `--ui`: the page is up before the stack, so it shows the start live.
+    let _page = if args.ui {
+        let bound = super::ui::start(engine.clone(), stack.clone(), &args.ui_at).await?;
+        Some(AbortOnDrop(tokio::spawn(bound.serve())))
+    } else {
+        None
+    };
     let selected = lifecycle::select(&stack, &opts.services)?;
     // Attached, it shows what happens from here on (`logs` has the history):
     // the boot lines of what it starts, never a previous run's.
@@ -55,8 +67,13 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     let _ = super::dbbranch::follow_at_up(ctx, &engine, &stack).await;
     let outcomes = tokio::select! {
         r = lifecycle::up(&engine, &stack, &opts, reporter.clone()) => match r {
-            Ok(o) => o,
+            Ok(o) => {
+                // A timeline that cannot be written costs the page its chart, not the `up`.
+                let _ = timeline.save(true);
+                o
+            }
             Err(e) => {
+                let _ = timeline.save(false);
                 reporter.clear();
                 if let UpError::NotReady { service, logs, .. } = &e {
                     for line in logs {
@@ -70,6 +87,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         // stack for its session, so it stops what it started; `-d` leaves
         // it for the next `up` to finish.
         () = interrupt::first() => {
+            let _ = timeline.save(false);
             reporter.clear();
             if args.detach {
                 // A hook left running would go on in the container.
@@ -153,6 +171,15 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     }
     stop(&engine, &stack, &services, reporter.as_ref()).await?;
     Ok(interrupt::exit_code())
+}
+
+/// The page's server (`up --ui`) stops when `up` returns.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Resolves when the first of `services`' containers has exited (and the

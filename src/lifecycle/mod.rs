@@ -9,7 +9,9 @@
 //! - `ready`: waiting until a service meets its condition, failing fast
 //! - `oneoff`: one-off containers of a service (`run`, `test`)
 //! - `hooks`: `after_up` hooks in the service's container
+//! - [`control`][mod@control]: stop/start/restart (the commands and `devenv ui`'s buttons)
 
+pub mod control;
 mod hooks;
 mod oneoff;
 mod ready;
