@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Debian tools the test suite drives besides devenv itself (the remote
-# engine tests' TLS proxy and sshd, certificates), installed once where
+# engine tests' TLS proxy and sshd, certificates; headless Chromium and its
+# WebDriver for `devenv ui`'s page tests), installed once where
 # missing. Run as root (CI does, from .ci/run); idempotent and quick when all
 # is there. No package's service is started: sshd is run by the tests
 # themselves on a free port.
@@ -10,6 +11,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v stunnel >/dev/null || need+=(stunnel4)
 command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v docker >/dev/null || { echo "the tests need the docker CLI (Debian: docker.io or docker-ce-cli)" >&2; exit 1; }
 [ ${#need[@]} -eq 0 ] && exit 0
 policy=/usr/sbin/policy-rc.d

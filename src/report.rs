@@ -21,6 +21,10 @@ pub trait Reporter: Send + Sync {
     /// devenv itself is about to restart (or recreate) `service`, and why:
     /// a log follower of the same run says so on its restart line.
     fn restarting(&self, _service: &str, _why: &str) {}
+    /// A step on a service's way up that shows no status of its own
+    /// (`created`: its container is made; `starting`): what `devenv ui`'s
+    /// timeline of the last `up` draws.
+    fn step(&self, _key: &str, _step: &str) {}
 }
 
 /// Reports nothing: for tests and `--quiet`.

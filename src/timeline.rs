@@ -39,7 +39,8 @@ pub struct Timeline {
 }
 
 /// The phase a status starts: `build`, `create`, `start`, `wait` (for
-/// readiness or completion), `hooks`, `sync`, or `done` when the task ended.
+/// readiness or completion), `hooks`, `sync`, or `done` when the task ended
+/// (`deps`, waiting for dependencies, comes from [`Reporter::step`]).
 pub fn phase(status: &str) -> &'static str {
     match status {
         s if s.starts_with("building") || s.starts_with("preparing") || s.starts_with("pull") => {
@@ -133,6 +134,14 @@ impl Reporter for Recorder {
     fn restarting(&self, service: &str, why: &str) {
         self.inner.restarting(service, why);
     }
+    fn step(&self, key: &str, step: &str) {
+        match step {
+            "created" => self.mark(key, "deps", "waiting for its dependencies"),
+            "starting" => self.mark(key, "start", "starting"),
+            _ => {}
+        }
+        self.inner.step(key, step);
+    }
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -164,11 +173,13 @@ mod tests {
         assert_eq!(phase("building"), "build");
         let r = Recorder::new("p", Arc::new(crate::report::Silent));
         r.task("db", "creating");
+        r.step("db", "created");
+        r.step("db", "starting");
         r.task("db", "waiting until ready");
         r.done("db", "ready", true);
         let t = r.timeline(true);
         let phases: Vec<&str> = t.marks.iter().map(|m| m.phase.as_str()).collect();
-        assert_eq!(phases, ["create", "wait", "done"]);
+        assert_eq!(phases, ["create", "deps", "start", "wait", "done"]);
         assert!(t.marks.windows(2).all(|w| w[0].at <= w[1].at));
     }
 }

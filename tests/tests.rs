@@ -25,6 +25,7 @@ mod safety;
 mod secondday;
 mod session;
 mod testrun;
+mod ui;
 mod watch;
 
 /// A test file that is not a module here would silently never run.

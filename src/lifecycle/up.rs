@@ -551,7 +551,11 @@ async fn apply(
             let reporter = reporter.clone();
             creates.push(async move {
                 // The receiver is gone only when its job was skipped.
-                let _ = tx.send(create(engine, s, reporter.as_ref()).await);
+                let made = create(engine, s, reporter.as_ref()).await;
+                if made.is_ok() {
+                    reporter.step(&s.service, "created");
+                }
+                let _ = tx.send(made);
             });
         }
     }
@@ -671,6 +675,7 @@ async fn bring_up(
     let svc = &stack.services[name];
     let (id, action) = match (&step.action, created) {
         (ContainerAction::Create | ContainerAction::Recreate { .. }, Some(id)) => {
+            reporter.step(name, "starting");
             let id = crate::ports::start_created(engine, id, &step.spec, reporter).await?;
             let recreated = matches!(step.action, ContainerAction::Recreate { .. });
             (id, if recreated { "recreated" } else { "created" })

@@ -8,6 +8,8 @@ use std::process::Output;
 
 use assert_cmd::Command;
 
+pub mod webdriver;
+
 /// A throwaway project folder with a `dev.toml`; its stack is torn down (with volumes) on drop.
 pub struct Project {
     pub dir: tempfile::TempDir,

@@ -194,7 +194,7 @@ async function reveal(service, button) {
 
 // --------------------------------------------------------------- timeline
 
-const PHASES = [["build", "build"], ["create", "create"], ["start", "start"], ["wait", "until ready"], ["hooks", "hooks"], ["sync", "sync"]];
+const PHASES = [["build", "build"], ["create", "create"], ["deps", "waiting on dependencies"], ["start", "start"], ["wait", "until ready"], ["hooks", "hooks"], ["sync", "sync"]];
 
 function renderTimeline() {
   const box = $("#timeline");
