@@ -46,7 +46,7 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1680,1050",
+                         "--disable-dev-shm-usage", "--window-size=1600,1200",
                          "--force-device-scale-factor=1"]
             }
         }}});
