@@ -25,6 +25,14 @@ pub const KEEP: usize = 5000;
 pub const BATCH: Duration = Duration::from_millis(100);
 /// A line longer than this is cut (a service printing a megabyte of JSON).
 const LINE_MAX: usize = 8 * 1024;
+/// The most lines one batch carries: in a storm only the newest go to the
+/// pages (which show 2,000), with a line saying how many were left out, so
+/// neither the server's memory nor a page's falls behind. `devenv logs`
+/// has them all.
+const BATCH_MAX: usize = 2000;
+/// Batches held for a page that reads slowly; past that it is sent the
+/// kept lines again.
+const QUEUE: usize = 32;
 
 /// One line of a service's log, or a line about the service itself.
 #[derive(Debug, Clone, Serialize)]
@@ -67,11 +75,18 @@ impl Event {
     }
 }
 
+/// Lines gathered for the next batch, and how many a storm pushed out.
+#[derive(Default)]
+struct Pending {
+    lines: VecDeque<Line>,
+    skipped: u64,
+}
+
 pub struct Hub {
     tx: broadcast::Sender<Event>,
     seq: AtomicU64,
     ring: Mutex<VecDeque<Line>>,
-    pending: Mutex<Vec<Line>>,
+    pending: Mutex<Pending>,
     state: Mutex<Arc<str>>,
     timeline: Mutex<Arc<str>>,
     /// Asks the state poller to look now (after an action).
@@ -81,10 +96,10 @@ pub struct Hub {
 impl Default for Hub {
     fn default() -> Self {
         Hub {
-            tx: broadcast::channel(256).0,
+            tx: broadcast::channel(QUEUE).0,
             seq: AtomicU64::new(0),
             ring: Mutex::new(VecDeque::with_capacity(KEEP)),
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
             state: Mutex::new("[]".into()),
             timeline: Mutex::new("null".into()),
             poke: Notify::new(),
@@ -115,14 +130,36 @@ impl Hub {
             text,
             event,
         };
-        lock(&self.pending).push(line);
+        let mut pending = lock(&self.pending);
+        if pending.lines.len() == BATCH_MAX {
+            pending.lines.pop_front();
+            pending.skipped += 1;
+        }
+        pending.lines.push_back(line);
     }
 
     /// Sends what gathered since the last batch (the batcher calls it).
     pub fn flush(&self) {
-        let batch = std::mem::take(&mut *lock(&self.pending));
+        let (mut batch, skipped) = {
+            let mut pending = lock(&self.pending);
+            let skipped = std::mem::take(&mut pending.skipped);
+            (std::mem::take(&mut pending.lines), skipped)
+        };
         if batch.is_empty() {
             return;
+        }
+        if skipped > 0 {
+            // Just before the batch's first line: where the gap is.
+            let note = Line {
+                seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+                t: batch[0].t - 1,
+                service: "devenv".into(),
+                text: format!(
+                    "── {skipped} lines left out here (a log storm: the page keeps up with the newest; `devenv logs` has every line)"
+                ),
+                event: true,
+            };
+            batch.push_front(note);
         }
         {
             let mut ring = lock(&self.ring);

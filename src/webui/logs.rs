@@ -16,7 +16,7 @@ use futures_util::stream::StreamExt;
 use jiff::Timestamp;
 
 use super::events::Hub;
-use crate::config::secret::scrub;
+use crate::config::secret::{leaves_alone, scrub};
 use crate::engine::{Engine, LogsFrom};
 use crate::ui::frame_lines;
 
@@ -65,6 +65,9 @@ pub async fn follow(engine: Engine, project: String, service: String, hub: Arc<H
         let mut stream = engine.log_bytes(&id, &from, true);
         while let Some(chunk) = stream.next().await {
             let Ok(chunk) = chunk else { break };
+            // One look at the whole chunk, as `devenv logs` does: a chunk
+            // with nothing to mask anywhere needs no masking line by line.
+            let clean = std::str::from_utf8(&chunk).is_ok_and(leaves_alone);
             for line in frame_lines(&chunk) {
                 let split = line.iter().position(|b| *b == b' ');
                 let (ts, rest) = split.map_or((line, &[][..]), |at| (&line[..at], &line[at + 1..]));
@@ -80,7 +83,12 @@ pub async fn follow(engine: Engine, project: String, service: String, hub: Arc<H
                     cursor = Some(at);
                 }
                 let t = at.unwrap_or_else(Timestamp::now).as_microsecond();
-                hub.line(&service, t, &scrub(&String::from_utf8_lossy(rest)), false);
+                let text = String::from_utf8_lossy(rest);
+                if clean {
+                    hub.line(&service, t, &text, false);
+                } else {
+                    hub.line(&service, t, &scrub(&text), false);
+                }
             }
         }
         // Nothing read yet: what comes next is after now.

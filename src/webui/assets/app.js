@@ -141,6 +141,7 @@ function serviceRow(s, i) {
       : h("button", { type: "button", class: "small", "data-action": "start", disabled: s.state === "not created", onclick: (e) => act("start", { service: s.service }, e.target) }, "Start"),
     s.rebuild ? h("button", { type: "button", class: "small", "data-action": "rebuild", onclick: (e) => act("rebuild", { service: s.service }, e.target) }, "Rebuild") : null,
     s.migrate ? h("button", { type: "button", class: "small", "data-action": "migrate", onclick: (e) => act("migrate", { service: s.service }, e.target) }, "Migrate") : null,
+    s.seed ? h("button", { type: "button", class: "small", "data-action": "seed", onclick: (e) => act("seed", { service: s.service }, e.target) }, "Seed") : null,
     h("button", { type: "button", class: "small ghost", "data-action": "logs", title: "only this service's logs", onclick: () => showLogsOf(s.service) }, "Logs"));
 
   return h("div", {
