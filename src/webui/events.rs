@@ -284,3 +284,45 @@ impl crate::report::Reporter for PageReporter {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storm_keeps_the_newest_lines_says_how_many_went_and_the_ring_stays_bounded() {
+        let hub = Hub::default();
+        let mut rx = hub.tx.subscribe();
+        for i in 0..(BATCH_MAX + 10) {
+            hub.line("s", i as i64 + 1, &format!("line {i}"), false);
+        }
+        hub.flush();
+        let Ok(Event::Logs(json)) = rx.try_recv() else {
+            panic!("no batch")
+        };
+        let batch: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        assert_eq!(batch.len(), BATCH_MAX + 1);
+        assert!(batch[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("10 lines left out"));
+        assert_eq!(batch[1]["text"], "line 10");
+        assert_eq!(batch[BATCH_MAX]["text"], format!("line {}", BATCH_MAX + 9));
+        for _ in 0..3 {
+            for i in 0..BATCH_MAX {
+                hub.line("s", i as i64, "more", false);
+            }
+            hub.flush();
+        }
+        assert_eq!(hub.backlog().len(), KEEP);
+    }
+
+    #[test]
+    fn a_long_line_is_cut_on_a_character_boundary() {
+        let hub = Hub::default();
+        hub.line("s", 1, &"é".repeat(LINE_MAX), false);
+        hub.flush();
+        let kept = &hub.backlog()[0].text;
+        assert!(kept.len() <= LINE_MAX + " …".len() && kept.ends_with(" …"));
+    }
+}

@@ -119,7 +119,8 @@ function serviceRow(s, i) {
   else if (running && s.started) facts.push(h("span", { class: "since", "data-since": s.started }, "up ", h("b", { text: ago(s.started) })));
   if (s.health) facts.push(h("span", {}, "health ", h("b", { text: s.health })));
   facts.push(h("span", {}, "restarts ", h("b", { class: "restarts", text: String(s.restarts) })));
-  if (s.last_exit) facts.push(h("span", { class: "exit", text: (running ? "last run " : "") + s.last_exit }));
+  // A clean exit (a stop, a restart) is no alarm.
+  if (s.last_exit) facts.push(h("span", { class: /code 0\b/.test(s.last_exit) ? "" : "exit", text: (running ? "last run " : "") + s.last_exit }));
   if (s.oom_killed) facts.push(h("span", { class: "exit", text: "OOM killed" }));
 
   const links = [];
