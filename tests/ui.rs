@@ -2,7 +2,8 @@
 //! real headless Chromium through Debian's `chromedriver` — the services
 //! appear with their states, a restart clicked on the page restarts the
 //! container and the page shows it, a line a service prints shows within
-//! 1 s, the timeline of the last `up` draws a bar per service — and
+//! 1 s, the timeline of the last `up` draws a bar per service, a database
+//! snapshot taken from the page shows in its restore menu — and
 //! requests without the token, or with a foreign `Host`/`Origin`, get 403.
 //! The run saves a screenshot of the page to `target/ui-screenshot.png`
 //! (`docs/ui.png` is a copy checked in by hand).
@@ -229,6 +230,24 @@ fn the_page_shows_the_stack_live_and_acts_on_it() {
         shown.is_some(),
         "the page did not show the restart: {}",
         browser.eval("return document.querySelector('.svc[data-service=\"cache\"]').innerText + '\\n' + document.querySelector('#activity').innerText", json!([]))
+    );
+
+    // A database snapshot from the header's button, through the same
+    // library steps as `devenv db snapshot`: the restore menu then offers it.
+    browser.click("[data-global=\"snapshot\"]");
+    let snapshot = browser.wait_for(
+        60,
+        "return [...document.querySelectorAll('#activity li')].some(l => /snapshot `ui-[0-9-]+` of `[^`]+` taken/.test(l.textContent))
+             && document.querySelectorAll('#restore option').length === 2;",
+        json!([]),
+    );
+    assert!(
+        snapshot.is_some(),
+        "no snapshot: {}",
+        browser.eval(
+            "return document.querySelector('#activity').innerText",
+            json!([])
+        )
     );
 
     let shot = browser.screenshot();
