@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): `devenv ui` under load. SERVICES services (default
-# 50), each printing LINES lines (default 100,000) at once when told (a log
-# storm of SERVICES x LINES lines), with one `devenv ui` serving one page
-# stream (server-sent events, as a browser reads it). Measured:
+# 50); all but the last print LINES lines (default 100,000) each at once
+# when told (a log storm), with one `devenv ui` serving one page stream
+# (server-sent events, as a browser reads it). Measured:
 #   - GET /api/state answer time, idle and during the storm (median, p95);
-#   - the page's lag: a marker line echoed into a container every 0.5 s
-#     during the storm, from `docker exec` returning to the line arriving
-#     on the event stream (median, max);
+#   - the page's lag: a marker line echoed into the quiet service every
+#     0.5 s during the storm, from `docker exec` returning to the line
+#     arriving on the event stream (median, max);
 #   - devenv's RSS while serving (peak, from /proc).
 #   bench/ui.sh [SERVICES] [LINES]          (needs Docker and python3)
 #   DEVENV=target/debug/devenv bench/ui.sh  (use a given binary)
@@ -45,12 +45,14 @@ cd "$work"
 ui_pid=$!
 until grep -q token= "$work/ui.out" 2>/dev/null; do sleep 0.1; done
 url=$(grep -o 'http://[^ ]*' "$work/ui.out" | head -1)
-ids=$(docker ps -q --filter "label=devenv.project=$project")
+last=$(printf 's%02d' "$services")
+quiet=$(docker ps -q --filter "label=devenv.project=$project" --filter "label=devenv.service=$last")
+ids=$(docker ps -q --filter "label=devenv.project=$project" | grep -v "^$quiet$")
 
-python3 - "$url" "$ui_pid" "$services" "$lines" "$build" $ids <<'PY'
+python3 - "$url" "$ui_pid" "$services" "$lines" "$build" "$quiet" $ids <<'PY'
 import http.client, statistics, subprocess, sys, threading, time, urllib.parse
 
-url, pid, services, lines, build, ids = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6:]
+url, pid, services, lines, build, quiet, ids = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7:]
 u = urllib.parse.urlparse(url)
 token = urllib.parse.parse_qs(u.query)["token"][0]
 headers = {"Host": u.netloc, "Cookie": f"devenv_ui_{u.port}={token}"}
@@ -99,7 +101,7 @@ n = 0
 while time.monotonic() - storm_start < 20:
     busy.append(state_time())
     mark = f"{n}x"
-    subprocess.run(["docker", "exec", ids[n % len(ids)], "sh", "-c", f"echo ui-bench-mark-{mark} > /proc/1/fd/1"], check=True)
+    subprocess.run(["docker", "exec", quiet, "sh", "-c", f"echo ui-bench-mark-{mark} > /proc/1/fd/1"], check=True)
     sent = time.monotonic()
     while mark not in seen and time.monotonic() - sent < 10:
         time.sleep(0.005)
@@ -112,7 +114,7 @@ hwm = rss_kb("VmHWM")
 busy.sort(); lags.sort()
 p95 = lambda xs: xs[min(len(xs) - 1, int(len(xs) * 0.95))]
 ms = lambda s: f"{s * 1000:.0f} ms" if s != float("inf") else "lost"
-print(f"devenv ui ({build} build): {services} services, a storm of {services} x {lines} lines")
+print(f"devenv ui ({build} build): {services} services, a storm of {len(ids)} x {lines} lines")
 print(f"GET /api/state idle:          median {ms(statistics.median(idle))}, p95 {ms(p95(idle))}")
 print(f"GET /api/state in the storm:  median {ms(statistics.median(busy))}, p95 {ms(p95(busy))}")
 print(f"a printed line to the page:   median {ms(statistics.median(lags))}, max {ms(lags[-1])} ({len(lags)} markers)")

@@ -137,8 +137,8 @@ pub struct UiArgs {
 #[derive(Debug, Args)]
 pub struct UiAt {
     /// The port (default: a free one)
-    #[arg(long, default_value_t = 0)]
-    pub port: u16,
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Listen on this address instead of 127.0.0.1: other machines can
     /// reach the page (still with its token)
     #[arg(long, value_name = "ADDR")]

@@ -30,7 +30,7 @@ pub async fn run(ctx: &Context, args: UiArgs) -> Outcome {
 pub async fn start(engine: Engine, stack: Stack, at: &UiAt) -> Result<Bound, Failure> {
     let settings = Settings {
         listen: at.listen.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
-        port: at.port,
+        port: at.port.unwrap_or(0),
     };
     let bound = webui::bind(engine, stack, settings)
         .await

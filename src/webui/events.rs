@@ -114,28 +114,36 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Hub {
     /// Adds a line; it goes out with the next batch.
     pub fn line(&self, service: &str, t: i64, text: &str, event: bool) {
-        let mut text = text.to_string();
-        if text.len() > LINE_MAX {
-            let mut cut = LINE_MAX;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-            text.push_str(" …");
-        }
-        let line = Line {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-            t,
-            service: service.to_string(),
-            text,
-            event,
-        };
+        self.lines(service, vec![(t, text.to_string())], event);
+    }
+
+    /// Adds a chunk's lines (time, text) under one lock; in a storm only
+    /// the newest [`BATCH_MAX`] are kept, the others only counted.
+    pub fn lines(&self, service: &str, lines: Vec<(i64, String)>, event: bool) {
         let mut pending = lock(&self.pending);
-        if pending.lines.len() == BATCH_MAX {
-            pending.lines.pop_front();
-            pending.skipped += 1;
+        let over = lines.len().saturating_sub(BATCH_MAX);
+        pending.skipped += over as u64;
+        for (t, mut text) in lines.into_iter().skip(over) {
+            if text.len() > LINE_MAX {
+                let mut cut = LINE_MAX;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+                text.push_str(" …");
+            }
+            if pending.lines.len() == BATCH_MAX {
+                pending.lines.pop_front();
+                pending.skipped += 1;
+            }
+            pending.lines.push_back(Line {
+                seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+                t,
+                service: service.to_string(),
+                text,
+                event,
+            });
         }
-        pending.lines.push_back(line);
     }
 
     /// Sends what gathered since the last batch (the batcher calls it).

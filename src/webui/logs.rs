@@ -68,6 +68,7 @@ pub async fn follow(engine: Engine, project: String, service: String, hub: Arc<H
             // One look at the whole chunk, as `devenv logs` does: a chunk
             // with nothing to mask anywhere needs no masking line by line.
             let clean = std::str::from_utf8(&chunk).is_ok_and(leaves_alone);
+            let mut batch = Vec::new();
             for line in frame_lines(&chunk) {
                 let split = line.iter().position(|b| *b == b' ');
                 let (ts, rest) = split.map_or((line, &[][..]), |at| (&line[..at], &line[at + 1..]));
@@ -84,12 +85,14 @@ pub async fn follow(engine: Engine, project: String, service: String, hub: Arc<H
                 }
                 let t = at.unwrap_or_else(Timestamp::now).as_microsecond();
                 let text = String::from_utf8_lossy(rest);
-                if clean {
-                    hub.line(&service, t, &text, false);
+                let text = if clean {
+                    text
                 } else {
-                    hub.line(&service, t, &scrub(&text), false);
-                }
+                    scrub(&text).into_owned().into()
+                };
+                batch.push((t, text.into_owned()));
             }
+            hub.lines(&service, batch, false);
         }
         // Nothing read yet: what comes next is after now.
         cursor.get_or_insert_with(Timestamp::now);
