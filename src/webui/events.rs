@@ -75,11 +75,11 @@ impl Event {
     }
 }
 
-/// Lines gathered for the next batch, and how many a storm pushed out.
+/// Lines gathered for the next batch, per service, and how many a storm
+/// pushed out: one service's storm never pushes out another's lines.
 #[derive(Default)]
 struct Pending {
-    lines: VecDeque<Line>,
-    skipped: u64,
+    by_service: std::collections::HashMap<String, (VecDeque<Line>, u64)>,
 }
 
 pub struct Hub {
@@ -121,8 +121,9 @@ impl Hub {
     /// the newest [`BATCH_MAX`] are kept, the others only counted.
     pub fn lines(&self, service: &str, lines: Vec<(i64, String)>, event: bool) {
         let mut pending = lock(&self.pending);
+        let (queue, skipped) = pending.by_service.entry(service.to_string()).or_default();
         let over = lines.len().saturating_sub(BATCH_MAX);
-        pending.skipped += over as u64;
+        *skipped += over as u64;
         for (t, mut text) in lines.into_iter().skip(over) {
             if text.len() > LINE_MAX {
                 let mut cut = LINE_MAX;
@@ -132,11 +133,11 @@ impl Hub {
                 text.truncate(cut);
                 text.push_str(" …");
             }
-            if pending.lines.len() == BATCH_MAX {
-                pending.lines.pop_front();
-                pending.skipped += 1;
+            if queue.len() == BATCH_MAX {
+                queue.pop_front();
+                *skipped += 1;
             }
-            pending.lines.push_back(Line {
+            queue.push_back(Line {
                 seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
                 t,
                 service: service.to_string(),
@@ -148,27 +149,42 @@ impl Hub {
 
     /// Sends what gathered since the last batch (the batcher calls it).
     pub fn flush(&self) {
-        let (mut batch, skipped) = {
-            let mut pending = lock(&self.pending);
-            let skipped = std::mem::take(&mut pending.skipped);
-            (std::mem::take(&mut pending.lines), skipped)
-        };
+        let mut groups: Vec<(VecDeque<Line>, u64)> =
+            std::mem::take(&mut lock(&self.pending).by_service)
+                .into_values()
+                .collect();
+        // A fair share of the batch each, the quiet services first: they
+        // keep every line, the storming ones share what is left.
+        groups.sort_by_key(|(q, _)| q.len());
+        let mut left = BATCH_MAX;
+        let count = groups.len();
+        let mut batch: Vec<Line> = Vec::new();
+        for (i, (mut queue, mut skipped)) in groups.into_iter().enumerate() {
+            let share = left / (count - i);
+            let drop = queue.len().saturating_sub(share);
+            queue.drain(..drop);
+            skipped += drop as u64;
+            left -= queue.len();
+            if skipped > 0 {
+                if let Some(first) = queue.front() {
+                    // Just before the first line kept: where the gap is.
+                    batch.push(Line {
+                        seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+                        t: first.t - 1,
+                        service: first.service.clone(),
+                        text: format!(
+                            "── {skipped} lines left out here (a log storm: the page keeps up with the newest; `devenv logs` has every line)"
+                        ),
+                        event: true,
+                    });
+                }
+            }
+            batch.extend(queue);
+        }
         if batch.is_empty() {
             return;
         }
-        if skipped > 0 {
-            // Just before the batch's first line: where the gap is.
-            let note = Line {
-                seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-                t: batch[0].t - 1,
-                service: "devenv".into(),
-                text: format!(
-                    "── {skipped} lines left out here (a log storm: the page keeps up with the newest; `devenv logs` has every line)"
-                ),
-                event: true,
-            };
-            batch.push_front(note);
-        }
+        batch.sort_by_key(|l| (l.t, l.seq));
         {
             let mut ring = lock(&self.ring);
             for l in &batch {
@@ -316,6 +332,18 @@ mod tests {
             .contains("10 lines left out"));
         assert_eq!(batch[1]["text"], "line 10");
         assert_eq!(batch[BATCH_MAX]["text"], format!("line {}", BATCH_MAX + 9));
+        // A storm in one service does not push out a quiet one's line.
+        for i in 0..(3 * BATCH_MAX) {
+            hub.line("loud", i as i64, "storm", false);
+        }
+        hub.line("quiet", 1, "the one line", false);
+        hub.flush();
+        let Ok(Event::Logs(json)) = rx.try_recv() else {
+            panic!("no batch")
+        };
+        let batch: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        assert!(batch.len() <= BATCH_MAX + 1, "{}", batch.len());
+        assert!(batch.iter().any(|l| l["text"] == "the one line"));
         for _ in 0..3 {
             for i in 0..BATCH_MAX {
                 hub.line("s", i as i64, "more", false);
