@@ -42,9 +42,11 @@ pub async fn follow(engine: Engine, project: String, service: String, hub: Arc<H
             } else {
                 "── restarted (a new container)"
             };
+            // Right after the last line of the run before, so the page
+            // shows it between the two runs whatever the clocks say.
             hub.line(
                 &service,
-                cursor.map_or(now, |c| c.as_microsecond().max(now)),
+                cursor.map_or(now, |c| c.as_microsecond() + 1),
                 what,
                 true,
             );
