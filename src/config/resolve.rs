@@ -354,15 +354,17 @@ fn resolve_depends(
             "started" => Condition::Started,
             "ready" | "healthy" => Condition::Ready,
             "completed" => Condition::Completed,
-            other => return Err(ConfigError::invalid(
-                src,
-                d.span(),
-                format!(
+            other => {
+                return Err(ConfigError::invalid(
+                    src,
+                    d.span(),
+                    format!(
                     "service `{name}` waits for `{dep}` to be `{other}`, which is not a condition"
                 ),
-                "unknown condition",
-                Some("use `started`, `ready` or `completed`".into()),
-            )),
+                    "unknown condition",
+                    Some("use `started`, `ready` or `completed`".into()),
+                ))
+            }
         };
         depends_on.insert(dep, cond);
     }
