@@ -4,8 +4,10 @@
 //!
 //! This file assembles one service; its parts live beside it: `env` (env
 //! layers, build args, secret names), `probe` (readiness probes, watch
-//! rules) and `syntax` (the short string forms: ports, mounts, durations).
+//! rules), `commands` (command words and hooks, noted for export) and
+//! `syntax` (the short string forms: ports, mounts, durations).
 
+mod commands;
 mod env;
 mod probe;
 mod syntax;
@@ -25,6 +27,7 @@ use super::presets::Preset;
 use super::raw::*;
 use crate::image_ref::ImageRef;
 
+use commands::{resolve_hooks, resolve_words};
 pub use env::looks_secret;
 use env::{resolve_build, resolve_env, resolve_raw_build, secret_names};
 use probe::{resolve_probe, resolve_watch};
@@ -308,33 +311,6 @@ fn resolve_image(
     }
 }
 
-/// `command` or `entrypoint` as words (a string is split as a shell
-/// would), each interpolated and noted.
-fn resolve_words(
-    ctx: &Ctx,
-    field: Option<Pick<S<StrOrList>>>,
-    noted: &RefCell<Vec<Interpolated>>,
-) -> Result<Option<Vec<String>>, ConfigError> {
-    let Some(f) = field else { return Ok(None) };
-    let items = match f.value.get_ref() {
-        StrOrList::Str(s) => split_words(s).ok_or_else(|| {
-            ConfigError::invalid(
-                f.src,
-                f.value.span(),
-                "unbalanced quotes",
-                "in this command",
-                None,
-            )
-        })?,
-        StrOrList::List(v) => v.clone(),
-    };
-    items
-        .iter()
-        .map(|w| ctx.interp_noted(f.src, f.value.span(), w, noted))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
 /// `depends_on`: each dependency with the condition it waits for
 /// (`started` where a list names it).
 fn resolve_depends(
@@ -445,60 +421,6 @@ fn resolve_extra_hosts(
             })
         })
         .collect()
-}
-
-/// `hooks`: each command interpolated and noted; without explicit lists,
-/// `devenv migrate`/`seed` pick their `after_up` commands.
-fn resolve_hooks(
-    ctx: &Ctx,
-    h: Pick<RawHooks>,
-    noted: &RefCell<Vec<Interpolated>>,
-) -> Result<Hooks, ConfigError> {
-    let list = |cmds: &[S<String>]| -> Result<Vec<String>, ConfigError> {
-        cmds.iter()
-            .map(|c| ctx.interp_noted(h.src, c.span(), c.get_ref(), noted))
-            .collect()
-    };
-    let after_up = list(&h.value.after_up)?;
-    // Without explicit lists, `devenv migrate`/`seed` pick their after_up commands.
-    let pick_up = |word: &str| {
-        after_up
-            .iter()
-            .filter(|c| c.contains(word))
-            .cloned()
-            .collect()
-    };
-    let timeout = match &h.value.timeout {
-        Some(t) => parse_duration(t.get_ref()).map_err(|why| {
-            ConfigError::invalid(
-                h.src,
-                t.span(),
-                format!("invalid `hooks.timeout`: {why}"),
-                "here",
-                Some("write seconds (`90`) or a duration (`90s`, `2m`, `500ms`)".into()),
-            )
-        })?,
-        None => Hooks::default().timeout,
-    };
-    Ok(Hooks {
-        timeout,
-        masker: Default::default(),
-        migrate: h
-            .value
-            .migrate
-            .as_deref()
-            .map(list)
-            .transpose()?
-            .unwrap_or_else(|| pick_up("migrate")),
-        seed: h
-            .value
-            .seed
-            .as_deref()
-            .map(list)
-            .transpose()?
-            .unwrap_or_else(|| pick_up("seed")),
-        after_up,
-    })
 }
 
 /// `mount`: `bind` or `sync`, or left to the engine.
