@@ -158,15 +158,7 @@ pub fn resolve_service(
         parse_mount(s, ctx.root)
     })?;
     let depends_on = resolve_depends(name, pick(&raw.depends_on, src, p, |r| &r.depends_on))?;
-    let ready = match pick(&raw.ready, src, p, |r| &r.ready) {
-        Some(r) => {
-            let interp = |text: &str| ctx.interp(r.src, r.value.span(), text);
-            resolve_probe(r.value.get_ref(), &env, &interp)?.map_err(|msg| {
-                ConfigError::invalid(r.src, r.value.span(), msg, "this probe", None)
-            })?
-        }
-        None => None,
-    };
+    let ready = resolve_ready(ctx, pick(&raw.ready, src, p, |r| &r.ready), &env)?;
     let ready_timeout =
         resolve_ready_timeout(pick(&raw.ready_timeout, src, p, |r| &r.ready_timeout))?;
     let (restart, runs_once) = resolve_restart(pick(&raw.restart, src, p, |r| &r.restart))?;
@@ -180,17 +172,7 @@ pub fn resolve_service(
         Some(h) => resolve_hooks(ctx, h, &noted)?,
         None => Hooks::default(),
     };
-    let watch = match &raw.watch {
-        Some(rules) => rules
-            .iter()
-            .map(|r| {
-                resolve_watch(ctx.root, r.get_ref()).map_err(|(msg, help)| {
-                    ConfigError::invalid(src, r.span(), msg, "this rule", Some(help))
-                })
-            })
-            .collect::<Result<_, _>>()?,
-        None => Vec::new(),
-    };
+    let watch = resolve_watch_rules(ctx, raw.watch.as_deref())?;
     let mount = resolve_mount(pick(&raw.mount, src, p, |r| &r.mount))?;
     let k8s = resolve_k8s(src, name, raw, p)?;
 
@@ -345,6 +327,35 @@ fn resolve_depends(
         depends_on.insert(dep, cond);
     }
     Ok(depends_on)
+}
+
+/// `ready`: the probe, its values interpolated (and read from the env).
+fn resolve_ready(
+    ctx: &Ctx,
+    field: Option<Pick<S<RawProbe>>>,
+    env: &IndexMap<String, EnvValue>,
+) -> Result<Option<Probe>, ConfigError> {
+    let Some(r) = field else { return Ok(None) };
+    let interp = |text: &str| ctx.interp(r.src, r.value.span(), text);
+    resolve_probe(r.value.get_ref(), env, &interp)?
+        .map_err(|msg| ConfigError::invalid(r.src, r.value.span(), msg, "this probe", None))
+}
+
+/// `watch`: each rule of the service's own table (not its preset's),
+/// its paths resolved from the stack file's folder.
+fn resolve_watch_rules(
+    ctx: &Ctx,
+    rules: Option<&[S<RawWatch>]>,
+) -> Result<Vec<WatchRule>, ConfigError> {
+    rules
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            resolve_watch(ctx.root, r.get_ref()).map_err(|(msg, help)| {
+                ConfigError::invalid(ctx.src, r.span(), msg, "this rule", Some(help))
+            })
+        })
+        .collect()
 }
 
 /// `ready_timeout`, 60 seconds unless set.
