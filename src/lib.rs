@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod branchdb;
+pub mod ca;
 pub mod cli;
 pub mod clip;
 pub mod commands;
