@@ -29,6 +29,7 @@ pub mod plan;
 pub mod ports;
 pub mod probe;
 pub mod report;
+pub mod router;
 pub mod scratch;
 pub mod since;
 pub mod snapshot;

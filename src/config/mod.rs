@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod dotenv;
 pub mod error;
+pub mod host;
 pub mod interp;
 pub mod k8s;
 pub mod model;

@@ -45,6 +45,12 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub(super) fn lookup(&self, name: &str) -> Option<String> {
+        // devenv's own: the project's name and its router URL (issue 28).
+        match name {
+            "DEVENV_PROJECT" => return Some(self.project.to_string()),
+            "DEVENV_URL" => return Some(super::host::project_url(self.project)),
+            _ => {}
+        }
         std::env::var(name)
             .ok()
             .or_else(|| self.dotenv.get(name).cloned())
@@ -301,6 +307,23 @@ pub fn resolve_service(
     };
     let user = text(pick(&raw.user, src, p, |r| &r.user))?;
     let working_dir = text(pick(&raw.working_dir, src, p, |r| &r.working_dir))?;
+    let hostname = match pick(&raw.hostname, src, p, |r| &r.hostname) {
+        Some(f) => {
+            let text = ctx.interp(f.src, f.value.span(), f.value.get_ref())?;
+            let name = super::host::host_name(&text).ok_or_else(|| {
+                ConfigError::invalid(
+                    f.src,
+                    f.value.span(),
+                    format!("`{text}` is not a host name"),
+                    "here",
+                    Some("write DNS labels of letters, digits and `-` joined by dots, e.g. `shop` or `mail.shop` (devenv adds `.localhost`)".into()),
+                )
+            })?;
+            Some(name)
+        }
+        None => None,
+    };
+    let web_port = pick(&raw.web_port, src, p, |r| &r.web_port).map(|f| *f.value.get_ref());
     let extra_hosts = match pick(&raw.extra_hosts, src, p, |r| &r.extra_hosts) {
         Some(f) => f
             .value
@@ -440,6 +463,8 @@ pub fn resolve_service(
         user,
         working_dir,
         extra_hosts,
+        hostname,
+        web_port,
         profiles,
         hooks,
         watch,
