@@ -34,6 +34,7 @@ pub mod scratch;
 pub mod since;
 pub mod snapshot;
 pub mod testrun;
+pub mod trust;
 pub mod ui;
 pub mod urls;
 pub mod watch;

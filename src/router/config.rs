@@ -202,7 +202,7 @@ mod tests {
             routes.by_project()["shop"],
             ["mail.shop.localhost", "shop.localhost"]
         );
-        assert_eq!(routes.networks(), ["shop-feature_default", "shop_default"]);
+        assert_eq!(routes.networks(), ["shop_default", "shop-feature_default"]);
     }
 
     #[test]
