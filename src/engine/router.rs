@@ -59,9 +59,9 @@ impl Engine {
             .collect())
     }
 
-    /// The router container, if one labelled as devenv's router holds its
-    /// name; a container of someone else's under that name is `Err`-free
-    /// `None` plus `foreign = true` for the caller to refuse.
+    /// The router container, when one labelled as devenv's router holds its
+    /// name; `(None, true)` when a container of someone else's does, which
+    /// the caller refuses to touch.
     pub async fn router_container(&self) -> Result<(Option<RouterContainer>, bool), EngineError> {
         let info = match self
             .docker

@@ -131,7 +131,9 @@ pub async fn listening(engine: &Engine) -> Option<Listening> {
 
 /// Holds the router lock while it lives (a file lock in devenv's private
 /// folder: released by the kernel when a killed devenv's process ends).
-struct Lock(#[allow(dead_code)] std::fs::File);
+struct Lock {
+    _file: std::fs::File,
+}
 
 async fn lock() -> Result<Lock, RouterError> {
     tokio::task::spawn_blocking(|| {
@@ -143,7 +145,7 @@ async fn lock() -> Result<Lock, RouterError> {
             .open(dir.join("router.lock"))
             .map_err(|e| RouterError::Lock(e.to_string()))?;
         file.lock().map_err(|e| RouterError::Lock(e.to_string()))?;
-        Ok(Lock(file))
+        Ok(Lock { _file: file })
     })
     .await
     .map_err(|e| RouterError::Lock(e.to_string()))?
