@@ -309,11 +309,6 @@ fn print_summary(
             urls.join("  "),
         );
     }
-    crate::outln!(
-        "{} ready in {:.2}s",
-        style(&stack.project).bold(),
-        elapsed.as_secs_f64()
-    );
     // For tools that do not resolve `*.localhost` or trust devenv's CA yet.
     let first = stack.services.values().find_map(|s| s.route());
     if let (Some(router), Some((host, _))) = (router, first) {
@@ -330,4 +325,10 @@ fn print_summary(
             .dim()
         );
     }
+    // Last, as scripts read the project's name from it.
+    crate::outln!(
+        "{} ready in {:.2}s",
+        style(&stack.project).bold(),
+        elapsed.as_secs_f64()
+    );
 }

@@ -219,6 +219,7 @@ pub async fn sync(
     }
     if !router.running {
         engine.start_container(&router.id).await?;
+        listening_soon(engine, &router.id).await;
     } else if !fresh {
         reload(engine, &router.id).await?;
     }
@@ -250,6 +251,22 @@ pub async fn sync(
         );
     }
     Ok(Some(listening))
+}
+
+/// Waits (5 s at most) for a started nginx to hold its ports: it writes
+/// its pid file after opening them, and a request before that would meet
+/// a closed port (the engine's proxy answers, then hangs up).
+async fn listening_soon(engine: &Engine, id: &str) {
+    let check = "test -s /run/nginx.pid || test -s /var/run/nginx.pid";
+    for _ in 0..50 {
+        let cmd = vec!["sh".into(), "-c".into(), check.into()];
+        match engine.exec(id, cmd, Vec::new(), None, |_| {}).await {
+            Ok(0) => return,
+            // Not running (any more): the caller's inspect says why.
+            Err(_) => return,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// Detaches the router from `project`'s network, so that `down` can
