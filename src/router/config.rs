@@ -18,6 +18,8 @@ pub const CERT_DIR: &str = "/etc/nginx/devenv";
 pub const CONF_DIR: &str = "/etc/nginx/conf.d";
 /// Replaces the official image's `default.conf` (a `localhost` site).
 pub const CONF_FILE: &str = "default.conf";
+/// Written after nginx loaded a configuration: its stamp.
+pub const LOADED_FILE: &str = "/etc/nginx/devenv/loaded";
 /// The first line of the file: what the next sync compares with.
 pub const STAMP: &str = "# devenv router configuration ";
 

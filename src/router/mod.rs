@@ -198,20 +198,30 @@ pub async fn sync(
             engine.disconnect_network(net, &router.id).await?;
         }
     }
-    let current = engine
+    // Fresh only when the file on disk and the one nginx last loaded (the
+    // marker written after a reload or start succeeded) both carry this
+    // stamp: a devenv killed between the copy and the reload left a file
+    // nginx never read, and the next sync must not take it for loaded.
+    let first_line = |b: Vec<u8>| {
+        String::from_utf8_lossy(&b)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let on_disk = engine
         .download_file(
             &router.id,
             &format!("{}/{}", config::CONF_DIR, config::CONF_FILE),
         )
         .await?
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string()
-        });
-    let fresh = current.as_deref() == Some(&format!("{}{stamp}", config::STAMP));
+        .map(first_line);
+    let loaded = engine
+        .download_file(&router.id, config::LOADED_FILE)
+        .await?
+        .map(first_line);
+    let fresh = on_disk.as_deref() == Some(&format!("{}{stamp}", config::STAMP))
+        && loaded.as_deref() == Some(stamp.as_str());
     if !fresh {
         let ca = crate::ca::load_or_create()?;
         let tar = bundle(&ca, &routes, &stamp)?;
@@ -222,6 +232,11 @@ pub async fn sync(
         listening_soon(engine, &router.id).await;
     } else if !fresh {
         reload(engine, &router.id).await?;
+    }
+    if !fresh {
+        engine
+            .upload_archive(&router.id, "/", marker(&stamp).map_err(pack_error)?)
+            .await?;
     }
     let (Some(now), _) = engine.router_container().await? else {
         return Err(RouterError::Reload {
@@ -291,6 +306,27 @@ async fn remove(engine: &Engine, router: &RouterContainer) -> Result<(), EngineE
     Ok(())
 }
 
+fn pack_error(e: std::io::Error) -> RouterError {
+    RouterError::Reload {
+        output: format!("packing the configuration: {e}"),
+    }
+}
+
+/// The marker saying nginx has loaded the configuration stamped `stamp`.
+fn marker(stamp: &str) -> std::io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(stamp.len() as u64 + 1);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(
+        &mut header,
+        config::LOADED_FILE.trim_start_matches('/'),
+        format!("{stamp}\n").as_bytes(),
+    )?;
+    tar.into_inner()
+}
+
 /// The router's configuration and certificates, as a tar to unpack at `/`.
 fn bundle(ca: &Ca, routes: &Routes, stamp: &str) -> Result<Vec<u8>, RouterError> {
     let mut tar = tar::Builder::new(Vec::new());
@@ -333,12 +369,39 @@ fn bundle(ca: &Ca, routes: &Routes, stamp: &str) -> Result<Vec<u8>, RouterError>
     tar.into_inner().map_err(io)
 }
 
+/// Checks the file first (`-s reload` only signals: a master that rejects
+/// it keeps the old one without a word to us), then waits (5 s at most)
+/// until the workers that served the old configuration stopped taking
+/// connections, so that a request right after `up` meets the new one.
+const RELOAD: &str = r#"
+workers() {
+  for p in /proc/[0-9]*; do
+    case "$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)" in
+      "nginx: worker process is shutting down"*) ;;
+      "nginx: worker process"*) echo "${p#/proc/}" ;;
+    esac
+  done
+}
+old=$(workers)
+nginx -t -q && nginx -s reload || exit 1
+i=0
+while [ $i -lt 50 ]; do
+  left=
+  for p in $(workers); do
+    for o in $old; do [ "$p" = "$o" ] && left=1; done
+  done
+  [ -z "$left" ] && exit 0
+  sleep 0.1
+  i=$((i + 1))
+done
+"#;
+
 async fn reload(engine: &Engine, id: &str) -> Result<(), RouterError> {
     let mut output = String::new();
     let code = engine
         .exec(
             id,
-            vec!["nginx".into(), "-s".into(), "reload".into()],
+            vec!["sh".into(), "-c".into(), RELOAD.into()],
             Vec::new(),
             None,
             |s| output.push_str(s),
