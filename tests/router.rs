@@ -276,15 +276,25 @@ fn r28_two_checkouts_answer_on_their_own_https_names() {
     );
 
     outputs.push(second.ok(&["down"]));
-    if routed_anywhere() {
-        // Another test's project is served at the same time: the router
-        // stays, without our names.
+    // Another test's project may be served, or its `down` under way (its
+    // containers gone, its sync still waiting for the router lock): wait
+    // for the router to go, or for someone else to be served.
+    assert!(
+        support::eventually(30, || !router_exists() || routed_anywhere()),
+        "the last `down` removes the router"
+    );
+    if router_exists() {
         let conf = router_conf();
         assert!(!conf.contains(&host_b), "{conf}");
     } else {
-        assert!(!router_exists(), "the last `down` removes the router");
-        let net = docker(&["network", "ls", "-q", "--filter", "name=^devenv-router$"]);
-        assert!(String::from_utf8_lossy(&net.stdout).trim().is_empty());
+        let gone = || {
+            let net = docker(&["network", "ls", "-q", "--filter", "name=^devenv-router$"]);
+            String::from_utf8_lossy(&net.stdout).trim().is_empty() || routed_anywhere()
+        };
+        assert!(
+            support::eventually(30, gone),
+            "the router's network goes with it"
+        );
     }
 
     let key = ca_key_line();
