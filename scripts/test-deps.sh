@@ -10,6 +10,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v stunnel >/dev/null || need+=(stunnel4)
 command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+# The HTTPS router tests (issue 28): requests through it with --cacert/--resolve.
+command -v curl >/dev/null || need+=(curl)
 command -v docker >/dev/null || { echo "the tests need the docker CLI (Debian: docker.io or docker-ce-cli)" >&2; exit 1; }
 [ ${#need[@]} -eq 0 ] && exit 0
 policy=/usr/sbin/policy-rc.d

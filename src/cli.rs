@@ -114,10 +114,22 @@ pub enum Command {
     /// Open a service's URL in the browser (print it where there is none)
     #[command(visible_alias = "launch")]
     Open(OpenArgs),
+    /// Trust devenv's local CA, which signs the `https://NAME.localhost` certificates
+    Trust(TrustArgs),
     /// A project-defined command from `[commands.NAME]` in dev.toml (or
     /// `__complete`, which the completion scripts call)
     #[command(external_subcommand)]
     Custom(Vec<String>),
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Remove devenv's CA from the trust stores instead
+    #[arg(long, conflicts_with = "path")]
+    pub uninstall: bool,
+    /// Print where the CA certificate (PEM) is, for `--cacert` and the like
+    #[arg(long)]
+    pub path: bool,
 }
 
 #[derive(Debug, Args)]

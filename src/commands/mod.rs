@@ -22,6 +22,7 @@ pub mod run;
 pub mod shortcuts;
 mod terminal;
 pub mod test;
+pub mod trust;
 pub mod up;
 pub mod watch;
 pub mod xdebug;
@@ -242,6 +243,7 @@ async fn command(ctx: &Context, command: Command) -> Outcome {
         Command::Xdebug(a) => xdebug::run(ctx, a).await,
         Command::Ls(a) => ls::run(ctx, a).await,
         Command::Open(a) => open::run(ctx, a).await,
+        Command::Trust(a) => trust::run(ctx, a).await,
         Command::Custom(words) => custom::run(ctx, words).await,
     }
 }

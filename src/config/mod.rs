@@ -6,6 +6,7 @@ mod checks;
 pub mod commands;
 pub mod dotenv;
 pub mod error;
+pub mod host;
 pub mod interp;
 pub mod k8s;
 pub mod model;

@@ -48,6 +48,12 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub(super) fn lookup(&self, name: &str) -> Option<String> {
+        // devenv's own: the project's name and its router URL (issue 28).
+        match name {
+            "DEVENV_PROJECT" => return Some(self.project.to_string()),
+            "DEVENV_URL" => return Some(super::host::project_url(self.project)),
+            _ => {}
+        }
         std::env::var(name)
             .ok()
             .or_else(|| self.dotenv.get(name).cloned())
@@ -165,6 +171,8 @@ pub fn resolve_service(
     let user = resolve_text(ctx, pick(&raw.user, src, p, |r| &r.user))?;
     let working_dir = resolve_text(ctx, pick(&raw.working_dir, src, p, |r| &r.working_dir))?;
     let extra_hosts = resolve_extra_hosts(ctx, pick(&raw.extra_hosts, src, p, |r| &r.extra_hosts))?;
+    let hostname = resolve_hostname(ctx, pick(&raw.hostname, src, p, |r| &r.hostname))?;
+    let web_port = pick(&raw.web_port, src, p, |r| &r.web_port).map(|f| *f.value.get_ref());
     let profiles = pick(&raw.profiles, src, p, |r| &r.profiles)
         .map(|f| f.value.iter().map(|s| s.get_ref().clone()).collect())
         .unwrap_or_default();
@@ -202,6 +210,8 @@ pub fn resolve_service(
         user,
         working_dir,
         extra_hosts,
+        hostname,
+        web_port,
         profiles,
         hooks,
         watch,
@@ -407,6 +417,26 @@ fn resolve_text(ctx: &Ctx, field: Option<Pick<S<String>>>) -> Result<Option<Stri
     field
         .map(|f| ctx.interp(f.src, f.value.span(), f.value.get_ref()))
         .transpose()
+}
+
+/// `hostname`: the router name (issue 28), interpolated and checked as DNS labels.
+fn resolve_hostname(
+    ctx: &Ctx,
+    field: Option<Pick<S<String>>>,
+) -> Result<Option<String>, ConfigError> {
+    let Some(f) = field else {
+        return Ok(None);
+    };
+    let text = ctx.interp(f.src, f.value.span(), f.value.get_ref())?;
+    super::host::host_name(&text).map(Some).ok_or_else(|| {
+        ConfigError::invalid(
+            f.src,
+            f.value.span(),
+            format!("`{text}` is not a host name"),
+            "here",
+            Some("write DNS labels of letters, digits and `-` joined by dots, e.g. `shop` or `mail.shop` (devenv adds `.localhost`)".into()),
+        )
+    })
 }
 
 /// `extra_hosts`: each `NAME:ADDRESS` entry, interpolated.
