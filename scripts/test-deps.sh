@@ -13,6 +13,8 @@ command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+# The HTTPS router tests (issue 28): requests through it with --cacert/--resolve.
+command -v curl >/dev/null || need+=(curl)
 command -v docker >/dev/null || { echo "the tests need the docker CLI (Debian: docker.io or docker-ce-cli)" >&2; exit 1; }
 [ ${#need[@]} -eq 0 ] && exit 0
 policy=/usr/sbin/policy-rc.d

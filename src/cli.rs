@@ -118,6 +118,8 @@ pub enum Command {
     /// A live page of the stack in the browser: services, the last `up`'s
     /// timeline, logs and actions, until Ctrl-C
     Ui(UiArgs),
+    /// Trust devenv's local CA, which signs the `https://NAME.localhost` certificates
+    Trust(TrustArgs),
     /// A project-defined command from `[commands.NAME]` in dev.toml (or
     /// `__complete`, which the completion scripts call)
     #[command(external_subcommand)]
@@ -143,6 +145,16 @@ pub struct UiAt {
     /// reach the page (still with its token)
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::IpAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Remove devenv's CA from the trust stores instead
+    #[arg(long, conflicts_with = "path")]
+    pub uninstall: bool,
+    /// Print where the CA certificate (PEM) is, for `--cacert` and the like
+    #[arg(long)]
+    pub path: bool,
 }
 
 #[derive(Debug, Args)]

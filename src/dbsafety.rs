@@ -186,105 +186,9 @@ pub async fn recover(
 ) -> Result<(), SnapshotError> {
     let noted = scratch::interrupted(&db.project);
     let mut conn = maintenance(db).await?;
-    let sql = |action: &'static str| {
-        move |e: sqlx::Error| SnapshotError::Sql {
-            action: action.into(),
-            message: e.to_string(),
-        }
-    };
     let mut repaired = Vec::new();
-
-    // Statements a killed devenv sent go on without it (a clone, a load):
-    // end them first, so that what is left below holds still.
-    let ended: i64 = sqlx::query_scalar(
-        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE application_name = $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(APPLICATION_NAME)
-    .fetch_one(&mut conn)
-    .await
-    .map_err(sql("ending an interrupted command's sessions"))?;
-    if ended > 0 {
-        let deadline = Instant::now() + SESSIONS_GONE;
-        loop {
-            let left: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
-            )
-            .bind(APPLICATION_NAME)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(sql("waiting for sessions to end"))?;
-            if left == 0 || Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        repaired.push(format!(
-            "ended {ended} session(s) an interrupted devenv command left running"
-        ));
-    }
-
-    let rows = sqlx::query(
-        "SELECT datname, datallowconn FROM pg_database \
-         WHERE datname = $1 OR datname LIKE 'devenv\\_%' ORDER BY datname",
-    )
-    .bind(&db.name)
-    .fetch_all(&mut conn)
-    .await
-    .map_err(sql("listing databases"))?;
-    let mut app = rows
-        .iter()
-        .find(|r| r.get::<String, _>(0) == db.name)
-        .map(|r| r.get::<bool, _>(1));
-    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    for name in &names {
-        if name.starts_with(IMPORT_PREFIX) {
-            drop_database(&mut conn, name).await?;
-            repaired.push(format!(
-                "rolled back an interrupted import: `{}` keeps the data it had",
-                db.name
-            ));
-        } else if let Some(snap) = name.strip_prefix(TAKING_PREFIX) {
-            drop_database(&mut conn, name).await?;
-            repaired.push(format!(
-                "rolled back the interrupted snapshot `{snap}`: `devenv db snapshot {snap}` takes it again"
-            ));
-        } else if name == crate::branchdb::CLONING {
-            // Not swapped in yet: a copy, never the only one of anything.
-            drop_database(&mut conn, name).await?;
-            repaired.push(format!(
-                "rolled back an interrupted switch of the branch's database: `{}` keeps the branch it had",
-                db.name
-            ));
-        } else if name.starts_with(REPLACED_PREFIX) {
-            if app.is_none() {
-                exec(
-                    &mut conn,
-                    "putting the database back",
-                    &format!(
-                        "ALTER DATABASE {} RENAME TO {}",
-                        ident(name),
-                        ident(&db.name)
-                    ),
-                )
-                .await?;
-                app = rows
-                    .iter()
-                    .find(|r| r.get::<String, _>(0) == *name)
-                    .map(|r| r.get::<bool, _>(1));
-                repaired.push(format!(
-                    "put `{}` back: an interrupted command had set it aside as `{name}`",
-                    db.name
-                ));
-            } else {
-                drop_database(&mut conn, name).await?;
-                repaired.push(format!(
-                    "finished an interrupted restore: removed the copy of `{}` it replaced",
-                    db.name
-                ));
-            }
-        }
-    }
+    repaired.extend(end_sessions(&mut conn).await?);
+    let (app, names) = repair_databases(&mut conn, db, &mut repaired).await?;
     match app {
         Some(false) => {
             exec(
@@ -302,26 +206,7 @@ pub async fn recover(
             ));
         }
         Some(true) => {}
-        None => {
-            let known: Vec<String> = names
-                .iter()
-                .filter_map(|n| n.strip_prefix(SNAPSHOT_PREFIX))
-                .map(|n| format!("`{n}`"))
-                .collect();
-            reporter.notice(&format!(
-                "the database `{}` does not exist; {}",
-                db.name,
-                if known.is_empty() {
-                    "there is no snapshot to put in its place: `devenv db import FILE` loads a dump"
-                        .to_string()
-                } else {
-                    format!(
-                        "`devenv db restore NAME` puts a snapshot in its place ({})",
-                        known.join(", ")
-                    )
-                }
-            ));
-        }
+        None => reporter.notice(&missing_database(db, &names)),
     }
     if let Some(what) = &noted {
         if what.starts_with("db import") {
@@ -338,6 +223,142 @@ pub async fn recover(
     }
     scratch::clear_journal(&db.project);
     Ok(())
+}
+
+/// A failed statement of the repair, saying what it was doing.
+fn sql(action: &'static str) -> impl Fn(sqlx::Error) -> SnapshotError {
+    move |e: sqlx::Error| SnapshotError::Sql {
+        action: action.into(),
+        message: e.to_string(),
+    }
+}
+
+/// Statements a killed devenv sent go on without it (a clone, a load):
+/// ends them first, so that what is left holds still, and says so if any.
+async fn end_sessions(conn: &mut PgConnection) -> Result<Option<String>, SnapshotError> {
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(APPLICATION_NAME)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(sql("ending an interrupted command's sessions"))?;
+    if ended == 0 {
+        return Ok(None);
+    }
+    let deadline = Instant::now() + SESSIONS_GONE;
+    loop {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(APPLICATION_NAME)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(sql("waiting for sessions to end"))?;
+        if left == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(Some(format!(
+        "ended {ended} session(s) an interrupted devenv command left running"
+    )))
+}
+
+/// Drops the half-made databases an interrupted command left and puts a
+/// set-aside app database back (or drops the copy a restore replaced);
+/// returns whether the app database exists and takes connections, and
+/// the names of the databases found.
+async fn repair_databases(
+    conn: &mut PgConnection,
+    db: &Database,
+    repaired: &mut Vec<String>,
+) -> Result<(Option<bool>, Vec<String>), SnapshotError> {
+    let rows = sqlx::query(
+        "SELECT datname, datallowconn FROM pg_database \
+         WHERE datname = $1 OR datname LIKE 'devenv\\_%' ORDER BY datname",
+    )
+    .bind(&db.name)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(sql("listing databases"))?;
+    let allows = |name: &str| {
+        rows.iter()
+            .find(|r| r.get::<String, _>(0) == name)
+            .map(|r| r.get::<bool, _>(1))
+    };
+    let mut app = allows(&db.name);
+    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    for name in &names {
+        if name.starts_with(IMPORT_PREFIX) {
+            drop_database(conn, name).await?;
+            repaired.push(format!(
+                "rolled back an interrupted import: `{}` keeps the data it had",
+                db.name
+            ));
+        } else if let Some(snap) = name.strip_prefix(TAKING_PREFIX) {
+            drop_database(conn, name).await?;
+            repaired.push(format!(
+                "rolled back the interrupted snapshot `{snap}`: `devenv db snapshot {snap}` takes it again"
+            ));
+        } else if name == crate::branchdb::CLONING {
+            // Not swapped in yet: a copy, never the only one of anything.
+            drop_database(conn, name).await?;
+            repaired.push(format!(
+                "rolled back an interrupted switch of the branch's database: `{}` keeps the branch it had",
+                db.name
+            ));
+        } else if name.starts_with(REPLACED_PREFIX) {
+            if app.is_none() {
+                exec(
+                    conn,
+                    "putting the database back",
+                    &format!(
+                        "ALTER DATABASE {} RENAME TO {}",
+                        ident(name),
+                        ident(&db.name)
+                    ),
+                )
+                .await?;
+                app = allows(name);
+                repaired.push(format!(
+                    "put `{}` back: an interrupted command had set it aside as `{name}`",
+                    db.name
+                ));
+            } else {
+                drop_database(conn, name).await?;
+                repaired.push(format!(
+                    "finished an interrupted restore: removed the copy of `{}` it replaced",
+                    db.name
+                ));
+            }
+        }
+    }
+    Ok((app, names))
+}
+
+/// What to say when the app database is gone: the snapshot that can take
+/// its place, or the import that can.
+fn missing_database(db: &Database, names: &[String]) -> String {
+    let known: Vec<String> = names
+        .iter()
+        .filter_map(|n| n.strip_prefix(SNAPSHOT_PREFIX))
+        .map(|n| format!("`{n}`"))
+        .collect();
+    format!(
+        "the database `{}` does not exist; {}",
+        db.name,
+        if known.is_empty() {
+            "there is no snapshot to put in its place: `devenv db import FILE` loads a dump"
+                .to_string()
+        } else {
+            format!(
+                "`devenv db restore NAME` puts a snapshot in its place ({})",
+                known.join(", ")
+            )
+        }
+    )
 }
 
 /// [`recover`], for commands that do not otherwise touch the database (`up`,

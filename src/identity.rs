@@ -131,7 +131,7 @@ pub async fn resolve(
     let _lock = if claim { name_lock(&base) } else { None };
     let claims = engine.project_claims().await?;
     let choice = choose(&base, &ours, &claims, &|d| Path::new(d).exists());
-    stack.project = choice.name.clone();
+    stack.rename(&choice.name);
     if !choice.unclaimed {
         return Ok(());
     }

@@ -66,33 +66,50 @@ impl Images {
         if engine.image_id(&svc.image).await?.is_some() {
             return Ok(svc.image.clone());
         }
-        let standin = standin_tag(&svc.image);
         if let Some(fallback) = &svc.fallback {
-            // Built on an earlier offline run: use it rather than retrying the registry.
-            if engine.image_id(&standin).await?.is_some() {
-                return Ok(standin);
-            }
-            match engine.pull_image(&svc.image, reporter).await {
-                Ok(()) => Ok(svc.image.clone()),
-                Err(PullError::Unreachable(reason)) => {
-                    if !self.said_offline.swap(true, Ordering::Relaxed) {
-                        reporter.notice(&format!(
-                            "no registry reachable ({}); building local stand-ins instead",
-                            first_line(&reason)
-                        ));
-                    }
-                    self.build(engine, &svc.name, fallback, standin.as_str(), reporter)
-                        .await?;
-                    Ok(standin)
-                }
-                Err(e) => Err(unavailable(svc, e).into()),
-            }
+            self.pull_or_standin(engine, &svc.name, &svc.image, fallback, reporter)
+                .await
         } else {
             engine
                 .pull_image(&svc.image, reporter)
                 .await
-                .map_err(|e| unavailable(svc, e))?;
+                .map_err(|e| unavailable(&svc.name, &svc.image, e))?;
             Ok(svc.image.clone())
+        }
+    }
+
+    /// `image` (present or pulled), else its stand-in built from `fallback`
+    /// when no registry answers: for a service, and for devenv's own router.
+    pub async fn pull_or_standin(
+        &self,
+        engine: &Engine,
+        name: &str,
+        image: &ImageRef,
+        fallback: &Build,
+        reporter: &dyn Reporter,
+    ) -> Result<ImageRef, ImageError> {
+        if engine.image_id(image).await?.is_some() {
+            return Ok(image.clone());
+        }
+        let standin = standin_tag(image);
+        // Built on an earlier offline run: use it rather than retrying the registry.
+        if engine.image_id(&standin).await?.is_some() {
+            return Ok(standin);
+        }
+        match engine.pull_image(image, reporter).await {
+            Ok(()) => Ok(image.clone()),
+            Err(PullError::Unreachable(reason)) => {
+                if !self.said_offline.swap(true, Ordering::Relaxed) {
+                    reporter.notice(&format!(
+                        "no registry reachable ({}); building local stand-ins instead",
+                        first_line(&reason)
+                    ));
+                }
+                self.build(engine, name, fallback, standin.as_str(), reporter)
+                    .await?;
+                Ok(standin)
+            }
+            Err(e) => Err(unavailable(name, image, e).into()),
         }
     }
 
@@ -222,10 +239,10 @@ fn bootstrappable(image: &str) -> bool {
     ImageRef::parse(image).is_ok_and(|r| r.same_image(&base))
 }
 
-fn unavailable(svc: &Service, e: PullError) -> EngineError {
+fn unavailable(name: &str, image: &ImageRef, e: PullError) -> EngineError {
     EngineError::ImageUnavailable {
-        service: svc.name.clone(),
-        image: svc.image.to_string(),
+        service: name.to_string(),
+        image: image.to_string(),
         reason: first_line(e.message()).to_string(),
     }
 }

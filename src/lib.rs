@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod branchdb;
+pub mod ca;
 pub mod cli;
 pub mod clip;
 pub mod commands;
@@ -28,11 +29,13 @@ pub mod plan;
 pub mod ports;
 pub mod probe;
 pub mod report;
+pub mod router;
 pub mod scratch;
 pub mod since;
 pub mod snapshot;
 pub mod testrun;
 pub mod timeline;
+pub mod trust;
 pub mod ui;
 pub mod urls;
 pub mod watch;

@@ -24,6 +24,20 @@ pub const LABEL_PARTS: &str = "devenv.config-parts";
 /// What Docker Compose (and so Sail) labels its objects with.
 pub const LABEL_COMPOSE_PROJECT: &str = "com.docker.compose.project";
 
+/// On a service's container the router serves: the host name it answers
+/// to (`shop.localhost`) and the container port it forwards to (issue 28).
+pub const LABEL_ROUTE_HOST: &str = "devenv.route.host";
+pub const LABEL_ROUTE_PORT: &str = "devenv.route.port";
+/// On the router, its network and its image: devenv's own, no project's.
+pub const LABEL_ROUTER: &str = "devenv.router";
+/// The shared router container and the network it reaches nothing but
+/// its own ports on (it joins each routed project's network as well).
+pub const ROUTER_CONTAINER: &str = "devenv-router";
+pub const ROUTER_NETWORK: &str = "devenv-router";
+// Host names live with the config that resolves them (config must not
+// depend on this module, which reads the config's `Stack`).
+pub use crate::config::host::{host_label, host_name, project_url, HOST_DOMAIN};
+
 /// Names of the objects devenv makes for a project.
 pub fn container_name(project: &str, service: &str) -> String {
     format!("{project}-{service}-1")

@@ -38,9 +38,25 @@ pub fn private_dir() -> io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// devenv's lasting private folder (`$XDG_DATA_HOME/devenv`, else
+/// `~/.local/share/devenv`), made 0700 and checked like [`private_dir`]:
+/// for what must outlive a reboot, which the runtime folder does not (the
+/// local CA of [`crate::ca`], which browsers are told to trust).
+pub fn data_dir() -> io::Result<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&base)?;
+    let dir = base.join("devenv");
+    ensure_private(&dir)?;
+    Ok(dir)
+}
+
 /// Makes `dir` with mode 0700, or accepts an existing one only if it is a
 /// folder of ours that nobody else may enter.
-fn ensure_private(dir: &Path) -> io::Result<()> {
+pub fn ensure_private(dir: &Path) -> io::Result<()> {
     match DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}

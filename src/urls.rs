@@ -50,14 +50,43 @@ pub fn service_urls(name: &str, svc: Option<&Service>, published: &[(u16, u16)])
         .collect()
 }
 
-/// The URL `devenv open` opens: a page made for people (the S3 console,
+/// `urls` with the router's `https://NAME.localhost` first, when the
+/// service has a name and the router runs (`https` is where it listens).
+pub fn with_route(
+    mut urls: Vec<Url>,
+    name: &str,
+    svc: Option<&Service>,
+    https: Option<u16>,
+) -> Vec<Url> {
+    if let (Some((host, _)), Some(port)) = (svc.and_then(Service::route), https) {
+        let url = match port {
+            443 => format!("https://{host}"),
+            p => format!("https://{host}:{p}"),
+        };
+        urls.insert(
+            0,
+            Url {
+                label: name.to_string(),
+                url,
+            },
+        );
+    }
+    urls
+}
+
+/// The URL `devenv open` opens: the router's HTTPS name when there is one;
+/// else a page made for people (the S3 console,
 /// the mail UI) rather than an API the service is probed on, else the
 /// service's probed HTTP port, else its first web one.
 pub fn browser_url(urls: &[Url], name: &str) -> Option<String> {
     let web = |u: &&Url| u.url.starts_with("http");
     urls.iter()
-        .filter(web)
-        .find(|u| u.label.ends_with(" console") || u.label.ends_with(" UI"))
+        .find(|u| u.url.starts_with("https://"))
+        .or_else(|| {
+            urls.iter()
+                .filter(web)
+                .find(|u| u.label.ends_with(" console") || u.label.ends_with(" UI"))
+        })
         .or_else(|| urls.iter().filter(web).find(|u| u.label == name))
         .or_else(|| urls.iter().find(web))
         .map(|u| u.url.clone())

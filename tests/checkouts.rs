@@ -200,10 +200,17 @@ fn two_clones_run_up_and_test_at_once_as_two_projects_with_their_own_ports() {
     let (pa, pb) = (host_ports(&psa), host_ports(&psb));
     assert!(pa.len() >= 5 && pb.len() >= 5, "{pa:?} {pb:?}");
     assert!(pa.is_disjoint(&pb), "shared host ports: {pa:?} {pb:?}");
-    // The app answers on the port `ps` shows.
+    // The app answers on the published port `ps` shows (after its
+    // router name, issue 28).
     let app_port = |ps: &[serde_json::Value]| -> u16 {
         let app = ps.iter().find(|s| s["service"] == "app").unwrap();
-        let url = app["urls"][0]["url"].as_str().unwrap();
+        let url = app["urls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|u| u["url"].as_str())
+            .find(|u| u.starts_with("http://localhost:"))
+            .unwrap();
         url.rsplit(':').next().unwrap().parse().unwrap()
     };
     for ps in [&psa, &psb] {

@@ -21,6 +21,7 @@ mod import_exact;
 mod laravel;
 mod plan;
 mod robust;
+mod router;
 mod safety;
 mod secondday;
 mod session;

@@ -22,6 +22,7 @@ pub mod run;
 pub mod shortcuts;
 mod terminal;
 pub mod test;
+pub mod trust;
 pub mod ui;
 pub mod up;
 pub mod watch;
@@ -248,6 +249,7 @@ async fn command(ctx: &Context, command: Command) -> Outcome {
         Command::Ls(a) => ls::run(ctx, a).await,
         Command::Open(a) => open::run(ctx, a).await,
         Command::Ui(a) => ui::run(ctx, a).await,
+        Command::Trust(a) => trust::run(ctx, a).await,
         Command::Custom(words) => custom::run(ctx, words).await,
     }
 }

@@ -104,6 +104,16 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     };
     crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
     super::dbbranch::follow_at_up(ctx, &engine, &stack).await?;
+    // The shared router serves the names the engine's labels now ask for
+    // (issue 28); an extra on top of the published ports, so a router that
+    // cannot start is said, not fatal.
+    let router = match crate::router::sync(&engine, reporter.as_ref()).await {
+        Ok(listening) => listening,
+        Err(e) => {
+            reporter.notice(&format!("HTTPS names are not served: {e}"));
+            None
+        }
+    };
     reporter.clear();
     // The ports the engine published, which need not be the declared ones.
     let published: Vec<(String, Vec<(u16, u16)>)> = engine
@@ -113,7 +123,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         .filter(|c| !c.oneoff)
         .map(|c| (c.service, c.published))
         .collect();
-    print_summary(&stack, &outcomes, &published, start.elapsed());
+    print_summary(&stack, &outcomes, &published, router, start.elapsed());
     if args.detach {
         return Ok(0);
     }
@@ -294,6 +304,7 @@ fn print_summary(
     stack: &Stack,
     outcomes: &[ServiceOutcome],
     published: &[(String, Vec<(u16, u16)>)],
+    router: Option<crate::router::Listening>,
     elapsed: Duration,
 ) {
     let width = outcomes.iter().map(|o| o.service.len()).max().unwrap_or(0);
@@ -310,10 +321,12 @@ fn print_summary(
             .find(|(s, _)| *s == o.service)
             .map(|(_, p)| p.as_slice())
             .unwrap_or_default();
-        let urls: Vec<String> = crate::urls::service_urls(&o.service, Some(svc), ports)
-            .into_iter()
-            .map(|u| u.url)
-            .collect();
+        let urls = crate::urls::service_urls(&o.service, Some(svc), ports);
+        let urls: Vec<String> =
+            crate::urls::with_route(urls, &o.service, Some(svc), router.map(|r| r.https))
+                .into_iter()
+                .map(|u| u.url)
+                .collect();
         crate::outln!(
             "{} {:width$}  {:9}  {:16} {}",
             style("✔").green(),
@@ -323,6 +336,23 @@ fn print_summary(
             urls.join("  "),
         );
     }
+    // For tools that do not resolve `*.localhost` or trust devenv's CA yet.
+    let first = stack.services.values().find_map(|s| s.route());
+    if let (Some(router), Some((host, _))) = (router, first) {
+        let ca = crate::ca::cert_path()
+            .map(|p| format!(" --cacert {}", p.display()))
+            .unwrap_or_default();
+        crate::outln!(
+            "{}",
+            style(format!(
+                "curl {}{ca} {}   (`devenv trust` makes browsers trust it)",
+                router.resolve_hint(&host),
+                router.https_url(&host)
+            ))
+            .dim()
+        );
+    }
+    // Last, as scripts read the project's name from it.
     crate::outln!(
         "{} ready in {:.2}s",
         style(&stack.project).bold(),

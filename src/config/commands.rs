@@ -228,6 +228,7 @@ pub const BUILTIN_NAMES: &[&str] = &[
     "xdebug",
     "ls",
     "open",
+    "trust",
     "describe",
     // Aliases, the words Sail and DDEV users type.
     "status",

@@ -2,9 +2,11 @@
 //! profiles and validate, producing one [`model::Stack`]. Nothing here talks
 //! to Docker; every error points at the line it is about.
 
+mod checks;
 pub mod commands;
 pub mod dotenv;
 pub mod error;
+pub mod host;
 pub mod interp;
 pub mod k8s;
 pub mod model;
@@ -15,6 +17,7 @@ pub mod secret;
 mod testrun;
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -160,123 +163,10 @@ fn resolve_stack(
         secrets: Default::default(),
     };
 
-    let mut shared_env = IndexMap::new();
-    for (k, v) in &raw.env {
-        let value = ctx.interp(&src, v.span(), v.get_ref())?;
-        shared_env.insert(
-            k.clone(),
-            EnvValue {
-                value,
-                secret: looks_secret(k),
-            },
-        );
-    }
-
-    let mut all = IndexMap::new();
-    for (name, service) in &raw.services {
-        check_service_name(&src, name)?;
-        let preset = match &service.get_ref().preset {
-            Some(p) => Some(presets::find(root, p.get_ref())?.ok_or_else(|| {
-                ConfigError::invalid(
-                    &src,
-                    p.span(),
-                    format!(
-                        "service `{}` uses unknown preset `{}`",
-                        name.get_ref(),
-                        p.get_ref()
-                    ),
-                    "no such preset",
-                    Some(format!(
-                        "presets are files in `stacks/`; devenv carries {}",
-                        presets::embedded_names().join(", ")
-                    )),
-                )
-            })?),
-            None => None,
-        };
-        let mut svc = resolve::resolve_service(
-            &ctx,
-            name.get_ref(),
-            service.get_ref(),
-            &shared_env,
-            preset.as_ref(),
-        )
-        .map_err(|e| point_at_service(e, &src, name.span()))?;
-        svc.name = name.get_ref().clone();
-        all.insert(
-            name.get_ref().clone(),
-            (svc, name.span(), service.get_ref()),
-        );
-    }
-
-    // Profiles: a service with none is always on; otherwise one must be active.
-    let active = |profiles: &[String]| {
-        profiles.is_empty() || profiles.iter().any(|p| opts.profiles.contains(p))
-    };
-    for (name, (svc, _, raw_svc)) in &all {
-        if !active(&svc.profiles) {
-            continue;
-        }
-        for dep in svc.depends_on.keys() {
-            let span = raw_svc.depends_on.as_ref().map_or(0..0, |d| d.span());
-            match all.get(dep) {
-                None => {
-                    let mut help = format!(
-                        "known services: {}",
-                        all.keys()
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                    if let Some(close) = all.keys().find(|k| similar(k, dep)) {
-                        help = format!("did you mean `{close}`? {help}");
-                    }
-                    return Err(ConfigError::invalid(
-                        &src,
-                        span,
-                        format!("service `{name}` depends on unknown service `{dep}`"),
-                        "unknown service",
-                        Some(help),
-                    ));
-                }
-                Some((d, _, _)) if !active(&d.profiles) => {
-                    return Err(ConfigError::invalid(
-                        &src,
-                        span,
-                        format!(
-                            "service `{name}` depends on `{dep}`, which is only in profile(s) {}",
-                            d.profiles.join(", ")
-                        ),
-                        "not enabled",
-                        Some(format!("pass `--profile {}`", d.profiles[0])),
-                    ));
-                }
-                // Compose refuses this too: with nothing to probe, "ready"
-                // would silently mean "started".
-                Some((d, _, _))
-                    if svc.depends_on[dep] == model::Condition::Ready && d.ready.is_none() =>
-                {
-                    let example = d
-                        .ports
-                        .first()
-                        .map(|p| format!("ready = {{ tcp = {} }}", p.container))
-                        .unwrap_or_else(|| "ready = { exec = [\"…\"] }".to_string());
-                    return Err(ConfigError::invalid(
-                        &src,
-                        span,
-                        format!(
-                            "service `{name}` waits for `{dep}` to be ready, but `{dep}` has no `ready` probe"
-                        ),
-                        "nothing to wait on",
-                        Some(format!(
-                            "add a probe to `{dep}` (e.g. `{example}`), or wait for `started`"
-                        )),
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-    }
+    let shared_env = resolve_shared_env(&ctx, &raw.env)?;
+    let all = resolve_services(&ctx, &raw, &shared_env)?;
+    let active = |profiles: &[String]| is_active(profiles, &opts.profiles);
+    checks::dependencies(&src, &all, &opts.profiles)?;
 
     let mut services: IndexMap<_, _> = all
         .iter()
@@ -284,57 +174,9 @@ fn resolve_stack(
         .map(|(k, (s, _, _))| (k.clone(), s.clone()))
         .collect();
 
-    check_host_ports(&src, &all, &services)?;
-
-    let deps: IndexMap<String, Vec<String>> = services
-        .iter()
-        .map(|(k, s)| (k.clone(), s.depends_on.keys().cloned().collect()))
-        .collect();
-    if let Err(cycle) = crate::graph::levels(&deps) {
-        let span = all[&cycle[0]].1.clone();
-        return Err(ConfigError::Cycle {
-            cycle: cycle
-                .iter()
-                .map(|s| format!("`{s}`"))
-                .collect::<Vec<_>>()
-                .join(" → "),
-            src: src.named(),
-            span: span.into(),
-        });
-    }
-
-    let mut volumes: IndexMap<String, Volume> = IndexMap::new();
-    for (k, v) in &raw.volumes {
-        let name = match &v.name {
-            Some(name) if !v.external => {
-                return Err(ConfigError::invalid(
-                    &src,
-                    name.span(),
-                    format!("volume `{k}` has a `name` but is not `external`"),
-                    "only for external volumes",
-                    Some("devenv names the volumes it makes after the project; `name` says which existing volume an `external = true` one is".into()),
-                ));
-            }
-            Some(name) => Some(ctx.interp(&src, name.span(), name.get_ref())?),
-            None => None,
-        };
-        volumes.insert(
-            k.clone(),
-            Volume {
-                external: v.external,
-                name,
-                driver: v.driver.clone(),
-                driver_opts: v.driver_opts.clone(),
-            },
-        );
-    }
-    for svc in services.values() {
-        for m in &svc.volumes {
-            if let Mount::Volume { name, .. } = m {
-                volumes.entry(name.clone()).or_default();
-            }
-        }
-    }
+    checks::host_ports(&src, &all, &services)?;
+    checks::cycles(&src, &all, &services)?;
+    let volumes = resolve_volumes(&ctx, &raw.volumes, &services)?;
 
     let test = testrun::resolve(&ctx, raw.test.as_ref(), &services)?;
     let declared: Vec<&str> = all.keys().map(String::as_str).collect();
@@ -372,6 +214,123 @@ fn resolve_stack(
     })
 }
 
+/// Every declared service, resolved (active or not), with the span of its
+/// name and its raw table.
+type Resolved<'r> = IndexMap<String, (model::Service, Range<usize>, &'r raw::RawService)>;
+
+/// Profiles: a service with none is always on; otherwise one must be active.
+fn is_active(profiles: &[String], active: &[String]) -> bool {
+    profiles.is_empty() || profiles.iter().any(|p| active.contains(p))
+}
+
+/// The top-level `[env]` every service shares, interpolated.
+fn resolve_shared_env(
+    ctx: &resolve::Ctx,
+    env: &IndexMap<String, raw::S<String>>,
+) -> Result<IndexMap<String, EnvValue>, ConfigError> {
+    let mut shared_env = IndexMap::new();
+    for (k, v) in env {
+        let value = ctx.interp(ctx.src, v.span(), v.get_ref())?;
+        shared_env.insert(
+            k.clone(),
+            EnvValue {
+                value,
+                secret: looks_secret(k),
+            },
+        );
+    }
+    Ok(shared_env)
+}
+
+/// Each service over the preset it `use`s, its errors pointed at its name.
+fn resolve_services<'r>(
+    ctx: &resolve::Ctx,
+    raw: &'r RawFile,
+    shared_env: &IndexMap<String, EnvValue>,
+) -> Result<Resolved<'r>, ConfigError> {
+    let src = ctx.src;
+    let mut all = IndexMap::new();
+    for (name, service) in &raw.services {
+        check_service_name(src, name)?;
+        let preset = match &service.get_ref().preset {
+            Some(p) => Some(presets::find(ctx.root, p.get_ref())?.ok_or_else(|| {
+                ConfigError::invalid(
+                    src,
+                    p.span(),
+                    format!(
+                        "service `{}` uses unknown preset `{}`",
+                        name.get_ref(),
+                        p.get_ref()
+                    ),
+                    "no such preset",
+                    Some(format!(
+                        "presets are files in `stacks/`; devenv carries {}",
+                        presets::embedded_names().join(", ")
+                    )),
+                )
+            })?),
+            None => None,
+        };
+        let mut svc = resolve::resolve_service(
+            ctx,
+            name.get_ref(),
+            service.get_ref(),
+            shared_env,
+            preset.as_ref(),
+        )
+        .map_err(|e| point_at_service(e, src, name.span()))?;
+        svc.name = name.get_ref().clone();
+        all.insert(
+            name.get_ref().clone(),
+            (svc, name.span(), service.get_ref()),
+        );
+    }
+    Ok(all)
+}
+
+/// The declared volumes (only an `external` one may have a `name`), and
+/// the named volumes the services mount without declaring.
+fn resolve_volumes(
+    ctx: &resolve::Ctx,
+    raw: &IndexMap<String, raw::RawVolume>,
+    services: &IndexMap<String, model::Service>,
+) -> Result<IndexMap<String, Volume>, ConfigError> {
+    let src = ctx.src;
+    let mut volumes: IndexMap<String, Volume> = IndexMap::new();
+    for (k, v) in raw {
+        let name = match &v.name {
+            Some(name) if !v.external => {
+                return Err(ConfigError::invalid(
+                    src,
+                    name.span(),
+                    format!("volume `{k}` has a `name` but is not `external`"),
+                    "only for external volumes",
+                    Some("devenv names the volumes it makes after the project; `name` says which existing volume an `external = true` one is".into()),
+                ));
+            }
+            Some(name) => Some(ctx.interp(src, name.span(), name.get_ref())?),
+            None => None,
+        };
+        volumes.insert(
+            k.clone(),
+            Volume {
+                external: v.external,
+                name,
+                driver: v.driver.clone(),
+                driver_opts: v.driver_opts.clone(),
+            },
+        );
+    }
+    for svc in services.values() {
+        for m in &svc.volumes {
+            if let Mount::Volume { name, .. } = m {
+                volumes.entry(name.clone()).or_default();
+            }
+        }
+    }
+    Ok(volumes)
+}
+
 /// The stack's one masker: the spans secret variables filled (noted while
 /// interpolating), and every secret value of every service (active or not:
 /// a hook may quote an inactive one's), of the test env and of project
@@ -398,48 +357,6 @@ fn build_masker<'a>(
     }
     masker.spare(names);
     std::sync::Arc::new(masker)
-}
-
-/// Two services publishing one host port would fail at start; say so now.
-fn check_host_ports(
-    src: &Src,
-    all: &IndexMap<String, (model::Service, std::ops::Range<usize>, &raw::RawService)>,
-    services: &IndexMap<String, model::Service>,
-) -> Result<(), ConfigError> {
-    // A port on every address (no IP, `0.0.0.0`, `::`) clashes with the same
-    // port on any one address: the engine would fail half-way through `up`.
-    let wildcard = |ip: &Option<String>| {
-        ip.as_deref()
-            .is_none_or(|ip| ip == "0.0.0.0" || ip == "::" || ip == "[::]")
-    };
-    let mut seen: Vec<(Option<String>, u16, model::Protocol, &str)> = Vec::new();
-    for (name, svc) in services {
-        for p in &svc.ports {
-            let Some(host) = p.host else { continue };
-            let clash = seen.iter().find(|(ip, port, proto, _)| {
-                *port == host
-                    && *proto == p.protocol
-                    && (ip == &p.host_ip || wildcard(ip) || wildcard(&p.host_ip))
-            });
-            let clash = clash.map(|(_, _, _, other)| *other);
-            seen.push((p.host_ip.clone(), host, p.protocol, name));
-            if let Some(other) = clash {
-                if other != name {
-                    return Err(ConfigError::invalid(
-                        src,
-                        all[name].1.clone(),
-                        format!("services `{other}` and `{name}` both publish host port {host}"),
-                        "this service",
-                        Some(
-                            "give one of them another host port in `ports` (or `ports = []`)"
-                                .into(),
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 fn read_dotenv(root: &Path) -> Result<HashMap<String, String>, ConfigError> {

@@ -53,6 +53,46 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// The stack under the name its folder goes by on the engine (a second
+    /// checkout's `shop-feature`): host names and `${DEVENV_URL}` values
+    /// resolved from the file's name follow it, so each checkout answers
+    /// on its own name (issue 28).
+    pub fn rename(&mut self, to: &str) {
+        let (from, to) = (self.project.clone(), to.to_string());
+        if from == to {
+            return;
+        }
+        let (old, new) = (super::host::host_label(&from), super::host::host_label(&to));
+        let (old_host, new_host) = (
+            format!("{old}.{}", super::host::HOST_DOMAIN),
+            format!("{new}.{}", super::host::HOST_DOMAIN),
+        );
+        for svc in self.services.values_mut() {
+            if let Some(h) = &mut svc.hostname {
+                let labels: Vec<&str> = h.split('.').collect();
+                if labels.last() == Some(&old.as_str()) {
+                    let mut renamed: Vec<String> = labels[..labels.len() - 1]
+                        .iter()
+                        .map(|l| l.to_string())
+                        .collect();
+                    renamed.push(new.clone());
+                    *h = renamed.join(".");
+                }
+            }
+            for v in svc.env.values_mut() {
+                // Only the URL `${DEVENV_URL}` and the presets write: the
+                // project's own name under `.localhost`, after `//` or `.`.
+                for sep in ["//", "."] {
+                    let (a, b) = (format!("{sep}{old_host}"), format!("{sep}{new_host}"));
+                    if v.value.contains(&a) {
+                        v.value = v.value.replace(&a, &b);
+                    }
+                }
+            }
+        }
+        self.project = to;
+    }
+
     /// A stack known only by its name and folder: what devenv can say of a
     /// project whose stack file is gone (`-p NAME ps`/`down`, from labels).
     pub fn bare(project: &str, root: PathBuf) -> Stack {
@@ -102,6 +142,25 @@ pub struct TestSettings {
     pub env: IndexMap<String, EnvValue>,
 }
 
+impl Service {
+    /// What the router serves this service at: its host name under
+    /// `.localhost` and the container port, when it has a `hostname` and a
+    /// port to send to (`web_port`, the HTTP probe's, or the only one).
+    pub fn route(&self) -> Option<(String, u16)> {
+        let host = self.hostname.as_ref()?;
+        let port = self.web_port.or(match &self.ready {
+            Some(Probe::Http { port, .. }) => Some(*port),
+            _ => None,
+        });
+        let only = match self.ports.as_slice() {
+            [only] => Some(only.container),
+            _ => None,
+        };
+        let port = port.or(only)?;
+        Some((format!("{host}.{}", super::host::HOST_DOMAIN), port))
+    }
+}
+
 /// One service, fully resolved.
 #[derive(Debug, Clone, Serialize)]
 pub struct Service {
@@ -139,6 +198,14 @@ pub struct Service {
     /// is the host, on Linux too).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
+    /// Served by the router at `https://HOSTNAME.localhost` (issue 28):
+    /// DNS labels without `.localhost`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The container port the router forwards to (else the HTTP probe's,
+    /// else the only published one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web_port: Option<u16>,
     pub profiles: Vec<String>,
     pub hooks: Hooks,
     pub watch: Vec<WatchRule>,

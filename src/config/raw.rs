@@ -165,6 +165,11 @@ pub struct RawService {
     pub user: Option<S<String>>,
     pub working_dir: Option<S<String>>,
     pub extra_hosts: Option<Vec<S<String>>>,
+    /// The name the router serves the service at: `shop` is
+    /// `https://shop.localhost` (issue 28).
+    pub hostname: Option<S<String>>,
+    /// The container port the router sends `hostname`'s requests to.
+    pub web_port: Option<S<u16>>,
     pub profiles: Option<Vec<S<String>>>,
     pub hooks: Option<RawHooks>,
     pub watch: Option<Vec<S<RawWatch>>>,

@@ -4,6 +4,7 @@
 //! `sync` watch rule, the one PostgreSQL service, …), so a Laravel stack
 //! file needs little more than the test env.
 
+use std::ops::Range;
 use std::path::PathBuf;
 
 use indexmap::IndexMap;
@@ -26,217 +27,53 @@ pub fn resolve(
     raw: Option<&S<RawTest>>,
     services: &IndexMap<String, Service>,
 ) -> Result<Option<TestSettings>, ConfigError> {
-    let src = ctx.src;
     let empty = RawTest::default();
-    let (t, table_span) = match raw {
-        Some(t) => (t.get_ref(), Some(t.span())),
-        None => (&empty, None),
-    };
-    // Without a table, a default that cannot be found means "no test settings".
-    let missing = |what: String, help: &str| -> Result<Option<TestSettings>, ConfigError> {
-        match &table_span {
-            Some(span) => Err(ConfigError::invalid(
-                src,
-                span.clone(),
-                what,
-                "this table",
-                Some(help.to_string()),
-            )),
-            None => Ok(None),
-        }
-    };
-    let named = |field: &S<String>, role: &str| -> Result<String, ConfigError> {
-        let name = field.get_ref();
-        if services.contains_key(name) {
-            return Ok(name.clone());
-        }
-        Err(ConfigError::invalid(
-            src,
-            field.span(),
-            format!("`[test].{role}` names unknown service `{name}`"),
-            "unknown service",
-            Some(format!(
-                "known services: {}",
-                services
-                    .keys()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        ))
-    };
-
-    let service = match &t.service {
-        Some(s) => named(s, "service")?,
-        None => match default_app(services) {
-            Some(s) => s,
-            None => {
-                return missing(
-                    "cannot tell which service runs the tests".into(),
-                    "add `service = \"app\"` (the service whose image has PHPUnit)",
-                )
-            }
+    let table = match raw {
+        Some(t) => Table {
+            ctx,
+            t: t.get_ref(),
+            span: Some(t.span()),
+            services,
+        },
+        None => Table {
+            ctx,
+            t: &empty,
+            span: None,
+            services,
         },
     };
-    let database = match &t.database {
-        Some(d) => {
-            let name = named(d, "database")?;
-            if !matches!(services[&name].ready, Some(Probe::Postgres { .. })) {
-                return Err(ConfigError::invalid(
-                    src,
-                    d.span(),
-                    format!("`[test].database` service `{name}` has no PostgreSQL probe"),
-                    "this service",
-                    Some("give it `ready = { postgres = {} }` (or `use = \"postgres\"`): devenv reaches the server with the probe's credentials".into()),
-                ));
-            }
-            name
-        }
-        None => match only(services, |p| matches!(p, Probe::Postgres { .. })) {
-            Some(s) => s,
-            None => {
-                return missing(
-                    "cannot tell which service is the test database server".into(),
-                    "add `database = \"db\"` (a service with `ready = { postgres = {} }`)",
-                )
-            }
-        },
+    let t = table.t;
+    let Some(service) = table.service()? else {
+        return Ok(None);
+    };
+    let Some(database) = table.database()? else {
+        return Ok(None);
     };
     let redis = match &t.redis {
-        Some(r) => Some(named(r, "redis")?),
+        Some(r) => Some(table.named(r, "redis")?),
         None => only(services, |p| matches!(p, Probe::Redis { .. })),
     };
-
-    let command = match &t.command {
-        Some(c) => {
-            let words = match c.get_ref() {
-                StrOrList::Str(s) => split_words(s).ok_or_else(|| {
-                    ConfigError::invalid(
-                        src,
-                        c.span(),
-                        "unbalanced quotes",
-                        "in this command",
-                        None,
-                    )
-                })?,
-                StrOrList::List(l) => l.clone(),
-            };
-            let words = words
-                .iter()
-                .map(|w| ctx.interp(src, c.span(), w))
-                .collect::<Result<Vec<_>, _>>()?;
-            if words.is_empty() {
-                return Err(ConfigError::invalid(
-                    src,
-                    c.span(),
-                    "`[test].command` is empty",
-                    "here",
-                    Some("the default is `[\"phpunit\"]`".into()),
-                ));
-            }
-            words
-        }
-        None => vec![DEFAULT_COMMAND.to_string()],
-    };
-    let text = |f: &Option<S<String>>| -> Result<Option<String>, ConfigError> {
-        f.as_ref()
-            .map(|v| ctx.interp(src, v.span(), v.get_ref()))
-            .transpose()
-    };
-    let host_path = |f: &Option<S<String>>| -> Result<Option<PathBuf>, ConfigError> {
-        Ok(text(f)?.map(|p| normalize(&ctx.root.join(p))))
-    };
-    let migrate = text(&t.migrate)?.unwrap_or_else(|| DEFAULT_MIGRATE.into());
-
-    // The service's sync rule already says where its source is and where it goes.
-    let app = &services[&service];
-    let sync = app
-        .watch
-        .iter()
-        .find(|w| w.action == WatchAction::Sync && w.target.is_some());
-    let source = match host_path(&t.source)? {
-        Some(p) => Some(p),
-        None => sync.map(|w| w.path.clone()),
-    };
-    let target = match text(&t.target)? {
-        Some(t) => t,
-        None if t.source.is_none() && sync.is_some() => sync
-            .and_then(|w| w.target.clone())
-            .expect("sync rules have a target"),
-        None => app
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| DEFAULT_TARGET.into()),
-    };
-    if !target.starts_with('/') {
-        let span = t.target.as_ref().map_or(0..0, |s| s.span());
-        return Err(ConfigError::invalid(
-            src,
-            span,
-            format!("`[test].target` `{target}` is not an absolute container path"),
-            "here",
-            None,
-        ));
-    }
+    let command = table.command()?;
+    let migrate = table
+        .text(&t.migrate)?
+        .unwrap_or_else(|| DEFAULT_MIGRATE.into());
+    let (source, target) = table.places(&services[&service])?;
     let under_source = |rel: &str| source.as_ref().map(|s| s.join(rel));
-    let migrations = match host_path(&t.migrations)?.or_else(|| under_source("database/migrations")) {
-        Some(p) => p,
-        None => {
-            return missing(
-                "`[test]` needs `migrations` when it has no `source`".into(),
-                "add `source = \"path/to/app\"` (mounted into the container) or `migrations = \"path/to/database/migrations\"`",
-            )
-        }
-    };
-    let tests = match host_path(&t.tests)?.or_else(|| under_source("tests")) {
-        Some(p) => p,
-        None => {
-            return missing(
-                "`[test]` needs `tests` when it has no `source`".into(),
-                "add `source = \"path/to/app\"` or `tests = \"path/to/tests\"`",
-            )
-        }
-    };
-    let writable = match &t.writable {
-        Some(list) => list
-            .iter()
-            .map(|w| ctx.interp(src, w.span(), w.get_ref()))
-            .collect::<Result<Vec<_>, _>>()?,
-        None => DEFAULT_WRITABLE.iter().map(|s| s.to_string()).collect(),
-    };
-    let writable = writable
-        .into_iter()
-        .map(|w| {
-            if w.starts_with('/') {
-                w
-            } else {
-                format!("{}/{w}", target.trim_end_matches('/'))
-            }
-        })
-        .collect();
-
-    // Secret: named so, listed in `[test].secrets`, or secret in the test
-    // service's own env (by its `secrets` list).
-    let listed = |k: &str| t.secrets.iter().flatten().any(|s| s.get_ref() == k);
-    let secret_in_service = |k: &str| {
-        listed(k)
-            || services
-                .get(&service)
-                .and_then(|s| s.env.get(k))
-                .is_some_and(|v| v.secret)
-    };
-    let mut env = IndexMap::new();
-    for (k, v) in t.env.iter().flatten() {
-        let value = ctx.interp(src, v.span(), v.get_ref())?;
-        env.insert(
-            k.clone(),
-            EnvValue {
-                value,
-                secret: looks_secret(k) || secret_in_service(k),
-            },
+    let migrations = table.host_path(&t.migrations)?;
+    let Some(migrations) = migrations.or_else(|| under_source("database/migrations")) else {
+        return table.missing(
+            "`[test]` needs `migrations` when it has no `source`".into(),
+            "add `source = \"path/to/app\"` (mounted into the container) or `migrations = \"path/to/database/migrations\"`",
         );
-    }
-
+    };
+    let Some(tests) = table.host_path(&t.tests)?.or_else(|| under_source("tests")) else {
+        return table.missing(
+            "`[test]` needs `tests` when it has no `source`".into(),
+            "add `source = \"path/to/app\"` or `tests = \"path/to/tests\"`",
+        );
+    };
+    let writable = table.writable(&target)?;
+    let env = table.env(&service)?;
     Ok(Some(TestSettings {
         service,
         database,
@@ -250,6 +87,220 @@ pub fn resolve(
         writable,
         env,
     }))
+}
+
+/// The `[test]` table being resolved (an empty one when the file has
+/// none) and what its names refer to.
+struct Table<'a> {
+    ctx: &'a Ctx<'a>,
+    t: &'a RawTest,
+    /// The table's span; `None` when the file has no table.
+    span: Option<Range<usize>>,
+    services: &'a IndexMap<String, Service>,
+}
+
+impl Table<'_> {
+    /// Without a table, a default that cannot be found means "no test
+    /// settings"; with one, it is an error at the table.
+    fn missing<T>(&self, what: String, help: &str) -> Result<Option<T>, ConfigError> {
+        match &self.span {
+            Some(span) => Err(ConfigError::invalid(
+                self.ctx.src,
+                span.clone(),
+                what,
+                "this table",
+                Some(help.to_string()),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// A service the table names in `role`, which must be one of the stack's.
+    fn named(&self, field: &S<String>, role: &str) -> Result<String, ConfigError> {
+        let name = field.get_ref();
+        if self.services.contains_key(name) {
+            return Ok(name.clone());
+        }
+        Err(ConfigError::invalid(
+            self.ctx.src,
+            field.span(),
+            format!("`[test].{role}` names unknown service `{name}`"),
+            "unknown service",
+            Some(format!(
+                "known services: {}",
+                self.services
+                    .keys()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ))
+    }
+
+    /// `service`: the one named, or the app by default.
+    fn service(&self) -> Result<Option<String>, ConfigError> {
+        match &self.t.service {
+            Some(s) => self.named(s, "service").map(Some),
+            None => match default_app(self.services) {
+                Some(s) => Ok(Some(s)),
+                None => self.missing(
+                    "cannot tell which service runs the tests".into(),
+                    "add `service = \"app\"` (the service whose image has PHPUnit)",
+                ),
+            },
+        }
+    }
+
+    /// `database`: the one named, which must have a PostgreSQL probe, or
+    /// by default the only service that has one.
+    fn database(&self) -> Result<Option<String>, ConfigError> {
+        match &self.t.database {
+            Some(d) => {
+                let name = self.named(d, "database")?;
+                if !matches!(self.services[&name].ready, Some(Probe::Postgres { .. })) {
+                    return Err(ConfigError::invalid(
+                        self.ctx.src,
+                        d.span(),
+                        format!("`[test].database` service `{name}` has no PostgreSQL probe"),
+                        "this service",
+                        Some("give it `ready = { postgres = {} }` (or `use = \"postgres\"`): devenv reaches the server with the probe's credentials".into()),
+                    ));
+                }
+                Ok(Some(name))
+            }
+            None => match only(self.services, |p| matches!(p, Probe::Postgres { .. })) {
+                Some(s) => Ok(Some(s)),
+                None => self.missing(
+                    "cannot tell which service is the test database server".into(),
+                    "add `database = \"db\"` (a service with `ready = { postgres = {} }`)",
+                ),
+            },
+        }
+    }
+
+    /// `command`: words, interpolated, never empty; `phpunit` by default.
+    fn command(&self) -> Result<Vec<String>, ConfigError> {
+        let (ctx, src) = (self.ctx, self.ctx.src);
+        let Some(c) = &self.t.command else {
+            return Ok(vec![DEFAULT_COMMAND.to_string()]);
+        };
+        let words = match c.get_ref() {
+            StrOrList::Str(s) => split_words(s).ok_or_else(|| {
+                ConfigError::invalid(src, c.span(), "unbalanced quotes", "in this command", None)
+            })?,
+            StrOrList::List(l) => l.clone(),
+        };
+        let words = words
+            .iter()
+            .map(|w| ctx.interp(src, c.span(), w))
+            .collect::<Result<Vec<_>, _>>()?;
+        if words.is_empty() {
+            return Err(ConfigError::invalid(
+                src,
+                c.span(),
+                "`[test].command` is empty",
+                "here",
+                Some("the default is `[\"phpunit\"]`".into()),
+            ));
+        }
+        Ok(words)
+    }
+
+    /// A text key, interpolated.
+    fn text(&self, f: &Option<S<String>>) -> Result<Option<String>, ConfigError> {
+        f.as_ref()
+            .map(|v| self.ctx.interp(self.ctx.src, v.span(), v.get_ref()))
+            .transpose()
+    }
+
+    /// A host path key, interpolated, relative to the stack file's folder.
+    fn host_path(&self, f: &Option<S<String>>) -> Result<Option<PathBuf>, ConfigError> {
+        Ok(self.text(f)?.map(|p| normalize(&self.ctx.root.join(p))))
+    }
+
+    /// `source` and `target`: the table's, else what the app's sync rule
+    /// already says (where its source is and where it goes); the target
+    /// must be an absolute container path.
+    fn places(&self, app: &Service) -> Result<(Option<PathBuf>, String), ConfigError> {
+        let t = self.t;
+        let sync = app
+            .watch
+            .iter()
+            .find(|w| w.action == WatchAction::Sync && w.target.is_some());
+        let source = match self.host_path(&t.source)? {
+            Some(p) => Some(p),
+            None => sync.map(|w| w.path.clone()),
+        };
+        let target = match self.text(&t.target)? {
+            Some(t) => t,
+            None if t.source.is_none() && sync.is_some() => sync
+                .and_then(|w| w.target.clone())
+                .expect("sync rules have a target"),
+            None => app
+                .working_dir
+                .clone()
+                .unwrap_or_else(|| DEFAULT_TARGET.into()),
+        };
+        if !target.starts_with('/') {
+            let span = t.target.as_ref().map_or(0..0, |s| s.span());
+            return Err(ConfigError::invalid(
+                self.ctx.src,
+                span,
+                format!("`[test].target` `{target}` is not an absolute container path"),
+                "here",
+                None,
+            ));
+        }
+        Ok((source, target))
+    }
+
+    /// `writable`: each path, relative ones under the target.
+    fn writable(&self, target: &str) -> Result<Vec<String>, ConfigError> {
+        let writable = match &self.t.writable {
+            Some(list) => list
+                .iter()
+                .map(|w| self.ctx.interp(self.ctx.src, w.span(), w.get_ref()))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => DEFAULT_WRITABLE.iter().map(|s| s.to_string()).collect(),
+        };
+        Ok(writable
+            .into_iter()
+            .map(|w| {
+                if w.starts_with('/') {
+                    w
+                } else {
+                    format!("{}/{w}", target.trim_end_matches('/'))
+                }
+            })
+            .collect())
+    }
+
+    /// `env`, interpolated; a value is secret when named so, listed in
+    /// `[test].secrets`, or secret in the test service's own env.
+    fn env(&self, service: &str) -> Result<IndexMap<String, EnvValue>, ConfigError> {
+        let t = self.t;
+        let listed = |k: &str| t.secrets.iter().flatten().any(|s| s.get_ref() == k);
+        let secret_in_service = |k: &str| {
+            listed(k)
+                || self
+                    .services
+                    .get(service)
+                    .and_then(|s| s.env.get(k))
+                    .is_some_and(|v| v.secret)
+        };
+        let mut env = IndexMap::new();
+        for (k, v) in t.env.iter().flatten() {
+            let value = self.ctx.interp(self.ctx.src, v.span(), v.get_ref())?;
+            env.insert(
+                k.clone(),
+                EnvValue {
+                    value,
+                    secret: looks_secret(k) || secret_in_service(k),
+                },
+            );
+        }
+        Ok(env)
+    }
 }
 
 /// The app: the service with a `sync` watch rule, else the only one with `build`.

@@ -91,7 +91,7 @@ fn observed(c: ContainerSummary) -> Observed {
 impl Engine {
     /// The containers that match `filters`, stopped ones too: the one
     /// listing call the planner's and the commands' views share.
-    async fn list_matching(
+    pub(super) async fn list_matching(
         &self,
         filters: HashMap<String, Vec<String>>,
     ) -> Result<Vec<ContainerSummary>, EngineError> {

@@ -9,6 +9,7 @@
 //! - `images`: inspect, pull with progress, build, import a root filesystem
 //! - `connect`: which engine, and how to reach it
 //! - `events`: waiting for what an interrupted command left under way
+//! - `router`: containers with a route label, the shared router's networks
 
 mod claims;
 mod connect;
@@ -18,6 +19,7 @@ mod exec;
 mod images;
 mod logread;
 mod pipe;
+mod router;
 
 use std::collections::HashMap;
 
@@ -30,6 +32,7 @@ pub use connect::{ConnectError, Endpoint};
 pub use exec::{Attached, Chunk, ExecAs, ExecTarget};
 pub use images::PullError;
 pub use pipe::{ExecPipe, Piped};
+pub use router::{Routed, RouterContainer};
 
 pub use crate::names::{
     anonymous_volume_name, container_name, network_name, project_dir, volume_name, LABEL_ANONYMOUS,

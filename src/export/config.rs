@@ -140,6 +140,9 @@ pub(crate) fn secret_values(stack: &Stack) -> Vec<String> {
     values
 }
 
+/// A service's env for one environment, split into its ConfigMap and its
+/// Secret: values rewritten for managed services in production, Laravel's
+/// defaults for the app, and placeholders for secrets outside dev.
 pub(crate) fn split_env(
     service: &Service,
     settings: &Settings,
@@ -147,8 +150,6 @@ pub(crate) fn split_env(
     secrets: &[String],
     replacements: &[Replacement],
 ) -> Result<SplitEnv, ExportError> {
-    let mut split = SplitEnv::default();
-    let mut ports = Vec::new();
     let probe_password = match &service.ready {
         Some(Probe::Redis {
             password: Some(password),
@@ -156,6 +157,73 @@ pub(crate) fn split_env(
         }) => Some(password.expose()),
         _ => None,
     };
+    let mut split = split_own(
+        service,
+        settings,
+        env,
+        secrets,
+        replacements,
+        probe_password,
+    )?;
+    if env == Env::Production {
+        managed_env(service, replacements, &mut split);
+    }
+    if service.build.is_some() {
+        laravel_defaults(&mut split.config, env);
+        if env != Env::Dev && shares_state(service, settings, env) {
+            shared_sessions_and_cache(service, &mut split.config);
+        }
+        for (key, value) in &settings.stack.env(env).env {
+            let side = if is_secret_key(key) || is_secret_value(value) {
+                &mut split.secret
+            } else {
+                &mut split.config
+            };
+            side.insert(key.clone(), value.clone());
+            split.fill_in.retain(|k| k != key);
+        }
+    }
+    if let Some(password) = probe_password {
+        // The env key that holds it already, else a key of its own.
+        let held = service
+            .env
+            .iter()
+            .find(|(key, v)| v.value == password && split.secret.contains_key(*key))
+            .map(|(key, _)| key.clone());
+        split.probe_auth = Some(held.unwrap_or_else(|| {
+            split
+                .secret
+                .insert(REDISCLI_AUTH.into(), password.to_string());
+            REDISCLI_AUTH.into()
+        }));
+    }
+    if env != Env::Dev {
+        // Secrets from the local stack never leave the laptop: only dev may
+        // carry local values; staging and production get a placeholder the
+        // operator replaces (or an ExternalSecret), and `inputs` lists them.
+        let given = &settings.stack.env(env).env;
+        for (key, value) in split.secret.iter_mut() {
+            if !given.contains_key(key) {
+                *value = PLACEHOLDER.to_string();
+            }
+        }
+    }
+    Ok(split)
+}
+
+/// The service's own env keys, each on its side (secret by its flag, its
+/// name, its value, or as the Redis probe's password), and in production
+/// rewritten for the managed services that replace local ones.
+fn split_own(
+    service: &Service,
+    settings: &Settings,
+    env: Env,
+    secrets: &[String],
+    replacements: &[Replacement],
+    probe_password: Option<&str>,
+) -> Result<SplitEnv, ExportError> {
+    let mut split = SplitEnv::default();
+    let mut ports = Vec::new();
     for (key, value) in &service.env {
         if !super::names::is_config_key(key) {
             return Err(ExportError::EnvKey {
@@ -203,10 +271,15 @@ pub(crate) fn split_env(
             *value = port;
         }
     }
-    if env == Env::Production
-        && replacements
-            .iter()
-            .any(|r| r.kind == Kind::S3 && r.region.is_some())
+    Ok(split)
+}
+
+/// What production's managed services add: S3's region, ElastiCache's
+/// TLS URL for a service that uses Redis, SES's SMTP credentials.
+fn managed_env(service: &Service, replacements: &[Replacement], split: &mut SplitEnv) {
+    if replacements
+        .iter()
+        .any(|r| r.kind == Kind::S3 && r.region.is_some())
     {
         let region = replacements
             .iter()
@@ -216,73 +289,28 @@ pub(crate) fn split_env(
             split.config.insert("AWS_DEFAULT_REGION".into(), region);
         }
     }
-    if env == Env::Production {
-        if let Some(redis) = replacements.iter().find(|r| r.kind == Kind::Redis) {
-            let uses = service.env.values().any(|v| {
-                v.value == redis.service
-                    || url_host(&v.value).is_some_and(|(host, _)| host == redis.service)
-            });
-            if redis.tls && uses {
-                elasticache_tls(redis, &mut split);
+    if let Some(redis) = replacements.iter().find(|r| r.kind == Kind::Redis) {
+        let uses = service.env.values().any(|v| {
+            v.value == redis.service
+                || url_host(&v.value).is_some_and(|(host, _)| host == redis.service)
+        });
+        if redis.tls && uses {
+            elasticache_tls(redis, split);
+        }
+    }
+    if let Some(mail) = replacements.iter().find(|r| r.kind == Kind::Mail) {
+        if service.env.values().any(|v| v.value == mail.service) {
+            // SES's SMTP interface takes SMTP credentials (made from an
+            // IAM user), never MailHog's none.
+            for key in ["MAIL_USERNAME", "MAIL_PASSWORD"] {
+                split.config.shift_remove(key);
+                split
+                    .secret
+                    .entry(key.into())
+                    .or_insert_with(|| PLACEHOLDER.into());
             }
         }
     }
-    if env == Env::Production {
-        if let Some(mail) = replacements.iter().find(|r| r.kind == Kind::Mail) {
-            if service.env.values().any(|v| v.value == mail.service) {
-                // SES's SMTP interface takes SMTP credentials (made from an
-                // IAM user), never MailHog's none.
-                for key in ["MAIL_USERNAME", "MAIL_PASSWORD"] {
-                    split.config.shift_remove(key);
-                    split
-                        .secret
-                        .entry(key.into())
-                        .or_insert_with(|| PLACEHOLDER.into());
-                }
-            }
-        }
-    }
-    if service.build.is_some() {
-        laravel_defaults(&mut split.config, env);
-        if env != Env::Dev && shares_state(service, settings, env) {
-            shared_sessions_and_cache(service, &mut split.config);
-        }
-        for (key, value) in &settings.stack.env(env).env {
-            let side = if is_secret_key(key) || is_secret_value(value) {
-                &mut split.secret
-            } else {
-                &mut split.config
-            };
-            side.insert(key.clone(), value.clone());
-            split.fill_in.retain(|k| k != key);
-        }
-    }
-    if let Some(password) = probe_password {
-        // The env key that holds it already, else a key of its own.
-        let held = service
-            .env
-            .iter()
-            .find(|(key, v)| v.value == password && split.secret.contains_key(*key))
-            .map(|(key, _)| key.clone());
-        split.probe_auth = Some(held.unwrap_or_else(|| {
-            split
-                .secret
-                .insert(REDISCLI_AUTH.into(), password.to_string());
-            REDISCLI_AUTH.into()
-        }));
-    }
-    if env != Env::Dev {
-        // Secrets from the local stack never leave the laptop: only dev may
-        // carry local values; staging and production get a placeholder the
-        // operator replaces (or an ExternalSecret), and `inputs` lists them.
-        let given = &settings.stack.env(env).env;
-        for (key, value) in split.secret.iter_mut() {
-            if !given.contains_key(key) {
-                *value = PLACEHOLDER.to_string();
-            }
-        }
-    }
-    Ok(split)
 }
 
 /// ElastiCache with in-transit encryption and an AUTH token, in the form

@@ -115,6 +115,9 @@ struct Overlay {
     patches: Dir,
 }
 
+/// The Kustomize tree: a base of what every environment renders alike,
+/// a `backing` of what dev and staging share, and per environment an
+/// overlay of its own objects and patches over the shared ones.
 pub(crate) fn kustomize(
     per_env: &[(Env, Vec<Object>)],
     settings: &Settings,
@@ -126,8 +129,63 @@ pub(crate) fn kustomize(
         .iter()
         .map(|(env, objects)| (*env, objects.iter().map(untagged).collect()))
         .collect();
+    let Tree {
+        base,
+        backing,
+        mut overlays,
+    } = place(&per_env);
+
+    let mut files = BTreeMap::new();
+    let wanted: Vec<Env> = only.map_or(Env::ALL.to_vec(), |env| vec![env]);
+    let uses_backing = |env: Env| !backing.files.is_empty() && env != Env::Production;
+    write_dir(
+        &mut files,
+        "base",
+        &base,
+        None,
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    )?;
+    if wanted.iter().any(|env| uses_backing(*env)) {
+        write_dir(
+            &mut files,
+            "backing",
+            &backing,
+            None,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        )?;
+    }
+    for env in wanted {
+        let overlay = overlays.entry(env).or_default();
+        write_overlay(
+            &mut files,
+            env,
+            overlay,
+            uses_backing(env),
+            &per_env,
+            settings,
+        )?;
+    }
+    Ok(files)
+}
+
+/// Where each object's documents go in the tree.
+struct Tree {
+    base: Dir,
+    backing: Dir,
+    overlays: BTreeMap<Env, Overlay>,
+}
+
+/// Places each object (by kind and name): in the base if every
+/// environment renders it, in `backing` if dev and staging do, patched
+/// per environment where its renderings differ; otherwise (and always for
+/// namespaces and secrets) in each environment's own overlay.
+fn place(per_env: &[(Env, Vec<Object>)]) -> Tree {
     let mut homes: IndexMap<(String, String), Vec<(Env, &Object)>> = IndexMap::new();
-    for (env, objects) in &per_env {
+    for (env, objects) in per_env {
         for object in objects {
             homes
                 .entry((object.kind().to_string(), object.name().to_string()))
@@ -169,68 +227,58 @@ pub(crate) fn kustomize(
             }
         }
     }
+    Tree {
+        base,
+        backing,
+        overlays,
+    }
+}
 
-    let mut files = BTreeMap::new();
-    let wanted: Vec<Env> = only.map_or(Env::ALL.to_vec(), |env| vec![env]);
-    let uses_backing = |env: Env| !backing.files.is_empty() && env != Env::Production;
+/// One environment's overlay: its patches, its own objects, over the base
+/// (and `backing`), in its namespace, with the replacements that append
+/// the rendered tag to its Jobs' names.
+fn write_overlay(
+    files: &mut BTreeMap<PathBuf, String>,
+    env: Env,
+    overlay: &Overlay,
+    uses_backing: bool,
+    per_env: &[(Env, Vec<Object>)],
+    settings: &Settings,
+) -> Result<(), ExportError> {
+    let mut resources = vec!["../../base".to_string()];
+    if uses_backing {
+        resources.push("../../backing".into());
+    }
+    let dir = format!("overlays/{env}");
+    let patches: Vec<PatchRef> = overlay
+        .patches
+        .files
+        .keys()
+        .map(|f| PatchRef {
+            path: format!("patches/{f}"),
+        })
+        .collect();
+    for (file, docs) in &overlay.patches.files {
+        files.insert(
+            PathBuf::from(format!("{dir}/patches/{file}")),
+            to_yaml(docs)?,
+        );
+    }
+    let replacements = per_env
+        .iter()
+        .filter(|(e, _)| *e == env)
+        .flat_map(|(_, objects)| objects)
+        .filter_map(tag_replacement)
+        .collect();
     write_dir(
-        &mut files,
-        "base",
-        &base,
-        None,
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    )?;
-    if wanted.iter().any(|env| uses_backing(*env)) {
-        write_dir(
-            &mut files,
-            "backing",
-            &backing,
-            None,
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        )?;
-    }
-    for env in wanted {
-        let overlay = overlays.entry(env).or_default();
-        let mut resources = vec!["../../base".to_string()];
-        if uses_backing(env) {
-            resources.push("../../backing".into());
-        }
-        let dir = format!("overlays/{env}");
-        let patches: Vec<PatchRef> = overlay
-            .patches
-            .files
-            .keys()
-            .map(|f| PatchRef {
-                path: format!("patches/{f}"),
-            })
-            .collect();
-        for (file, docs) in &overlay.patches.files {
-            files.insert(
-                PathBuf::from(format!("{dir}/patches/{file}")),
-                to_yaml(docs)?,
-            );
-        }
-        let replacements = per_env
-            .iter()
-            .filter(|(e, _)| *e == env)
-            .flat_map(|(_, objects)| objects)
-            .filter_map(tag_replacement)
-            .collect();
-        write_dir(
-            &mut files,
-            &dir,
-            &overlay.local,
-            Some(settings.namespace(env)),
-            resources,
-            patches,
-            replacements,
-        )?;
-    }
-    Ok(files)
+        files,
+        &dir,
+        &overlay.local,
+        Some(settings.namespace(env)),
+        resources,
+        patches,
+        replacements,
+    )
 }
 
 /// The object as the Kustomize files hold it: a Job's name without the tag it ends in.

@@ -20,12 +20,40 @@ use crate::config::model::{Condition, Protocol};
 
 const GROUP: &str = "network-policies";
 
+/// The namespace's network policies: the baseline, traffic into each
+/// service from its dependents (and the load balancer), each service's own
+/// egress; with strict mTLS, the mesh's peer authentications.
 pub(crate) fn build(
     placed: &[Placed<'_>],
     replacements: &[Replacement],
     settings: &Settings,
     env: Env,
 ) -> Result<Vec<Object>, ExportError> {
+    let mut policies = baseline(settings);
+    for target in placed {
+        policies.extend(ingress_policies(placed, target, settings));
+    }
+    for dependent in placed {
+        policies.extend(egress_policy(
+            placed,
+            dependent,
+            replacements,
+            settings,
+            env,
+        ));
+    }
+    let mut objects: Vec<Object> = policies
+        .iter()
+        .map(|p| Object::new(GROUP, p))
+        .collect::<Result<_, _>>()?;
+    if settings.istio && settings.stack.strict_mtls {
+        objects.extend(peer_authentications(placed, settings)?);
+    }
+    Ok(objects)
+}
+
+/// What every pod gets: nothing in or out, but DNS (and istiod, under Istio).
+fn baseline(settings: &Settings) -> Vec<NetworkPolicy> {
     let all = LabelSelector::default();
     let mut policies = vec![
         policy(
@@ -75,49 +103,70 @@ pub(crate) fn build(
             }]),
         ));
     }
-    for target in placed {
-        let dependents: Vec<&str> = placed
+    policies
+}
+
+/// Traffic into a service: from the services that depend on it, to its
+/// ports, and from anywhere to its TCP ports when it is behind the Ingress.
+fn ingress_policies(
+    placed: &[Placed<'_>],
+    target: &Placed<'_>,
+    settings: &Settings,
+) -> Vec<NetworkPolicy> {
+    let mut policies = Vec::new();
+    let dependents: Vec<&str> = placed
+        .iter()
+        .filter(|p| edges(p).any(|d| d == target.name()))
+        .map(|p| p.name())
+        .collect();
+    if !dependents.is_empty() {
+        let from = dependents
             .iter()
-            .filter(|p| edges(p).any(|d| d == target.name()))
-            .map(|p| p.name())
+            .map(|d| NetworkPolicyPeer {
+                pod_selector: Some(pods(settings, d)),
+                ..Default::default()
+            })
             .collect();
-        if !dependents.is_empty() {
-            let from = dependents
-                .iter()
-                .map(|d| NetworkPolicyPeer {
-                    pod_selector: Some(pods(settings, d)),
-                    ..Default::default()
-                })
-                .collect();
-            let rule = NetworkPolicyIngressRule {
-                from: Some(from),
-                ports: Some(ports(&target.ports)),
-            };
-            policies.push(policy(
-                settings,
-                &format!("{}-ingress", target.name()),
-                pods(settings, target.name()),
-                vec!["Ingress"],
-                Some(vec![rule]),
-                None,
-            ));
-        }
-        if target.ingress {
-            // The load balancer (ALB in IP mode, or an ingress controller) may sit anywhere.
-            let rule = NetworkPolicyIngressRule {
-                from: None,
-                ports: Some(target.tcp_ports().map(|p| port(p.port, "TCP")).collect()),
-            };
-            policies.push(policy(
-                settings,
-                &format!("{}-public", target.name()),
-                pods(settings, target.name()),
-                vec!["Ingress"],
-                Some(vec![rule]),
-                None,
-            ));
-        }
+        let rule = NetworkPolicyIngressRule {
+            from: Some(from),
+            ports: Some(ports(&target.ports)),
+        };
+        policies.push(policy(
+            settings,
+            &format!("{}-ingress", target.name()),
+            pods(settings, target.name()),
+            vec!["Ingress"],
+            Some(vec![rule]),
+            None,
+        ));
     }
+    if target.ingress {
+        // The load balancer (ALB in IP mode, or an ingress controller) may sit anywhere.
+        let rule = NetworkPolicyIngressRule {
+            from: None,
+            ports: Some(target.tcp_ports().map(|p| port(p.port, "TCP")).collect()),
+        };
+        policies.push(policy(
+            settings,
+            &format!("{}-public", target.name()),
+            pods(settings, target.name()),
+            vec!["Ingress"],
+            Some(vec![rule]),
+            None,
+        ));
+    }
+    policies
+}
+
+/// Traffic out of a service: to each dependency in the cluster, to a
+/// replaced one's port anywhere, and to AWS STS for an app with an IRSA role.
+fn egress_policy(
+    placed: &[Placed<'_>],
+    dependent: &Placed<'_>,
+    replacements: &[Replacement],
+    settings: &Settings,
+    env: Env,
+) -> Option<NetworkPolicy> {
     let anywhere = NetworkPolicyPeer {
         ip_block: Some(IPBlock {
             cidr: "0.0.0.0/0".into(),
@@ -125,57 +174,46 @@ pub(crate) fn build(
         }),
         ..Default::default()
     };
-    for dependent in placed {
-        let mut rules = Vec::new();
-        for dependency in edges(dependent) {
-            if let Some(target) = placed.iter().find(|p| p.name() == dependency.as_str()) {
-                rules.push(NetworkPolicyEgressRule {
-                    to: Some(vec![NetworkPolicyPeer {
-                        pod_selector: Some(pods(settings, target.name())),
-                        ..Default::default()
-                    }]),
-                    ports: Some(ports(&target.ports)),
-                });
-            } else if let Some(replacement) = replacements.iter().find(|r| &r.service == dependency)
-            {
-                rules.push(NetworkPolicyEgressRule {
-                    to: Some(managed_peers(replacement, settings, &anywhere)),
-                    ports: Some(vec![port(replacement.port, "TCP")]),
-                });
-            }
-        }
-        let irsa = dependent.app && settings.stack.env(env).role_arn.is_some();
-        let has_https = rules.iter().any(|r| {
-            r.ports
-                .as_ref()
-                .is_some_and(|p| p.contains(&port(443, "TCP")))
-        });
-        if irsa && !has_https {
-            // The SDK trades the IRSA token for credentials at AWS STS.
+    let mut rules = Vec::new();
+    for dependency in edges(dependent) {
+        if let Some(target) = placed.iter().find(|p| p.name() == dependency.as_str()) {
             rules.push(NetworkPolicyEgressRule {
-                to: Some(vec![anywhere.clone()]),
-                ports: Some(vec![port(443, "TCP")]),
+                to: Some(vec![NetworkPolicyPeer {
+                    pod_selector: Some(pods(settings, target.name())),
+                    ..Default::default()
+                }]),
+                ports: Some(ports(&target.ports)),
+            });
+        } else if let Some(replacement) = replacements.iter().find(|r| &r.service == dependency) {
+            rules.push(NetworkPolicyEgressRule {
+                to: Some(managed_peers(replacement, settings, &anywhere)),
+                ports: Some(vec![port(replacement.port, "TCP")]),
             });
         }
-        if !rules.is_empty() {
-            policies.push(policy(
-                settings,
-                &format!("{}-egress", dependent.name()),
-                pods(settings, dependent.name()),
-                vec!["Egress"],
-                None,
-                Some(rules),
-            ));
-        }
     }
-    let mut objects: Vec<Object> = policies
-        .iter()
-        .map(|p| Object::new(GROUP, p))
-        .collect::<Result<_, _>>()?;
-    if settings.istio && settings.stack.strict_mtls {
-        objects.extend(peer_authentications(placed, settings)?);
+    let irsa = dependent.app && settings.stack.env(env).role_arn.is_some();
+    let has_https = rules.iter().any(|r| {
+        r.ports
+            .as_ref()
+            .is_some_and(|p| p.contains(&port(443, "TCP")))
+    });
+    if irsa && !has_https {
+        // The SDK trades the IRSA token for credentials at AWS STS.
+        rules.push(NetworkPolicyEgressRule {
+            to: Some(vec![anywhere]),
+            ports: Some(vec![port(443, "TCP")]),
+        });
     }
-    Ok(objects)
+    (!rules.is_empty()).then(|| {
+        policy(
+            settings,
+            &format!("{}-egress", dependent.name()),
+            pods(settings, dependent.name()),
+            vec!["Egress"],
+            None,
+            Some(rules),
+        )
+    })
 }
 
 /// Istio `PeerAuthentication`s (a CRD, so JSON): mutual TLS required for

@@ -59,6 +59,8 @@ pub(crate) fn service(name: &str, image: &str) -> Service {
         user: None,
         working_dir: None,
         extra_hosts: Vec::new(),
+        hostname: None,
+        web_port: None,
         profiles: Vec::new(),
         hooks: Hooks::default(),
         watch: Vec::new(),

@@ -439,6 +439,14 @@ pub async fn down(
     for r in join_all(jobs).await {
         r?;
     }
+    // The router lets go of the project's network (which the engine will
+    // not remove while it is attached) and serves what is left; the last
+    // project's `down` removes it (issue 28). It is an extra: when it
+    // fails, `down` still goes on.
+    if let Err(e) = crate::router::sync(engine, reporter).await {
+        reporter.notice(&format!("the HTTPS router was not updated: {e}"));
+        crate::router::detach(engine, project).await?;
+    }
     let network = network_name(project);
     let labels = engine.network_labels(project).await?;
     if labels
@@ -590,6 +598,11 @@ pub struct ServiceStatus {
 /// The state of every service container, with readiness probed once, in parallel.
 pub async fn status(engine: &Engine, stack: &Stack) -> Result<Vec<ServiceStatus>, EngineError> {
     let containers = engine.list_containers(&stack.project).await?;
+    // The router's port, asked once and only when a service has a name.
+    let https = match stack.services.values().any(|s| s.route().is_some()) {
+        true => crate::router::listening(engine).await.map(|l| l.https),
+        false => None,
+    };
     let jobs = containers
         .into_iter()
         .filter(|c| !c.oneoff)
@@ -607,7 +620,12 @@ pub async fn status(engine: &Engine, stack: &Stack) -> Result<Vec<ServiceStatus>
                 ports = st.bindings.iter().map(ToString::to_string).collect();
                 bindings.clone_from(&st.bindings);
                 let pairs: Vec<(u16, u16)> = published.iter().map(|(c, h)| (**c, **h)).collect();
-                urls = crate::urls::service_urls(&c.service, svc, &pairs);
+                urls = crate::urls::with_route(
+                    crate::urls::service_urls(&c.service, svc, &pairs),
+                    &c.service,
+                    svc,
+                    https,
+                );
                 ready = match svc.and_then(|s| s.ready.as_ref()) {
                     Some(p) => probe::check(engine, p, &probe::Target::from_status(&c.id, &st))
                         .await

@@ -28,10 +28,13 @@
 //!    exist, and no two bindings want the same host port; host ports still
 //!    free are checked by the lifecycle (that needs sockets).
 
+mod actual;
 mod hash;
 pub mod paths;
 pub mod render;
+mod service;
 pub mod spec;
+mod steps;
 #[cfg(test)]
 mod tests;
 
@@ -39,18 +42,19 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 
 use indexmap::IndexMap;
-use serde::Serialize;
 
-use crate::config::model::{Condition, Mount, Protocol, Service, Stack};
+use crate::config::model::{Mount, Service, Stack};
 use crate::image_ref::ImageRef;
-use crate::names::{
-    container_name, volume_name, LABEL_COMPOSE_PROJECT, LABEL_DIR, LABEL_HASH, LABEL_ONEOFF,
-    LABEL_PARTS, LABEL_PROJECT, LABEL_SERVICE,
-};
+use crate::names::{volume_name, LABEL_COMPOSE_PROJECT, LABEL_DIR, LABEL_PROJECT};
 
+pub use actual::{Actual, Binding, ImageInfo, Observed, ObservedVolume};
 pub use hash::{changed_parts, config_hash, config_parts, PORTS_PART};
 pub use paths::{Invoker, Kind as PathKind, NewPath, Owner};
 pub use spec::{ContainerSpec, MountSpec, NetworkSpec, OneOff, VolumeSpec};
+pub use steps::{
+    ContainerAction, Dependency, ImageAction, ImageStep, ObjectStep, Plan, PlanOptions, PortCheck,
+    Removal, RemoveWhy, ServiceStep,
+};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum PlanError {
@@ -134,38 +138,7 @@ impl PlanError {
     }
 }
 
-// ---- what the engine has ---------------------------------------------------
-
-/// What the engine has for a project, read in one pass by the lifecycle.
-#[derive(Debug, Clone, Default)]
-pub struct Actual {
-    /// The stack's folder as devenv labels objects with it.
-    pub dir: String,
-    /// Of the folders labels name, those that still exist on the host (a
-    /// project whose folder is gone was moved: its objects are adopted).
-    pub existing_dirs: BTreeSet<String>,
-    /// The project's containers (by label), one-offs included.
-    pub containers: Vec<Observed>,
-    /// Containers holding a name the project's services need, whoever made them.
-    pub named: Vec<Observed>,
-    /// The project network's labels, when it exists.
-    pub network: Option<BTreeMap<String, String>>,
-    /// The project's volumes (by label).
-    pub volumes: Vec<ObservedVolume>,
-    /// Images the engine has, by the reference asked for; a missing key is
-    /// an image it does not have.
-    pub images: BTreeMap<String, ImageInfo>,
-    /// Bind sources of the stack that do not exist on the host.
-    pub missing_paths: BTreeSet<PathBuf>,
-    /// Who runs devenv: whom what `--create-paths` makes belongs to.
-    pub invoker: Invoker,
-    /// External volumes (by the engine's name) the engine does not have.
-    pub missing_volumes: BTreeSet<String>,
-    /// For a missing bind source, what its image has at the container path,
-    /// by (service, container path); absent where the image lacks the path,
-    /// has a link there, or was not on the engine to ask.
-    pub in_image: BTreeMap<(String, String), PathKind>,
-}
+// ---- what the engine has (its types are in `actual`) -------------------------
 
 /// The external volumes (their engine names) that `services` mount.
 pub fn external_volumes<'a>(
@@ -207,276 +180,6 @@ pub fn check_external_volumes<'a>(
         }
     }
     Ok(())
-}
-
-/// A container as listed by the engine.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Observed {
-    pub id: String,
-    pub name: String,
-    /// Docker's word: created, running, exited, …
-    pub state: String,
-    pub labels: BTreeMap<String, String>,
-    /// The id of the image it runs.
-    pub image_id: String,
-    /// Container path → volume name, of its volume mounts.
-    pub volume_mounts: BTreeMap<String, String>,
-    /// What it publishes: each container port with its host binding (a
-    /// port that once had to move is kept there by `up`).
-    pub published: Vec<(u16, Binding)>,
-}
-
-impl Observed {
-    fn label(&self, key: &str) -> &str {
-        self.labels.get(key).map_or("", String::as_str)
-    }
-    pub fn service(&self) -> &str {
-        self.label(LABEL_SERVICE)
-    }
-    pub fn hash(&self) -> &str {
-        self.label(LABEL_HASH)
-    }
-    pub fn oneoff(&self) -> bool {
-        self.labels.contains_key(LABEL_ONEOFF)
-    }
-    pub fn running(&self) -> bool {
-        self.state == "running"
-    }
-}
-
-/// A host port binding: `[ip:]port/protocol`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Binding {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host_ip: Option<String>,
-    pub port: u16,
-    pub protocol: Protocol,
-}
-
-impl Binding {
-    /// Whether the two cannot both be bound on one host.
-    pub fn overlaps(&self, other: &Binding) -> bool {
-        self.port == other.port
-            && self.protocol == other.protocol
-            && crate::config::model::host_addresses_overlap(
-                self.host_ip.as_deref(),
-                other.host_ip.as_deref(),
-            )
-    }
-}
-
-impl std::fmt::Display for Binding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(ip) = self.host_ip.as_deref().filter(|ip| !ip.is_empty()) {
-            write!(f, "{ip}:")?;
-        }
-        write!(f, "{}", self.port)?;
-        match self.protocol {
-            Protocol::Tcp => Ok(()),
-            Protocol::Udp => f.write_str("/udp"),
-            Protocol::Sctp => f.write_str("/sctp"),
-        }
-    }
-}
-
-/// A volume as listed by the engine.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ObservedVolume {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub driver: String,
-    pub options: BTreeMap<String, String>,
-}
-
-/// What one inspect of an image tells.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageInfo {
-    pub id: String,
-    /// `USER`, `None` for root.
-    pub user: Option<String>,
-    /// Its `VOLUME` paths.
-    pub volumes: Vec<String>,
-}
-
-// ---- what to do ---------------------------------------------------------------
-
-/// What `up` asks for.
-#[derive(Debug, Clone, Default)]
-pub struct PlanOptions {
-    /// Services to bring up (with their dependencies); empty means all.
-    pub services: Vec<String>,
-    /// Rebuild images of services with `build`.
-    pub build: bool,
-    /// Create missing bind-mount sources (files or folders) instead of refusing.
-    pub create_paths: bool,
-    /// Publish no host ports on the containers this plan makes (`devenv
-    /// test` reaches its services on the project network); a container
-    /// made with its ports is as good and is kept.
-    pub no_ports: bool,
-}
-
-/// What `up` will do, in the order it does it: images, folders, removals,
-/// the network and volumes, then every container created (or recreated) up
-/// front and each started as soon as its own dependencies are met. Its JSON
-/// form (`up --dry-run --json`) is documented in the README.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Plan {
-    pub project: String,
-    pub images: Vec<ImageStep>,
-    /// Missing bind sources to create as folders (`--create-paths`).
-    pub folders: Vec<NewPath>,
-    /// Missing bind sources to create as empty files: their names say they
-    /// are files (see [`paths`]).
-    pub files: Vec<NewPath>,
-    pub removals: Vec<Removal>,
-    /// The project network, when a container is to be made.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<ObjectStep<NetworkSpec>>,
-    /// The stack's named volumes, when a container is to be made.
-    pub volumes: Vec<ObjectStep<VolumeSpec>>,
-    /// One per selected service, in start order.
-    pub services: Vec<ServiceStep>,
-    /// Host ports to check before anything changes.
-    pub port_checks: Vec<PortCheck>,
-    /// Things to tell the user (volume options that no longer apply).
-    pub notices: Vec<String>,
-}
-
-/// How a service gets its image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ImageStep {
-    pub service: String,
-    /// The reference the container will run.
-    pub image: ImageRef,
-    #[serde(flatten)]
-    pub action: ImageAction,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum ImageAction {
-    /// The engine has it.
-    Present { id: String },
-    /// Built from the service's `build`.
-    Build,
-    /// Pulled from its registry.
-    Pull,
-    /// Pulled, or, when no registry answers, the local stand-in built and run instead.
-    PullOrStandin { standin: ImageRef },
-}
-
-/// An object to make unless it exists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ObjectStep<T> {
-    pub exists: bool,
-    #[serde(flatten)]
-    pub spec: T,
-}
-
-/// A container to remove before anything starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Removal {
-    pub service: String,
-    pub id: String,
-    pub name: String,
-    pub why: RemoveWhy,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RemoveWhy {
-    /// Its service is no longer in the stack file.
-    Orphan,
-    /// A second container of one service (an interrupted run left it).
-    Duplicate,
-}
-
-/// One selected service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ServiceStep {
-    pub service: String,
-    /// Its container's name.
-    pub container: String,
-    #[serde(flatten)]
-    pub action: ContainerAction,
-    /// What it waits for before it starts.
-    pub after: Vec<Dependency>,
-    /// The container as it is wanted (what a create or recreate makes).
-    pub spec: ContainerSpec,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Dependency {
-    pub service: String,
-    pub condition: Condition,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum ContainerAction {
-    /// No container yet.
-    Create,
-    /// A container with another config: removed (its volumes kept), made anew.
-    Recreate {
-        id: String,
-        /// The parts of the config that changed (`env`, `image`, `ports`, …;
-        /// `config` when the container predates per-part labels).
-        changes: Vec<String>,
-    },
-    /// The right container, not running (stopped, or created by an interrupted run).
-    Start { id: String },
-    /// The right container, running: left alone.
-    Keep { id: String },
-    /// Its image is still to be built or pulled, and the rest of its config
-    /// is unchanged: recreated only if the new image differs from the one it runs.
-    KeepUnlessImageChanges { id: String, running: bool },
-}
-
-impl ContainerAction {
-    /// The existing container this acts on, if any.
-    pub fn id(&self) -> Option<&str> {
-        match self {
-            ContainerAction::Create => None,
-            ContainerAction::Recreate { id, .. }
-            | ContainerAction::Start { id }
-            | ContainerAction::Keep { id }
-            | ContainerAction::KeepUnlessImageChanges { id, .. } => Some(id),
-        }
-    }
-
-    /// A new container is (or may be) made.
-    pub fn makes_container(&self) -> bool {
-        matches!(
-            self,
-            ContainerAction::Create
-                | ContainerAction::Recreate { .. }
-                | ContainerAction::KeepUnlessImageChanges { .. }
-        )
-    }
-}
-
-/// A host port the lifecycle checks is free before anything changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PortCheck {
-    pub service: String,
-    #[serde(flatten)]
-    pub binding: Binding,
-    /// `{ port = "…", fixed = true }`: this port or none (else `up`
-    /// publishes on a free one).
-    pub fixed: bool,
-    /// The port dev.toml declares, where this one differs: it had to move
-    /// once, and stays on the port it moved to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub declared: Option<u16>,
-    /// The service's own container, about to be replaced or started: if it
-    /// holds the port, that is no conflict.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub own: Option<String>,
-    /// Filled in by the check (a dry run shows it): free, or who holds it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub free: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub holder: Option<String>,
 }
 
 // ---- the planner -----------------------------------------------------------------
@@ -659,222 +362,39 @@ pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, 
         selected.iter().map(|s| &stack.services[s.as_str()]),
         &actual.missing_volumes,
     )?;
-    let project = &stack.project;
     let mut plan = Plan {
-        project: project.clone(),
+        project: stack.project.clone(),
         ..Plan::default()
     };
     let ours: Vec<&Observed> = actual.containers.iter().filter(|c| !c.oneoff()).collect();
+    plan.removals = orphans(stack, &ours);
+    for name in start_order(stack, &selected) {
+        service::plan_service(stack, actual, opts, &ours, &mut plan, name)?;
+    }
+    check_port_clashes(stack, &plan, &ours)?;
+    plan_volumes_and_network(stack, actual, &mut plan);
+    Ok(plan)
+}
 
-    // Services out of the active profiles are still the stack's, not orphans.
+/// The project's containers whose service is no longer in the file (one
+/// merely out of the active profiles is still the stack's).
+fn orphans(stack: &Stack, ours: &[&Observed]) -> Vec<Removal> {
     let known = |s: &str| stack.services.contains_key(s) || stack.inactive.iter().any(|i| i == s);
-    for c in ours.iter().filter(|c| !known(c.service())) {
-        plan.removals.push(Removal {
+    ours.iter()
+        .filter(|c| !known(c.service()))
+        .map(|c| Removal {
             service: c.service().to_string(),
             id: c.id.clone(),
             name: c.name.clone(),
             why: RemoveWhy::Orphan,
-        });
-    }
+        })
+        .collect()
+}
 
-    for name in start_order(stack, &selected) {
-        let svc = &stack.services[&name];
-        let (image_step, info) = resolve_image(svc, actual, opts.build);
-        let mut run = svc.clone();
-        run.image = image_step.image.clone();
-        let container = container_name(project, &name);
-
-        // The container named as devenv names it comes first; any other
-        // (an interrupted run's) goes.
-        let mut mine: Vec<&&Observed> = ours.iter().filter(|c| c.service() == name).collect();
-        mine.sort_by_key(|c| c.name != container);
-        for extra in mine.iter().skip(1) {
-            plan.removals.push(Removal {
-                service: name.clone(),
-                id: extra.id.clone(),
-                name: extra.name.clone(),
-                why: RemoveWhy::Duplicate,
-            });
-        }
-        let current = mine.first();
-
-        let (mut hash, mut parts) = match info {
-            Some(i) => (config_hash(&run, &i.id), config_parts(&run, &i.id)),
-            None => (String::new(), String::new()),
-        };
-        if let (true, Some(i)) = (opts.no_ports, info) {
-            if current.is_none_or(|c| c.hash() != hash) {
-                run.ports.clear();
-                hash = config_hash(&run, &i.id);
-                parts = config_parts(&run, &i.id);
-            }
-        }
-        let action = match (current, info) {
-            (None, _) => ContainerAction::Create,
-            (Some(c), Some(_)) if c.hash() == hash => {
-                if c.running() {
-                    ContainerAction::Keep { id: c.id.clone() }
-                } else {
-                    ContainerAction::Start { id: c.id.clone() }
-                }
-            }
-            (Some(c), Some(_)) => ContainerAction::Recreate {
-                id: c.id.clone(),
-                changes: changed_parts(c.labels.get(LABEL_PARTS).map(String::as_str), &parts),
-            },
-            // The image is still to be made: compare the rest of the config
-            // with what the container runs, its own image included.
-            (Some(c), None) if config_hash(&run, &c.image_id) == c.hash() => {
-                ContainerAction::KeepUnlessImageChanges {
-                    id: c.id.clone(),
-                    running: c.running(),
-                }
-            }
-            (Some(c), None) => ContainerAction::Recreate {
-                id: c.id.clone(),
-                changes: changed_parts(
-                    c.labels.get(LABEL_PARTS).map(String::as_str),
-                    &config_parts(&run, &c.image_id),
-                ),
-            },
-        };
-
-        if action.makes_container() {
-            // A name held by someone else's container stops the whole `up`.
-            if let Some(holder) = actual.named.iter().find(|c| c.name == container) {
-                let theirs =
-                    holder.labels.get(LABEL_PROJECT) != Some(project) || !ours_dir(actual, holder);
-                if theirs {
-                    return Err(PlanError::NotOurs {
-                        container,
-                        service: name.clone(),
-                        maker: maker(&holder.labels),
-                    });
-                }
-            }
-            // The engine would make a missing bind source a root-owned folder.
-            for m in &run.volumes {
-                let Mount::Bind { source, target, .. } = m else {
-                    continue;
-                };
-                if !actual.missing_paths.contains(source) {
-                    continue;
-                }
-                if !opts.create_paths {
-                    return Err(PlanError::MissingBindSource {
-                        service: name.clone(),
-                        path: source.clone(),
-                    });
-                }
-                if plan
-                    .folders
-                    .iter()
-                    .chain(&plan.files)
-                    .any(|p| &p.path == source)
-                {
-                    continue;
-                }
-                let owner = paths::owner(&actual.invoker, run.user.as_deref()).unwrap_or_else(|user| {
-                    plan.notices.push(format!(
-                        "`{}` stays root's: service `{name}` runs as `{user}`, a name no host id stands for; `user = \"UID:GID\"` has it made theirs",
-                        source.display()
-                    ));
-                    None
-                });
-                let new = NewPath {
-                    path: source.clone(),
-                    owner,
-                };
-                let in_image = actual.in_image.get(&(name.clone(), target.clone()));
-                match paths::decide(paths::kind(source, target), in_image.copied()) {
-                    paths::Kind::File => plan.files.push(new),
-                    paths::Kind::Folder => plan.folders.push(new),
-                    paths::Kind::Unsure => {
-                        return Err(PlanError::UnsureBindSource {
-                            service: name.clone(),
-                            path: source.clone(),
-                        })
-                    }
-                }
-            }
-        }
-        if !matches!(action, ContainerAction::Keep { .. }) {
-            let own = current.map(|c| c.name.clone());
-            let published = run.ports.iter().filter(|p| p.host.is_some());
-            for (mut binding, port) in bindings(&run).zip(published) {
-                // A port that had to move stays where it went (as
-                // `crate::ports` keeps it) when its container is replaced.
-                let ports_changed = matches!(&action, ContainerAction::Recreate { changes, .. }
-                    if changes.iter().any(|c| c == PORTS_PART));
-                let kept = current
-                    .filter(|_| !port.fixed && !ports_changed)
-                    .and_then(|c| c.published.iter().find(|(to, _)| *to == port.container))
-                    .map(|(_, b)| b.port)
-                    .filter(|h| *h != binding.port);
-                let declared = kept.map(|h| std::mem::replace(&mut binding.port, h));
-                // `localhost` is two addresses: the IPv6 loopback must be free too.
-                let v6 = port.loopback_v6.then(|| Binding {
-                    host_ip: Some(crate::config::model::LOOPBACK_V6.to_string()),
-                    ..binding.clone()
-                });
-                for binding in std::iter::once(binding).chain(v6) {
-                    plan.port_checks.push(PortCheck {
-                        service: name.clone(),
-                        binding,
-                        fixed: port.fixed,
-                        declared,
-                        own: own.clone(),
-                        free: None,
-                        holder: None,
-                    });
-                }
-            }
-        }
-
-        // Docker's own anonymous volumes (containers made before devenv
-        // labelled them) go over to the new container, as Compose does
-        // (also for a container started, should its port have to move).
-        let carried: BTreeMap<String, String> = match current {
-            Some(c) => c
-                .volume_mounts
-                .iter()
-                .filter(|(_, v)| is_anonymous(v))
-                .map(|(t, v)| (t.clone(), v.clone()))
-                .collect(),
-            _ => BTreeMap::new(),
-        };
-        let image_volumes = info.map(|i| i.volumes.as_slice()).unwrap_or_default();
-        let spec = spec::service(
-            stack,
-            &run,
-            &actual.dir,
-            image_volumes,
-            &carried,
-            &hash,
-            &parts,
-        );
-        let after = svc
-            .depends_on
-            .iter()
-            .map(|(s, c)| Dependency {
-                service: s.clone(),
-                condition: *c,
-            })
-            .collect();
-        plan.images.push(image_step);
-        plan.services.push(ServiceStep {
-            service: name,
-            container: spec.name.clone(),
-            action,
-            after,
-            spec,
-        });
-    }
-
-    check_port_clashes(stack, &plan, &ours)?;
-
-    // The network and volumes are made when a container is; an existing
-    // volume made with other options keeps them, which is worth saying.
+/// The network and volumes are made when a container is; an existing
+/// volume made with other options keeps them, which is worth saying.
+fn plan_volumes_and_network(stack: &Stack, actual: &Actual, plan: &mut Plan) {
+    let project = &stack.project;
     let makes = plan.services.iter().any(|s| s.action.makes_container());
     for (name, vol) in stack.volumes.iter().filter(|(_, v)| !v.external) {
         let vname = volume_name(project, name);
@@ -900,7 +420,6 @@ pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, 
             spec: spec::network(project, &actual.dir),
         });
     }
-    Ok(plan)
 }
 
 fn ours_dir(actual: &Actual, c: &Observed) -> bool {

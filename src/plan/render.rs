@@ -1,28 +1,12 @@
 //! A plan in words, one line per thing `up` would do, for `up --dry-run`.
 //! Pure: the command prints the lines.
 
-use super::{ContainerAction, ImageAction, Plan, RemoveWhy};
+use super::{ContainerAction, ImageAction, ImageStep, Plan, PortCheck, RemoveWhy};
 
 /// The lines `up --dry-run` prints, in the order `up` would act.
 pub fn lines(plan: &Plan) -> Vec<String> {
     let mut out = Vec::new();
-    for i in &plan.images {
-        match &i.action {
-            ImageAction::Present { .. } => {}
-            ImageAction::Build => out.push(format!(
-                "would build image `{}` for `{}`",
-                i.image, i.service
-            )),
-            ImageAction::Pull => out.push(format!(
-                "would pull image `{}` for `{}`",
-                i.image, i.service
-            )),
-            ImageAction::PullOrStandin { standin } => out.push(format!(
-                "would pull image `{}` for `{}` (with no registry reachable: build its local stand-in `{standin}`)",
-                i.image, i.service
-            )),
-        }
-    }
+    out.extend(plan.images.iter().filter_map(image_line));
     let owned = |p: &super::NewPath| match p.owner {
         Some(o) => format!(" owned by {o}"),
         None => String::new(),
@@ -82,28 +66,48 @@ pub fn lines(plan: &Plan) -> Vec<String> {
             kept.join(", ")
         ));
     }
-    for p in &plan.port_checks {
-        let own = p.own.is_some() && (p.holder.is_none() || p.holder == p.own);
-        let state = match (p.free, &p.holder) {
-            (None, _) => "not checked".to_string(),
-            (Some(true), _) => "free".to_string(),
-            (Some(false), _) if own => "held by its own container".to_string(),
-            (Some(false), Some(h)) if p.fixed => format!("taken by `{h}`"),
-            (Some(false), None) if p.fixed => "taken".to_string(),
-            (Some(false), Some(h)) => {
-                format!("taken by `{h}`: would publish on a free port instead")
-            }
-            (Some(false), None) => "taken: would publish on a free port instead".to_string(),
-        };
-        let kept = p
-            .declared
-            .map(|d| format!(" (kept where it moved from {d})"))
-            .unwrap_or_default();
-        out.push(format!(
-            "host port {}{kept} for `{}`: {state}",
-            p.binding, p.service
-        ));
-    }
+    out.extend(plan.port_checks.iter().map(port_line));
     out.extend(plan.notices.iter().cloned());
     out
+}
+
+/// How a service gets its image, in words; nothing when the engine has it.
+fn image_line(i: &ImageStep) -> Option<String> {
+    match &i.action {
+        ImageAction::Present { .. } => None,
+        ImageAction::Build => Some(format!(
+            "would build image `{}` for `{}`",
+            i.image, i.service
+        )),
+        ImageAction::Pull => Some(format!(
+            "would pull image `{}` for `{}`",
+            i.image, i.service
+        )),
+        ImageAction::PullOrStandin { standin } => Some(format!(
+            "would pull image `{}` for `{}` (with no registry reachable: build its local stand-in `{standin}`)",
+            i.image, i.service
+        )),
+    }
+}
+
+/// A host port check and what it found: free, held by the service's own
+/// container, or taken (and whether `up` would move to a free port).
+fn port_line(p: &PortCheck) -> String {
+    let own = p.own.is_some() && (p.holder.is_none() || p.holder == p.own);
+    let state = match (p.free, &p.holder) {
+        (None, _) => "not checked".to_string(),
+        (Some(true), _) => "free".to_string(),
+        (Some(false), _) if own => "held by its own container".to_string(),
+        (Some(false), Some(h)) if p.fixed => format!("taken by `{h}`"),
+        (Some(false), None) if p.fixed => "taken".to_string(),
+        (Some(false), Some(h)) => {
+            format!("taken by `{h}`: would publish on a free port instead")
+        }
+        (Some(false), None) => "taken: would publish on a free port instead".to_string(),
+    };
+    let kept = p
+        .declared
+        .map(|d| format!(" (kept where it moved from {d})"))
+        .unwrap_or_default();
+    format!("host port {}{kept} for `{}`: {state}", p.binding, p.service)
 }

@@ -13,7 +13,8 @@ use crate::config::model::{EnvValue, Mount, Port, Restart, Service, Stack};
 use crate::image_ref::ImageRef;
 use crate::names::{
     anonymous_volume_name, container_name, network_name, volume_name, LABEL_ANONYMOUS, LABEL_DIR,
-    LABEL_HASH, LABEL_ONEOFF, LABEL_PARTS, LABEL_PROJECT, LABEL_SERVICE,
+    LABEL_HASH, LABEL_ONEOFF, LABEL_PARTS, LABEL_PROJECT, LABEL_ROUTE_HOST, LABEL_ROUTE_PORT,
+    LABEL_SERVICE,
 };
 
 /// One container as devenv wants it.
@@ -272,6 +273,14 @@ pub fn service(
     spec.labels.insert(LABEL_HASH.into(), hash.to_string());
     if !parts.is_empty() {
         spec.labels.insert(LABEL_PARTS.into(), parts.to_string());
+    }
+    // What the shared router reads to serve the service by name (issue 28):
+    // the engine's labels are its only source, so a killed devenv leaves
+    // nothing for it to disagree with.
+    if let Some((host, port)) = svc.route() {
+        spec.labels.insert(LABEL_ROUTE_HOST.into(), host);
+        spec.labels
+            .insert(LABEL_ROUTE_PORT.into(), port.to_string());
     }
     for (target, read_only) in anonymous_targets(svc, image_volumes) {
         let source = match carried.get(&target) {

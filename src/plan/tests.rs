@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::config::model::Port;
+use crate::config::model::Protocol;
+use crate::names::{container_name, LABEL_HASH, LABEL_PARTS, LABEL_SERVICE};
 
 const DIR: &str = "/home/dev/shop";
 
