@@ -229,6 +229,7 @@ pub const BUILTIN_NAMES: &[&str] = &[
     "ls",
     "open",
     "trust",
+    "ui",
     "describe",
     // Aliases, the words Sail and DDEV users type.
     "status",
