@@ -138,6 +138,12 @@ def main(argv):
             persist = False
     # moto reads these when it is imported, so set them first.
     os.environ["MOTO_PORT"] = str(s3_port)
+    # MinIO reads buckets from the path unless MINIO_DOMAIN names the domain
+    # for virtual-host style; moto would take any subdomain as a bucket, so
+    # `https://s3.shop.localhost/` (the router's name) answered for a bucket
+    # called `s3`.
+    if not os.environ.get("MINIO_DOMAIN"):
+        os.environ["S3_IGNORE_SUBDOMAIN_BUCKETNAME"] = "true"
     if persist:
         os.environ["MOTO_ENABLE_RECORDING"] = "1"
         os.environ["MOTO_RECORDER_FILEPATH"] = recording
