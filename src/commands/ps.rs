@@ -23,14 +23,23 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
         .max()
         .unwrap_or(7)
         .max(7);
+    // Every binding of a port is listed (IPv4 and IPv6, several host
+    // addresses), so the column is as wide as its longest entry.
+    let pw = rows
+        .iter()
+        .map(|r| r.ports.join(", ").len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
     crate::outln!(
-        "{:w$}  {:14}  {:9}  {:5}  {:24}  URLS",
+        "{:w$}  {:14}  {:9}  {:5}  {:pw$}  URLS",
         "SERVICE",
         "CONTAINER",
         "STATE",
         "READY",
         "PORTS"
     );
+    let any = !rows.is_empty();
     for r in rows {
         let ready = if r.ready {
             style("yes").green()
@@ -43,7 +52,7 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
             .map(|u| format!("{} {}", u.label, u.url))
             .collect();
         crate::outln!(
-            "{:w$}  {:14}  {:9}  {:5}  {:24}  {}",
+            "{:w$}  {:14}  {:9}  {:5}  {:pw$}  {}",
             r.service,
             &r.container[..12.min(r.container.len())],
             r.state,
@@ -52,9 +61,11 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
             urls.join("  ")
         );
     }
-    crate::errln!(
-        "{}",
-        style("connection details (user, password, URL): devenv describe").dim()
-    );
+    if any {
+        crate::errln!(
+            "{}",
+            style("connection details (user, password, URL): devenv describe").dim()
+        );
+    }
     Ok(0)
 }
