@@ -5,7 +5,7 @@
 //! 1 s, the timeline of the last `up` draws a bar per service, a database
 //! snapshot taken from the page shows in its restore menu — and
 //! requests without the token, or with a foreign `Host`/`Origin`, get 403.
-//! The run saves a screenshot of the page to `target/ui-screenshot.png`
+//! The run saves a screenshot of the page to `target/tmp/ui-screenshot.png`
 //! (`docs/ui.png` is a copy checked in by hand).
 
 use crate::support;
@@ -252,7 +252,9 @@ fn the_page_shows_the_stack_live_and_acts_on_it() {
 
     let shot = browser.screenshot();
     assert!(shot.starts_with(b"\x89PNG"), "not a PNG");
-    let path = repo().join("target/ui-screenshot.png");
+    // Cargo's scratch folder for integration tests, inside whichever target
+    // folder this build uses (CARGO_TARGET_DIR may put it outside the repo).
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshot.png");
     std::fs::write(&path, shot).unwrap();
     eprintln!("screenshot: {}", path.display());
 
