@@ -510,7 +510,7 @@ fn sail_stack_comes_up_ready_offline_with_its_own_commands_and_probes() {
         "FORWARD_MINIO_CONSOLE_PORT",
     ]
     .into_iter()
-    .map(|name| (name, support::free_port()))
+    .zip(support::free_ports(6))
     .collect();
     p.uses_docker = true;
     let devenv = |args: &[&str]| {

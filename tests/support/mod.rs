@@ -290,6 +290,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `n` ports nothing listens on, all different: each listener is held until
+/// all are picked (one `free_port` after another can get the same port back).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
 /// A plain HTTP/1.0 GET against the loopback: (status, body).
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
