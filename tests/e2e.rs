@@ -8,18 +8,19 @@ use std::net::TcpListener;
 
 use support::{stderr, text, three_services, warm_images, Project};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Two distinct free host ports (see `support::free_ports`).
+fn two_ports() -> (u16, u16) {
+    let p = support::free_ports(2);
+    (p[0], p[1])
 }
 
 #[test]
 fn up_detached_brings_a_ready_chain_up_and_a_second_up_changes_nothing() {
     warm_images();
-    let mut p = Project::new("e2elife", &three_services(free_port(), free_port()));
+    let mut p = Project::new("e2elife", &{
+        let (a, b) = two_ports();
+        three_services(a, b)
+    });
     let out = p.ok(&["up", "-d"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -172,7 +173,10 @@ fn a_taken_fixed_port_is_refused_before_anything_is_created() {
 #[test]
 fn an_interrupted_up_is_completed_by_the_next() {
     warm_images();
-    let mut p = Project::new("e2ekill", &three_services(free_port(), free_port()));
+    let mut p = Project::new("e2ekill", &{
+        let (a, b) = two_ports();
+        three_services(a, b)
+    });
     p.uses_docker = true;
     // Killed at random moments (creating, starting, waiting for readiness,
     // running hooks), from three starting points: nothing at all, containers
@@ -199,7 +203,10 @@ fn an_interrupted_up_is_completed_by_the_next() {
 #[test]
 fn an_interrupted_down_does_not_stop_what_the_next_up_started() {
     warm_images();
-    let mut p = Project::new("e2ekilldown", &three_services(free_port(), free_port()));
+    let mut p = Project::new("e2ekilldown", &{
+        let (a, b) = two_ports();
+        three_services(a, b)
+    });
     p.ok(&["up", "-d"]);
     let delays = support::random_delays(10, 400);
     for (trial, delay) in delays.into_iter().enumerate() {
@@ -298,13 +305,7 @@ fn a_sail_style_compose_file_imports_and_comes_up_ready() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(stderr(&out).contains("wrote `dev.toml`"), "{}", text(&out));
 
-    let (app, db, redis, smtp, ui) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
+    let [app, db, redis, smtp, ui]: [u16; 5] = support::free_ports(5).try_into().unwrap();
     let up = p
         .cmd()
         .args(["-p", &sail, "up", "-d"])
@@ -400,7 +401,7 @@ fn a_sail_style_compose_file_imports_and_comes_up_ready() {
 #[test]
 fn ports_are_published_on_loopback_unless_the_project_binds_all_interfaces() {
     warm_images();
-    let port = free_port();
+    let port = support::free_port();
     let services = format!("[services.cache]\nuse = \"redis\"\nports = [\"{port}:6379\"]\n");
     let mut p = Project::new("e2eloopback", &services);
     let container = format!("{}-cache-1", p.name);

@@ -7,7 +7,7 @@
 
 use crate::support;
 
-use support::{copy_dir, eventually, free_port, http_get, repo, stderr, text, Project};
+use support::{copy_dir, eventually, http_get, repo, stderr, text, Project};
 
 /// The example stack with free host ports; the app image is shared by the tests.
 fn laravel_stack(app: u16, mail_ui: u16, s3: u16, extra_app: &str) -> String {
@@ -41,7 +41,7 @@ ports = ["{app}:8080"]
 }
 
 fn project(name: &str, extra_app: &str) -> (Project, u16, u16, u16) {
-    let (app, mail_ui, s3) = (free_port(), free_port(), free_port());
+    let [app, mail_ui, s3]: [u16; 3] = support::free_ports(3).try_into().unwrap();
     let p = Project::new(name, &laravel_stack(app, mail_ui, s3, extra_app));
     std::fs::create_dir_all(p.path().join("seeds")).unwrap();
     std::fs::copy(
