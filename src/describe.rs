@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 use crate::config::model::{Service, Stack};
+use crate::config::secret::MASK;
 use crate::engine::HostBinding;
 use crate::lifecycle::ServiceStatus;
 use crate::urls::Url;
@@ -32,6 +33,10 @@ pub struct Description {
 pub struct Detail {
     pub key: &'static str,
     pub value: String,
+    /// A password or key: masked whole unless revealed, whatever its value
+    /// (the masker spares well-known defaults in other text, not here).
+    #[serde(skip)]
+    pub secret: bool,
 }
 
 /// Every service of `stack` in file order (then any the file no longer
@@ -61,7 +66,11 @@ fn one(
     let mut connection = svc.map(|s| details(s, bindings)).unwrap_or_default();
     if !reveal {
         for d in &mut connection {
-            d.value = stack.masker.mask(&d.value).into_owned();
+            d.value = if d.secret {
+                MASK.to_string()
+            } else {
+                stack.masker.mask(&d.value).into_owned()
+            };
         }
     }
     Description {
@@ -104,6 +113,15 @@ fn detail(key: &'static str, value: impl Into<String>) -> Detail {
     Detail {
         key,
         value: value.into(),
+        secret: false,
+    }
+}
+
+/// A password or key, masked whole unless revealed.
+fn secret(key: &'static str, value: impl Into<String>) -> Detail {
+    Detail {
+        secret: true,
+        ..detail(key, value)
     }
 }
 
@@ -166,7 +184,7 @@ fn database(
         detail("port", port.to_string()),
         detail("database", db),
         detail("user", user),
-        detail("password", password),
+        secret("password", password),
         detail(
             "url",
             format!("{scheme}://{user}:{password}@{host}:{port}/{db}"),
@@ -193,7 +211,7 @@ fn redis(svc: &Service, bindings: &[HostBinding]) -> Vec<Detail> {
     };
     let mut out = vec![detail("host", &host), detail("port", port.to_string())];
     if !password.is_empty() {
-        out.push(detail("password", password));
+        out.push(secret("password", password));
     }
     out.push(detail("url", url));
     out
@@ -211,7 +229,7 @@ fn s3(svc: &Service, bindings: &[HostBinding]) -> Vec<Detail> {
         out.push(detail("access key", user));
     }
     if let Some(password) = env(svc, "MINIO_ROOT_PASSWORD") {
-        out.push(detail("secret key", password));
+        out.push(secret("secret key", password));
     }
     if let Some((host, port)) = reach(bindings, 9001) {
         out.push(detail("console", format!("http://{host}:{port}")));
@@ -259,5 +277,83 @@ mod tests {
             Some(("[::1]".into(), 8080))
         );
         assert_eq!(reach(&b, 80), None);
+    }
+
+    /// The example's presets, whose passwords are the well-known defaults
+    /// (`secret`, `password`, `minio`).
+    const PRESETS: &str = "[project]\nname = \"shop\"\n\
+        [services.db]\nuse = \"postgres\"\n[services.cache]\nuse = \"redis\"\n\
+        [services.mail]\nuse = \"mailhog\"\n[services.s3]\nuse = \"minio\"\n\
+        [services.app]\nuse = \"laravel\"\n";
+
+    fn running(service: &str, bindings: Vec<HostBinding>) -> ServiceStatus {
+        ServiceStatus {
+            service: service.into(),
+            container: "c".into(),
+            name: format!("shop-{service}-1"),
+            state: "running".into(),
+            ready: true,
+            ports: Vec::new(),
+            urls: Vec::new(),
+            bindings,
+        }
+    }
+
+    fn shown<'a>(all: &'a [Description], service: &str) -> Vec<(&'a str, &'a str)> {
+        let d = all.iter().find(|d| d.service == service).unwrap();
+        d.connection
+            .iter()
+            .map(|c| (c.key, c.value.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn passwords_are_masked_in_their_rows_and_well_known_ones_spare_the_labels() {
+        let stack = crate::config::load_toml(PRESETS);
+        let status = [
+            running("db", vec![bind(5432, "127.0.0.1", 15432)]),
+            running("s3", vec![bind(9000, "0.0.0.0", 19000)]),
+        ];
+        let all = describe(&stack, &status, false);
+        let db = shown(&all, "db");
+        assert!(db.contains(&("password", MASK)), "{db:?}");
+        assert!(
+            db.contains(&("url", "postgres://app:********@127.0.0.1:15432/app")),
+            "{db:?}"
+        );
+        let s3 = shown(&all, "s3");
+        assert!(s3.contains(&("secret key", MASK)), "{s3:?}");
+        // `minio` is the laravel preset's AWS_ACCESS_KEY_ID, a well-known
+        // default: the image and the (non-secret) root user keep it.
+        assert!(s3.contains(&("access key", "minio")), "{s3:?}");
+        let image = &all.iter().find(|d| d.service == "s3").unwrap().image;
+        assert!(image.starts_with("minio/minio"), "{image}");
+        // The whole printed text keeps its labels and paths: nothing the
+        // masker would hunt is a word of them.
+        let json = serde_json::to_string(&all).unwrap();
+        assert_eq!(stack.masker.mask(&json), json);
+        assert_eq!(
+            stack.masker.mask("GET /minio/health/live, secret key"),
+            "GET /minio/health/live, secret key"
+        );
+
+        let revealed = describe(&stack, &status, true);
+        assert!(shown(&revealed, "db").contains(&("password", "secret")));
+        assert!(shown(&revealed, "s3").contains(&("secret key", "password")));
+    }
+
+    #[test]
+    fn any_other_password_is_still_hunted_everywhere() {
+        let stack = crate::config::load_toml(&format!(
+            "{PRESETS}[services.db.env]\nPOSTGRES_PASSWORD = \"Pg-9f2e-longer\"\n"
+        ));
+        let status = [running("db", vec![bind(5432, "127.0.0.1", 15432)])];
+        let all = describe(&stack, &status, false);
+        let db = shown(&all, "db");
+        assert!(db.contains(&("password", MASK)), "{db:?}");
+        assert_eq!(
+            stack.masker.mask("auth with Pg-9f2e-longer failed"),
+            format!("auth with {MASK} failed")
+        );
     }
 }

@@ -91,8 +91,10 @@ fn dotenv_and_defaults_are_interpolated_and_secrets_masked() {
 #[test]
 fn r22_a_password_that_is_a_word_masks_values_not_the_outputs_keys() {
     // The example's default password is `secret`: it is masked where it is
-    // a value, while `--json` keeps its `"secret"` keys and `config` its
-    // TOML, and a service named like a password keeps its name.
+    // a value (its own field, the span it filled), while `--json` keeps its
+    // `"secret"` keys, `config` its TOML, the word `secret` written in a
+    // value stays a word (a well-known default is not hunted through other
+    // text), and a service named like a password keeps its name.
     let p = Project::new(
         "cliword",
         "[services.db]\nimage = \"postgres:16\"\n\
@@ -105,7 +107,7 @@ fn r22_a_password_that_is_a_word_masks_values_not_the_outputs_keys() {
     let env = &json["services"]["db"]["env"];
     assert_eq!(env["POSTGRES_PASSWORD"]["secret"], true, "{env}");
     assert_eq!(env["POSTGRES_PASSWORD"]["value"], "********", "{env}");
-    assert_eq!(env["NOTE"]["value"], "the ******** is ********", "{env}");
+    assert_eq!(env["NOTE"]["value"], "the secret is ********", "{env}");
     assert_eq!(json["services"]["redis"]["name"], "redis");
     let out = p.run(&["config"]);
     let toml: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();

@@ -98,6 +98,32 @@ pub fn is_secret_name(name: &str) -> bool {
 /// into the mask.
 pub const WHOLE_TOKEN_BELOW: usize = 8;
 
+/// Default passwords every preset and tutorial prints (Sail's `password`,
+/// the Laravel docs' `secret`, MinIO's `minio` and `minioadmin`, the images'
+/// own `postgres`, `root`, `admin`): a stack masks them where they stand as a
+/// secret (their own field, the spans they filled, a URL's user info) but
+/// does not hunt them through other text, where they are ordinary words: the
+/// image `minio/minio`, the probe path `/minio/health/live`, `describe`'s
+/// label `secret key`. Hunting them there hides nothing (a reader who sees
+/// the mask beside `MINIO_ROOT_PASSWORD` guesses `password` first) and
+/// garbles the output. Any other value is hunted everywhere.
+pub const WELL_KNOWN_DEFAULTS: [&str; 14] = [
+    "password",
+    "secret",
+    "minio",
+    "minioadmin",
+    "sail",
+    "root",
+    "admin",
+    "postgres",
+    "mysql",
+    "redis",
+    "laravel",
+    "homestead",
+    "changeme",
+    "guest",
+];
+
 /// Hides a stack's secrets in any text: each secret value, each text a secret
 /// variable was interpolated into (with exactly those spans masked, however
 /// short the value), and the password of any URL's user info. Built once per
