@@ -17,7 +17,7 @@
 //! [`install`] starts one listener per process; commands wait on
 //! [`first`] and [`second`] in their `select!`s, and return [`exit_code`].
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -42,6 +42,18 @@ struct Shared {
 }
 
 static SHARED: OnceLock<Shared> = OnceLock::new();
+
+/// Whether the first interruption says "stopping… press Ctrl-C again to
+/// force": only a command that stops something on the way out (`up`,
+/// `down`, `test`…) has a stop to wait for. `ps`, `logs -f` or `ui` just end,
+/// quietly, as any Unix tool does (and as `docker compose logs -f` does).
+static SAYS_STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Sets whether the running command has a stop to announce (see
+/// [`SAYS_STOPPING`]); call before [`install`].
+pub fn says_stopping(yes: bool) {
+    SAYS_STOPPING.store(yes, Ordering::SeqCst);
+}
 
 fn shared() -> &'static Shared {
     SHARED.get_or_init(|| Shared {
@@ -94,6 +106,7 @@ fn press(code: u8) {
     // A terminal that hung up has nobody to tell, and a closed stderr must
     // not cut the graceful stop short.
     match n {
+        1 if !SAYS_STOPPING.load(Ordering::SeqCst) => {}
         1 => {
             crate::ui::clear_progress();
             let what = if code == EXIT_CODE {

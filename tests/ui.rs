@@ -131,6 +131,37 @@ fn started_at(container: &str) -> String {
 
 const SERVICES: [&str; 5] = ["db", "cache", "mail", "s3", "app"];
 
+/// SIGTERM (an IDE's stop button) ends `devenv ui` with 143 and without
+/// the "press Ctrl-C again to force" line: it has nothing to stop.
+#[test]
+fn sigterm_ends_the_page_quietly() {
+    let p = Project::new("uiterm", "[services.web]\nimage = \"busybox\"\n");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("devenv"))
+        .args(["ui"])
+        .current_dir(p.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kept open: a closed stdout would end devenv quietly with 0.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("http://127.0.0.1:"), "{first:?}");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(err.contains("Ctrl-C stops it"), "{err}");
+    assert!(!err.contains("again to force"), "{err}");
+    drop(stdout);
+}
+
 #[test]
 fn the_page_shows_the_stack_live_and_acts_on_it() {
     support::warm_app_image();

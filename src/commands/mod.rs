@@ -164,6 +164,18 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         },
         progress: cli.progress,
     };
+    // Those that stop containers or a run on the way out say so (and how to
+    // force it); the others end without a word.
+    crate::interrupt::says_stopping(matches!(
+        cli.command,
+        Command::Up(_)
+            | Command::Down(_)
+            | Command::Exec(_)
+            | Command::Watch(_)
+            | Command::Test(_)
+            | Command::Run(_)
+            | Command::Db(_)
+    ));
     crate::interrupt::install();
     // Commands with something to clean up wait for Ctrl-C themselves; the
     // others just end at the first one.
