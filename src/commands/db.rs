@@ -4,15 +4,17 @@
 //! lock and first repairs what a killed database command left (see
 //! `dbsafety`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Context, Failure, Outcome};
 use crate::cli::DbCommand;
 use crate::database::Database;
 use crate::dbsafety::{self, ImportError};
 use crate::dump;
+use crate::engine::Engine;
 use crate::interrupt;
 use crate::lifecycle;
+use crate::report::Reporter;
 use crate::snapshot::{self, SnapshotError};
 
 impl From<SnapshotError> for Failure {
@@ -61,137 +63,163 @@ pub async fn run(ctx: &Context, command: DbCommand) -> Outcome {
     if !matches!(command, DbCommand::Branch { .. }) {
         super::dbbranch::follow(&engine, &stack, &db, reporter.as_ref()).await?;
     }
+    let reporter = reporter.as_ref();
     match command {
         DbCommand::Branch { action } => {
-            return super::dbbranch::run(&engine, &stack, &db, action, reporter.as_ref()).await;
+            super::dbbranch::run(&engine, &stack, &db, action, reporter).await
         }
-        DbCommand::Branches => super::dbbranch::list(&db, reporter.as_ref()).await?,
-        DbCommand::Snapshot { name } => {
-            let name = match name {
-                Some(n) => n,
-                None => time_name(&db).await?,
-            };
-            let held = snapshot::snapshot(&db, &name).await?;
-            reporter.done(
-                &db.service,
-                &format!(
-                    "snapshot `{name}` of `{}` taken (new connections waited {} ms)",
-                    db.name,
-                    held.as_millis()
-                ),
-                true,
-            );
+        DbCommand::Branches => {
+            super::dbbranch::list(&db, reporter).await?;
+            Ok(0)
         }
-        DbCommand::Restore { name } => {
-            let restored = snapshot::restore(&db, &name).await?;
-            reporter.done(
-                &db.service,
-                &format!(
-                    "`{}` restored from snapshot `{name}` in {} ms{}",
-                    db.name,
-                    restored.swap.as_millis(),
-                    if restored.from_spare {
-                        ""
-                    } else {
-                        " (after cloning it: no copy was ready)"
-                    }
-                ),
-                true,
-            );
-            reporter.task(
-                &db.service,
-                &format!("preparing the next restore of `{name}`"),
-            );
-            snapshot::prepare_spare(&db, &name).await?;
-            reporter.done(
-                &db.service,
-                &format!("next restore of `{name}` prepared"),
-                true,
-            );
-        }
-        DbCommand::Snapshots => {
-            let all = snapshot::list(&db).await?;
-            if all.is_empty() {
-                reporter.notice("no snapshots yet: `devenv db snapshot NAME` takes one");
-            } else {
-                let w = all.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
-                crate::outln!("{:w$}  {:19}  {:>10}", "NAME", "TAKEN", "SIZE");
-                for s in all {
-                    crate::outln!("{:w$}  {:19}  {:>10}", s.name, s.taken, human_size(s.bytes));
-                }
-            }
-        }
+        DbCommand::Snapshot { name } => take_snapshot(&db, name, reporter).await,
+        DbCommand::Restore { name } => restore(&db, &name, reporter).await,
+        DbCommand::Snapshots => list_snapshots(&db, reporter).await,
         DbCommand::DropSnapshot { name } => {
             snapshot::drop_snapshot(&db, &name).await?;
             reporter.done(&db.service, &format!("snapshot `{name}` dropped"), true);
+            Ok(0)
         }
         DbCommand::Import { file } => {
-            let file = ctx.load.cwd.join(file);
-            if !file.is_file() {
-                return Err(dump::DumpError::Read {
-                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
-                    path: file,
-                }
-                .into());
-            }
-            // What the database held stays as a snapshot: an import never loses it.
-            let before = format!("before-import-{}", time_name(&db).await?);
-            let imported = dbsafety::import(
-                &engine,
-                &db,
-                &file,
-                &before,
-                reporter.as_ref(),
-                interrupt::first(),
-            )
-            .await?;
-            reporter.notice(&format!(
-                "the previous content of `{}` is kept as snapshot `{before}` (`devenv db restore {before}` puts it back)",
-                db.name
-            ));
-            let errors = imported.errors;
-            if errors.is_empty() {
-                reporter.done(&db.service, &format!("imported into `{}`", db.name), true);
-            } else {
-                reporter.done(
-                    &db.service,
-                    &format!(
-                        "imported into `{}` with {} error(s), shown above",
-                        db.name,
-                        errors.len()
-                    ),
-                    false,
-                );
-            }
-            // The kept snapshot's spare, so that restoring it is a rename.
-            if let Err(e) = snapshot::prepare_spare(&db, &before).await {
-                reporter.notice(&format!("no quick restore of `{before}` prepared: {e}"));
-            }
-            if !errors.is_empty() {
-                return Ok(1);
-            }
+            import(&engine, &db, &ctx.load.cwd.join(file), reporter).await
         }
         DbCommand::Export { file, force } => {
             let file =
                 ctx.load.cwd.join(file.unwrap_or_else(|| {
                     PathBuf::from(format!("{}-{}.dump", stack.project, db.name))
                 }));
-            let bytes = tokio::select! {
-                r = dump::save(&engine, &db, &file, force) => r?,
-                () = interrupt::first() => return Ok(interrupt::exit_code()),
-            };
-            reporter.done(
-                &db.service,
-                &format!(
-                    "`{}` written to {} ({})",
-                    db.name,
-                    file.display(),
-                    human_size(bytes as i64)
-                ),
-                true,
-            );
+            export(&engine, &db, &file, force, reporter).await
         }
     }
+}
+
+/// `db snapshot [NAME]`: the database cloned as a snapshot (named by the
+/// server's clock when no name is given).
+async fn take_snapshot(db: &Database, name: Option<String>, reporter: &dyn Reporter) -> Outcome {
+    let name = match name {
+        Some(n) => n,
+        None => time_name(db).await?,
+    };
+    let held = snapshot::snapshot(db, &name).await?;
+    reporter.done(
+        &db.service,
+        &format!(
+            "snapshot `{name}` of `{}` taken (new connections waited {} ms)",
+            db.name,
+            held.as_millis()
+        ),
+        true,
+    );
+    Ok(0)
+}
+
+/// `db restore NAME`: the database swapped for the snapshot's copy, then
+/// the next copy prepared so the next restore is a rename too.
+async fn restore(db: &Database, name: &str, reporter: &dyn Reporter) -> Outcome {
+    let restored = snapshot::restore(db, name).await?;
+    reporter.done(
+        &db.service,
+        &format!(
+            "`{}` restored from snapshot `{name}` in {} ms{}",
+            db.name,
+            restored.swap.as_millis(),
+            if restored.from_spare {
+                ""
+            } else {
+                " (after cloning it: no copy was ready)"
+            }
+        ),
+        true,
+    );
+    reporter.task(
+        &db.service,
+        &format!("preparing the next restore of `{name}`"),
+    );
+    snapshot::prepare_spare(db, name).await?;
+    reporter.done(
+        &db.service,
+        &format!("next restore of `{name}` prepared"),
+        true,
+    );
+    Ok(0)
+}
+
+/// `db snapshots`: a table of the snapshots, or how to take the first.
+async fn list_snapshots(db: &Database, reporter: &dyn Reporter) -> Outcome {
+    let all = snapshot::list(db).await?;
+    if all.is_empty() {
+        reporter.notice("no snapshots yet: `devenv db snapshot NAME` takes one");
+    } else {
+        let w = all.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
+        crate::outln!("{:w$}  {:19}  {:>10}", "NAME", "TAKEN", "SIZE");
+        for s in all {
+            crate::outln!("{:w$}  {:19}  {:>10}", s.name, s.taken, human_size(s.bytes));
+        }
+    }
+    Ok(0)
+}
+
+/// `db import FILE`: the dump loaded in place of the database, whose
+/// previous content stays as a snapshot; 1 when the dump had errors.
+async fn import(engine: &Engine, db: &Database, file: &Path, reporter: &dyn Reporter) -> Outcome {
+    if !file.is_file() {
+        return Err(dump::DumpError::Read {
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            path: file.to_path_buf(),
+        }
+        .into());
+    }
+    // What the database held stays as a snapshot: an import never loses it.
+    let before = format!("before-import-{}", time_name(db).await?);
+    let imported =
+        dbsafety::import(engine, db, file, &before, reporter, interrupt::first()).await?;
+    reporter.notice(&format!(
+        "the previous content of `{}` is kept as snapshot `{before}` (`devenv db restore {before}` puts it back)",
+        db.name
+    ));
+    let errors = imported.errors;
+    if errors.is_empty() {
+        reporter.done(&db.service, &format!("imported into `{}`", db.name), true);
+    } else {
+        reporter.done(
+            &db.service,
+            &format!(
+                "imported into `{}` with {} error(s), shown above",
+                db.name,
+                errors.len()
+            ),
+            false,
+        );
+    }
+    // The kept snapshot's spare, so that restoring it is a rename.
+    if let Err(e) = snapshot::prepare_spare(db, &before).await {
+        reporter.notice(&format!("no quick restore of `{before}` prepared: {e}"));
+    }
+    Ok(if errors.is_empty() { 0 } else { 1 })
+}
+
+/// `db export [FILE]`: the database written to `file`; Ctrl-C stops it.
+async fn export(
+    engine: &Engine,
+    db: &Database,
+    file: &Path,
+    force: bool,
+    reporter: &dyn Reporter,
+) -> Outcome {
+    let bytes = tokio::select! {
+        r = dump::save(engine, db, file, force) => r?,
+        () = interrupt::first() => return Ok(interrupt::exit_code()),
+    };
+    reporter.done(
+        &db.service,
+        &format!(
+            "`{}` written to {} ({})",
+            db.name,
+            file.display(),
+            human_size(bytes as i64)
+        ),
+        true,
+    );
     Ok(0)
 }
 

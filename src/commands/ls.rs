@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Context, Outcome};
+use super::{Context, Failure, Outcome};
 use crate::cli::PsArgs;
 use crate::config::LoadOptions;
-use crate::engine::ContainerInfo;
+use crate::engine::{ContainerInfo, Engine};
 use crate::urls::{self, Url};
 
 /// One project as `ls` shows it.
@@ -35,52 +35,7 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
     }
     let mut rows = Vec::new();
     for (project, containers) in projects {
-        let folder = containers.iter().find_map(|c| c.dir.clone());
-        // The stack file in the project's folder, when it is still there and
-        // still names this project, tells readiness and which port is the app.
-        let stack = folder.as_ref().and_then(|dir| {
-            crate::config::load(&LoadOptions {
-                cwd: dir.into(),
-                project: Some(project.clone()),
-                ..LoadOptions::default()
-            })
-            .ok()
-        });
-        let ready = match &stack {
-            Some(stack) => Some(
-                crate::lifecycle::status(&engine, stack)
-                    .await?
-                    .iter()
-                    .filter(|s| s.ready)
-                    .count(),
-            ),
-            None => None,
-        };
-        // In the stack file's order where there is one, else by name: the
-        // engine lists containers in no stable order.
-        let rank = |service: &str| {
-            stack
-                .as_ref()
-                .and_then(|s| s.services.get_index_of(service))
-                .unwrap_or(usize::MAX)
-        };
-        let mut running: Vec<_> = containers.iter().filter(|c| c.state == "running").collect();
-        running.sort_by(|a, b| (rank(&a.service), &a.service).cmp(&(rank(&b.service), &b.service)));
-        let urls = running
-            .into_iter()
-            .flat_map(|c| {
-                let svc = stack.as_ref().and_then(|s| s.services.get(&c.service));
-                urls::service_urls(&c.service, svc, &c.published)
-            })
-            .collect();
-        rows.push(ProjectRow {
-            project,
-            folder,
-            services: containers.len(),
-            running: containers.iter().filter(|c| c.state == "running").count(),
-            ready,
-            urls,
-        });
+        rows.push(project_row(&engine, project, &containers).await?);
     }
     if args.json {
         // Every project's stack read above registered its secrets.
@@ -90,6 +45,67 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
         });
         return Ok(0);
     }
+    print_table(rows);
+    Ok(0)
+}
+
+/// One project's row, from its containers and, where its folder still has
+/// it, its stack file.
+async fn project_row(
+    engine: &Engine,
+    project: String,
+    containers: &[ContainerInfo],
+) -> Result<ProjectRow, Failure> {
+    let folder = containers.iter().find_map(|c| c.dir.clone());
+    // The stack file in the project's folder, when it is still there and
+    // still names this project, tells readiness and which port is the app.
+    let stack = folder.as_ref().and_then(|dir| {
+        crate::config::load(&LoadOptions {
+            cwd: dir.into(),
+            project: Some(project.clone()),
+            ..LoadOptions::default()
+        })
+        .ok()
+    });
+    let ready = match &stack {
+        Some(stack) => Some(
+            crate::lifecycle::status(engine, stack)
+                .await?
+                .iter()
+                .filter(|s| s.ready)
+                .count(),
+        ),
+        None => None,
+    };
+    // In the stack file's order where there is one, else by name: the
+    // engine lists containers in no stable order.
+    let rank = |service: &str| {
+        stack
+            .as_ref()
+            .and_then(|s| s.services.get_index_of(service))
+            .unwrap_or(usize::MAX)
+    };
+    let mut running: Vec<_> = containers.iter().filter(|c| c.state == "running").collect();
+    running.sort_by(|a, b| (rank(&a.service), &a.service).cmp(&(rank(&b.service), &b.service)));
+    let urls = running
+        .into_iter()
+        .flat_map(|c| {
+            let svc = stack.as_ref().and_then(|s| s.services.get(&c.service));
+            urls::service_urls(&c.service, svc, &c.published)
+        })
+        .collect();
+    Ok(ProjectRow {
+        project,
+        folder,
+        services: containers.len(),
+        running: containers.iter().filter(|c| c.state == "running").count(),
+        ready,
+        urls,
+    })
+}
+
+/// The rows as a table, each column as wide as its longest entry.
+fn print_table(rows: Vec<ProjectRow>) {
     let w = rows
         .iter()
         .map(|r| r.project.len())
@@ -124,5 +140,4 @@ pub async fn run(ctx: &Context, args: PsArgs) -> Outcome {
             urls.join("  ")
         );
     }
-    Ok(0)
 }

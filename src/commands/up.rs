@@ -3,19 +3,19 @@
 //! changes by the `watch` rules until Ctrl-C, which stops the stack (a
 //! second Ctrl-C kills it). Interrupted, it exits 130.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use console::style;
-
-use futures_util::future::join_all;
+use jiff::Timestamp;
 
 use super::follow::{self, Follow, Start, Until};
 use super::{Context, Failure, Outcome};
 use crate::cli::UpArgs;
 use crate::config::model::Stack;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError};
 use crate::interrupt;
-use crate::lifecycle::{self, ServiceOutcome, UpError, UpOptions};
+use crate::lifecycle::{self, session, ServiceOutcome, UpError, UpOptions};
 use crate::report::Reporter;
 use crate::watch;
 
@@ -28,26 +28,18 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     // A dry run changes nothing: it takes the name the next `up` would, unclaimed.
     let stack = ctx.named(&engine, stack, !args.dry_run).await?;
     // Every task's changes are kept for `devenv ui`'s timeline of the last `up`.
-    let timeline = std::sync::Arc::new(crate::timeline::Recorder::new(
+    let timeline = Arc::new(crate::timeline::Recorder::new(
         &stack.project,
         ctx.reporter(),
     ));
-    let reporter: std::sync::Arc<dyn Reporter> = timeline.clone();
-    let opts = UpOptions {
-        services: args.services,
-        build: args.build,
-        no_hooks: args.no_hooks,
-        no_seeds: false,
-        create_paths: args.create_paths,
-        no_ports: false,
-    };
+    let reporter: Arc<dyn Reporter> = timeline.clone();
+    let opts = options(&args);
     if args.dry_run {
         return dry_run(&engine, &stack, &opts, args.json).await;
     }
     if let Some(s) = &args.exit_code_from {
         super::check_services(&stack, std::slice::from_ref(s))?;
     }
-    let abort = args.abort_on_container_exit || args.exit_code_from.is_some();
     // `--ui`: the page is up before the stack, so it shows the start live.
     let _page = if args.ui {
         let bound = super::ui::start(engine.clone(), stack.clone(), &args.ui_at).await?;
@@ -65,12 +57,51 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     // A database per branch: the branch's own, before the hooks migrate it
     // (when the database runs already; else once `up` has started it, below).
     let _ = super::dbbranch::follow_at_up(ctx, &engine, &stack).await;
-    let outcomes = tokio::select! {
-        r = lifecycle::up(&engine, &stack, &opts, reporter.clone()) => match r {
+    let up = bring_up(&engine, &stack, &opts, &timeline, &selected, args.detach);
+    let Some(outcomes) = up.await? else {
+        return Ok(interrupt::exit_code());
+    };
+    crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
+    super::dbbranch::follow_at_up(ctx, &engine, &stack).await?;
+    summarise(&engine, &stack, &outcomes, reporter.as_ref(), start).await?;
+    if args.detach {
+        return Ok(0);
+    }
+    let services: Vec<String> = outcomes.iter().map(|o| o.service.clone()).collect();
+    attach(&engine, &stack, &services, begin, &args, reporter).await
+}
+
+/// What the command line asks of the library's `up`.
+fn options(args: &UpArgs) -> UpOptions {
+    UpOptions {
+        services: args.services.clone(),
+        build: args.build,
+        no_hooks: args.no_hooks,
+        no_seeds: false,
+        create_paths: args.create_paths,
+        no_ports: false,
+    }
+}
+
+/// Brings the stack up, saving the timeline either way: what `up` did, or
+/// `None` when Ctrl-C came first. Interrupted before everything was ready,
+/// an attached `up` owns the stack for its session, so it stops what it
+/// started; `-d` leaves it for the next `up` to finish.
+async fn bring_up(
+    engine: &Engine,
+    stack: &Stack,
+    opts: &UpOptions,
+    timeline: &Arc<crate::timeline::Recorder>,
+    selected: &[String],
+    detach: bool,
+) -> Result<Option<Vec<ServiceOutcome>>, Failure> {
+    let reporter: Arc<dyn Reporter> = timeline.clone();
+    tokio::select! {
+        r = lifecycle::up(engine, stack, opts, reporter.clone()) => match r {
             Ok(o) => {
                 // A timeline that cannot be written costs the page its chart, not the `up`.
                 let _ = timeline.save(true);
-                o
+                Ok(Some(o))
             }
             Err(e) => {
                 let _ = timeline.save(false);
@@ -80,34 +111,35 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
                         crate::ui::print_err(&crate::ui::prefixed(service, line));
                     }
                 }
-                return Err(e.into());
+                Err(e.into())
             }
         },
-        // Interrupted before everything was ready: an attached `up` owns the
-        // stack for its session, so it stops what it started; `-d` leaves
-        // it for the next `up` to finish.
         () = interrupt::first() => {
             let _ = timeline.save(false);
             reporter.clear();
-            if args.detach {
-                // A hook left running would go on in the container.
-                for c in engine.list_containers(&stack.project).await? {
-                    if selected.contains(&c.service) && !c.oneoff && c.state == "running" {
-                        lifecycle::stop_hook(&engine, &c.id).await;
-                    }
-                }
+            if detach {
+                session::stop_hooks(engine, stack, selected).await?;
             } else {
-                stop(&engine, &stack, &selected, reporter.as_ref()).await?;
+                stop(engine, stack, selected, reporter.as_ref()).await?;
             }
-            return Ok(interrupt::exit_code());
+            Ok(None)
         }
-    };
-    crate::dbsafety::recover_if_noted(&engine, &stack, reporter.as_ref()).await;
-    super::dbbranch::follow_at_up(ctx, &engine, &stack).await?;
-    // The shared router serves the names the engine's labels now ask for
-    // (issue 28); an extra on top of the published ports, so a router that
-    // cannot start is said, not fatal.
-    let router = match crate::router::sync(&engine, reporter.as_ref()).await {
+    }
+}
+
+/// Where to reach what came up: the shared router made to serve the names
+/// the engine's labels now ask for (issue 28), the ports the engine
+/// published (which need not be the declared ones), one line per service.
+async fn summarise(
+    engine: &Engine,
+    stack: &Stack,
+    outcomes: &[ServiceOutcome],
+    reporter: &dyn Reporter,
+    start: Instant,
+) -> Result<(), Failure> {
+    // An extra on top of the published ports, so a router that cannot
+    // start is said, not fatal.
+    let router = match crate::router::sync(engine, reporter).await {
         Ok(listening) => listening,
         Err(e) => {
             reporter.notice(&format!("HTTPS names are not served: {e}"));
@@ -115,7 +147,6 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         }
     };
     reporter.clear();
-    // The ports the engine published, which need not be the declared ones.
     let published: Vec<(String, Vec<(u16, u16)>)> = engine
         .list_containers(&stack.project)
         .await?
@@ -123,25 +154,36 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         .filter(|c| !c.oneoff)
         .map(|c| (c.service, c.published))
         .collect();
-    print_summary(&stack, &outcomes, &published, router, start.elapsed());
-    if args.detach {
-        return Ok(0);
-    }
-    let services: Vec<String> = outcomes.iter().map(|o| o.service.clone()).collect();
+    print_summary(stack, outcomes, &published, router, start.elapsed());
+    Ok(())
+}
+
+/// The attached session: follows the logs of `services` from `begin`, with
+/// live sync by the `watch` rules and a database per branch following
+/// `git checkout`, until Ctrl-C (or, with `--abort-on-container-exit`, a
+/// service exits); then stops the stack.
+async fn attach(
+    engine: &Engine,
+    stack: &Stack,
+    services: &[String],
+    begin: Timestamp,
+    args: &UpArgs,
+    reporter: Arc<dyn Reporter>,
+) -> Outcome {
+    let abort = args.abort_on_container_exit || args.exit_code_from.is_some();
     crate::errln!(
         "{}",
         style("following logs; Ctrl-C stops the stack (twice: kills it)").dim()
     );
     // Live sync alongside the logs; if it cannot start, say why and keep following.
     let sync = async {
-        if watch::has_rules(&stack, &services) {
+        if watch::has_rules(stack, services) {
             let rebuild = crate::lifecycle::up::Rebuilder {
-                engine: &engine,
-                stack: &stack,
+                engine,
+                stack,
                 reporter: reporter.clone(),
             };
-            if let Err(e) = watch::run(&engine, &stack, &services, &rebuild, reporter.clone()).await
-            {
+            if let Err(e) = watch::run(engine, stack, services, &rebuild, reporter.clone()).await {
                 crate::ui::print_err(&format!("{:?}", miette::Report::new(e)));
             }
         }
@@ -150,12 +192,12 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
     let watching = async {
         tokio::join!(
             sync,
-            super::dbbranch::watch_head(&engine, &stack, reporter.as_ref())
+            super::dbbranch::watch_head(engine, stack, reporter.as_ref())
         );
     };
     tokio::select! {
-        r = follow::follow(&engine, &stack, Follow {
-            services: Some(&services),
+        r = follow::follow(engine, stack, Follow {
+            services: Some(services),
             start: Start::After(begin),
             until: Until::Removed,
             timestamps: false,
@@ -167,20 +209,31 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Outcome {
         }
         _ = watching => {}
         () = interrupt::first() => {}
-        r = first_exit(&engine, &stack, &services), if abort => {
+        r = session::first_exit(engine, stack, services), if abort => {
             let (service, code) = r?;
             crate::errln!("{}", style(format!("`{service}` exited with code {code}: stopping the stack")).dim());
-            stop(&engine, &stack, &services, reporter.as_ref()).await?;
+            stop(engine, stack, services, reporter.as_ref()).await?;
             let code = match &args.exit_code_from {
-                Some(from) => exit_code_of(&engine, &stack, from).await?,
+                Some(from) => session::exit_code_of(engine, stack, from).await?,
                 None => code,
             };
             // A code past 255 or below 0 still says it failed.
             return Ok(u8::try_from(code).unwrap_or(1));
         }
     }
-    stop(&engine, &stack, &services, reporter.as_ref()).await?;
+    stop(engine, stack, services, reporter.as_ref()).await?;
     Ok(interrupt::exit_code())
+}
+
+/// Stops the containers of `services` gracefully, or kills them when Ctrl-C
+/// is pressed again meanwhile.
+async fn stop(
+    engine: &Engine,
+    stack: &Stack,
+    services: &[String],
+    reporter: &dyn Reporter,
+) -> Result<(), EngineError> {
+    session::stop(engine, stack, services, reporter, interrupt::second).await
 }
 
 /// The page's server (`up --ui`) stops when `up` returns.
@@ -190,49 +243,6 @@ impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// Resolves when the first of `services`' containers has exited (and the
-/// engine is not restarting it): its service and exit code. A task others
-/// wait on to complete (a migration) is meant to exit: it does not count.
-async fn first_exit(
-    engine: &Engine,
-    stack: &Stack,
-    services: &[String],
-) -> Result<(String, i64), Failure> {
-    let awaited = |service: &str| {
-        stack
-            .services
-            .values()
-            .any(|s| s.depends_on.get(service) == Some(&crate::config::model::Condition::Completed))
-    };
-    loop {
-        for c in engine.list_containers(&stack.project).await? {
-            if c.oneoff
-                || c.state != "exited"
-                || !services.contains(&c.service)
-                || awaited(&c.service)
-            {
-                continue;
-            }
-            let st = engine.inspect_container(&c.id, &stack.project).await?;
-            if !st.running && !st.restarting {
-                return Ok((c.service, st.exit_code.unwrap_or(0)));
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// The exit code of `service`'s container (`--exit-code-from`).
-async fn exit_code_of(engine: &Engine, stack: &Stack, service: &str) -> Result<i64, Failure> {
-    for c in engine.list_containers(&stack.project).await? {
-        if c.service == service && !c.oneoff {
-            let st = engine.inspect_container(&c.id, &stack.project).await?;
-            return Ok(st.exit_code.unwrap_or(0));
-        }
-    }
-    Ok(0)
 }
 
 /// `up --dry-run`: the plan in words (or JSON), the host ports checked;
@@ -255,48 +265,6 @@ async fn dry_run(engine: &Engine, stack: &Stack, opts: &UpOptions, json: bool) -
     lifecycle::up::port_refusal(&plan.port_checks)?;
     Ok(0)
 }
-
-/// Stops the containers of `services` gracefully, or kills them when Ctrl-C
-/// is pressed again meanwhile.
-async fn stop(
-    engine: &Engine,
-    stack: &Stack,
-    services: &[String],
-    reporter: &dyn Reporter,
-) -> Result<(), Failure> {
-    // Twice: a container whose start was under way when `up` was
-    // interrupted shows up running only after the first pass.
-    for _ in 0..2 {
-        let containers: Vec<_> = engine
-            .list_containers(&stack.project)
-            .await?
-            .into_iter()
-            .filter(|c| services.contains(&c.service) && !c.oneoff && c.state != "exited")
-            .collect();
-        if containers.is_empty() {
-            break;
-        }
-        let stop_all = |timeout: Duration| {
-            join_all(containers.iter().map(move |c| async move {
-                reporter.task(&c.service, "stopping");
-                engine.stop_container(&c.id, timeout).await?;
-                reporter.done(&c.service, "stopped", true);
-                Ok::<_, crate::engine::EngineError>(())
-            }))
-        };
-        let results = tokio::select! {
-            r = stop_all(STOP_TIMEOUT) => r,
-            () = interrupt::second() => stop_all(Duration::ZERO).await,
-        };
-        for r in results {
-            r?;
-        }
-    }
-    Ok(())
-}
-
-/// How long a container gets to stop after SIGTERM before the engine kills it.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One line per service: what happened, how fast it got ready, where to
 /// reach it (`published`: each service's container and host ports).
