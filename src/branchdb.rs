@@ -281,77 +281,18 @@ pub async fn switch(
             message: format!("`{kept}` exists already; `devenv db branches` lists the copies"),
         });
     }
-    let mut source = None;
-    // A kept copy keeps its own mark (migrations due, or not).
-    let mut migrations_due = true;
-    let incoming = if exists(&mut conn, &wanted).await? {
-        migrations_due = label_of(&mut conn, &wanted)
+    // A kept copy keeps its own mark (migrations due, or not); a first
+    // visit's clone has its migrations due.
+    let (incoming, source, migrations_due) = if exists(&mut conn, &wanted).await? {
+        let due = label_of(&mut conn, &wanted)
             .await?
             .is_some_and(|l| l.migrations_due);
-        wanted
+        (wanted, None, due)
     } else {
-        // The parent's kept copy, else the database of the branch just left.
-        let parent_db = parent.filter(|p| *p != old).map(database_for);
-        let parent_kept = match &parent_db {
-            Some(d) => exists(&mut conn, d).await?,
-            None => false,
-        };
-        let template = match parent_db.filter(|_| parent_kept) {
-            Some(d) => {
-                source = parent.map(str::to_string);
-                d
-            }
-            None => {
-                source = Some(old.clone());
-                db.name.clone()
-            }
-        };
-        // One name: callers hold the project lock, and a clone a killed
-        // switch left under it is dropped here (if the repair has not).
-        let tmp = CLONING.to_string();
-        exec(
-            &mut conn,
-            "dropping an unfinished clone",
-            &format!("DROP DATABASE IF EXISTS {}", ident(&tmp)),
-        )
-        .await?;
-        let strategy = clone_strategy(&mut conn).await?;
-        let create = format!(
-            "CREATE DATABASE {} TEMPLATE {}{strategy}",
-            ident(&tmp),
-            ident(&template)
-        );
-        if template == db.name {
-            alone(db, &mut conn, async |c: &mut PgConnection| {
-                exec(c, "cloning the database", &create).await
-            })
-            .await?;
-        } else {
-            exec(&mut conn, "cloning the branch's database", &create).await?;
-        }
-        tmp
+        let (clone, source) = clone_for_new_branch(db, &mut conn, &old, parent).await?;
+        (clone, Some(source), true)
     };
-    alone(db, &mut conn, async |c: &mut PgConnection| {
-        snapshot::transaction(
-            c,
-            "swapping the branch's database in",
-            &[
-                format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    ident(&db.name),
-                    ident(&kept)
-                ),
-                format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    ident(&incoming),
-                    ident(&db.name)
-                ),
-                label_sql(&db.name, branch, migrations_due),
-            ],
-        )
-        .await
-    })
-    .await?;
+    swap_in(db, &mut conn, &kept, &incoming, branch, migrations_due).await?;
     let took = started.elapsed();
     Ok(match source {
         Some(source) => Switched::Created {
@@ -361,6 +302,84 @@ pub async fn switch(
         },
         None => Switched::Swapped { from: old, took },
     })
+}
+
+/// A first visit's database: a clone, under [`CLONING`], of the parent
+/// branch's kept copy, else of the database of the branch just left
+/// (`old`, the app's database). Returns the clone's name and the branch it
+/// was cloned from.
+async fn clone_for_new_branch(
+    db: &Database,
+    conn: &mut PgConnection,
+    old: &str,
+    parent: Option<&str>,
+) -> Result<(String, String), SnapshotError> {
+    let parent_db = parent.filter(|p| *p != old).map(database_for);
+    let parent_kept = match &parent_db {
+        Some(d) => exists(conn, d).await?,
+        None => false,
+    };
+    let (template, source) = match parent_db.filter(|_| parent_kept).zip(parent) {
+        Some((d, parent)) => (d, parent.to_string()),
+        None => (db.name.clone(), old.to_string()),
+    };
+    // One name: callers hold the project lock, and a clone a killed
+    // switch left under it is dropped here (if the repair has not).
+    let tmp = CLONING.to_string();
+    exec(
+        conn,
+        "dropping an unfinished clone",
+        &format!("DROP DATABASE IF EXISTS {}", ident(&tmp)),
+    )
+    .await?;
+    let strategy = clone_strategy(conn).await?;
+    let create = format!(
+        "CREATE DATABASE {} TEMPLATE {}{strategy}",
+        ident(&tmp),
+        ident(&template)
+    );
+    if template == db.name {
+        alone(db, conn, async |c: &mut PgConnection| {
+            exec(c, "cloning the database", &create).await
+        })
+        .await?;
+    } else {
+        exec(conn, "cloning the branch's database", &create).await?;
+    }
+    Ok((tmp, source))
+}
+
+/// The swap, in one transaction: the app's database is kept as `kept`,
+/// `incoming` takes the app's name, labelled with `branch`.
+async fn swap_in(
+    db: &Database,
+    conn: &mut PgConnection,
+    kept: &str,
+    incoming: &str,
+    branch: &str,
+    migrations_due: bool,
+) -> Result<(), SnapshotError> {
+    alone(db, conn, async |c: &mut PgConnection| {
+        snapshot::transaction(
+            c,
+            "swapping the branch's database in",
+            &[
+                format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    ident(&db.name),
+                    ident(kept)
+                ),
+                format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    ident(incoming),
+                    ident(&db.name)
+                ),
+                label_sql(&db.name, branch, migrations_due),
+            ],
+        )
+        .await
+    })
+    .await
 }
 
 /// One branch's database, for `devenv db branches`.

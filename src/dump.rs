@@ -100,73 +100,9 @@ pub async fn load(
     file: &Path,
     mut on_output: impl FnMut(&str) + Send,
 ) -> Result<Vec<String>, DumpError> {
-    let read = |source| DumpError::Read {
-        path: file.to_path_buf(),
-        source,
-    };
-    let bytes = std::fs::read(file).map_err(read)?;
-    let format = Format::sniff(&bytes[..bytes.len().min(8)]);
     let inside = import_path(std::process::id());
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(bytes.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    tar.append_data(
-        &mut header,
-        inside.trim_start_matches("/tmp/"),
-        bytes.as_slice(),
-    )
-    .map_err(read)?;
-    let archive = tar.into_inner().map_err(read)?;
-    drop(bytes);
-    engine
-        .upload_archive(&db.container, "/tmp", archive)
-        .await?;
-
-    let (user, name) = (db.user.as_str(), into);
-    let (program, command): (&'static str, Vec<String>) = match format {
-        Format::Sql => (
-            "psql",
-            words(&[
-                "psql",
-                "-q",
-                "-o",
-                "/dev/null",
-                "-U",
-                user,
-                "-d",
-                name,
-                "-f",
-                &inside,
-            ]),
-        ),
-        Format::GzipSql => (
-            "psql",
-            words(&[
-                "sh",
-                "-c",
-                "gunzip -c \"$1\" | psql -q -o /dev/null -U \"$2\" -d \"$3\"",
-                "sh",
-                &inside,
-                user,
-                name,
-            ]),
-        ),
-        Format::Custom => (
-            "pg_restore",
-            words(&[
-                "pg_restore",
-                "--no-owner",
-                "--no-privileges",
-                "-U",
-                user,
-                "-d",
-                name,
-                &inside,
-            ]),
-        ),
-    };
+    let format = copy_in(engine, db, file, &inside).await?;
+    let (program, command) = load_command(format, &db.user, into, &inside);
     let mut errors = Vec::new();
     let mut pending = String::new();
     let code = engine
@@ -203,6 +139,92 @@ pub async fn load(
         });
     }
     Ok(errors)
+}
+
+/// Copies `file` into the database's container at `inside` (a path under
+/// `/tmp`); returns its format, told from its first bytes.
+async fn copy_in(
+    engine: &Engine,
+    db: &Database,
+    file: &Path,
+    inside: &str,
+) -> Result<Format, DumpError> {
+    let read = |source| DumpError::Read {
+        path: file.to_path_buf(),
+        source,
+    };
+    let bytes = std::fs::read(file).map_err(read)?;
+    let format = Format::sniff(&bytes[..bytes.len().min(8)]);
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(
+        &mut header,
+        inside.trim_start_matches("/tmp/"),
+        bytes.as_slice(),
+    )
+    .map_err(read)?;
+    let archive = tar.into_inner().map_err(read)?;
+    drop(bytes);
+    engine
+        .upload_archive(&db.container, "/tmp", archive)
+        .await?;
+    Ok(format)
+}
+
+/// The client that loads a file of `format` at `inside` into database
+/// `name` as `user`, and its command line: `psql` for SQL (gunzipped on
+/// the way for gzipped SQL), `pg_restore` for the custom format.
+fn load_command(
+    format: Format,
+    user: &str,
+    name: &str,
+    inside: &str,
+) -> (&'static str, Vec<String>) {
+    match format {
+        Format::Sql => (
+            "psql",
+            words(&[
+                "psql",
+                "-q",
+                "-o",
+                "/dev/null",
+                "-U",
+                user,
+                "-d",
+                name,
+                "-f",
+                inside,
+            ]),
+        ),
+        Format::GzipSql => (
+            "psql",
+            words(&[
+                "sh",
+                "-c",
+                "gunzip -c \"$1\" | psql -q -o /dev/null -U \"$2\" -d \"$3\"",
+                "sh",
+                inside,
+                user,
+                name,
+            ]),
+        ),
+        Format::Custom => (
+            "pg_restore",
+            words(&[
+                "pg_restore",
+                "--no-owner",
+                "--no-privileges",
+                "-U",
+                user,
+                "-d",
+                name,
+                inside,
+            ]),
+        ),
+    }
 }
 
 /// Writes the app database to `file` in the format its name asks for. The

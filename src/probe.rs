@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::model::Probe;
+use crate::config::Secret;
 use crate::engine::{ContainerStatus, Engine, EngineError};
 
 /// Where a probe reaches its container.
@@ -154,39 +155,13 @@ async fn attempt(
                 ..
             },
             Some((host, port)),
-        ) => {
-            let mut conn = pg_connect(&host, port, user, password.expose(), database).await?;
-            sqlx::query("SELECT 1")
-                .execute(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(())
-        }
+        ) => postgres_ready(&host, port, user, password.expose(), database).await,
         (
             Probe::Redis {
                 username, password, ..
             },
             Some((host, port)),
-        ) => {
-            let client = redis::Client::open(format!("redis://{host}:{port}/"))
-                .map_err(|e| e.to_string())?;
-            let ping = async {
-                let mut con = client.get_multiplexed_async_connection().await?;
-                // AUTH by hand: credentials in a URL would need escaping.
-                if let Some(password) = password {
-                    let mut auth = redis::cmd("AUTH");
-                    auth.arg(username.as_deref()).arg(password.expose());
-                    auth.query_async::<()>(&mut con).await?;
-                }
-                redis::cmd("PING").query_async::<String>(&mut con).await
-            };
-            let pong = ping.await.map_err(|e| e.to_string())?;
-            if pong == "PONG" {
-                Ok(())
-            } else {
-                Err(format!("PING answered `{pong}`").into())
-            }
-        }
+        ) => redis_ready(&host, port, username.as_deref(), password.as_ref()).await,
         (Probe::Http { path, status, .. }, Some((host, port))) => {
             let code = http_status(&host, port, path).await?;
             if (status.0..=status.1).contains(&code) {
@@ -200,21 +175,7 @@ async fn attempt(
             .map(drop)
             .map_err(|e| format!("port {port}: {e}").into()),
         (Probe::Exec { command }, _) => exec_ok(engine, target, command, Vec::new(), budget).await,
-        (Probe::Docker, _) => {
-            // Health is read from the engine each time; the project name is not needed for it.
-            let status =
-                tokio::time::timeout(budget, engine.inspect_container(&target.container, ""))
-                    .await
-                    .map_err(|_| Miss::NotYet(format!("no answer within {}", secs(budget))))?
-                    .map_err(Miss::Engine)?;
-            match status.health.as_deref() {
-                Some("healthy") => Ok(()),
-                Some(h) => Err(format!("docker health is `{h}`").into()),
-                None => Err("the image has no HEALTHCHECK; use another probe"
-                    .to_string()
-                    .into()),
-            }
-        }
+        (Probe::Docker, _) => docker_healthy(engine, target, budget).await,
         // Neither the network address nor a published port reaches it (Docker
         // Desktop without `ports`): ask from inside the container instead.
         (Probe::Postgres { .. } | Probe::Redis { .. }, None) => {
@@ -234,6 +195,66 @@ async fn attempt(
                 .to_string()
                 .into(),
         ),
+    }
+}
+
+/// PostgreSQL answers `SELECT 1` at `host:port`.
+async fn postgres_ready(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    database: &str,
+) -> Result<(), Miss> {
+    let mut conn = pg_connect(host, port, user, password, database).await?;
+    sqlx::query("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Redis at `host:port` answers `PING` with `PONG`, after `AUTH` when a
+/// password is given.
+async fn redis_ready(
+    host: &str,
+    port: u16,
+    username: Option<&str>,
+    password: Option<&Secret>,
+) -> Result<(), Miss> {
+    let client =
+        redis::Client::open(format!("redis://{host}:{port}/")).map_err(|e| e.to_string())?;
+    let ping = async {
+        let mut con = client.get_multiplexed_async_connection().await?;
+        // AUTH by hand: credentials in a URL would need escaping.
+        if let Some(password) = password {
+            let mut auth = redis::cmd("AUTH");
+            auth.arg(username).arg(password.expose());
+            auth.query_async::<()>(&mut con).await?;
+        }
+        redis::cmd("PING").query_async::<String>(&mut con).await
+    };
+    let pong = ping.await.map_err(|e| e.to_string())?;
+    if pong == "PONG" {
+        Ok(())
+    } else {
+        Err(format!("PING answered `{pong}`").into())
+    }
+}
+
+/// The engine says the container's own HEALTHCHECK passes, within `budget`.
+async fn docker_healthy(engine: &Engine, target: &Target, budget: Duration) -> Result<(), Miss> {
+    // Health is read from the engine each time; the project name is not needed for it.
+    let status = tokio::time::timeout(budget, engine.inspect_container(&target.container, ""))
+        .await
+        .map_err(|_| Miss::NotYet(format!("no answer within {}", secs(budget))))?
+        .map_err(Miss::Engine)?;
+    match status.health.as_deref() {
+        Some("healthy") => Ok(()),
+        Some(h) => Err(format!("docker health is `{h}`").into()),
+        None => Err("the image has no HEALTHCHECK; use another probe"
+            .to_string()
+            .into()),
     }
 }
 

@@ -1,30 +1,25 @@
-//! Containers in the Engine API's terms: what the planner's specs become
-//! (`create_container`), and the one-pass listings the lifecycle's observe
-//! step reads a project from.
+//! Containers in the Engine API's terms once they exist: the one-pass
+//! listings the lifecycle's observe step reads a project from, start, stop,
+//! restart, remove, inspect and wait. Making them from the planner's specs
+//! is `create`'s; their logs are `logs`'.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bollard::models::{
-    ContainerCreateBody, ContainerSummary, EndpointSettings, HostConfig, NetworkCreateRequest,
-    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
-};
+use bollard::models::ContainerSummary;
 use bollard::query_parameters::{
-    CreateContainerOptions, InspectContainerOptions, ListContainersOptions, ListNetworksOptions,
-    ListVolumesOptions, LogsOptions, RemoveContainerOptions, RestartContainerOptions,
-    StartContainerOptions, StopContainerOptions,
+    InspectContainerOptions, ListContainersOptions, ListVolumesOptions, RemoveContainerOptions,
+    RestartContainerOptions, StartContainerOptions, StopContainerOptions,
 };
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 
 use super::{
     is_not_found, network_name, project_filter, ContainerInfo, ContainerStatus, Engine,
-    EngineError, HostBinding, LogsFrom, Named, LABEL_DIR, LABEL_HASH, LABEL_ONEOFF, LABEL_PROJECT,
+    EngineError, HostBinding, Named, LABEL_DIR, LABEL_HASH, LABEL_ONEOFF, LABEL_PROJECT,
     LABEL_SERVICE,
 };
-use crate::config::model::{Protocol, Restart};
-use crate::plan::{
-    Binding, ContainerSpec, ImageInfo, MountSpec, NetworkSpec, Observed, ObservedVolume, VolumeSpec,
-};
+use crate::config::model::Protocol;
+use crate::plan::{Binding, ImageInfo, Observed, ObservedVolume};
 
 /// The engine's `name` filter (a regular expression) for the longest
 /// prefix every one of `names` shares: `shop-` for `shop-web-1`,
@@ -177,186 +172,6 @@ impl Engine {
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(EngineError::api(format!("inspecting image `{name}`"))(e)),
         }
-    }
-
-    /// Creates the container a spec describes (after the labelled volumes
-    /// it names); returns its id.
-    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
-        for v in &spec.volumes {
-            self.ensure_volume(v).await?;
-        }
-        let mut exposed = Vec::new();
-        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-        for p in &spec.ports {
-            let proto = match p.protocol {
-                Protocol::Tcp => "tcp",
-                Protocol::Udp => "udp",
-                Protocol::Sctp => "sctp",
-            };
-            let key = format!("{}/{proto}", p.container);
-            exposed.push(key.clone());
-            let host_port = Some(p.host.map(|h| h.to_string()).unwrap_or_default());
-            let list = bindings
-                .entry(key)
-                .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new);
-            list.push(PortBinding {
-                host_ip: p.host_ip.clone(),
-                host_port: host_port.clone(),
-            });
-            if p.loopback_v6 && p.host.is_some() {
-                list.push(PortBinding {
-                    host_ip: Some(crate::config::model::LOOPBACK_V6.to_string()),
-                    host_port,
-                });
-            }
-        }
-        let ro = |read_only: bool| if read_only { ":ro" } else { "" };
-        let mut binds = Vec::new();
-        let mut mounts = Vec::new();
-        let mut tmpfs = HashMap::new();
-        for m in &spec.mounts {
-            match m {
-                MountSpec::Bind {
-                    source,
-                    target,
-                    read_only,
-                } => binds.push(format!("{}:{target}{}", source.display(), ro(*read_only))),
-                MountSpec::Volume {
-                    source,
-                    target,
-                    read_only,
-                } => binds.push(format!("{source}:{target}{}", ro(*read_only))),
-                MountSpec::Anonymous { target, read_only } => mounts.push(bollard::models::Mount {
-                    target: Some(target.clone()),
-                    typ: Some(bollard::models::MountType::VOLUME),
-                    read_only: Some(*read_only),
-                    ..Default::default()
-                }),
-                MountSpec::Tmpfs { target, options } => {
-                    tmpfs.insert(target.clone(), options.clone());
-                }
-            }
-        }
-        let restart = match spec.restart {
-            Restart::No => RestartPolicyNameEnum::NO,
-            Restart::Always => RestartPolicyNameEnum::ALWAYS,
-            Restart::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
-            Restart::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
-        };
-        let endpoint = EndpointSettings {
-            aliases: (!spec.aliases.is_empty()).then(|| spec.aliases.clone()),
-            ..Default::default()
-        };
-        // A one-off's terminal settings; a service's container leaves them to the image.
-        let oneoff = spec.labels.contains_key(LABEL_ONEOFF);
-        let body = ContainerCreateBody {
-            image: Some(spec.image.to_string()),
-            cmd: spec.command.clone(),
-            entrypoint: spec.entrypoint.clone(),
-            // The one place a secret's raw value leaves devenv: into the container.
-            env: Some(
-                spec.env
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", v.value))
-                    .collect(),
-            ),
-            user: spec.user.clone(),
-            working_dir: spec.working_dir.clone(),
-            labels: Some(spec.labels.clone().into_iter().collect()),
-            exposed_ports: Some(exposed),
-            hostname: spec.hostname.clone(),
-            tty: oneoff.then_some(spec.tty),
-            open_stdin: oneoff.then_some(spec.stdin),
-            stdin_once: oneoff.then_some(spec.stdin),
-            attach_stdin: oneoff.then_some(spec.stdin),
-            host_config: Some(HostConfig {
-                port_bindings: Some(bindings),
-                binds: Some(binds),
-                mounts: (!mounts.is_empty()).then_some(mounts),
-                restart_policy: Some(RestartPolicy {
-                    name: Some(restart),
-                    maximum_retry_count: None,
-                }),
-                network_mode: Some(spec.network.clone()),
-                init: Some(true),
-                tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
-                extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
-                ..Default::default()
-            }),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(spec.network.clone(), endpoint)])),
-            }),
-            ..Default::default()
-        };
-        let name = &spec.name;
-        let opts = CreateContainerOptions {
-            name: Some(name.clone()),
-            ..Default::default()
-        };
-        let created = self
-            .docker
-            .create_container(Some(opts), body)
-            .await
-            .map_err(EngineError::api(format!("creating container `{name}`")))?;
-        Ok(created.id)
-    }
-
-    /// Creates the project network unless it exists.
-    pub async fn ensure_network(&self, spec: &NetworkSpec) -> Result<(), EngineError> {
-        let name = &spec.name;
-        let filters = HashMap::from([("name".to_string(), vec![name.clone()])]);
-        let existing = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters),
-            }))
-            .await
-            .map_err(EngineError::api("listing networks"))?;
-        // The name filter matches substrings: compare exactly.
-        if existing.iter().any(|n| n.name.as_deref() == Some(name)) {
-            return Ok(());
-        }
-        let req = NetworkCreateRequest {
-            name: name.clone(),
-            driver: Some("bridge".into()),
-            labels: Some(spec.labels.clone().into_iter().collect()),
-            ..Default::default()
-        };
-        match self.docker.create_network(req).await {
-            Ok(created) => self.settle_network_race(name, &created.id).await,
-            // Lost a race with another devenv: the network is there, which is all we want.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()),
-            Err(e) => Err(EngineError::api(format!("creating network `{name}`"))(e)),
-        }
-    }
-
-    /// Whether the engine has a volume of this name (an external one, which
-    /// devenv must not create by mounting it).
-    pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
-        match self.docker.inspect_volume(name).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(EngineError::api(format!("inspecting volume `{name}`"))(e)),
-        }
-    }
-
-    /// Creates a labelled volume; creating an existing one is a no-op in the Engine API.
-    pub async fn ensure_volume(&self, spec: &VolumeSpec) -> Result<(), EngineError> {
-        let req = VolumeCreateRequest {
-            name: Some(spec.name.clone()),
-            driver: spec.driver.clone(),
-            driver_opts: Some(spec.driver_opts.clone().into_iter().collect()),
-            labels: Some(spec.labels.clone().into_iter().collect()),
-            ..Default::default()
-        };
-        self.docker
-            .create_volume(req)
-            .await
-            .map(drop)
-            .map_err(EngineError::api(format!("creating volume `{}`", spec.name)))
     }
 
     pub async fn list_containers(&self, project: &str) -> Result<Vec<ContainerInfo>, EngineError> {
@@ -589,115 +404,6 @@ impl Engine {
             restarting: state.restarting.unwrap_or(false),
             oom_killed: state.oom_killed.unwrap_or(false),
         })
-    }
-
-    /// The last `n` lines a container printed, stdout and stderr interleaved.
-    pub async fn tail_logs(&self, id: &str, n: usize) -> Result<Vec<String>, EngineError> {
-        let mut lines = Vec::new();
-        let mut stream = self.follow_logs(id, Some(n), false);
-        while let Some(chunk) = stream.next().await {
-            lines.extend(chunk?.lines().map(str::to_string));
-        }
-        Ok(lines)
-    }
-
-    /// Log output as it comes, in chunks of text.
-    pub fn follow_logs(
-        &self,
-        id: &str,
-        tail: Option<usize>,
-        follow: bool,
-    ) -> impl Stream<Item = Result<String, EngineError>> + Send + 'static {
-        let from = LogsFrom {
-            tail,
-            ..LogsFrom::default()
-        };
-        self.logs_from(id, &from, follow)
-    }
-
-    /// Log output from where `from` says (`logs -n/--since/-t`).
-    pub fn logs_from(
-        &self,
-        id: &str,
-        from: &LogsFrom,
-        follow: bool,
-    ) -> impl Stream<Item = Result<String, EngineError>> + Send + 'static {
-        self.log_bytes(id, from, follow)
-            .map(|item| item.map(|b| String::from_utf8_lossy(&b).into_owned()))
-    }
-
-    /// [`Engine::logs_from`] as the engine's frames, undecoded: `logs`
-    /// decodes each line in place, without a copy per line.
-    pub fn log_bytes(
-        &self,
-        id: &str,
-        from: &LogsFrom,
-        follow: bool,
-    ) -> impl Stream<Item = Result<bytes::Bytes, EngineError>> + Send + 'static {
-        let opts = LogsOptions {
-            follow,
-            stdout: true,
-            stderr: true,
-            tail: from
-                .tail
-                .map_or_else(|| "all".to_string(), |n| n.to_string()),
-            since: from
-                .since
-                .map_or(0, |s| i32::try_from(s).unwrap_or(i32::MAX)),
-            timestamps: from.timestamps,
-            ..Default::default()
-        };
-        let action = format!("reading logs of `{id}`");
-        // A local engine is read straight off its socket (see `logread`):
-        // bollard hands over one line per item.
-        if let Some(socket) = self.unix_socket() {
-            let target = format!(
-                "/v{}/containers/{id}/logs?follow={}&stdout=true&stderr=true&since={}&timestamps={}&tail={}",
-                self.docker.client_version(),
-                opts.follow,
-                opts.since,
-                opts.timestamps,
-                opts.tail,
-            );
-            return super::logread::read(super::logread::Request { socket, target })
-                .map(move |item| item.map_err(EngineError::api(action.clone())))
-                .left_stream();
-        }
-        self.docker
-            .logs(id, Some(opts))
-            .map(move |item| {
-                item.map(|out| out.into_bytes())
-                    .map_err(EngineError::api(action.clone()))
-            })
-            .right_stream()
-    }
-
-    /// Log lines from `since` (unix seconds) on, each behind its RFC 3339
-    /// timestamp, as they come: picks a restarted container up where its
-    /// new run began (the caller drops the earlier lines of that second).
-    pub fn follow_logs_since(
-        &self,
-        id: &str,
-        since: i64,
-    ) -> impl Stream<Item = Result<String, EngineError>> + Send + 'static {
-        let from = LogsFrom {
-            tail: None,
-            since: Some(since),
-            timestamps: true,
-        };
-        self.logs_from(id, &from, true)
-    }
-
-    /// The engine's clock now (RFC 3339), which its log timestamps and
-    /// containers' start times are read against: the host's clock may differ
-    /// (a remote engine, a VM).
-    pub async fn now(&self) -> Result<String, EngineError> {
-        let info = self
-            .docker
-            .info()
-            .await
-            .map_err(EngineError::api("reading the engine's clock".to_string()))?;
-        Ok(info.system_time.unwrap_or_default())
     }
 
     /// Waits for a container to stop and returns its exit code.

@@ -3,8 +3,12 @@
 //! Engine API. Everything above speaks in services, the resolved model and
 //! the planner's specs.
 //!
-//! - `containers`: specs → containers, the observe step's listings, start,
-//!   stop, remove, inspect, logs
+//! - `create`: the planner's specs → containers (create body, host config),
+//!   the project network and volumes
+//! - `containers`: the observe step's listings, start, stop, remove,
+//!   inspect, wait
+//! - `logs`: tail and follow logs (a local engine's off its socket, through
+//!   `logread`), the engine's clock
 //! - `exec`: commands in containers (attached or not), archives in and out
 //! - `images`: inspect, pull with progress, build, import a root filesystem
 //! - `connect`: which engine, and how to reach it
@@ -14,10 +18,12 @@
 mod claims;
 mod connect;
 mod containers;
+mod create;
 mod events;
 mod exec;
 mod images;
 mod logread;
+mod logs;
 mod pipe;
 mod router;
 

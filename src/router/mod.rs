@@ -187,41 +187,8 @@ pub async fn sync(
         Some(r) => r,
         None => create(engine, reporter).await?,
     };
-    let wanted = routes.networks();
-    for net in &wanted {
-        if !router.networks.contains(net) {
-            engine.connect_network(net, &router.id).await?;
-        }
-    }
-    for net in &router.networks {
-        if net != ROUTER_NETWORK && !wanted.contains(net) {
-            engine.disconnect_network(net, &router.id).await?;
-        }
-    }
-    // Fresh only when the file on disk and the one nginx last loaded (the
-    // marker written after a reload or start succeeded) both carry this
-    // stamp: a devenv killed between the copy and the reload left a file
-    // nginx never read, and the next sync must not take it for loaded.
-    let first_line = |b: Vec<u8>| {
-        String::from_utf8_lossy(&b)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string()
-    };
-    let on_disk = engine
-        .download_file(
-            &router.id,
-            &format!("{}/{}", config::CONF_DIR, config::CONF_FILE),
-        )
-        .await?
-        .map(first_line);
-    let loaded = engine
-        .download_file(&router.id, config::LOADED_FILE)
-        .await?
-        .map(first_line);
-    let fresh = on_disk.as_deref() == Some(&format!("{}{stamp}", config::STAMP))
-        && loaded.as_deref() == Some(stamp.as_str());
+    attach_networks(engine, &router, &routes).await?;
+    let fresh = loaded(engine, &router.id, &stamp).await?;
     if !fresh {
         let ca = crate::ca::load_or_create()?;
         let tar = bundle(&ca, &routes, &stamp)?;
@@ -238,20 +205,7 @@ pub async fn sync(
             .upload_archive(&router.id, "/", marker(&stamp).map_err(pack_error)?)
             .await?;
     }
-    let (Some(now), _) = engine.router_container().await? else {
-        return Err(RouterError::Reload {
-            output: "the router container went away".into(),
-        });
-    };
-    let listening = match (now.running, now.http, now.https) {
-        (true, Some(http), Some(https)) => Listening { http, https },
-        _ => {
-            let logs = engine.tail_logs(&now.id, 5).await.unwrap_or_default();
-            return Err(RouterError::Reload {
-                output: logs.join("\n"),
-            });
-        }
-    };
+    let listening = listening_now(engine).await?;
     if !fresh {
         reporter.done(
             KEY,
@@ -266,6 +220,73 @@ pub async fn sync(
         );
     }
     Ok(Some(listening))
+}
+
+/// Attaches the router to each routed project's network and detaches it
+/// from the networks no route needs any more (never from its own).
+async fn attach_networks(
+    engine: &Engine,
+    router: &RouterContainer,
+    routes: &Routes,
+) -> Result<(), EngineError> {
+    let wanted = routes.networks();
+    for net in &wanted {
+        if !router.networks.contains(net) {
+            engine.connect_network(net, &router.id).await?;
+        }
+    }
+    for net in &router.networks {
+        if net != ROUTER_NETWORK && !wanted.contains(net) {
+            engine.disconnect_network(net, &router.id).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether nginx in the router runs the configuration stamped `stamp`.
+/// Only when the file on disk and the one nginx last loaded (the marker
+/// written after a reload or start succeeded) both carry this stamp: a
+/// devenv killed between the copy and the reload left a file nginx never
+/// read, and the next sync must not take it for loaded.
+async fn loaded(engine: &Engine, id: &str, stamp: &str) -> Result<bool, EngineError> {
+    let first_line = |b: Vec<u8>| {
+        String::from_utf8_lossy(&b)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let on_disk = engine
+        .download_file(id, &format!("{}/{}", config::CONF_DIR, config::CONF_FILE))
+        .await?
+        .map(first_line);
+    let loaded = engine
+        .download_file(id, config::LOADED_FILE)
+        .await?
+        .map(first_line);
+    Ok(
+        on_disk.as_deref() == Some(&format!("{}{stamp}", config::STAMP))
+            && loaded.as_deref() == Some(stamp),
+    )
+}
+
+/// Where the router listens now, read back from the engine after a sync;
+/// an error with nginx's last lines when it is not running on its ports.
+async fn listening_now(engine: &Engine) -> Result<Listening, RouterError> {
+    let (Some(now), _) = engine.router_container().await? else {
+        return Err(RouterError::Reload {
+            output: "the router container went away".into(),
+        });
+    };
+    match (now.running, now.http, now.https) {
+        (true, Some(http), Some(https)) => Ok(Listening { http, https }),
+        _ => {
+            let logs = engine.tail_logs(&now.id, 5).await.unwrap_or_default();
+            Err(RouterError::Reload {
+                output: logs.join("\n"),
+            })
+        }
+    }
 }
 
 /// Waits (5 s at most) for a started nginx to hold its ports: it writes
