@@ -164,37 +164,28 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         },
         progress: cli.progress,
     };
-    // Those that stop containers or a run on the way out say so (and how to
-    // force it); the others end without a word.
-    crate::interrupt::says_stopping(matches!(
-        cli.command,
-        Command::Up(_)
-            | Command::Down(_)
-            | Command::Exec(_)
-            | Command::Watch(_)
-            | Command::Test(_)
-            | Command::Run(_)
-            | Command::Db(_)
-    ));
-    crate::interrupt::install();
     // Commands with something to clean up wait for Ctrl-C themselves; the
-    // others just end at the first one.
-    let cleans_up = matches!(
-        cli.command,
+    // others just end at the first one. Those that stop containers or a run
+    // on the way out say so (and how to force it); the others end without
+    // a word.
+    let (cleans_up, says_stopping) = match cli.command {
         Command::Up(_)
-            | Command::Down(_)
-            | Command::Logs(_)
-            // Passes Ctrl-C on to the command it runs (see `exec`).
-            | Command::Exec(_)
-            | Command::Watch(_)
-            | Command::Test(_)
-            | Command::Run(_)
-            // A database command is never dropped halfway: its steps are
-            // short and whole, and an import stops itself (see `db`).
-            | Command::Db(_)
-            // Stops its server and removes its note in the private folder.
-            | Command::Ui(_)
-    );
+        | Command::Down(_)
+        // Passes Ctrl-C on to the command it runs (see `exec`).
+        | Command::Exec(_)
+        | Command::Watch(_)
+        | Command::Test(_)
+        | Command::Run(_)
+        // A database command is never dropped halfway: its steps are short
+        // and whole, and an import stops itself (see `db`).
+        | Command::Db(_) => (true, true),
+        // Stop following / stop the server and remove its note in the
+        // private folder: nothing to wait for.
+        Command::Logs(_) | Command::Ui(_) => (true, false),
+        _ => (false, false),
+    };
+    crate::interrupt::says_stopping(says_stopping);
+    crate::interrupt::install();
     let outcome = tokio::select! {
         r = command(&ctx, cli.command) => r,
         () = crate::interrupt::first(), if !cleans_up => Ok(crate::interrupt::exit_code()),
