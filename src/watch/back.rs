@@ -19,7 +19,7 @@ use std::path::{Component, Path, PathBuf};
 use super::beneath::{self, Blocked, Content, Kind};
 use super::courier::Couriers;
 use super::names;
-use super::plan::Rule;
+use super::plan::{Rule, SyncPath};
 use super::sync::{self, Mirror, Owner, Skip, Stats};
 use super::WatchError;
 use crate::engine::Engine;
@@ -91,26 +91,7 @@ pub async fn collect(
     if targets.is_empty() {
         return Ok(stats);
     }
-    let looked = match (listed, couriers.as_deref_mut()) {
-        (Some(answer), _) => Some(answer),
-        (None, Some(c)) => c.changed().await,
-        (None, None) => None,
-    };
-    let (code, out) = match looked {
-        Some(answer) => answer,
-        None => {
-            let mut args = vec![MARK];
-            args.extend(&targets);
-            sync::capture(engine, id, SCRIPT, &args).await?
-        }
-    };
-    if code != 0 {
-        return Err(WatchError::Container {
-            id: sync::short(id),
-            what: "looking for files the container changed".into(),
-            detail: String::from_utf8_lossy(&out).trim().to_string(),
-        });
-    }
+    let out = changed(engine, id, &targets, listed, couriers.as_deref_mut()).await?;
     let mut push_back = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for item in out.split(|b| *b == 0).filter(|i| !i.is_empty()) {
@@ -123,86 +104,168 @@ pub async fn collect(
         {
             continue;
         }
-        let Some((rule, rel)) = host_path(rules, &container) else {
-            continue;
-        };
-        let host = rule.path.join(&rel);
-        if rule.guard.in_mount(&container) || rule.filter.is_ignored(&host, false) {
-            continue;
-        }
-        let Some(found) = download(engine, id, &container).await? else {
-            continue;
-        };
-        let size = found.data.len() as u64;
-        // devenv's own upload: the container did not change it.
-        if mirror.last.get(&container) == Some(&(size, found.mtime)) {
-            continue;
-        }
-        let target = rule.target.as_deref().unwrap_or_default();
-        let link = match &found.link {
-            Some(to) => match link_inside(target, &container, to) {
-                Some(to) => Some(to),
-                None => {
-                    stats.skipped.push(Skip {
-                        path: rel.clone(),
-                        why: format!(
-                            "not copied back: a symlink to `{}`, outside the synced folder",
-                            to.display()
-                        ),
-                    });
-                    continue;
-                }
-            },
-            None => None,
-        };
-        let (root, last, mtime) = (
-            rule.path.clone(),
-            mirror.last.get(&container).copied(),
-            found.mtime,
-        );
-        let (rel2, root2) = (rel.clone(), root.clone());
-        let placed =
-            sync::blocking(move || Ok(place(&root2, &rel2, &found, link.as_deref(), last))).await?;
-        let (written, meta, conflict) = match placed {
-            Ok(Placed::Same) => {
-                mirror.note(&container, size, mtime);
-                continue;
+        match copy_back(engine, id, rules, mirror, &container).await? {
+            Taken::Nothing => {}
+            Taken::Copied => stats.copied_back += 1,
+            Taken::Skipped(skip) => stats.skipped.push(skip),
+            Taken::Conflict { host, saved } => {
+                stats.conflicts.push((host, saved));
+                push_back.push(container);
             }
-            Ok(Placed::Written { at, meta, conflict }) => (at, meta, conflict),
-            Err(blocked) => {
-                stats.skipped.push(Skip {
-                    path: rel,
-                    why: format!("not copied back: {}", blocked.describe(&root)),
-                });
-                continue;
-            }
-        };
-        mirror.echo.insert(written.clone(), (meta.size, meta.mtime));
-        if conflict {
-            stats.conflicts.push((host.clone(), written));
-            push_back.push(container);
-        } else {
-            mirror.note(&container, size, mtime);
-            stats.copied_back += 1;
         }
     }
     if let (Some(owner), false) = (owner, push_back.is_empty()) {
-        let paths: Vec<super::plan::SyncPath> = push_back
-            .iter()
-            .filter_map(|c| {
-                let (rule, rel) = host_path(rules, c)?;
-                let index = rules.iter().position(|r| std::ptr::eq(*r, rule))?;
-                Some(super::plan::SyncPath {
-                    rule: index,
-                    host: rule.path.join(rel),
-                    container: c.clone(),
-                })
-            })
-            .collect();
-        let pushed = sync::apply(engine, id, owner, rules, &paths, mirror, couriers).await?;
-        stats.skipped.extend(pushed.skipped);
+        let skipped = push(engine, id, owner, rules, &push_back, mirror, couriers).await?;
+        stats.skipped.extend(skipped);
     }
     Ok(stats)
+}
+
+/// The look's answer, NUL-separated ([`SCRIPT`]): `listed` when it already
+/// ran, else from the `couriers`, else (none, or they cannot) by an exec.
+async fn changed(
+    engine: &Engine,
+    id: &str,
+    targets: &[&str],
+    listed: Option<(i64, Vec<u8>)>,
+    couriers: Option<&mut Couriers>,
+) -> Result<Vec<u8>, WatchError> {
+    let looked = match (listed, couriers) {
+        (Some(answer), _) => Some(answer),
+        (None, Some(c)) => c.changed().await,
+        (None, None) => None,
+    };
+    let (code, out) = match looked {
+        Some(answer) => answer,
+        None => {
+            let mut args = vec![MARK];
+            args.extend(targets);
+            sync::capture(engine, id, SCRIPT, &args).await?
+        }
+    };
+    if code != 0 {
+        return Err(WatchError::Container {
+            id: sync::short(id),
+            what: "looking for files the container changed".into(),
+            detail: String::from_utf8_lossy(&out).trim().to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// What [`copy_back`] did with one path the container changed.
+enum Taken {
+    /// Nothing: a path the rule skips, under a mount, gone, devenv's own
+    /// upload, or what the host already has.
+    Nothing,
+    Copied,
+    /// Left out, and why (a link out of the synced folder, a host link).
+    Skipped(Skip),
+    /// The host changed it too: its copy stayed, the container's was saved.
+    Conflict {
+        host: PathBuf,
+        saved: PathBuf,
+    },
+}
+
+/// Brings the container's `container` to the host, unless it is devenv's
+/// own upload or what the host already has; notes in `mirror` what it wrote.
+async fn copy_back(
+    engine: &Engine,
+    id: &str,
+    rules: &[&Rule],
+    mirror: &mut Mirror,
+    container: &str,
+) -> Result<Taken, WatchError> {
+    let Some((rule, rel)) = host_path(rules, container) else {
+        return Ok(Taken::Nothing);
+    };
+    let host = rule.path.join(&rel);
+    if rule.guard.in_mount(container) || rule.filter.is_ignored(&host, false) {
+        return Ok(Taken::Nothing);
+    }
+    let Some(found) = download(engine, id, container).await? else {
+        return Ok(Taken::Nothing);
+    };
+    let size = found.data.len() as u64;
+    // devenv's own upload: the container did not change it.
+    if mirror.last.get(container) == Some(&(size, found.mtime)) {
+        return Ok(Taken::Nothing);
+    }
+    let target = rule.target.as_deref().unwrap_or_default();
+    let link = match &found.link {
+        Some(to) => match link_inside(target, container, to) {
+            Some(to) => Some(to),
+            None => {
+                return Ok(Taken::Skipped(Skip {
+                    path: rel,
+                    why: format!(
+                        "not copied back: a symlink to `{}`, outside the synced folder",
+                        to.display()
+                    ),
+                }))
+            }
+        },
+        None => None,
+    };
+    let (root, last, mtime) = (
+        rule.path.clone(),
+        mirror.last.get(container).copied(),
+        found.mtime,
+    );
+    let (rel2, root2) = (rel.clone(), root.clone());
+    let placed =
+        sync::blocking(move || Ok(place(&root2, &rel2, &found, link.as_deref(), last))).await?;
+    let (written, meta, conflict) = match placed {
+        Ok(Placed::Same) => {
+            mirror.note(container, size, mtime);
+            return Ok(Taken::Nothing);
+        }
+        Ok(Placed::Written { at, meta, conflict }) => (at, meta, conflict),
+        Err(blocked) => {
+            return Ok(Taken::Skipped(Skip {
+                path: rel,
+                why: format!("not copied back: {}", blocked.describe(&root)),
+            }))
+        }
+    };
+    mirror.echo.insert(written.clone(), (meta.size, meta.mtime));
+    if conflict {
+        return Ok(Taken::Conflict {
+            host,
+            saved: written,
+        });
+    }
+    mirror.note(container, size, mtime);
+    Ok(Taken::Copied)
+}
+
+/// Uploads the host's side of each conflict (by container path) again at
+/// once, so the container ends up with the copy the host kept; what that
+/// left out.
+async fn push(
+    engine: &Engine,
+    id: &str,
+    owner: Owner,
+    rules: &[&Rule],
+    containers: &[String],
+    mirror: &mut Mirror,
+    couriers: Option<&mut Couriers>,
+) -> Result<Vec<Skip>, WatchError> {
+    let paths: Vec<SyncPath> = containers
+        .iter()
+        .filter_map(|c| {
+            let (rule, rel) = host_path(rules, c)?;
+            let index = rules.iter().position(|r| std::ptr::eq(*r, rule))?;
+            Some(SyncPath {
+                rule: index,
+                host: rule.path.join(rel),
+                container: c.clone(),
+            })
+        })
+        .collect();
+    let pushed = sync::apply(engine, id, owner, rules, &paths, mirror, couriers).await?;
+    Ok(pushed.skipped)
 }
 
 /// The rule whose target holds `container` (the deepest) and the path
