@@ -430,3 +430,67 @@ fn bash_completion_offers_service_and_project_command_names() {
     // Options still come from clap's script.
     assert!(bash_complete(&p, &script, "exec --w").contains(&"--workdir".to_string()));
 }
+
+/// The example app's `dev` image installs its packages before it copies the
+/// app: an edited file must not re-run `apt-get` (a new user saw 97 s and a
+/// download for one edited route, and offline that rebuild fails). Checked
+/// on the Dockerfile itself: nothing the dev stage's last `apt-get` builds
+/// on (its own earlier lines and its parent stages) copies the app's code.
+#[test]
+fn the_example_app_image_installs_its_packages_before_its_code() {
+    let text = std::fs::read_to_string(support::repo().join("docker/app/Dockerfile")).unwrap();
+    // stage name -> (parent, instructions)
+    let mut stages: Vec<(String, String, Vec<String>)> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&"FROM") {
+            let name = words.get(3).unwrap_or(&"").to_string();
+            stages.push((name, words[1].to_string(), Vec::new()));
+        } else if let Some(stage) = stages.last_mut() {
+            stage.2.push(line.to_string());
+        }
+    }
+    let stage = |name: &str| stages.iter().find(|s| s.0 == name);
+    let (_, mut parent, dev) = stage("dev").expect("a dev stage").clone();
+    let last_install = dev
+        .iter()
+        .rposition(|l| l.contains("apt-get install"))
+        .expect("the dev stage installs packages");
+    let mut before: Vec<String> = dev[..last_install].to_vec();
+    while let Some((_, up, lines)) = stage(&parent) {
+        before.extend(lines.iter().cloned());
+        parent = up.clone();
+    }
+    let copies_code: Vec<&String> = before
+        .iter()
+        .filter(|l| {
+            l.contains("COPY") && (l.contains("examples/laravel") || l.contains("--from=source"))
+        })
+        .collect();
+    assert!(copies_code.is_empty(), "{copies_code:#?}");
+    assert!(
+        dev[last_install..]
+            .iter()
+            .any(|l| l.contains("COPY") && l.contains("examples/laravel")),
+        "the dev image still carries the app: {dev:#?}"
+    );
+}
+
+/// `migrate`/`seed` of a service with nothing to run says so (exit 2),
+/// naming the services that have one, instead of succeeding silently.
+#[test]
+fn migrate_of_a_service_without_a_migrate_hook_is_an_error() {
+    let p = Project::new(
+        "climigratenone",
+        "[services.db]\nimage = \"postgres\"\n\n[services.app]\nimage = \"app\"\n\
+         hooks = { after_up = [\"php artisan migrate --force\"] }\n",
+    );
+    let out = p.run(&["migrate", "db"]);
+    let shown = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("service `db` has no migrate command to run"),
+        "{shown}"
+    );
+    assert!(shown.contains("services that have one: app"), "{shown}");
+}
