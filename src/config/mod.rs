@@ -471,7 +471,8 @@ fn point_at_service(err: ConfigError, src: &Src, span: std::ops::Range<usize>) -
     }
 }
 
-/// Edit distance of at most one, for "did you mean" hints.
+/// Edit distance of at most one, or two neighbours swapped (`cahce`,
+/// `nmae`: the commonest typo), for "did you mean" hints.
 pub fn similar(a: &str, b: &str) -> bool {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     if a.len().abs_diff(b.len()) > 1 {
@@ -484,12 +485,33 @@ pub fn similar(a: &str, b: &str) -> bool {
         .zip(b[prefix..].iter().rev())
         .take_while(|(x, y)| x == y)
         .count();
-    a.len().max(b.len()) - prefix - suffix <= 1
+    let (a_mid, b_mid) = (&a[prefix..a.len() - suffix], &b[prefix..b.len() - suffix]);
+    let swapped =
+        a_mid.len() == 2 && b_mid.len() == 2 && a_mid[0] == b_mid[1] && a_mid[1] == b_mid[0];
+    a.len().max(b.len()) - prefix - suffix <= 1 || swapped
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_one_edit_or_one_swap_away_is_similar() {
+        for (a, b) in [("cache", "cach"), ("cache", "cachx"), ("cache", "caches")] {
+            assert!(similar(a, b), "{a} ~ {b}");
+        }
+        for (a, b) in [("cache", "cahce"), ("name", "nmae"), ("ports", "prots")] {
+            assert!(similar(a, b), "{a} ~ {b} (swapped)");
+        }
+        for (a, b) in [
+            ("cache", "db"),
+            ("cache", "ahcce"),
+            ("mail", "liam"),
+            ("app", "s3"),
+        ] {
+            assert!(!similar(a, b), "{a} !~ {b}");
+        }
+    }
 
     /// `text` parsed as a `dev.toml` in the temporary folder (shared by
     /// config's submodules' tests).
