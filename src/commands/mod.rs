@@ -173,15 +173,14 @@ pub async fn dispatch(cli: Cli) -> Outcome {
         | Command::Down(_)
         // Passes Ctrl-C on to the command it runs (see `exec`).
         | Command::Exec(_)
-        | Command::Watch(_)
         | Command::Test(_)
         | Command::Run(_)
         // A database command is never dropped halfway: its steps are short
         // and whole, and an import stops itself (see `db`).
         | Command::Db(_) => (true, true),
-        // Stop following / stop the server and remove its note in the
-        // private folder: nothing to wait for.
-        Command::Logs(_) | Command::Ui(_) => (true, false),
+        // Stop following, watching (a batch under way finishes) or serving
+        // (the server's note in the private folder goes): nothing to wait for.
+        Command::Logs(_) | Command::Watch(_) | Command::Ui(_) => (true, false),
         _ => (false, false),
     };
     crate::interrupt::says_stopping(says_stopping);
