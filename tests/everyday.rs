@@ -431,3 +431,49 @@ fn r23_1_logs_f_shows_every_boot_line_of_each_restart_once() {
     logs.ctrl_c();
     assert_eq!(logs.exit_code(20), Some(130), "{}", logs.screen());
 }
+
+/// Seconds since midnight of an engine timestamp (`…T19:20:01.123456789Z`).
+fn clock(stamp: &str) -> f64 {
+    let time = stamp.split('T').nth(1).unwrap().trim_end_matches('Z');
+    time.split(':')
+        .map(|p| p.parse::<f64>().unwrap())
+        .fold(0.0, |acc, p| acc * 60.0 + p)
+}
+
+/// `stop` stops dependents before what they need, as Compose does: the app
+/// (a second to stop) has finished before its database is asked to stop.
+#[test]
+fn stop_stops_the_app_before_its_database() {
+    let script = "trap 'sleep 1; exit 0' TERM; echo up; while true; do sleep 0.1; done";
+    let toml = format!(
+        "{}{}",
+        shell_service("db", script, ""),
+        shell_service("app", script, "depends_on = [\"db\"]"),
+    );
+    let mut p = project("wtloop-stoporder", &toml);
+    p.ok(&["up", "-d"]);
+    let ids: Vec<(String, String)> = p
+        .ps()
+        .iter()
+        .map(|s| {
+            (
+                s["service"].as_str().unwrap().to_string(),
+                s["container"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    p.ok(&["stop"]);
+    let finished = |service: &str| {
+        let id = &ids.iter().find(|(s, _)| s == service).unwrap().1;
+        let out = std::process::Command::new("docker")
+            .args(["inspect", "-f", "{{.State.FinishedAt}}", id])
+            .output()
+            .unwrap();
+        clock(String::from_utf8_lossy(&out.stdout).trim())
+    };
+    let (app, db) = (finished("app"), finished("db"));
+    assert!(
+        db - app > 0.5,
+        "app stopped at {app}, db at {db}: db first or at once"
+    );
+}

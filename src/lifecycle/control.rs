@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::schedule::{self, Started};
 use super::UpError;
-use crate::config::model::Stack;
+use crate::config::model::{Condition, Stack};
 use crate::engine::{ContainerInfo, Engine};
 use crate::plan::Dependency;
 use crate::report::Reporter;
@@ -51,11 +51,14 @@ pub async fn control(
     if let Action::Restart = action {
         // All down first: a dependent must not keep running while what it
         // needs restarts (and perhaps fails), nor start before it is back.
-        let stops = chosen
-            .iter()
-            .map(|c| engine.stop_container(&c.id, Duration::from_secs(10)));
-        for r in futures_util::future::join_all(stops).await {
-            r?;
+        // Dependents stop first, as for `stop`.
+        for group in schedule::stop_groups(stack, chosen.clone(), |c| c.service.as_str()) {
+            let stops = group
+                .iter()
+                .map(|c| engine.stop_container(&c.id, Duration::from_secs(10)));
+            for r in futures_util::future::join_all(stops).await {
+                r?;
+            }
         }
     }
     // Each one starts once what it depends on (among those chosen) meets its
@@ -63,9 +66,10 @@ pub async fn control(
     let steps: Vec<(String, Vec<Dependency>)> = chosen
         .iter()
         .map(|c| {
-            // Stopping waits for nobody.
+            // Stopping waits for the dependents to stop (the app before its
+            // database, as Compose stops them); starting, for what it needs.
             let deps = match action {
-                Action::Stop => Vec::new(),
+                Action::Stop => dependents(stack, &c.service, &chosen),
                 _ => dependencies(stack, &c.service, &chosen),
             };
             (c.service.clone(), deps)
@@ -114,6 +118,24 @@ pub async fn control(
 }
 
 /// What `service` depends on among the containers acted on.
+/// For a stop: the chosen services that depend on `service`, whose stops
+/// it waits for (a finished job is what `Ready` waits for).
+fn dependents(stack: &Stack, service: &str, chosen: &[&ContainerInfo]) -> Vec<Dependency> {
+    chosen
+        .iter()
+        .filter(|c| {
+            stack
+                .services
+                .get(&c.service)
+                .is_some_and(|s| s.depends_on.contains_key(service))
+        })
+        .map(|c| Dependency {
+            service: c.service.clone(),
+            condition: Condition::Ready,
+        })
+        .collect()
+}
+
 fn dependencies(stack: &Stack, service: &str, chosen: &[&ContainerInfo]) -> Vec<Dependency> {
     let Some(svc) = stack.services.get(service) else {
         return Vec::new();

@@ -7,7 +7,7 @@ use futures_util::future::join_all;
 
 use super::{lock_for, owned_containers, settle, UpError};
 use crate::config::model::Stack;
-use crate::engine::{network_name, Engine, EngineError, LABEL_PROJECT};
+use crate::engine::{network_name, ContainerInfo, Engine, EngineError, LABEL_PROJECT};
 use crate::report::Reporter;
 
 /// Stops and removes the project's containers and network; volumes too with
@@ -24,30 +24,17 @@ pub async fn down(
     let lock = lock_for(project, "down", reporter)?;
     settle(engine, project, &lock, reporter).await?;
     let containers = owned_containers(engine, stack).await?;
-    let jobs = containers.iter().map(|c| async move {
-        // A leftover `run` container carries its service's label: it gets
-        // its own line, so the service's stop is not told twice.
-        let key = if c.oneoff {
-            format!("{} (one-off `{}`)", c.service, c.name)
-        } else {
-            c.service.clone()
-        };
-        reporter.task(&key, "stopping");
-        engine
-            .stop_container(&c.id, Duration::from_secs(10))
-            .await?;
-        // A one-off's anonymous volumes are scratch; a service's hold its
-        // data (containers made before devenv labelled them) until `-v`.
-        if volumes || c.oneoff {
-            engine.remove_container(&c.id).await?;
-        } else {
-            engine.remove_container_keeping_volumes(&c.id).await?;
+    // Dependents first (the app before its database, as Compose stops
+    // them); one group at once.
+    for group in
+        super::schedule::stop_groups(stack, containers.iter().collect(), |c| c.service.as_str())
+    {
+        let jobs = group
+            .into_iter()
+            .map(|c| stop_and_remove(engine, c, volumes, reporter));
+        for r in join_all(jobs).await {
+            r?;
         }
-        reporter.done(&key, "removed", true);
-        Ok::<_, EngineError>(())
-    });
-    for r in join_all(jobs).await {
-        r?;
     }
     // The router lets go of the project's network (which the engine will
     // not remove while it is attached) and serves what is left; the last
@@ -75,6 +62,36 @@ pub async fn down(
             reporter.notice(&format!("removed volume `{}`", v.name));
         }
     }
+    Ok(())
+}
+
+/// Stops and removes one container of the project (its volumes too with
+/// `-v`, or when it is a one-off's scratch).
+async fn stop_and_remove(
+    engine: &Engine,
+    c: &ContainerInfo,
+    volumes: bool,
+    reporter: &dyn Reporter,
+) -> Result<(), EngineError> {
+    // A leftover `run` container carries its service's label: it gets
+    // its own line, so the service's stop is not told twice.
+    let key = if c.oneoff {
+        format!("{} (one-off `{}`)", c.service, c.name)
+    } else {
+        c.service.clone()
+    };
+    reporter.task(&key, "stopping");
+    engine
+        .stop_container(&c.id, Duration::from_secs(10))
+        .await?;
+    // A one-off's anonymous volumes are scratch; a service's hold its
+    // data (containers made before devenv labelled them) until `-v`.
+    if volumes || c.oneoff {
+        engine.remove_container(&c.id).await?;
+    } else {
+        engine.remove_container_keeping_volumes(&c.id).await?;
+    }
+    reporter.done(&key, "removed", true);
     Ok(())
 }
 

@@ -104,11 +104,65 @@ where
     .await
 }
 
+/// The stop order, the mirror of the start order: `items` (containers,
+/// told apart by `service`) in groups, each group's services depending on
+/// none of a later group's, so dependents stop before what they need (the
+/// app before its database, as Compose stops them) and one group stops at
+/// once. What the stack does not name (orphans, one-offs' leftovers) goes
+/// in the first group: nothing of the stack depends on it.
+pub(crate) fn stop_groups<T>(
+    stack: &crate::config::model::Stack,
+    items: Vec<T>,
+    service: impl Fn(&T) -> &str,
+) -> Vec<Vec<T>> {
+    let deps: indexmap::IndexMap<String, Vec<String>> = stack
+        .services
+        .iter()
+        .map(|(name, svc)| (name.clone(), svc.depends_on.keys().cloned().collect()))
+        .collect();
+    // Config rejected cycles; were there one, every service stops at once.
+    let levels = crate::graph::levels(&deps).unwrap_or_default();
+    let rank = |name: &str| {
+        levels
+            .iter()
+            .rev()
+            .position(|l| l.iter().any(|n| n == name))
+            .map_or(0, |r| r + 1)
+    };
+    let mut groups: Vec<Vec<T>> = (0..=levels.len()).map(|_| Vec::new()).collect();
+    for item in items {
+        let r = rank(service(&item));
+        groups[r].push(item);
+    }
+    groups.retain(|g| !g.is_empty());
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
     use tokio::time::Instant;
+
+    #[test]
+    fn dependents_stop_before_what_they_need_and_strangers_first() {
+        let stack = crate::config::load_toml(
+            "[services.db]\nimage = \"postgres\"\n[services.cache]\nimage = \"redis\"\n\
+             [services.app]\nimage = \"app\"\ndepends_on = [\"db\", \"cache\"]\n\
+             [services.worker]\nimage = \"app\"\ndepends_on = [\"app\"]\n",
+        );
+        let items = vec!["db", "cache", "app", "worker", "gone"];
+        let groups = stop_groups(&stack, items, |s| s);
+        assert_eq!(
+            groups,
+            vec![
+                vec!["gone"],
+                vec!["worker"],
+                vec!["app"],
+                vec!["db", "cache"]
+            ]
+        );
+    }
 
     fn step(service: &str, after: &[(&str, Condition)]) -> (String, Vec<Dependency>) {
         (

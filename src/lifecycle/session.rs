@@ -82,13 +82,26 @@ pub async fn stop<F: Future<Output = ()>>(
         if containers.is_empty() {
             break;
         }
+        // Dependents first (the app before its database), one group at once.
         let stop_all = |timeout: Duration| {
-            join_all(containers.iter().map(move |c| async move {
-                reporter.task(&c.service, "stopping");
-                engine.stop_container(&c.id, timeout).await?;
-                reporter.done(&c.service, "stopped", true);
-                Ok::<_, EngineError>(())
-            }))
+            let groups = super::schedule::stop_groups(stack, containers.iter().collect(), |c| {
+                c.service.as_str()
+            });
+            async move {
+                let mut results = Vec::new();
+                for group in groups {
+                    results.extend(
+                        join_all(group.into_iter().map(move |c| async move {
+                            reporter.task(&c.service, "stopping");
+                            engine.stop_container(&c.id, timeout).await?;
+                            reporter.done(&c.service, "stopped", true);
+                            Ok::<_, EngineError>(())
+                        }))
+                        .await,
+                    );
+                }
+                results
+            }
         };
         let results = tokio::select! {
             r = stop_all(STOP_TIMEOUT) => r,
