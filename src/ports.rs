@@ -204,6 +204,28 @@ pub async fn start_created(
     unreachable!("the loop returns")
 }
 
+/// Starts the existing, stopped container `id` of `spec`'s service. The
+/// plan recreates one whose host port it saw taken; when the engine still
+/// refuses the port (taken since observe looked, or held by a process on a
+/// remote engine's machine), the container goes and one made from `spec`
+/// starts through [`start_created`]. Returns the id that runs and whether
+/// it is a new container.
+pub async fn start_existing(
+    engine: &Engine,
+    id: String,
+    spec: &ContainerSpec,
+    reporter: &dyn Reporter,
+) -> Result<(String, bool), PortError> {
+    match engine.start_container(&id).await {
+        Err(e) if clashed_port(&e, &spec.ports).is_some() => {
+            engine.remove_container_keeping_volumes(&id).await?;
+            let made = engine.create_container(spec).await?;
+            Ok((start_created(engine, made, spec, reporter).await?, true))
+        }
+        r => r.map(|()| (id, false)).map_err(Into::into),
+    }
+}
+
 async fn with_holder(engine: &Engine, e: PortError) -> PortError {
     match e {
         PortError::Taken { service, port, .. } => PortError::Taken {
@@ -229,79 +251,8 @@ pub fn clashed_port(e: &EngineError, ports: &[Port]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::host_ports::tests::{hosts, port, taken_set};
     use crate::plan::host_ports::Assigner;
-
-    fn port(host: Option<u16>, container: u16, fixed: bool) -> Port {
-        Port {
-            host_ip: None,
-            host,
-            container,
-            protocol: Protocol::Tcp,
-            fixed,
-            host_last: None,
-            loopback_v6: false,
-        }
-    }
-
-    fn hosts(ports: &[Port]) -> Vec<Option<u16>> {
-        ports.iter().map(|p| p.host).collect()
-    }
-
-    fn taken_set(set: &[u16]) -> impl Fn(&Port) -> bool + '_ {
-        move |p: &Port| p.host.is_some_and(|h| set.contains(&h))
-    }
-
-    #[test]
-    fn a_free_declared_port_is_kept() {
-        let mut a = Assigner::default();
-        let (ports, moved) = a
-            .choose(&[port(Some(8080), 8080, false)], &[], true, &taken_set(&[]))
-            .unwrap();
-        assert_eq!(hosts(&ports), [Some(8080)]);
-        assert!(moved.is_empty());
-    }
-
-    #[test]
-    fn a_taken_port_moves_ten_thousand_up_and_says_so() {
-        let mut a = Assigner::default();
-        let (ports, moved) = a
-            .choose(
-                &[port(Some(8080), 8080, false), port(Some(5432), 5432, false)],
-                &[],
-                true,
-                &taken_set(&[8080, 18080, 5432]),
-            )
-            .unwrap();
-        assert_eq!(hosts(&ports), [Some(28080), Some(15432)]);
-        assert_eq!(
-            moved,
-            [
-                Moved {
-                    container: 8080,
-                    declared: 8080,
-                    chosen: 28080
-                },
-                Moved {
-                    container: 5432,
-                    declared: 5432,
-                    chosen: 15432
-                }
-            ]
-        );
-    }
-
-    #[test]
-    fn a_fixed_port_is_that_port_or_blocked() {
-        let mut a = Assigner::default();
-        let fixed = [port(Some(5432), 5432, true)];
-        assert_eq!(
-            a.choose(&fixed, &[], true, &taken_set(&[5432]))
-                .unwrap_err(),
-            Blocked { port: 5432 }
-        );
-        let (ports, _) = a.choose(&fixed, &[], true, &taken_set(&[])).unwrap();
-        assert_eq!(hosts(&ports), [Some(5432)]);
-    }
 
     #[test]
     fn a_host_range_takes_any_free_port_of_it_and_none_outside() {
@@ -334,77 +285,6 @@ mod tests {
             ..range
         };
         assert!(next_after_clash(&[last], 6007, &mut tried, &taken_set(&[])).is_err());
-    }
-
-    #[test]
-    fn the_containers_current_port_wins_even_over_a_free_declared_one() {
-        // It holds 18080 itself: that counts as free for it.
-        let choose = |declared: u16, keep: bool| {
-            Assigner::default()
-                .choose(
-                    &[port(Some(declared), 8080, false)],
-                    &[(8080, 18080)],
-                    keep,
-                    &taken_set(&[18080]),
-                )
-                .unwrap()
-        };
-        let (ports, moved) = choose(8080, true);
-        assert_eq!(hosts(&ports), [Some(18080)]);
-        assert!(moved.is_empty(), "a kept port is no news");
-        // Unless the person declared another port since: they get that one.
-        let (ports, _) = choose(8081, false);
-        assert_eq!(hosts(&ports), [Some(8081)]);
-    }
-
-    #[test]
-    fn no_two_mappings_get_one_port_and_substitutes_avoid_declared_ones() {
-        let services = [crate::config::model::Service {
-            ports: vec![port(Some(18080), 80, false)],
-            ..test_service("web")
-        }];
-        let mut a = Assigner::new(&services);
-        let (first, _) = a
-            .choose(
-                &[port(Some(8080), 8080, false)],
-                &[],
-                true,
-                &taken_set(&[8080]),
-            )
-            .unwrap();
-        // 18080 is web's own declared port: the substitute skips it.
-        assert_eq!(hosts(&first), [Some(28080)]);
-        let (second, _) = a
-            .choose(
-                &[port(Some(8080), 8081, false)],
-                &[],
-                true,
-                &taken_set(&[8080]),
-            )
-            .unwrap();
-        assert_eq!(hosts(&second), [Some(38080)], "28080 went to the first");
-        let (web, _) = a
-            .choose(&services[0].ports, &[], true, &taken_set(&[]))
-            .unwrap();
-        assert_eq!(hosts(&web), [Some(18080)]);
-    }
-
-    #[test]
-    fn mappings_without_a_host_port_are_left_to_the_engine() {
-        let mut a = Assigner::default();
-        let (ports, _) = a
-            .choose(&[port(None, 80, false)], &[], true, &taken_set(&[]))
-            .unwrap();
-        assert_eq!(hosts(&ports), [None]);
-    }
-
-    #[test]
-    fn candidates_step_by_ten_thousand_then_walk() {
-        let c: Vec<u16> = candidates(8080).take(7).collect();
-        assert_eq!(c, [18080, 28080, 38080, 48080, 58080, 8081, 8082]);
-        let high: Vec<u16> = candidates(65534).take(3).collect();
-        assert_eq!(high, [65535, 65533, 65532]);
-        assert!(candidates(1024).all(|p| p > 1024));
     }
 
     #[test]
@@ -441,17 +321,5 @@ mod tests {
             local: true,
         };
         assert!(local.taken(&port(Some(held), 80, false)));
-    }
-
-    fn test_service(name: &str) -> crate::config::model::Service {
-        let dir = std::env::temp_dir();
-        let opts = crate::config::LoadOptions {
-            cwd: dir.clone(),
-            ..Default::default()
-        };
-        let text = format!("[services.{name}]\nimage = \"x\"\n");
-        let stack =
-            crate::config::parse(&text, "dev.toml", &dir.join("dev.toml"), &dir, &opts).unwrap();
-        stack.services[name].clone()
     }
 }

@@ -33,7 +33,9 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::{Actual, ContainerAction, Observed, Plan, PlanError, PORTS_PART};
+use super::{
+    Actual, ContainerAction, HostPorts, Observed, Plan, PlanError, ServiceStep, PORTS_PART,
+};
 use crate::config::model::{Port, Protocol, Service, Stack};
 
 /// How many of a mapping's [`candidates`] observe tries to bind: a port
@@ -256,12 +258,32 @@ pub(super) fn assign(
     plan: &mut Plan,
 ) -> Result<(), PlanError> {
     let facts = &actual.host_ports;
+    let container = |step: &ServiceStep| {
+        let id = step.action.id()?;
+        ours.iter().copied().find(|c| c.id == id)
+    };
+    // A stopped container whose port something else holds now is made
+    // again, rather than started to be refused.
+    for step in &mut plan.services {
+        if let ContainerAction::Start { id } = &step.action {
+            let c = container(step);
+            let taken = published(c)
+                .into_iter()
+                .find_map(|(to, h)| Some((h, held_since(step, c, facts, to, h)?)));
+            if let Some((port, taken_by)) = taken {
+                step.port_taken = Some(PortTaken { port, taken_by });
+                step.action = ContainerAction::Recreate {
+                    id: id.clone(),
+                    changes: Vec::new(),
+                };
+            }
+        }
+    }
     let mut assigner = Assigner::new(stack.services.values());
     // What stays (kept or started) holds its ports before anything moves.
     for step in &plan.services {
-        if let ContainerAction::Keep { id } | ContainerAction::Start { id } = &step.action {
-            let c = ours.iter().find(|c| &c.id == id);
-            for (_, b) in c.iter().flat_map(|c| &c.published) {
+        if let ContainerAction::Keep { .. } | ContainerAction::Start { .. } = &step.action {
+            for (_, b) in container(step).iter().flat_map(|c| &c.published) {
                 assigner.hold(b.port, b.protocol);
             }
         }
@@ -270,43 +292,17 @@ pub(super) fn assign(
         if !step.spec.ports.iter().any(|p| p.host.is_some()) {
             continue;
         }
-        let container = step
-            .action
-            .id()
-            .and_then(|id| ours.iter().find(|c| c.id == id));
-        let current = published(container.copied());
+        let c = container(step);
         let (current, keep) = match &step.action {
-            ContainerAction::Create => (current, true),
-            ContainerAction::Recreate { changes, .. } => {
-                (current, !changes.iter().any(|c| c == PORTS_PART))
+            ContainerAction::Create => (Vec::new(), true),
+            // Its ports that are still free count as its own.
+            ContainerAction::Recreate { .. } if step.port_taken.is_some() => {
+                let mut current = published(c);
+                current.retain(|(to, h)| held_since(step, c, facts, *to, *h).is_none());
+                (current, true)
             }
-            ContainerAction::Start { id } => {
-                // Half-started by an interrupted run, it may hold its ports
-                // through the engine's proxy itself: only a container
-                // publishing one counts against it then.
-                let half = container.is_some_and(|c| c.state == "created");
-                let taken = |to: u16, h: u16| {
-                    let port = step.spec.ports.iter().find(|p| p.container == to);
-                    let port = Port {
-                        host: Some(h),
-                        ..port.cloned().unwrap_or_else(|| any_port(h))
-                    };
-                    let by = facts.holder(&port)?;
-                    (!half || matches!(by, TakenBy::Container { .. })).then_some(by)
-                };
-                let Some((port, taken_by)) = current
-                    .iter()
-                    .find_map(|(to, h)| Some((*h, taken(*to, *h)?)))
-                else {
-                    continue;
-                };
-                step.port_taken = Some(PortTaken { port, taken_by });
-                step.action = ContainerAction::Recreate {
-                    id: id.clone(),
-                    changes: Vec::new(),
-                };
-                let free = current.iter().filter(|(to, h)| taken(*to, *h).is_none());
-                (free.copied().collect(), true)
+            ContainerAction::Recreate { changes, .. } => {
+                (published(c), !changes.iter().any(|c| c == PORTS_PART))
             }
             _ => continue,
         };
@@ -320,22 +316,40 @@ pub(super) fn assign(
         step.spec.ports = ports;
         step.moves = moved
             .into_iter()
-            .map(|m| {
-                let declared = step.spec.ports.iter().find(|p| p.container == m.container);
-                let port = Port {
-                    host: Some(m.declared),
-                    ..declared.cloned().unwrap_or_else(|| any_port(m.declared))
-                };
-                PortMove {
-                    container: m.container,
-                    declared: m.declared,
-                    chosen: m.chosen,
-                    taken_by: facts.holder(&port).unwrap_or(TakenBy::Service),
-                }
+            .map(|m| PortMove {
+                container: m.container,
+                declared: m.declared,
+                chosen: m.chosen,
+                taken_by: holder(step, facts, m.container, m.declared).unwrap_or(TakenBy::Service),
             })
             .collect();
     }
     Ok(())
+}
+
+/// What holds host port `host` of `step`'s mapping of container port `to`.
+fn holder(step: &ServiceStep, facts: &HostPorts, to: u16, host: u16) -> Option<TakenBy> {
+    let mapping = step.spec.ports.iter().find(|p| p.container == to);
+    facts.holder(&Port {
+        host: Some(host),
+        ..mapping.cloned().unwrap_or_else(|| any_port(host))
+    })
+}
+
+/// What holds the host port `host` that the stopped container `c` of
+/// `step` publishes its port `to` on, other than that container itself.
+/// Half-started by an interrupted run, it may hold its ports through the
+/// engine's proxy: only a container publishing one counts against it then.
+fn held_since(
+    step: &ServiceStep,
+    c: Option<&Observed>,
+    facts: &HostPorts,
+    to: u16,
+    host: u16,
+) -> Option<TakenBy> {
+    let half = c.is_some_and(|c| c.state == "created");
+    let by = holder(step, facts, to, host)?;
+    (!half || matches!(by, TakenBy::Container { .. })).then_some(by)
 }
 
 /// A TCP mapping of `host` on every address, for a port no mapping names.
@@ -348,5 +362,165 @@ fn any_port(host: u16) -> Port {
         fixed: false,
         host_last: None,
         loopback_v6: false,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn port(host: Option<u16>, container: u16, fixed: bool) -> Port {
+        Port {
+            host_ip: None,
+            host,
+            container,
+            protocol: Protocol::Tcp,
+            fixed,
+            host_last: None,
+            loopback_v6: false,
+        }
+    }
+
+    pub(crate) fn hosts(ports: &[Port]) -> Vec<Option<u16>> {
+        ports.iter().map(|p| p.host).collect()
+    }
+
+    pub(crate) fn taken_set(set: &[u16]) -> impl Fn(&Port) -> bool + '_ {
+        move |p: &Port| p.host.is_some_and(|h| set.contains(&h))
+    }
+
+    #[test]
+    fn a_free_declared_port_is_kept() {
+        let mut a = Assigner::default();
+        let (ports, moved) = a
+            .choose(&[port(Some(8080), 8080, false)], &[], true, &taken_set(&[]))
+            .unwrap();
+        assert_eq!(hosts(&ports), [Some(8080)]);
+        assert!(moved.is_empty());
+    }
+
+    #[test]
+    fn a_taken_port_moves_ten_thousand_up_and_says_so() {
+        let mut a = Assigner::default();
+        let (ports, moved) = a
+            .choose(
+                &[port(Some(8080), 8080, false), port(Some(5432), 5432, false)],
+                &[],
+                true,
+                &taken_set(&[8080, 18080, 5432]),
+            )
+            .unwrap();
+        assert_eq!(hosts(&ports), [Some(28080), Some(15432)]);
+        assert_eq!(
+            moved,
+            [
+                Moved {
+                    container: 8080,
+                    declared: 8080,
+                    chosen: 28080
+                },
+                Moved {
+                    container: 5432,
+                    declared: 5432,
+                    chosen: 15432
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fixed_port_is_that_port_or_blocked() {
+        let mut a = Assigner::default();
+        let fixed = [port(Some(5432), 5432, true)];
+        assert_eq!(
+            a.choose(&fixed, &[], true, &taken_set(&[5432]))
+                .unwrap_err(),
+            Blocked { port: 5432 }
+        );
+        let (ports, _) = a.choose(&fixed, &[], true, &taken_set(&[])).unwrap();
+        assert_eq!(hosts(&ports), [Some(5432)]);
+    }
+
+    #[test]
+    fn the_containers_current_port_wins_even_over_a_free_declared_one() {
+        // It holds 18080 itself: that counts as free for it.
+        let choose = |declared: u16, keep: bool| {
+            Assigner::default()
+                .choose(
+                    &[port(Some(declared), 8080, false)],
+                    &[(8080, 18080)],
+                    keep,
+                    &taken_set(&[18080]),
+                )
+                .unwrap()
+        };
+        let (ports, moved) = choose(8080, true);
+        assert_eq!(hosts(&ports), [Some(18080)]);
+        assert!(moved.is_empty(), "a kept port is no news");
+        // Unless the person declared another port since: they get that one.
+        let (ports, _) = choose(8081, false);
+        assert_eq!(hosts(&ports), [Some(8081)]);
+    }
+
+    #[test]
+    fn no_two_mappings_get_one_port_and_substitutes_avoid_declared_ones() {
+        let services = [crate::config::model::Service {
+            ports: vec![port(Some(18080), 80, false)],
+            ..test_service("web")
+        }];
+        let mut a = Assigner::new(&services);
+        let (first, _) = a
+            .choose(
+                &[port(Some(8080), 8080, false)],
+                &[],
+                true,
+                &taken_set(&[8080]),
+            )
+            .unwrap();
+        // 18080 is web's own declared port: the substitute skips it.
+        assert_eq!(hosts(&first), [Some(28080)]);
+        let (second, _) = a
+            .choose(
+                &[port(Some(8080), 8081, false)],
+                &[],
+                true,
+                &taken_set(&[8080]),
+            )
+            .unwrap();
+        assert_eq!(hosts(&second), [Some(38080)], "28080 went to the first");
+        let (web, _) = a
+            .choose(&services[0].ports, &[], true, &taken_set(&[]))
+            .unwrap();
+        assert_eq!(hosts(&web), [Some(18080)]);
+    }
+
+    #[test]
+    fn mappings_without_a_host_port_are_left_to_the_engine() {
+        let mut a = Assigner::default();
+        let (ports, _) = a
+            .choose(&[port(None, 80, false)], &[], true, &taken_set(&[]))
+            .unwrap();
+        assert_eq!(hosts(&ports), [None]);
+    }
+
+    #[test]
+    fn candidates_step_by_ten_thousand_then_walk() {
+        let c: Vec<u16> = candidates(8080).take(7).collect();
+        assert_eq!(c, [18080, 28080, 38080, 48080, 58080, 8081, 8082]);
+        let high: Vec<u16> = candidates(65534).take(3).collect();
+        assert_eq!(high, [65535, 65533, 65532]);
+        assert!(candidates(1024).all(|p| p > 1024));
+    }
+
+    fn test_service(name: &str) -> crate::config::model::Service {
+        let dir = std::env::temp_dir();
+        let opts = crate::config::LoadOptions {
+            cwd: dir.clone(),
+            ..Default::default()
+        };
+        let text = format!("[services.{name}]\nimage = \"x\"\n");
+        let stack =
+            crate::config::parse(&text, "dev.toml", &dir.join("dev.toml"), &dir, &opts).unwrap();
+        stack.services[name].clone()
     }
 }

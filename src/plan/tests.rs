@@ -1130,6 +1130,27 @@ fn a_stopped_container_whose_port_is_taken_now_is_recreated_on_a_free_one() {
             == "would recreate `app` on a free host port: its host port 8080 is taken by container `other-app-1`"),
         "{lines:#?}"
     );
+    // A second mapping, free, keeps its port.
+    let mut two = s.clone();
+    let app = two.services.get_mut("app").unwrap();
+    let https = Port {
+        host: Some(8443),
+        container: 443,
+        ..app.ports[0].clone()
+    };
+    app.ports.push(https);
+    let mut actual = up_done(&two);
+    for c in &mut actual.containers {
+        if c.service() == "app" {
+            c.state = "exited".into();
+        }
+    }
+    actual
+        .host_ports
+        .published
+        .insert(8080, "other-app-1".into());
+    let plan = plan_of(&two, &actual);
+    assert_eq!(hosts_of(&plan, "app"), [Some(18080), Some(8443)]);
     // Half-started by an interrupted run, a port no container publishes
     // may be its own (the engine's proxy): it is started.
     let mut half = up_done(&s);

@@ -78,9 +78,8 @@ async fn start(
                 .expect("a container to start exists")
                 .to_string();
             reporter.task(name, "starting");
-            // One whose host port is taken now was planned as a recreate.
-            engine.start_container(&id).await?;
-            (id, "started")
+            let (id, new) = crate::ports::start_existing(engine, id, &step.spec, reporter).await?;
+            (id, if new { "recreated" } else { "started" })
         }
     })
 }
