@@ -2,7 +2,8 @@
 //! state `up` can find it in — fresh, up, one env var changed, an orphan, a
 //! service out of the active profiles, an interrupted `up`, a port clash —
 //! run by the real binary on the real engine. Each checks that the dry run
-//! changed nothing on the engine.
+//! changed nothing on the engine; the taken host port's also that `up`
+//! then publishes exactly where the dry run said.
 
 use crate::support;
 
@@ -401,6 +402,41 @@ fn a_host_port_another_process_holds_is_named_by_the_dry_run() {
     assert_eq!(check["free"], false, "{check:#}");
     assert_eq!(check["fixed"], false, "{check:#}");
     assert_eq!(engine_state(&p.name), before);
+
+    // The plan names the port `up` will publish on, and why (issue 21).
+    let app = plan["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "app")
+        .unwrap();
+    let moved = &app["moves"][0];
+    assert_eq!(moved["declared"], port, "{app:#}");
+    assert_eq!(moved["taken_by"]["by"], "process", "{app:#}");
+    let chosen = u16::try_from(moved["chosen"].as_u64().unwrap()).unwrap();
+    assert_ne!(chosen, port);
+    assert_eq!(app["spec"]["ports"][0]["host"], chosen, "{app:#}");
+    let said = format!(
+        "host port {port} of `app` is taken by another process: would publish its port 8080 on {chosen} instead"
+    );
+    assert!(has(&lines, &said), "{lines:#?}");
+
+    // `up` does exactly that: dry run and `up` agree.
+    let out = up(&mut p, &[]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "host port {port} of `app` is taken: publishing its port 8080 on {chosen} instead"
+        )),
+        "{}",
+        text(&out)
+    );
+    let published = docker(&["port", &format!("{}-app-1", p.name), "8080/tcp"]);
+    let hosts: std::collections::BTreeSet<u16> = published
+        .lines()
+        .filter_map(|l| l.rsplit(':').next()?.parse().ok())
+        .collect();
+    assert_eq!(hosts, [chosen].into(), "{published}");
+    drop(listener);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! the engine belongs to (from the labels on its containers, networks and
 //! volumes).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListVolumesOptions};
 
@@ -19,18 +19,29 @@ pub struct ProjectClaim {
 
 impl Engine {
     /// The host ports published by every running container on the engine,
-    /// devenv's or not.
-    pub async fn published_host_ports(&self) -> Result<HashSet<u16>, EngineError> {
+    /// devenv's or not, each with the name of a container publishing it.
+    pub async fn published_host_ports(&self) -> Result<BTreeMap<u16, String>, EngineError> {
         let list = self
             .docker
             .list_containers(None::<ListContainersOptions>)
             .await
             .map_err(EngineError::api("listing containers"))?;
-        Ok(list
-            .iter()
-            .flat_map(|c| c.ports.iter().flatten())
-            .filter_map(|p| p.public_port)
-            .collect())
+        let mut out = BTreeMap::new();
+        for c in &list {
+            let name = c
+                .names
+                .iter()
+                .flatten()
+                .next()
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default();
+            for p in c.ports.iter().flatten() {
+                if let Some(port) = p.public_port {
+                    out.entry(port).or_insert_with(|| name.clone());
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The project and folder of every devenv container, network and volume.

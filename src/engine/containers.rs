@@ -352,6 +352,50 @@ impl Engine {
             .collect())
     }
 
+    /// The host bindings a container was made with (container port,
+    /// binding): what a stopped one publishes once started, which the
+    /// listing does not show.
+    pub async fn configured_ports(&self, id: &str) -> Result<Vec<(u16, Binding)>, EngineError> {
+        let info = match self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(info) => info,
+            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(EngineError::api(format!("inspecting container `{id}`"))(e)),
+        };
+        let bindings = info
+            .host_config
+            .and_then(|h| h.port_bindings)
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for (key, binds) in bindings {
+            let (port, protocol) = key.split_once('/').unwrap_or((&key, "tcp"));
+            let Ok(port) = port.parse::<u16>() else {
+                continue;
+            };
+            let protocol = match protocol {
+                "udp" => Protocol::Udp,
+                "sctp" => Protocol::Sctp,
+                _ => Protocol::Tcp,
+            };
+            for b in binds.unwrap_or_default() {
+                let Some(host) = b.host_port.as_deref().and_then(|p| p.parse::<u16>().ok()) else {
+                    continue;
+                };
+                let binding = Binding {
+                    host_ip: b.host_ip.filter(|ip| !ip.is_empty()),
+                    port: host,
+                    protocol,
+                };
+                out.push((port, binding));
+            }
+        }
+        out.sort_by_key(|(to, b)| (*to, b.port));
+        Ok(out)
+    }
+
     pub async fn inspect_container(
         &self,
         id: &str,

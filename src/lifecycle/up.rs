@@ -1,7 +1,8 @@
 //! `up` in three steps: **observe** what the engine has for the project
 //! (one listing each of containers, networks and volumes, one inspect per
-//! image), **plan** ([`crate::plan::plan`], pure), **apply**. `up --dry-run`
-//! stops after the plan and the host-port checks.
+//! image, what holds host ports), **plan** ([`crate::plan::plan`], pure:
+//! host ports chosen too), **apply**. `up --dry-run` stops after the plan
+//! and the host-port checks.
 //!
 //! Applying: images first (pulls and builds overlap; a failed one leaves
 //! nothing half-made), then orphans and duplicates go, the network and
@@ -14,8 +15,8 @@
 //! what is under way finishes, and the first failure is reported.
 //!
 //! The steps live beside this file: `on_engine` (the stack as it runs on
-//! this engine), `observe`, `host_ports` (free ports for what is made, the
-//! dry run's checks), `apply` (the plan carried out) and `service` (one
+//! this engine), `observe`, `host_ports` (the dry run's port checks),
+//! `apply` (the plan carried out) and `service` (one
 //! service started, ready and hooked).
 
 mod apply;
@@ -121,7 +122,6 @@ async fn up_once(
     {
         plan = make_images(engine, &run, &mut actual, &plan, opts, reporter.as_ref()).await?;
     }
-    host_ports::assign(engine, &run, &actual, &mut plan, reporter.as_ref()).await?;
     for step in &plan.services {
         if let Some(svc) = run.services.get_mut(&step.service) {
             svc.image = step.spec.image.clone();

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::host_ports::TakenBy;
 use super::{Invoker, PathKind};
-use crate::config::model::Protocol;
+use crate::config::model::{Port, Protocol};
 use crate::names::{LABEL_HASH, LABEL_ONEOFF, LABEL_SERVICE};
 
 /// What the engine has for a project, read in one pass by the lifecycle.
@@ -40,6 +41,62 @@ pub struct Actual {
     /// by (service, container path); absent where the image lacks the path,
     /// has a link there, or was not on the engine to ask.
     pub in_image: BTreeMap<(String, String), PathKind>,
+    /// What holds host ports on the engine's machine, for the planner's
+    /// choice of host ports.
+    pub host_ports: HostPorts,
+}
+
+/// What holds host ports, as observe found it: plain data, so that the
+/// planner decides without a socket.
+#[derive(Debug, Clone, Default)]
+pub struct HostPorts {
+    /// The host ports the engine's running containers publish (any
+    /// project), each with the name of a container publishing it.
+    pub published: BTreeMap<u16, String>,
+    /// The engine runs on this machine: a port a local socket cannot bind
+    /// is taken there too.
+    pub local: bool,
+    /// Of the mappings observe tried (see `host_ports::to_check`), those
+    /// a local socket could not bind; one it did not try counts as free.
+    pub unbindable: BTreeSet<LocalPort>,
+}
+
+/// A mapping's host side as a local socket binds it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LocalPort {
+    pub host_ip: Option<String>,
+    pub port: u16,
+    pub protocol: Protocol,
+    /// Its `[::1]` twin is bound too.
+    pub loopback_v6: bool,
+}
+
+impl LocalPort {
+    pub fn of(p: &Port) -> Option<LocalPort> {
+        Some(LocalPort {
+            host_ip: p.host_ip.clone(),
+            port: p.host?,
+            protocol: p.protocol,
+            loopback_v6: p.loopback_v6,
+        })
+    }
+}
+
+impl HostPorts {
+    /// What holds `port`'s host port, if anything.
+    pub fn holder(&self, port: &Port) -> Option<TakenBy> {
+        let host = port.host?;
+        if let Some(name) = self.published.get(&host) {
+            return Some(TakenBy::Container { name: name.clone() });
+        }
+        let local = LocalPort::of(port)?;
+        (self.local && self.unbindable.contains(&local)).then_some(TakenBy::Process)
+    }
+
+    /// Whether anything holds `port`'s host port.
+    pub fn taken(&self, port: &Port) -> bool {
+        self.holder(port).is_some()
+    }
 }
 
 /// A container as listed by the engine.

@@ -25,11 +25,14 @@
 //!    an interrupted run left.
 //! 5. Preconditions, checked before anything changes: the project is this
 //!    folder's, no foreign container holds a name devenv needs, bind sources
-//!    exist, and no two bindings want the same host port; host ports still
-//!    free are checked by the lifecycle (that needs sockets).
+//!    exist, and no two bindings want the same host port.
+//! 6. Host ports (`host_ports`): each container made gets free ones,
+//!    chosen from what observe found holding ports (the planner binds no
+//!    socket); each move and its cause is on the step.
 
 mod actual;
 mod hash;
+pub mod host_ports;
 pub mod paths;
 pub mod render;
 mod service;
@@ -47,8 +50,9 @@ use crate::config::model::{Mount, Service, Stack};
 use crate::image_ref::ImageRef;
 use crate::names::{volume_name, LABEL_COMPOSE_PROJECT, LABEL_DIR, LABEL_PROJECT};
 
-pub use actual::{Actual, Binding, ImageInfo, Observed, ObservedVolume};
+pub use actual::{Actual, Binding, HostPorts, ImageInfo, LocalPort, Observed, ObservedVolume};
 pub use hash::{changed_parts, config_hash, config_parts, PORTS_PART};
+pub use host_ports::{PortMove, PortTaken, TakenBy};
 pub use paths::{Invoker, Kind as PathKind, NewPath, Owner};
 pub use spec::{ContainerSpec, MountSpec, NetworkSpec, OneOff, VolumeSpec};
 pub use steps::{
@@ -123,6 +127,17 @@ pub enum PlanError {
         held: String,
         port: u16,
     },
+
+    #[error("port {port} for service `{service}` is already taken{}", holder.as_ref().map(|h| format!(" by container `{h}`")).unwrap_or_default())]
+    #[diagnostic(
+        code(devenv::up::port),
+        help("stop whatever holds it{}, or change the host side of the mapping in `ports`", holder.as_ref().map(|h| format!(" (`{h}`)")).unwrap_or_default())
+    )]
+    PortTaken {
+        service: String,
+        port: u16,
+        holder: Option<String>,
+    },
 }
 
 impl PlanError {
@@ -130,6 +145,7 @@ impl PlanError {
     pub fn exit_code(&self) -> u8 {
         match self {
             PlanError::PortClash { .. }
+            | PlanError::PortTaken { .. }
             | PlanError::MissingBindSource { .. }
             | PlanError::UnsureBindSource { .. }
             | PlanError::MissingExternalVolume { .. } => 1,
@@ -372,6 +388,7 @@ pub fn plan(stack: &Stack, actual: &Actual, opts: &PlanOptions) -> Result<Plan, 
         service::plan_service(stack, actual, opts, &ours, &mut plan, name)?;
     }
     check_port_clashes(stack, &plan, &ours)?;
+    host_ports::assign(stack, actual, &ours, &mut plan)?;
     plan_volumes_and_network(stack, actual, &mut plan);
     Ok(plan)
 }

@@ -46,10 +46,16 @@ pub fn lines(plan: &Plan) -> Vec<String> {
         let name = &s.service;
         match &s.action {
             ContainerAction::Create => out.push(format!("would create and start `{name}`")),
-            ContainerAction::Recreate { changes, .. } => out.push(format!(
-                "would recreate `{name}`: {} changed",
-                changes.join(", ")
-            )),
+            ContainerAction::Recreate { changes, .. } => match &s.port_taken {
+                Some(t) => out.push(format!(
+                    "would recreate `{name}` on a free host port: its host port {} is taken by {}",
+                    t.port, t.taken_by
+                )),
+                None => out.push(format!(
+                    "would recreate `{name}`: {} changed",
+                    changes.join(", ")
+                )),
+            },
             ContainerAction::Start { .. } => out.push(format!(
                 "would start `{name}` (its container exists, not running)"
             )),
@@ -65,6 +71,14 @@ pub fn lines(plan: &Plan) -> Vec<String> {
             "would leave {} alone (running, unchanged)",
             kept.join(", ")
         ));
+    }
+    for s in &plan.services {
+        out.extend(s.moves.iter().map(|m| {
+            format!(
+                "host port {} of `{}` is taken by {}: would publish its port {} on {} instead",
+                m.declared, s.service, m.taken_by, m.container, m.chosen
+            )
+        }));
     }
     out.extend(plan.port_checks.iter().map(port_line));
     out.extend(plan.notices.iter().cloned());

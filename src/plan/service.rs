@@ -80,6 +80,8 @@ pub(super) fn plan_service(
         action,
         after,
         spec,
+        moves: Vec::new(),
+        port_taken: None,
     });
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Binding, ContainerSpec, NetworkSpec, NewPath, VolumeSpec};
+use super::{Binding, ContainerSpec, NetworkSpec, NewPath, PortMove, PortTaken, VolumeSpec};
 use crate::config::model::Condition;
 use crate::image_ref::ImageRef;
 
@@ -109,8 +109,16 @@ pub struct ServiceStep {
     pub action: ContainerAction,
     /// What it waits for before it starts.
     pub after: Vec<Dependency>,
-    /// The container as it is wanted (what a create or recreate makes).
+    /// The container as it is wanted (what a create or recreate makes),
+    /// its host ports as chosen.
     pub spec: ContainerSpec,
+    /// Mappings published on another host port than the declared one, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<PortMove>,
+    /// A stopped container recreated rather than started: the host port it
+    /// was made with is taken now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_taken: Option<PortTaken>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -971,3 +971,213 @@ fn r22_the_image_decides_a_missing_sources_kind_where_it_has_the_path() {
     assert_eq!(names(&p.files), ["Caddyfile", ".npmrc"]);
     assert_eq!(names(&p.folders), ["site.conf"]);
 }
+
+// ---- host ports (issue 21: apply decides nothing) ---------------------------
+
+/// `host` of `service`'s first mapping, held by a process a local socket
+/// meets (the engine is on this machine).
+fn held_by_process(actual: &mut Actual, stack: &Stack, service: &str, host: u16) {
+    let port = Port {
+        host: Some(host),
+        ..stack.services[service].ports[0].clone()
+    };
+    actual.host_ports.local = true;
+    actual.host_ports.unbindable.extend(LocalPort::of(&port));
+}
+
+fn hosts_of(plan: &Plan, service: &str) -> Vec<Option<u16>> {
+    step(plan, service)
+        .spec
+        .ports
+        .iter()
+        .map(|p| p.host)
+        .collect()
+}
+
+#[test]
+fn a_taken_declared_port_is_published_ten_thousand_up_and_the_plan_says_so() {
+    let s = stack("");
+    let mut actual = images_only(&s);
+    held_by_process(&mut actual, &s, "app", 8080);
+    let plan = plan_of(&s, &actual);
+    assert_eq!(hosts_of(&plan, "app"), [Some(18080)]);
+    assert_eq!(
+        step(&plan, "app").moves,
+        [PortMove {
+            container: 80,
+            declared: 8080,
+            chosen: 18080,
+            taken_by: TakenBy::Process,
+        }]
+    );
+    // The config hash stays the declared ports': the next `up` keeps it.
+    let declared = config_hash(&s.services["app"], &image_id(&s.services["app"].image));
+    assert_eq!(step(&plan, "app").spec.labels[LABEL_HASH], declared);
+    let lines = render::lines(&plan);
+    assert!(
+        lines.iter().any(|l| l
+            == "host port 8080 of `app` is taken by another process: would publish its port 80 on 18080 instead"),
+        "{lines:#?}"
+    );
+    // A container publishing it is named.
+    let mut actual = images_only(&s);
+    actual
+        .host_ports
+        .published
+        .insert(8080, "other-app-1".into());
+    let plan = plan_of(&s, &actual);
+    assert_eq!(hosts_of(&plan, "app"), [Some(18080)]);
+    assert_eq!(
+        step(&plan, "app").moves[0].taken_by,
+        TakenBy::Container {
+            name: "other-app-1".into()
+        }
+    );
+    let json = serde_json::to_value(&plan).unwrap();
+    let app = json["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "app")
+        .unwrap();
+    assert_eq!(app["moves"][0]["chosen"], 18080, "{app:#}");
+    assert_eq!(app["moves"][0]["taken_by"]["by"], "container", "{app:#}");
+}
+
+#[test]
+fn a_recreate_keeps_the_port_its_container_has_now() {
+    let before = stack("");
+    let after = stack("").tap_env("app", "A", "2");
+    let mut actual = up_done(&before);
+    let app = actual
+        .containers
+        .iter_mut()
+        .find(|c| c.service() == "app")
+        .unwrap();
+    app.published[0].1.port = 18080;
+    // Its own container holds 18080; 8080 is free again.
+    held_by_process(&mut actual, &before, "app", 18080);
+    let plan = plan_of(&after, &actual);
+    assert_eq!(action_of(&plan, "app"), "recreate: env");
+    assert_eq!(hosts_of(&plan, "app"), [Some(18080)]);
+    assert!(
+        step(&plan, "app").moves.is_empty(),
+        "a kept port is no news"
+    );
+}
+
+#[test]
+fn a_taken_fixed_port_fails_the_plan_naming_service_and_port() {
+    let mut s = stack("");
+    s.services.get_mut("app").unwrap().ports[0].fixed = true;
+    let mut actual = images_only(&s);
+    held_by_process(&mut actual, &s, "app", 8080);
+    let err = plan(&s, &actual, &PlanOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, PlanError::PortTaken { service, port: 8080, holder: None } if service == "app"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "port 8080 for service `app` is already taken"
+    );
+    assert_eq!(err.exit_code(), 1);
+    actual
+        .host_ports
+        .published
+        .insert(8080, "other-app-1".into());
+    let err = plan(&s, &actual, &PlanOptions::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "port 8080 for service `app` is already taken by container `other-app-1`"
+    );
+}
+
+#[test]
+fn a_stopped_container_whose_port_is_taken_now_is_recreated_on_a_free_one() {
+    let s = stack("");
+    let mut actual = up_done(&s);
+    for c in &mut actual.containers {
+        if c.service() == "app" {
+            c.state = "exited".into();
+        }
+    }
+    // Its port free: started as it is.
+    assert_eq!(action_of(&plan_of(&s, &actual), "app"), "start");
+    // Another project's container took 8080 meanwhile.
+    actual
+        .host_ports
+        .published
+        .insert(8080, "other-app-1".into());
+    let plan = plan_of(&s, &actual);
+    assert_eq!(action_of(&plan, "app"), "recreate: ");
+    let app = step(&plan, "app");
+    let by = TakenBy::Container {
+        name: "other-app-1".into(),
+    };
+    assert_eq!(
+        app.port_taken,
+        Some(PortTaken {
+            port: 8080,
+            taken_by: by.clone()
+        })
+    );
+    assert_eq!(hosts_of(&plan, "app"), [Some(18080)]);
+    assert_eq!(app.moves[0].taken_by, by);
+    let lines = render::lines(&plan);
+    assert!(
+        lines.iter().any(|l| l
+            == "would recreate `app` on a free host port: its host port 8080 is taken by container `other-app-1`"),
+        "{lines:#?}"
+    );
+    // A second mapping, free, keeps its port.
+    let mut two = s.clone();
+    let app = two.services.get_mut("app").unwrap();
+    let https = Port {
+        host: Some(8443),
+        container: 443,
+        ..app.ports[0].clone()
+    };
+    app.ports.push(https);
+    let mut actual = up_done(&two);
+    for c in &mut actual.containers {
+        if c.service() == "app" {
+            c.state = "exited".into();
+        }
+    }
+    actual
+        .host_ports
+        .published
+        .insert(8080, "other-app-1".into());
+    let plan = plan_of(&two, &actual);
+    assert_eq!(hosts_of(&plan, "app"), [Some(18080), Some(8443)]);
+    // Half-started by an interrupted run, a port no container publishes
+    // may be its own (the engine's proxy): it is started.
+    let mut half = up_done(&s);
+    for c in &mut half.containers {
+        if c.service() == "app" {
+            c.state = "created".into();
+        }
+    }
+    held_by_process(&mut half, &s, "app", 8080);
+    assert_eq!(action_of(&plan_of(&s, &half), "app"), "start");
+}
+
+#[test]
+fn two_services_never_get_the_same_substitute() {
+    let mut s = stack("");
+    let app_port = s.services["app"].ports[0].clone();
+    s.services.get_mut("cache").unwrap().ports.push(Port {
+        container: 6379,
+        ..app_port
+    });
+    let mut actual = images_only(&s);
+    held_by_process(&mut actual, &s, "app", 8080);
+    held_by_process(&mut actual, &s, "app", 18080);
+    let plan = plan_of(&s, &actual);
+    let (app, cache) = (hosts_of(&plan, "app"), hosts_of(&plan, "cache"));
+    assert_ne!(app, cache);
+    let mut all = [app[0], cache[0]];
+    all.sort();
+    assert_eq!(all, [Some(28080), Some(38080)]);
+}

@@ -442,7 +442,7 @@ async fn choose_ports(engine: &Engine) -> Result<Listening, RouterError> {
     let published = engine.published_host_ports().await.unwrap_or_default();
     let local = engine.endpoint.is_local();
     let free = |p: u16| {
-        !published.contains(&p)
+        !published.contains_key(&p)
             && (!local
                 || !matches!(
                     std::net::TcpListener::bind(("127.0.0.1", p)),

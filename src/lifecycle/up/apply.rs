@@ -65,6 +65,11 @@ async fn make_room(engine: &Engine, plan: &Plan, reporter: &dyn Reporter) -> Res
     for notice in &plan.notices {
         reporter.notice(notice);
     }
+    for s in &plan.services {
+        for m in &s.moves {
+            crate::ports::say_moved(reporter, &s.service, m.container, m.declared, m.chosen);
+        }
+    }
     if let Some(network) = &plan.network {
         engine.ensure_network(&network.spec).await?;
     }
@@ -186,10 +191,13 @@ async fn create(
 ) -> Result<String, UpError> {
     let name = &step.service;
     if let ContainerAction::Recreate { id, changes } = &step.action {
-        reporter.task(
-            name,
-            &format!("recreating ({} changed)", changes.join(", ")),
-        );
+        if let Some(t) = &step.port_taken {
+            let why = format!("recreating on a free host port ({} is taken)", t.port);
+            reporter.task(name, &why);
+        } else {
+            let why = format!("recreating ({} changed)", changes.join(", "));
+            reporter.task(name, &why);
+        }
         engine.stop_container(id, Duration::from_secs(10)).await?;
         engine.remove_container_keeping_volumes(id).await?;
     } else {

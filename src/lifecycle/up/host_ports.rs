@@ -1,72 +1,12 @@
-//! Host ports on the way to applying a plan: free ones for the containers
-//! about to be made where the declared ones are taken (see
-//! [`crate::ports`]), and for `up --dry-run` each needed port checked, with
-//! the first one `up` would stop at.
+//! Host ports for `up --dry-run`: each port the plan's checks name looked
+//! at again, as `up` would (free, or who holds it), with the first one `up`
+//! would stop at. Which port each mapping gets is the plan's
+//! (`crate::plan::host_ports`), from the same facts observe gathers.
 
-use crate::config::model::{Port, Stack};
+use crate::config::model::Port;
 use crate::engine::{Engine, EngineError};
 use crate::lifecycle::UpError;
-use crate::plan::{Actual, ContainerAction, Plan, PortCheck, PORTS_PART};
-use crate::ports::Creating;
-use crate::report::Reporter;
-
-/// Host ports for the containers about to be made: free ones where the
-/// declared ones are taken; the config hashes stay the declared ports'.
-pub(super) async fn assign(
-    engine: &Engine,
-    run: &Stack,
-    actual: &Actual,
-    plan: &mut Plan,
-    reporter: &dyn Reporter,
-) -> Result<(), UpError> {
-    let creating = creating(actual, plan);
-    if creating.is_empty() {
-        return Ok(());
-    }
-    let mut ported = run.clone();
-    for step in &plan.services {
-        if let Some(svc) = ported.services.get_mut(&step.service) {
-            svc.ports = step.spec.ports.clone();
-        }
-    }
-    crate::ports::assign(engine, &mut ported, &creating, reporter).await?;
-    for step in &mut plan.services {
-        if creating.iter().any(|c| c.service == step.service) {
-            step.spec.ports = ported.services[&step.service].ports.clone();
-        }
-    }
-    Ok(())
-}
-
-/// The containers the plan creates or recreates, with the host ports each
-/// one it replaces publishes now.
-fn creating(actual: &Actual, plan: &Plan) -> Vec<Creating> {
-    plan.services
-        .iter()
-        .filter_map(|s| {
-            let (replaces, ports_changed) = match &s.action {
-                ContainerAction::Create => (None, false),
-                ContainerAction::Recreate { id, changes } => {
-                    (Some(id.clone()), changes.iter().any(|c| c == PORTS_PART))
-                }
-                _ => return None,
-            };
-            // What observe listed: no second listing of the project.
-            let current = actual
-                .containers
-                .iter()
-                .find(|c| Some(&c.id) == replaces.as_ref())
-                .map(|c| c.published.iter().map(|(to, b)| (*to, b.port)).collect())
-                .unwrap_or_default();
-            Some(Creating {
-                service: s.service.clone(),
-                replaces,
-                current,
-                ports_changed,
-            })
-        })
-        .collect()
-}
+use crate::plan::PortCheck;
 
 /// Checks each host port the plan needs, as `up` would (see
 /// [`crate::ports::InUse`]: a port a container publishes, or on a local

@@ -24,7 +24,7 @@ pub async fn observe(
         .iter()
         .map(|s| container_name(&stack.project, s))
         .collect();
-    let (containers, named, network, volumes) = futures_util::try_join!(
+    let (mut containers, named, network, volumes) = futures_util::try_join!(
         engine.observe_containers(&stack.project),
         engine.observe_named(&names),
         engine.network_labels(&stack.project),
@@ -66,6 +66,7 @@ pub async fn observe(
         .collect();
     let missing_volumes = missing_external_volumes(engine, stack, &services).await?;
     let in_image = in_image(engine, stack, &services, &images).await?;
+    let host_ports = host_ports(engine, &services, &mut containers).await?;
     Ok(Actual {
         dir: project_dir(stack),
         existing_dirs,
@@ -78,6 +79,61 @@ pub async fn observe(
         missing_volumes,
         invoker: invoker(),
         in_image,
+        host_ports,
+    })
+}
+
+/// What holds host ports, for the planner's choice: the ports the engine's
+/// containers publish and, on an engine of this machine, which of the
+/// ports the selected services could be published on a local socket
+/// cannot bind (see [`plan::host_ports::to_check`]). A stopped container
+/// of theirs gets the bindings it was made with, which it takes back when
+/// started. Asks nothing when no selected service publishes a host port.
+async fn host_ports(
+    engine: &Engine,
+    services: &[&Service],
+    containers: &mut [plan::Observed],
+) -> Result<plan::HostPorts, EngineError> {
+    let publishing: Vec<&Service> = services
+        .iter()
+        .copied()
+        .filter(|s| s.ports.iter().any(|p| p.host.is_some()))
+        .collect();
+    if publishing.is_empty() {
+        return Ok(plan::HostPorts::default());
+    }
+    for c in containers.iter_mut() {
+        let theirs = publishing.iter().any(|s| s.name == c.service());
+        if theirs && !c.oneoff() && !c.running() && c.published.is_empty() {
+            c.published = engine.configured_ports(&c.id).await?;
+        }
+    }
+    let local = engine.endpoint.is_local();
+    let mut unbindable = BTreeSet::new();
+    if local {
+        for s in &publishing {
+            let current = containers
+                .iter()
+                .filter(|c| c.service() == s.name && !c.oneoff());
+            let current: Vec<&plan::Observed> = current.collect();
+            for p in &s.ports {
+                let now = current
+                    .iter()
+                    .flat_map(|c| &c.published)
+                    .find(|(to, _)| *to == p.container)
+                    .map(|(_, b)| b.port);
+                for port in plan::host_ports::to_check(p, now) {
+                    if !crate::ports::bindable(&port) {
+                        unbindable.extend(plan::LocalPort::of(&port));
+                    }
+                }
+            }
+        }
+    }
+    Ok(plan::HostPorts {
+        published: engine.published_host_ports().await?,
+        local,
+        unbindable,
     })
 }
 

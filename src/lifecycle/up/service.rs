@@ -1,5 +1,4 @@
-//! One service brought up by `apply`: its container started (a stopped one
-//! whose host port was taken meanwhile recreated on a free one), synced in
+//! One service brought up by `apply`: its container started, synced in
 //! sync mode, waited on until ready and its `after_up` hooks run.
 
 use std::time::Duration;
@@ -11,7 +10,6 @@ use crate::lifecycle::ready::wait_ready;
 use crate::lifecycle::schedule::Started;
 use crate::lifecycle::{ServiceOutcome, UpError, UpOptions};
 use crate::plan::{ContainerAction, ServiceStep};
-use crate::ports::Creating;
 use crate::report::Reporter;
 
 /// Starts one service (its container made already, if it is new), waits
@@ -27,7 +25,7 @@ pub(super) async fn bring_up(
 ) -> Result<ServiceOutcome, UpError> {
     let name = &step.service;
     let svc = &stack.services[name];
-    let (id, action) = start(engine, stack, step, created, reporter).await?;
+    let (id, action) = start(engine, step, created, reporter).await?;
     // Sync mode: the container holds the working tree before it counts as ready.
     if let Some(done) = crate::watch::sync_service(engine, stack, name, &id, reporter).await? {
         reporter.task(name, &done);
@@ -58,13 +56,11 @@ pub(super) async fn bring_up(
 /// (`created`, `recreated`, `running` or `started`).
 async fn start(
     engine: &Engine,
-    stack: &Stack,
     step: &ServiceStep,
     created: Option<String>,
     reporter: &dyn Reporter,
 ) -> Result<(String, &'static str), UpError> {
     let name = &step.service;
-    let svc = &stack.services[name];
     Ok(match (&step.action, created) {
         (ContainerAction::Create | ContainerAction::Recreate { .. }, Some(id)) => {
             reporter.step(name, "starting");
@@ -82,48 +78,10 @@ async fn start(
                 .expect("a container to start exists")
                 .to_string();
             reporter.task(name, "starting");
-            match engine.start_container(&id).await {
-                // Its host port went to another project while it was stopped.
-                Err(e) if crate::ports::clashed_port(&e, &svc.ports).is_some() => {
-                    let id = recreate_on_free_port(engine, stack, step, &id, reporter).await?;
-                    (id, "recreated")
-                }
-                r => {
-                    r?;
-                    (id, "started")
-                }
-            }
+            let (id, new) = crate::ports::start_existing(engine, id, &step.spec, reporter).await?;
+            (id, if new { "recreated" } else { "started" })
         }
     })
-}
-
-/// Replaces the stopped container `id`, whose host port another project
-/// took, with one on a free port, and starts it; returns the new one's id.
-async fn recreate_on_free_port(
-    engine: &Engine,
-    stack: &Stack,
-    step: &ServiceStep,
-    id: &str,
-    reporter: &dyn Reporter,
-) -> Result<String, UpError> {
-    let name = &step.service;
-    reporter.task(name, "recreating on a free host port");
-    engine.remove_container_keeping_volumes(id).await?;
-    let mut fresh = stack.clone();
-    if let Some(s) = fresh.services.get_mut(name) {
-        s.ports = step.spec.ports.clone();
-    }
-    let one = [Creating {
-        service: name.clone(),
-        replaces: None,
-        current: Vec::new(),
-        ports_changed: false,
-    }];
-    crate::ports::assign(engine, &mut fresh, &one, reporter).await?;
-    let mut spec = step.spec.clone();
-    spec.ports = fresh.services[name].ports.clone();
-    let id = engine.create_container(&spec).await?;
-    Ok(crate::ports::start_created(engine, id, &spec, reporter).await?)
 }
 
 /// Waits until the service meets its readiness condition; how long it took.
