@@ -225,8 +225,13 @@ mod tests {
         );
         assert_eq!(
             did_you_mean("unknown field `imgae`, expected `image` or `build`").as_deref(),
+            Some("image"),
+            "two neighbouring letters swapped are the commonest typo"
+        );
+        assert_eq!(
+            did_you_mean("unknown field `igmae`, expected `image` or `build`").as_deref(),
             None,
-            "two letters swapped are two edits"
+            "two swaps are too far"
         );
         assert_eq!(
             did_you_mean("unknown field `imag`, expected `image` or `build`").as_deref(),
