@@ -4,12 +4,19 @@
 //! ready-to-paste URL (`postgres://…`, `mysql://…`, `redis://…`, an S3
 //! endpoint with its bucket and keys, SMTP with its mail UI). Secrets are
 //! masked by the stack's [`Masker`](crate::config::Masker) unless revealed.
+//!
+//! The details come from what the service's container holds (its env and
+//! command) when it exists: that is what a client must use, whatever the
+//! stack file resolves to in this shell. A URL's user and password are
+//! percent-encoded, so a password with `@`, `:` or `/` still pastes.
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 
 use crate::config::model::{Service, Stack};
-use crate::config::secret::MASK;
-use crate::engine::HostBinding;
+use crate::config::secret::{redis_password, MASK};
+use crate::engine::{ContainerEnv, HostBinding};
 use crate::lifecycle::ServiceStatus;
 use crate::urls::Url;
 
@@ -39,17 +46,39 @@ pub struct Detail {
     pub secret: bool,
 }
 
+/// What the engine reports of a project: each service's status, and what
+/// each service's container holds (by service; see
+/// [`crate::lifecycle::held_secrets`]).
+pub struct Observed<'a> {
+    pub status: &'a [ServiceStatus],
+    pub held: &'a HashMap<String, ContainerEnv>,
+}
+
+impl<'a> Observed<'a> {
+    /// The status alone, the details read from the stack file: enough
+    /// where they are shown masked (the page's rows, polled, spare one
+    /// more look per service; its reveal reads what the containers hold).
+    pub fn status_only(status: &'a [ServiceStatus]) -> Observed<'a> {
+        static NONE: std::sync::LazyLock<HashMap<String, ContainerEnv>> =
+            std::sync::LazyLock::new(HashMap::new);
+        Observed {
+            status,
+            held: &NONE,
+        }
+    }
+}
+
 /// Every service of `stack` in file order (then any the file no longer
-/// names), with what the engine reports in `status`.
-pub fn describe(stack: &Stack, status: &[ServiceStatus], reveal: bool) -> Vec<Description> {
+/// names), with what the engine reports.
+pub fn describe(stack: &Stack, seen: Observed<'_>, reveal: bool) -> Vec<Description> {
     let mut out: Vec<Description> = Vec::new();
     for (name, svc) in &stack.services {
-        let st = status.iter().find(|s| &s.service == name);
-        out.push(one(stack, name, Some(svc), st, reveal));
+        let st = seen.status.iter().find(|s| &s.service == name);
+        out.push(one(stack, name, Some(svc), st, seen.held.get(name), reveal));
     }
-    for st in status {
+    for st in seen.status {
         if !stack.services.contains_key(&st.service) {
-            out.push(one(stack, &st.service, None, Some(st), reveal));
+            out.push(one(stack, &st.service, None, Some(st), None, reveal));
         }
     }
     out
@@ -60,10 +89,13 @@ fn one(
     name: &str,
     svc: Option<&Service>,
     st: Option<&ServiceStatus>,
+    held: Option<&ContainerEnv>,
     reveal: bool,
 ) -> Description {
     let bindings = st.map(|s| s.bindings.as_slice()).unwrap_or_default();
-    let mut connection = svc.map(|s| details(s, bindings)).unwrap_or_default();
+    let mut connection = svc
+        .map(|s| details(s, &Words::of(s, held), bindings))
+        .unwrap_or_default();
     if !reveal {
         for d in &mut connection {
             d.value = if d.secret {
@@ -102,11 +134,53 @@ fn reach(bindings: &[HostBinding], container: u16) -> Option<(String, u16)> {
     Some((host, b.host))
 }
 
-fn env<'a>(svc: &'a Service, key: &str) -> Option<&'a str> {
-    svc.env
-        .get(key)
-        .map(|v| v.value.as_str())
-        .filter(|v| !v.is_empty())
+/// A service's env and command as the details read them: its container's
+/// when there is one, else the stack file's.
+pub struct Words<'a> {
+    env: HashMap<&'a str, &'a str>,
+    command: &'a [String],
+}
+
+impl<'a> Words<'a> {
+    pub fn of(svc: &'a Service, held: Option<&'a ContainerEnv>) -> Words<'a> {
+        match held {
+            Some(h) => Words {
+                env: h
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+                command: &h.command,
+            },
+            None => Words {
+                env: svc
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.value.as_str()))
+                    .collect(),
+                command: svc.command.as_deref().unwrap_or_default(),
+            },
+        }
+    }
+
+    fn env(&self, key: &str) -> Option<&'a str> {
+        self.env.get(key).copied().filter(|v| !v.is_empty())
+    }
+}
+
+/// `text` percent-encoded for a URL's user info (RFC 3986): every byte
+/// but the unreserved characters, so `@`, `:`, `/` and `#` in a password
+/// cannot end the user info, the authority or the URL early.
+fn userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn detail(key: &'static str, value: impl Into<String>) -> Detail {
@@ -145,20 +219,21 @@ fn kind(svc: &Service) -> Option<&'static str> {
         .map(|(word, _)| *word)
 }
 
-/// Connection details by kind; none for a service devenv does not know.
-pub fn details(svc: &Service, bindings: &[HostBinding]) -> Vec<Detail> {
+/// Connection details by kind (told by the stack file), read from `words`;
+/// none for a service devenv does not know.
+pub fn details(svc: &Service, words: &Words<'_>, bindings: &[HostBinding]) -> Vec<Detail> {
     match kind(svc) {
-        Some("postgres") => database(svc, bindings, 5432, "postgres", "POSTGRES"),
-        Some("mysql" | "mariadb") => database(svc, bindings, 3306, "mysql", "MYSQL"),
-        Some("redis") => redis(svc, bindings),
-        Some("minio") => s3(svc, bindings),
+        Some("postgres") => database(words, bindings, 5432, "postgres", "POSTGRES"),
+        Some("mysql" | "mariadb") => database(words, bindings, 3306, "mysql", "MYSQL"),
+        Some("redis") => redis(words, bindings),
+        Some("minio") => s3(words, bindings),
         Some(_) => smtp(bindings),
         None => Vec::new(),
     }
 }
 
 fn database(
-    svc: &Service,
+    svc: &Words<'_>,
     bindings: &[HostBinding],
     port: u16,
     scheme: &str,
@@ -172,12 +247,14 @@ fn database(
     } else {
         "postgres"
     };
-    let user = env(svc, &format!("{prefix}_USER")).unwrap_or(root);
-    let password = env(svc, &format!("{prefix}_PASSWORD"))
-        .or_else(|| env(svc, &format!("{prefix}_ROOT_PASSWORD")))
+    let user = svc.env(&format!("{prefix}_USER")).unwrap_or(root);
+    let password = svc
+        .env(&format!("{prefix}_PASSWORD"))
+        .or_else(|| svc.env(&format!("{prefix}_ROOT_PASSWORD")))
         .unwrap_or_default();
-    let db = env(svc, &format!("{prefix}_DB"))
-        .or_else(|| env(svc, &format!("{prefix}_DATABASE")))
+    let db = svc
+        .env(&format!("{prefix}_DB"))
+        .or_else(|| svc.env(&format!("{prefix}_DATABASE")))
         .unwrap_or(user);
     vec![
         detail("host", &host),
@@ -187,27 +264,24 @@ fn database(
         secret("password", password),
         detail(
             "url",
-            format!("{scheme}://{user}:{password}@{host}:{port}/{db}"),
+            format!(
+                "{scheme}://{}:{}@{host}:{port}/{db}",
+                userinfo(user),
+                userinfo(password)
+            ),
         ),
     ]
 }
 
-fn redis(svc: &Service, bindings: &[HostBinding]) -> Vec<Detail> {
+fn redis(svc: &Words<'_>, bindings: &[HostBinding]) -> Vec<Detail> {
     let Some((host, port)) = reach(bindings, 6379) else {
         return Vec::new();
     };
-    // `--requirepass X` in the command, else the usual env names.
-    let from_command = svc.command.as_ref().and_then(|c| {
-        let i = c.iter().position(|a| a == "--requirepass")?;
-        c.get(i + 1).map(String::as_str)
-    });
-    let password = from_command
-        .or_else(|| env(svc, "REDIS_PASSWORD"))
-        .unwrap_or_default();
+    let password = redis_password(svc.command, |k| svc.env(k)).unwrap_or_default();
     let url = if password.is_empty() {
         format!("redis://{host}:{port}")
     } else {
-        format!("redis://:{password}@{host}:{port}")
+        format!("redis://:{}@{host}:{port}", userinfo(password))
     };
     let mut out = vec![detail("host", &host), detail("port", port.to_string())];
     if !password.is_empty() {
@@ -217,18 +291,21 @@ fn redis(svc: &Service, bindings: &[HostBinding]) -> Vec<Detail> {
     out
 }
 
-fn s3(svc: &Service, bindings: &[HostBinding]) -> Vec<Detail> {
+fn s3(svc: &Words<'_>, bindings: &[HostBinding]) -> Vec<Detail> {
     let Some((host, port)) = reach(bindings, 9000) else {
         return Vec::new();
     };
     let mut out = vec![detail("endpoint", format!("http://{host}:{port}"))];
-    if let Some(bucket) = env(svc, "MINIO_DEFAULT_BUCKETS").and_then(|b| b.split(',').next()) {
+    if let Some(bucket) = svc
+        .env("MINIO_DEFAULT_BUCKETS")
+        .and_then(|b| b.split(',').next())
+    {
         out.push(detail("bucket", bucket.split(':').next().unwrap_or(bucket)));
     }
-    if let Some(user) = env(svc, "MINIO_ROOT_USER") {
+    if let Some(user) = svc.env("MINIO_ROOT_USER") {
         out.push(detail("access key", user));
     }
-    if let Some(password) = env(svc, "MINIO_ROOT_PASSWORD") {
+    if let Some(password) = svc.env("MINIO_ROOT_PASSWORD") {
         out.push(secret("secret key", password));
     }
     if let Some((host, port)) = reach(bindings, 9001) {
@@ -299,6 +376,11 @@ mod tests {
         }
     }
 
+    /// `status` with no container's env: the details come from the file.
+    fn seen(status: &[ServiceStatus]) -> Observed<'_> {
+        Observed::status_only(status)
+    }
+
     fn shown<'a>(all: &'a [Description], service: &str) -> Vec<(&'a str, &'a str)> {
         let d = all.iter().find(|d| d.service == service).unwrap();
         d.connection
@@ -314,7 +396,7 @@ mod tests {
             running("db", vec![bind(5432, "127.0.0.1", 15432)]),
             running("s3", vec![bind(9000, "0.0.0.0", 19000)]),
         ];
-        let all = describe(&stack, &status, false);
+        let all = describe(&stack, seen(&status), false);
         let db = shown(&all, "db");
         assert!(db.contains(&("password", MASK)), "{db:?}");
         assert!(
@@ -337,7 +419,7 @@ mod tests {
             "GET /minio/health/live, secret key"
         );
 
-        let revealed = describe(&stack, &status, true);
+        let revealed = describe(&stack, seen(&status), true);
         assert!(shown(&revealed, "db").contains(&("password", "secret")));
         assert!(shown(&revealed, "s3").contains(&("secret key", "password")));
     }
@@ -348,12 +430,100 @@ mod tests {
             "{PRESETS}[services.db.env]\nPOSTGRES_PASSWORD = \"Pg-9f2e-longer\"\n"
         ));
         let status = [running("db", vec![bind(5432, "127.0.0.1", 15432)])];
-        let all = describe(&stack, &status, false);
+        let all = describe(&stack, seen(&status), false);
         let db = shown(&all, "db");
         assert!(db.contains(&("password", MASK)), "{db:?}");
         assert_eq!(
             stack.masker.mask("auth with Pg-9f2e-longer failed"),
             format!("auth with {MASK} failed")
+        );
+    }
+
+    #[test]
+    fn r_url_user_info_is_percent_encoded_and_still_masked() {
+        assert_eq!(userinfo("p@ss:w/rd#1"), "p%40ss%3Aw%2Frd%231");
+        assert_eq!(userinfo("A-z.0_9~"), "A-z.0_9~");
+        assert_eq!(userinfo("é %?[]"), "%C3%A9%20%25%3F%5B%5D");
+        let stack = crate::config::load_toml(
+            r##"[project]
+name = "shop"
+[services.db]
+use = "postgres"
+env = { POSTGRES_USER = "a@b", POSTGRES_PASSWORD = "p@ss:w/rd#1", POSTGRES_DB = "app" }
+[services.cache]
+use = "redis"
+command = ["redis-server", "--requirepass", "r:d/s@1#x"]
+"##,
+        );
+        let status = [
+            running("db", vec![bind(5432, "127.0.0.1", 15432)]),
+            running("cache", vec![bind(6379, "127.0.0.1", 16379)]),
+        ];
+        let revealed = describe(&stack, seen(&status), true);
+        assert!(shown(&revealed, "db").contains(&(
+            "url",
+            "postgres://a%40b:p%40ss%3Aw%2Frd%231@127.0.0.1:15432/app"
+        )));
+        assert!(shown(&revealed, "db").contains(&("password", "p@ss:w/rd#1")));
+        assert!(shown(&revealed, "cache")
+            .contains(&("url", "redis://:r%3Ad%2Fs%401%23x@127.0.0.1:16379")));
+        let masked = describe(&stack, seen(&status), false);
+        assert!(shown(&masked, "db")
+            .contains(&("url", "postgres://a%40b:********@127.0.0.1:15432/app")));
+        assert!(shown(&masked, "cache").contains(&("url", "redis://:********@127.0.0.1:16379")));
+    }
+
+    #[test]
+    fn a_running_containers_env_and_command_win_over_the_file() {
+        let stack = crate::config::load_toml(PRESETS);
+        let status = [
+            running("db", vec![bind(5432, "127.0.0.1", 15432)]),
+            running("cache", vec![bind(6379, "127.0.0.1", 16379)]),
+        ];
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let held = HashMap::from([
+            (
+                "db".to_string(),
+                ContainerEnv {
+                    env: vec![
+                        pair("PATH", "/usr/bin"),
+                        pair("POSTGRES_USER", "app"),
+                        pair("POSTGRES_PASSWORD", "Trial42LongPass"),
+                        pair("POSTGRES_DB", "app"),
+                    ],
+                    command: Vec::new(),
+                },
+            ),
+            (
+                "cache".to_string(),
+                ContainerEnv {
+                    env: vec![pair("REDIS_PASSWORD", "Rd-held-pw")],
+                    command: vec!["redis-server".into()],
+                },
+            ),
+        ]);
+        let seen = Observed {
+            status: &status,
+            held: &held,
+        };
+        let revealed = describe(&stack, seen, true);
+        let db = shown(&revealed, "db");
+        assert!(db.contains(&("password", "Trial42LongPass")), "{db:?}");
+        assert!(
+            db.contains(&("url", "postgres://app:Trial42LongPass@127.0.0.1:15432/app")),
+            "{db:?}"
+        );
+        let cache = shown(&revealed, "cache");
+        assert!(cache.contains(&("password", "Rd-held-pw")), "{cache:?}");
+        // Masked unless revealed, whatever they are.
+        let seen = Observed {
+            status: &status,
+            held: &held,
+        };
+        let masked = describe(&stack, seen, false);
+        assert!(shown(&masked, "db").contains(&("password", MASK)));
+        assert!(
+            shown(&masked, "db").contains(&("url", "postgres://app:********@127.0.0.1:15432/app"))
         );
     }
 }

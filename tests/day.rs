@@ -463,3 +463,26 @@ fn project_commands_run_in_their_service_with_the_arguments_appended() {
         text(&o)
     );
 }
+
+/// `redis-cli` sends the server's password (`REDISCLI_AUTH` in the exec's
+/// env, as `psql` gets `PGPASSWORD`): a server with `--requirepass`
+/// answers `PONG`, not `NOAUTH`.
+#[test]
+fn r_redis_cli_authenticates_with_the_servers_password() {
+    support::warm_images();
+    let mut p = Project::new(
+        "wtredisauth",
+        r#"[services.cache]
+use = "redis"
+ports = []
+command = ["redis-server", "--requirepass", "${WTREDISAUTH_PW:-Rd-auth-9f2e}"]
+ready = { redis = { password = "${WTREDISAUTH_PW:-Rd-auth-9f2e}" } }
+"#,
+    );
+    support::with_image_lock(|| {
+        p.ok(&["--progress", "plain", "up", "-d"]);
+    });
+    let o = p.ok(&["redis-cli", "ping"]);
+    assert_eq!(out(&o), "PONG", "{}", text(&o));
+    assert_eq!(out(&p.ok(&["redis-cli", "set", "auth:key", "1"])), "OK");
+}

@@ -432,6 +432,74 @@ fn r23_1_logs_f_shows_every_boot_line_of_each_restart_once() {
     assert_eq!(logs.exit_code(20), Some(130), "{}", logs.screen());
 }
 
+/// A stack whose passwords come from the shell, with a default: `up` ran
+/// with one, the later commands run without it.
+const HELD: &str = r#"
+[services.db]
+image = "debian:bookworm-slim"
+command = ["sh", "-c", "echo db password is $$POSTGRES_PASSWORD; exec sleep 1000"]
+env = { POSTGRES_USER = "app", POSTGRES_PASSWORD = "${WTHELD_PW:-secret}", POSTGRES_DB = "app" }
+ports = ["5432"]
+
+[services.app]
+image = "debian:bookworm-slim"
+command = ["sh", "-c", "echo app password is $$DB_PASSWORD; exec sleep 1000"]
+env = { DB_PASSWORD = "${WTHELD_PW:-secret}" }
+"#;
+
+const HELD_PW: &str = "Trial42LongPass";
+
+#[test]
+fn r_secrets_the_containers_hold_stay_masked_when_the_shell_has_other_variables() {
+    let mut p = project("wtheld", HELD);
+    p.uses_docker = true;
+    let up = p
+        .cmd()
+        .env("WTHELD_PW", HELD_PW)
+        .args(["up", "-d"])
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{}", support::text(&up));
+    // This shell has no `WTHELD_PW`: the stack file resolves to `secret`.
+    let logs = |p: &mut Project, args: &[&str]| support::text(&p.ok(args));
+    assert!(
+        eventually(30, || logs(&mut p, &["logs"]).contains("app password is")),
+        "{}",
+        logs(&mut p, &["logs"])
+    );
+    for args in [&["logs"][..], &["logs", "app"], &["logs", "db"]] {
+        let shown = logs(&mut p, args);
+        assert!(!shown.contains(HELD_PW), "`{args:?}` shows it:\n{shown}");
+    }
+    let shown = logs(&mut p, &["logs"]);
+    assert!(shown.contains("app | app password is ********"), "{shown}");
+    assert!(shown.contains("db | db password is ********"), "{shown}");
+    let mut follow = Term::spawn(&mut p, "logs -f app");
+    follow.wait_for("app | app password is ********", 30);
+    assert!(!follow.screen().contains(HELD_PW), "{}", follow.screen());
+    follow.ctrl_c();
+    assert_eq!(follow.exit_code(20), Some(130), "{}", follow.screen());
+
+    // `describe` shows what the running server takes, when asked.
+    let revealed = logs(&mut p, &["describe", "db", "--reveal"]);
+    let url = format!("postgres://app:{HELD_PW}@127.0.0.1:");
+    assert!(revealed.contains(&url), "{revealed}");
+    assert!(
+        revealed
+            .lines()
+            .any(|l| l.trim_start().starts_with("password") && l.ends_with(HELD_PW)),
+        "{revealed}"
+    );
+    for args in [&["describe"][..], &["describe", "--json"]] {
+        let shown = logs(&mut p, args);
+        assert!(!shown.contains(HELD_PW), "`{args:?}` shows it:\n{shown}");
+        assert!(
+            shown.contains("postgres://app:********@127.0.0.1:"),
+            "{shown}"
+        );
+    }
+}
+
 /// Seconds since midnight of an engine timestamp (`…T19:20:01.123456789Z`).
 fn clock(stamp: &str) -> f64 {
     let time = stamp.split('T').nth(1).unwrap().trim_end_matches('Z');

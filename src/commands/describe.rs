@@ -15,8 +15,15 @@ pub async fn run(ctx: &Context, args: DescribeArgs) -> Outcome {
     if !stack.services.is_empty() {
         super::check_services(&stack, args.service.as_slice())?;
     }
+    // What the containers hold is what a client must use, and what this
+    // process must not print unless revealed.
+    let held = lifecycle::held_secrets(&engine, &stack.project, None).await?;
     let status = lifecycle::status(&engine, &stack).await?;
-    let mut all = crate::describe::describe(&stack, &status, args.reveal);
+    let seen = crate::describe::Observed {
+        status: &status,
+        held: &held,
+    };
+    let mut all = crate::describe::describe(&stack, seen, args.reveal);
     if let Some(one) = &args.service {
         all.retain(|d| &d.service == one);
     }

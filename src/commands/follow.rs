@@ -171,6 +171,9 @@ async fn follow_service(
             return Ok(());
         };
         let st = engine.inspect_container(&c.id, &stack.project).await?;
+        // Its secrets as it holds them (`up` may have had other variables
+        // than this shell), masked before a line of it is shown.
+        crate::lifecycle::held_secrets(engine, &stack.project, Some(&c.id)).await?;
         let instance = (c.id.clone(), st.started_at.clone().unwrap_or_default());
         if last.as_ref().is_some_and(|prev| *prev != instance) {
             print_event(service, &restarted_line(stack, service, last_exit.take()));

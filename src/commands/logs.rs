@@ -48,6 +48,9 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> Outcome {
             () = interrupt::first() => return Ok(interrupt::exit_code()),
         }
     } else {
+        // What the containers hold under secret names is masked too: the
+        // stack file may resolve otherwise in this shell than in `up`'s.
+        crate::lifecycle::held_secrets(&engine, &stack.project, None).await?;
         // Every service at once, each in blocks of whole lines.
         let containers = engine.list_containers(&stack.project).await?;
         let reads = containers

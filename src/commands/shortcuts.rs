@@ -6,7 +6,8 @@
 use super::exec::attached;
 use super::{Context, Failure, Outcome};
 use crate::cli::{PassArgs, ShellArgs};
-use crate::config::model::{Probe, Stack};
+use crate::config::model::{Probe, Service, Stack, REDISCLI_AUTH};
+use crate::config::secret::redis_password;
 use crate::engine::ExecAs;
 
 /// What a shortcut runs.
@@ -113,14 +114,32 @@ fn words(
             (service, with(&["psql", "-U", user, "-d", database]), who)
         }
         Shortcut::RedisCli => {
-            let service = stack
+            let svc = stack
                 .services
                 .values()
                 .find(|s| matches!(s.ready, Some(Probe::Redis { .. })))
-                .map(|s| s.name.clone())
                 .ok_or_else(|| missing("Redis", "redis"))?;
-            (service, with(&["redis-cli"]), ExecAs::default())
+            // As `psql` gets `PGPASSWORD`: the server's own password, in
+            // the exec's env, never on a command line.
+            let who = ExecAs {
+                env: redis_auth(svc).map(|p| format!("{REDISCLI_AUTH}={p}")).into_iter().collect(),
+                ..ExecAs::default()
+            };
+            (svc.name.clone(), with(&["redis-cli"]), who)
         }
+    })
+}
+
+/// The password `redis-cli` must send: the server's (`--requirepass`, else
+/// `REDIS_PASSWORD`; the rule `describe` reads too), else its probe's.
+fn redis_auth(svc: &Service) -> Option<&str> {
+    let env = |name: &str| svc.env.get(name).map(|v| v.value.as_str());
+    let command = svc.command.as_deref().unwrap_or_default();
+    redis_password(command, env).or_else(|| match &svc.ready {
+        Some(Probe::Redis {
+            password: Some(p), ..
+        }) => Some(p.expose()).filter(|p| !p.is_empty()),
+        _ => None,
     })
 }
 
@@ -223,8 +242,40 @@ mod tests {
             !cmd.iter().any(|w| w.contains("pw")),
             "no password on the command line"
         );
-        let (svc, cmd, _) = ok(words(&s, Shortcut::RedisCli, vec![]));
+        let (svc, cmd, who) = ok(words(&s, Shortcut::RedisCli, vec![]));
         assert_eq!((svc.as_str(), cmd), ("kv", vec!["redis-cli".to_string()]));
+        assert!(who.env.is_empty(), "no password, none sent");
+    }
+
+    #[test]
+    fn redis_cli_sends_the_servers_password_in_its_env() {
+        let kv = |extra: &str| {
+            let (_d, s) = stack(&format!("[services.kv]\nuse = \"redis\"\n{extra}"));
+            let (_, cmd, who) = ok(words(&s, Shortcut::RedisCli, vec!["ping".into()]));
+            assert_eq!(
+                cmd,
+                ["redis-cli", "ping"],
+                "no password on the command line"
+            );
+            who.env
+        };
+        let requirepass = "command = [\"redis-server\", \"--requirepass\", \"from-cmd\"]\n";
+        assert_eq!(kv(requirepass), ["REDISCLI_AUTH=from-cmd"]);
+        assert_eq!(
+            kv("env = { REDIS_PASSWORD = \"from-env\" }\n"),
+            ["REDISCLI_AUTH=from-env"]
+        );
+        assert_eq!(
+            kv("ready = { redis = { password = \"from-probe\" } }\n"),
+            ["REDISCLI_AUTH=from-probe"]
+        );
+        // The server's own word first: it is what it requires.
+        assert_eq!(
+            kv(&format!(
+                "{requirepass}ready = {{ redis = {{ password = \"p\" }} }}\n"
+            )),
+            ["REDISCLI_AUTH=from-cmd"]
+        );
     }
 
     #[test]

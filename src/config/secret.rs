@@ -314,6 +314,43 @@ impl Masker {
     }
 }
 
+impl Masker {
+    /// What a container holds: each value of its env under a secret name,
+    /// and the password its command gives Redis. The well-known defaults
+    /// are spared in other text, as the stack's own masker spares them.
+    pub fn of_held(env: &[(String, String)], command: &[String]) -> Masker {
+        let mut m = Masker::default();
+        for (name, value) in env {
+            if is_secret_name(name) {
+                m.add_value(value);
+            }
+        }
+        if let Some(password) = redis_password(command, |_| None) {
+            m.add_value(password);
+        }
+        m.spare(WELL_KNOWN_DEFAULTS);
+        m
+    }
+}
+
+/// A Redis server's password: `--requirepass X` in its command, else
+/// `REDIS_PASSWORD` in its env (`env` looks a name up); `None` when empty.
+/// The one rule for `describe`, `redis-cli` and what a container holds,
+/// read alike from the stack file and from a running container.
+pub fn redis_password<'a>(
+    command: &'a [String],
+    env: impl Fn(&str) -> Option<&'a str>,
+) -> Option<&'a str> {
+    let from_command = command
+        .iter()
+        .position(|a| a == "--requirepass")
+        .and_then(|i| command.get(i + 1))
+        .map(String::as_str);
+    from_command
+        .filter(|p| !p.is_empty())
+        .or_else(|| env("REDIS_PASSWORD").filter(|p| !p.is_empty()))
+}
+
 /// `text` with each occurrence of `needle` replaced by `with`, or `None` when
 /// there is none. A needle shorter than [`WHOLE_TOKEN_BELOW`] counts only as
 /// a whole token: not where a letter or digit touches it on either side.
@@ -529,6 +566,47 @@ mod tests {
             format!("redis-server --requirepass {MASK}")
         );
         assert_eq!(m.mask("REDIS_HOST=redis"), "REDIS_HOST=redis");
+    }
+
+    #[test]
+    fn the_redis_password_is_the_commands_else_the_envs() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cmd = words(&["redis-server", "--requirepass", "from-cmd", "--quiet"]);
+        let bare = words(&["redis-server"]);
+        let cut = words(&["redis-server", "--requirepass"]);
+        let empty = words(&["--requirepass", ""]);
+        for (command, want) in [
+            (&cmd, Some("from-cmd")),
+            (&bare, Some("from-env")),
+            (&empty, Some("from-env")),
+        ] {
+            let found = redis_password(command, |n| (n == "REDIS_PASSWORD").then_some("from-env"));
+            assert_eq!(found, want, "{command:?}");
+        }
+        // A flag without its value, or an empty one, is no password.
+        assert_eq!(redis_password(&cut, |_| None), None);
+        assert_eq!(redis_password(&empty, |_| Some("")), None);
+    }
+
+    #[test]
+    fn what_a_container_holds_under_secret_names_is_masked() {
+        let env = [
+            ("DB_PASSWORD".to_string(), "Trial42LongPass".to_string()),
+            ("DB_HOST".to_string(), "db-host-name".to_string()),
+            ("POSTGRES_PASSWORD".to_string(), "secret".to_string()),
+        ];
+        let cmd = [
+            "redis-server".to_string(),
+            "--requirepass".into(),
+            "Rd-9f2e-long".into(),
+        ];
+        let m = Masker::of_held(&env, &cmd);
+        assert_eq!(
+            m.mask("pw Trial42LongPass at db-host-name, Rd-9f2e-long"),
+            format!("pw {MASK} at db-host-name, {MASK}")
+        );
+        // A well-known default is not hunted in other text.
+        assert_eq!(m.mask("a secret key"), "a secret key");
     }
 
     #[test]

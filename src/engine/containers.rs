@@ -14,8 +14,8 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::{
-    is_not_found, network_name, project_filter, ContainerInfo, ContainerStatus, Engine,
-    EngineError, HostBinding, Named, LABEL_DIR, LABEL_HASH, LABEL_ONEOFF, LABEL_PROJECT,
+    is_not_found, network_name, project_filter, ContainerEnv, ContainerInfo, ContainerStatus,
+    Engine, EngineError, HostBinding, Named, LABEL_DIR, LABEL_HASH, LABEL_ONEOFF, LABEL_PROJECT,
     LABEL_SERVICE,
 };
 use crate::config::model::Protocol;
@@ -350,6 +350,34 @@ impl Engine {
             .filter(|m| m.typ.as_deref() == Some("volume"))
             .filter_map(|m| Some((m.destination?, m.name?)))
             .collect())
+    }
+
+    /// The env and command container `id` was created with; `None` when
+    /// it is gone (removed between a listing and this look).
+    pub async fn container_env(&self, id: &str) -> Result<Option<ContainerEnv>, EngineError> {
+        let info = match self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(info) => info,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(EngineError::api(format!("inspecting container `{id}`"))(e)),
+        };
+        let config = info.config.unwrap_or_default();
+        let env = config
+            .env
+            .unwrap_or_default()
+            .into_iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (kv, String::new()),
+            })
+            .collect();
+        Ok(Some(ContainerEnv {
+            env,
+            command: config.cmd.unwrap_or_default(),
+        }))
     }
 
     /// The host bindings a container was made with (container port,

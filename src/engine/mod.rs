@@ -256,6 +256,18 @@ pub struct ContainerStatus {
     pub oom_killed: bool,
 }
 
+/// What a container was created with that says how to reach it: its env
+/// (the image's and the stack's, as the container holds them) and its
+/// command. A client must use these, not the stack file as it reads now:
+/// the shell that started the stack may have had other variables.
+/// No `Debug`: the values are secrets in clear.
+#[derive(Clone, Default)]
+pub struct ContainerEnv {
+    /// `NAME`, value; in the engine's order.
+    pub env: Vec<(String, String)>,
+    pub command: Vec<String>,
+}
+
 /// Which log lines to show: the last `tail`, those since a unix time, and
 /// whether each carries its timestamp.
 #[derive(Debug, Clone, Copy, Default)]

@@ -9,6 +9,7 @@
 //! - `ready`: waiting until a service meets its condition, failing fast
 //! - `oneoff`: one-off containers of a service (`run`, `test`)
 //! - `hooks`: `after_up` hooks in the service's container
+//! - `held`: what the containers hold (env, command), their secrets masked in every output
 //! - [`control`][mod@control]: stop/start/restart (the commands and `devenv ui`'s buttons)
 //! - `down`: containers, network and (with `-v`) volumes removed; what `-v` would remove
 //! - `lock`: the per-project lock, and [`settle`] after a killed command
@@ -16,6 +17,7 @@
 
 pub mod control;
 mod down;
+mod held;
 mod hooks;
 mod lock;
 mod oneoff;
@@ -35,6 +37,7 @@ use crate::plan::PlanError;
 use crate::probe;
 
 pub use down::{doomed_volumes, down, DoomedVolume};
+pub use held::held_secrets;
 pub use hooks::{run_hooks, stop_hook};
 pub use lock::{lock, lock_for, settle, Interrupted, ProjectLock};
 pub use oneoff::{create_oneoff, prepare_oneoff, run_oneoff};

@@ -1,7 +1,8 @@
 //! The page's logs: every service followed for as long as the server runs,
 //! across restarts and recreations, each line masked exactly as `devenv
 //! logs` masks it (the loaded stacks' secrets and URL passwords, through
-//! [`scrub`]).
+//! [`scrub`]), with what each container holds under secret names
+//! registered first.
 //!
 //! As `logs -f` does, it follows the service, not the container: streams
 //! are read with the engine's timestamps, and the time of the last line
@@ -34,6 +35,14 @@ pub async fn follow(engine: Engine, project: String, service: String, hub: Arc<H
             tokio::time::sleep(AGAIN).await;
             continue;
         };
+        // Its secrets as it holds them, masked before a line is shown.
+        if crate::lifecycle::held_secrets(&engine, &project, Some(&id))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(AGAIN).await;
+            continue;
+        }
         let run = (id.clone(), started);
         if last_run.as_ref().is_some_and(|r| *r != run) {
             let now = Timestamp::now().as_microsecond();

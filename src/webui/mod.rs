@@ -374,7 +374,16 @@ async fn reveal(
     let Ok(status) = crate::lifecycle::status(&app.engine, &app.stack).await else {
         return StatusCode::BAD_GATEWAY.into_response();
     };
-    let all = crate::describe::describe(&app.stack, &status, true);
+    // What the container holds is what a client must use.
+    let project = &app.stack.project;
+    let Ok(held) = crate::lifecycle::held_secrets(&app.engine, project, None).await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let seen = crate::describe::Observed {
+        status: &status,
+        held: &held,
+    };
+    let all = crate::describe::describe(&app.stack, seen, true);
     let one = all
         .into_iter()
         .find(|d| Some(&d.service) == req.service.as_ref());

@@ -102,7 +102,8 @@ pub async fn rows(
         });
         extra.insert(c.service.clone(), (c.id.clone(), st));
     }
-    let described = crate::describe::describe(stack, &statuses, false);
+    let seen = crate::describe::Observed::status_only(&statuses);
+    let described = crate::describe::describe(stack, seen, false);
     let mut out = Vec::new();
     for d in described {
         let svc = stack.services.get(&d.service);
