@@ -34,7 +34,7 @@ use crate::images::ImageError;
 use crate::plan::PlanError;
 use crate::probe;
 
-pub use down::{doomed_volumes, down, DoomedVolume};
+pub use down::{doomed_volumes, down, DoomedVolume, Snapshots};
 pub use hooks::{run_hooks, stop_hook};
 pub use lock::{lock, lock_for, settle, Interrupted, ProjectLock};
 pub use oneoff::{create_oneoff, prepare_oneoff, run_oneoff};
