@@ -982,6 +982,24 @@ fn flat(s: &str) -> String {
         .join(" ")
 }
 
+/// `text` gzipped by the system's `gzip`.
+fn gzip(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("these tests need gzip on PATH");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = text.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
 /// Every database on the server, sorted.
 fn all_databases(p: &Project) -> String {
     p.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database")
@@ -1043,6 +1061,26 @@ fn import_with_errors_leaves_the_app_database_as_it_was_and_drops_only_its_own()
     // The load's own database is gone, and nothing else is.
     assert_eq!(all_databases(&p), before);
     assert_eq!(leftovers(&p), "");
+
+    // A gzipped dump cut short by its last bytes (the length check): every
+    // statement comes out whole, so psql alone would load it and exit 0,
+    // but the file is damaged, so the import fails and changes nothing.
+    let full = gzip("CREATE TABLE cut (v int);\nINSERT INTO cut VALUES (1);\n");
+    std::fs::write(p.path().join("cut.sql.gz"), &full[..full.len() - 4]).unwrap();
+    let out = p.run(&["db", "import", "cut.sql.gz"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = flat(&stderr(&out));
+    assert!(
+        said.contains("unexpected end of file")
+            && said.contains("`app` is untouched")
+            && !said.contains("kept as snapshot"),
+        "{said}"
+    );
+    assert_eq!(
+        p.psql("SELECT string_agg(v, ',' ORDER BY v) FROM marks").0,
+        "also mine,mine"
+    );
+    assert_eq!(all_databases(&p), before);
 
     // Asked for, the partial load takes the app's name; the old content
     // stays as a snapshot.
