@@ -208,8 +208,15 @@ pub enum DbCommand {
     /// Delete a snapshot
     DropSnapshot { name: String },
     /// Replace the database with a dump: plain SQL, gzipped SQL or `pg_dump -Fc`
-    /// (a snapshot of the current content is taken first)
-    Import { file: PathBuf },
+    /// (a snapshot of the current content is taken first); a dump that
+    /// loads with errors leaves the database as it was
+    Import {
+        file: PathBuf,
+        /// Replace the database even if the dump loaded with errors (what
+        /// loaded, without the statements that failed)
+        #[arg(long)]
+        allow_errors: bool,
+    },
     /// Write the database to FILE: `.sql` plain, `.sql.gz` gzipped, else `pg_dump -Fc`
     Export {
         file: Option<PathBuf>,

@@ -41,7 +41,26 @@ pub enum DatabaseError {
         help("publish its port in `ports` if the host cannot reach the container")
     )]
     Connect { service: String, message: String },
+
+    /// The server answered but refused the credentials: the usual cause is
+    /// a data volume initialised with another password than today's.
+    #[error("cannot log in to the database of service `{service}` as `{user}`: {message}")]
+    #[diagnostic(
+        code(devenv::database::login),
+        help(
+            "the password devenv has for `{user}` (from dev.toml, .env or the environment, e.g. a `DB_PASSWORD` set in this shell) differs from the one the server was initialised with: a volume keeps the password it was created with. Use that password, or change it on the server (`devenv exec {service} -- psql -U {user} -c \"ALTER USER {user} PASSWORD '…'\"`)"
+        )
+    )]
+    Login {
+        service: String,
+        user: String,
+        message: String,
+    },
 }
+
+/// SQLSTATEs of a refused login: `invalid_password` and
+/// `invalid_authorization_specification` (a user the server does not know).
+const LOGIN_REFUSED: [&str; 2] = ["28P01", "28000"];
 
 /// The stack's running PostgreSQL server, located.
 #[derive(Debug, Clone)]
@@ -133,11 +152,27 @@ impl Database {
             .map_err(|e| self.connect_error(e))
     }
 
-    /// An error reaching the server, named after its service.
+    /// An error reaching the server, named after its service: a refused
+    /// login told apart from a server the host cannot reach.
     pub fn connect_error(&self, e: sqlx::Error) -> DatabaseError {
-        DatabaseError::Connect {
-            service: self.service.clone(),
-            message: e.to_string(),
+        let code = e
+            .as_database_error()
+            .and_then(|d| d.code().map(|c| c.into_owned()));
+        self.classify(code.as_deref(), e.to_string())
+    }
+
+    fn classify(&self, sqlstate: Option<&str>, message: String) -> DatabaseError {
+        if sqlstate.is_some_and(|c| LOGIN_REFUSED.contains(&c)) {
+            DatabaseError::Login {
+                service: self.service.clone(),
+                user: self.user.clone(),
+                message,
+            }
+        } else {
+            DatabaseError::Connect {
+                service: self.service.clone(),
+                message,
+            }
         }
     }
 
@@ -149,5 +184,49 @@ impl Database {
             format!("PGPASSWORD={}", self.password.expose()),
             format!("PGAPPNAME={}", APPLICATION_NAME),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use miette::Diagnostic;
+
+    fn db() -> Database {
+        Database {
+            project: "shop".into(),
+            service: "db".into(),
+            container: "c0".into(),
+            name: "app".into(),
+            user: "app".into(),
+            password: crate::config::Secret::new("secret"),
+            host: "127.0.0.1".into(),
+            port: 5432,
+        }
+    }
+
+    #[test]
+    fn a_refused_password_says_the_volume_keeps_its_own_not_publish_the_port() {
+        let refused = "password authentication failed for user \"app\"";
+        let e = db().classify(Some("28P01"), refused.into());
+        assert_eq!(
+            e.to_string(),
+            "cannot log in to the database of service `db` as `app`: password authentication failed for user \"app\""
+        );
+        let help = e.help().unwrap().to_string();
+        assert_eq!(
+            help,
+            "the password devenv has for `app` (from dev.toml, .env or the environment, e.g. a `DB_PASSWORD` set in this shell) differs from the one the server was initialised with: a volume keeps the password it was created with. Use that password, or change it on the server (`devenv exec db -- psql -U app -c \"ALTER USER app PASSWORD '…'\"`)"
+        );
+        assert!(matches!(
+            db().classify(Some("28000"), "role \"app\" does not exist".into()),
+            DatabaseError::Login { .. }
+        ));
+        // Anything else is still the host not reaching the server.
+        for (code, message) in [(None, "connection refused"), (Some("57P03"), "starting up")] {
+            let e = db().classify(code, message.into());
+            assert!(matches!(e, DatabaseError::Connect { .. }), "{e}");
+            assert!(e.help().unwrap().to_string().contains("publish its port"));
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Crash safety of the database commands: `db import` into a database of
-//! its own that takes the app's name only when it is complete, and the
+//! its own that takes the app's name only when it has loaded without errors
+//! (or with errors the user accepted; otherwise it is dropped), and the
 //! repair of whatever a killed command left, run by the next one.
 //!
 //! # How it works
@@ -58,6 +59,28 @@ pub enum ImportError {
         help("`{database}` was not changed: it holds what it held before the import")
     )]
     Interrupted { database: String },
+
+    /// The client reported errors and `--allow-errors` was not given: what
+    /// loaded was dropped, and the app's database was never touched.
+    #[error("import failed with {count} error(s), shown above")]
+    #[diagnostic(
+        code(devenv::db::import_failed),
+        help(
+            "`{database}` is untouched: it holds what it held before the import. Fix the dump and import it again, or pass `--allow-errors` to take what loaded despite the errors"
+        )
+    )]
+    Failed { database: String, count: usize },
+}
+
+/// Whether an import whose client reported errors still takes the app's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnErrors {
+    /// Drop what loaded; the app's database stays as it was (the default:
+    /// a failed load is usually a half-made schema).
+    Refuse,
+    /// Swap it in anyway, as `pg_restore` without `--exit-on-error` would
+    /// leave it (a dump from another server often fails only on its roles).
+    Accept,
 }
 
 /// What an import did.
@@ -70,12 +93,13 @@ pub struct Imported {
 /// Loads `file` into a new database and swaps it in for the app's, which
 /// becomes snapshot `before`. Until the swap commits, the app's database is
 /// untouched; `cancel` resolving (Ctrl-C) stops the load and drops what it
-/// loaded.
+/// loaded, and so does a load with errors unless `on_errors` accepts them.
 pub async fn import(
     engine: &Engine,
     db: &Database,
     file: &Path,
     before: &str,
+    on_errors: OnErrors,
     reporter: &dyn Reporter,
     cancel: impl Future<Output = ()>,
 ) -> Result<Imported, ImportError> {
@@ -107,18 +131,39 @@ pub async fn import(
             return Err(e);
         }
     };
+    if !errors.is_empty() && on_errors == OnErrors::Refuse {
+        // Only devenv's own database, made above for this load. Should the
+        // drop fail, the next command's repair drops it by its prefix.
+        drop_database(&mut conn, &staging).await?;
+        return Err(ImportError::Failed {
+            database: db.name.clone(),
+            count: errors.len(),
+        });
+    }
+    swap_in(&mut conn, db, &staging, before).await?;
+    Ok(Imported { errors })
+}
+
+/// Swaps the loaded database `staging` in for the app's, which becomes
+/// snapshot `before`; drops `staging` if the swap fails.
+async fn swap_in(
+    conn: &mut PgConnection,
+    db: &Database,
+    staging: &str,
+    before: &str,
+) -> Result<(), ImportError> {
     let kept = format!("{SNAPSHOT_PREFIX}{before}");
     let taken: String = sqlx::query_scalar("SELECT to_char(now(), 'YYYY-MM-DD HH24:MI:SS')")
-        .fetch_one(&mut conn)
+        .fetch_one(&mut *conn)
         .await
         .map_err(|e| SnapshotError::Sql {
             action: "reading the time".into(),
             message: e.to_string(),
         })?;
-    let label = snapshot::keep_comment(&mut conn, db).await?;
+    let label = snapshot::keep_comment(conn, db).await?;
     // One transaction: the old database becomes the snapshot (a rename,
     // no copy) as the imported one takes its name.
-    let swapped = alone(db, &mut conn, async |conn: &mut PgConnection| {
+    let swapped = alone(db, conn, async |conn: &mut PgConnection| {
         let statements: Vec<String> = [
             format!(
                 "ALTER DATABASE {} RENAME TO {}",
@@ -136,7 +181,7 @@ pub async fn import(
             ),
             format!(
                 "ALTER DATABASE {} RENAME TO {}",
-                ident(&staging),
+                ident(staging),
                 ident(&db.name)
             ),
         ]
@@ -147,10 +192,10 @@ pub async fn import(
     })
     .await;
     if let Err(e) = swapped {
-        let _ = drop_database(&mut conn, &staging).await;
+        let _ = drop_database(conn, staging).await;
         return Err(e.into());
     }
-    Ok(Imported { errors })
+    Ok(())
 }
 
 async fn drop_database(conn: &mut PgConnection, name: &str) -> Result<(), SnapshotError> {

@@ -135,7 +135,10 @@ pub async fn load(
         return Err(DumpError::Client {
             program,
             code,
-            help: "its output is above".into(),
+            help: format!(
+                "its output is above; `{}` is untouched: the dump was loading into a database of its own",
+                db.name
+            ),
         });
     }
     Ok(errors)
@@ -204,7 +207,9 @@ fn load_command(
             words(&[
                 "sh",
                 "-c",
-                "gunzip -c \"$1\" | psql -q -o /dev/null -U \"$2\" -d \"$3\"",
+                // A pipeline's status is psql's: a truncated file would load
+                // half and look fine, so the whole file is checked first.
+                "gunzip -t \"$1\" && gunzip -c \"$1\" | psql -q -o /dev/null -U \"$2\" -d \"$3\"",
                 "sh",
                 inside,
                 user,

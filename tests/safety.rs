@@ -973,3 +973,182 @@ fn r22_down_v_lists_the_volumes_and_snapshots_it_removes_and_off_a_terminal_goes
     assert!(!err.contains("[y/N]"), "no question off a terminal: {err}");
     assert!(project_volumes(&p.name).is_empty());
 }
+
+/// Words of a diagnostic as one line, whatever width it was wrapped to.
+fn flat(s: &str) -> String {
+    s.split_whitespace()
+        .filter(|w| *w != "│")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `text` gzipped by the system's `gzip`.
+fn gzip(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("these tests need gzip on PATH");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = text.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// Every database on the server, sorted.
+fn all_databases(p: &Project) -> String {
+    p.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database")
+        .0
+}
+
+#[test]
+fn import_with_errors_leaves_the_app_database_as_it_was_and_drops_only_its_own() {
+    warm_images();
+    let mut p = Project::new("wtsafety-badimport", DB_ONLY);
+    p.ok(&["up", "-d"]);
+    psql_ok(
+        &mut p,
+        "CREATE TABLE marks (v text); INSERT INTO marks VALUES ('mine'), ('also mine');",
+    );
+    // Beside the app's: a snapshot and a database of the user's own, which
+    // dropping the failed load's database must leave alone.
+    p.ok(&["db", "snapshot", "kept"]);
+    psql_ok(&mut p, "CREATE DATABASE notes");
+    let before = all_databases(&p);
+    assert!(
+        before.contains("devenv_snap_kept") && before.contains("notes"),
+        "{before}"
+    );
+
+    // Half of it loads, then a statement fails.
+    p.write(
+        "bad.sql",
+        "CREATE TABLE imported (v int);\nINSERT INTO imported VALUES (1);\ngarbage;\n",
+    );
+    let out = p.run(&["db", "import", "bad.sql"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = flat(&stderr(&out));
+    assert!(
+        said.contains(r#"syntax error at or near "garbage""#),
+        "the client's error is shown: {said}"
+    );
+    assert!(
+        said.contains("import failed with 1 error(s), shown above")
+            && said.contains("`app` is untouched: it holds what it held before the import")
+            && said.contains("`--allow-errors`"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("kept as snapshot"),
+        "no snapshot is taken: {said}"
+    );
+    assert_eq!(
+        p.psql("SELECT string_agg(v, ',' ORDER BY v) FROM marks").0,
+        "also mine,mine",
+        "the app's tables and rows are as they were"
+    );
+    assert_eq!(
+        p.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'imported'")
+            .0,
+        "0",
+        "nothing of the failed load reached the app's database"
+    );
+    // The load's own database is gone, and nothing else is.
+    assert_eq!(all_databases(&p), before);
+    assert_eq!(leftovers(&p), "");
+
+    // A gzipped dump cut short by its last bytes (the length check): every
+    // statement comes out whole, so psql alone would load it and exit 0,
+    // but the file is damaged, so the import fails and changes nothing.
+    let full = gzip("CREATE TABLE cut (v int);\nINSERT INTO cut VALUES (1);\n");
+    std::fs::write(p.path().join("cut.sql.gz"), &full[..full.len() - 4]).unwrap();
+    let out = p.run(&["db", "import", "cut.sql.gz"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = flat(&stderr(&out));
+    assert!(
+        said.contains("unexpected end of file")
+            && said.contains("`app` is untouched")
+            && !said.contains("kept as snapshot"),
+        "{said}"
+    );
+    assert_eq!(
+        p.psql("SELECT string_agg(v, ',' ORDER BY v) FROM marks").0,
+        "also mine,mine"
+    );
+    assert_eq!(all_databases(&p), before);
+
+    // Asked for, the partial load takes the app's name; the old content
+    // stays as a snapshot.
+    let out = p.run(&["db", "import", "bad.sql", "--allow-errors"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = flat(&stderr(&out));
+    assert!(
+        said.contains("imported into `app` without the 1 statement(s) that failed, shown above (`--allow-errors`)")
+            && said.contains("is kept as snapshot `before-import-"),
+        "{said}"
+    );
+    assert_eq!(
+        p.psql("SELECT string_agg(v::text, ',') FROM imported").0,
+        "1"
+    );
+    let snapshot = all_databases(&p)
+        .split(',')
+        .find_map(|d| {
+            d.strip_prefix("devenv_snap_before-import-")
+                .map(str::to_string)
+        })
+        .expect("the previous content is a snapshot");
+    p.ok(&["db", "restore", &format!("before-import-{snapshot}")]);
+    assert_eq!(
+        p.psql("SELECT string_agg(v, ',' ORDER BY v) FROM marks").0,
+        "also mine,mine"
+    );
+    assert_eq!(leftovers(&p), "");
+}
+
+/// The postgres preset with its password from the shell, as the example
+/// stack's dev.toml has it.
+const DB_PASSWORD_FROM_SHELL: &str = "[services.db]\nuse = \"postgres\"\nports = []\nenv = { POSTGRES_PASSWORD = \"${DB_PASSWORD:-secret}\" }\n";
+
+#[test]
+fn a_password_the_volume_was_not_made_with_is_reported_as_such() {
+    warm_images();
+    let mut p = Project::new("wtsafety-login", DB_PASSWORD_FROM_SHELL);
+    p.ok(&["up", "-d"]);
+    p.ok(&["db", "snapshot", "one"]);
+    let wrong = |args: &[&str]| {
+        p.cmd()
+            .env("DB_PASSWORD", "wrongpass")
+            .args(args)
+            .write_stdin("")
+            .output()
+            .unwrap()
+    };
+    let out = wrong(&["db", "snapshots"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = flat(&stderr(&out));
+    assert!(
+        said.contains(
+            r#"cannot log in to the database of service `db` as `app`: error returned from database: password authentication failed for user "app""#
+        ) && said.contains("differs from the one the server was initialised with: a volume keeps the password it was created with"),
+        "{said}"
+    );
+    assert!(!said.contains("publish its port"), "{said}");
+
+    // `down -v` lists the volume: the server runs, it refused the password.
+    let pgdata = format!("{}_pgdata", p.name);
+    let out = wrong(&["down", "-v"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.lines().any(|l| l
+            == format!("  {pgdata} (service `db`: database `app` and its snapshots (not counted: devenv could not log in to the server: its password differs))")),
+        "{err}"
+    );
+    assert!(project_volumes(&p.name).is_empty());
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::{Context, Failure, Outcome};
 use crate::cli::DbCommand;
 use crate::database::Database;
-use crate::dbsafety::{self, ImportError};
+use crate::dbsafety::{self, ImportError, OnErrors};
 use crate::dump;
 use crate::engine::Engine;
 use crate::interrupt;
@@ -39,6 +39,7 @@ impl From<ImportError> for Failure {
             ImportError::Snapshot(e) => e.into(),
             ImportError::Dump(e) => e.into(),
             e @ ImportError::Interrupted { .. } => Failure::new(e, interrupt::exit_code()),
+            e @ ImportError::Failed { .. } => Failure::new(e, 1),
         }
     }
 }
@@ -80,8 +81,13 @@ pub async fn run(ctx: &Context, command: DbCommand) -> Outcome {
             reporter.done(&db.service, &format!("snapshot `{name}` dropped"), true);
             Ok(0)
         }
-        DbCommand::Import { file } => {
-            import(&engine, &db, &ctx.load.cwd.join(file), reporter).await
+        DbCommand::Import { file, allow_errors } => {
+            let on_errors = if allow_errors {
+                OnErrors::Accept
+            } else {
+                OnErrors::Refuse
+            };
+            import(&engine, &db, &ctx.load.cwd.join(file), on_errors, reporter).await
         }
         DbCommand::Export { file, force } => {
             let file =
@@ -160,8 +166,16 @@ async fn list_snapshots(db: &Database, reporter: &dyn Reporter) -> Outcome {
 }
 
 /// `db import FILE`: the dump loaded in place of the database, whose
-/// previous content stays as a snapshot; 1 when the dump had errors.
-async fn import(engine: &Engine, db: &Database, file: &Path, reporter: &dyn Reporter) -> Outcome {
+/// previous content stays as a snapshot. A dump with errors fails (exit 1)
+/// and changes nothing, unless `on_errors` accepts them (`--allow-errors`:
+/// the user said those errors are expected, so it exits 0).
+async fn import(
+    engine: &Engine,
+    db: &Database,
+    file: &Path,
+    on_errors: OnErrors,
+    reporter: &dyn Reporter,
+) -> Outcome {
     if !file.is_file() {
         return Err(dump::DumpError::Read {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
@@ -171,8 +185,16 @@ async fn import(engine: &Engine, db: &Database, file: &Path, reporter: &dyn Repo
     }
     // What the database held stays as a snapshot: an import never loses it.
     let before = format!("before-import-{}", time_name(db).await?);
-    let imported =
-        dbsafety::import(engine, db, file, &before, reporter, interrupt::first()).await?;
+    let imported = dbsafety::import(
+        engine,
+        db,
+        file,
+        &before,
+        on_errors,
+        reporter,
+        interrupt::first(),
+    )
+    .await?;
     reporter.notice(&format!(
         "the previous content of `{}` is kept as snapshot `{before}` (`devenv db restore {before}` puts it back)",
         db.name
@@ -181,21 +203,22 @@ async fn import(engine: &Engine, db: &Database, file: &Path, reporter: &dyn Repo
     if errors.is_empty() {
         reporter.done(&db.service, &format!("imported into `{}`", db.name), true);
     } else {
+        // Only `--allow-errors` gets here: the errors were accepted.
         reporter.done(
             &db.service,
             &format!(
-                "imported into `{}` with {} error(s), shown above",
+                "imported into `{}` without the {} statement(s) that failed, shown above (`--allow-errors`)",
                 db.name,
                 errors.len()
             ),
-            false,
+            true,
         );
     }
     // The kept snapshot's spare, so that restoring it is a rename.
     if let Err(e) = snapshot::prepare_spare(db, &before).await {
         reporter.notice(&format!("no quick restore of `{before}` prepared: {e}"));
     }
-    Ok(if errors.is_empty() { 0 } else { 1 })
+    Ok(0)
 }
 
 /// `db export [FILE]`: the database written to `file`; Ctrl-C stops it.

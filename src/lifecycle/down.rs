@@ -102,8 +102,34 @@ pub struct DoomedVolume {
     /// The services that mount it.
     pub services: Vec<String>,
     /// When it holds the stack's database: its name, and how many snapshots
-    /// live beside it (`None` when the server is not running to count them).
-    pub database: Option<(String, Option<usize>)>,
+    /// live beside it.
+    pub database: Option<(String, Snapshots)>,
+}
+
+/// How many snapshots live beside the database, or why they were not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshots {
+    Counted(usize),
+    /// The database's container is not running.
+    NotRunning,
+    /// The server runs but refused devenv's password (a volume keeps the
+    /// password it was created with), so "not running" would mislead.
+    NoLogin,
+    /// The server runs but could not be asked (not reachable from the host).
+    Unreachable,
+}
+
+impl Snapshots {
+    /// The count, or why there is none, from what asking the server gave.
+    fn from_listing(listed: Result<usize, crate::snapshot::SnapshotError>) -> Snapshots {
+        use crate::database::DatabaseError;
+        use crate::snapshot::SnapshotError;
+        match listed {
+            Ok(n) => Snapshots::Counted(n),
+            Err(SnapshotError::Database(DatabaseError::Login { .. })) => Snapshots::NoLogin,
+            Err(_) => Snapshots::Unreachable,
+        }
+    }
 }
 
 impl DoomedVolume {
@@ -123,13 +149,17 @@ impl DoomedVolume {
             ));
         }
         if let Some((database, snapshots)) = &self.database {
+            let uncounted =
+                |why: &str| format!("database `{database}` and its snapshots (not counted: {why})");
             what.push(match snapshots {
-                Some(0) => format!("database `{database}`, no snapshots"),
-                Some(1) => format!("database `{database}` and 1 snapshot"),
-                Some(n) => format!("database `{database}` and {n} snapshots"),
-                None => format!(
-                    "database `{database}` and its snapshots (not counted: the server is not running)"
-                ),
+                Snapshots::Counted(0) => format!("database `{database}`, no snapshots"),
+                Snapshots::Counted(1) => format!("database `{database}` and 1 snapshot"),
+                Snapshots::Counted(n) => format!("database `{database}` and {n} snapshots"),
+                Snapshots::NotRunning => uncounted("the server is not running"),
+                Snapshots::NoLogin => {
+                    uncounted("devenv could not log in to the server: its password differs")
+                }
+                Snapshots::Unreachable => uncounted("the server could not be reached"),
             });
         }
         if what.is_empty() {
@@ -184,8 +214,11 @@ pub async fn doomed_volumes(engine: &Engine, stack: &Stack) -> Result<Vec<Doomed
             .or_else(|| (theirs.len() == 1).then(|| theirs[0]));
         if let Some(i) = data {
             let snapshots = match crate::database::Database::locate(engine, stack).await {
-                Ok(db) => crate::snapshot::list(&db).await.ok().map(|l| l.len()),
-                Err(_) => None,
+                Ok(db) => {
+                    Snapshots::from_listing(crate::snapshot::list(&db).await.map(|l| l.len()))
+                }
+                Err(crate::database::DatabaseError::NotRunning { .. }) => Snapshots::NotRunning,
+                Err(_) => Snapshots::Unreachable,
             };
             doomed[i].database = Some((database, snapshots));
         }
@@ -218,20 +251,44 @@ mod tests {
             database,
         };
         assert_eq!(
-            v("shop_pgdata", &["db"], Some(("app".into(), Some(3)))).describe(),
+            v(
+                "shop_pgdata",
+                &["db"],
+                Some(("app".into(), Snapshots::Counted(3)))
+            )
+            .describe(),
             "shop_pgdata (service `db`: database `app` and 3 snapshots)"
         );
         assert_eq!(
-            v("shop_pgdata", &["db"], Some(("app".into(), Some(1)))).describe(),
+            v(
+                "shop_pgdata",
+                &["db"],
+                Some(("app".into(), Snapshots::Counted(1)))
+            )
+            .describe(),
             "shop_pgdata (service `db`: database `app` and 1 snapshot)"
         );
         assert_eq!(
-            v("shop_pgdata", &["db"], Some(("app".into(), Some(0)))).describe(),
+            v(
+                "shop_pgdata",
+                &["db"],
+                Some(("app".into(), Snapshots::Counted(0)))
+            )
+            .describe(),
             "shop_pgdata (service `db`: database `app`, no snapshots)"
         );
         assert_eq!(
-            v("shop_pgdata", &["db"], Some(("app".into(), None))).describe(),
+            v("shop_pgdata", &["db"], Some(("app".into(), Snapshots::NotRunning))).describe(),
             "shop_pgdata (service `db`: database `app` and its snapshots (not counted: the server is not running))"
+        );
+        // A running server that refused the password is not "not running".
+        assert_eq!(
+            v("shop_pgdata", &["db"], Some(("app".into(), Snapshots::NoLogin))).describe(),
+            "shop_pgdata (service `db`: database `app` and its snapshots (not counted: devenv could not log in to the server: its password differs))"
+        );
+        assert_eq!(
+            v("shop_pgdata", &["db"], Some(("app".into(), Snapshots::Unreachable))).describe(),
+            "shop_pgdata (service `db`: database `app` and its snapshots (not counted: the server could not be reached))"
         );
         assert_eq!(
             v("shop_shared", &["app", "worker"], None).describe(),

@@ -36,7 +36,7 @@ use crate::images::ImageError;
 use crate::plan::PlanError;
 use crate::probe;
 
-pub use down::{doomed_volumes, down, DoomedVolume};
+pub use down::{doomed_volumes, down, DoomedVolume, Snapshots};
 pub use held::held_secrets;
 pub use hooks::{run_hooks, stop_hook};
 pub use lock::{lock, lock_for, settle, Interrupted, ProjectLock};
