@@ -108,7 +108,7 @@ impl ConfigError {
 
     /// A TOML syntax or type error, with the unknown-key case made friendlier.
     pub fn from_toml(src: &Src, err: &toml::de::Error) -> Self {
-        let message = hide_string_value(err.message().trim());
+        let message = name_the_forms(&hide_string_value(err.message().trim()));
         let help = if message.starts_with("unknown field") {
             Some(match did_you_mean(&message) {
                 Some(close) => format!("did you mean `{close}`? (the README lists every key)"),
@@ -116,7 +116,7 @@ impl ConfigError {
                     "check the spelling; the README lists every key a service accepts".to_string()
                 }
             })
-        } else if message.contains("did not match any variant") {
+        } else if message.starts_with("expected ") {
             Some("see the README for the accepted forms of this key".to_string())
         } else {
             None
@@ -177,6 +177,58 @@ fn hide_string_value(message: &str) -> String {
     message.to_string()
 }
 
+/// serde's `data did not match any variant of untagged enum RawPort` names
+/// a Rust type, not what to write: the forms each such key takes instead.
+fn name_the_forms(message: &str) -> String {
+    const FORMS: [(&str, &str); 10] = [
+        (
+            "RawPort",
+            r#"a port mapping: "8080:80", "80", or { port = "8080:80", fixed = true }"#,
+        ),
+        (
+            "RawDuration",
+            r#"a duration: "90s", "2m", "500ms", or a number of seconds"#,
+        ),
+        ("StrOrList", "a string or a list of strings"),
+        (
+            "RawEnvFiles",
+            r#"a path, or a list of paths or { path = "…", required = false } tables"#,
+        ),
+        (
+            "RawEnvFile",
+            r#"a path or { path = "…", required = false }"#,
+        ),
+        (
+            "RawBuildSpec",
+            r#"a build context path, or { context = "…", dockerfile = "…", target = "…", args = { … } }"#,
+        ),
+        (
+            "RawDepends",
+            r#"a list of service names, or { SERVICE = "started" | "ready" | "completed" }"#,
+        ),
+        (
+            "RawStatus",
+            "a status code (200) or an inclusive range ([200, 399])",
+        ),
+        (
+            "Run",
+            r#"a command line ("php artisan migrate") or a list of words (["php", "artisan", "migrate"])"#,
+        ),
+        (
+            "HpaSetting",
+            "true, false, or { min = …, max = …, cpu = … }",
+        ),
+    ];
+    let Some((_, ty)) = message.split_once("did not match any variant of untagged enum ") else {
+        return message.to_string();
+    };
+    let ty = ty.split_whitespace().next().unwrap_or_default();
+    match FORMS.iter().find(|(name, _)| *name == ty) {
+        Some((_, forms)) => format!("expected {forms}"),
+        None => message.to_string(),
+    }
+}
+
 /// The expected key closest to the unknown one in serde's `unknown field
 /// `replica`, expected one of `replicas`, `resources`, …`.
 fn did_you_mean(message: &str) -> Option<String> {
@@ -214,6 +266,19 @@ mod tests {
             "invalid value: a string, expected one of `a`"
         );
         assert_eq!(hide_string_value("unknown field `x`"), "unknown field `x`");
+    }
+
+    #[test]
+    fn an_untagged_mismatch_names_the_forms_not_the_rust_type() {
+        assert_eq!(
+            name_the_forms("data did not match any variant of untagged enum RawPort"),
+            r#"expected a port mapping: "8080:80", "80", or { port = "8080:80", fixed = true }"#
+        );
+        assert!(
+            name_the_forms("data did not match any variant of untagged enum RawDuration")
+                .starts_with("expected a duration"),
+        );
+        assert_eq!(name_the_forms("unknown field `x`"), "unknown field `x`");
     }
 
     #[test]
