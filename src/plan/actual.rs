@@ -157,8 +157,11 @@ impl Binding {
 
 impl std::fmt::Display for Binding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(ip) = self.host_ip.as_deref().filter(|ip| !ip.is_empty()) {
-            write!(f, "{ip}:")?;
+        match self.host_ip.as_deref().filter(|ip| !ip.is_empty()) {
+            // `[::1]:15432`, as everywhere else: `::1:15432` reads as one address.
+            Some(ip) if ip.contains(':') && !ip.starts_with('[') => write!(f, "[{ip}]:")?,
+            Some(ip) => write!(f, "{ip}:")?,
+            None => {}
         }
         write!(f, "{}", self.port)?;
         match self.protocol {

@@ -1181,3 +1181,19 @@ fn two_services_never_get_the_same_substitute() {
     all.sort();
     assert_eq!(all, [Some(28080), Some(38080)]);
 }
+
+#[test]
+fn an_ipv6_binding_is_printed_in_brackets() {
+    let b = |ip: Option<&str>, protocol| Binding {
+        host_ip: ip.map(str::to_string),
+        port: 15432,
+        protocol,
+    };
+    assert_eq!(b(Some("::1"), Protocol::Tcp).to_string(), "[::1]:15432");
+    assert_eq!(b(Some("[::1]"), Protocol::Tcp).to_string(), "[::1]:15432");
+    assert_eq!(
+        b(Some("127.0.0.1"), Protocol::Udp).to_string(),
+        "127.0.0.1:15432/udp"
+    );
+    assert_eq!(b(None, Protocol::Tcp).to_string(), "15432");
+}
