@@ -496,6 +496,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_redis_probe_logs_in_with_the_servers_own_password() {
+        let stack = load_toml(
+            "[services.cache]\nuse = \"redis\"\nports = []\n\
+             command = [\"redis-server\", \"--requirepass\", \"${REDIS_PW:-hunter22}\"]\n\
+             [services.other]\nuse = \"redis\"\nports = []\nenv = { REDIS_PASSWORD = \"from-env\" }\n\
+             [services.own]\nuse = \"redis\"\nports = []\nenv = { REDIS_PASSWORD = \"from-env\" }\n\
+             ready = { redis = { password = \"its-own\" } }\n",
+        );
+        let password = |name: &str| match &stack.services[name].ready {
+            Some(model::Probe::Redis { password, .. }) => {
+                password.as_ref().map(|p| p.expose().to_string())
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(password("cache").as_deref(), Some("hunter22"));
+        // The official image ignores REDIS_PASSWORD: no AUTH to a server
+        // that may have no password.
+        assert_eq!(password("other"), None);
+        assert_eq!(password("own").as_deref(), Some("its-own"));
+    }
+
+    #[test]
     fn a_name_one_edit_or_one_swap_away_is_similar() {
         for (a, b) in [("cache", "cach"), ("cache", "cachx"), ("cache", "caches")] {
             assert!(similar(a, b), "{a} ~ {b}");

@@ -164,7 +164,19 @@ pub fn resolve_service(
         parse_mount(s, ctx.root)
     })?;
     let depends_on = resolve_depends(name, pick(&raw.depends_on, src, p, |r| &r.depends_on))?;
-    let ready = resolve_ready(ctx, pick(&raw.ready, src, p, |r| &r.ready), &env)?;
+    let mut ready = resolve_ready(ctx, pick(&raw.ready, src, p, |r| &r.ready), &env)?;
+    // A Redis probe without a password of its own logs in with the server's
+    // `--requirepass`: without it such a server never counts as ready. Not
+    // `REDIS_PASSWORD`: the official image ignores it, and an AUTH to a
+    // server without a password fails.
+    if let Some(Probe::Redis {
+        password: password @ None,
+        ..
+    }) = &mut ready
+    {
+        let words = command.as_deref().unwrap_or_default();
+        *password = super::secret::redis_password(words, |_| None).map(super::Secret::from);
+    }
     let ready_timeout =
         resolve_ready_timeout(pick(&raw.ready_timeout, src, p, |r| &r.ready_timeout))?;
     let (restart, runs_once) = resolve_restart(pick(&raw.restart, src, p, |r| &r.restart))?;
