@@ -12,20 +12,7 @@ set -euo pipefail
 services=${1:-20}
 lines=${2:-200000}
 runs=${3:-5}
-repo=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-cleanup() {
-  [ -f "$work/dev.toml" ] && (cd "$work" && "$devenv" --progress quiet down >/dev/null 2>&1 || true)
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# DEVENV=/path/to/devenv skips the release build (figures then say which build).
-if [ -z "${DEVENV:-}" ]; then
-  (cd "$repo" && cargo build --release --locked -q)
-fi
-devenv=$(realpath "${DEVENV:-$repo/target/release/devenv}")
-build=$(basename "$(dirname "$devenv")")
+source "$(dirname "$0")/lib.sh"
 
 # Each service prints its lines, then prints them again whenever /tmp/go appears.
 script="emit() { seq -f '%g a line of benchmark output from a service, about eighty bytes' 1 $lines; }; emit; while :; do if [ -f /tmp/go ]; then rm -f /tmp/go; emit; fi; sleep 0.05; done"

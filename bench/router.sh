@@ -12,18 +12,7 @@
 #   DEVENV=target/debug/devenv bench/router.sh   (use a given binary)
 set -euo pipefail
 requests=${1:-2000}
-repo=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-cleanup() {
-  [ -f "$work/dev.toml" ] && (cd "$work" && "$devenv" --progress quiet down >/dev/null 2>&1 || true)
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-if [ -z "${DEVENV:-}" ]; then
-  (cd "$repo" && cargo build --release --locked -q)
-fi
-devenv=$(realpath "${DEVENV:-$repo/target/release/devenv}")
+source "$(dirname "$0")/lib.sh"
 name="benchrouter$$"
 mkdir -p "$work/srv"
 echo ok >"$work/srv/index.html"

@@ -13,21 +13,12 @@
 set -euo pipefail
 services=${1:-50}
 lines=${2:-100000}
-repo=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
 ui_pid=
-cleanup() {
+# The page's server goes before the stack.
+bench_stop_first() {
   [ -n "$ui_pid" ] && kill "$ui_pid" 2>/dev/null && wait "$ui_pid" 2>/dev/null || true
-  [ -f "$work/dev.toml" ] && (cd "$work" && "$devenv" --progress quiet down >/dev/null 2>&1 || true)
-  rm -rf "$work"
 }
-trap cleanup EXIT
-
-if [ -z "${DEVENV:-}" ]; then
-  (cd "$repo" && cargo build --release --locked -q)
-fi
-devenv=$(realpath "${DEVENV:-$repo/target/release/devenv}")
-build=$(basename "$(dirname "$devenv")")
+source "$(dirname "$0")/lib.sh"
 
 project="benchui$$"
 script="emit() { seq -f '%g a line of benchmark output from a service, about eighty bytes' 1 $lines; }; echo started; while :; do if [ -f /tmp/go ]; then rm -f /tmp/go; emit; fi; sleep 0.05; done"
