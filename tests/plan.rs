@@ -115,6 +115,16 @@ fn dry_run(p: &mut Project, extra: &[&str]) -> (Vec<String>, Value) {
     (lines, plan)
 }
 
+/// One service's step in the JSON plan.
+fn step<'a>(plan: &'a Value, service: &str) -> &'a Value {
+    plan["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == service)
+        .unwrap()
+}
+
 /// service → action, from the JSON plan.
 fn actions(plan: &Value) -> Vec<(String, String)> {
     plan["services"]
@@ -180,12 +190,7 @@ fn dry_run_shows_what_up_would_do_in_each_state_and_changes_nothing() {
     );
     assert!(engine_state(&name).ends_with("networks: \nvolumes: "));
     // Each service waits for its own dependencies only.
-    let app = plan["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["service"] == "app")
-        .unwrap();
+    let app = step(&plan, "app");
     let mut after: Vec<&str> = app["after"]
         .as_array()
         .unwrap()
@@ -195,12 +200,7 @@ fn dry_run_shows_what_up_would_do_in_each_state_and_changes_nothing() {
     after.sort();
     assert_eq!(after, ["cache", "db", "mail", "s3"], "{app:#}");
     // The secret stays masked in the JSON spec.
-    let db = plan["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["service"] == "db")
-        .unwrap();
+    let db = step(&plan, "db");
     let env = &db["spec"]["env"];
     assert_eq!(env["POSTGRES_PASSWORD"]["value"], "********", "{env}");
     assert_eq!(env["POSTGRES_PASSWORD"]["secret"], true, "{env}");
@@ -245,12 +245,7 @@ fn dry_run_shows_what_up_would_do_in_each_state_and_changes_nothing() {
         has(&lines, "would recreate `cache`: env changed"),
         "{lines:#?}"
     );
-    let cache = plan["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["service"] == "cache")
-        .unwrap();
+    let cache = step(&plan, "cache");
     assert_eq!(cache["action"], "recreate");
     assert_eq!(cache["changes"], serde_json::json!(["env"]));
     assert_eq!(
@@ -319,12 +314,7 @@ fn dry_run_shows_what_up_would_do_in_each_state_and_changes_nothing() {
         ),
         "{lines:#?}"
     );
-    let mail = plan["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["service"] == "mail")
-        .unwrap();
+    let mail = step(&plan, "mail");
     assert_eq!(mail["action"], "start");
 }
 
@@ -404,12 +394,7 @@ fn a_host_port_another_process_holds_is_named_by_the_dry_run() {
     assert_eq!(engine_state(&p.name), before);
 
     // The plan names the port `up` will publish on, and why (issue 21).
-    let app = plan["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["service"] == "app")
-        .unwrap();
+    let app = step(&plan, "app");
     let moved = &app["moves"][0];
     assert_eq!(moved["declared"], port, "{app:#}");
     assert_eq!(moved["taken_by"]["by"], "process", "{app:#}");

@@ -117,6 +117,15 @@ fn up_done(stack: &Stack) -> Actual {
     a
 }
 
+/// The service's observed container, to change what the engine "has".
+fn observed_mut<'a>(actual: &'a mut Actual, service: &str) -> &'a mut Observed {
+    actual
+        .containers
+        .iter_mut()
+        .find(|c| c.service() == service)
+        .unwrap()
+}
+
 fn actions(plan: &Plan) -> Vec<(String, String)> {
     plan.services
         .iter()
@@ -262,12 +271,7 @@ fn a_port_that_moved_is_checked_where_it_went() {
     let before = stack("");
     let after = stack("").tap_env("app", "A", "2");
     let mut actual = up_done(&before);
-    let app = actual
-        .containers
-        .iter_mut()
-        .find(|c| c.service() == "app")
-        .unwrap();
-    app.published[0].1.port = 18080;
+    observed_mut(&mut actual, "app").published[0].1.port = 18080;
     let plan = plan(&after, &actual, &PlanOptions::default()).unwrap();
     let check = &plan.port_checks[0];
     assert_eq!((check.binding.port, check.declared), (18080, Some(8080)));
@@ -682,11 +686,7 @@ fn anonymous_volumes_are_carried_over_on_a_recreate() {
     let before = stack("");
     let mut actual = up_done(&before);
     let anon = "ab".repeat(32);
-    actual
-        .containers
-        .iter_mut()
-        .find(|c| c.service() == "db")
-        .unwrap()
+    observed_mut(&mut actual, "db")
         .volume_mounts
         .insert("/scratch".into(), anon.clone());
     actual.images.get_mut("postgres:16").unwrap().volumes = vec!["/scratch".into()];
@@ -1049,12 +1049,7 @@ fn a_recreate_keeps_the_port_its_container_has_now() {
     let before = stack("");
     let after = stack("").tap_env("app", "A", "2");
     let mut actual = up_done(&before);
-    let app = actual
-        .containers
-        .iter_mut()
-        .find(|c| c.service() == "app")
-        .unwrap();
-    app.published[0].1.port = 18080;
+    observed_mut(&mut actual, "app").published[0].1.port = 18080;
     // Its own container holds 18080; 8080 is free again.
     held_by_process(&mut actual, &before, "app", 18080);
     let plan = plan_of(&after, &actual);
