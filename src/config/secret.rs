@@ -232,8 +232,9 @@ impl Masker {
     /// also a service's name (`REDIS_PASSWORD=redis`) stays masked where it
     /// is the password (its own field, the spans it filled), while `ps`,
     /// `REDIS_HOST = "redis"` and the JSON keys keep naming the service.
+    /// The [`WELL_KNOWN_DEFAULTS`] are always spared with them.
     pub fn spare<'a>(&mut self, words: impl IntoIterator<Item = &'a str>) {
-        let words: Vec<&str> = words.into_iter().collect();
+        let words: Vec<&str> = words.into_iter().chain(WELL_KNOWN_DEFAULTS).collect();
         self.matcher = std::sync::OnceLock::new();
         self.values.retain(|v| !words.contains(&v.as_str()));
         self.texts.retain(|(t, _)| !words.contains(&t.as_str()));
@@ -328,7 +329,7 @@ impl Masker {
         if let Some(password) = redis_password(command, |_| None) {
             m.add_value(password);
         }
-        m.spare(WELL_KNOWN_DEFAULTS);
+        m.spare([]);
         m
     }
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use futures_util::future::join_all;
 
-use crate::config::secret::{register, Masker, WELL_KNOWN_DEFAULTS};
+use crate::config::secret::{register, Masker};
 use crate::engine::{ContainerEnv, Engine, EngineError};
 
 /// Registers the secrets the project's containers hold (every container,
@@ -42,7 +42,7 @@ pub async fn held_secrets(
             own.entry(c.service.clone()).or_insert(held);
         }
     }
-    masker.spare(names.iter().map(String::as_str).chain(WELL_KNOWN_DEFAULTS));
+    masker.spare(names.iter().map(String::as_str));
     register(&masker);
     Ok(own)
 }
