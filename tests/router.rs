@@ -323,7 +323,15 @@ fn r28_a_killed_up_leaves_a_router_the_next_up_makes_consistent() {
             "after a kill at {delay:?}: {status}"
         );
         assert!(body.starts_with("kill "), "{body}");
-        let check = docker(&["exec", "devenv-router", "nginx", "-t"]);
+        // The router is shared: another test's `up` may be writing its own
+        // certificate into it at this moment (under the router lock, which
+        // this check does not take), so its configuration is checked until
+        // that write lands.
+        let mut check = docker(&["exec", "devenv-router", "nginx", "-t"]);
+        support::eventually(10, || {
+            check = docker(&["exec", "devenv-router", "nginx", "-t"]);
+            check.status.success()
+        });
         assert!(
             check.status.success(),
             "{}",
